@@ -1,0 +1,228 @@
+//! The model store: manifests, blobs, and what is wrong between them.
+
+pub mod baseline;
+pub mod discover;
+pub mod manifest;
+pub mod verify;
+
+use crate::finding::{Evidence, Finding, Severity};
+use crate::root::list_dir;
+use chrono::{DateTime, Utc};
+use manifest::{blob_file_hex, digest_hex, parse_manifest, Layer, ModelRef};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs;
+use std::path::{Path, PathBuf};
+
+/// More manifests than this is not a model store we should walk in full.
+const MAX_MANIFESTS: usize = 100_000;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ModelEntry {
+    pub name: String,
+    pub registry: String,
+    /// `sha256:<hex>` of the manifest file: the id `ollama list` shows a prefix of.
+    pub digest: String,
+    /// Host path of the manifest.
+    pub manifest: String,
+    pub modified: Option<DateTime<Utc>>,
+    pub size: u64,
+    #[serde(skip)]
+    pub layers: Vec<Layer>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Blob {
+    pub hex: String,
+    #[serde(skip)]
+    pub path: PathBuf,
+    pub size: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct StoreScan {
+    /// Host path of the models directory.
+    pub dir: String,
+    pub models: Vec<ModelEntry>,
+    pub blob_count: usize,
+    #[serde(skip)]
+    pub blobs: BTreeMap<String, Blob>,
+    #[serde(skip)]
+    pub findings: Vec<Finding>,
+}
+
+/// Walk one models directory. `dir` is the real path, `show` turns a real path into the host
+/// path used in evidence.
+pub fn scan_store(dir: &Path, show: &dyn Fn(&Path) -> String) -> StoreScan {
+    let mut scan = StoreScan {
+        dir: show(dir),
+        models: Vec::new(),
+        blob_count: 0,
+        blobs: BTreeMap::new(),
+        findings: Vec::new(),
+    };
+    for p in list_dir(&dir.join("blobs")) {
+        let Some(hex) = p
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(blob_file_hex)
+        else {
+            continue;
+        };
+        let size = fs::metadata(&p).map(|m| m.len()).unwrap_or(0);
+        scan.blobs.insert(
+            hex.to_string(),
+            Blob {
+                hex: hex.to_string(),
+                path: p.clone(),
+                size,
+            },
+        );
+    }
+    scan.blob_count = scan.blobs.len();
+
+    let mut referenced: BTreeSet<String> = BTreeSet::new();
+    for (path, parts) in manifest_files(&dir.join("manifests")) {
+        let shown = show(&path);
+        let parts: Vec<&str> = parts.iter().map(String::as_str).collect();
+        let Some(mref) = ModelRef::from_parts(&parts) else {
+            continue;
+        };
+        let Some(bytes) = crate::root::read_bytes_at(&path) else {
+            continue;
+        };
+        let modified = fs::metadata(&path)
+            .and_then(|m| m.modified())
+            .ok()
+            .map(DateTime::<Utc>::from);
+        let m = match parse_manifest(&bytes) {
+            Ok(m) => m,
+            Err(e) => {
+                scan.findings.push(
+                    Finding::new(
+                        "model.bad-manifest",
+                        Severity::Medium,
+                        format!("Manifest of {} cannot be parsed", mref.name()),
+                    )
+                    .with(Evidence::at(shown.clone(), None, e.to_string()))
+                    .fix(format!(
+                        "Inspect {shown}; if you did not create it, remove it (`ollama rm {}`)",
+                        mref.name()
+                    )),
+                );
+                continue;
+            }
+        };
+        let name = mref.name();
+        let mut size = 0u64;
+        for l in m.blobs() {
+            size = size.saturating_add(l.size);
+            let Some(hex) = digest_hex(&l.digest) else {
+                scan.findings.push(
+                    Finding::new(
+                        "model.bad-digest",
+                        Severity::Critical,
+                        format!("Manifest of {name} names a blob by a digest that is not sha256 (path traversal, CVE-2024-37032)"),
+                    )
+                    .with(Evidence::at(shown.clone(), None, format!("digest {:?}", l.digest)))
+                    .fix(format!("Remove {shown}, upgrade Ollama, and check the files this digest points at; treat the host as compromised if you did not create it")),
+                );
+                continue;
+            };
+            referenced.insert(hex.to_string());
+            match scan.blobs.get(hex) {
+                None => scan.findings.push(
+                    Finding::new("model.missing-blob", Severity::High, format!("{name} references a missing blob"))
+                        .with(Evidence::at(shown.clone(), None, format!("{} ({}, {} bytes)", l.digest, l.media_type, l.size)))
+                        .fix(format!("Re-pull the model (`ollama pull {name}`) or remove it (`ollama rm {name}`)")),
+                ),
+                Some(b) if l.size != 0 && b.size != l.size => scan.findings.push(
+                    Finding::new("model.size-mismatch", Severity::High, format!("A blob of {name} has the wrong size"))
+                        .with(Evidence::at(show(&b.path), None, format!("{} bytes on disk, manifest says {}", b.size, l.size)))
+                        .with(Evidence::at(shown.clone(), None, l.digest.clone()))
+                        .fix(format!("Remove the blob and re-pull (`ollama rm {name} && ollama pull {name}`)")),
+                ),
+                Some(_) => {}
+            }
+        }
+        scan.models.push(ModelEntry {
+            name,
+            registry: mref.registry.clone(),
+            digest: format!("sha256:{}", hex::encode(Sha256::digest(&bytes))),
+            manifest: shown,
+            modified,
+            size,
+            layers: m.blobs().cloned().collect(),
+        });
+    }
+    for (hex, b) in &scan.blobs {
+        if !referenced.contains(hex) {
+            scan.findings.push(
+                Finding::new("model.orphan-blob", Severity::Low, "Blob not referenced by any manifest")
+                    .with(Evidence::at(show(&b.path), None, format!("{} bytes", b.size)))
+                    .fix("`ollama` prunes unreferenced blobs at start-up unless OLLAMA_NOPRUNE is set; if it persists, inspect and delete it"),
+            );
+        }
+    }
+    scan
+}
+
+/// Manifest files exactly four levels below `manifests/`, with their path components.
+fn manifest_files(dir: &Path) -> Vec<(PathBuf, Vec<String>)> {
+    let mut out = Vec::new();
+    let mut stack: Vec<(PathBuf, Vec<String>)> = vec![(dir.to_path_buf(), Vec::new())];
+    while let Some((d, parts)) = stack.pop() {
+        for p in list_dir(&d) {
+            let Some(name) = p.file_name().and_then(|n| n.to_str()).map(str::to_string) else {
+                continue;
+            };
+            let Ok(meta) = fs::symlink_metadata(&p) else {
+                continue;
+            };
+            let mut next = parts.clone();
+            next.push(name);
+            if meta.is_dir() && next.len() < 4 {
+                stack.push((p, next));
+            } else if meta.is_file() && next.len() == 4 {
+                out.push((p, next));
+                if out.len() >= MAX_MANIFESTS {
+                    return out;
+                }
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Findings about where models came from and when.
+pub fn provenance(models: &[ModelEntry], since: Option<DateTime<Utc>>) -> Vec<Finding> {
+    let mut out = Vec::new();
+    for m in models {
+        if m.registry != manifest::OFFICIAL_REGISTRY {
+            out.push(
+                Finding::new(
+                    "model.foreign-registry",
+                    Severity::High,
+                    format!("{} was pulled from {}, not registry.ollama.ai", m.name, m.registry),
+                )
+                .with(Evidence::at(m.manifest.clone(), None, format!("manifest {}", m.digest)))
+                .fix(format!(
+                    "If you did not pull it on purpose, remove it (`ollama rm {}`) and find out who did: attacker models named `<ip>:<port>/...` have been pushed to exposed servers through /api/pull",
+                    m.name
+                )),
+            );
+        }
+        if let (Some(since), Some(t)) = (since, m.modified) {
+            if t >= since {
+                out.push(
+                    Finding::new("model.since", Severity::Medium, format!("{} was added or changed at {}", m.name, t.to_rfc3339()))
+                        .with(Evidence::at(m.manifest.clone(), None, format!("manifest modified {}", t.to_rfc3339())))
+                        .fix(format!("Confirm someone on your side pulled {}; if not, remove it and review who can reach the API", m.name)),
+                );
+            }
+        }
+    }
+    out
+}
