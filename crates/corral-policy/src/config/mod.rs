@@ -1,0 +1,302 @@
+//! Typed configuration.
+//!
+//! The TOML file is read into raw structs with `deny_unknown_fields`, then validated into the
+//! typed [`Config`]; every error names the key path it is about
+//! (`policies.user.max_num_ctx: must be a positive integer`). Sections:
+//!
+//! ```toml
+//! [server]            # where the gate listens and what it forwards to
+//! [audit]             # the audit log file and its rotation
+//! [policies.NAME]     # one table per policy; keys are bound to a policy by name
+//! ```
+//!
+//! The built-in policies `user` and `admin` exist unless the file redefines them; a
+//! redefinition starts from the built-in's values, so only the keys that differ need be
+//! written. A new policy starts from the `user` values.
+
+mod raw;
+mod values;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::model::{self, ModelPattern};
+use crate::route::{BodyKind, EndpointClass};
+
+pub use values::{parse_size, Upstream, UpstreamScheme};
+
+/// 1 MiB.
+const MIB: u64 = 1024 * 1024;
+
+/// Body limit for inspected (JSON and multipart) bodies when a policy sets none: the gate
+/// must hold the whole body to inspect it, so "unlimited" never applies to them.
+pub const DEFAULT_INSPECTED_BODY_LIMIT: u64 = 32 * MIB;
+
+/// The whole validated configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    pub server: ServerSection,
+    pub audit: AuditSection,
+    /// Policies by name; always contains `user` and `admin`.
+    pub policies: BTreeMap<String, Arc<Policy>>,
+}
+
+/// `[server]`: the listener and the upstream. Every key is optional; command-line flags
+/// override them, and what neither sets takes the gate's default (noted per key).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ServerSection {
+    /// `listen` — socket address to listen on (default `"127.0.0.1:11435"`). A non-loopback
+    /// address requires TLS or `allow_plaintext = true`.
+    pub listen: Option<SocketAddr>,
+    /// `upstream` — base URL of Ollama: `http://` or `https://`, a host and an optional
+    /// port, no path, query or credentials (default `"http://127.0.0.1:11434"`). Validated
+    /// with [`Upstream::parse`]; kept as written (trimmed).
+    pub upstream: Option<String>,
+    /// `idle_timeout` — longest silence from upstream, before the response starts and
+    /// between two chunks, before the request fails with 504: a duration such as `"10m"` or a
+    /// number of seconds, > 0 (default 5 minutes). There is no total timeout: generations run
+    /// for as long as they keep producing.
+    pub idle_timeout: Option<Duration>,
+    /// `connect_timeout` — time allowed to connect to upstream, e.g. `"5s"` (default), > 0.
+    pub connect_timeout: Option<Duration>,
+    /// `tls_cert` — PEM certificate chain file; set together with `tls_key`.
+    pub tls_cert: Option<PathBuf>,
+    /// `tls_key` — PEM private key file; set together with `tls_cert`.
+    pub tls_key: Option<PathBuf>,
+    /// `allow_plaintext` — permit listening on a non-loopback address without TLS
+    /// (default `false`): keys would cross the network in clear text.
+    pub allow_plaintext: bool,
+}
+
+/// `[audit]`: the audit log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditSection {
+    /// `path` — audit log file; default `audit.ndjson` in the data directory.
+    pub path: Option<PathBuf>,
+    /// `max_bytes` — rotate the file when it reaches this size; bytes as an integer or a size
+    /// string such as `"100MiB"` (default) or `"1GB"`. Must be > 0.
+    pub max_bytes: u64,
+    /// `keep` — number of rotated files kept, 1 to 10000 (default 10).
+    pub keep: usize,
+}
+
+/// `[policies.NAME]`: what a key bound to this policy may do. Names use `a-z 0-9 _ -`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Policy {
+    /// The table name.
+    pub name: String,
+    /// `endpoints` — endpoint classes allowed: any of `"inference"`, `"discovery"`, `"ops"`,
+    /// `"admin"`, `"account"`, or `["all"]`. Default `["inference", "discovery"]`.
+    pub endpoints: BTreeSet<EndpointClass>,
+    /// `models` — allow-list of model-name globs: `*` any run of characters, `?` one
+    /// character; a pattern without a tag matches every tag (`"llama3.2"` = `llama3.2:*`).
+    /// Names are compared lower-case without the default `registry.ollama.ai/library/`
+    /// prefix. Default `["*"]`.
+    pub models: Vec<ModelPattern>,
+    /// `tools` — allow tool/function definitions in chat requests (default `true`).
+    pub tools: bool,
+    /// `images` — allow image input (vision) (default `true`).
+    pub images: bool,
+    /// `cloud` — allow cloud models (`:cloud`, `-cloud` tags, entries with `remote_host`),
+    /// which run on ollama.com under the server owner's account (default `false`).
+    pub cloud: bool,
+    /// `max_num_ctx` — largest `options.num_ctx` forwarded; larger values are lowered to it.
+    /// Positive integer, or `"unlimited"`. Default 32768.
+    pub max_num_ctx: Option<u64>,
+    /// `max_num_predict` — largest number of tokens generated (`options.num_predict`,
+    /// `max_tokens`, `max_completion_tokens`, `max_output_tokens`); requests asking for more,
+    /// for unlimited, or for nothing in particular get this value. Positive integer, or
+    /// `"unlimited"` (default).
+    pub max_num_predict: Option<u64>,
+    /// `max_keep_alive` — longest `keep_alive` forwarded, e.g. `"30m"` (default); longer
+    /// values and negative ones ("forever") are lowered to it. A duration > 0 or a number
+    /// of seconds > 0, or `"unlimited"`.
+    pub max_keep_alive: Option<Duration>,
+    /// `max_body_bytes` — largest request body, as bytes or a size string (`"32MiB"`,
+    /// default). `"unlimited"` lifts the limit for blob uploads only: JSON and multipart
+    /// bodies are still held to 32 MiB because they are inspected in memory.
+    pub max_body_bytes: Option<u64>,
+}
+
+impl Policy {
+    /// Whether the policy allows routes of `class`.
+    pub fn allows_class(&self, class: EndpointClass) -> bool {
+        self.endpoints.contains(&class)
+    }
+
+    /// Whether `name` (any spelling; normalised here) matches the model allow-list.
+    pub fn allows_model(&self, name: &str) -> bool {
+        let n = model::normalize(name);
+        self.models.iter().any(|p| p.matches_normalized(&n))
+    }
+
+    /// The body limit the gate applies for a route's body kind; `None` means unlimited.
+    pub fn body_limit(&self, kind: BodyKind) -> Option<u64> {
+        match kind {
+            BodyKind::None => Some(0),
+            BodyKind::Json | BodyKind::Multipart => {
+                Some(self.max_body_bytes.unwrap_or(DEFAULT_INSPECTED_BODY_LIMIT))
+            }
+            BodyKind::Binary => self.max_body_bytes,
+        }
+    }
+
+    /// The built-in `user` policy: inference and discovery on every local model.
+    pub fn builtin_user() -> Policy {
+        Policy {
+            name: "user".to_string(),
+            endpoints: [EndpointClass::Inference, EndpointClass::Discovery]
+                .into_iter()
+                .collect(),
+            models: vec![star()],
+            tools: true,
+            images: true,
+            cloud: false,
+            max_num_ctx: Some(32768),
+            max_num_predict: None,
+            max_keep_alive: Some(Duration::from_secs(30 * 60)),
+            max_body_bytes: Some(32 * MIB),
+        }
+    }
+
+    /// The built-in `admin` policy: everything, no clamps.
+    pub fn builtin_admin() -> Policy {
+        Policy {
+            name: "admin".to_string(),
+            endpoints: EndpointClass::ALL.into_iter().collect(),
+            models: vec![star()],
+            tools: true,
+            images: true,
+            cloud: true,
+            max_num_ctx: None,
+            max_num_predict: None,
+            max_keep_alive: None,
+            max_body_bytes: None,
+        }
+    }
+}
+
+impl fmt::Display for Policy {
+    /// One line for `corral config check`, e.g. `endpoints=inference,discovery models=*
+    /// tools=yes images=yes cloud=no max_num_ctx=32768 max_num_predict=unlimited
+    /// max_keep_alive=30m max_body_bytes=33554432`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let yes = |b: bool| if b { "yes" } else { "no" };
+        let limit = |v: Option<u64>| v.map_or_else(|| "unlimited".to_string(), |n| n.to_string());
+        let endpoints: Vec<&str> = self.endpoints.iter().map(|c| c.as_str()).collect();
+        let models: Vec<&str> = self.models.iter().map(ModelPattern::as_str).collect();
+        write!(
+            f,
+            "endpoints={} models={} tools={} images={} cloud={} max_num_ctx={} \
+             max_num_predict={} max_keep_alive={} max_body_bytes={}",
+            if endpoints.is_empty() {
+                "none".to_string()
+            } else {
+                endpoints.join(",")
+            },
+            if models.is_empty() {
+                "none".to_string()
+            } else {
+                models.join(",")
+            },
+            yes(self.tools),
+            yes(self.images),
+            yes(self.cloud),
+            limit(self.max_num_ctx),
+            limit(self.max_num_predict),
+            self.max_keep_alive.map_or_else(
+                || "unlimited".to_string(),
+                crate::decide::format_go_duration
+            ),
+            limit(self.max_body_bytes),
+        )
+    }
+}
+
+fn star() -> ModelPattern {
+    ModelPattern::any()
+}
+
+impl Default for AuditSection {
+    fn default() -> Self {
+        AuditSection {
+            path: None,
+            max_bytes: 100 * MIB,
+            keep: 10,
+        }
+    }
+}
+
+impl Config {
+    /// The configuration used when no file is given: defaults and the built-in policies.
+    pub fn builtin() -> Config {
+        let mut policies = BTreeMap::new();
+        policies.insert("user".to_string(), Arc::new(Policy::builtin_user()));
+        policies.insert("admin".to_string(), Arc::new(Policy::builtin_admin()));
+        Config {
+            server: ServerSection::default(),
+            audit: AuditSection::default(),
+            policies,
+        }
+    }
+
+    /// Parses and validates a configuration file's text.
+    pub fn from_toml_str(text: &str) -> Result<Config, ConfigError> {
+        raw::parse(text)
+    }
+
+    /// The policy called `name`.
+    pub fn policy(&self, name: &str) -> Option<Arc<Policy>> {
+        self.policies.get(name).cloned()
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config::builtin()
+    }
+}
+
+/// A configuration mistake: the key path it is about and what is wrong.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// Dotted key path, e.g. `policies.user.max_num_ctx`; empty when the file as a whole is
+    /// at fault (a TOML syntax error).
+    pub path: String,
+    pub message: String,
+    /// 1-based line in the file, when known.
+    pub line: Option<usize>,
+}
+
+impl ConfigError {
+    pub(crate) fn at(path: impl Into<String>, message: impl Into<String>) -> ConfigError {
+        ConfigError {
+            path: path.into(),
+            message: message.into(),
+            line: None,
+        }
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(line) = self.line {
+            write!(f, "line {line}: ")?;
+        }
+        if self.path.is_empty() {
+            f.write_str(&self.message)
+        } else {
+            write!(f, "{}: {}", self.path, self.message)
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests;

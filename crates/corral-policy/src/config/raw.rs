@@ -1,0 +1,354 @@
+//! The file as written (raw structs) and its validation into [`Config`].
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use serde::Deserialize;
+
+use super::values::{is_unlimited, parse_duration, parse_size, Upstream};
+use super::{AuditSection, Config, ConfigError, Policy, ServerSection};
+use crate::model::ModelPattern;
+use crate::route::EndpointClass;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    #[serde(default)]
+    server: RawServer,
+    #[serde(default)]
+    audit: RawAudit,
+    #[serde(default)]
+    policies: BTreeMap<String, RawPolicy>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawServer {
+    listen: Option<String>,
+    upstream: Option<String>,
+    idle_timeout: Option<toml::Value>,
+    connect_timeout: Option<toml::Value>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
+    allow_plaintext: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAudit {
+    path: Option<PathBuf>,
+    max_bytes: Option<toml::Value>,
+    keep: Option<i64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPolicy {
+    endpoints: Option<Vec<String>>,
+    models: Option<Vec<String>>,
+    tools: Option<bool>,
+    images: Option<bool>,
+    cloud: Option<bool>,
+    max_num_ctx: Option<toml::Value>,
+    max_num_predict: Option<toml::Value>,
+    max_keep_alive: Option<toml::Value>,
+    max_body_bytes: Option<toml::Value>,
+}
+
+/// Longest policy name accepted.
+const MAX_POLICY_NAME: usize = 64;
+
+pub(super) fn parse(text: &str) -> Result<Config, ConfigError> {
+    let raw: RawConfig = toml::from_str(text).map_err(|e| from_toml_error(text, &e))?;
+    let mut config = Config::builtin();
+    config.server = server(raw.server)?;
+    config.audit = audit(raw.audit)?;
+    for (name, rp) in raw.policies {
+        let p = policy(&name, rp)?;
+        config.policies.insert(name, Arc::new(p));
+    }
+    Ok(config)
+}
+
+fn server(raw: RawServer) -> Result<ServerSection, ConfigError> {
+    let mut s = ServerSection::default();
+    if let Some(listen) = raw.listen {
+        let addr = listen.trim().parse().map_err(|_| {
+            ConfigError::at(
+                "server.listen",
+                format!("invalid socket address {}", quoted(&listen)),
+            )
+        })?;
+        s.listen = Some(addr);
+    }
+    if let Some(up) = raw.upstream {
+        Upstream::parse(up.trim()).map_err(|m| {
+            ConfigError::at(
+                "server.upstream",
+                format!("invalid URL {}: {m}", quoted(&up)),
+            )
+        })?;
+        s.upstream = Some(up.trim().to_string());
+    }
+    if let Some(v) = raw.idle_timeout {
+        s.idle_timeout = Some(positive_duration("server.idle_timeout", &v)?);
+    }
+    if let Some(v) = raw.connect_timeout {
+        s.connect_timeout = Some(positive_duration("server.connect_timeout", &v)?);
+    }
+    match (&raw.tls_cert, &raw.tls_key) {
+        (Some(_), None) => {
+            return Err(ConfigError::at(
+                "server.tls_key",
+                "required when server.tls_cert is set",
+            ))
+        }
+        (None, Some(_)) => {
+            return Err(ConfigError::at(
+                "server.tls_cert",
+                "required when server.tls_key is set",
+            ))
+        }
+        _ => {}
+    }
+    s.tls_cert = raw.tls_cert;
+    s.tls_key = raw.tls_key;
+    s.allow_plaintext = raw.allow_plaintext.unwrap_or(false);
+    Ok(s)
+}
+
+fn audit(raw: RawAudit) -> Result<AuditSection, ConfigError> {
+    let mut a = AuditSection::default();
+    if let Some(p) = raw.path {
+        if p.as_os_str().is_empty() {
+            return Err(ConfigError::at("audit.path", "must not be empty"));
+        }
+        a.path = Some(p);
+    }
+    if let Some(v) = raw.max_bytes {
+        a.max_bytes = size("audit.max_bytes", &v)?;
+    }
+    if let Some(k) = raw.keep {
+        a.keep = usize::try_from(k)
+            .ok()
+            .filter(|k| (1..=10_000).contains(k))
+            .ok_or_else(|| ConfigError::at("audit.keep", "must be an integer from 1 to 10000"))?;
+    }
+    Ok(a)
+}
+
+fn policy(name: &str, raw: RawPolicy) -> Result<Policy, ConfigError> {
+    let base = format!("policies.{name}");
+    if name.is_empty()
+        || name.len() > MAX_POLICY_NAME
+        || !name
+            .bytes()
+            .all(|b| matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'_' | b'-'))
+    {
+        return Err(ConfigError::at(
+            format!("policies.{}", sanitize(name)),
+            "policy names use only a-z, 0-9, '_' and '-' (at most 64 characters)",
+        ));
+    }
+    let mut p = if name == "admin" {
+        Policy::builtin_admin()
+    } else {
+        Policy::builtin_user()
+    };
+    p.name = name.to_string();
+    if let Some(list) = raw.endpoints {
+        p.endpoints = endpoints(&base, &list)?;
+    }
+    if let Some(list) = raw.models {
+        p.models = list
+            .iter()
+            .enumerate()
+            .map(|(i, m)| {
+                ModelPattern::parse(m)
+                    .map_err(|e| ConfigError::at(format!("{base}.models[{i}]"), e.to_string()))
+            })
+            .collect::<Result<_, _>>()?;
+    }
+    p.tools = raw.tools.unwrap_or(p.tools);
+    p.images = raw.images.unwrap_or(p.images);
+    p.cloud = raw.cloud.unwrap_or(p.cloud);
+    if let Some(v) = raw.max_num_ctx {
+        p.max_num_ctx = limit(&format!("{base}.max_num_ctx"), &v, positive_int)?;
+    }
+    if let Some(v) = raw.max_num_predict {
+        p.max_num_predict = limit(&format!("{base}.max_num_predict"), &v, positive_int)?;
+    }
+    if let Some(v) = raw.max_keep_alive {
+        p.max_keep_alive = limit(&format!("{base}.max_keep_alive"), &v, positive_duration)?;
+    }
+    if let Some(v) = raw.max_body_bytes {
+        p.max_body_bytes = limit(&format!("{base}.max_body_bytes"), &v, size)?;
+    }
+    Ok(p)
+}
+
+fn endpoints(base: &str, list: &[String]) -> Result<BTreeSet<EndpointClass>, ConfigError> {
+    let mut set = BTreeSet::new();
+    for (i, e) in list.iter().enumerate() {
+        if e == "all" {
+            set.extend(EndpointClass::ALL);
+        } else if let Some(c) = EndpointClass::parse(e) {
+            set.insert(c);
+        } else {
+            return Err(ConfigError::at(
+                format!("{base}.endpoints[{i}]"),
+                format!(
+                    "unknown endpoint class {} (expected inference, discovery, ops, admin, account or all)",
+                    quoted(e)
+                ),
+            ));
+        }
+    }
+    Ok(set)
+}
+
+fn limit<T>(
+    path: &str,
+    v: &toml::Value,
+    parse: fn(&str, &toml::Value) -> Result<T, ConfigError>,
+) -> Result<Option<T>, ConfigError> {
+    if is_unlimited(v) {
+        Ok(None)
+    } else {
+        parse(path, v).map(Some)
+    }
+}
+
+fn positive_int(path: &str, v: &toml::Value) -> Result<u64, ConfigError> {
+    match v {
+        toml::Value::Integer(i) if *i > 0 => Ok(*i as u64),
+        _ => Err(ConfigError::at(
+            path,
+            "must be a positive integer (or \"unlimited\")",
+        )),
+    }
+}
+
+fn positive_duration(path: &str, v: &toml::Value) -> Result<std::time::Duration, ConfigError> {
+    match parse_duration(v) {
+        Some(d) if !d.is_zero() => Ok(d),
+        Some(_) => Err(ConfigError::at(path, "must be greater than zero")),
+        None => Err(ConfigError::at(
+            path,
+            "must be a duration such as \"30s\", \"10m\" or \"1h 30m\", or a number of seconds",
+        )),
+    }
+}
+
+fn size(path: &str, v: &toml::Value) -> Result<u64, ConfigError> {
+    let n = match v {
+        toml::Value::Integer(i) if *i >= 0 => Some(*i as u64),
+        toml::Value::String(s) => parse_size(s),
+        _ => None,
+    };
+    match n {
+        Some(0) => Err(ConfigError::at(path, "must be greater than zero")),
+        Some(n) => Ok(n),
+        None => Err(ConfigError::at(
+            path,
+            "must be a number of bytes or a size such as \"32MiB\" or \"1GB\"",
+        )),
+    }
+}
+
+fn quoted(s: &str) -> String {
+    format!("\"{}\"", sanitize(s))
+}
+
+/// Values echoed in messages: printable ASCII only, bounded, so a hostile file cannot put
+/// terminal escapes into the operator's console.
+fn sanitize(s: &str) -> String {
+    let mut out: String = s
+        .chars()
+        .take(80)
+        .map(|c| {
+            if c.is_ascii_graphic() || c == ' ' {
+                c
+            } else {
+                '?'
+            }
+        })
+        .collect();
+    if s.chars().count() > 80 {
+        out.push_str("...");
+    }
+    out
+}
+
+/// Turns a serde/TOML error into one naming the key path, found from the error's span.
+fn from_toml_error(text: &str, e: &toml::de::Error) -> ConfigError {
+    let message = e.message().trim().to_string();
+    let Some(span) = e.span() else {
+        return ConfigError::at("", message);
+    };
+    let line = text
+        .get(..span.start.min(text.len()))
+        .map(|t| t.matches('\n').count() + 1);
+    let path = key_path_at(text, span.start).unwrap_or_default();
+    ConfigError {
+        path,
+        message,
+        line,
+    }
+}
+
+/// The dotted key path of the key or value at byte `offset`: the nearest table header above
+/// it plus the key on its line (or the key whose multi-line value it is in).
+pub(super) fn key_path_at(text: &str, offset: usize) -> Option<String> {
+    let offset = offset.min(text.len());
+    let before = text.get(..offset)?;
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let line_end = text[offset..].find('\n').map_or(text.len(), |i| offset + i);
+    let mut table: Vec<String> = Vec::new();
+    let mut key: Option<String> = None;
+    for line in text[..line_start].lines() {
+        let t = line.trim();
+        if let Some(h) = header(t) {
+            table = h;
+            key = None;
+        } else if let Some(k) = line_key(t) {
+            key = Some(k);
+        }
+    }
+    let current = text[line_start..line_end].trim();
+    if let Some(h) = header(current) {
+        return Some(h.join("."));
+    }
+    if let Some(k) = line_key(current) {
+        key = Some(k);
+    }
+    let mut parts = table;
+    if let Some(k) = key {
+        parts.push(k);
+    }
+    (!parts.is_empty()).then(|| parts.join("."))
+}
+
+fn header(line: &str) -> Option<Vec<String>> {
+    let inner = line.strip_prefix('[')?;
+    let inner = inner.strip_prefix('[').unwrap_or(inner);
+    let end = inner.find(']')?;
+    Some(dotted(&inner[..end]))
+}
+
+fn line_key(line: &str) -> Option<String> {
+    if line.starts_with('#') || line.starts_with('[') {
+        return None;
+    }
+    let eq = line.find('=')?;
+    let k = dotted(&line[..eq]).join(".");
+    (!k.is_empty() && !k.contains(['"', '\'', ',', '{'])).then_some(k)
+}
+
+fn dotted(s: &str) -> Vec<String> {
+    s.split('.')
+        .map(|p| p.trim().trim_matches(|c| c == '"' || c == '\'').to_string())
+        .filter(|p| !p.is_empty())
+        .collect()
+}

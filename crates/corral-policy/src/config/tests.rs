@@ -1,0 +1,459 @@
+use super::*;
+
+fn err(text: &str) -> ConfigError {
+    Config::from_toml_str(text).unwrap_err()
+}
+
+#[test]
+fn empty_file_is_the_builtin_config() {
+    assert_eq!(Config::from_toml_str("").unwrap(), Config::builtin());
+    assert_eq!(Config::default(), Config::builtin());
+}
+
+#[test]
+fn builtin_policies() {
+    let c = Config::builtin();
+    let user = c.policy("user").unwrap();
+    assert!(user.allows_class(EndpointClass::Inference));
+    assert!(user.allows_class(EndpointClass::Discovery));
+    assert!(!user.allows_class(EndpointClass::Ops));
+    assert!(!user.allows_class(EndpointClass::Admin));
+    assert!(!user.allows_class(EndpointClass::Account));
+    assert!(user.allows_model("anything:at-all"));
+    assert!(user.tools && user.images && !user.cloud);
+    assert_eq!(user.max_num_ctx, Some(32768));
+    assert_eq!(user.max_num_predict, None);
+    assert_eq!(user.max_keep_alive, Some(Duration::from_secs(1800)));
+    assert_eq!(user.max_body_bytes, Some(32 * MIB));
+    let admin = c.policy("admin").unwrap();
+    for class in EndpointClass::ALL {
+        assert!(admin.allows_class(class));
+    }
+    assert!(admin.cloud && admin.tools && admin.images);
+    assert_eq!(admin.max_num_ctx, None);
+    assert_eq!(admin.max_keep_alive, None);
+    assert_eq!(admin.body_limit(BodyKind::Binary), None);
+    assert_eq!(admin.body_limit(BodyKind::Json), Some(32 * MIB));
+    assert_eq!(admin.body_limit(BodyKind::None), Some(0));
+    assert!(c.policy("nobody").is_none());
+}
+
+#[test]
+fn server_defaults() {
+    // Unset keys stay unset so command-line flags and the gate's defaults apply.
+    let s = Config::builtin().server;
+    assert_eq!(s, ServerSection::default());
+    assert_eq!(s.listen, None);
+    assert_eq!(s.upstream, None);
+    assert_eq!(s.idle_timeout, None);
+    assert!(!s.allow_plaintext);
+    assert_eq!(Config::builtin().audit.max_bytes, 104_857_600);
+}
+
+#[test]
+fn example_file_parses() {
+    let text = include_str!("../../examples/corral.toml");
+    let c = Config::from_toml_str(text).unwrap();
+    assert_eq!(c.policies.len(), 3);
+    let user = c.policy("user").unwrap();
+    assert_eq!(*user, Policy::builtin_user());
+    let admin = c.policy("admin").unwrap();
+    assert_eq!(*admin, Policy::builtin_admin());
+    let fe = c.policy("chat-frontend").unwrap();
+    assert!(fe.allows_model("llama3.2:1b"));
+    assert!(fe.allows_model("qwen2.5:7b"));
+    assert!(!fe.allows_model("qwen2.5:14b"));
+    assert!(!fe.tools);
+    assert_eq!(fe.max_num_predict, Some(1024));
+    assert_eq!(fe.max_keep_alive, Some(Duration::from_secs(300)));
+    assert_eq!(fe.max_body_bytes, Some(MIB));
+    assert_eq!(c.audit.max_bytes, 100 * MIB);
+    assert_eq!(c.server.listen.unwrap().to_string(), "127.0.0.1:11435");
+    assert_eq!(c.server.idle_timeout, Some(Duration::from_secs(300)));
+    assert_eq!(c.server.connect_timeout, Some(Duration::from_secs(5)));
+}
+
+#[test]
+fn full_server_section() {
+    let c = Config::from_toml_str(
+        r#"
+        [server]
+        listen = "[::1]:9000"
+        upstream = "https://ollama.internal:8443/"
+        idle_timeout = 30
+        connect_timeout = "1s 500ms"
+        tls_cert = "c.pem"
+        tls_key = "k.pem"
+        allow_plaintext = true
+        [audit]
+        path = "/var/log/a.ndjson"
+        max_bytes = 1000
+        keep = 3
+        "#,
+    )
+    .unwrap();
+    assert_eq!(c.server.listen.unwrap().to_string(), "[::1]:9000");
+    assert_eq!(
+        c.server.upstream.as_deref(),
+        Some("https://ollama.internal:8443/")
+    );
+    let up = Upstream::parse(c.server.upstream.as_deref().unwrap()).unwrap();
+    assert_eq!(up.scheme, UpstreamScheme::Https);
+    assert_eq!(up.authority(), "ollama.internal:8443");
+    assert_eq!(c.server.idle_timeout, Some(Duration::from_secs(30)));
+    assert_eq!(c.server.connect_timeout, Some(Duration::from_millis(1500)));
+    assert_eq!(
+        c.server.tls_cert.as_deref(),
+        Some(std::path::Path::new("c.pem"))
+    );
+    assert!(c.server.allow_plaintext);
+    assert_eq!(c.audit.keep, 3);
+    assert_eq!(c.audit.max_bytes, 1000);
+}
+
+#[test]
+fn redefinition_starts_from_the_builtin() {
+    let c = Config::from_toml_str("[policies.user]\nmodels = [\"llama*\"]\n[policies.admin]\ncloud = false\n[policies.ci]\ntools = false\n").unwrap();
+    let user = c.policy("user").unwrap();
+    assert!(!user.allows_model("qwen2.5"));
+    assert!(user.allows_model("llama3.2"));
+    assert_eq!(user.max_num_ctx, Some(32768));
+    let admin = c.policy("admin").unwrap();
+    assert!(!admin.cloud);
+    assert!(admin.allows_class(EndpointClass::Admin));
+    let ci = c.policy("ci").unwrap();
+    assert_eq!(ci.name, "ci");
+    assert!(!ci.tools);
+    assert!(!ci.allows_class(EndpointClass::Admin));
+    assert!(ci.allows_class(EndpointClass::Inference));
+}
+
+#[test]
+fn endpoints_all_and_empty() {
+    let c = Config::from_toml_str(
+        "[policies.ops]\nendpoints = [\"ops\", \"all\"]\n[policies.none]\nendpoints = []\n",
+    )
+    .unwrap();
+    assert_eq!(c.policy("ops").unwrap().endpoints.len(), 5);
+    assert!(c.policy("none").unwrap().endpoints.is_empty());
+}
+
+#[test]
+fn errors_name_the_key_path() {
+    let cases: &[(&str, &str, &str)] = &[
+        (
+            "[policies.user]\nmax_num_ctx = 0\n",
+            "policies.user.max_num_ctx",
+            "must be a positive integer",
+        ),
+        (
+            "[policies.user]\nmax_num_ctx = -5\n",
+            "policies.user.max_num_ctx",
+            "must be a positive integer",
+        ),
+        (
+            "[policies.user]\nmax_num_ctx = \"big\"\n",
+            "policies.user.max_num_ctx",
+            "must be a positive integer",
+        ),
+        (
+            "[policies.user]\nmax_num_predict = 1.5\n",
+            "policies.user.max_num_predict",
+            "positive integer",
+        ),
+        (
+            "[policies.user]\nmax_keep_alive = \"0s\"\n",
+            "policies.user.max_keep_alive",
+            "greater than zero",
+        ),
+        (
+            "[policies.user]\nmax_keep_alive = 0\n",
+            "policies.user.max_keep_alive",
+            "greater than zero",
+        ),
+        (
+            "[policies.user]\nmax_keep_alive = \"forever\"\n",
+            "policies.user.max_keep_alive",
+            "duration",
+        ),
+        (
+            "[policies.user]\nmax_body_bytes = \"12 parsecs\"\n",
+            "policies.user.max_body_bytes",
+            "size",
+        ),
+        (
+            "[policies.user]\nmax_body_bytes = 0\n",
+            "policies.user.max_body_bytes",
+            "greater than zero",
+        ),
+        (
+            "[policies.user]\nendpoints = [\"inference\", \"root\"]\n",
+            "policies.user.endpoints[1]",
+            "unknown endpoint class \"root\"",
+        ),
+        (
+            "[policies.user]\nmodels = [\"ok\", \"\"]\n",
+            "policies.user.models[1]",
+            "must not be empty",
+        ),
+        (
+            "[policies.user]\nmodels = [\"a b\"]\n",
+            "policies.user.models[0]",
+            "whitespace",
+        ),
+        (
+            "[policies.\"Bad Name\"]\n",
+            "policies.Bad Name",
+            "policy names use only",
+        ),
+        (
+            "[policies.UPPER]\n",
+            "policies.UPPER",
+            "policy names use only",
+        ),
+        (
+            "[server]\nlisten = \"x\"\n",
+            "server.listen",
+            "invalid socket address \"x\"",
+        ),
+        (
+            "[server]\nlisten = \"localhost:80\"\n",
+            "server.listen",
+            "invalid socket address",
+        ),
+        (
+            "[server]\nupstream = \"ftp://x\"\n",
+            "server.upstream",
+            "http:// or https://",
+        ),
+        (
+            "[server]\nupstream = \"http://u:p@x\"\n",
+            "server.upstream",
+            "credentials",
+        ),
+        (
+            "[server]\nupstream = \"http://x/api\"\n",
+            "server.upstream",
+            "path",
+        ),
+        (
+            "[server]\nupstream = \"http://x:0\"\n",
+            "server.upstream",
+            "port",
+        ),
+        (
+            "[server]\nupstream = \"http://x:99999\"\n",
+            "server.upstream",
+            "port",
+        ),
+        (
+            "[server]\nupstream = \"http://\"\n",
+            "server.upstream",
+            "missing host",
+        ),
+        (
+            "[server]\nupstream = \"http://::1\"\n",
+            "server.upstream",
+            "invalid",
+        ),
+        (
+            "[server]\nupstream = \"http://a_b\"\n",
+            "server.upstream",
+            "invalid host",
+        ),
+        (
+            "[server]\nidle_timeout = \"soon\"\n",
+            "server.idle_timeout",
+            "duration",
+        ),
+        (
+            "[server]\nidle_timeout = 0\n",
+            "server.idle_timeout",
+            "greater than zero",
+        ),
+        (
+            "[server]\nconnect_timeout = -1\n",
+            "server.connect_timeout",
+            "duration",
+        ),
+        (
+            "[server]\ntls_cert = \"c.pem\"\n",
+            "server.tls_key",
+            "required",
+        ),
+        (
+            "[server]\ntls_key = \"k.pem\"\n",
+            "server.tls_cert",
+            "required",
+        ),
+        ("[audit]\nkeep = 0\n", "audit.keep", "from 1"),
+        ("[audit]\nkeep = 10001\n", "audit.keep", "from 1"),
+        ("[audit]\nmax_bytes = \"lots\"\n", "audit.max_bytes", "size"),
+        ("[audit]\npath = \"\"\n", "audit.path", "must not be empty"),
+    ];
+    for (text, path, msg) in cases {
+        let e = err(text);
+        assert_eq!(e.path, *path, "{text}: {e}");
+        assert!(e.message.contains(msg), "{text}: {e}");
+        assert!(e.to_string().contains(&format!("{path}: ")), "{e}");
+    }
+}
+
+#[test]
+fn unknown_keys_are_reported_with_their_path() {
+    let cases: &[(&str, &str, &str)] = &[
+        (
+            "[server]\nlisten = \"127.0.0.1:1\"\nlisen = \"x\"\n",
+            "server.lisen",
+            "unknown field `lisen`",
+        ),
+        (
+            "[audit]\nrotate = 1\n",
+            "audit.rotate",
+            "unknown field `rotate`",
+        ),
+        (
+            "[policies.user]\nmax_ctx = 5\n",
+            "policies.user.max_ctx",
+            "unknown field `max_ctx`",
+        ),
+        (
+            "[policies.user]\ntools = true\n\n# note\nimages_allowed = false\n",
+            "policies.user.images_allowed",
+            "unknown field",
+        ),
+        (
+            "[servr]\nlisten = \"x\"\n",
+            "servr",
+            "unknown field `servr`",
+        ),
+        ("trusted = true\n", "trusted", "unknown field `trusted`"),
+        ("[policies.a.b]\n", "policies.a.b", "unknown field `b`"),
+    ];
+    for (text, path, msg) in cases {
+        let e = err(text);
+        assert_eq!(e.path, *path, "{text}: {e}");
+        assert!(e.message.contains(msg), "{text}: {e}");
+        assert!(e.line.is_some(), "{e}");
+    }
+}
+
+#[test]
+fn type_errors_name_the_key_path() {
+    let cases: &[(&str, &str)] = &[
+        ("[policies.user]\ntools = \"yes\"\n", "policies.user.tools"),
+        (
+            "[policies.user]\nendpoints = \"all\"\n",
+            "policies.user.endpoints",
+        ),
+        (
+            "[policies.user]\nmodels = [\n  \"a\",\n  3,\n]\n",
+            "policies.user.models",
+        ),
+        ("[server]\nallow_plaintext = 1\n", "server.allow_plaintext"),
+        ("[audit]\nkeep = \"ten\"\n", "audit.keep"),
+        ("[server]\nlisten = 5\n", "server.listen"),
+        ("server = 5\n", "server"),
+    ];
+    for (text, path) in cases {
+        let e = err(text);
+        assert_eq!(e.path, *path, "{text}: {e}");
+    }
+}
+
+#[test]
+fn syntax_errors_are_reported_with_a_line() {
+    let e = err("[server]\nlisten = \n");
+    assert!(e.line.is_some(), "{e}");
+    let e = err("[server\n");
+    assert!(!e.message.is_empty());
+}
+
+#[test]
+fn unlimited_lifts_limits() {
+    let c = Config::from_toml_str(
+        "[policies.user]\nmax_num_ctx = \"unlimited\"\nmax_keep_alive = \"none\"\nmax_body_bytes = \"unlimited\"\n",
+    )
+    .unwrap();
+    let u = c.policy("user").unwrap();
+    assert_eq!(u.max_num_ctx, None);
+    assert_eq!(u.max_keep_alive, None);
+    assert_eq!(u.max_body_bytes, None);
+    assert_eq!(
+        u.body_limit(BodyKind::Json),
+        Some(DEFAULT_INSPECTED_BODY_LIMIT)
+    );
+    assert_eq!(u.body_limit(BodyKind::Binary), None);
+}
+
+#[test]
+fn sizes() {
+    assert_eq!(parse_size("100MiB"), Some(104_857_600));
+    assert_eq!(parse_size("100 mib"), Some(104_857_600));
+    assert_eq!(parse_size("1GB"), Some(1_000_000_000));
+    assert_eq!(parse_size("1k"), Some(1000));
+    assert_eq!(parse_size("2KiB"), Some(2048));
+    assert_eq!(parse_size("12"), Some(12));
+    assert_eq!(parse_size("12B"), Some(12));
+    assert_eq!(parse_size("MiB"), None);
+    assert_eq!(parse_size("-1"), None);
+    assert_eq!(parse_size("1.5MiB"), None);
+    assert_eq!(parse_size("99999999999999TiB"), None);
+}
+
+#[test]
+fn upstream_urls() {
+    let u = Upstream::parse("http://localhost").unwrap();
+    assert_eq!(u.port, 80);
+    assert!(u.is_loopback());
+    let u = Upstream::parse("https://[::1]:11434").unwrap();
+    assert_eq!(u.authority(), "[::1]:11434");
+    assert_eq!(u.to_string(), "https://[::1]:11434");
+    assert!(u.is_loopback());
+    assert!(!Upstream::parse("http://10.1.2.3:11434")
+        .unwrap()
+        .is_loopback());
+    assert!(Upstream::parse("http://x?q").is_err());
+    assert!(Upstream::parse("http://x#f").is_err());
+    assert!(Upstream::parse("http://[zz]:1").is_err());
+    assert!(Upstream::parse("HTTP://x").is_err());
+}
+
+#[test]
+fn error_values_are_sanitised() {
+    let e = err("[server]\nlisten = \"\\u001b[31mred\"\n");
+    assert!(!e.to_string().contains('\u{1b}'), "{e}");
+}
+
+#[test]
+fn key_path_helper() {
+    let text = "a = 1\n[server]\nlisten = 2\n[policies.\"x\"]\n models = [\n 1,\n]\n";
+    assert_eq!(raw::key_path_at(text, 0).as_deref(), Some("a"));
+    let off = text.find("listen").unwrap();
+    assert_eq!(
+        raw::key_path_at(text, off).as_deref(),
+        Some("server.listen")
+    );
+    let off = text.find(" 1,").unwrap();
+    assert_eq!(
+        raw::key_path_at(text, off).as_deref(),
+        Some("policies.x.models")
+    );
+}
+
+#[test]
+fn policy_summary_line() {
+    assert_eq!(
+        Policy::builtin_user().to_string(),
+        "endpoints=inference,discovery models=* tools=yes images=yes cloud=no max_num_ctx=32768 \
+         max_num_predict=unlimited max_keep_alive=30m max_body_bytes=33554432"
+    );
+    let mut p = Policy::builtin_admin();
+    p.endpoints.clear();
+    p.models.clear();
+    assert_eq!(
+        p.to_string(),
+        "endpoints=none models=none tools=yes images=yes cloud=yes max_num_ctx=unlimited \
+         max_num_predict=unlimited max_keep_alive=unlimited max_body_bytes=unlimited"
+    );
+}

@@ -1,0 +1,75 @@
+//! Detection of tool definitions and image input in request bodies.
+
+use serde_json::{Map, Value};
+
+/// True when the body defines tools: a non-empty `tools` (native chat, /v1 chat,
+/// /v1/responses, /v1/messages) or legacy `functions` (/v1 chat). Any value other than
+/// `null`, `[]` or `{}` counts: a shape we do not understand is not waved through.
+pub(super) fn has_tools(obj: &Map<String, Value>) -> bool {
+    ["tools", "functions"]
+        .iter()
+        .any(|k| obj.get(*k).is_some_and(non_empty))
+}
+
+/// True when the body carries image input in any of the shapes Ollama accepts.
+pub(super) fn has_images(route: &str, obj: &Map<String, Value>) -> bool {
+    let roots: &[&str] = match route {
+        "api.generate" => &["images"],
+        "api.chat" | "v1.chat.completions" => &["messages"],
+        "v1.responses" => &["input"],
+        "v1.messages" => &["messages", "system"],
+        _ => &[],
+    };
+    roots.iter().any(|r| match obj.get(*r) {
+        Some(v) if *r == "images" => non_empty(v),
+        Some(v) => scan(v, 0),
+        None => false,
+    })
+}
+
+/// Part types that carry an image: /v1 chat `image_url`, /v1/responses `input_image`,
+/// /v1/messages `image`.
+const IMAGE_TYPES: &[&str] = &["image_url", "input_image", "image"];
+
+/// Looks through message structures (including nested content such as Anthropic
+/// `tool_result` blocks) for image parts or native `images` lists. Tool-call arguments
+/// (`tool_calls`, `arguments`, a `tool_use` block's `input`) are model output replayed as
+/// history, not image input, and are skipped.
+fn scan(v: &Value, depth: usize) -> bool {
+    if depth > 256 {
+        return true;
+    }
+    match v {
+        Value::Array(a) => a.iter().any(|x| scan(x, depth + 1)),
+        Value::Object(o) => {
+            if o.get("images").is_some_and(non_empty) || o.get("image_url").is_some_and(non_empty) {
+                return true;
+            }
+            if let Some(Value::String(t)) = o.get("type") {
+                if IMAGE_TYPES.contains(&t.as_str()) {
+                    return true;
+                }
+            }
+            let tool_use = super::fields::is_tool_use(o);
+            let skipped = |k: &str| {
+                matches!(k, "tool_calls" | "arguments" | "function_call")
+                    || (tool_use && k == "input")
+            };
+            o.iter()
+                .filter(|(k, _)| !skipped(k))
+                .any(|(_, x)| scan(x, depth + 1))
+        }
+        _ => false,
+    }
+}
+
+fn non_empty(v: &Value) -> bool {
+    match v {
+        Value::Null => false,
+        Value::Array(a) => !a.is_empty(),
+        Value::Object(o) => !o.is_empty(),
+        Value::String(s) => !s.is_empty(),
+        Value::Bool(b) => *b,
+        Value::Number(_) => true,
+    }
+}

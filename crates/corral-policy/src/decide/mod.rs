@@ -1,0 +1,223 @@
+//! The policy decision for one request.
+//!
+//! Checks run in a fixed order and the first refusal wins:
+//!
+//! 1. endpoint class (`endpoint_class`, 403);
+//! 2. body shape: a JSON object on JSON routes, no field names that Go's case-insensitive
+//!    JSON decoding would read differently from us (`bad_request`, 400), a model where the
+//!    route needs one (`bad_request`, 400);
+//! 3. model allow-list (`model_not_allowed`, 403) for every model the request names;
+//! 4. cloud models (`cloud_denied`, 403);
+//! 5. tool definitions (`tools_denied`, 403);
+//! 6. image input (`images_denied`, 403);
+//! 7. clamps, which rewrite the body instead of refusing.
+
+mod clamp;
+mod content;
+mod fields;
+
+use serde_json::{Map, Value};
+
+use crate::config::Policy;
+use crate::inspect;
+use crate::model;
+use crate::route::{BodyKind, EndpointClass, RouteMatch};
+
+pub use clamp::{format_go_duration, parse_keep_alive, KeepAlive};
+
+/// What the gate forwards, after a request was allowed.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Verdict {
+    /// The normalised model the request names, when it names one (for `/api/copy`, the
+    /// source).
+    pub model: Option<String>,
+    /// Whether the upstream response will stream (NDJSON on `/api/*`, SSE on `/v1/*`).
+    pub stream: bool,
+    /// True when clamps changed the body: the gate must re-serialise it.
+    pub modified: bool,
+    /// Names of the clamps applied: `num_ctx`, `num_predict`, `max_tokens`,
+    /// `max_completion_tokens`, `max_output_tokens`, `keep_alive`.
+    pub clamps: Vec<&'static str>,
+}
+
+/// A refusal. `message` is safe to show to the client: it names the policy and the rule,
+/// never a key or anything from the request other than a sanitised model name.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct Denial {
+    pub status: u16,
+    /// Stable rule name: `endpoint_class`, `model_not_allowed`, `cloud_denied`,
+    /// `tools_denied`, `images_denied`, `bad_request`.
+    pub rule: &'static str,
+    pub message: String,
+}
+
+impl Denial {
+    fn new(status: u16, rule: &'static str, message: String) -> Denial {
+        Denial {
+            status,
+            rule,
+            message,
+        }
+    }
+
+    pub(crate) fn bad_request(message: impl Into<String>) -> Denial {
+        Denial::new(400, "bad_request", message.into())
+    }
+}
+
+/// Decides one request against `policy`.
+///
+/// `body` is the parsed request body: required (a JSON object) on JSON routes that name a
+/// model, optional on the account routes; `None` for an empty body. For multipart routes
+/// use [`evaluate_multipart`]. `is_remote` tells whether a normalised model name is a
+/// remote (cloud) model known from `/api/tags`. Clamps are applied to `body` in place.
+pub fn evaluate(
+    policy: &Policy,
+    m: &RouteMatch,
+    body: Option<&mut Value>,
+    is_remote: &dyn Fn(&str) -> bool,
+) -> Result<Verdict, Denial> {
+    let route = m.route;
+    if !policy.allows_class(route.class) {
+        return Err(Denial::new(
+            403,
+            "endpoint_class",
+            format!(
+                "policy \"{}\" does not allow {} endpoints",
+                policy.name, route.class
+            ),
+        ));
+    }
+    let mut verdict = Verdict {
+        stream: fields::default_stream(route.name),
+        ..Verdict::default()
+    };
+
+    if matches!(route.body, BodyKind::None | BodyKind::Binary) {
+        if let Some(name) = m.model_param() {
+            check_model(policy, &name, is_remote)?;
+            verdict.model = Some(model::normalize(&name));
+        }
+        return Ok(verdict);
+    }
+
+    let spec = fields::model_spec(route.name);
+    let obj: Option<&mut Map<String, Value>> = match body {
+        Some(Value::Object(o)) => Some(o),
+        Some(_) => return Err(Denial::bad_request("request body must be a JSON object")),
+        None => None,
+    };
+    let Some(obj) = obj else {
+        if spec == fields::ModelSpec::None {
+            return Ok(verdict);
+        }
+        return Err(Denial::bad_request("request body must be a JSON object"));
+    };
+    fields::refuse_ambiguous_keys(obj)?;
+
+    let models = fields::models(obj, spec)?;
+    for name in &models {
+        check_model(policy, name, is_remote)?;
+    }
+    verdict.model = models.first().map(|n| model::normalize(n));
+
+    if route.class == EndpointClass::Inference {
+        if !policy.tools && content::has_tools(obj) {
+            return Err(Denial::new(
+                403,
+                "tools_denied",
+                format!("policy \"{}\" does not allow tool calling", policy.name),
+            ));
+        }
+        if !policy.images && content::has_images(route.name, obj) {
+            return Err(Denial::new(
+                403,
+                "images_denied",
+                format!("policy \"{}\" does not allow image input", policy.name),
+            ));
+        }
+        clamp::apply(policy, route.name, obj, &mut verdict)?;
+    }
+
+    if let Some(Value::Bool(s)) = obj.get("stream") {
+        verdict.stream = *s;
+    }
+    Ok(verdict)
+}
+
+/// [`evaluate`] for a `multipart/form-data` route: finds the `model` field and decides on
+/// it. The body is never modified.
+pub fn evaluate_multipart(
+    policy: &Policy,
+    m: &RouteMatch,
+    content_type: &str,
+    body: &[u8],
+    is_remote: &dyn Fn(&str) -> bool,
+) -> Result<Verdict, Denial> {
+    if !policy.allows_class(m.route.class) {
+        return evaluate(policy, m, None, is_remote);
+    }
+    let model = inspect::multipart_model(content_type, body)
+        .map_err(|e| Denial::bad_request(e.to_string()))?;
+    let mut value = Value::Object(Map::new());
+    if let (Some(name), Value::Object(o)) = (model, &mut value) {
+        o.insert("model".to_string(), Value::String(name));
+    }
+    let mut verdict = evaluate(policy, m, Some(&mut value), is_remote)?;
+    verdict.modified = false;
+    verdict.clamps.clear();
+    Ok(verdict)
+}
+
+fn check_model(
+    policy: &Policy,
+    name: &str,
+    is_remote: &dyn Fn(&str) -> bool,
+) -> Result<(), Denial> {
+    if !policy.allows_model(name) {
+        return Err(Denial::new(
+            403,
+            "model_not_allowed",
+            format!(
+                "policy \"{}\" does not allow model \"{}\"",
+                policy.name,
+                shown(name)
+            ),
+        ));
+    }
+    if !policy.cloud {
+        let n = model::normalize(name);
+        if model::is_cloud_name(&n) || is_remote(&n) {
+            return Err(Denial::new(
+                403,
+                "cloud_denied",
+                format!("policy \"{}\" does not allow cloud models", policy.name),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// A model name as it may appear in a message: printable ASCII, bounded.
+fn shown(name: &str) -> String {
+    let mut s: String = name
+        .chars()
+        .take(100)
+        .map(|c| {
+            if c.is_ascii_graphic() && c != '"' && c != '\\' {
+                c
+            } else {
+                '?'
+            }
+        })
+        .collect();
+    if name.chars().count() > 100 {
+        s.push_str("...");
+    }
+    s
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests;

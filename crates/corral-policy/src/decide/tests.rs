@@ -1,0 +1,985 @@
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use super::*;
+use crate::config::Policy;
+use crate::route::route;
+
+fn no_remote(_: &str) -> bool {
+    false
+}
+
+fn user() -> Policy {
+    Policy::builtin_user()
+}
+
+fn admin() -> Policy {
+    Policy::builtin_admin()
+}
+
+fn strict() -> Policy {
+    let mut p = Policy::builtin_user();
+    p.name = "strict".to_string();
+    p.models = vec![
+        crate::model::ModelPattern::parse("llama3.2").unwrap(),
+        crate::model::ModelPattern::parse("qwen*:7b").unwrap(),
+    ];
+    p.tools = false;
+    p.images = false;
+    p.max_num_predict = Some(512);
+    p.max_num_ctx = Some(4096);
+    p.max_keep_alive = Some(Duration::from_secs(300));
+    p
+}
+
+fn eval(
+    policy: &Policy,
+    method: &str,
+    path: &str,
+    body: Option<Value>,
+) -> Result<(Verdict, Option<Value>), Denial> {
+    let m = route(method, path).unwrap();
+    let mut body = body;
+    let v = evaluate(policy, &m, body.as_mut(), &no_remote)?;
+    Ok((v, body))
+}
+
+fn denial(policy: &Policy, method: &str, path: &str, body: Option<Value>) -> Denial {
+    eval(policy, method, path, body).unwrap_err()
+}
+
+#[test]
+fn endpoint_class_is_checked_first() {
+    let d = denial(
+        &user(),
+        "POST",
+        "/api/pull",
+        Some(json!("not even an object")),
+    );
+    assert_eq!((d.status, d.rule), (403, "endpoint_class"));
+    assert_eq!(d.message, "policy \"user\" does not allow admin endpoints");
+    let d = denial(&user(), "GET", "/api/ps", None);
+    assert_eq!(d.message, "policy \"user\" does not allow ops endpoints");
+    let d = denial(&user(), "POST", "/api/me", None);
+    assert_eq!(
+        d.message,
+        "policy \"user\" does not allow account endpoints"
+    );
+    let d = denial(
+        &user(),
+        "POST",
+        "/api/blobs/sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+        None,
+    );
+    assert_eq!(d.rule, "endpoint_class");
+    let d = denial(&user(), "DELETE", "/api/user/keys/abc", None);
+    assert_eq!(d.rule, "endpoint_class");
+}
+
+#[test]
+fn user_may_use_inference_and_discovery() {
+    for (m, p, b) in [
+        (
+            "POST",
+            "/api/chat",
+            Some(json!({"model": "llama3.2", "messages": []})),
+        ),
+        (
+            "POST",
+            "/api/generate",
+            Some(json!({"model": "llama3.2", "prompt": "hi"})),
+        ),
+        (
+            "POST",
+            "/api/embed",
+            Some(json!({"model": "all-minilm", "input": "x"})),
+        ),
+        (
+            "POST",
+            "/api/embeddings",
+            Some(json!({"model": "all-minilm", "prompt": "x"})),
+        ),
+        (
+            "POST",
+            "/v1/chat/completions",
+            Some(json!({"model": "llama3.2", "messages": []})),
+        ),
+        (
+            "POST",
+            "/v1/completions",
+            Some(json!({"model": "llama3.2", "prompt": "x"})),
+        ),
+        (
+            "POST",
+            "/v1/embeddings",
+            Some(json!({"model": "all-minilm", "input": "x"})),
+        ),
+        (
+            "POST",
+            "/v1/responses",
+            Some(json!({"model": "llama3.2", "input": "x"})),
+        ),
+        (
+            "POST",
+            "/v1/messages",
+            Some(json!({"model": "llama3.2", "max_tokens": 10, "messages": []})),
+        ),
+        ("GET", "/", None),
+        ("HEAD", "/", None),
+        ("GET", "/api/version", None),
+        ("GET", "/api/tags", None),
+        ("GET", "/api/status", None),
+        ("POST", "/api/show", Some(json!({"model": "llama3.2"}))),
+        ("GET", "/v1/models", None),
+        ("GET", "/v1/models/llama3.2", None),
+    ] {
+        let r = eval(&user(), m, p, b);
+        assert!(r.is_ok(), "{m} {p}: {r:?}");
+    }
+}
+
+#[test]
+fn admin_may_do_everything() {
+    for (m, p, b) in [
+        (
+            "POST",
+            "/api/pull",
+            Some(json!({"model": "gpt-oss:120b-cloud"})),
+        ),
+        ("POST", "/api/push", Some(json!({"model": "me/x"}))),
+        (
+            "POST",
+            "/api/create",
+            Some(json!({"model": "x", "from": "llama3.2"})),
+        ),
+        (
+            "POST",
+            "/api/copy",
+            Some(json!({"source": "a", "destination": "b"})),
+        ),
+        ("DELETE", "/api/delete", Some(json!({"model": "a"}))),
+        ("GET", "/api/ps", None),
+        ("POST", "/api/me", None),
+        ("POST", "/api/signout", Some(json!({}))),
+        (
+            "POST",
+            "/api/experimental/web_search",
+            Some(json!({"query": "x"})),
+        ),
+        ("GET", "/api/experimental/model-recommendations", None),
+        ("DELETE", "/api/user/keys/abc", None),
+        (
+            "HEAD",
+            "/api/blobs/sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+            None,
+        ),
+    ] {
+        let r = eval(&admin(), m, p, b);
+        assert!(r.is_ok(), "{m} {p}: {r:?}");
+    }
+}
+
+#[test]
+fn json_routes_need_a_json_object() {
+    for body in [
+        None,
+        Some(json!([])),
+        Some(json!("x")),
+        Some(json!(1)),
+        Some(json!(null)),
+    ] {
+        let d = denial(&user(), "POST", "/api/chat", body.clone());
+        assert_eq!((d.status, d.rule), (400, "bad_request"), "{body:?}");
+    }
+    let d = denial(&admin(), "POST", "/api/me", Some(json!([1])));
+    assert_eq!(d.rule, "bad_request");
+}
+
+#[test]
+fn model_is_required_and_typed() {
+    for (p, b) in [
+        ("/api/chat", json!({"messages": []})),
+        ("/api/chat", json!({"model": ""})),
+        ("/api/chat", json!({"model": null})),
+        ("/v1/chat/completions", json!({})),
+        ("/api/show", json!({})),
+        ("/api/generate", json!({"model": 5})),
+        ("/api/generate", json!({"model": ["a"]})),
+        ("/api/show", json!({"name": {"x": 1}})),
+        ("/api/generate", json!({"model": "a".repeat(600)})),
+    ] {
+        let d = denial(&user(), "POST", p, Some(b.clone()));
+        assert_eq!((d.status, d.rule), (400, "bad_request"), "{p} {b}");
+    }
+    for (p, b) in [
+        ("/api/copy", json!({"source": "a"})),
+        ("/api/copy", json!({"destination": "a"})),
+        ("/api/pull", json!({})),
+        ("/api/create", json!({"from": "llama3.2"})),
+    ] {
+        let d = denial(&admin(), "POST", p, Some(b.clone()));
+        assert_eq!(d.rule, "bad_request", "{p} {b}");
+    }
+}
+
+#[test]
+fn old_clients_send_name() {
+    let (v, _) = eval(
+        &user(),
+        "POST",
+        "/api/show",
+        Some(json!({"name": "Llama3.2"})),
+    )
+    .unwrap();
+    assert_eq!(v.model.as_deref(), Some("llama3.2:latest"));
+}
+
+#[test]
+fn model_allowlist() {
+    let p = strict();
+    for name in [
+        "llama3.2",
+        "llama3.2:1b",
+        "registry.ollama.ai/library/llama3.2",
+        "qwen2.5:7b",
+    ] {
+        let r = eval(&p, "POST", "/api/generate", Some(json!({"model": name})));
+        assert!(r.is_ok(), "{name}: {r:?}");
+    }
+    for name in [
+        "mistral",
+        "qwen2.5:14b",
+        "10.0.0.5:8443/attacker/llama3.2",
+        "evil/llama3.2",
+        "llama3.21",
+    ] {
+        let d = denial(&p, "POST", "/api/generate", Some(json!({"model": name})));
+        assert_eq!((d.status, d.rule), (403, "model_not_allowed"), "{name}");
+        assert!(
+            d.message
+                .starts_with("policy \"strict\" does not allow model"),
+            "{}",
+            d.message
+        );
+    }
+}
+
+#[test]
+fn both_model_and_name_are_checked() {
+    let p = strict();
+    let d = denial(
+        &p,
+        "POST",
+        "/api/show",
+        Some(json!({"model": "llama3.2", "name": "mistral"})),
+    );
+    assert_eq!(d.rule, "model_not_allowed");
+    let d = denial(
+        &p,
+        "POST",
+        "/api/show",
+        Some(json!({"model": "mistral", "name": "llama3.2"})),
+    );
+    assert_eq!(d.rule, "model_not_allowed");
+}
+
+#[test]
+fn copy_and_create_check_every_model() {
+    let mut p = admin();
+    p.models = vec![crate::model::ModelPattern::parse("mine/*").unwrap()];
+    assert!(eval(
+        &p,
+        "POST",
+        "/api/copy",
+        Some(json!({"source": "mine/a", "destination": "mine/b"}))
+    )
+    .is_ok());
+    let d = denial(
+        &p,
+        "POST",
+        "/api/copy",
+        Some(json!({"source": "mine/a", "destination": "llama3.2"})),
+    );
+    assert_eq!(d.rule, "model_not_allowed");
+    let d = denial(
+        &p,
+        "POST",
+        "/api/copy",
+        Some(json!({"source": "llama3.2", "destination": "mine/b"})),
+    );
+    assert_eq!(d.rule, "model_not_allowed");
+    let d = denial(
+        &p,
+        "POST",
+        "/api/create",
+        Some(json!({"model": "mine/a", "from": "other"})),
+    );
+    assert_eq!(d.rule, "model_not_allowed");
+    let (v, _) = eval(
+        &p,
+        "POST",
+        "/api/copy",
+        Some(json!({"source": "mine/a", "destination": "mine/b"})),
+    )
+    .unwrap();
+    assert_eq!(v.model.as_deref(), Some("mine/a:latest"));
+}
+
+#[test]
+fn model_param_routes_are_checked() {
+    let p = strict();
+    assert!(eval(&p, "GET", "/v1/models/llama3.2%3Alatest", None).is_ok());
+    let d = denial(&p, "GET", "/v1/models/mistral", None);
+    assert_eq!(d.rule, "model_not_allowed");
+    let d = denial(&user(), "GET", "/v1/models/gpt-oss%3A120b-cloud", None);
+    assert_eq!(d.rule, "cloud_denied");
+    let (v, _) = eval(&p, "GET", "/v1/models/llama3.2", None).unwrap();
+    assert_eq!(v.model.as_deref(), Some("llama3.2:latest"));
+}
+
+#[test]
+fn cloud_models_are_denied_by_default() {
+    for name in [
+        "gpt-oss:120b-cloud",
+        "qwen3-coder:480b-cloud",
+        "kimi:cloud",
+        "GPT-OSS:20B-CLOUD",
+    ] {
+        let d = denial(&user(), "POST", "/api/chat", Some(json!({"model": name})));
+        assert_eq!((d.status, d.rule), (403, "cloud_denied"), "{name}");
+        assert_eq!(d.message, "policy \"user\" does not allow cloud models");
+    }
+    let remote = |n: &str| n == "my-remote:latest";
+    let m = route("POST", "/api/chat").unwrap();
+    let mut b = json!({"model": "My-Remote"});
+    let d = evaluate(&user(), &m, Some(&mut b), &remote).unwrap_err();
+    assert_eq!(d.rule, "cloud_denied");
+    let mut b = json!({"model": "local"});
+    assert!(evaluate(&user(), &m, Some(&mut b), &remote).is_ok());
+    let mut p = user();
+    p.cloud = true;
+    let mut b = json!({"model": "gpt-oss:120b-cloud"});
+    assert!(evaluate(&p, &m, Some(&mut b), &remote).is_ok());
+}
+
+#[test]
+fn allowlist_is_checked_before_cloud() {
+    let d = denial(
+        &strict(),
+        "POST",
+        "/api/chat",
+        Some(json!({"model": "gpt-oss:120b-cloud"})),
+    );
+    assert_eq!(d.rule, "model_not_allowed");
+}
+
+#[test]
+fn tools_denied() {
+    let p = strict();
+    let fun = json!([{"type": "function", "function": {"name": "f"}}]);
+    for (path, body) in [
+        (
+            "/api/chat",
+            json!({"model": "llama3.2", "tools": fun.clone()}),
+        ),
+        (
+            "/v1/chat/completions",
+            json!({"model": "llama3.2", "tools": fun.clone()}),
+        ),
+        (
+            "/v1/chat/completions",
+            json!({"model": "llama3.2", "functions": [{"name": "f"}]}),
+        ),
+        (
+            "/v1/responses",
+            json!({"model": "llama3.2", "tools": [{"type": "web_search"}]}),
+        ),
+        (
+            "/v1/messages",
+            json!({"model": "llama3.2", "tools": [{"name": "f", "input_schema": {}}]}),
+        ),
+        (
+            "/api/chat",
+            json!({"model": "llama3.2", "tools": {"odd": "shape"}}),
+        ),
+        ("/api/chat", json!({"model": "llama3.2", "tools": "f"})),
+    ] {
+        let d = denial(&p, "POST", path, Some(body.clone()));
+        assert_eq!((d.status, d.rule), (403, "tools_denied"), "{path} {body}");
+        assert_eq!(d.message, "policy \"strict\" does not allow tool calling");
+    }
+    for body in [
+        json!({"model": "llama3.2", "tools": []}),
+        json!({"model": "llama3.2", "tools": null}),
+        json!({"model": "llama3.2", "messages": [{"role": "tool", "content": "result"}]}),
+    ] {
+        assert!(
+            eval(&p, "POST", "/api/chat", Some(body.clone())).is_ok(),
+            "{body}"
+        );
+    }
+    assert!(eval(
+        &user(),
+        "POST",
+        "/api/chat",
+        Some(json!({"model": "x", "tools": fun}))
+    )
+    .is_ok());
+}
+
+#[test]
+fn images_denied() {
+    let p = strict();
+    for (path, body) in [
+        (
+            "/api/generate",
+            json!({"model": "llama3.2", "images": ["aGk="]}),
+        ),
+        (
+            "/api/chat",
+            json!({"model": "llama3.2", "messages": [{"role": "user", "content": "x", "images": ["aGk="]}]}),
+        ),
+        (
+            "/v1/chat/completions",
+            json!({"model": "llama3.2", "messages": [{"role": "user", "content": [
+                {"type": "text", "text": "what"},
+                {"type": "image_url", "image_url": {"url": "data:image/png;base64,aGk="}}
+            ]}]}),
+        ),
+        (
+            "/v1/chat/completions",
+            json!({"model": "llama3.2", "messages": [{"role": "user", "content": [{"image_url": "data:x"}]}]}),
+        ),
+        (
+            "/v1/responses",
+            json!({"model": "llama3.2", "input": [{"role": "user", "content": [
+                {"type": "input_image", "image_url": "data:image/png;base64,aGk="}
+            ]}]}),
+        ),
+        (
+            "/v1/messages",
+            json!({"model": "llama3.2", "max_tokens": 5, "messages": [{"role": "user", "content": [
+                {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "aGk="}}
+            ]}]}),
+        ),
+        (
+            "/v1/messages",
+            json!({"model": "llama3.2", "max_tokens": 5, "messages": [{"role": "user", "content": [
+                {"type": "tool_result", "tool_use_id": "t", "content": [{"type": "image", "source": {}}]}
+            ]}]}),
+        ),
+    ] {
+        let d = denial(&p, "POST", path, Some(body.clone()));
+        assert_eq!((d.status, d.rule), (403, "images_denied"), "{path} {body}");
+        assert_eq!(d.message, "policy \"strict\" does not allow image input");
+    }
+    for (path, body) in [
+        ("/api/generate", json!({"model": "llama3.2", "images": []})),
+        (
+            "/api/generate",
+            json!({"model": "llama3.2", "images": null}),
+        ),
+        (
+            "/api/chat",
+            json!({"model": "llama3.2", "messages": [{"role": "user", "content": "describe an image"}]}),
+        ),
+        (
+            "/v1/chat/completions",
+            json!({"model": "llama3.2", "messages": [{"role": "user", "content": [{"type": "text", "text": "image"}]}]}),
+        ),
+        (
+            "/v1/responses",
+            json!({"model": "llama3.2", "input": "an image_url please"}),
+        ),
+    ] {
+        assert!(
+            eval(&p, "POST", path, Some(body.clone())).is_ok(),
+            "{path} {body}"
+        );
+    }
+}
+
+#[test]
+fn tools_are_checked_before_images() {
+    let body = json!({"model": "llama3.2", "tools": [{"x": 1}], "messages": [{"images": ["a"]}]});
+    assert_eq!(
+        denial(&strict(), "POST", "/api/chat", Some(body)).rule,
+        "tools_denied"
+    );
+}
+
+#[test]
+fn ambiguous_field_names_are_refused() {
+    for body in [
+        json!({"model": "llama3.2", "Model": "mistral"}),
+        json!({"model": "llama3.2", "MODEL": "mistral"}),
+        json!({"model": "llama3.2", "\u{17f}tream": true}),
+        json!({"model": "llama3.2", "\u{212a}eep_alive": -1}),
+        json!({"model": "llama3.2", "Options": {"num_ctx": 999999}}),
+        json!({"model": "llama3.2", "Tools": [{"x": 1}]}),
+        json!({"model": "llama3.2", "messages": [{"Images": ["a"]}]}),
+        json!({"model": "llama3.2", "options": {"Num_Ctx": 1}}),
+    ] {
+        let d = denial(&strict(), "POST", "/api/chat", Some(body.clone()));
+        assert_eq!((d.status, d.rule), (400, "bad_request"), "{body}");
+        assert!(
+            d.message.starts_with("ambiguous field name"),
+            "{}",
+            d.message
+        );
+    }
+    // Keys inside tool schemas and arguments are data, not fields.
+    let body = json!({"model": "llama3.2", "tools": [{"function": {"parameters": {"properties": {"Model": {}}}}}],
+        "messages": [{"role": "assistant", "tool_calls": [{"function": {"arguments": {"Model": "x"}}}]}]});
+    assert!(eval(&user(), "POST", "/api/chat", Some(body)).is_ok());
+    let body = json!({"model": "llama3.2", "max_tokens": 5, "messages": [{"role": "assistant", "content": [
+        {"type": "tool_use", "id": "t", "name": "lookup", "input": {"Name": "x", "type": "image", "images": ["a"]}}
+    ]}]});
+    assert!(eval(&strict(), "POST", "/v1/messages", Some(body)).is_ok());
+    let body = json!({"model": "x", "messages": [{"role": "user", "content": "x", "Extra": 1}]});
+    assert!(eval(&user(), "POST", "/api/chat", Some(body)).is_ok());
+}
+
+#[test]
+fn num_ctx_clamp() {
+    let (v, b) = eval(
+        &user(),
+        "POST",
+        "/api/chat",
+        Some(json!({"model": "x", "options": {"num_ctx": 131072}})),
+    )
+    .unwrap();
+    assert!(v.modified);
+    assert_eq!(v.clamps, vec!["num_ctx"]);
+    assert_eq!(b.unwrap()["options"]["num_ctx"], json!(32768));
+    for n in [json!(32768), json!(2048), json!(-1), json!(0)] {
+        let (v, b) = eval(
+            &user(),
+            "POST",
+            "/api/generate",
+            Some(json!({"model": "x", "options": {"num_ctx": n.clone()}})),
+        )
+        .unwrap();
+        assert!(!v.modified, "{n}");
+        assert_eq!(b.unwrap()["options"]["num_ctx"], n);
+    }
+    for n in [
+        json!(32768.5),
+        json!(1e12),
+        json!("999999"),
+        json!([1]),
+        json!(u64::MAX),
+    ] {
+        let (v, b) = eval(
+            &user(),
+            "POST",
+            "/api/embed",
+            Some(json!({"model": "x", "options": {"num_ctx": n.clone()}})),
+        )
+        .unwrap();
+        assert!(v.modified, "{n}");
+        assert_eq!(b.unwrap()["options"]["num_ctx"], json!(32768), "{n}");
+    }
+    // Absent stays absent: the model's own default applies.
+    let (v, b) = eval(&user(), "POST", "/api/chat", Some(json!({"model": "x"}))).unwrap();
+    assert!(!v.modified);
+    assert_eq!(b.unwrap().get("options"), None);
+    // Admin has no clamp.
+    let (v, _) = eval(
+        &admin(),
+        "POST",
+        "/api/chat",
+        Some(json!({"model": "x", "options": {"num_ctx": 1_000_000}})),
+    )
+    .unwrap();
+    assert!(!v.modified);
+}
+
+#[test]
+fn num_predict_clamp() {
+    let p = strict();
+    let cases = [
+        (json!({"model": "llama3.2"}), json!(512)),
+        (json!({"model": "llama3.2", "options": null}), json!(512)),
+        (json!({"model": "llama3.2", "options": {}}), json!(512)),
+        (
+            json!({"model": "llama3.2", "options": {"num_predict": -1}}),
+            json!(512),
+        ),
+        (
+            json!({"model": "llama3.2", "options": {"num_predict": -2}}),
+            json!(512),
+        ),
+        (
+            json!({"model": "llama3.2", "options": {"num_predict": 100000}}),
+            json!(512),
+        ),
+        (
+            json!({"model": "llama3.2", "options": {"num_predict": "lots"}}),
+            json!(512),
+        ),
+        (
+            json!({"model": "llama3.2", "options": {"num_predict": null}}),
+            json!(512),
+        ),
+    ];
+    for path in ["/api/generate", "/api/chat"] {
+        for (body, want) in &cases {
+            let (v, b) = eval(&p, "POST", path, Some(body.clone())).unwrap();
+            assert!(v.modified, "{body}");
+            assert_eq!(v.clamps, vec!["num_predict"]);
+            assert_eq!(b.unwrap()["options"]["num_predict"], *want, "{body}");
+        }
+        let (v, b) = eval(
+            &p,
+            "POST",
+            path,
+            Some(json!({"model": "llama3.2", "options": {"num_predict": 100, "temperature": 0.5}})),
+        )
+        .unwrap();
+        assert!(!v.modified);
+        assert_eq!(
+            b.unwrap()["options"],
+            json!({"num_predict": 100, "temperature": 0.5})
+        );
+    }
+    let d = denial(
+        &p,
+        "POST",
+        "/api/chat",
+        Some(json!({"model": "llama3.2", "options": [1]})),
+    );
+    assert_eq!(d.rule, "bad_request");
+    // Embeddings generate nothing: no num_predict added.
+    let (v, _) = eval(&p, "POST", "/api/embed", Some(json!({"model": "llama3.2"}))).unwrap();
+    assert!(!v.modified);
+    // No max: nothing added.
+    let (v, _) = eval(
+        &user(),
+        "POST",
+        "/api/generate",
+        Some(json!({"model": "x", "options": {"num_predict": -1}})),
+    )
+    .unwrap();
+    assert!(!v.modified);
+}
+
+#[test]
+fn openai_and_anthropic_token_limits() {
+    let p = strict();
+    type Case<'a> = (&'a str, Value, &'a [(&'a str, Value)], &'a [&'a str]);
+    let cases: &[Case] = &[
+        (
+            "/v1/chat/completions",
+            json!({"model": "llama3.2"}),
+            &[("max_tokens", json!(512))],
+            &["max_tokens"],
+        ),
+        (
+            "/v1/chat/completions",
+            json!({"model": "llama3.2", "max_tokens": 9999}),
+            &[("max_tokens", json!(512))],
+            &["max_tokens"],
+        ),
+        (
+            "/v1/chat/completions",
+            json!({"model": "llama3.2", "max_tokens": -1}),
+            &[("max_tokens", json!(512))],
+            &["max_tokens"],
+        ),
+        (
+            "/v1/chat/completions",
+            json!({"model": "llama3.2", "max_tokens": 10}),
+            &[("max_tokens", json!(10))],
+            &[],
+        ),
+        (
+            "/v1/chat/completions",
+            json!({"model": "llama3.2", "max_completion_tokens": 100}),
+            &[
+                ("max_completion_tokens", json!(100)),
+                ("max_tokens", json!(100)),
+            ],
+            &["max_tokens"],
+        ),
+        (
+            "/v1/chat/completions",
+            json!({"model": "llama3.2", "max_completion_tokens": 100000}),
+            &[
+                ("max_completion_tokens", json!(512)),
+                ("max_tokens", json!(512)),
+            ],
+            &["max_completion_tokens", "max_tokens"],
+        ),
+        (
+            "/v1/chat/completions",
+            json!({"model": "llama3.2", "max_completion_tokens": 100000, "max_tokens": 20}),
+            &[
+                ("max_completion_tokens", json!(512)),
+                ("max_tokens", json!(20)),
+            ],
+            &["max_completion_tokens"],
+        ),
+        (
+            "/v1/completions",
+            json!({"model": "llama3.2"}),
+            &[("max_tokens", json!(512))],
+            &["max_tokens"],
+        ),
+        (
+            "/v1/completions",
+            json!({"model": "llama3.2", "max_tokens": 600}),
+            &[("max_tokens", json!(512))],
+            &["max_tokens"],
+        ),
+        (
+            "/v1/responses",
+            json!({"model": "llama3.2"}),
+            &[("max_output_tokens", json!(512))],
+            &["max_output_tokens"],
+        ),
+        (
+            "/v1/responses",
+            json!({"model": "llama3.2", "max_output_tokens": 7}),
+            &[("max_output_tokens", json!(7))],
+            &[],
+        ),
+        (
+            "/v1/messages",
+            json!({"model": "llama3.2", "max_tokens": 4096}),
+            &[("max_tokens", json!(512))],
+            &["max_tokens"],
+        ),
+        (
+            "/v1/messages",
+            json!({"model": "llama3.2", "max_tokens": 512}),
+            &[("max_tokens", json!(512))],
+            &[],
+        ),
+    ];
+    for (path, body, fields, clamps) in cases {
+        let (v, b) = eval(&p, "POST", path, Some(body.clone())).unwrap();
+        let b = b.unwrap();
+        for (k, want) in *fields {
+            assert_eq!(b[*k], *want, "{path} {body} {k}");
+        }
+        assert_eq!(v.clamps, *clamps, "{path} {body}");
+        assert_eq!(v.modified, !clamps.is_empty());
+    }
+    let (v, _) = eval(
+        &p,
+        "POST",
+        "/v1/embeddings",
+        Some(json!({"model": "llama3.2", "input": "x"})),
+    )
+    .unwrap();
+    assert!(!v.modified);
+}
+
+#[test]
+fn keep_alive_clamp() {
+    let p = user();
+    for ka in [
+        json!(-1),
+        json!("-1"),
+        json!("-1s"),
+        json!("-5m"),
+        json!("2h"),
+        json!("1h30m"),
+        json!(3600),
+        json!("3600"),
+        json!(1e300),
+        json!("31m"),
+        json!("forever"),
+        json!({"x": 1}),
+        json!(true),
+        json!("1000000000000h"),
+    ] {
+        let (v, b) = eval(
+            &p,
+            "POST",
+            "/api/generate",
+            Some(json!({"model": "x", "keep_alive": ka.clone()})),
+        )
+        .unwrap();
+        assert!(v.modified, "{ka}");
+        assert_eq!(v.clamps, vec!["keep_alive"], "{ka}");
+        assert_eq!(b.unwrap()["keep_alive"], json!("30m"), "{ka}");
+    }
+    for ka in [
+        json!(0),
+        json!("0"),
+        json!("5m"),
+        json!("30m"),
+        json!(1800),
+        json!("1800"),
+        json!(null),
+        json!("10s"),
+        json!("1.5h0m").clone(),
+    ] {
+        let expect_modified = ka == json!("1.5h0m");
+        let (v, b) = eval(
+            &p,
+            "POST",
+            "/api/chat",
+            Some(json!({"model": "x", "keep_alive": ka.clone()})),
+        )
+        .unwrap();
+        assert_eq!(v.modified, expect_modified, "{ka}");
+        if !expect_modified {
+            assert_eq!(b.unwrap()["keep_alive"], ka);
+        }
+    }
+    let (v, _) = eval(
+        &admin(),
+        "POST",
+        "/api/chat",
+        Some(json!({"model": "x", "keep_alive": -1})),
+    )
+    .unwrap();
+    assert!(!v.modified);
+    let (v, b) = eval(
+        &strict(),
+        "POST",
+        "/api/embed",
+        Some(json!({"model": "llama3.2", "keep_alive": "-1m"})),
+    )
+    .unwrap();
+    assert_eq!(v.clamps, vec!["keep_alive"]);
+    assert_eq!(b.unwrap()["keep_alive"], json!("5m"));
+}
+
+#[test]
+fn keep_alive_parsing() {
+    let d = |s: u64| Some(KeepAlive::For(Duration::from_secs(s)));
+    assert_eq!(parse_keep_alive(&json!("5m")), d(300));
+    assert_eq!(parse_keep_alive(&json!("1h30m")), d(5400));
+    assert_eq!(parse_keep_alive(&json!("+1h")), d(3600));
+    assert_eq!(parse_keep_alive(&json!("0")), d(0));
+    assert_eq!(parse_keep_alive(&json!(".5h")), d(1800));
+    assert_eq!(parse_keep_alive(&json!("1.5m")), d(90));
+    assert_eq!(parse_keep_alive(&json!("300")), d(300));
+    assert_eq!(parse_keep_alive(&json!(300)), d(300));
+    assert_eq!(
+        parse_keep_alive(&json!("1500ms")),
+        Some(KeepAlive::For(Duration::from_millis(1500)))
+    );
+    assert_eq!(
+        parse_keep_alive(&json!("2\u{b5}s")),
+        Some(KeepAlive::For(Duration::from_micros(2)))
+    );
+    assert_eq!(parse_keep_alive(&json!(-1)), Some(KeepAlive::Forever));
+    assert_eq!(parse_keep_alive(&json!(-0.5)), Some(KeepAlive::Forever));
+    assert_eq!(parse_keep_alive(&json!("-1")), Some(KeepAlive::Forever));
+    assert_eq!(parse_keep_alive(&json!("-1ns")), Some(KeepAlive::Forever));
+    for bad in [
+        json!(""),
+        json!("m"),
+        json!("5x"),
+        json!("1.2.3s"),
+        json!("."),
+        json!(".s"),
+        json!(null),
+        json!([]),
+    ] {
+        assert_eq!(parse_keep_alive(&bad), None, "{bad}");
+    }
+}
+
+#[test]
+fn go_duration_format() {
+    assert_eq!(format_go_duration(Duration::from_secs(1800)), "30m");
+    assert_eq!(format_go_duration(Duration::from_secs(5400)), "1h30m");
+    assert_eq!(format_go_duration(Duration::from_secs(3601)), "1h1s");
+    assert_eq!(format_go_duration(Duration::from_millis(1500)), "1s500ms");
+    assert_eq!(format_go_duration(Duration::from_nanos(1_001)), "1us1ns");
+    assert_eq!(format_go_duration(Duration::ZERO), "0s");
+    for secs in [1u64, 59, 60, 61, 3599, 86400, 1_000_000] {
+        let s = format_go_duration(Duration::from_secs(secs));
+        assert_eq!(
+            parse_keep_alive(&json!(s)),
+            Some(KeepAlive::For(Duration::from_secs(secs))),
+            "{s}"
+        );
+    }
+}
+
+#[test]
+fn all_clamps_together() {
+    let body = json!({"model": "llama3.2", "keep_alive": -1, "options": {"num_ctx": 100000, "num_predict": -1}});
+    let (v, b) = eval(&strict(), "POST", "/api/chat", Some(body)).unwrap();
+    assert_eq!(v.clamps, vec!["num_ctx", "num_predict", "keep_alive"]);
+    let b = b.unwrap();
+    assert_eq!(b["options"], json!({"num_ctx": 4096, "num_predict": 512}));
+    assert_eq!(b["keep_alive"], json!("5m"));
+}
+
+#[test]
+fn stream_flag() {
+    let s = |p: &str, b: Value| eval(&admin(), "POST", p, Some(b)).unwrap().0.stream;
+    assert!(s("/api/generate", json!({"model": "x"})));
+    assert!(s("/api/chat", json!({"model": "x"})));
+    assert!(!s("/api/chat", json!({"model": "x", "stream": false})));
+    assert!(s("/api/chat", json!({"model": "x", "stream": "no"})));
+    assert!(!s("/v1/chat/completions", json!({"model": "x"})));
+    assert!(s(
+        "/v1/chat/completions",
+        json!({"model": "x", "stream": true})
+    ));
+    assert!(!s("/v1/messages", json!({"model": "x"})));
+    assert!(s("/v1/responses", json!({"model": "x", "stream": true})));
+    assert!(!s("/api/embed", json!({"model": "x"})));
+    assert!(!s("/api/show", json!({"model": "x"})));
+    assert!(s("/api/pull", json!({"model": "x"})));
+    assert!(!s("/api/pull", json!({"model": "x", "stream": false})));
+    assert!(!eval(&user(), "GET", "/api/tags", None).unwrap().0.stream);
+}
+
+#[test]
+fn messages_never_echo_secrets_or_control_bytes() {
+    let d = denial(
+        &strict(),
+        "POST",
+        "/api/chat",
+        Some(json!({"model": "crl_x\u{1b}[2J\"\\"})),
+    );
+    assert!(!d.message.contains('\u{1b}'));
+    assert!(!d.message.contains('\\'));
+    assert_eq!(d.message.matches('"').count(), 4, "{}", d.message);
+    let d = denial(
+        &strict(),
+        "POST",
+        "/api/chat",
+        Some(json!({"model": "m".repeat(500)})),
+    );
+    assert!(d.message.len() < 200);
+}
+
+#[test]
+fn multipart_evaluation() {
+    let m = route("POST", "/v1/audio/transcriptions").unwrap();
+    let ct = "multipart/form-data; boundary=XyZ";
+    let body = b"--XyZ\r\nContent-Disposition: form-data; name=\"model\"\r\n\r\nwhisper\r\n--XyZ\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.wav\"\r\n\r\nRIFF\r\n--XyZ--\r\n";
+    let v = evaluate_multipart(&user(), &m, ct, body, &no_remote).unwrap();
+    assert_eq!(v.model.as_deref(), Some("whisper:latest"));
+    assert!(!v.modified);
+    let d = evaluate_multipart(&strict(), &m, ct, body, &no_remote).unwrap_err();
+    assert_eq!(d.rule, "model_not_allowed");
+    let d = evaluate_multipart(&user(), &m, "application/json", body, &no_remote).unwrap_err();
+    assert_eq!((d.status, d.rule), (400, "bad_request"));
+    let d = evaluate_multipart(&user(), &m, ct, b"--XyZ--\r\n", &no_remote).unwrap_err();
+    assert_eq!(d.rule, "bad_request");
+    let mut p = user();
+    p.endpoints.clear();
+    let d = evaluate_multipart(&p, &m, "garbage", b"", &no_remote).unwrap_err();
+    assert_eq!(d.rule, "endpoint_class");
+}
+
+#[test]
+fn unmodified_bodies_are_left_alone() {
+    let body = json!({"model": "x", "messages": [{"role": "user", "content": "hi"}], "options": {"num_ctx": 10}, "keep_alive": "1m"});
+    let (v, b) = eval(&user(), "POST", "/api/chat", Some(body.clone())).unwrap();
+    assert!(!v.modified && v.clamps.is_empty());
+    assert_eq!(b.unwrap(), body);
+}

@@ -1,0 +1,121 @@
+use super::*;
+
+#[test]
+fn normalisation() {
+    let cases = [
+        ("llama3.2", "llama3.2:latest"),
+        ("Llama3.2", "llama3.2:latest"),
+        ("LLAMA3.2:LATEST", "llama3.2:latest"),
+        ("llama3.2:", "llama3.2:latest"),
+        ("llama3.2:3b", "llama3.2:3b"),
+        ("library/llama3.2", "llama3.2:latest"),
+        ("registry.ollama.ai/library/llama3.2:1b", "llama3.2:1b"),
+        ("registry.ollama.ai/jmorgan/x", "jmorgan/x:latest"),
+        ("jmorgan/x:7b", "jmorgan/x:7b"),
+        (
+            "10.0.0.5:8443/attacker/x",
+            "10.0.0.5:8443/attacker/x:latest",
+        ),
+        ("10.0.0.5:8443/attacker/x:v1", "10.0.0.5:8443/attacker/x:v1"),
+        ("10.0.0.5:8443/library/x", "10.0.0.5:8443/library/x:latest"),
+        ("hf.co/bartowski/Qwen:Q4_K_M", "hf.co/bartowski/qwen:q4_k_m"),
+        ("gpt-oss:120b-cloud", "gpt-oss:120b-cloud"),
+    ];
+    for (input, want) in cases {
+        assert_eq!(normalize(input), want, "{input}");
+    }
+}
+
+#[test]
+fn split_tag_ignores_registry_ports() {
+    assert_eq!(split_tag("a:b"), ("a", Some("b")));
+    assert_eq!(split_tag("h:1/a"), ("h:1/a", None));
+    assert_eq!(split_tag("h:1/a:t"), ("h:1/a", Some("t")));
+    assert_eq!(split_tag("a"), ("a", None));
+}
+
+#[test]
+fn cloud_names() {
+    assert!(is_cloud_name("gpt-oss:120b-cloud"));
+    assert!(is_cloud_name("deepseek-v3.1:671b-cloud"));
+    assert!(is_cloud_name("qwen3-coder:cloud"));
+    assert!(is_cloud_name("Qwen3-Coder:CLOUD"));
+    assert!(!is_cloud_name("cloud"));
+    assert!(!is_cloud_name("cloud:latest"));
+    assert!(!is_cloud_name("llama3.2:cloudy"));
+    assert!(!is_cloud_name("llama3.2"));
+    assert!(!is_cloud_name("my-cloud/x:latest"));
+}
+
+fn p(s: &str) -> ModelPattern {
+    ModelPattern::parse(s).unwrap()
+}
+
+#[test]
+fn untagged_patterns_match_every_tag() {
+    let pat = p("llama3.2");
+    assert!(pat.matches("llama3.2"));
+    assert!(pat.matches("llama3.2:latest"));
+    assert!(pat.matches("llama3.2:1b"));
+    assert!(pat.matches("registry.ollama.ai/library/llama3.2:3b"));
+    assert!(pat.matches("LLAMA3.2"));
+    assert!(!pat.matches("llama3.21"));
+    assert!(!pat.matches("llama3"));
+    assert!(!pat.matches("10.0.0.5:8443/library/llama3.2"));
+    assert!(!pat.matches("evil/llama3.2"));
+}
+
+#[test]
+fn tagged_patterns_match_that_tag() {
+    let pat = p("llama3.2:1b");
+    assert!(pat.matches("llama3.2:1b"));
+    assert!(!pat.matches("llama3.2"));
+    assert!(!pat.matches("llama3.2:1b-q8"));
+    let latest = p("llama3.2:latest");
+    assert!(latest.matches("llama3.2"));
+}
+
+#[test]
+fn globs() {
+    assert!(p("*").matches("anything/at:all"));
+    assert!(p("*").matches("10.0.0.5:8443/attacker/x"));
+    assert!(p("llama*").matches("llama3.2:1b"));
+    assert!(p("llama*").matches("llama2"));
+    assert!(!p("llama*").matches("codellama"));
+    assert!(p("*llama*").matches("codellama:7b"));
+    assert!(p("qwen?").matches("qwen3:8b"));
+    assert!(!p("qwen?").matches("qwen25:8b"));
+    assert!(p("qwen*:7b").matches("qwen2.5:7b"));
+    assert!(!p("qwen*:7b").matches("qwen2.5:14b"));
+    assert!(p("*:7b").matches("mistral:7b"));
+    assert!(p("hf.co/bartowski/*").matches("hf.co/bartowski/x:q4"));
+    assert!(!p("hf.co/bartowski/*").matches("hf.co/other/x:q4"));
+    assert!(p("Library/Mistral").matches("mistral:7b"));
+    assert!(p("a*b*c*d").matches("axxbxxcxxd:latest"));
+    assert!(!p("a*b*c*d").matches("axxbxxcxxdx:latest"));
+    assert!(p("a*b*c*d:*").matches("axxbxxcxxd:latest"));
+    assert!(!p("gpt-oss:*-cloud").matches("gpt-oss:20b"));
+    assert!(p("gpt-oss:*-cloud").matches("gpt-oss:120b-cloud"));
+}
+
+#[test]
+fn pathological_glob_is_fast() {
+    let pat = p(&format!("{}b", "*a".repeat(100)));
+    let name = "a".repeat(500);
+    let start = std::time::Instant::now();
+    assert!(!pat.matches(&name));
+    assert!(start.elapsed() < std::time::Duration::from_secs(2));
+}
+
+#[test]
+fn bad_patterns() {
+    assert_eq!(ModelPattern::parse(""), Err(PatternError::Empty));
+    assert_eq!(ModelPattern::parse("a b"), Err(PatternError::BadChar));
+    assert_eq!(ModelPattern::parse("a\n"), Err(PatternError::BadChar));
+    assert_eq!(
+        ModelPattern::parse(&"a".repeat(513)),
+        Err(PatternError::TooLong)
+    );
+    assert_eq!(p("Llama").as_str(), "Llama");
+    assert_eq!(p("Llama").to_string(), "Llama");
+}

@@ -1,0 +1,225 @@
+//! Token counts from upstream responses.
+//!
+//! [`UsageTap`] sees every response chunk once and keeps a few dozen bytes of state, never
+//! the body. It lexes just enough JSON to know when it is inside a string, so it reads a
+//! count only from an object key (a string followed by `:`) spelled exactly like one of the
+//! counters, and keeps the last value of each:
+//!
+//! - Ollama: `prompt_eval_count`, `eval_count` (final NDJSON line or the single object);
+//! - OpenAI: `usage.prompt_tokens`, `usage.completion_tokens` (last SSE chunk or the object);
+//! - Anthropic and `/v1/responses`: `input_tokens`, `output_tokens`.
+//!
+//! The last value wins because every format puts the totals at the end. Raw newlines cannot
+//! occur inside JSON strings, so a newline resets the lexer, which bounds the damage of any
+//! non-JSON line (SSE comments, `data: [DONE]`).
+
+/// How the response body is framed. All three are scanned the same way; the format is kept
+/// for callers' records and for future framing-specific checks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResponseFormat {
+    /// `application/x-ndjson` (native streaming).
+    Ndjson,
+    /// `text/event-stream` (`/v1` streaming).
+    Sse,
+    /// A single JSON document.
+    Json,
+}
+
+/// Token counts reported by the upstream; `None` when it reported none.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Usage {
+    pub prompt_tokens: Option<u64>,
+    pub completion_tokens: Option<u64>,
+}
+
+/// Keys longer than this cannot be counters; their bytes are not kept.
+const MAX_KEY: usize = 24;
+/// More digits than this cannot be a token count.
+const MAX_DIGITS: u8 = 19;
+
+const KEYS: &[(&[u8], Counter)] = &[
+    (b"prompt_eval_count", Counter::Prompt),
+    (b"prompt_tokens", Counter::Prompt),
+    (b"input_tokens", Counter::Prompt),
+    (b"eval_count", Counter::Completion),
+    (b"completion_tokens", Counter::Completion),
+    (b"output_tokens", Counter::Completion),
+];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Counter {
+    Prompt,
+    Completion,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    /// Outside strings, not after a counter key.
+    Scan,
+    /// Inside a string; `escaped` after a backslash.
+    Str { escaped: bool },
+    /// After a counter key's closing quote, before `:`.
+    AfterKey(Counter),
+    /// After `:`, before the first digit.
+    BeforeValue(Counter),
+    /// Reading digits.
+    Value(Counter),
+}
+
+/// Incremental scanner over response bytes with constant memory.
+#[derive(Debug, Clone)]
+pub struct UsageTap {
+    format: ResponseFormat,
+    state: State,
+    key: [u8; MAX_KEY],
+    key_len: usize,
+    key_overflow: bool,
+    value: u64,
+    digits: u8,
+    usage: Usage,
+}
+
+impl UsageTap {
+    pub fn new(format: ResponseFormat) -> UsageTap {
+        UsageTap {
+            format,
+            state: State::Scan,
+            key: [0; MAX_KEY],
+            key_len: 0,
+            key_overflow: false,
+            value: 0,
+            digits: 0,
+            usage: Usage::default(),
+        }
+    }
+
+    /// The framing this tap was created for.
+    pub fn format(&self) -> ResponseFormat {
+        self.format
+    }
+
+    /// Scans the next chunk. Chunks may split anything anywhere.
+    pub fn feed(&mut self, chunk: &[u8]) {
+        for &b in chunk {
+            self.step(b);
+        }
+    }
+
+    /// The counts seen so far (the last value of each counter).
+    pub fn finish(&self) -> Usage {
+        let mut u = self.usage;
+        // A number cut off by the end of the body is still the upstream's last word.
+        if let State::Value(c) = self.state {
+            set(&mut u, c, self.value);
+        }
+        u
+    }
+
+    fn step(&mut self, b: u8) {
+        if b == b'\n' {
+            self.finish_value();
+            self.state = State::Scan;
+            return;
+        }
+        self.state = match self.state {
+            State::Scan => {
+                if b == b'"' {
+                    self.key_len = 0;
+                    self.key_overflow = false;
+                    State::Str { escaped: false }
+                } else {
+                    State::Scan
+                }
+            }
+            State::Str { escaped: true } => {
+                self.push_key(b);
+                State::Str { escaped: false }
+            }
+            State::Str { escaped: false } => match b {
+                b'\\' => {
+                    // An escape never appears in a counter key; remember it spoils this one.
+                    self.key_overflow = true;
+                    State::Str { escaped: true }
+                }
+                b'"' => match self.counter() {
+                    Some(c) => State::AfterKey(c),
+                    None => State::Scan,
+                },
+                _ => {
+                    self.push_key(b);
+                    State::Str { escaped: false }
+                }
+            },
+            State::AfterKey(c) => match b {
+                b' ' | b'\t' | b'\r' => State::AfterKey(c),
+                b':' => State::BeforeValue(c),
+                _ => self.rescan(b),
+            },
+            State::BeforeValue(c) => match b {
+                b' ' | b'\t' | b'\r' => State::BeforeValue(c),
+                b'0'..=b'9' => {
+                    self.value = u64::from(b - b'0');
+                    self.digits = 1;
+                    State::Value(c)
+                }
+                _ => self.rescan(b),
+            },
+            State::Value(c) => match b {
+                b'0'..=b'9' if self.digits < MAX_DIGITS => {
+                    self.value = self.value * 10 + u64::from(b - b'0');
+                    self.digits += 1;
+                    State::Value(c)
+                }
+                b'0'..=b'9' => State::Scan,
+                // A fraction or exponent is not a count.
+                b'.' | b'e' | b'E' => State::Scan,
+                _ => {
+                    set(&mut self.usage, c, self.value);
+                    self.rescan(b)
+                }
+            },
+        };
+    }
+
+    /// Re-reads a byte that ended a key or value in the `Scan` state, so a quote that opens
+    /// the next string is not lost.
+    fn rescan(&mut self, b: u8) -> State {
+        self.state = State::Scan;
+        self.step(b);
+        self.state
+    }
+
+    fn finish_value(&mut self) {
+        if let State::Value(c) = self.state {
+            set(&mut self.usage, c, self.value);
+        }
+    }
+
+    fn push_key(&mut self, b: u8) {
+        if self.key_len < MAX_KEY {
+            self.key[self.key_len] = b;
+            self.key_len += 1;
+        } else {
+            self.key_overflow = true;
+        }
+    }
+
+    fn counter(&self) -> Option<Counter> {
+        if self.key_overflow {
+            return None;
+        }
+        let k = &self.key[..self.key_len];
+        KEYS.iter().find(|(name, _)| *name == k).map(|(_, c)| *c)
+    }
+}
+
+fn set(u: &mut Usage, c: Counter, v: u64) {
+    match c {
+        Counter::Prompt => u.prompt_tokens = Some(v),
+        Counter::Completion => u.completion_tokens = Some(v),
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests;

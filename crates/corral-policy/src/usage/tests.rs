@@ -1,0 +1,156 @@
+use super::*;
+
+fn scan(format: ResponseFormat, body: &[u8]) -> Usage {
+    let mut t = UsageTap::new(format);
+    t.feed(body);
+    t.finish()
+}
+
+fn usage(p: u64, c: u64) -> Usage {
+    Usage {
+        prompt_tokens: Some(p),
+        completion_tokens: Some(c),
+    }
+}
+
+const NDJSON: &[u8] = b"{\"model\":\"llama3.2\",\"created_at\":\"t\",\"message\":{\"role\":\"assistant\",\"content\":\"Hi\"},\"done\":false}\n\
+{\"model\":\"llama3.2\",\"created_at\":\"t\",\"message\":{\"role\":\"assistant\",\"content\":\"\"},\"done\":true,\"done_reason\":\"stop\",\"total_duration\":1,\"load_duration\":2,\"prompt_eval_count\":26,\"prompt_eval_duration\":3,\"eval_count\":298,\"eval_duration\":4}\n";
+
+const SSE: &[u8] = b"data: {\"id\":\"c\",\"object\":\"chat.completion.chunk\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hi\"}}]}\n\n\
+data: {\"id\":\"c\",\"object\":\"chat.completion.chunk\",\"choices\":[],\"usage\":{\"prompt_tokens\":12,\"completion_tokens\":34,\"total_tokens\":46}}\n\n\
+data: [DONE]\n\n";
+
+const ANTHROPIC_SSE: &[u8] = b"event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"m\",\"usage\":{\"input_tokens\":25,\"output_tokens\":1}}}\n\n\
+event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"delta\":{\"type\":\"text_delta\",\"text\":\"Hello\"}}\n\n\
+event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"end_turn\"},\"usage\":{\"output_tokens\":15}}\n\n\
+event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n";
+
+#[test]
+fn ollama_ndjson() {
+    assert_eq!(scan(ResponseFormat::Ndjson, NDJSON), usage(26, 298));
+}
+
+#[test]
+fn openai_sse() {
+    assert_eq!(scan(ResponseFormat::Sse, SSE), usage(12, 34));
+}
+
+#[test]
+fn anthropic_sse_takes_the_last_values() {
+    assert_eq!(scan(ResponseFormat::Sse, ANTHROPIC_SSE), usage(25, 15));
+}
+
+#[test]
+fn non_streaming_json_bodies() {
+    let pretty = b"{\n  \"id\": \"x\",\n  \"choices\": [],\n  \"usage\": {\n    \"prompt_tokens\" :\t 7,\n    \"completion_tokens\":   9\n  }\n}";
+    assert_eq!(scan(ResponseFormat::Json, pretty), usage(7, 9));
+    let responses = br#"{"id":"resp","output":[],"usage":{"input_tokens":3,"input_tokens_details":{"cached_tokens":0},"output_tokens":4,"total_tokens":7}}"#;
+    assert_eq!(scan(ResponseFormat::Json, responses), usage(3, 4));
+    let embed =
+        br#"{"model":"m","embeddings":[[0.1,0.2]],"total_duration":1,"prompt_eval_count":8}"#;
+    assert_eq!(
+        scan(ResponseFormat::Json, embed),
+        Usage {
+            prompt_tokens: Some(8),
+            completion_tokens: None
+        }
+    );
+}
+
+#[test]
+fn every_split_point_gives_the_same_answer() {
+    for body in [NDJSON, SSE, ANTHROPIC_SSE] {
+        let whole = scan(ResponseFormat::Sse, body);
+        for cut in 0..=body.len() {
+            let mut t = UsageTap::new(ResponseFormat::Sse);
+            t.feed(&body[..cut]);
+            t.feed(&body[cut..]);
+            assert_eq!(t.finish(), whole, "cut at {cut}");
+        }
+        let mut t = UsageTap::new(ResponseFormat::Sse);
+        for b in body {
+            t.feed(std::slice::from_ref(b));
+        }
+        assert_eq!(t.finish(), whole);
+    }
+}
+
+#[test]
+fn counter_names_inside_strings_are_not_counted() {
+    let body = br#"{"message":{"content":"\"eval_count\": 999999, \"prompt_tokens\":5"},"note":"eval_count","x":"prompt_eval_count"}"#;
+    assert_eq!(scan(ResponseFormat::Json, body), Usage::default());
+    // An escaped quote right before a counter-named key cannot forge the key.
+    let body = br#"{"x\"eval_count": 5}"#;
+    assert_eq!(scan(ResponseFormat::Json, body), Usage::default());
+    // A string with an escaped backslash ends normally; the next key counts.
+    let body = br#"{"c":"a\\","eval_count":5}"#;
+    assert_eq!(scan(ResponseFormat::Json, body).completion_tokens, Some(5));
+}
+
+#[test]
+fn model_generated_keys_are_overridden_by_the_final_totals() {
+    let body = b"{\"message\":{\"tool_calls\":[{\"function\":{\"arguments\":{\"eval_count\":999999}}}]},\"done\":false}\n{\"done\":true,\"prompt_eval_count\":5,\"eval_count\":6}\n";
+    assert_eq!(scan(ResponseFormat::Ndjson, body), usage(5, 6));
+}
+
+#[test]
+fn non_counts_are_ignored() {
+    for body in [
+        &br#"{"eval_count":-5}"#[..],
+        br#"{"eval_count":1.5}"#,
+        br#"{"eval_count":1e3}"#,
+        br#"{"eval_count":"7"}"#,
+        br#"{"eval_count":null}"#,
+        br#"{"eval_count":99999999999999999999999}"#,
+        br#"{"my_eval_count":4}"#,
+        br#"{"eval_counts":4}"#,
+        br#"["eval_count",4]"#,
+    ] {
+        assert_eq!(
+            scan(ResponseFormat::Json, body).completion_tokens,
+            None,
+            "{}",
+            String::from_utf8_lossy(body)
+        );
+    }
+}
+
+#[test]
+fn a_number_at_the_end_of_the_body_counts() {
+    assert_eq!(
+        scan(ResponseFormat::Json, br#"{"eval_count":12"#).completion_tokens,
+        Some(12)
+    );
+}
+
+#[test]
+fn broken_lines_do_not_poison_later_lines() {
+    let body = b": keep-alive comment with a \" quote\n{\"eval_count\":3}\n";
+    assert_eq!(scan(ResponseFormat::Sse, body).completion_tokens, Some(3));
+    let body = b"{\"unterminated\n{\"prompt_eval_count\":4}\n";
+    assert_eq!(scan(ResponseFormat::Ndjson, body).prompt_tokens, Some(4));
+}
+
+#[test]
+fn huge_bodies_in_small_chunks_use_constant_memory() {
+    let mut t = UsageTap::new(ResponseFormat::Ndjson);
+    let line = b"{\"message\":{\"content\":\"lorem ipsum dolor sit amet \\\" eval_count\"},\"done\":false}\n";
+    let size_before = std::mem::size_of_val(&t);
+    for _ in 0..200_000 {
+        t.feed(line);
+    }
+    let long_key = format!("{{\"{}\":1}}\n", "k".repeat(100_000));
+    t.feed(long_key.as_bytes());
+    t.feed(b"{\"done\":true,\"prompt_eval_count\":11,\"eval_count\":");
+    t.feed(b"22}\n");
+    assert_eq!(t.finish(), usage(11, 22));
+    assert_eq!(std::mem::size_of_val(&t), size_before);
+    assert_eq!(t.format(), ResponseFormat::Ndjson);
+}
+
+#[test]
+fn empty_and_binary_input() {
+    assert_eq!(scan(ResponseFormat::Json, b""), Usage::default());
+    let noise: Vec<u8> = (0..=255u8).cycle().take(10_000).collect();
+    let _ = scan(ResponseFormat::Json, &noise);
+}
