@@ -1,0 +1,457 @@
+//! Rules translated for the SIEMs that exist: Sigma (verbatim YAML), Elastic EQL, Kibana
+//! KQL and Splunk SPL. Field names stay ECS; map them in the SIEM if its data is not ECS.
+
+use crate::rule::condition::{pattern_matches, Cond};
+use crate::rule::yaml::Scalar;
+use crate::rule::{Item, Op, Rule, Selection};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ExportFormat {
+    Sigma,
+    Eql,
+    Kql,
+    Spl,
+}
+
+impl ExportFormat {
+    pub fn extension(self) -> &'static str {
+        match self {
+            ExportFormat::Sigma => "yml",
+            ExportFormat::Eql => "eql",
+            ExportFormat::Kql => "kql",
+            ExportFormat::Spl => "spl",
+        }
+    }
+}
+
+/// One exported rule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Exported {
+    pub file_name: String,
+    pub text: String,
+    /// What the target language cannot say (e.g. KQL has no thresholds); shown to the user.
+    pub notes: Vec<String>,
+}
+
+/// Translates `rule`. `sigma_source` is the rule's YAML text, written as is for Sigma.
+pub fn export(
+    rule: &Rule,
+    stem: &str,
+    sigma_source: &str,
+    fmt: ExportFormat,
+) -> Result<Exported, String> {
+    let file_name = format!("{stem}.{}", fmt.extension());
+    let mut notes = Vec::new();
+    let threshold = rule.threshold.as_ref();
+    let text = match fmt {
+        ExportFormat::Sigma => sigma_source.to_string(),
+        ExportFormat::Eql => {
+            let mut out = header("//", rule);
+            if let Some(t) = threshold {
+                let line = format!(
+                    "threshold: more than {} events per {} in {} s; use this query in an Elastic threshold rule",
+                    t.gt, t.group_by, t.timespan_ms / 1000
+                );
+                out.push_str(&format!("// {line}\n"));
+                notes.push(format!("{}: EQL has no thresholds ({line})", rule.id));
+            }
+            out.push_str(&format!(
+                "{} where {}\n",
+                eql_category(rule),
+                expr(rule, &Eql)?
+            ));
+            out
+        }
+        ExportFormat::Kql => {
+            if let Some(t) = threshold {
+                notes.push(format!(
+                    "{}: KQL has no thresholds; alert on more than {} matches per {} in {} s in the rule that runs this query",
+                    rule.id, t.gt, t.group_by, t.timespan_ms / 1000
+                ));
+            }
+            format!("{}\n", expr(rule, &Kql)?)
+        }
+        ExportFormat::Spl => {
+            let mut out = String::new();
+            for l in header("", rule).lines() {
+                out.push_str(&format!("```{}```\n", l.trim().replace('`', "'")));
+            }
+            out.push_str(&format!("index=* | where {}", expr(rule, &Spl)?));
+            if let Some(t) = threshold {
+                out.push_str(&format!(
+                    "\n| bin _time span={}s\n| stats count min(_time) as first_seen max(_time) as last_seen by _time, {}\n| where count > {}",
+                    t.timespan_ms / 1000, t.group_by, t.gt
+                ));
+            }
+            out.push('\n');
+            out
+        }
+    };
+    Ok(Exported {
+        file_name,
+        text,
+        notes,
+    })
+}
+
+fn header(prefix: &str, rule: &Rule) -> String {
+    let mut h = format!(
+        "{prefix} {}\n{prefix} id: {}  level: {}\n",
+        rule.title,
+        rule.id,
+        rule.level.as_str()
+    );
+    if !rule.tags.is_empty() {
+        h.push_str(&format!("{prefix} tags: {}\n", rule.tags.join(", ")));
+    }
+    h
+}
+
+fn eql_category(rule: &Rule) -> &'static str {
+    match rule
+        .logsource
+        .iter()
+        .find(|(k, _)| k == "category")
+        .map(|(_, v)| v.as_str())
+    {
+        Some("network_connection" | "dns_query") => "network",
+        Some("process_creation") => "process",
+        _ => "any",
+    }
+}
+
+trait Lang {
+    fn item(&self, it: &Item) -> Result<String, String>;
+    fn and(&self) -> &'static str;
+    fn or(&self) -> &'static str;
+    fn not(&self, x: &str) -> String;
+}
+
+fn expr(rule: &Rule, lang: &dyn Lang) -> Result<String, String> {
+    cond(&rule.condition, &rule.selections, lang)
+}
+
+fn cond(c: &Cond, sels: &[Selection], lang: &dyn Lang) -> Result<String, String> {
+    Ok(match c {
+        Cond::Sel(n) => {
+            let s = sels
+                .iter()
+                .find(|s| &s.name == n)
+                .ok_or_else(|| format!("unknown selection {n}"))?;
+            selection(s, lang)?
+        }
+        Cond::Not(x) => lang.not(&cond(x, sels, lang)?),
+        Cond::And(xs) => join(xs.iter().map(|x| cond(x, sels, lang)), lang.and())?,
+        Cond::Or(xs) => join(xs.iter().map(|x| cond(x, sels, lang)), lang.or())?,
+        Cond::Of { any, pattern } => {
+            let parts = sels
+                .iter()
+                .filter(|s| pattern_matches(pattern, &s.name))
+                .map(|s| selection(s, lang));
+            join(parts, if *any { lang.or() } else { lang.and() })?
+        }
+    })
+}
+
+fn join(parts: impl Iterator<Item = Result<String, String>>, op: &str) -> Result<String, String> {
+    let v: Vec<String> = parts.collect::<Result<_, _>>()?;
+    Ok(if v.len() == 1 {
+        v.into_iter().next().unwrap_or_default()
+    } else {
+        format!("({})", v.join(&format!(" {op} ")))
+    })
+}
+
+fn selection(s: &Selection, lang: &dyn Lang) -> Result<String, String> {
+    join(
+        s.alternatives
+            .iter()
+            .map(|alt| join(alt.iter().map(|it| lang.item(it)), lang.and())),
+        lang.or(),
+    )
+}
+
+fn quote(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+fn is_num(v: &Scalar) -> bool {
+    matches!(v, Scalar::Int(_) | Scalar::Float(_))
+}
+
+fn literal(v: &Scalar) -> String {
+    match v {
+        Scalar::Int(_) | Scalar::Float(_) | Scalar::Bool(_) => v.text(),
+        Scalar::Null => "null".into(),
+        Scalar::Str(s) => quote(s),
+    }
+}
+
+/// Sigma wildcards present (unescaped `*` or `?`)?
+fn wild(v: &Scalar) -> bool {
+    let Scalar::Str(s) = v else { return false };
+    let b = s.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'\\' if matches!(b.get(i + 1), Some(b'*' | b'?' | b'\\')) => i += 2,
+            b'*' | b'?' => return true,
+            _ => i += 1,
+        }
+    }
+    false
+}
+
+fn combine(parts: Vec<String>, all: bool, and: &str, or: &str) -> String {
+    if parts.len() == 1 {
+        return parts.into_iter().next().unwrap_or_default();
+    }
+    format!("({})", parts.join(if all { and } else { or }))
+}
+
+struct Eql;
+
+fn eql_field(f: &str) -> String {
+    if f.chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.')
+    {
+        f.to_string()
+    } else {
+        format!("`{f}`")
+    }
+}
+
+impl Lang for Eql {
+    fn item(&self, it: &Item) -> Result<String, String> {
+        let f = eql_field(&it.field);
+        let m = it.mods;
+        let vals = &it.values;
+        if m.op == Op::Exists {
+            let want = vals.first() == Some(&Scalar::Bool(true));
+            return Ok(format!("{f} {} null", if want { "!=" } else { "==" }));
+        }
+        if m.op == Op::Cidr {
+            let nets: Vec<String> = vals.iter().map(literal).collect();
+            if m.all {
+                return Ok(combine(
+                    nets.iter()
+                        .map(|n| format!("cidrmatch({f}, {n})"))
+                        .collect(),
+                    true,
+                    " and ",
+                    " or ",
+                ));
+            }
+            return Ok(format!("cidrmatch({f}, {})", nets.join(", ")));
+        }
+        if m.op == Op::Eq
+            && !m.all
+            && vals.len() > 1
+            && vals.iter().all(|v| !wild(v) && *v != Scalar::Null)
+        {
+            let list: Vec<String> = vals.iter().map(literal).collect();
+            let op = if m.cased || vals.iter().all(is_num) {
+                "in"
+            } else {
+                "in~"
+            };
+            return Ok(format!("{f} {op} ({})", list.join(", ")));
+        }
+        let parts = vals
+            .iter()
+            .map(|v| {
+                let s = v.text();
+                let tilde = if m.cased { "" } else { "~" };
+                match (m.op, v) {
+                    (_, Scalar::Null) => format!("{f} == null"),
+                    (Op::Eq, v) if wild(v) => format!(
+                        "{f} {} {}",
+                        if m.cased { "like" } else { "like~" },
+                        quote(&s)
+                    ),
+                    (Op::Eq, v) if is_num(v) || matches!(v, Scalar::Bool(_)) => {
+                        format!("{f} == {}", literal(v))
+                    }
+                    (Op::Eq, _) => {
+                        format!("{f} {} {}", if m.cased { "==" } else { ":" }, quote(&s))
+                    }
+                    (Op::StartsWith, _) => format!("startsWith{tilde}({f}, {})", quote(&s)),
+                    (Op::EndsWith, _) => format!("endsWith{tilde}({f}, {})", quote(&s)),
+                    (Op::Contains, _) => format!("stringContains{tilde}({f}, {})", quote(&s)),
+                    (Op::Re, _) => format!("regex{tilde}({f}, {})", quote(&s)),
+                    (Op::Cidr | Op::Exists, _) => String::new(),
+                }
+            })
+            .collect();
+        Ok(combine(parts, m.all, " and ", " or "))
+    }
+    fn and(&self) -> &'static str {
+        "and"
+    }
+    fn or(&self) -> &'static str {
+        "or"
+    }
+    fn not(&self, x: &str) -> String {
+        format!("not {x}")
+    }
+}
+
+struct Kql;
+
+/// KQL wildcard values are unquoted; escape its special characters.
+fn kql_wild(s: &str) -> String {
+    let mut out = String::new();
+    for c in s.chars() {
+        if matches!(
+            c,
+            '\\' | '(' | ')' | ':' | '<' | '>' | '"' | ' ' | '{' | '}'
+        ) {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+impl Lang for Kql {
+    fn item(&self, it: &Item) -> Result<String, String> {
+        let f = &it.field;
+        let m = it.mods;
+        if m.op == Op::Re {
+            return Err(format!("field {f}: KQL has no regular expressions"));
+        }
+        if m.op == Op::Exists {
+            let want = it.values.first() == Some(&Scalar::Bool(true));
+            return Ok(if want {
+                format!("{f}: *")
+            } else {
+                format!("not {f}: *")
+            });
+        }
+        let parts: Vec<String> = it
+            .values
+            .iter()
+            .map(|v| {
+                let s = v.text();
+                match (m.op, v) {
+                    (_, Scalar::Null) => format!("not {f}: *"),
+                    (Op::Eq, v) if wild(v) => format!("{f}: {}", kql_wild(&s)),
+                    (Op::Eq | Op::Cidr, v) if is_num(v) || matches!(v, Scalar::Bool(_)) => {
+                        format!("{f}: {s}")
+                    }
+                    (Op::Eq | Op::Cidr, _) => format!("{f}: {}", quote(&s)),
+                    (Op::StartsWith, _) => format!("{f}: {}*", kql_wild(&s)),
+                    (Op::EndsWith, _) => format!("{f}: *{}", kql_wild(&s)),
+                    (Op::Contains, _) => format!("{f}: *{}*", kql_wild(&s)),
+                    (Op::Re | Op::Exists, _) => String::new(),
+                }
+            })
+            .collect();
+        Ok(combine(parts, m.all, " and ", " or "))
+    }
+    fn and(&self) -> &'static str {
+        "and"
+    }
+    fn or(&self) -> &'static str {
+        "or"
+    }
+    fn not(&self, x: &str) -> String {
+        format!("not {x}")
+    }
+}
+
+struct Spl;
+
+fn regex_escape(s: &str) -> String {
+    let mut out = String::new();
+    for c in s.chars() {
+        if "\\.+*?()|[]{}^$".contains(c) {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// Sigma wildcard text → anchored regex.
+fn glob_regex(s: &str) -> String {
+    let mut out = String::from("^");
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' if matches!(chars.peek(), Some('*' | '?' | '\\')) => {
+                if let Some(n) = chars.next() {
+                    out.push_str(&regex_escape(&n.to_string()));
+                }
+            }
+            '*' => out.push_str(".*"),
+            '?' => out.push('.'),
+            c => out.push_str(&regex_escape(&c.to_string())),
+        }
+    }
+    out.push('$');
+    out
+}
+
+impl Lang for Spl {
+    fn item(&self, it: &Item) -> Result<String, String> {
+        let f = format!("'{}'", it.field.replace('\'', "\\'"));
+        let m = it.mods;
+        let ci = if m.cased { "" } else { "(?i)" };
+        let parts: Vec<String> = it
+            .values
+            .iter()
+            .map(|v| {
+                let s = v.text();
+                match (m.op, v) {
+                    (Op::Exists, Scalar::Bool(true)) => format!("isnotnull({f})"),
+                    (Op::Exists, _) | (_, Scalar::Null) => format!("isnull({f})"),
+                    (Op::Eq, v) if wild(v) => {
+                        format!("match({f}, {})", quote(&format!("{ci}{}", glob_regex(&s))))
+                    }
+                    (Op::Eq, v) if is_num(v) => format!("{f}=={s}"),
+                    (Op::Eq, _) if m.cased => format!("{f}=={}", quote(&s)),
+                    (Op::Eq, _) => format!("lower({f})=={}", quote(&s.to_lowercase())),
+                    (Op::StartsWith, _) => format!(
+                        "match({f}, {})",
+                        quote(&format!("{ci}^{}", regex_escape(&s)))
+                    ),
+                    (Op::EndsWith, _) => format!(
+                        "match({f}, {})",
+                        quote(&format!("{ci}{}$", regex_escape(&s)))
+                    ),
+                    (Op::Contains, _) => format!(
+                        "match({f}, {})",
+                        quote(&format!("{ci}{}", regex_escape(&s)))
+                    ),
+                    (Op::Re, _) => format!("match({f}, {})", quote(&format!("{ci}{s}"))),
+                    (Op::Cidr, _) => format!("cidrmatch({}, {f})", quote(&s)),
+                }
+            })
+            .collect();
+        Ok(combine(parts, m.all, " AND ", " OR "))
+    }
+    fn and(&self) -> &'static str {
+        "AND"
+    }
+    fn or(&self) -> &'static str {
+        "OR"
+    }
+    fn not(&self, x: &str) -> String {
+        format!("NOT {x}")
+    }
+}
+
+#[cfg(test)]
+mod tests;

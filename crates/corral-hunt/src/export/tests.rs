@@ -1,0 +1,81 @@
+#![allow(clippy::unwrap_used, clippy::panic)]
+
+use super::*;
+use crate::builtin;
+
+fn elastic() -> (Rule, &'static str) {
+    let rules = builtin::rules().unwrap();
+    let r = rules
+        .into_iter()
+        .find(|r| r.id == builtin::ELASTIC_RULE_ID)
+        .unwrap();
+    (r, builtin::RULES[0].1)
+}
+
+#[test]
+fn eql_of_the_elastic_rule_keeps_its_semantics() {
+    let (r, src) = elastic();
+    let x = export(&r, "elastic", src, ExportFormat::Eql).unwrap();
+    let q = x.text.lines().last().unwrap();
+    assert!(q.starts_with("network where "), "{q}");
+    assert!(
+        q.contains(r#"event.action == "connection_accepted""#),
+        "{q}"
+    );
+    assert!(
+        q.contains(r#"process.name in ("ollama", "ollama.exe")"#),
+        "{q}"
+    );
+    assert!(q.contains("destination.port == 11434"), "{q}");
+    assert!(q.contains("source.ip != null"), "{q}");
+    assert!(q.contains(r#"not source.ip : "0.0.0.0""#), "{q}");
+    assert!(
+        q.contains(r#"not cidrmatch(source.ip, "10.0.0.0/8", "#),
+        "{q}"
+    );
+    assert_eq!(x.file_name, "elastic.eql");
+}
+
+#[test]
+fn kql_and_spl() {
+    let (r, src) = elastic();
+    let k = export(&r, "e", src, ExportFormat::Kql).unwrap().text;
+    assert!(k.contains(r#"process.name: "ollama""#), "{k}");
+    assert!(k.contains("source.ip: *"), "{k}");
+    assert!(k.contains(r#"not (source.ip: "10.0.0.0/8" or "#), "{k}");
+    let s = export(&r, "e", src, ExportFormat::Spl).unwrap().text;
+    assert!(
+        s.contains(r#"'event.action'=="connection_accepted""#),
+        "{s}"
+    );
+    assert!(s.contains(r#"cidrmatch("10.0.0.0/8", 'source.ip')"#), "{s}");
+    assert!(s.contains("isnotnull('source.ip')"), "{s}");
+    assert!(s.starts_with("```"), "{s}");
+}
+
+#[test]
+fn thresholds_and_unsupported() {
+    let rules = builtin::rules().unwrap();
+    let v = rules
+        .iter()
+        .find(|r| r.id == builtin::VOLUME_RULE_ID)
+        .unwrap();
+    let s = export(v, "v", "", ExportFormat::Spl).unwrap();
+    assert!(s.text.contains("| bin _time span=300s"), "{}", s.text);
+    assert!(s.text.contains("| where count > 120"));
+    let k = export(v, "v", "", ExportFormat::Kql).unwrap();
+    assert_eq!(k.notes.len(), 1);
+    let (re_rule, _) = crate::rule::parse_rules(
+        "title: t\nid: r\ndetection:\n  sel:\n    a|re: x+\n  condition: sel\n",
+        "t",
+    );
+    assert!(export(&re_rule[0], "r", "", ExportFormat::Kql).is_err());
+    let e = export(&re_rule[0], "r", "", ExportFormat::Eql).unwrap();
+    assert!(e.text.contains(r#"regex~(a, "x+")"#), "{}", e.text);
+}
+
+#[test]
+fn spl_globs_escape() {
+    assert_eq!(glob_regex("*.example.com"), r"^.*\.example\.com$");
+    assert_eq!(glob_regex(r"a\*b?"), r"^a\*b.$");
+}

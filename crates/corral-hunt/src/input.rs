@@ -1,0 +1,46 @@
+//! Opening inputs: files or stdin, gzip and zstd recognised by their magic bytes.
+
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, Cursor, Read};
+use std::path::Path;
+
+/// The first bytes of the decompressed stream (for detection) and the whole stream.
+pub struct Opened {
+    pub head: Vec<u8>,
+    pub stream: Box<dyn Read + Send>,
+    pub compression: Option<&'static str>,
+}
+
+pub const HEAD: usize = 64 * 1024;
+
+pub fn open(path: &Path) -> io::Result<Opened> {
+    let raw: Box<dyn Read + Send> = if path.as_os_str() == "-" {
+        Box::new(io::stdin())
+    } else {
+        Box::new(File::open(path)?)
+    };
+    let mut buf = BufReader::with_capacity(256 * 1024, raw);
+    let magic = buf.fill_buf()?;
+    let (decoded, compression): (Box<dyn Read + Send>, _) = if magic.starts_with(&[0x1f, 0x8b]) {
+        (
+            Box::new(flate2::bufread::MultiGzDecoder::new(buf)),
+            Some("gzip"),
+        )
+    } else if magic.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+        (
+            Box::new(zstd::stream::read::Decoder::with_buffer(buf)?),
+            Some("zstd"),
+        )
+    } else {
+        (Box::new(buf), None)
+    };
+    let mut head = Vec::with_capacity(HEAD);
+    let mut decoded = decoded;
+    (&mut decoded).take(HEAD as u64).read_to_end(&mut head)?;
+    let stream = Box::new(Cursor::new(head.clone()).chain(decoded));
+    Ok(Opened {
+        head,
+        stream,
+        compression,
+    })
+}

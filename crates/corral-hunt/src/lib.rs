@@ -1,0 +1,118 @@
+//! `corral hunt`: Ollama detection rules run directly over log files, and exported for SIEMs.
+//!
+//! Readers for ECS NDJSON, Zeek, Sysmon (evtx_dump JSON, Winlogbeat), auditd, Ollama's
+//! server log and corral's audit log normalise records onto ECS field names; a Sigma-subset
+//! rule engine matches them; alerts come out as NDJSON, a table or SARIF. The binary wires
+//! [`HuntArgs`]/[`hunt_main`] and [`RulesCommand`]/[`rules_main`].
+
+pub mod builtin;
+pub mod cli;
+pub mod engine;
+pub mod event;
+pub mod export;
+pub mod fields;
+pub mod formats;
+pub mod input;
+pub mod ip;
+pub mod output;
+pub mod pipeline;
+pub mod rule;
+pub mod time;
+
+use std::path::PathBuf;
+
+pub use cli::{hunt_main, rules_main, HuntArgs, RulesCommand};
+pub use engine::{Alert, Engine};
+pub use export::ExportFormat;
+pub use formats::InputFormat;
+pub use output::{FileSummary, OutputFormat};
+
+/// The result of running an engine over inputs.
+#[derive(Debug, Default)]
+pub struct HuntRun {
+    pub files: Vec<FileSummary>,
+    /// Event alerts in input order, then windowed alerts.
+    pub alerts: Vec<Alert>,
+}
+
+/// Runs `engine` over `paths` (`-` = stdin). Unreadable or unrecognised inputs are reported
+/// in their [`FileSummary`] and the others still run.
+pub fn hunt_paths(
+    engine: &Engine,
+    paths: &[PathBuf],
+    format: InputFormat,
+    threads: usize,
+    progress: bool,
+) -> HuntRun {
+    let mut run = HuntRun::default();
+    let mut buckets = event::FxMap::default();
+    let mut prog = pipeline::Progress::new(progress);
+    for (i, p) in paths.iter().enumerate() {
+        let path = p.display().to_string();
+        let mut summary = FileSummary {
+            path: path.clone(),
+            ..FileSummary::default()
+        };
+        match input::open(p) {
+            Err(e) => summary.error = Some(e.to_string()),
+            Ok(opened) => {
+                summary.compression = opened.compression;
+                let reader = format.reader().or_else(|| formats::detect(&opened.head));
+                match reader {
+                    None if opened.head.starts_with(b"ElfFile\0") => {
+                        summary.error = Some("EVTX files are not read directly; export them with `evtx_dump -o jsonl` and hunt the output".into());
+                    }
+                    None if opened.head.is_empty() => summary.format = Some("empty"),
+                    None => {
+                        summary.error =
+                            Some("cannot tell the input format; name it with --input-format".into())
+                    }
+                    Some(reader) => {
+                        summary.format = Some(reader.name());
+                        let (found, error) = pipeline::run(
+                            engine,
+                            reader,
+                            opened.stream,
+                            i,
+                            threads,
+                            &mut prog,
+                            &path,
+                        );
+                        summary.events = found.events;
+                        summary.skipped = found.skipped;
+                        summary.malformed = found.malformed;
+                        summary.untimed = found.untimed;
+                        summary.malformed_samples = found
+                            .malformed_samples
+                            .into_iter()
+                            .map(|m| (m.line, m.reason))
+                            .collect();
+                        if let Some(e) = error {
+                            summary.error = Some(format!("read error: {e}"));
+                        }
+                        run.alerts.extend(found.alerts);
+                        merge_buckets(&mut buckets, found.buckets);
+                    }
+                }
+            }
+        }
+        prog.done();
+        run.files.push(summary);
+    }
+    run.alerts.extend(engine.threshold_alerts(buckets));
+    run
+}
+
+fn merge_buckets(
+    into: &mut event::FxMap<(usize, i64, String), engine::Bucket>,
+    from: event::FxMap<(usize, i64, String), engine::Bucket>,
+) {
+    for (k, b) in from {
+        match into.get_mut(&k) {
+            Some(m) => m.absorb(b),
+            None => {
+                into.insert(k, b);
+            }
+        }
+    }
+}

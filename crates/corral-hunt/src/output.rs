@@ -1,0 +1,339 @@
+//! Alert output: NDJSON (one ECS alert per line), a summary table, SARIF 2.1.0.
+
+use std::collections::BTreeMap;
+use std::io::{self, Write};
+
+use serde_json::{json, Map, Value};
+
+use crate::engine::{Alert, Engine};
+use crate::time::format_ms;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OutputFormat {
+    Table,
+    Ndjson,
+    Sarif,
+}
+
+/// What is known about one input after the run.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FileSummary {
+    pub path: String,
+    pub format: Option<&'static str>,
+    pub compression: Option<&'static str>,
+    pub events: u64,
+    pub skipped: u64,
+    pub malformed: u64,
+    pub malformed_samples: Vec<(u64, String)>,
+    pub untimed: u64,
+    pub error: Option<String>,
+}
+
+pub fn write(
+    fmt: OutputFormat,
+    engine: &Engine,
+    files: &[FileSummary],
+    alerts: &[Alert],
+    w: &mut dyn Write,
+) -> io::Result<()> {
+    match fmt {
+        OutputFormat::Ndjson => {
+            for a in alerts {
+                serde_json::to_writer(&mut *w, &alert_json(engine, files, a))?;
+                w.write_all(b"\n")?;
+            }
+            Ok(())
+        }
+        OutputFormat::Table => table(engine, files, alerts, w),
+        OutputFormat::Sarif => {
+            serde_json::to_writer_pretty(&mut *w, &sarif(engine, files, alerts))?;
+            w.write_all(b"\n")
+        }
+    }
+}
+
+fn put(m: &mut Map<String, Value>, k: &str, v: impl Into<Value>) {
+    let v = v.into();
+    if !v.is_null() {
+        m.insert(k.to_string(), v);
+    }
+}
+
+/// One alert as an ECS document: the rule, the event's time, where it was read, and the
+/// matched event (the original JSON object, or the original text plus the fields read).
+pub fn alert_json(engine: &Engine, files: &[FileSummary], a: &Alert) -> Value {
+    let Some(rule) = engine.rules.get(a.rule) else {
+        return Value::Null;
+    };
+    let file = files.get(a.file);
+    let mut fields = Map::new();
+    for (id, v) in &a.fields {
+        fields.insert(engine.schema.name(*id).to_string(), v.to_json());
+    }
+    let mut event = Map::new();
+    put(&mut event, "kind", "alert");
+    put(&mut event, "severity", rule.level.score());
+    if !a.json {
+        put(&mut event, "original", a.original.clone());
+    }
+    let mut hunt = Map::new();
+    put(&mut hunt, "line", a.line);
+    put(&mut hunt, "input_format", file.and_then(|f| f.format));
+    put(&mut hunt, "fields", Value::Object(fields));
+    if a.json {
+        put(
+            &mut hunt,
+            "event",
+            serde_json::from_str::<Value>(&a.original).unwrap_or(Value::Null),
+        );
+    }
+    if let Some(w) = &a.window {
+        put(
+            &mut hunt,
+            "window",
+            json!({
+                "field": engine.schema.name(w.field),
+                "value": w.key,
+                "count": w.count,
+                "start": format_ms(w.start),
+                "end": format_ms(w.start + w.span_ms),
+                "first_seen": format_ms(w.first),
+                "last_seen": format_ms(w.last),
+            }),
+        );
+    }
+    let mut doc = Map::new();
+    put(
+        &mut doc,
+        "@timestamp",
+        a.window.as_ref().map(|w| w.first).or(a.ts).map(format_ms),
+    );
+    put(&mut doc, "event", Value::Object(event));
+    put(
+        &mut doc,
+        "rule",
+        json!({"id": rule.id, "name": rule.title, "description": rule.description, "ruleset": "corral-hunt"}),
+    );
+    put(&mut doc, "tags", rule.tags.clone());
+    put(
+        &mut doc,
+        "log",
+        json!({"level": rule.level.as_str(), "file": {"path": file.map(|f| f.path.clone())}, "offset": a.offset}),
+    );
+    if let Some(ip) = &a.source_ip {
+        put(&mut doc, "source", json!({ "ip": ip }));
+    }
+    put(&mut doc, "corral", json!({ "hunt": Value::Object(hunt) }));
+    Value::Object(doc)
+}
+
+fn seen(a: &Alert) -> (Option<i64>, Option<i64>) {
+    match &a.window {
+        Some(w) => (Some(w.first), Some(w.last)),
+        None => (a.ts, a.ts),
+    }
+}
+
+#[derive(Default)]
+struct Agg {
+    count: u64,
+    first: Option<i64>,
+    last: Option<i64>,
+    rules: std::collections::BTreeSet<usize>,
+}
+
+impl Agg {
+    fn add(&mut self, a: &Alert) {
+        self.count += 1;
+        let (f, l) = seen(a);
+        self.first = match (self.first, f) {
+            (Some(x), Some(y)) => Some(x.min(y)),
+            (x, y) => x.or(y),
+        };
+        self.last = match (self.last, l) {
+            (Some(x), Some(y)) => Some(x.max(y)),
+            (x, y) => x.or(y),
+        };
+        self.rules.insert(a.rule);
+    }
+}
+
+fn ts(t: Option<i64>) -> String {
+    t.map_or_else(|| "-".to_string(), |t| format_ms(t).replace(".000Z", "Z"))
+}
+
+fn table(
+    engine: &Engine,
+    files: &[FileSummary],
+    alerts: &[Alert],
+    w: &mut dyn Write,
+) -> io::Result<()> {
+    let events: u64 = files.iter().map(|f| f.events).sum();
+    let malformed: u64 = files.iter().map(|f| f.malformed).sum();
+    let mut by_rule: BTreeMap<usize, Agg> = BTreeMap::new();
+    let mut by_source: BTreeMap<String, Agg> = BTreeMap::new();
+    for a in alerts {
+        by_rule.entry(a.rule).or_default().add(a);
+        let src = a
+            .window
+            .as_ref()
+            .map(|w| w.key.clone())
+            .or_else(|| a.source_ip.clone())
+            .unwrap_or_else(|| "-".into());
+        by_source.entry(src).or_default().add(a);
+    }
+    writeln!(
+        w,
+        "{} alert{} from {} rule{} over {} event{} in {} input{} ({} malformed)",
+        alerts.len(),
+        plural(alerts.len() as u64),
+        by_rule.len(),
+        plural(by_rule.len() as u64),
+        events,
+        plural(events),
+        files.len(),
+        plural(files.len() as u64),
+        malformed
+    )?;
+    if alerts.is_empty() {
+        return Ok(());
+    }
+    writeln!(w, "\nBY RULE")?;
+    writeln!(
+        w,
+        "{:<9} {:>7}  {:<20}  {:<20}  RULE",
+        "LEVEL", "ALERTS", "FIRST SEEN", "LAST SEEN"
+    )?;
+    let mut rows: Vec<_> = by_rule.iter().collect();
+    rows.sort_by_key(|(r, agg)| {
+        (
+            std::cmp::Reverse(engine.rules.get(**r).map(|r| r.level)),
+            std::cmp::Reverse(agg.count),
+        )
+    });
+    for (r, agg) in rows {
+        let Some(rule) = engine.rules.get(*r) else {
+            continue;
+        };
+        writeln!(
+            w,
+            "{:<9} {:>7}  {:<20}  {:<20}  {} [{}]",
+            rule.level.as_str(),
+            agg.count,
+            ts(agg.first),
+            ts(agg.last),
+            rule.title,
+            rule.id
+        )?;
+    }
+    writeln!(w, "\nBY SOURCE ADDRESS")?;
+    writeln!(
+        w,
+        "{:<40} {:>7} {:>6}  {:<20}  LAST SEEN",
+        "SOURCE", "ALERTS", "RULES", "FIRST SEEN"
+    )?;
+    let mut rows: Vec<_> = by_source.iter().collect();
+    rows.sort_by_key(|(_, agg)| std::cmp::Reverse(agg.count));
+    for (src, agg) in rows {
+        writeln!(
+            w,
+            "{:<40} {:>7} {:>6}  {:<20}  {}",
+            src,
+            agg.count,
+            agg.rules.len(),
+            ts(agg.first),
+            ts(agg.last)
+        )?;
+    }
+    Ok(())
+}
+
+fn plural(n: u64) -> &'static str {
+    if n == 1 {
+        ""
+    } else {
+        "s"
+    }
+}
+
+fn sarif_level(score: u8) -> &'static str {
+    match score {
+        73.. => "error",
+        47.. => "warning",
+        _ => "note",
+    }
+}
+
+fn sarif(engine: &Engine, files: &[FileSummary], alerts: &[Alert]) -> Value {
+    let rules: Vec<Value> = engine
+        .rules
+        .iter()
+        .map(|r| {
+            json!({
+                "id": r.id,
+                "name": r.title,
+                "shortDescription": {"text": r.title},
+                "fullDescription": {"text": if r.description.is_empty() { &r.title } else { &r.description }},
+                "defaultConfiguration": {"level": sarif_level(r.level.score())},
+                "properties": {"tags": r.tags, "security-severity": format!("{:.1}", f64::from(r.level.score()) / 10.0)},
+            })
+        })
+        .collect();
+    let results: Vec<Value> = alerts
+        .iter()
+        .filter_map(|a| {
+            let r = engine.rules.get(a.rule)?;
+            let path = files
+                .get(a.file)
+                .map(|f| f.path.clone())
+                .unwrap_or_default();
+            let text = match &a.window {
+                Some(w) => format!(
+                    "{}: {} {} made {} matching events between {} and {}",
+                    r.title,
+                    engine.schema.name(w.field),
+                    w.key,
+                    w.count,
+                    format_ms(w.first),
+                    format_ms(w.last)
+                ),
+                None => match &a.source_ip {
+                    Some(ip) => format!("{}: source {ip}", r.title),
+                    None => r.title.clone(),
+                },
+            };
+            Some(json!({
+                "ruleId": r.id,
+                "ruleIndex": a.rule,
+                "level": sarif_level(r.level.score()),
+                "message": {"text": text},
+                "locations": [{"physicalLocation": {
+                    "artifactLocation": {"uri": path},
+                    "region": {"startLine": a.line, "byteOffset": a.offset},
+                }}],
+            }))
+        })
+        .collect();
+    let mut notes = Vec::new();
+    for f in files {
+        if let Some(e) = &f.error {
+            notes.push(json!({"level": "error", "message": {"text": format!("{}: {e}", f.path)}}));
+        }
+        for (line, why) in &f.malformed_samples {
+            notes.push(json!({
+                "level": "warning",
+                "message": {"text": format!("malformed record: {why}")},
+                "locations": [{"physicalLocation": {"artifactLocation": {"uri": f.path}, "region": {"startLine": line}}}],
+            }));
+        }
+    }
+    json!({
+        "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
+        "version": "2.1.0",
+        "runs": [{
+            "tool": {"driver": {"name": "corral-hunt", "version": env!("CARGO_PKG_VERSION"), "rules": rules}},
+            "invocations": [{"executionSuccessful": files.iter().all(|f| f.error.is_none()), "toolExecutionNotifications": notes}],
+            "results": results,
+        }],
+    })
+}

@@ -1,0 +1,587 @@
+//! Running an engine over inputs. Line formats go through a reader thread that cuts the
+//! stream into ~1 MiB chunks at line ends and worker threads that parse and match them;
+//! results are merged back in input order, so output does not depend on scheduling and
+//! memory stays bounded by the number of chunks in flight. Multi-line formats (auditd
+//! groups, pretty JSON) are read on the calling thread.
+
+use std::collections::BTreeMap;
+use std::io::{self, BufRead, BufReader, Read};
+use std::sync::mpsc::{sync_channel, Receiver};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::engine::{Engine, Findings, Location};
+use crate::event::Event;
+use crate::formats::{auditd, derive, gin, json, zeek, Reader};
+
+const CHUNK: usize = 1 << 20;
+/// Longer lines are reported as malformed and skipped, so one bad line cannot exhaust memory.
+pub const MAX_LINE: usize = 16 << 20;
+
+/// Prints progress to stderr on a terminal for inputs that take a while.
+pub struct Progress {
+    enabled: bool,
+    started: Instant,
+    last: Instant,
+    shown: bool,
+}
+
+impl Progress {
+    pub fn new(enabled: bool) -> Self {
+        let now = Instant::now();
+        Progress {
+            enabled,
+            started: now,
+            last: now,
+            shown: false,
+        }
+    }
+
+    pub fn tick(&mut self, name: &str, bytes: u64, events: u64) {
+        if !self.enabled
+            || self.last.elapsed() < Duration::from_millis(500)
+            || self.started.elapsed() < Duration::from_secs(1)
+        {
+            return;
+        }
+        self.last = Instant::now();
+        self.shown = true;
+        eprint!(
+            "\rcorral hunt: {name}: {:.1} MB, {events} events   ",
+            bytes as f64 / 1e6
+        );
+    }
+
+    pub fn done(&mut self) {
+        if self.shown {
+            eprint!("\r{:60}\r", "");
+            self.shown = false;
+        }
+    }
+}
+
+enum Work {
+    Chunk {
+        seq: u64,
+        data: Vec<u8>,
+        line: u64,
+        offset: u64,
+        header: Option<Arc<zeek::Header>>,
+    },
+}
+
+/// Runs `engine` over one decompressed stream. I/O errors end the file; bad records do not.
+pub fn run(
+    engine: &Engine,
+    reader: Reader,
+    stream: Box<dyn Read + Send>,
+    file: usize,
+    threads: usize,
+    progress: &mut Progress,
+    name: &str,
+) -> (Findings, Option<io::Error>) {
+    match reader {
+        Reader::JsonLines | Reader::ZeekTsv | Reader::Gin => {
+            parallel(engine, reader, stream, file, threads.max(1), progress, name)
+        }
+        Reader::Auditd => serial_auditd(engine, stream, file, progress, name),
+        Reader::JsonStream => serial_json_stream(engine, stream, file, progress, name),
+    }
+}
+
+fn parallel(
+    engine: &Engine,
+    reader: Reader,
+    mut stream: Box<dyn Read + Send>,
+    file: usize,
+    threads: usize,
+    progress: &mut Progress,
+    name: &str,
+) -> (Findings, Option<io::Error>) {
+    let (work_tx, work_rx) = sync_channel::<Work>(threads * 2);
+    let work_rx = Arc::new(Mutex::new(work_rx));
+    let (res_tx, res_rx) = sync_channel::<(u64, Findings)>(threads * 2);
+    let mut total = Findings::default();
+    let mut error = None;
+    std::thread::scope(|s| {
+        let reader_res = res_tx.clone();
+        let read_handle =
+            s.spawn(move || cut_chunks(engine, reader, &mut stream, &work_tx, &reader_res));
+        for _ in 0..threads {
+            let rx = Arc::clone(&work_rx);
+            let tx = res_tx.clone();
+            s.spawn(move || worker(engine, reader, file, &rx, &tx));
+        }
+        drop(res_tx);
+        collect(res_rx, &mut total, progress, name);
+        error = read_handle.join().ok().and_then(Result::err);
+    });
+    (total, error)
+}
+
+fn collect(
+    rx: Receiver<(u64, Findings)>,
+    total: &mut Findings,
+    progress: &mut Progress,
+    name: &str,
+) {
+    let mut next = 0u64;
+    let mut pending = BTreeMap::new();
+    for (seq, f) in rx {
+        pending.insert(seq, f);
+        while let Some(f) = pending.remove(&next) {
+            total.merge(f);
+            next += 1;
+        }
+        progress.tick(name, total.bytes, total.events);
+    }
+    for (_, f) in pending {
+        total.merge(f);
+    }
+}
+
+fn worker(
+    engine: &Engine,
+    reader: Reader,
+    file: usize,
+    rx: &Mutex<Receiver<Work>>,
+    tx: &std::sync::mpsc::SyncSender<(u64, Findings)>,
+) {
+    loop {
+        let work = match rx.lock() {
+            Ok(guard) => guard.recv(),
+            Err(_) => return,
+        };
+        let Ok(Work::Chunk {
+            seq,
+            data,
+            line,
+            offset,
+            header,
+        }) = work
+        else {
+            return;
+        };
+        let mut out = Findings {
+            bytes: data.len() as u64,
+            ..Findings::default()
+        };
+        process_chunk(
+            engine,
+            reader,
+            file,
+            &data,
+            line,
+            offset,
+            header.as_deref(),
+            &mut out,
+        );
+        if tx.send((seq, out)).is_err() {
+            return;
+        }
+    }
+}
+
+/// Parses and matches every line of a chunk.
+#[allow(clippy::too_many_arguments)]
+pub fn process_chunk(
+    engine: &Engine,
+    reader: Reader,
+    file: usize,
+    data: &[u8],
+    first_line: u64,
+    first_offset: u64,
+    header: Option<&zeek::Header>,
+    out: &mut Findings,
+) {
+    let schema = &engine.schema;
+    let mut ev = Event::new(schema);
+    let mut path = String::new();
+    let mut hdr = header.cloned().unwrap_or_default();
+    let mut line_no = first_line;
+    let mut start = 0usize;
+    while start < data.len() {
+        let end = memchr::memchr(b'\n', &data[start..]).map_or(data.len(), |i| start + i);
+        let raw = &data[start..end];
+        let offset = first_offset + start as u64;
+        start = end + 1;
+        let line_here = line_no;
+        line_no += 1;
+        let line = trim_ascii(raw);
+        if line.is_empty() {
+            continue;
+        }
+        ev.clear();
+        match reader {
+            Reader::JsonLines => {
+                if let Err(e) = json::parse_object(schema, line, &mut ev, &mut path) {
+                    out.malformed(line_here, format!("invalid JSON record: {e}"));
+                    continue;
+                }
+                derive::derive(&mut ev);
+                out.events += 1;
+                let original = std::str::from_utf8(line).unwrap_or_default();
+                engine.check(
+                    &ev,
+                    Location {
+                        file,
+                        line: line_here,
+                        offset,
+                        original,
+                        json: true,
+                    },
+                    out,
+                );
+            }
+            Reader::Gin | Reader::ZeekTsv => {
+                let Ok(text) = std::str::from_utf8(line) else {
+                    out.malformed(line_here, "line is not valid UTF-8");
+                    continue;
+                };
+                if reader == Reader::Gin {
+                    match gin::parse_line(text, &mut ev) {
+                        gin::Line::Access => {}
+                        gin::Line::Other => {
+                            out.skipped += 1;
+                            continue;
+                        }
+                        gin::Line::Malformed(why) => {
+                            out.malformed(line_here, why);
+                            continue;
+                        }
+                    }
+                } else if text.starts_with('#') {
+                    hdr.directive(text, schema);
+                    continue;
+                } else if let Err(e) = hdr.parse_row(text, &mut ev) {
+                    out.malformed(line_here, e);
+                    continue;
+                }
+                derive::common(&mut ev);
+                out.events += 1;
+                engine.check(
+                    &ev,
+                    Location {
+                        file,
+                        line: line_here,
+                        offset,
+                        original: text,
+                        json: false,
+                    },
+                    out,
+                );
+            }
+            Reader::Auditd | Reader::JsonStream => {}
+        }
+    }
+}
+
+fn trim_ascii(b: &[u8]) -> &[u8] {
+    b.trim_ascii()
+}
+
+/// The reader thread: cuts the stream at line ends, keeps Zeek headers current.
+fn cut_chunks(
+    engine: &Engine,
+    reader: Reader,
+    stream: &mut Box<dyn Read + Send>,
+    tx: &std::sync::mpsc::SyncSender<Work>,
+    res: &std::sync::mpsc::SyncSender<(u64, Findings)>,
+) -> io::Result<()> {
+    let mut seq = 0u64;
+    let mut line = 1u64;
+    let mut offset = 0u64;
+    let mut carry: Vec<u8> = Vec::new();
+    let mut header = zeek::Header::default();
+    let mut skipping = false;
+    let mut target = CHUNK;
+    loop {
+        let mut buf = Vec::with_capacity(target + carry.len() + 64 * 1024);
+        buf.append(&mut carry);
+        let mut eof = false;
+        while buf.len() < target {
+            let want = (target - buf.len()) as u64;
+            let n = stream.by_ref().take(want).read_to_end(&mut buf)?;
+            if n == 0 {
+                eof = true;
+                break;
+            }
+        }
+        if skipping {
+            // Rest of an overlong line: drop up to its end.
+            match memchr::memchr(b'\n', &buf) {
+                Some(p) => {
+                    offset += (p + 1) as u64;
+                    buf.drain(..=p);
+                    skipping = false;
+                }
+                None => {
+                    offset += buf.len() as u64;
+                    if eof {
+                        return Ok(());
+                    }
+                    continue;
+                }
+            }
+        }
+        if !eof {
+            match memchr::memrchr(b'\n', &buf) {
+                Some(p) => carry = buf.split_off(p + 1),
+                None if buf.len() >= MAX_LINE => {
+                    let mut f = Findings::default();
+                    f.malformed(line, format!("line longer than {} MiB", MAX_LINE >> 20));
+                    if res.send((seq, f)).is_err() {
+                        return Ok(());
+                    }
+                    seq += 1;
+                    line += 1;
+                    offset += buf.len() as u64;
+                    skipping = true;
+                    target = CHUNK;
+                    continue;
+                }
+                None => {
+                    // No line end yet: read on into a bigger buffer.
+                    target = (buf.len() * 2).min(MAX_LINE);
+                    carry = buf;
+                    continue;
+                }
+            }
+        }
+        if buf.is_empty() && eof {
+            return Ok(());
+        }
+        let hdr = (reader == Reader::ZeekTsv).then(|| Arc::new(header.clone()));
+        if reader == Reader::ZeekTsv {
+            for l in buf
+                .split(|b| *b == b'\n')
+                .filter(|l| l.first() == Some(&b'#'))
+            {
+                header.directive(&String::from_utf8_lossy(l), &engine.schema);
+            }
+        }
+        let lines = memchr::memchr_iter(b'\n', &buf).count() as u64;
+        let len = buf.len() as u64;
+        if tx
+            .send(Work::Chunk {
+                seq,
+                data: buf,
+                line,
+                offset,
+                header: hdr,
+            })
+            .is_err()
+        {
+            return Ok(());
+        }
+        seq += 1;
+        line += lines;
+        offset += len;
+        target = CHUNK;
+        if eof {
+            return Ok(());
+        }
+    }
+}
+
+fn serial_auditd(
+    engine: &Engine,
+    stream: Box<dyn Read + Send>,
+    file: usize,
+    progress: &mut Progress,
+    name: &str,
+) -> (Findings, Option<io::Error>) {
+    let mut out = Findings::default();
+    let mut pids = auditd::PidTable::default();
+    let mut pending: Vec<(u64, auditd::Group)> = Vec::new();
+    let flush = |g: auditd::Group, pids: &mut auditd::PidTable, out: &mut Findings| {
+        let mut ev = Event::new(&engine.schema);
+        if auditd::to_event(&g, pids, &mut ev) {
+            derive::common(&mut ev);
+            out.events += 1;
+            let at = Location {
+                file,
+                line: g.first_line,
+                offset: g.first_offset,
+                original: &g.original,
+                json: false,
+            };
+            engine.check(&ev, at, out);
+        } else {
+            out.skipped += 1;
+        }
+    };
+    let mut error = None;
+    let mut lines = BufReader::with_capacity(256 * 1024, stream);
+    let mut buf = Vec::new();
+    let (mut line_no, mut offset) = (0u64, 0u64);
+    loop {
+        buf.clear();
+        match lines
+            .by_ref()
+            .take(MAX_LINE as u64)
+            .read_until(b'\n', &mut buf)
+        {
+            Ok(0) => break,
+            Ok(n) => {
+                line_no += 1;
+                let here = offset;
+                offset += n as u64;
+                out.bytes += n as u64;
+                if n >= MAX_LINE && buf.last() != Some(&b'\n') {
+                    out.malformed(line_no, "line too long");
+                    continue;
+                }
+                let text = String::from_utf8_lossy(&buf);
+                let text = text.trim();
+                if text.is_empty() || text == "----" {
+                    continue;
+                }
+                let rec = match auditd::parse_record(text) {
+                    Ok(r) => r,
+                    Err(why) => {
+                        out.malformed(line_no, why);
+                        continue;
+                    }
+                };
+                let eoe = rec.kind == "EOE";
+                let pos = pending
+                    .iter()
+                    .position(|(s, g)| *s == rec.serial && g.stamp == rec.stamp);
+                let idx = match pos {
+                    Some(i) => i,
+                    None => {
+                        pending.push((rec.serial, auditd::Group::new(line_no, here, rec.stamp)));
+                        pending.len() - 1
+                    }
+                };
+                if !eoe {
+                    if let Some((_, g)) = pending.get_mut(idx) {
+                        g.add(&rec, text);
+                    }
+                }
+                if eoe {
+                    let (_, g) = pending.remove(idx);
+                    flush(g, &mut pids, &mut out);
+                } else if pending.len() > 16 {
+                    let (_, g) = pending.remove(0);
+                    flush(g, &mut pids, &mut out);
+                }
+                progress.tick(name, out.bytes, out.events);
+            }
+            Err(e) => {
+                error = Some(e);
+                break;
+            }
+        }
+    }
+    for (_, g) in pending {
+        flush(g, &mut pids, &mut out);
+    }
+    out.alerts.sort_by_key(|a| (a.line, a.rule));
+    (out, error)
+}
+
+/// Concatenated JSON objects, pretty-printed or not, with evtx_dump's `Record N` lines
+/// between them.
+fn serial_json_stream(
+    engine: &Engine,
+    stream: Box<dyn Read + Send>,
+    file: usize,
+    progress: &mut Progress,
+    name: &str,
+) -> (Findings, Option<io::Error>) {
+    let mut out = Findings::default();
+    let mut lines = BufReader::with_capacity(256 * 1024, stream);
+    let mut buf = Vec::new();
+    let mut obj: Vec<u8> = Vec::new();
+    let mut depth = 0i64;
+    let mut in_str = false;
+    let mut esc = false;
+    let (mut line_no, mut offset) = (0u64, 0u64);
+    let (mut start_line, mut start_off) = (0u64, 0u64);
+    let mut path = String::new();
+    let mut error = None;
+    loop {
+        buf.clear();
+        match lines
+            .by_ref()
+            .take(MAX_LINE as u64)
+            .read_until(b'\n', &mut buf)
+        {
+            Ok(0) => break,
+            Ok(n) => {
+                line_no += 1;
+                let here = offset;
+                offset += n as u64;
+                out.bytes += n as u64;
+                if depth == 0 {
+                    let t = buf.trim_ascii();
+                    if t.is_empty() || t.starts_with(b"Record ") {
+                        continue;
+                    }
+                    start_line = line_no;
+                    start_off = here;
+                    obj.clear();
+                }
+                if obj.len() + buf.len() > MAX_LINE {
+                    out.malformed(start_line, "JSON record larger than 16 MiB");
+                    obj.clear();
+                    depth = 0;
+                    in_str = false;
+                    continue;
+                }
+                for &b in &buf {
+                    if in_str {
+                        match (esc, b) {
+                            (true, _) => esc = false,
+                            (false, b'\\') => esc = true,
+                            (false, b'"') => in_str = false,
+                            _ => {}
+                        }
+                    } else {
+                        match b {
+                            b'"' => in_str = true,
+                            b'{' | b'[' => depth += 1,
+                            b'}' | b']' => depth -= 1,
+                            _ => {}
+                        }
+                    }
+                }
+                obj.extend_from_slice(&buf);
+                if depth <= 0 {
+                    depth = 0;
+                    in_str = false;
+                    let mut ev = Event::new(&engine.schema);
+                    let text = obj.trim_ascii();
+                    match json::parse_object(&engine.schema, text, &mut ev, &mut path) {
+                        Ok(()) => {
+                            derive::derive(&mut ev);
+                            out.events += 1;
+                            let original = String::from_utf8_lossy(text);
+                            let at = Location {
+                                file,
+                                line: start_line,
+                                offset: start_off,
+                                original: &original,
+                                json: true,
+                            };
+                            engine.check(&ev, at, &mut out);
+                        }
+                        Err(e) => out.malformed(start_line, format!("invalid JSON record: {e}")),
+                    }
+                    obj.clear();
+                }
+                progress.tick(name, out.bytes, out.events);
+            }
+            Err(e) => {
+                error = Some(e);
+                break;
+            }
+        }
+    }
+    if !obj.trim_ascii().is_empty() {
+        out.malformed(start_line, "truncated JSON record at end of input");
+    }
+    (out, error)
+}

@@ -1,0 +1,226 @@
+//! The entry points the binary calls: exit codes, output files, rule files and lint.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::path::PathBuf;
+
+use clap::Parser;
+use corral_hunt::{hunt_main, rules_main, HuntArgs, RulesCommand};
+
+#[derive(Parser)]
+enum Cli {
+    Hunt(HuntArgs),
+    #[command(subcommand)]
+    Rules(RulesCommand),
+}
+
+fn hunt(args: &[&str]) -> i32 {
+    let mut full = vec!["corral", "hunt"];
+    full.extend_from_slice(args);
+    match Cli::try_parse_from(full).unwrap() {
+        Cli::Hunt(a) => hunt_main(a),
+        Cli::Rules(_) => unreachable!(),
+    }
+}
+
+fn rules(args: &[&str]) -> i32 {
+    let mut full = vec!["corral", "rules"];
+    full.extend_from_slice(args);
+    match Cli::try_parse_from(full).unwrap() {
+        Cli::Rules(c) => rules_main(c),
+        Cli::Hunt(_) => unreachable!(),
+    }
+}
+
+fn corpus(name: &str) -> String {
+    format!("tests/corpus/{name}")
+}
+
+#[test]
+fn exit_codes_and_output_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("alerts.ndjson");
+    let out_s = out.to_str().unwrap();
+    assert_eq!(
+        hunt(&[&corpus("zeek_conn.log"), "--format", "ndjson", "-o", out_s]),
+        1
+    );
+    let text = std::fs::read_to_string(&out).unwrap();
+    assert_eq!(text.lines().count(), 3);
+
+    let clean = dir.path().join("clean.ndjson");
+    std::fs::write(
+        &clean,
+        "{\"event\":{\"action\":\"connection_accepted\"},\"source\":{\"ip\":\"10.0.0.1\"}}\n",
+    )
+    .unwrap();
+    assert_eq!(hunt(&[clean.to_str().unwrap(), "-o", out_s]), 0);
+    assert_eq!(std::fs::read_to_string(&out).unwrap(), "");
+
+    assert_eq!(hunt(&["tests/corpus/nope.log", "-o", out_s]), 2);
+    assert_eq!(
+        hunt(&[
+            &corpus("zeek_conn.log"),
+            "-o",
+            dir.path().join("no/such/dir/x").to_str().unwrap()
+        ]),
+        2
+    );
+}
+
+#[test]
+fn options_reach_the_rules() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("a.ndjson");
+    let out_s = out.to_str().unwrap();
+    let vol = corpus("ollama_volume.log");
+    let windowed = |code: i32| {
+        assert_eq!(code, 1);
+        std::fs::read_to_string(&out)
+            .unwrap()
+            .lines()
+            .filter(|l| l.contains("\"window\""))
+            .count()
+    };
+    assert_eq!(windowed(hunt(&[&vol, "-o", out_s])), 1);
+    assert_eq!(
+        windowed(hunt(&[&vol, "-o", out_s, "--volume-threshold", "200"])),
+        0
+    );
+    assert_eq!(
+        windowed(hunt(&[
+            &vol,
+            "-o",
+            out_s,
+            "--volume-threshold",
+            "100",
+            "--volume-window",
+            "10m"
+        ])),
+        2
+    );
+    assert!(Cli::try_parse_from(["corral", "hunt", &vol, "--volume-window", "5 minutes"]).is_err());
+
+    let ecs = corpus("ecs_endpoint.ndjson");
+    let dns = |extra: &[&str]| {
+        let mut a = vec![ecs.as_str(), "-o", out_s];
+        a.extend_from_slice(extra);
+        hunt(&a);
+        std::fs::read_to_string(&out)
+            .unwrap()
+            .matches("Outside the Allowed List")
+            .count()
+    };
+    assert_eq!(dns(&[]), 1);
+    assert_eq!(dns(&["--allow-domain", "evil.example"]), 0);
+}
+
+#[test]
+fn own_rules_replace_or_join_the_builtins() {
+    let dir = tempfile::tempdir().unwrap();
+    let rule = dir.path().join("mine.yml");
+    std::fs::write(
+        &rule,
+        "title: Any Zeek connection to 443\nid: mine-1\nlevel: low\ndetection:\n  sel:\n    destination.port: 443\n  condition: sel\n",
+    )
+    .unwrap();
+    let out = dir.path().join("a.ndjson");
+    let out_s = out.to_str().unwrap();
+    assert_eq!(
+        hunt(&[
+            &corpus("zeek_conn.log"),
+            "--rules",
+            rule.to_str().unwrap(),
+            "-o",
+            out_s
+        ]),
+        1
+    );
+    let ids: Vec<String> = std::fs::read_to_string(&out)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["rule"]["id"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(ids, vec!["mine-1"]);
+    assert_eq!(
+        hunt(&[
+            &corpus("zeek_conn.log"),
+            "--rules",
+            rule.to_str().unwrap(),
+            "--builtin",
+            "-o",
+            out_s
+        ]),
+        1
+    );
+    assert_eq!(std::fs::read_to_string(&out).unwrap().lines().count(), 4);
+
+    std::fs::write(
+        &rule,
+        "title: x\nid: mine-1\ndetection:\n  sel:\n    a|nope: 1\n  condition: sel\n",
+    )
+    .unwrap();
+    assert_eq!(
+        hunt(&[
+            &corpus("zeek_conn.log"),
+            "--rules",
+            rule.to_str().unwrap(),
+            "-o",
+            out_s
+        ]),
+        2
+    );
+}
+
+#[test]
+fn rules_lint_export_list() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("good.yml");
+    std::fs::write(
+        &good,
+        "title: t\nid: g\ndetection:\n  sel:\n    a: 1\n  condition: sel\n",
+    )
+    .unwrap();
+    assert_eq!(rules(&["lint", good.to_str().unwrap()]), 0);
+    let bad = dir.path().join("bad.yml");
+    std::fs::write(
+        &bad,
+        "title: t\nid: g\ndetection:\n  sel:\n    a|bogus: 1\n  condition: sel\n",
+    )
+    .unwrap();
+    assert_eq!(rules(&["lint", dir.path().to_str().unwrap()]), 1);
+    assert_eq!(rules(&["lint", "tests/corpus/absent-dir"]), 2);
+    assert_eq!(rules(&["lint", "src/rules"]), 0);
+
+    for fmt in ["sigma", "eql", "kql", "spl"] {
+        let out = dir.path().join(fmt);
+        assert_eq!(
+            rules(&["export", "--format", fmt, "-o", out.to_str().unwrap()]),
+            0
+        );
+        let n = std::fs::read_dir(&out).unwrap().count();
+        assert_eq!(n, corral_hunt::builtin::RULES.len(), "{fmt}");
+    }
+    let eql = std::fs::read_to_string(dir.path().join("eql/elastic_external_access.eql")).unwrap();
+    assert!(
+        eql.contains("\nnetwork where ") && eql.contains("event.action == \"connection_accepted\""),
+        "{eql}"
+    );
+    assert_eq!(rules(&["list"]), 0);
+}
+
+#[test]
+fn every_input_format_can_be_forced() {
+    use clap::ValueEnum;
+    for v in corral_hunt::InputFormat::value_variants() {
+        let name = v.to_possible_value().unwrap().get_name().to_string();
+        let args = Cli::try_parse_from(["corral", "hunt", "x", "--input-format", &name]);
+        assert!(args.is_ok(), "{name}");
+    }
+    let _ = PathBuf::new();
+}
