@@ -1,0 +1,280 @@
+//! Read-only probing of one endpoint. Only the routes in `ALLOWED` are ever requested: nothing
+//! here spends a target's compute, changes its models or makes it call out.
+
+use crate::classify::{self, Detected};
+use crate::findings;
+use crate::http::{Client, Conn, HttpError, Response};
+use crate::report::{Admin, Auth, HostReport, ServerKind};
+use crate::targets::{Endpoint, Scheme};
+
+/// The admin-reachability probe: HEAD only checks whether a blob exists; none does.
+pub const BLOB_PROBE: &str =
+    "/api/blobs/sha256:0000000000000000000000000000000000000000000000000000000000000000";
+
+/// Every (method, path) the scanner may send.
+pub const ALLOWED: &[(&str, &str)] = &[
+    ("GET", "/"),
+    ("GET", "/api/version"),
+    ("GET", "/api/tags"),
+    ("POST", "/api/show"),
+    ("GET", "/api/ps"),
+    ("HEAD", BLOB_PROBE),
+    ("GET", "/api/extra/version"),
+    ("GET", "/api/config"),
+    ("GET", "/health/liveliness"),
+    ("GET", "/health"),
+    ("GET", "/v1/models"),
+    ("GET", "/info"),
+    ("GET", "/v1/internal/model/info"),
+    ("GET", "/get_model_info"),
+];
+
+#[derive(Debug, Clone)]
+pub struct ProbeOptions {
+    /// Most `/api/show` calls per host when tags lack capabilities.
+    pub max_show: usize,
+    /// Most models kept per host.
+    pub max_models: usize,
+}
+
+impl Default for ProbeOptions {
+    fn default() -> Self {
+        ProbeOptions {
+            max_show: 8,
+            max_models: 200,
+        }
+    }
+}
+
+struct Probe<'a> {
+    client: &'a Client,
+    conn: Conn<'a>,
+}
+
+impl Probe<'_> {
+    async fn get(&self, path: &str) -> Result<Response, HttpError> {
+        self.client.get(&self.conn, path).await
+    }
+}
+
+/// Fingerprints one endpoint; `None` when nothing LLM-related answers there.
+pub async fn probe(client: &Client, ep: &Endpoint, opts: &ProbeOptions) -> Option<HostReport> {
+    let host = ep.host.as_deref();
+    let mut p = Probe {
+        client,
+        conn: Conn {
+            ip: ep.ip,
+            port: ep.port,
+            host,
+            tls: ep.scheme == Some(Scheme::Https),
+        },
+    };
+    let root = match p.get("/").await {
+        Ok(r) if !p.conn.tls && classify::wants_tls(&r) => {
+            p.conn.tls = true;
+            p.get("/").await.ok()?
+        }
+        Ok(r) => r,
+        Err(HttpError::TlsLooking | HttpError::Empty | HttpError::Io(_)) if !p.conn.tls => {
+            p.conn.tls = true;
+            p.get("/").await.ok()?
+        }
+        Err(_) => return None,
+    };
+    let scheme = if p.conn.tls {
+        Scheme::Https
+    } else {
+        Scheme::Http
+    };
+    let new = |kind| {
+        HostReport::new(
+            ep.ip,
+            ep.port,
+            ep.host.as_deref().map(str::to_string),
+            scheme,
+            kind,
+        )
+    };
+    let mut report = if classify::is_ollama_banner(&root) {
+        let mut r = new(ServerKind::Ollama);
+        r.evidence
+            .push(("banner", classify::evidence("GET", "/", &root)));
+        ollama(&p, &mut r, opts).await;
+        r
+    } else if classify::is_corral_gate(&root) {
+        let mut r = new(ServerKind::CorralGate);
+        r.auth = Auth::Protected;
+        r.evidence
+            .push(("auth", classify::evidence("GET", "/", &root)));
+        r
+    } else if classify::is_denied(&root) {
+        let mut r = new(ServerKind::UnknownProtected);
+        r.auth = Auth::Protected;
+        r.evidence
+            .push(("auth", classify::evidence("GET", "/", &root)));
+        r
+    } else {
+        let mut r = other(&p, &root, &new).await?;
+        if r.server == ServerKind::OllamaCompatible {
+            ollama(&p, &mut r, opts).await;
+        }
+        r
+    };
+    report.tls_cert_error = root.cert_error.clone();
+    report.findings = findings::assess(&report);
+    Some(report)
+}
+
+async fn ollama(p: &Probe<'_>, r: &mut HostReport, opts: &ProbeOptions) {
+    if let Ok(v) = p.get("/api/version").await {
+        if v.status == 200 {
+            r.version = v.json().and_then(|j| {
+                j.get("version")?
+                    .as_str()
+                    .map(|s| s.chars().take(40).collect())
+            });
+            r.evidence
+                .push(("version", classify::evidence("GET", "/api/version", &v)));
+        } else if classify::is_denied(&v) {
+            r.evidence
+                .push(("auth", classify::evidence("GET", "/api/version", &v)));
+        }
+    }
+    let mut lacking_caps = false;
+    match p.get("/api/tags").await {
+        Ok(t) if classify::is_corral_gate(&t) => {
+            r.server = ServerKind::CorralGate;
+            r.auth = Auth::Protected;
+            r.evidence
+                .push(("auth", classify::evidence("GET", "/api/tags", &t)));
+        }
+        Ok(t) if classify::is_denied(&t) => {
+            r.auth = Auth::Protected;
+            r.evidence
+                .push(("auth", classify::evidence("GET", "/api/tags", &t)));
+        }
+        Ok(t) if t.status == 200 => {
+            if let Some((models, all_caps)) = t
+                .json()
+                .and_then(|j| classify::parse_tags(&j, opts.max_models))
+            {
+                r.models = models;
+                lacking_caps = !all_caps;
+            }
+            r.evidence
+                .push(("tags", classify::evidence("GET", "/api/tags", &t)));
+        }
+        _ => {}
+    }
+    if r.auth == Auth::Protected {
+        return;
+    }
+    if lacking_caps {
+        for m in r
+            .models
+            .iter_mut()
+            .filter(|m| m.capabilities.is_empty())
+            .take(opts.max_show)
+        {
+            let body = serde_json::json!({ "model": m.name }).to_string();
+            let Ok(s) = p
+                .client
+                .post_json(&p.conn, "/api/show", body.as_bytes())
+                .await
+            else {
+                continue;
+            };
+            if s.status == 200 {
+                if let Some(j) = s.json() {
+                    m.capabilities = classify::capabilities_from_show(&j);
+                }
+                if !r.evidence.iter().any(|(k, _)| *k == "show") {
+                    r.evidence
+                        .push(("show", classify::evidence_withheld("POST", "/api/show", &s)));
+                }
+            }
+        }
+    }
+    if let Ok(ps) = p.get("/api/ps").await {
+        if ps.status == 200 {
+            r.loaded_models = ps
+                .json()
+                .map(|j| classify::parse_ps(&j))
+                .unwrap_or_default();
+            r.evidence
+                .push(("ps", classify::evidence("GET", "/api/ps", &ps)));
+        }
+    }
+    if let Ok(b) = p.client.head(&p.conn, BLOB_PROBE).await {
+        r.admin = match b.status {
+            404 => Admin::Reachable,
+            401 | 403 => Admin::Blocked,
+            _ => Admin::Unknown,
+        };
+        r.evidence
+            .push(("admin", classify::evidence("HEAD", BLOB_PROBE, &b)));
+    }
+}
+
+async fn other<F>(p: &Probe<'_>, root: &Response, new: &F) -> Option<HostReport>
+where
+    F: Fn(ServerKind) -> HostReport,
+{
+    let (kind, detected, ev) = match classify::detect("/", root) {
+        Some((k, d)) => (k, d, classify::evidence("GET", "/", root)),
+        None => {
+            let mut hit = None;
+            for path in classify::OTHER_PROBES {
+                let Ok(resp) = p.get(path).await else {
+                    continue;
+                };
+                if let Some((k, d)) = classify::detect(path, &resp) {
+                    hit = Some((k, d, classify::evidence("GET", path, &resp)));
+                    break;
+                }
+            }
+            hit?
+        }
+    };
+    let mut r = new(kind);
+    apply(&mut r, detected);
+    r.evidence.push(("identity", ev));
+    if matches!(
+        kind,
+        ServerKind::Vllm
+            | ServerKind::LmStudio
+            | ServerKind::OllamaCompatible
+            | ServerKind::OpenWebui
+    ) {
+        return Some(r);
+    }
+    // Whether the model list is open decides whether strangers can use the server.
+    if let Ok(m) = p.get("/v1/models").await {
+        if classify::is_denied(&m) {
+            r.auth = Auth::Protected;
+            r.evidence
+                .push(("auth", classify::evidence("GET", "/v1/models", &m)));
+        } else if m.status == 200 {
+            r.evidence
+                .push(("models", classify::evidence("GET", "/v1/models", &m)));
+        }
+    }
+    Some(r)
+}
+
+fn apply(r: &mut HostReport, d: Detected) {
+    r.version = d.version;
+    r.models = d
+        .models
+        .into_iter()
+        .map(|name| crate::report::Model {
+            name,
+            ..Default::default()
+        })
+        .collect();
+    r.open_signup = d.open_signup;
+    r.notes = d.notes;
+    if r.server == ServerKind::OpenWebui && !d.auth_disabled && !d.open_signup {
+        r.auth = Auth::Protected;
+    }
+}

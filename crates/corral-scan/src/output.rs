@@ -1,0 +1,234 @@
+//! Renderers: table, JSON, NDJSON, CSV and SARIF 2.1.0. All write to any `io::Write`.
+
+use std::collections::BTreeMap;
+use std::io::{self, Write};
+
+use serde_json::{json, Value};
+
+use crate::report::{HostReport, Severity};
+use crate::summary::Summary;
+
+pub mod html;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Format {
+    #[default]
+    Table,
+    Json,
+    Ndjson,
+    Csv,
+    Sarif,
+}
+
+pub fn table_header(w: &mut dyn Write) -> io::Result<()> {
+    writeln!(
+        w,
+        "{:<9} {:<28} {:<22} {:<10} {:<10} {:>6}  TOP FINDING",
+        "SEVERITY", "ENDPOINT", "SERVER", "AUTH", "VERSION", "MODELS"
+    )
+}
+
+pub fn table_row(w: &mut dyn Write, h: &HostReport) -> io::Result<()> {
+    let top = h.findings.first().map(|f| f.title.as_str()).unwrap_or("-");
+    let auth = match h.auth {
+        crate::report::Auth::Open => "open",
+        crate::report::Auth::Protected => "protected",
+    };
+    writeln!(
+        w,
+        "{:<9} {:<28} {:<22} {:<10} {:<10} {:>6}  {}",
+        h.max_severity().as_str(),
+        h.endpoint(),
+        h.server.label(),
+        auth,
+        h.version.as_deref().unwrap_or("-"),
+        h.models.len(),
+        top
+    )
+}
+
+fn dist(m: &BTreeMap<String, usize>) -> String {
+    let mut v: Vec<_> = m.iter().collect();
+    v.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+    let parts: Vec<String> = v.iter().take(8).map(|(k, n)| format!("{k} {n}")).collect();
+    if parts.is_empty() {
+        "-".into()
+    } else {
+        parts.join(", ")
+    }
+}
+
+pub fn table_summary(w: &mut dyn Write, s: &Summary) -> io::Result<()> {
+    writeln!(w)?;
+    writeln!(w, "endpoints scanned   {}", s.endpoints_scanned)?;
+    writeln!(
+        w,
+        "hosts found         {} ({})",
+        s.hosts_found,
+        dist(&s.servers)
+    )?;
+    writeln!(
+        w,
+        "unauthenticated     {} ({:.1}%)",
+        s.unauthenticated,
+        s.unauthenticated_share * 100.0
+    )?;
+    writeln!(
+        w,
+        "with tool models    {} ({:.1}% of {} open model lists)",
+        s.with_tools,
+        s.with_tools_share * 100.0,
+        s.hosts_with_model_list
+    )?;
+    writeln!(
+        w,
+        "with vision models  {} ({:.1}%)",
+        s.with_vision,
+        s.with_vision_share * 100.0
+    )?;
+    writeln!(w, "quantization        {}", dist(&s.quantization))?;
+    writeln!(w, "families            {}", dist(&s.families))?;
+    writeln!(w, "versions            {}", dist(&s.versions))?;
+    writeln!(w, "vulnerable          {}", dist(&s.vulnerable))?;
+    writeln!(w, "severity            {}", dist(&s.severities))
+}
+
+pub fn json_document(hosts: &[HostReport], s: &Summary) -> Value {
+    json!({ "scanner": crate::USER_AGENT, "hosts": hosts, "summary": s })
+}
+
+pub fn ndjson_host(w: &mut dyn Write, h: &HostReport) -> io::Result<()> {
+    serde_json::to_writer(&mut *w, h).map_err(io::Error::other)?;
+    writeln!(w)
+}
+
+pub fn ndjson_summary(w: &mut dyn Write, s: &Summary) -> io::Result<()> {
+    serde_json::to_writer(&mut *w, &json!({ "summary": s })).map_err(io::Error::other)?;
+    writeln!(w)
+}
+
+fn csv_field(s: &str) -> String {
+    // A leading = + - @ would make a spreadsheet evaluate text chosen by the scanned server.
+    let s = if s.starts_with(['=', '+', '-', '@']) {
+        format!("'{s}")
+    } else {
+        s.to_string()
+    };
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s
+    }
+}
+
+pub const CSV_HEADER: &str =
+    "endpoint,ip,port,server,auth,version,models,severity,rule,title,remediation";
+
+pub fn csv(w: &mut dyn Write, hosts: &[HostReport]) -> io::Result<()> {
+    writeln!(w, "{CSV_HEADER}")?;
+    for h in hosts {
+        let auth = serde_json::to_value(h.auth)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default();
+        let base = [
+            h.endpoint(),
+            h.ip.to_string(),
+            h.port.to_string(),
+            h.server.label().to_string(),
+            auth,
+            h.version.clone().unwrap_or_default(),
+            h.models.len().to_string(),
+        ];
+        let rows: Vec<[String; 4]> = if h.findings.is_empty() {
+            vec![["info".into(), String::new(), String::new(), String::new()]]
+        } else {
+            h.findings
+                .iter()
+                .map(|f| {
+                    [
+                        f.severity.as_str().into(),
+                        f.rule.into(),
+                        f.title.clone(),
+                        f.remediation.into(),
+                    ]
+                })
+                .collect()
+        };
+        for r in rows {
+            let line: Vec<String> = base.iter().chain(r.iter()).map(|f| csv_field(f)).collect();
+            writeln!(w, "{}", line.join(","))?;
+        }
+    }
+    Ok(())
+}
+
+fn sarif_level(s: Severity) -> &'static str {
+    match s {
+        Severity::Critical | Severity::High => "error",
+        Severity::Medium => "warning",
+        Severity::Info => "note",
+    }
+}
+
+fn security_severity(s: Severity) -> &'static str {
+    match s {
+        Severity::Critical => "9.5",
+        Severity::High => "8.0",
+        Severity::Medium => "5.0",
+        Severity::Info => "0.0",
+    }
+}
+
+pub fn sarif(hosts: &[HostReport]) -> Value {
+    let mut rules: BTreeMap<&str, Value> = BTreeMap::new();
+    let mut results = Vec::new();
+    for h in hosts {
+        for f in &h.findings {
+            rules.entry(f.rule).or_insert_with(|| {
+                json!({
+                    "id": f.rule,
+                    "name": f.rule,
+                    "shortDescription": { "text": crate::findings::rule_description(f.rule) },
+                    "help": { "text": f.remediation },
+                    "defaultConfiguration": { "level": sarif_level(f.severity) },
+                    "properties": { "security-severity": security_severity(f.severity), "tags": ["security", "llm-exposure"] }
+                })
+            });
+            results.push(json!({
+                "ruleId": f.rule,
+                "level": sarif_level(f.severity),
+                "message": { "text": format!("{}: {}. {}", h.endpoint(), f.title, f.detail) },
+                "locations": [{ "physicalLocation": { "artifactLocation": { "uri": h.endpoint() } } }],
+                "properties": { "severity": f.severity, "server": h.server, "evidence": f.evidence, "remediation": f.remediation }
+            }));
+        }
+    }
+    json!({
+        "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
+        "version": "2.1.0",
+        "runs": [{
+            "tool": { "driver": {
+                "name": "corral-scan",
+                "version": env!("CARGO_PKG_VERSION"),
+                "informationUri": "https://github.com/corral-dev/corral",
+                "rules": rules.into_values().collect::<Vec<_>>()
+            }},
+            "results": results
+        }]
+    })
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csv_quotes_and_defuses_formulas() {
+        assert_eq!(csv_field("a,b"), "\"a,b\"");
+        assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
+        assert_eq!(csv_field("=cmd()"), "'=cmd()");
+        assert_eq!(csv_field("plain"), "plain");
+    }
+}

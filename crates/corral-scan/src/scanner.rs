@@ -1,0 +1,149 @@
+//! Drives probes over a target stream: bounded concurrency, per-host deadlines, cancellation.
+//!
+//! Targets are produced on a blocking thread (files, stdin and name resolution block) into a
+//! small channel, so memory stays flat however large the target set is.
+
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+
+use crate::fingerprint::{self, ProbeOptions};
+use crate::http::{Client, HttpConfig};
+use crate::report::HostReport;
+use crate::targets::{Endpoint, TargetError};
+use crate::tls::TlsContext;
+
+#[derive(Debug, Clone)]
+pub struct ScanOptions {
+    pub concurrency: usize,
+    /// Deadline for everything done to one endpoint.
+    pub host_timeout: Duration,
+    pub http: HttpConfig,
+    pub probe: ProbeOptions,
+}
+
+impl Default for ScanOptions {
+    fn default() -> Self {
+        ScanOptions {
+            concurrency: 256,
+            host_timeout: Duration::from_secs(30),
+            http: HttpConfig::default(),
+            probe: ProbeOptions::default(),
+        }
+    }
+}
+
+/// Live counters, readable while the scan runs (for a progress line).
+#[derive(Debug, Default)]
+pub struct Progress {
+    pub done: AtomicU64,
+    pub found: AtomicU64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScanOutcome {
+    pub scanned: u64,
+    pub interrupted: bool,
+    /// A target error that stopped the stream (e.g. the size limit).
+    pub fatal: Option<TargetError>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ScanError {
+    #[error("TLS setup failed: {0}")]
+    Tls(String),
+}
+
+/// Scans every endpoint. `on_host` sees each found server as soon as it is fingerprinted;
+/// `on_warning` sees target errors that do not stop the scan (a bad line in a file).
+pub async fn run<I, C, H, W>(
+    opts: &ScanOptions,
+    targets: I,
+    cancel: C,
+    progress: Arc<Progress>,
+    mut on_host: H,
+    mut on_warning: W,
+) -> Result<ScanOutcome, ScanError>
+where
+    I: Iterator<Item = Result<Endpoint, TargetError>> + Send + 'static,
+    C: Future<Output = ()>,
+    H: FnMut(HostReport),
+    W: FnMut(TargetError),
+{
+    let client = Client {
+        cfg: Arc::new(opts.http.clone()),
+        tls: Arc::new(TlsContext::new().map_err(ScanError::Tls)?),
+    };
+    let probe_opts = Arc::new(opts.probe.clone());
+    let concurrency = opts.concurrency.max(1);
+    let (tx, mut rx) =
+        mpsc::channel::<Result<Endpoint, TargetError>>(concurrency.saturating_mul(2).min(65_536));
+    let producer = tokio::task::spawn_blocking(move || {
+        for item in targets {
+            if tx.blocking_send(item).is_err() {
+                break;
+            }
+        }
+    });
+    let mut set: JoinSet<Option<HostReport>> = JoinSet::new();
+    let mut input_done = false;
+    let mut outcome = ScanOutcome {
+        scanned: 0,
+        interrupted: false,
+        fatal: None,
+    };
+    tokio::pin!(cancel);
+    loop {
+        // The cancel branch is always armed, so select's `else` alone would never end the loop.
+        if input_done && set.is_empty() {
+            break;
+        }
+        tokio::select! {
+            biased;
+            () = &mut cancel => {
+                outcome.interrupted = true;
+                break;
+            }
+            Some(joined) = set.join_next(), if !set.is_empty() => {
+                progress.done.fetch_add(1, Ordering::Relaxed);
+                outcome.scanned += 1;
+                if let Ok(Some(report)) = joined {
+                    progress.found.fetch_add(1, Ordering::Relaxed);
+                    on_host(report);
+                }
+            }
+            item = rx.recv(), if !input_done && set.len() < concurrency => match item {
+                None => input_done = true,
+                Some(Err(e @ TargetError::TooLarge(_))) => {
+                    outcome.fatal = Some(e);
+                    input_done = true;
+                    rx.close();
+                }
+                Some(Err(e)) => on_warning(e),
+                Some(Ok(ep)) => {
+                    let client = client.clone();
+                    let po = probe_opts.clone();
+                    let deadline = opts.host_timeout;
+                    set.spawn(async move {
+                        tokio::time::timeout(deadline, fingerprint::probe(&client, &ep, &po)).await.ok().flatten()
+                    });
+                }
+            },
+        }
+    }
+    // Dropping the receiver unblocks the producer; in-flight probes are abandoned on Ctrl-C.
+    rx.close();
+    drop(rx);
+    set.abort_all();
+    while set.join_next().await.is_some() {}
+    if outcome.interrupted {
+        producer.abort();
+    } else {
+        let _ = producer.await;
+    }
+    Ok(outcome)
+}

@@ -1,0 +1,421 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use super::*;
+use std::io::Write;
+
+fn v4(s: &str) -> IpAddr {
+    s.parse().unwrap()
+}
+
+fn collect(
+    inputs: Vec<Input>,
+    format: InputFormat,
+    ports: Vec<u16>,
+    filter: Filter,
+) -> Vec<(IpAddr, u16)> {
+    TargetStream::new(inputs, format, ports, filter, None)
+        .map(|r| r.map(|e| (e.ip, e.port)).unwrap())
+        .collect()
+}
+
+fn arg(s: &str) -> Input {
+    Input::Arg(s.to_string())
+}
+
+#[test]
+fn single_addresses_cidrs_and_ranges() {
+    assert_eq!(parse_spec("10.0.0.0/30").unwrap().address_count(), 4);
+    assert_eq!(
+        parse_spec("10.0.0.7/24").unwrap(),
+        Spec::Range {
+            range: IpRange::V4(0x0a00_0000, 0x0a00_00ff),
+            port: None,
+            scheme: None
+        }
+    );
+    assert_eq!(parse_spec("0.0.0.0/0").unwrap().address_count(), 1 << 32);
+    assert_eq!(parse_spec("::1/128").unwrap().address_count(), 1);
+    assert_eq!(
+        parse_spec("2001:db8::/64").unwrap().address_count(),
+        1 << 64
+    );
+    assert_eq!(parse_spec("::/0").unwrap().address_count(), u128::MAX);
+    assert_eq!(
+        parse_spec("10.0.0.1-10.0.0.50").unwrap().address_count(),
+        50
+    );
+    assert_eq!(parse_spec("10.0.0.1-50").unwrap().address_count(), 50);
+    assert_eq!(parse_spec("::1-::3").unwrap().address_count(), 3);
+    assert!(matches!(
+        parse_spec("10.0.0.9-10.0.0.1"),
+        Err(TargetError::Range(_))
+    ));
+    assert!(matches!(
+        parse_spec("10.0.0.1-::2"),
+        Err(TargetError::Range(_))
+    ));
+    assert!(matches!(
+        parse_spec("10.0.0.0/33"),
+        Err(TargetError::Prefix(_))
+    ));
+    assert!(matches!(
+        parse_spec("10.0.0.300"),
+        Err(TargetError::Invalid(_))
+    ));
+    assert!(parse_spec("").is_err());
+    assert!(parse_spec("bad host!").is_err());
+}
+
+#[test]
+fn host_port_urls_and_names() {
+    assert_eq!(
+        parse_spec("127.0.0.2:8080").unwrap(),
+        Spec::Range {
+            range: IpRange::single(v4("127.0.0.2")),
+            port: Some(8080),
+            scheme: None
+        }
+    );
+    assert_eq!(
+        parse_spec("[::1]:11434").unwrap(),
+        Spec::Range {
+            range: IpRange::single(v4("::1")),
+            port: Some(11434),
+            scheme: None
+        }
+    );
+    assert_eq!(
+        parse_spec("https://127.0.0.1/path?q").unwrap(),
+        Spec::Range {
+            range: IpRange::single(v4("127.0.0.1")),
+            port: Some(443),
+            scheme: Some(Scheme::Https)
+        }
+    );
+    assert_eq!(
+        parse_spec("http://LocalHost:11434/").unwrap(),
+        Spec::Name {
+            name: "localhost".into(),
+            port: Some(11434),
+            scheme: Some(Scheme::Http)
+        }
+    );
+    assert_eq!(
+        parse_spec("ollama.internal").unwrap(),
+        Spec::Name {
+            name: "ollama.internal".into(),
+            port: None,
+            scheme: None
+        }
+    );
+    assert!(matches!(
+        parse_spec("127.0.0.1:0"),
+        Err(TargetError::Port(_))
+    ));
+    assert!(matches!(
+        parse_spec("127.0.0.1:99999"),
+        Err(TargetError::Port(_))
+    ));
+    assert!(parse_spec("ftp://127.0.0.1").is_err());
+}
+
+#[test]
+fn names_resolve_to_every_address() {
+    let got = collect(
+        vec![arg("localhost:11434")],
+        InputFormat::List,
+        vec![1],
+        Filter::default(),
+    );
+    assert!(got.contains(&(v4("127.0.0.1"), 11434)), "{got:?}");
+    assert!(got.iter().all(|(ip, _)| ip.is_loopback()));
+    let mut s = TargetStream::new(
+        vec![arg("no-such-host.invalid")],
+        InputFormat::List,
+        vec![1],
+        Filter::default(),
+        None,
+    );
+    assert!(matches!(s.next(), Some(Err(TargetError::Resolve(_)))));
+}
+
+#[test]
+fn ports_parse_and_expand() {
+    assert_eq!(
+        parse_ports("11434, 8000-8002,11434").unwrap(),
+        vec![11434, 8000, 8001, 8002]
+    );
+    assert!(parse_ports("").is_err());
+    assert!(parse_ports("9-3").is_err());
+    assert!(parse_ports("0").is_err());
+    let got = collect(
+        vec![arg("127.0.0.1-2"), arg("127.0.0.9:7")],
+        InputFormat::List,
+        vec![1, 2],
+        Filter::default(),
+    );
+    assert_eq!(
+        got,
+        vec![
+            (v4("127.0.0.1"), 1),
+            (v4("127.0.0.1"), 2),
+            (v4("127.0.0.2"), 1),
+            (v4("127.0.0.2"), 2),
+            (v4("127.0.0.9"), 7)
+        ]
+    );
+    assert_eq!(LLM_PORTS.len(), 16);
+    assert_eq!(LLM_PORTS[0], 11434);
+}
+
+#[test]
+fn exclusions_remove_addresses() {
+    let exclude = parse_exclusions(&[
+        "127.0.0.2,127.0.0.4-127.0.0.5".into(),
+        "127.0.0.8/31".into(),
+    ])
+    .unwrap();
+    let got = collect(
+        vec![arg("127.0.0.0/28")],
+        InputFormat::List,
+        vec![1],
+        Filter {
+            exclude,
+            shard: None,
+        },
+    );
+    let ips: Vec<String> = got.iter().map(|(ip, _)| ip.to_string()).collect();
+    assert_eq!(ips.len(), 16 - 5);
+    for gone in [
+        "127.0.0.2",
+        "127.0.0.4",
+        "127.0.0.5",
+        "127.0.0.8",
+        "127.0.0.9",
+    ] {
+        assert!(!ips.contains(&gone.to_string()));
+    }
+    let mut f = tempfile::NamedTempFile::new().unwrap();
+    writeln!(f, "# comment\n127.0.0.0/29 # inline\n").unwrap();
+    let exclude = read_exclude_file(f.path()).unwrap();
+    let got = collect(
+        vec![arg("127.0.0.0/28")],
+        InputFormat::List,
+        vec![1],
+        Filter {
+            exclude,
+            shard: None,
+        },
+    );
+    assert_eq!(got.len(), 8);
+    assert!(parse_exclusions(&["nonsense!".into()]).is_err());
+}
+
+#[test]
+fn shards_partition_deterministically() {
+    assert!(Shard::parse("0/3").is_err());
+    assert!(Shard::parse("4/3").is_err());
+    assert!(Shard::parse("1/0").is_err());
+    let all = collect(
+        vec![arg("127.0.0.0/24")],
+        InputFormat::List,
+        vec![1, 2],
+        Filter::default(),
+    );
+    let mut union = Vec::new();
+    for i in 1..=3 {
+        let f = Filter {
+            exclude: vec![],
+            shard: Some(Shard::parse(&format!("{i}/3")).unwrap()),
+        };
+        let part = collect(
+            vec![arg("127.0.0.0/24")],
+            InputFormat::List,
+            vec![1, 2],
+            f.clone(),
+        );
+        assert!(
+            part.len() > 100 && part.len() < 250,
+            "unbalanced shard {}",
+            part.len()
+        );
+        // Input order does not change membership.
+        let reversed = collect(
+            vec![arg("127.0.0.128/25"), arg("127.0.0.0/25")],
+            InputFormat::List,
+            vec![2, 1],
+            f,
+        );
+        let mut a = part.clone();
+        let mut b = reversed;
+        a.sort();
+        b.sort();
+        assert_eq!(a, b);
+        union.extend(part);
+    }
+    union.sort();
+    let mut all_sorted = all.clone();
+    all_sorted.sort();
+    assert_eq!(union, all_sorted);
+}
+
+#[test]
+fn huge_ranges_stream_lazily_and_respect_the_limit() {
+    let mut s = TargetStream::new(
+        vec![arg("10.0.0.0/8")],
+        InputFormat::List,
+        vec![11434],
+        Filter::default(),
+        None,
+    );
+    let first: Vec<_> = s.by_ref().take(3).map(|r| r.unwrap().ip).collect();
+    assert_eq!(first, vec![v4("10.0.0.0"), v4("10.0.0.1"), v4("10.0.0.2")]);
+    assert_eq!(
+        TargetStream::count(&[arg("10.0.0.0/8")], InputFormat::List).unwrap(),
+        1 << 24
+    );
+    let limited = TargetStream::new(
+        vec![arg("127.0.0.0/16"), arg("127.1.0.0")],
+        InputFormat::List,
+        vec![1],
+        Filter::default(),
+        Some(CONFIRM_ABOVE),
+    );
+    let last = limited.last().unwrap();
+    assert!(matches!(last, Err(TargetError::TooLarge(_))));
+    // The very end of the address space terminates.
+    let end = collect(
+        vec![arg("255.255.255.254/31")],
+        InputFormat::List,
+        vec![1],
+        Filter::default(),
+    );
+    assert_eq!(end.len(), 2);
+    let end6 = collect(
+        vec![arg("ffff:ffff:ffff:ffff:ffff:ffff:ffff:fffe/127")],
+        InputFormat::List,
+        vec![1],
+        Filter::default(),
+    );
+    assert_eq!(end6.len(), 2);
+}
+
+fn file_with(text: &str) -> tempfile::NamedTempFile {
+    let mut f = tempfile::NamedTempFile::new().unwrap();
+    f.write_all(text.as_bytes()).unwrap();
+    f
+}
+
+#[test]
+fn list_files_with_comments_and_errors() {
+    let f = file_with(
+        "# hosts\n127.0.0.1, 127.0.0.2:99\n\n127.0.0.3-4 # trailing\nhttp://[::1]:8080/\n",
+    );
+    let got = collect(
+        vec![Input::File(f.path().into())],
+        InputFormat::List,
+        vec![5],
+        Filter::default(),
+    );
+    assert_eq!(
+        got,
+        vec![
+            (v4("127.0.0.1"), 5),
+            (v4("127.0.0.2"), 99),
+            (v4("127.0.0.3"), 5),
+            (v4("127.0.0.4"), 5),
+            (v4("::1"), 8080)
+        ]
+    );
+    assert_eq!(
+        TargetStream::count(&[Input::File(f.path().into())], InputFormat::List).unwrap(),
+        5
+    );
+    let bad = file_with("127.0.0.1\nnot valid!\n");
+    let err =
+        TargetStream::count(&[Input::File(bad.path().into())], InputFormat::List).unwrap_err();
+    assert!(matches!(err, TargetError::Line { line: 2, .. }), "{err:?}");
+    let mut s = TargetStream::new(
+        vec![Input::File("/nonexistent/x".into())],
+        InputFormat::List,
+        vec![1],
+        Filter::default(),
+        None,
+    );
+    assert!(matches!(s.next(), Some(Err(TargetError::Read { .. }))));
+}
+
+fn discovery(format: InputFormat, text: &str) -> Vec<(IpAddr, u16)> {
+    let f = file_with(text);
+    collect(
+        vec![Input::File(f.path().into())],
+        format,
+        vec![11434],
+        Filter::default(),
+    )
+}
+
+#[test]
+fn masscan_list_output() {
+    let got = discovery(
+        InputFormat::Masscan,
+        "#masscan\nopen tcp 11434 127.0.0.5 1699123456\nopen tcp 8000 ::1 1699123457\n# end\n",
+    );
+    assert_eq!(got, vec![(v4("127.0.0.5"), 11434), (v4("::1"), 8000)]);
+}
+
+#[test]
+fn masscan_json_output_with_trailing_commas() {
+    let got = discovery(
+        InputFormat::Masscan,
+        "[\n{   \"ip\": \"127.0.0.6\",   \"timestamp\": \"1699123456\", \"ports\": [ {\"port\": 11434, \"proto\": \"tcp\", \"status\": \"open\", \"reason\": \"syn-ack\", \"ttl\": 64} ] },\n{   \"ip\": \"127.0.0.7\",   \"timestamp\": \"1699123456\", \"ports\": [ {\"port\": 1234, \"proto\": \"tcp\", \"status\": \"closed\"}, {\"port\": 4000, \"proto\": \"tcp\", \"status\": \"open\"} ] },\n]\n",
+    );
+    assert_eq!(got, vec![(v4("127.0.0.6"), 11434), (v4("127.0.0.7"), 4000)]);
+}
+
+#[test]
+fn masscan_ndjson_output() {
+    let got = discovery(
+        InputFormat::Masscan,
+        "{\"ip\":\"127.0.0.8\",\"timestamp\":\"1\",\"port\":11434,\"proto\":\"tcp\",\"rec_type\":\"status\",\"data\":{\"status\":\"open\",\"reason\":\"syn-ack\",\"ttl\":64}}\n{\"ip\":\"127.0.0.9\",\"timestamp\":\"1\",\"port\":80,\"proto\":\"tcp\",\"rec_type\":\"banner\"}\n",
+    );
+    assert_eq!(got, vec![(v4("127.0.0.8"), 11434)]);
+}
+
+#[test]
+fn masscan_grepable_output() {
+    let got = discovery(
+        InputFormat::Masscan,
+        "# Masscan 1.3.2 scan initiated\nTimestamp: 1699123456\tHost: 127.0.0.10 ()\tPorts: 11434/open/tcp////\nTimestamp: 1699123456\tHost: 127.0.0.11 ()\tPorts: 22/closed/tcp////\n# Masscan done\n",
+    );
+    assert_eq!(got, vec![(v4("127.0.0.10"), 11434)]);
+}
+
+#[test]
+fn masscan_garbage_is_an_error_per_line() {
+    let f = file_with("open tcp 11434 127.0.0.5 1\nwhat is this\nopen tcp 70000 127.0.0.5 1\n");
+    let items: Vec<_> = TargetStream::new(
+        vec![Input::File(f.path().into())],
+        InputFormat::Masscan,
+        vec![1],
+        Filter::default(),
+        None,
+    )
+    .collect();
+    assert_eq!(items.len(), 3);
+    assert!(items[0].is_ok());
+    assert!(matches!(items[1], Err(TargetError::Line { line: 2, .. })));
+    assert!(matches!(items[2], Err(TargetError::Line { line: 3, .. })));
+}
+
+#[test]
+fn zmap_plain_and_csv() {
+    assert_eq!(
+        discovery(InputFormat::Zmap, "127.0.0.12\n127.0.0.13\n"),
+        vec![(v4("127.0.0.12"), 11434), (v4("127.0.0.13"), 11434)]
+    );
+    let got = discovery(InputFormat::Zmap, "saddr,sport,daddr,classification,success\n127.0.0.14,8000,10.0.0.1,synack,1\n127.0.0.15,8000,10.0.0.1,rst,0\n");
+    assert_eq!(got, vec![(v4("127.0.0.14"), 8000)]);
+    let got = discovery(InputFormat::Zmap, "daddr,saddr\n1.1.1.1,127.0.0.16\n");
+    assert_eq!(got, vec![(v4("127.0.0.16"), 11434)]);
+}
