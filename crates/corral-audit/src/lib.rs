@@ -1,0 +1,96 @@
+//! corral's tamper-evident audit log.
+//!
+//! One NDJSON line per request, with ECS field names (`@timestamp`, `event.*`, `source.ip`,
+//! `user.name`, `http.*`, `url.path`) and corral's own facts under `corral.*`. There is no field
+//! for prompt content, bodies, headers or keys, and key-shaped strings are redacted.
+//!
+//! # Hash chain
+//!
+//! Every line carries `corral.chain.{seq, prev, hash}`. `seq` starts at 1 and grows by one per
+//! record, across rotated files. `prev` is the previous record's `hash` (64 `0`s for the first
+//! record). `hash` is computed as follows:
+//!
+//! 1. Build the record as a JSON object including `corral.chain.seq` and `corral.chain.prev`
+//!    but not `corral.chain.hash`.
+//! 2. Serialise it canonically: no whitespace, object keys sorted by their UTF-8 bytes, strings
+//!    escaped as serde_json escapes them (`"`, `\`, control characters), integers in decimal.
+//! 3. `hash = lowercase_hex(sha256(prev_as_64_hex_chars || canonical_bytes))`.
+//! 4. Insert `corral.chain.hash` and write the canonical serialisation of the whole object plus
+//!    `\n`.
+//!
+//! A verifier repeats steps 1-3 on each line, and also requires the line to be byte-for-byte
+//! canonical (so duplicate keys or re-encodings are edits), then checks that `seq`
+//! and `prev` continue the previous record.
+//!
+//! An unkeyed chain shows edits, removals and reordering inside the log; it cannot show
+//! records removed from the end, nor a log rewritten from some point on by someone who
+//! recomputes every later hash. Ship the log off the host (or keep the last hash elsewhere)
+//! when that matters.
+//!
+//! # Restarts
+//!
+//! On open, the writer continues the chain from the last intact record. If the file ends in a
+//! torn or corrupt line (a crash mid-write), it terminates that line and appends an
+//! `event.action = "audit_restart"` record continuing from the last intact one; the verifier
+//! then reports the torn line as `truncated` rather than skipping it silently.
+
+mod canon;
+mod error;
+mod record;
+mod verify;
+mod writer;
+
+use std::path::{Path, PathBuf};
+
+pub use canon::GENESIS_PREV;
+pub use error::AuditError;
+pub use record::{action, redact_keys, AuditRecord, Decision, Outcome, ECS_VERSION};
+pub use verify::{
+    verify, verify_bytes, Problem, ProblemKind, Verifier, VerifyReport, MAX_LINE_BYTES,
+};
+pub use writer::{AuditHandle, AuditLog, AuditWorker, Rotation, CHANNEL_CAPACITY};
+
+/// Rotated files `<path>.<n>` that exist, as (n, path), ascending n.
+pub(crate) fn rotated_files(path: &Path) -> Vec<(u64, PathBuf)> {
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+        return Vec::new();
+    };
+    let dir = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
+    let Some(name) = name.to_str() else {
+        return Vec::new();
+    };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut out: Vec<(u64, PathBuf)> = entries
+        .filter_map(Result::ok)
+        .filter_map(|e| {
+            let f = e.file_name();
+            let n = f
+                .to_str()?
+                .strip_prefix(name)?
+                .strip_prefix('.')?
+                .parse::<u64>()
+                .ok()?;
+            (n > 0).then(|| (n, path.with_file_name(f)))
+        })
+        .collect();
+    out.sort_by_key(|(n, _)| *n);
+    out
+}
+
+/// A log and its rotated files in chain order, oldest first: `<path>.N` … `<path>.1`, `<path>`.
+/// `path` itself is always last, even when it does not exist (verification then reports it).
+pub fn expand_rotated(path: &Path) -> Vec<PathBuf> {
+    let mut out: Vec<PathBuf> = rotated_files(path)
+        .into_iter()
+        .rev()
+        .map(|(_, p)| p)
+        .collect();
+    out.push(path.to_path_buf());
+    out
+}

@@ -1,0 +1,259 @@
+//! The facts of one request and their ECS form.
+
+use std::borrow::Cow;
+use std::net::IpAddr;
+use std::time::Duration;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde_json::{json, Map, Value};
+
+/// ECS version the records follow.
+pub const ECS_VERSION: &str = "8.11.0";
+
+/// Common values of [`AuditRecord::action`].
+pub mod action {
+    /// Forwarded upstream.
+    pub const PROXY: &str = "proxy";
+    /// Refused by policy.
+    pub const DENY: &str = "deny";
+    /// No key, or a key that did not authenticate.
+    pub const AUTH_FAILURE: &str = "auth_failure";
+    /// Refused before authentication: unknown route, bad path, bad body.
+    pub const BAD_REQUEST: &str = "bad_request";
+    /// Upstream unreachable or idle past the limit.
+    pub const UPSTREAM_ERROR: &str = "upstream_error";
+    /// Written by the log itself when it restarts its chain after a torn last line.
+    pub const AUDIT_RESTART: &str = "audit_restart";
+}
+
+/// ECS `event.outcome`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Success,
+    Failure,
+    Unknown,
+}
+
+impl Outcome {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Outcome::Success => "success",
+            Outcome::Failure => "failure",
+            Outcome::Unknown => "unknown",
+        }
+    }
+}
+
+/// The gate's decision on the request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    Allow,
+    Deny,
+}
+
+impl Decision {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Decision::Allow => "allow",
+            Decision::Deny => "deny",
+        }
+    }
+}
+
+/// The facts of one request. There is no field for prompt content, bodies, headers or keys;
+/// free-text fields are truncated and anything shaped like a corral key is redacted when the
+/// record is serialised.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditRecord {
+    pub timestamp: DateTime<Utc>,
+    /// See [`action`].
+    pub action: String,
+    pub outcome: Outcome,
+    pub source_ip: IpAddr,
+    /// Name of the authenticated key.
+    pub user_name: Option<String>,
+    pub method: String,
+    /// The canonical path, or for a refused request the raw path (escaped by JSON, truncated to
+    /// 1 KiB; any query string is dropped).
+    pub url_path: String,
+    pub status_code: u16,
+    pub duration: Duration,
+    pub key_id: Option<String>,
+    pub policy: Option<String>,
+    pub decision: Decision,
+    /// Name of the refusing rule or a short message.
+    pub reason: Option<String>,
+    pub endpoint_class: Option<String>,
+    /// Route name, e.g. `api.chat`.
+    pub route: Option<String>,
+    pub model: Option<String>,
+    pub prompt_tokens: Option<u64>,
+    pub completion_tokens: Option<u64>,
+    pub streamed: bool,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    pub clamps: Vec<String>,
+    pub upstream_status: Option<u16>,
+}
+
+impl AuditRecord {
+    /// A record stamped now, with a deny decision, failure outcome and every optional fact empty.
+    pub fn new(
+        action: impl Into<String>,
+        source_ip: IpAddr,
+        method: impl Into<String>,
+        url_path: impl Into<String>,
+    ) -> AuditRecord {
+        AuditRecord {
+            timestamp: Utc::now(),
+            action: action.into(),
+            outcome: Outcome::Failure,
+            source_ip,
+            user_name: None,
+            method: method.into(),
+            url_path: url_path.into(),
+            status_code: 0,
+            duration: Duration::ZERO,
+            key_id: None,
+            policy: None,
+            decision: Decision::Deny,
+            reason: None,
+            endpoint_class: None,
+            route: None,
+            model: None,
+            prompt_tokens: None,
+            completion_tokens: None,
+            streamed: false,
+            bytes_in: 0,
+            bytes_out: 0,
+            clamps: Vec::new(),
+            upstream_status: None,
+        }
+    }
+
+    /// The ECS object, without `corral.chain`.
+    pub fn to_ecs(&self) -> Value {
+        let path = self.url_path.split('?').next().unwrap_or("");
+        let duration_ns = u64::try_from(self.duration.as_nanos()).unwrap_or(u64::MAX);
+        let event_type = match self.decision {
+            Decision::Allow => ["access", "allowed"],
+            Decision::Deny => ["access", "denied"],
+        };
+        let mut corral = Map::new();
+        let mut put = |k: &str, v: Option<Value>| {
+            if let Some(v) = v {
+                corral.insert(k.to_string(), v);
+            }
+        };
+        put("key_id", self.key_id.as_deref().map(|s| text(s, 64)));
+        put("policy", self.policy.as_deref().map(|s| text(s, 128)));
+        put("decision", Some(json!(self.decision.as_str())));
+        put("reason", self.reason.as_deref().map(|s| text(s, 512)));
+        put(
+            "endpoint_class",
+            self.endpoint_class.as_deref().map(|s| text(s, 32)),
+        );
+        put("route", self.route.as_deref().map(|s| text(s, 64)));
+        put("model", self.model.as_deref().map(|s| text(s, 256)));
+        put("prompt_tokens", self.prompt_tokens.map(Value::from));
+        put("completion_tokens", self.completion_tokens.map(Value::from));
+        put("streamed", Some(Value::Bool(self.streamed)));
+        put("bytes_in", Some(Value::from(self.bytes_in)));
+        put("bytes_out", Some(Value::from(self.bytes_out)));
+        put(
+            "clamps",
+            Some(Value::Array(
+                self.clamps.iter().take(32).map(|c| text(c, 64)).collect(),
+            )),
+        );
+        put("upstream_status", self.upstream_status.map(Value::from));
+
+        let mut v = json!({
+            "@timestamp": self.timestamp.to_rfc3339_opts(SecondsFormat::Micros, true),
+            "ecs": { "version": ECS_VERSION },
+            "event": {
+                "kind": "event",
+                "category": ["web"],
+                "type": event_type,
+                "action": text(&self.action, 64),
+                "outcome": self.outcome.as_str(),
+                "duration": duration_ns,
+            },
+            "source": { "ip": self.source_ip.to_string() },
+            "http": {
+                "request": { "method": text(&self.method, 32) },
+                "response": { "status_code": self.status_code },
+            },
+            "url": { "path": text(path, 1024) },
+            "corral": corral,
+        });
+        if let (Some(name), Value::Object(m)) = (&self.user_name, &mut v) {
+            m.insert("user".into(), json!({ "name": text(name, 128) }));
+        }
+        v
+    }
+}
+
+/// Truncates `s` to at most `max` bytes (on a char boundary, marked with `…`) and redacts key
+/// secrets, so neither a huge nor a secret-bearing client value reaches the log.
+fn text(s: &str, max: usize) -> Value {
+    let s = redact_keys(s);
+    if s.len() <= max {
+        return Value::String(s.into_owned());
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    Value::String(format!("{}…", &s[..end]))
+}
+
+/// Replaces the secret part of anything shaped like `crl_<12 base62>_<base62...>` with
+/// `<redacted>`, keeping the public id.
+pub fn redact_keys(s: &str) -> Cow<'_, str> {
+    const PREFIX: &str = "crl_";
+    const ID: usize = 12;
+    if !s.contains(PREFIX) {
+        return Cow::Borrowed(s);
+    }
+    let b = s.as_bytes();
+    let mut out = String::with_capacity(s.len());
+    let mut i = 0;
+    let mut copied = 0;
+    let mut changed = false;
+    while let Some(off) = s.get(i..).and_then(|rest| rest.find(PREFIX)) {
+        let start = i + off;
+        let id_start = start + PREFIX.len();
+        let id_end = id_start + ID;
+        let id_ok = b
+            .get(id_start..id_end)
+            .is_some_and(|id| id.iter().all(u8::is_ascii_alphanumeric));
+        if id_ok && b.get(id_end) == Some(&b'_') {
+            let secret_start = id_end + 1;
+            let secret_len = b
+                .get(secret_start..)
+                .unwrap_or(&[])
+                .iter()
+                .take_while(|c| c.is_ascii_alphanumeric())
+                .count();
+            if secret_len > 0 {
+                out.push_str(&s[copied..secret_start]);
+                out.push_str("<redacted>");
+                copied = secret_start + secret_len;
+                changed = true;
+                i = copied;
+                continue;
+            }
+        }
+        i = id_start;
+    }
+    if !changed {
+        return Cow::Borrowed(s);
+    }
+    out.push_str(&s[copied..]);
+    Cow::Owned(out)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests;

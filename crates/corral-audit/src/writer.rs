@@ -1,0 +1,327 @@
+//! The writer: a bounded channel in front of a task that appends chained lines and rotates.
+
+use std::fs::{self, DirBuilder, File, OpenOptions, Permissions};
+use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use chrono::{SecondsFormat, Utc};
+use serde_json::json;
+use tokio::sync::mpsc;
+
+use crate::canon::{check_line, seal, GENESIS_PREV};
+use crate::error::io_err;
+use crate::record::{action, ECS_VERSION};
+use crate::{AuditError, AuditRecord};
+
+/// Records that may wait in the channel before `record` applies backpressure.
+pub const CHANNEL_CAPACITY: usize = 1024;
+
+/// How far back from the end of a file a restart looks for the last intact record.
+const TAIL_WINDOW: u64 = 1024 * 1024;
+
+/// Size-based rotation: when the next line would take the current file past `max_bytes`, it is
+/// renamed to `<name>.1` (older ones shift up) and at most `keep` old files are kept.
+/// `max_bytes == 0` disables rotation; `keep == 0` discards the old file on rotation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rotation {
+    pub max_bytes: u64,
+    pub keep: usize,
+}
+
+impl Default for Rotation {
+    fn default() -> Rotation {
+        Rotation {
+            max_bytes: 64 * 1024 * 1024,
+            keep: 5,
+        }
+    }
+}
+
+/// Entry point: opens a log for appending.
+#[derive(Debug)]
+pub struct AuditLog;
+
+impl AuditLog {
+    /// Opens `path` (creating its parent directory with mode 0700 and the file with mode 0600,
+    /// tightening an existing file that is group/other accessible) and continues its chain, or
+    /// the chain of its newest rotated file. If the file ends in a torn or corrupt line, an
+    /// `audit_restart` record is appended first so that verification reports the damage.
+    pub fn open(path: &Path, rotation: Rotation) -> Result<(AuditHandle, AuditWorker), AuditError> {
+        let writer = Writer::open(path, rotation)?;
+        let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
+        Ok((AuditHandle { tx }, AuditWorker { rx, writer }))
+    }
+}
+
+/// Cheap to clone; every clone feeds the same worker.
+#[derive(Debug, Clone)]
+pub struct AuditHandle {
+    tx: mpsc::Sender<AuditRecord>,
+}
+
+impl AuditHandle {
+    /// Queues a record, waiting while the queue is full (records are never dropped).
+    /// Fails only when the worker has stopped.
+    pub async fn record(&self, rec: AuditRecord) -> Result<(), AuditError> {
+        self.tx.send(rec).await.map_err(|_| AuditError::Closed)
+    }
+}
+
+/// Owns the file. Run it once; it returns after every [`AuditHandle`] is dropped and the queue
+/// is drained, with everything flushed and fsynced.
+#[derive(Debug)]
+pub struct AuditWorker {
+    rx: mpsc::Receiver<AuditRecord>,
+    writer: Writer,
+}
+
+impl AuditWorker {
+    /// Drives the writer on tokio's blocking pool (file I/O blocks).
+    pub async fn run(self) -> Result<(), AuditError> {
+        tokio::task::spawn_blocking(move || self.run_blocking())
+            .await
+            .map_err(|e| AuditError::Worker(e.to_string()))?
+    }
+
+    /// The same loop on the calling thread; must not be called from an async context.
+    pub fn run_blocking(mut self) -> Result<(), AuditError> {
+        loop {
+            let rec = match self.rx.try_recv() {
+                Ok(r) => r,
+                Err(mpsc::error::TryRecvError::Empty) => {
+                    // Nothing queued right now: get what we have onto the disk before waiting.
+                    self.writer.flush()?;
+                    match self.rx.blocking_recv() {
+                        Some(r) => r,
+                        None => break,
+                    }
+                }
+                Err(mpsc::error::TryRecvError::Disconnected) => break,
+            };
+            if let Err(e) = self.writer.append(&rec) {
+                // Keep what was written; handles see `Closed` from now on.
+                let _ = self.writer.finish();
+                return Err(e);
+            }
+        }
+        self.writer.finish()
+    }
+}
+
+#[derive(Debug)]
+struct Writer {
+    path: PathBuf,
+    rotation: Rotation,
+    out: BufWriter<File>,
+    size: u64,
+    next_seq: u64,
+    prev: String,
+}
+
+#[derive(Debug, Default)]
+struct Tail {
+    /// (seq, hash) of the last intact record.
+    last: Option<(u64, String)>,
+    /// Bytes after the last intact record that are not an intact record.
+    junk: bool,
+    ends_with_newline: bool,
+}
+
+/// Finds the last intact record of a file without reading more than needed.
+fn read_tail(path: &Path) -> Result<Option<Tail>, AuditError> {
+    let mut f = match File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(io_err(path)(e)),
+    };
+    let len = f.metadata().map_err(io_err(path))?.len();
+    if len == 0 {
+        return Ok(None);
+    }
+    let mut window = TAIL_WINDOW.min(len);
+    loop {
+        let start = len - window;
+        f.seek(SeekFrom::Start(start)).map_err(io_err(path))?;
+        let mut buf = Vec::new();
+        Read::by_ref(&mut f)
+            .take(window)
+            .read_to_end(&mut buf)
+            .map_err(io_err(path))?;
+        let mut tail = Tail {
+            ends_with_newline: buf.last() == Some(&b'\n'),
+            ..Tail::default()
+        };
+        let mut pieces: Vec<&[u8]> = buf.split(|&b| b == b'\n').collect();
+        // After the final newline there is an empty piece (or a torn fragment).
+        if let Some(last) = pieces.pop() {
+            tail.junk = !last.is_empty();
+        }
+        // The first piece of a window that starts mid-file may be a partial line.
+        let skip_first = start > 0;
+        for (i, piece) in pieces.iter().enumerate().rev() {
+            if i == 0 && skip_first {
+                break;
+            }
+            match check_line(piece) {
+                Ok((link, _)) => {
+                    tail.last = Some((link.seq, link.hash));
+                    break;
+                }
+                Err(_) => tail.junk = true,
+            }
+        }
+        if tail.last.is_some() || start == 0 {
+            return Ok(Some(tail));
+        }
+        window = len;
+    }
+}
+
+fn open_append(path: &Path) -> Result<(File, u64), AuditError> {
+    let f = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(io_err(path))?;
+    let meta = f.metadata().map_err(io_err(path))?;
+    if meta.permissions().mode() & 0o077 != 0 {
+        f.set_permissions(Permissions::from_mode(0o600))
+            .map_err(io_err(path))?;
+    }
+    Ok((f, meta.len()))
+}
+
+fn numbered(path: &Path, n: usize) -> PathBuf {
+    let mut s = path.as_os_str().to_os_string();
+    s.push(format!(".{n}"));
+    PathBuf::from(s)
+}
+
+impl Writer {
+    fn open(path: &Path, rotation: Rotation) -> Result<Writer, AuditError> {
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            if !parent.exists() {
+                DirBuilder::new()
+                    .recursive(true)
+                    .mode(0o700)
+                    .create(parent)
+                    .map_err(io_err(parent))?;
+            }
+        }
+        let current = read_tail(path)?;
+        let mut last = current.as_ref().and_then(|t| t.last.clone());
+        if last.is_none() {
+            // A fresh file after rotation continues the chain of the newest rotated file.
+            for (_, p) in crate::rotated_files(path).into_iter().rev() {
+                if let Some((seq, hash)) = read_tail(&p)?.and_then(|t| t.last) {
+                    last = Some((seq, hash));
+                    break;
+                }
+            }
+        }
+        let (file, size) = open_append(path)?;
+        let (next_seq, prev) = match &last {
+            Some((seq, hash)) => (seq.saturating_add(1), hash.clone()),
+            None => (1, GENESIS_PREV.to_string()),
+        };
+        let mut w = Writer {
+            path: path.to_path_buf(),
+            rotation,
+            out: BufWriter::new(file),
+            size,
+            next_seq,
+            prev,
+        };
+        if let Some(t) = current.filter(|t| t.junk) {
+            if !t.ends_with_newline {
+                w.write_raw(b"\n")?;
+            }
+            let marker = json!({
+                "@timestamp": Utc::now().to_rfc3339_opts(SecondsFormat::Micros, true),
+                "ecs": { "version": ECS_VERSION },
+                "event": {
+                    "kind": "event",
+                    "category": ["process"],
+                    "type": ["info"],
+                    "action": action::AUDIT_RESTART,
+                    "outcome": "unknown",
+                },
+                "corral": { "restart": {
+                    "reason": "the log ended in a torn or corrupt line",
+                    "after_seq": last.as_ref().map(|(s, _)| *s),
+                }},
+            });
+            w.write_value(marker)?;
+            w.flush()?;
+        }
+        Ok(w)
+    }
+
+    fn write_raw(&mut self, b: &[u8]) -> Result<(), AuditError> {
+        self.out.write_all(b).map_err(io_err(&self.path))?;
+        self.size += b.len() as u64;
+        Ok(())
+    }
+
+    fn write_value(&mut self, v: serde_json::Value) -> Result<(), AuditError> {
+        let (mut line, hash) = seal(v, self.next_seq, &self.prev);
+        line.push('\n');
+        let len = line.len() as u64;
+        if self.rotation.max_bytes > 0 && self.size > 0 && self.size + len > self.rotation.max_bytes
+        {
+            self.rotate()?;
+        }
+        self.write_raw(line.as_bytes())?;
+        self.next_seq = self.next_seq.saturating_add(1);
+        self.prev = hash;
+        Ok(())
+    }
+
+    fn append(&mut self, rec: &AuditRecord) -> Result<(), AuditError> {
+        self.write_value(rec.to_ecs())
+    }
+
+    fn flush(&mut self) -> Result<(), AuditError> {
+        self.out.flush().map_err(io_err(&self.path))
+    }
+
+    fn finish(&mut self) -> Result<(), AuditError> {
+        self.flush()?;
+        self.out.get_ref().sync_all().map_err(io_err(&self.path))
+    }
+
+    fn rotate(&mut self) -> Result<(), AuditError> {
+        self.finish()?;
+        let keep = self.rotation.keep;
+        for (n, p) in crate::rotated_files(&self.path) {
+            if n as usize >= keep {
+                fs::remove_file(&p).map_err(io_err(&p))?;
+            }
+        }
+        if keep == 0 {
+            fs::remove_file(&self.path).map_err(io_err(&self.path))?;
+        } else {
+            for n in (1..keep).rev() {
+                let from = numbered(&self.path, n);
+                if from.exists() {
+                    let to = numbered(&self.path, n + 1);
+                    fs::rename(&from, &to).map_err(io_err(&from))?;
+                }
+            }
+            let to = numbered(&self.path, 1);
+            fs::rename(&self.path, &to).map_err(io_err(&self.path))?;
+        }
+        let (file, size) = open_append(&self.path)?;
+        if let Some(dir) = self.path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            // Make the renames durable; failure here loses nothing already written.
+            if let Ok(d) = File::open(dir) {
+                let _ = d.sync_all();
+            }
+        }
+        self.out = BufWriter::new(file);
+        self.size = size;
+        Ok(())
+    }
+}

@@ -1,0 +1,329 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use corral_audit::{
+    action, expand_rotated, verify, AuditLog, AuditRecord, Decision, Outcome, ProblemKind,
+    Rotation, GENESIS_PREV,
+};
+
+const NO_ROTATION: Rotation = Rotation {
+    max_bytes: 0,
+    keep: 0,
+};
+
+fn rec(i: u64) -> AuditRecord {
+    let mut r = AuditRecord::new(
+        action::PROXY,
+        IpAddr::V4(Ipv4Addr::new(127, 0, 0, 1)),
+        "POST",
+        "/api/chat",
+    );
+    r.user_name = Some(format!("user{i}"));
+    r.decision = Decision::Allow;
+    r.outcome = Outcome::Success;
+    r.status_code = 200;
+    r.model = Some("llama3.2".into());
+    r.bytes_out = i;
+    r
+}
+
+async fn write(path: &Path, rotation: Rotation, range: std::ops::Range<u64>) {
+    let (handle, worker) = AuditLog::open(path, rotation).unwrap();
+    let task = tokio::spawn(worker.run());
+    let h2 = handle.clone();
+    for i in range {
+        let h = if i % 2 == 0 { &handle } else { &h2 };
+        h.record(rec(i)).await.unwrap();
+    }
+    drop(handle);
+    drop(h2);
+    task.await.unwrap().unwrap();
+}
+
+fn lines(path: &Path) -> Vec<String> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+fn put(path: &Path, lines: &[String]) {
+    let mut s = lines.join("\n");
+    s.push('\n');
+    std::fs::write(path, s).unwrap();
+}
+
+fn seq_of(line: &str) -> u64 {
+    let v: serde_json::Value = serde_json::from_str(line).unwrap();
+    v["corral"]["chain"]["seq"].as_u64().unwrap()
+}
+
+#[tokio::test]
+async fn written_log_verifies_and_has_the_documented_shape() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("logs/audit.ndjson");
+    write(&path, NO_ROTATION, 0..20).await;
+    assert_eq!(
+        std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    assert_eq!(
+        std::fs::metadata(path.parent().unwrap())
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777,
+        0o700
+    );
+    let report = verify(std::slice::from_ref(&path)).unwrap();
+    assert!(report.is_ok(), "{report}");
+    assert_eq!(report.records, 20);
+    let l = lines(&path);
+    assert_eq!(l.len(), 20);
+    let first: serde_json::Value = serde_json::from_str(&l[0]).unwrap();
+    assert_eq!(first["corral"]["chain"]["seq"], 1);
+    assert_eq!(first["corral"]["chain"]["prev"], GENESIS_PREV);
+    assert_eq!(first["user"]["name"], "user0");
+    assert!(l[0].starts_with(r#"{"@timestamp":""#), "{}", l[0]);
+    let second: serde_json::Value = serde_json::from_str(&l[1]).unwrap();
+    assert_eq!(
+        second["corral"]["chain"]["prev"],
+        first["corral"]["chain"]["hash"]
+    );
+    // Records arrive in the order they were sent.
+    for (i, line) in l.iter().enumerate() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        assert_eq!(v["corral"]["bytes_out"], i as u64);
+    }
+}
+
+#[tokio::test]
+async fn tampering_is_reported_at_the_right_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.ndjson");
+    write(&path, NO_ROTATION, 0..12).await;
+    let orig = lines(&path);
+    let k = 7; // 1-based line
+    let check = |l: &[String]| {
+        put(&path, l);
+        let r = verify(std::slice::from_ref(&path)).unwrap();
+        let p = r.first_problem.clone().expect("problem");
+        assert_eq!(p.file, path);
+        (p.line, p.kind)
+    };
+
+    let mut edited = orig.clone();
+    edited[k - 1] = edited[k - 1].replace("\"user6\"", "\"mallory\"");
+    assert_ne!(edited, orig);
+    assert_eq!(check(&edited), (k as u64, ProblemKind::Edited));
+
+    let mut dropped = orig.clone();
+    dropped.remove(k - 1);
+    assert_eq!(check(&dropped), (k as u64, ProblemKind::Dropped));
+
+    let mut swapped = orig.clone();
+    swapped.swap(k - 1, k);
+    assert_eq!(check(&swapped), (k as u64, ProblemKind::Reordered));
+
+    let mut s = orig.join("\n");
+    s.push('\n');
+    std::fs::write(&path, &s[..s.len() - 30]).unwrap();
+    let r = verify(std::slice::from_ref(&path)).unwrap();
+    let p = r.first_problem.unwrap();
+    assert_eq!((p.line, p.kind), (12, ProblemKind::Truncated));
+    assert_eq!(r.records, 11);
+}
+
+#[tokio::test]
+async fn rotation_keeps_the_chain_and_only_keep_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.ndjson");
+    let rotation = Rotation {
+        max_bytes: 2_000,
+        keep: 3,
+    };
+    write(&path, rotation, 0..60).await;
+    let files = expand_rotated(&path);
+    assert_eq!(
+        files,
+        vec![
+            dir.path().join("audit.ndjson.3"),
+            dir.path().join("audit.ndjson.2"),
+            dir.path().join("audit.ndjson.1"),
+            path.clone(),
+        ]
+    );
+    assert!(!dir.path().join("audit.ndjson.4").exists());
+    for f in &files {
+        assert!(std::fs::metadata(f).unwrap().len() <= 2_000, "{f:?}");
+        assert_eq!(
+            std::fs::metadata(f).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+    }
+    let report = verify(&files).unwrap();
+    assert!(report.is_ok(), "{report}");
+    assert_eq!(report.files, 4);
+    assert_eq!(report.last_seq, Some(60));
+    assert!(!report.from_genesis, "the oldest files were rotated away");
+    let kept: usize = files.iter().map(|f| lines(f).len()).sum();
+    assert_eq!(report.records, kept as u64);
+    assert!(kept < 60);
+
+    // Missing a middle file is a drop at the first line of the next one.
+    let without_middle = vec![files[0].clone(), files[2].clone(), files[3].clone()];
+    let r = verify(&without_middle).unwrap();
+    let p = r.first_problem.unwrap();
+    assert_eq!(
+        (&p.file, p.line, p.kind),
+        (&files[2], 1, ProblemKind::Dropped)
+    );
+
+    // Restarting after rotation continues the same chain.
+    write(&path, rotation, 60..70).await;
+    let report = verify(&expand_rotated(&path)).unwrap();
+    assert!(report.is_ok(), "{report}");
+    assert_eq!(report.last_seq, Some(70));
+}
+
+#[tokio::test]
+async fn restart_continues_the_chain() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.ndjson");
+    write(&path, NO_ROTATION, 0..5).await;
+    write(&path, NO_ROTATION, 5..9).await;
+    let l = lines(&path);
+    assert_eq!(l.len(), 9);
+    assert_eq!(seq_of(&l[8]), 9);
+    let r = verify(std::slice::from_ref(&path)).unwrap();
+    assert!(r.is_ok() && r.from_genesis, "{r}");
+    assert_eq!(r.records, 9);
+}
+
+#[tokio::test]
+async fn torn_tail_is_marked_and_reported_not_silently_continued() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.ndjson");
+    write(&path, NO_ROTATION, 0..5).await;
+    let s = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(&path, &s[..s.len() - 25]).unwrap();
+    write(&path, NO_ROTATION, 5..7).await;
+    let l = lines(&path);
+    assert_eq!(l.len(), 8, "torn line, restart marker, two records");
+    let marker: serde_json::Value = serde_json::from_str(&l[5]).unwrap();
+    assert_eq!(marker["event"]["action"], "audit_restart");
+    assert_eq!(marker["corral"]["restart"]["after_seq"], 4);
+    assert_eq!(seq_of(&l[5]), 5, "continues from the last intact record");
+    assert_eq!(seq_of(&l[7]), 7);
+    let r = verify(std::slice::from_ref(&path)).unwrap();
+    let p = r.first_problem.unwrap();
+    assert_eq!((p.line, p.kind), (5, ProblemKind::Truncated));
+    assert!(p.detail.contains("restarted"), "{}", p.detail);
+
+    // A corrupt (but newline-terminated) last line is treated the same way.
+    let path2 = dir.path().join("b.ndjson");
+    write(&path2, NO_ROTATION, 0..3).await;
+    let mut l2 = lines(&path2);
+    l2.push("{garbage".into());
+    put(&path2, &l2);
+    write(&path2, NO_ROTATION, 3..4).await;
+    let l2 = lines(&path2);
+    assert_eq!(l2.len(), 6);
+    let r = verify(std::slice::from_ref(&path2)).unwrap();
+    let p = r.first_problem.unwrap();
+    assert_eq!((p.line, p.kind), (4, ProblemKind::Truncated));
+}
+
+#[tokio::test]
+async fn log_contains_no_secret_like_strings() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.ndjson");
+    let secret = "S3cr3tS3cr3tS3cr3tS3cr3tS3cr3tS3cr3tS3cr3tZ";
+    let key = format!("crl_AAAAbbbbCCCC_{secret}");
+    let (handle, worker) = AuditLog::open(&path, NO_ROTATION).unwrap();
+    let task = tokio::spawn(worker.run());
+    let mut r = rec(1);
+    r.url_path = format!("/api/{key}?api_key={key}");
+    r.model = Some(key.clone());
+    r.reason = Some(format!("unknown key {key}"));
+    r.user_name = Some(key.clone());
+    r.method = key.clone();
+    r.clamps = vec![key.clone()];
+    handle.record(r).await.unwrap();
+    drop(handle);
+    task.await.unwrap().unwrap();
+    let bytes = std::fs::read_to_string(&path).unwrap();
+    assert!(!bytes.contains(secret), "{bytes}");
+    assert!(!bytes.contains("api_key"), "{bytes}");
+    assert!(bytes.contains("crl_AAAAbbbbCCCC_<redacted>"));
+    assert!(verify(&[path]).unwrap().is_ok());
+}
+
+#[tokio::test]
+async fn records_reach_the_file_promptly_and_backpressure_never_drops() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.ndjson");
+    let (handle, worker) = AuditLog::open(&path, NO_ROTATION).unwrap();
+    let task = tokio::spawn(worker.run());
+    handle.record(rec(0)).await.unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while std::fs::read_to_string(&path).unwrap().lines().count() < 1 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not flushed while idle"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // Far more than the channel holds, from several tasks at once.
+    let mut senders = Vec::new();
+    for t in 0..4u64 {
+        let h = handle.clone();
+        senders.push(tokio::spawn(async move {
+            for i in 0..1_000u64 {
+                h.record(rec(t * 10_000 + i)).await.unwrap();
+            }
+        }));
+    }
+    for s in senders {
+        s.await.unwrap();
+    }
+    drop(handle);
+    task.await.unwrap().unwrap();
+    let r = verify(std::slice::from_ref(&path)).unwrap();
+    assert!(r.is_ok(), "{r}");
+    assert_eq!(r.records, 4_001);
+}
+
+#[tokio::test]
+async fn record_after_the_worker_stopped_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let (handle, worker) = AuditLog::open(&dir.path().join("a.ndjson"), NO_ROTATION).unwrap();
+    drop(worker);
+    assert!(handle.record(rec(0)).await.is_err());
+}
+
+#[test]
+fn verify_reports_missing_files_as_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing: PathBuf = dir.path().join("nope.ndjson");
+    assert!(verify(std::slice::from_ref(&missing)).is_err());
+    assert_eq!(expand_rotated(&missing), vec![missing]);
+}
+
+#[test]
+fn existing_file_that_is_too_open_is_tightened() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.ndjson");
+    std::fs::write(&path, "").unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let _ = AuditLog::open(&path, NO_ROTATION).unwrap();
+    assert_eq!(
+        std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+}

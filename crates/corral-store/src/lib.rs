@@ -1,0 +1,22 @@
+//! corral's API key store.
+//!
+//! Keys look like `crl_<id>_<secret>`: a 12-character public id used for lookup and a
+//! 43-character secret (256 bits from the OS RNG). Only `sha256(secret)` is stored, in a SQLite
+//! database (`keys.db`, mode 0600) inside the data directory. The gate authenticates against an
+//! in-memory [`KeySnapshot`] and reloads it when [`KeyStore::data_version`] changes, i.e. when
+//! another connection (such as `corral keys`) committed a change.
+//!
+//! File permissions: a new data directory is created with mode 0700 and `keys.db` is created with
+//! mode 0600 before SQLite opens it. An existing `keys.db` readable or writable by group or others
+//! is tightened to 0600 on open (it holds only hashes, but names and policies are still nobody
+//! else's business). An existing data directory is left as the operator made it.
+
+mod error;
+mod key;
+mod snapshot;
+mod store;
+
+pub use error::StoreError;
+pub use key::{Secret, ID_LEN, KEY_LEN, KEY_PREFIX, SECRET_LEN};
+pub use snapshot::{AuthError, KeyEntry, KeySnapshot};
+pub use store::{KeyInfo, KeyStore, DB_FILE, SCHEMA_VERSION};

@@ -1,0 +1,430 @@
+//! The SQLite-backed store.
+
+use std::fs::{DirBuilder, OpenOptions, Permissions};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use rusqlite::{params, Connection, ErrorCode, OptionalExtension, Row, TransactionBehavior};
+use serde::Serialize;
+
+use crate::key::{self, Secret, KEY_PREFIX};
+use crate::snapshot::{KeySnapshot, SnapshotKey};
+use crate::{KeyEntry, StoreError};
+
+/// File name of the database inside the data directory.
+pub const DB_FILE: &str = "keys.db";
+/// Schema version recorded in `PRAGMA user_version`.
+pub const SCHEMA_VERSION: i64 = 1;
+
+/// How long a writer waits for another process's lock before failing.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+const SCHEMA_V1: &str = "
+CREATE TABLE keys (
+    id            TEXT PRIMARY KEY NOT NULL,
+    name          TEXT NOT NULL,
+    policy        TEXT NOT NULL,
+    secret_sha256 BLOB NOT NULL,
+    created_at    INTEGER NOT NULL,
+    last_used_at  INTEGER,
+    expires_at    INTEGER,
+    revoked_at    INTEGER
+) STRICT;
+CREATE UNIQUE INDEX keys_active_name ON keys(name) WHERE revoked_at IS NULL;
+";
+
+const COLUMNS: &str =
+    "id, name, policy, secret_sha256, created_at, last_used_at, expires_at, revoked_at";
+
+/// A key as listed: everything except the secret (which is never stored).
+/// Times serialise as RFC 3339.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct KeyInfo {
+    pub id: String,
+    /// `crl_<id>`: the non-secret beginning of the key, to recognise it.
+    pub prefix: String,
+    pub name: String,
+    pub policy: String,
+    pub created_at: DateTime<Utc>,
+    pub last_used_at: Option<DateTime<Utc>>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+impl KeyInfo {
+    /// Not revoked and not expired at `now`.
+    pub fn is_active(&self, now: DateTime<Utc>) -> bool {
+        self.revoked_at.is_none() && self.expires_at.is_none_or(|e| now < e)
+    }
+}
+
+struct Row8 {
+    info: KeyInfo,
+    secret_sha256: Vec<u8>,
+}
+
+/// The key database of one data directory. Several `KeyStore`s (in one or several processes)
+/// may use the same directory at once: SQLite runs in WAL mode with a busy timeout.
+///
+/// `KeyStore` is `Send` but not `Sync`; share it behind a mutex.
+pub struct KeyStore {
+    conn: Connection,
+    path: PathBuf,
+}
+
+impl std::fmt::Debug for KeyStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyStore")
+            .field("path", &self.path)
+            .finish()
+    }
+}
+
+fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError + '_ {
+    move |source| StoreError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+fn to_millis(t: DateTime<Utc>) -> i64 {
+    t.timestamp_millis()
+}
+
+fn from_millis(id: &str, ms: i64) -> Result<DateTime<Utc>, StoreError> {
+    DateTime::from_timestamp_millis(ms).ok_or_else(|| StoreError::CorruptRow {
+        id: id.to_string(),
+        what: "timestamp out of range",
+    })
+}
+
+fn opt_from_millis(id: &str, ms: Option<i64>) -> Result<Option<DateTime<Utc>>, StoreError> {
+    ms.map(|m| from_millis(id, m)).transpose()
+}
+
+/// Creates `keys.db` with mode 0600 (or tightens an existing one) before SQLite touches it, so
+/// the file is never briefly world-readable under a permissive umask.
+fn prepare_db_file(path: &Path) -> Result<(), StoreError> {
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(path)
+        .map_err(io_err(path))?;
+    let meta = file.metadata().map_err(io_err(path))?;
+    if meta.permissions().mode() & 0o077 != 0 {
+        file.set_permissions(Permissions::from_mode(0o600))
+            .map_err(io_err(path))?;
+    }
+    Ok(())
+}
+
+impl KeyStore {
+    /// Opens (creating if needed) the store in `data_dir`.
+    pub fn open(data_dir: &Path) -> Result<KeyStore, StoreError> {
+        if !data_dir.exists() {
+            DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(data_dir)
+                .map_err(io_err(data_dir))?;
+        }
+        let path = data_dir.join(DB_FILE);
+        prepare_db_file(&path)?;
+        let conn = Connection::open(&path)?;
+        conn.busy_timeout(BUSY_TIMEOUT)?;
+        // journal_mode answers with a row; WAL lets readers and one writer work side by side.
+        let _mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
+        conn.execute_batch("PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;")?;
+        let store = KeyStore { conn, path };
+        store.migrate()?;
+        Ok(store)
+    }
+
+    /// Path of the database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn migrate(&self) -> Result<(), StoreError> {
+        // IMMEDIATE: two processes opening a fresh directory at once must not both create tables.
+        let tx = rusqlite::Transaction::new_unchecked(&self.conn, TransactionBehavior::Immediate)?;
+        let version: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        if version > SCHEMA_VERSION {
+            return Err(StoreError::SchemaTooNew {
+                path: self.path.clone(),
+                found: version,
+                supported: SCHEMA_VERSION,
+            });
+        }
+        if version < 1 {
+            tx.execute_batch(SCHEMA_V1)?;
+            tx.pragma_update(None, "user_version", 1)?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Creates a key. The returned [`Secret`] is the only copy of the full key.
+    pub fn create(
+        &self,
+        name: &str,
+        policy: &str,
+        expires_in: Option<Duration>,
+    ) -> Result<(KeyInfo, Secret), StoreError> {
+        if !key::valid_name(name) {
+            return Err(StoreError::InvalidName(name.to_string()));
+        }
+        if !key::valid_name(policy) {
+            return Err(StoreError::InvalidPolicy(policy.to_string()));
+        }
+        let now = Utc::now();
+        let expires_at = match expires_in {
+            None => None,
+            Some(d) => Some(
+                chrono::Duration::from_std(d)
+                    .ok()
+                    .and_then(|d| now.checked_add_signed(d))
+                    .ok_or(StoreError::InvalidExpiry)?,
+            ),
+        };
+        let tx = rusqlite::Transaction::new_unchecked(&self.conn, TransactionBehavior::Immediate)?;
+        let out = insert_key(&tx, name, policy, now, expires_at)?;
+        tx.commit()?;
+        Ok(out)
+    }
+
+    /// All keys, revoked ones included, oldest first. Never contains secrets.
+    pub fn list(&self) -> Result<Vec<KeyInfo>, StoreError> {
+        Ok(self.rows()?.into_iter().map(|r| r.info).collect())
+    }
+
+    fn rows(&self) -> Result<Vec<Row8>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT {COLUMNS} FROM keys ORDER BY created_at, rowid"
+        ))?;
+        let raw = stmt
+            .query_map([], raw_row)?
+            .collect::<Result<Vec<_>, _>>()?;
+        raw.into_iter().map(row8).collect()
+    }
+
+    /// Revokes the active key with this name (or, failing that, this id or `crl_<id>` prefix).
+    pub fn revoke(&self, name_or_id: &str) -> Result<KeyInfo, StoreError> {
+        let tx = rusqlite::Transaction::new_unchecked(&self.conn, TransactionBehavior::Immediate)?;
+        let mut row = find_active(&tx, name_or_id)?;
+        let now = Utc::now();
+        tx.execute(
+            "UPDATE keys SET revoked_at = ?1 WHERE id = ?2",
+            params![to_millis(now), row.info.id],
+        )?;
+        tx.commit()?;
+        row.info.revoked_at = Some(truncate_ms(now));
+        Ok(row.info)
+    }
+
+    /// Replaces the active key with this name (or id) by a fresh one with the same name, policy
+    /// and expiry time; the old key is revoked and kept for the record.
+    pub fn rotate(&self, name_or_id: &str) -> Result<(KeyInfo, Secret), StoreError> {
+        let tx = rusqlite::Transaction::new_unchecked(&self.conn, TransactionBehavior::Immediate)?;
+        let old = find_active(&tx, name_or_id)?;
+        let now = Utc::now();
+        tx.execute(
+            "UPDATE keys SET revoked_at = ?1 WHERE id = ?2",
+            params![to_millis(now), old.info.id],
+        )?;
+        let out = insert_key(
+            &tx,
+            &old.info.name,
+            &old.info.policy,
+            now,
+            old.info.expires_at,
+        )?;
+        tx.commit()?;
+        Ok(out)
+    }
+
+    /// Every key (revoked ones marked as such) for authentication.
+    pub fn snapshot(&self) -> Result<KeySnapshot, StoreError> {
+        let mut keys = Vec::new();
+        for r in self.rows()? {
+            let secret_sha256: [u8; 32] =
+                r.secret_sha256
+                    .as_slice()
+                    .try_into()
+                    .map_err(|_| StoreError::CorruptRow {
+                        id: r.info.id.clone(),
+                        what: "secret hash is not 32 bytes",
+                    })?;
+            keys.push(SnapshotKey {
+                revoked: r.info.revoked_at.is_some(),
+                secret_sha256,
+                entry: KeyEntry {
+                    id: r.info.id,
+                    name: r.info.name,
+                    policy: r.info.policy,
+                    expires_at: r.info.expires_at,
+                },
+            });
+        }
+        Ok(KeySnapshot::new(keys))
+    }
+
+    /// SQLite's `PRAGMA data_version`: changes whenever another connection commits to the
+    /// database (this connection's own writes do not change it). Cheap enough to poll.
+    pub fn data_version(&self) -> Result<i64, StoreError> {
+        Ok(self
+            .conn
+            .query_row("PRAGMA data_version", [], |r| r.get(0))?)
+    }
+
+    /// Records when keys were last used, in one transaction. Unknown ids are ignored and a time
+    /// earlier than the stored one never moves it back.
+    pub fn record_last_used(&self, uses: &[(String, DateTime<Utc>)]) -> Result<(), StoreError> {
+        if uses.is_empty() {
+            return Ok(());
+        }
+        let tx = rusqlite::Transaction::new_unchecked(&self.conn, TransactionBehavior::Immediate)?;
+        {
+            let mut stmt = tx.prepare_cached(
+                "UPDATE keys SET last_used_at = ?2 \
+                 WHERE id = ?1 AND (last_used_at IS NULL OR last_used_at < ?2)",
+            )?;
+            for (id, at) in uses {
+                stmt.execute(params![id, to_millis(*at)])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+}
+
+fn truncate_ms(t: DateTime<Utc>) -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(t.timestamp_millis()).unwrap_or(t)
+}
+
+type RawRow = (
+    String,
+    String,
+    String,
+    Vec<u8>,
+    i64,
+    Option<i64>,
+    Option<i64>,
+    Option<i64>,
+);
+
+fn raw_row(r: &Row<'_>) -> rusqlite::Result<RawRow> {
+    Ok((
+        r.get(0)?,
+        r.get(1)?,
+        r.get(2)?,
+        r.get(3)?,
+        r.get(4)?,
+        r.get(5)?,
+        r.get(6)?,
+        r.get(7)?,
+    ))
+}
+
+fn row8(raw: RawRow) -> Result<Row8, StoreError> {
+    let (id, name, policy, secret_sha256, created, last_used, expires, revoked) = raw;
+    Ok(Row8 {
+        info: KeyInfo {
+            prefix: format!("{KEY_PREFIX}{id}"),
+            created_at: from_millis(&id, created)?,
+            last_used_at: opt_from_millis(&id, last_used)?,
+            expires_at: opt_from_millis(&id, expires)?,
+            revoked_at: opt_from_millis(&id, revoked)?,
+            name,
+            policy,
+            id,
+        },
+        secret_sha256,
+    })
+}
+
+fn find_active(conn: &Connection, name_or_id: &str) -> Result<Row8, StoreError> {
+    let by_name = conn
+        .query_row(
+            &format!("SELECT {COLUMNS} FROM keys WHERE name = ?1 AND revoked_at IS NULL"),
+            params![name_or_id],
+            raw_row,
+        )
+        .optional()?;
+    let raw = match by_name {
+        Some(r) => Some(r),
+        None => {
+            let id = name_or_id.strip_prefix(KEY_PREFIX).unwrap_or(name_or_id);
+            conn.query_row(
+                &format!("SELECT {COLUMNS} FROM keys WHERE id = ?1 AND revoked_at IS NULL"),
+                params![id],
+                raw_row,
+            )
+            .optional()?
+        }
+    };
+    match raw {
+        Some(r) => row8(r),
+        None => Err(StoreError::NotFound(name_or_id.to_string())),
+    }
+}
+
+fn insert_key(
+    conn: &Connection,
+    name: &str,
+    policy: &str,
+    now: DateTime<Utc>,
+    expires_at: Option<DateTime<Utc>>,
+) -> Result<(KeyInfo, Secret), StoreError> {
+    // An id collision (~2^-71 per pair) is retried rather than surfaced.
+    for _ in 0..4 {
+        let (id, secret, hash) = key::generate()?;
+        let res = conn.execute(
+            "INSERT INTO keys (id, name, policy, secret_sha256, created_at, expires_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![
+                id,
+                name,
+                policy,
+                hash.as_slice(),
+                to_millis(now),
+                expires_at.map(to_millis)
+            ],
+        );
+        match res {
+            Ok(_) => {
+                let info = KeyInfo {
+                    prefix: format!("{KEY_PREFIX}{id}"),
+                    id,
+                    name: name.to_string(),
+                    policy: policy.to_string(),
+                    created_at: truncate_ms(now),
+                    last_used_at: None,
+                    expires_at: expires_at.map(truncate_ms),
+                    revoked_at: None,
+                };
+                return Ok((info, secret));
+            }
+            Err(rusqlite::Error::SqliteFailure(e, Some(msg)))
+                if e.code == ErrorCode::ConstraintViolation && msg.contains("keys.name") =>
+            {
+                return Err(StoreError::DuplicateName(name.to_string()));
+            }
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == ErrorCode::ConstraintViolation =>
+            {
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(StoreError::CorruptRow {
+        id: String::new(),
+        what: "could not allocate a unique key id",
+    })
+}

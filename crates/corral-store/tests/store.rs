@@ -1,0 +1,362 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::time::Duration;
+
+use chrono::{TimeZone, Utc};
+use corral_store::{AuthError, KeyStore, StoreError, DB_FILE, KEY_LEN};
+
+fn mode(p: &Path) -> u32 {
+    std::fs::metadata(p).unwrap().permissions().mode() & 0o777
+}
+
+#[test]
+fn create_list_revoke_rotate() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = KeyStore::open(dir.path()).unwrap();
+    let (alice, alice_secret) = store.create("alice", "user", None).unwrap();
+    let (bob, _) = store
+        .create("bob", "admin", Some(Duration::from_secs(3600)))
+        .unwrap();
+    assert_eq!(alice.name, "alice");
+    assert_eq!(alice.policy, "user");
+    assert_eq!(alice.prefix, format!("crl_{}", alice.id));
+    assert_eq!(alice_secret.expose().len(), KEY_LEN);
+    assert!(alice_secret.expose().starts_with(&alice.prefix));
+    assert!(bob.expires_at.is_some());
+
+    let list = store.list().unwrap();
+    assert_eq!(list, vec![alice.clone(), bob.clone()]);
+
+    let revoked = store.revoke("alice").unwrap();
+    assert_eq!(revoked.id, alice.id);
+    assert!(revoked.revoked_at.is_some());
+    let err = store.revoke("alice").unwrap_err();
+    assert!(matches!(err, StoreError::NotFound(_)), "{err}");
+    assert_eq!(err.to_string(), "no active key named or with id \"alice\"");
+
+    // The name is free again once revoked.
+    let (alice2, _) = store.create("alice", "user", None).unwrap();
+    assert_ne!(alice2.id, alice.id);
+
+    let (bob2, bob2_secret) = store.rotate("bob").unwrap();
+    assert_ne!(bob2.id, bob.id);
+    assert_eq!(bob2.name, "bob");
+    assert_eq!(bob2.policy, "admin");
+    assert_eq!(bob2.expires_at, bob.expires_at);
+    assert!(bob2_secret.expose().starts_with(&bob2.prefix));
+
+    let list = store.list().unwrap();
+    assert_eq!(list.len(), 4, "old rows are kept for the record");
+    let old_bob = list.iter().find(|k| k.id == bob.id).unwrap();
+    assert!(old_bob.revoked_at.is_some());
+    let active: Vec<_> = list.iter().filter(|k| k.revoked_at.is_none()).collect();
+    assert_eq!(active.len(), 2);
+
+    // Revoke and rotate by id and by the printed prefix.
+    store.revoke(&bob2.id).unwrap();
+    let (a3, _) = store.rotate(&alice2.prefix).unwrap();
+    assert_eq!(a3.name, "alice");
+    assert!(matches!(
+        store.rotate("nobody").unwrap_err(),
+        StoreError::NotFound(_)
+    ));
+}
+
+#[test]
+fn duplicate_and_invalid_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = KeyStore::open(dir.path()).unwrap();
+    store.create("alice", "user", None).unwrap();
+    let err = store.create("alice", "admin", None).unwrap_err();
+    assert_eq!(err.to_string(), "key \"alice\" already exists");
+    for bad in ["", "a b", "../x", "x;DROP TABLE keys", &"n".repeat(65), "ä"] {
+        assert!(
+            matches!(
+                store.create(bad, "user", None),
+                Err(StoreError::InvalidName(_))
+            ),
+            "{bad:?}"
+        );
+    }
+    assert!(matches!(
+        store.create("carol", "us er", None),
+        Err(StoreError::InvalidPolicy(_))
+    ));
+    assert!(matches!(
+        store.create("carol", "user", Some(Duration::MAX)),
+        Err(StoreError::InvalidExpiry)
+    ));
+    assert_eq!(store.list().unwrap().len(), 1);
+}
+
+#[test]
+fn file_modes() {
+    let parent = tempfile::tempdir().unwrap();
+    let dir = parent.path().join("data").join("corral");
+    let store = KeyStore::open(&dir).unwrap();
+    store.create("alice", "user", None).unwrap();
+    assert_eq!(mode(&dir), 0o700);
+    assert_eq!(mode(&parent.path().join("data")), 0o700);
+    assert_eq!(mode(&dir.join(DB_FILE)), 0o600);
+    for side in ["keys.db-wal", "keys.db-shm"] {
+        // SQLite gives the WAL side files the database file's mode.
+        assert_eq!(mode(&dir.join(side)), 0o600, "{side}");
+    }
+    drop(store);
+
+    // An existing database that is too open is tightened.
+    std::fs::set_permissions(dir.join(DB_FILE), std::fs::Permissions::from_mode(0o644)).unwrap();
+    let _store = KeyStore::open(&dir).unwrap();
+    assert_eq!(mode(&dir.join(DB_FILE)), 0o600);
+}
+
+#[test]
+fn secret_never_reaches_the_database_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = KeyStore::open(dir.path()).unwrap();
+    let mut secrets = Vec::new();
+    for i in 0..5 {
+        let (_, s) = store.create(&format!("k{i}"), "user", None).unwrap();
+        secrets.push(s);
+    }
+    let (_, rotated) = store.rotate("k0").unwrap();
+    secrets.push(rotated);
+    drop(store);
+    let mut all = Vec::new();
+    for entry in std::fs::read_dir(dir.path()).unwrap() {
+        all.extend(std::fs::read(entry.unwrap().path()).unwrap());
+    }
+    assert!(all.len() > 1000);
+    for s in &secrets {
+        let full = s.expose();
+        let secret_part = &full[full.len() - 43..];
+        // The id is stored; neither the secret nor any 16-char piece of it may be.
+        assert!(find(&all, full.as_bytes()).is_none());
+        for w in secret_part.as_bytes().windows(16) {
+            assert!(find(&all, w).is_none(), "secret fragment found on disk");
+        }
+        assert!(find(&all, s.id().as_bytes()).is_some(), "ids are stored");
+    }
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+#[test]
+fn authenticate_success_and_every_failure() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = KeyStore::open(dir.path()).unwrap();
+    let (alice, alice_key) = store.create("alice", "user", None).unwrap();
+    let (_, temp_key) = store
+        .create("temp", "user", Some(Duration::from_secs(60)))
+        .unwrap();
+    let (_, gone_key) = store.create("gone", "user", None).unwrap();
+    store.revoke("gone").unwrap();
+    let snap = store.snapshot().unwrap();
+    let now = Utc::now();
+
+    let entry = snap.authenticate(alice_key.expose(), now).unwrap();
+    assert_eq!(entry.id, alice.id);
+    assert_eq!(entry.name, "alice");
+    assert_eq!(entry.policy, "user");
+    assert_eq!(entry.expires_at, None);
+
+    // Expiry: valid before, refused at and after.
+    let t = snap.authenticate(temp_key.expose(), now).unwrap();
+    let exp = t.expires_at.unwrap();
+    assert!(snap
+        .authenticate(temp_key.expose(), exp - chrono::Duration::milliseconds(1))
+        .is_ok());
+    assert_eq!(
+        snap.authenticate(temp_key.expose(), exp),
+        Err(AuthError::Expired)
+    );
+
+    assert_eq!(
+        snap.authenticate(gone_key.expose(), now),
+        Err(AuthError::Revoked)
+    );
+
+    // Right id, wrong secret: unknown (revocation and expiry are not disclosed either).
+    let k = alice_key.expose();
+    let flipped_last = if k.ends_with('A') { 'B' } else { 'A' };
+    let wrong = format!("{}{}", &k[..k.len() - 1], flipped_last);
+    assert_eq!(snap.authenticate(&wrong, now), Err(AuthError::Unknown));
+    let g = gone_key.expose();
+    let wrong_gone = format!(
+        "{}{}",
+        &g[..g.len() - 1],
+        if g.ends_with('A') { 'B' } else { 'A' }
+    );
+    assert_eq!(snap.authenticate(&wrong_gone, now), Err(AuthError::Unknown));
+    // Unknown id.
+    let other = format!("crl_{}_{}", "Z".repeat(12), &k[k.len() - 43..]);
+    assert_eq!(snap.authenticate(&other, now), Err(AuthError::Unknown));
+
+    for bad in [
+        "",
+        "Bearer",
+        &k[..k.len() - 1],
+        &format!("{k}="),
+        &k.replace("crl_", "crk_"),
+        &format!(" {k}"),
+        "crl_\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}_aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+    ] {
+        assert_eq!(snap.authenticate(bad, now), Err(AuthError::Malformed), "{bad:?}");
+    }
+    for e in [
+        AuthError::Malformed,
+        AuthError::Unknown,
+        AuthError::Revoked,
+        AuthError::Expired,
+    ] {
+        assert!(!e.to_string().contains("crl_"));
+    }
+    assert_eq!(snap.active_len(), 2);
+}
+
+#[test]
+fn rotation_invalidates_the_old_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = KeyStore::open(dir.path()).unwrap();
+    let (_, old) = store.create("svc", "user", None).unwrap();
+    let (info, new) = store.rotate("svc").unwrap();
+    let snap = store.snapshot().unwrap();
+    let now = Utc::now();
+    assert_eq!(
+        snap.authenticate(old.expose(), now),
+        Err(AuthError::Revoked)
+    );
+    assert_eq!(snap.authenticate(new.expose(), now).unwrap().id, info.id);
+}
+
+#[test]
+fn expired_rotation_keeps_the_expiry_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = KeyStore::open(dir.path()).unwrap();
+    let (a, _) = store
+        .create("short", "user", Some(Duration::from_secs(1)))
+        .unwrap();
+    let (b, key) = store.rotate("short").unwrap();
+    assert_eq!(a.expires_at, b.expires_at);
+    let later = Utc::now() + chrono::Duration::seconds(5);
+    assert!(!b.is_active(later));
+    let snap = store.snapshot().unwrap();
+    assert_eq!(
+        snap.authenticate(key.expose(), later),
+        Err(AuthError::Expired)
+    );
+}
+
+#[test]
+fn data_version_changes_when_another_store_commits() {
+    let dir = tempfile::tempdir().unwrap();
+    let gate = KeyStore::open(dir.path()).unwrap();
+    let cli = KeyStore::open(dir.path()).unwrap();
+    let v0 = gate.data_version().unwrap();
+    assert_eq!(gate.data_version().unwrap(), v0, "stable without writes");
+
+    let (_, key) = cli.create("alice", "user", None).unwrap();
+    let v1 = gate.data_version().unwrap();
+    assert_ne!(v1, v0, "create by another connection");
+    let snap = gate.snapshot().unwrap();
+    assert!(snap.authenticate(key.expose(), Utc::now()).is_ok());
+
+    cli.revoke("alice").unwrap();
+    let v2 = gate.data_version().unwrap();
+    assert_ne!(v2, v1, "revoke by another connection");
+    let snap = gate.snapshot().unwrap();
+    assert_eq!(
+        snap.authenticate(key.expose(), Utc::now()),
+        Err(AuthError::Revoked)
+    );
+
+    // The gate's own last-used bookkeeping does not make it reload itself.
+    let (k2, _) = cli.create("bob", "user", None).unwrap();
+    let v3 = gate.data_version().unwrap();
+    gate.record_last_used(&[(k2.id.clone(), Utc::now())])
+        .unwrap();
+    assert_eq!(gate.data_version().unwrap(), v3);
+    assert_ne!(cli.data_version().unwrap(), 0);
+}
+
+#[test]
+fn record_last_used_is_batched_and_monotonic() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = KeyStore::open(dir.path()).unwrap();
+    let (a, _) = store.create("a", "user", None).unwrap();
+    let (b, _) = store.create("b", "user", None).unwrap();
+    let t1 = Utc.with_ymd_and_hms(2030, 1, 2, 3, 4, 5).unwrap();
+    let t0 = Utc.with_ymd_and_hms(2029, 1, 1, 0, 0, 0).unwrap();
+    store
+        .record_last_used(&[
+            (a.id.clone(), t1),
+            (b.id.clone(), t0),
+            ("nonexistent".into(), t1),
+        ])
+        .unwrap();
+    store.record_last_used(&[(a.id.clone(), t0)]).unwrap();
+    store.record_last_used(&[]).unwrap();
+    let list = store.list().unwrap();
+    assert_eq!(list[0].last_used_at, Some(t1), "never moves back");
+    assert_eq!(list[1].last_used_at, Some(t0));
+}
+
+#[test]
+fn concurrent_stores_do_not_lose_writes_or_duplicate_names() {
+    let dir = tempfile::tempdir().unwrap();
+    KeyStore::open(dir.path()).unwrap();
+    let threads: Vec<_> = (0..4)
+        .map(|t| {
+            let path = dir.path().to_path_buf();
+            std::thread::spawn(move || {
+                let store = KeyStore::open(&path).unwrap();
+                let mut dup_errors = 0;
+                for i in 0..10 {
+                    store.create(&format!("t{t}-k{i}"), "user", None).unwrap();
+                    match store.create("shared", "user", None) {
+                        Ok(_) => {}
+                        Err(StoreError::DuplicateName(_)) => dup_errors += 1,
+                        Err(e) => panic!("{e}"),
+                    }
+                    store
+                        .record_last_used(&[(format!("x{i}"), Utc::now())])
+                        .unwrap();
+                }
+                dup_errors
+            })
+        })
+        .collect();
+    let dups: u32 = threads.into_iter().map(|t| t.join().unwrap()).sum();
+    let store = KeyStore::open(dir.path()).unwrap();
+    let list = store.list().unwrap();
+    assert_eq!(list.len(), 41);
+    assert_eq!(dups, 39, "exactly one \"shared\" wins");
+    assert_eq!(store.snapshot().unwrap().active_len(), 41);
+}
+
+#[test]
+fn newer_schema_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    drop(KeyStore::open(dir.path()).unwrap());
+    let conn = rusqlite::Connection::open(dir.path().join(DB_FILE)).unwrap();
+    conn.pragma_update(None, "user_version", 99).unwrap();
+    drop(conn);
+    let err = KeyStore::open(dir.path()).unwrap_err();
+    assert!(
+        matches!(err, StoreError::SchemaTooNew { found: 99, .. }),
+        "{err}"
+    );
+}
+
+#[test]
+fn secret_debug_is_redacted() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = KeyStore::open(dir.path()).unwrap();
+    let (info, secret) = store.create("alice", "user", None).unwrap();
+    let dbg = format!("{secret:?} {info:?} {store:?}");
+    assert!(!dbg.contains(&secret.expose()[18..]), "{dbg}");
+}
