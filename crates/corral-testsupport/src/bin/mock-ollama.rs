@@ -1,0 +1,75 @@
+//! `mock-ollama`: the test mock as a process, for the benchmark and the client end-to-end tests.
+
+use std::io::Write as _;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use clap::Parser;
+use corral_testsupport::{MockBehaviour, MockOllama};
+
+/// A mock Ollama that answers in Ollama's response shapes.
+#[derive(Debug, Parser)]
+#[command(name = "mock-ollama", version)]
+struct Args {
+    /// Address to listen on (port 0 picks a free port).
+    #[arg(long, default_value = "127.0.0.1:0")]
+    listen: SocketAddr,
+    /// Precomputed answers, no recording: for benchmarks.
+    #[arg(long)]
+    fast: bool,
+    /// Content chunks per streamed answer.
+    #[arg(long, default_value_t = 4)]
+    chunks: usize,
+    /// Milliseconds between streamed chunks.
+    #[arg(long, default_value_t = 0)]
+    chunk_delay_ms: u64,
+    /// Milliseconds before the response headers.
+    #[arg(long, default_value_t = 0)]
+    header_delay_ms: u64,
+    /// Answer everything with this status and an error body.
+    #[arg(long)]
+    error_status: Option<u16>,
+    /// Abort streams after this many chunks.
+    #[arg(long)]
+    close_after: Option<usize>,
+    /// Stall streams after this many chunks.
+    #[arg(long)]
+    stall_after: Option<usize>,
+    /// Milliseconds between chunks for `slow*` models.
+    #[arg(long, default_value_t = 150)]
+    slow_delay_ms: u64,
+    /// Milliseconds before headers for `cold*` models.
+    #[arg(long, default_value_t = 1500)]
+    cold_delay_ms: u64,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let a = Args::parse();
+    let behaviour = MockBehaviour {
+        chunk_delay: Duration::from_millis(a.chunk_delay_ms),
+        header_delay: Duration::from_millis(a.header_delay_ms),
+        chunks: a.chunks,
+        error_status: a.error_status,
+        close_after: a.close_after,
+        stall_after: a.stall_after,
+        endless: false,
+        slow_delay: Duration::from_millis(a.slow_delay_ms),
+        cold_delay: Duration::from_millis(a.cold_delay_ms),
+    };
+    // A long-running process must not grow a request log.
+    let mock = MockOllama::builder()
+        .listen(a.listen)
+        .behaviour(behaviour)
+        .fast(a.fast)
+        .record(false)
+        .start()
+        .await?;
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "listening on {}", mock.addr())?;
+    out.flush()?;
+    drop(out);
+    tokio::signal::ctrl_c().await?;
+    mock.shutdown();
+    Ok(())
+}
