@@ -1,0 +1,110 @@
+//! Audit emission. A response body hands its request's facts to the [`AuditSink`] when it ends
+//! or is dropped (which may happen outside any async context); one task turns them into
+//! [`corral_audit::AuditRecord`]s and hands them to the writer, in order, never dropping one.
+
+use std::time::{Duration, Instant};
+
+use corral_audit::{action, AuditHandle, AuditRecord, Decision as AuditDecision, Outcome};
+use corral_policy::usage::Usage;
+use tokio::sync::mpsc;
+
+use crate::context::{Decision, Ending, RequestCtx};
+
+/// The facts of one finished request.
+pub struct Finished {
+    ctx: Box<RequestCtx>,
+    ending: Ending,
+    bytes_out: u64,
+    usage: Usage,
+    duration: Duration,
+}
+
+/// Where response bodies send their request's facts. Cheap to clone; never blocks.
+#[derive(Clone)]
+pub struct AuditSink {
+    tx: mpsc::UnboundedSender<Finished>,
+}
+
+impl AuditSink {
+    /// A sink and the receiving end for [`forward`].
+    pub fn channel() -> (AuditSink, mpsc::UnboundedReceiver<Finished>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        (AuditSink { tx }, rx)
+    }
+
+    pub fn emit(&self, ctx: Box<RequestCtx>, ending: Ending, bytes_out: u64, usage: Usage) {
+        let duration = Instant::now().saturating_duration_since(ctx.started);
+        let finished = Finished {
+            ctx,
+            ending,
+            bytes_out,
+            usage,
+            duration,
+        };
+        if self.tx.send(finished).is_err() {
+            tracing::error!("audit channel closed; a request record could not be written");
+        }
+    }
+}
+
+/// Writes every finished request to the audit log until every sink is gone.
+pub async fn forward(mut rx: mpsc::UnboundedReceiver<Finished>, handle: AuditHandle) {
+    while let Some(f) = rx.recv().await {
+        if handle.record(to_record(f)).await.is_err() {
+            tracing::error!("audit writer stopped; request records are being lost");
+        }
+    }
+}
+
+fn to_record(f: Finished) -> AuditRecord {
+    let Finished {
+        ctx,
+        ending,
+        bytes_out,
+        usage,
+        duration,
+    } = f;
+    let ctx = *ctx;
+    let action = match (ctx.decision, ctx.status) {
+        (Decision::Allowed, _) => action::PROXY,
+        (Decision::Failed, _) => action::UPSTREAM_ERROR,
+        (Decision::Denied, 401) => action::AUTH_FAILURE,
+        (Decision::Denied, 403) => action::DENY,
+        (Decision::Denied, _) => action::BAD_REQUEST,
+    };
+    let outcome =
+        if ctx.decision == Decision::Allowed && ending == Ending::Complete && ctx.status < 400 {
+            Outcome::Success
+        } else {
+            Outcome::Failure
+        };
+    let decision = match ctx.decision {
+        Decision::Allowed | Decision::Failed => AuditDecision::Allow,
+        Decision::Denied => AuditDecision::Deny,
+    };
+    AuditRecord {
+        timestamp: ctx.at,
+        action: action.to_owned(),
+        outcome,
+        source_ip: ctx.peer,
+        user_name: ctx.user,
+        method: ctx.method.as_str().to_owned(),
+        url_path: ctx.path,
+        status_code: ctx.status,
+        duration,
+        key_id: ctx.key_id,
+        policy: ctx.policy,
+        decision,
+        reason: ctx.reason.map(str::to_owned),
+        endpoint_class: ctx.route.map(|r| r.class.as_str().to_owned()),
+        route: ctx.route.map(|r| r.name.to_owned()),
+        model: ctx.model,
+        prompt_tokens: usage.prompt_tokens,
+        completion_tokens: usage.completion_tokens,
+        streamed: ctx.stream,
+        bytes_in: ctx.bytes_in,
+        bytes_out,
+        clamps: ctx.clamps.iter().map(|c| (*c).to_owned()).collect(),
+        upstream_status: ctx.upstream_status,
+    }
+}

@@ -1,0 +1,124 @@
+//! Extracting the presented key from `Authorization`. Whether the key is valid is the key
+//! snapshot's business; every failure here and there gets the same 401, so the response never
+//! tells which part was wrong.
+
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine as _;
+use http::header::{HeaderMap, AUTHORIZATION};
+
+/// Longest `Authorization` value looked at. Keys are ~70 bytes; anything much longer is junk.
+const MAX_AUTHORIZATION_LEN: usize = 1024;
+
+/// A key as presented by the client. Borrowed from the header for Bearer, decoded for Basic.
+#[derive(PartialEq, Eq)]
+pub enum Presented<'a> {
+    Borrowed(&'a str),
+    Decoded(String),
+}
+
+impl Presented<'_> {
+    pub fn as_str(&self) -> &str {
+        match self {
+            Presented::Borrowed(s) => s,
+            Presented::Decoded(s) => s,
+        }
+    }
+}
+
+impl std::fmt::Debug for Presented<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Presented(<redacted>)")
+    }
+}
+
+/// The key from `Authorization: Bearer <key>` or `Authorization: Basic base64(user:key)` (the
+/// password is the key; the user name is ignored). `None` when the header is missing, repeated,
+/// too long, not text, of another scheme, or malformed.
+pub fn presented_key(headers: &HeaderMap) -> Option<Presented<'_>> {
+    let mut values = headers.get_all(AUTHORIZATION).iter();
+    let value = values.next()?;
+    if values.next().is_some() || value.len() > MAX_AUTHORIZATION_LEN {
+        return None;
+    }
+    let text = value.to_str().ok()?.trim();
+    let (scheme, rest) = text.split_once(' ')?;
+    let credentials = rest.trim_start_matches(' ');
+    if credentials.is_empty() || credentials.contains(' ') {
+        return None;
+    }
+    if scheme.eq_ignore_ascii_case("bearer") {
+        Some(Presented::Borrowed(credentials))
+    } else if scheme.eq_ignore_ascii_case("basic") {
+        let decoded = STANDARD.decode(credentials).ok()?;
+        let decoded = String::from_utf8(decoded).ok()?;
+        let (_user, password) = decoded.split_once(':')?;
+        if password.is_empty() {
+            return None;
+        }
+        Some(Presented::Decoded(password.to_owned()))
+    } else {
+        None
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+    use http::HeaderValue;
+
+    fn with(values: &[&str]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for v in values {
+            h.append(AUTHORIZATION, HeaderValue::from_str(v).unwrap());
+        }
+        h
+    }
+
+    fn key(values: &[&str]) -> Option<String> {
+        presented_key(&with(values)).map(|p| p.as_str().to_owned())
+    }
+
+    #[test]
+    fn bearer_in_any_case() {
+        assert_eq!(key(&["Bearer crl_a_b"]).as_deref(), Some("crl_a_b"));
+        assert_eq!(key(&["bearer   crl_a_b"]).as_deref(), Some("crl_a_b"));
+        assert_eq!(key(&["BEARER crl_a_b "]).as_deref(), Some("crl_a_b"));
+    }
+
+    #[test]
+    fn basic_uses_the_password() {
+        let v = format!("Basic {}", STANDARD.encode("anyone:crl_a_b"));
+        assert_eq!(key(&[&v]).as_deref(), Some("crl_a_b"));
+        let no_user = format!("basic {}", STANDARD.encode(":crl_a_b"));
+        assert_eq!(key(&[&no_user]).as_deref(), Some("crl_a_b"));
+        // The password may itself contain ':'; only the first one separates the user.
+        let colon = format!("Basic {}", STANDARD.encode("u:crl:x"));
+        assert_eq!(key(&[&colon]).as_deref(), Some("crl:x"));
+    }
+
+    #[test]
+    fn malformed_or_ambiguous_is_none() {
+        assert_eq!(key(&[]), None);
+        assert_eq!(key(&["Bearer"]), None);
+        assert_eq!(key(&["Bearer "]), None);
+        assert_eq!(key(&["Bearer a b"]), None);
+        assert_eq!(key(&["Token crl_a_b"]), None);
+        assert_eq!(key(&["crl_a_b"]), None);
+        assert_eq!(key(&["Bearer crl_a_b", "Bearer crl_c_d"]), None);
+        assert_eq!(key(&["Basic !!!notbase64"]), None);
+        let no_colon = format!("Basic {}", STANDARD.encode("crl_a_b"));
+        assert_eq!(key(&[&no_colon]), None);
+        let empty_pw = format!("Basic {}", STANDARD.encode("user:"));
+        assert_eq!(key(&[&empty_pw]), None);
+        let long = format!("Bearer {}", "a".repeat(2000));
+        assert_eq!(key(&[&long]), None);
+    }
+
+    #[test]
+    fn debug_never_shows_the_key() {
+        let h = with(&["Bearer crl_secret"]);
+        let p = presented_key(&h).unwrap();
+        assert!(!format!("{p:?}").contains("secret"));
+    }
+}

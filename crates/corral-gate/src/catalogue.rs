@@ -1,0 +1,139 @@
+//! The gate's view of the upstream's models, used to tell remote (cloud) models from local ones
+//! when a policy refuses cloud models by something other than the `:cloud` tag.
+//!
+//! It is updated from every `/api/tags` response that passes through the gate, and refreshed
+//! from upstream before a request that names a model the catalogue does not know, at most once
+//! per [`REFRESH_EVERY`] (so random model names cannot make the gate hammer the upstream).
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwap;
+use corral_policy::model::normalize;
+use serde::Deserialize;
+
+/// Shortest interval between two catalogue refreshes triggered by unknown model names.
+pub const REFRESH_EVERY: Duration = Duration::from_secs(30);
+
+#[derive(Default)]
+struct State {
+    known: HashSet<String>,
+    remote: HashSet<String>,
+    fetched: Option<Instant>,
+}
+
+/// Model names known upstream, normalised.
+pub struct Catalogue {
+    state: ArcSwap<State>,
+    /// One refresh at a time; waiters re-check freshness after taking it.
+    refresh: tokio::sync::Mutex<()>,
+}
+
+#[derive(Deserialize)]
+struct Tags {
+    #[serde(default)]
+    models: Vec<TagEntry>,
+}
+
+#[derive(Deserialize)]
+struct TagEntry {
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    model: Option<String>,
+}
+
+impl Default for Catalogue {
+    fn default() -> Self {
+        Catalogue {
+            state: ArcSwap::from_pointee(State::default()),
+            refresh: tokio::sync::Mutex::new(()),
+        }
+    }
+}
+
+impl Catalogue {
+    /// Replaces the catalogue from an `/api/tags` body. An unreadable body leaves it unchanged
+    /// (but counts as a refresh attempt, so a broken upstream is not asked again at once).
+    pub fn update_from_tags(&self, body: &[u8], at: Instant) {
+        let Ok(tags) = serde_json::from_slice::<Tags>(body) else {
+            let old = self.state.load();
+            self.state.store(Arc::new(State {
+                known: old.known.clone(),
+                remote: old.remote.clone(),
+                fetched: Some(at),
+            }));
+            return;
+        };
+        let mut known = HashSet::with_capacity(tags.models.len() * 2);
+        for e in tags.models {
+            for n in [e.name, e.model].into_iter().flatten() {
+                known.insert(normalize(&n));
+            }
+        }
+        let remote = corral_policy::listing::remote_models(body)
+            .iter()
+            .map(|n| normalize(n))
+            .collect();
+        self.state.store(Arc::new(State {
+            known,
+            remote,
+            fetched: Some(at),
+        }));
+    }
+
+    /// True when `name` is a remote model as far as the catalogue knows.
+    pub fn is_remote(&self, name: &str) -> bool {
+        self.state.load().remote.contains(&normalize(name))
+    }
+
+    /// True when `name` is unknown and the catalogue may be refreshed now.
+    pub fn wants_refresh(&self, name: &str, now: Instant) -> bool {
+        let state = self.state.load();
+        let stale = state
+            .fetched
+            .is_none_or(|t| now.saturating_duration_since(t) >= REFRESH_EVERY);
+        stale && !state.known.contains(&normalize(name))
+    }
+
+    /// Serialises refreshes; hold the guard while fetching.
+    pub async fn refresh_lock(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.refresh.lock().await
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+
+    const TAGS: &[u8] = br#"{"models":[
+        {"name":"llama3.2:latest","model":"llama3.2:latest"},
+        {"name":"gpt-oss:120b-cloud","model":"gpt-oss:120b-cloud","remote_model":"gpt-oss:120b","remote_host":"https://ollama.com:443"}
+    ]}"#;
+
+    #[test]
+    fn knows_names_in_any_spelling_and_refreshes_at_most_every_30s() {
+        let c = Catalogue::default();
+        let t0 = Instant::now();
+        assert!(c.wants_refresh("llama3.2", t0));
+        c.update_from_tags(TAGS, t0);
+        assert!(
+            !c.wants_refresh("llama3.2", t0),
+            "known under its short name"
+        );
+        assert!(!c.wants_refresh("Llama3.2:latest", t0));
+        assert!(!c.wants_refresh("unknown", t0 + Duration::from_secs(29)));
+        assert!(c.wants_refresh("unknown", t0 + REFRESH_EVERY));
+        assert!(!c.is_remote("llama3.2"));
+    }
+
+    #[test]
+    fn junk_counts_as_an_attempt() {
+        let c = Catalogue::default();
+        let t0 = Instant::now();
+        c.update_from_tags(b"<html>", t0);
+        assert!(!c.wants_refresh("x", t0));
+    }
+}

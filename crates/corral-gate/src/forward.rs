@@ -1,0 +1,169 @@
+//! The upstream side: a pooled HTTP/1 client and the fresh request built for each forwarded
+//! call (canonical path, allow-listed headers, the body the policy saw).
+
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::header::{HeaderMap, HeaderValue, CONTENT_LENGTH};
+use http::uri::PathAndQuery;
+use http::{Method, Request, Response};
+use http_body::{Body, Frame, SizeHint};
+use http_body_util::Limited;
+use hyper::body::Incoming;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+
+use crate::headers::upstream_request_headers;
+use crate::reply::Failure;
+use crate::settings::Upstream;
+use crate::stream::BoxError;
+
+/// Request body sent upstream.
+pub enum UpBody {
+    /// A body the gate has read (and inspected) in full; `None` once sent or when empty.
+    Full(Option<Bytes>),
+    /// A binary upload streamed through under the policy's size limit.
+    Stream(Limited<Incoming>),
+}
+
+impl Body for UpBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        match self.get_mut() {
+            UpBody::Full(slot) => Poll::Ready(slot.take().map(|b| Ok(Frame::data(b)))),
+            UpBody::Stream(body) => Pin::new(body).poll_frame(cx),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            UpBody::Full(slot) => slot.is_none(),
+            UpBody::Stream(body) => body.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            UpBody::Full(Some(b)) => SizeHint::with_exact(b.len() as u64),
+            UpBody::Full(None) => SizeHint::with_exact(0),
+            UpBody::Stream(body) => body.size_hint(),
+        }
+    }
+}
+
+pub type UpstreamClient = Client<HttpConnector, UpBody>;
+
+/// The pooled client for the upstream.
+pub fn client(connect_timeout: Duration) -> UpstreamClient {
+    let mut connector = HttpConnector::new();
+    connector.set_connect_timeout(Some(connect_timeout));
+    connector.set_nodelay(true);
+    connector.enforce_http(true);
+    Client::builder(TokioExecutor::new())
+        .timer(TokioTimer::new())
+        .pool_timer(TokioTimer::new())
+        .pool_idle_timeout(Duration::from_secs(60))
+        .pool_max_idle_per_host(256)
+        .build(connector)
+}
+
+/// Builds the upstream request. `declared_length` is the client's `Content-Length` for a
+/// streamed binary body (a full body carries its own exact length).
+pub fn build_request(
+    upstream: &Upstream,
+    host: &HeaderValue,
+    method: Method,
+    path: PathAndQuery,
+    client_headers: &HeaderMap,
+    body: UpBody,
+    declared_length: Option<u64>,
+) -> Result<Request<UpBody>, Failure> {
+    let uri = upstream.uri(path).map_err(|_| Failure::internal())?;
+    let mut headers = upstream_request_headers(client_headers, host);
+    match &body {
+        UpBody::Full(Some(b)) => {
+            headers.insert(CONTENT_LENGTH, HeaderValue::from(b.len() as u64));
+        }
+        UpBody::Full(None) => {
+            if method == Method::POST || method == Method::DELETE {
+                headers.insert(CONTENT_LENGTH, HeaderValue::from_static("0"));
+            }
+        }
+        UpBody::Stream(_) => {
+            if let Some(n) = declared_length {
+                headers.insert(CONTENT_LENGTH, HeaderValue::from(n));
+            }
+        }
+    }
+    let mut req = Request::new(body);
+    *req.method_mut() = method;
+    *req.uri_mut() = uri;
+    *req.headers_mut() = headers;
+    Ok(req)
+}
+
+/// Sends a request, waiting at most `idle_timeout` for the response head. A connection
+/// failure is a 502, a silent upstream a 504; neither says more to the client.
+pub async fn send(
+    client: &UpstreamClient,
+    req: Request<UpBody>,
+    idle_timeout: Duration,
+) -> Result<Response<Incoming>, Failure> {
+    match tokio::time::timeout(idle_timeout, client.request(req)).await {
+        Ok(Ok(resp)) => Ok(resp),
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, connect = e.is_connect(), "upstream request failed");
+            Err(Failure::upstream_unavailable())
+        }
+        Err(_) => {
+            tracing::warn!("upstream sent no response head within the idle timeout");
+            Err(Failure::upstream_timeout())
+        }
+    }
+}
+
+/// The canonical upstream path for a matched route: the checked target itself, which
+/// `corral_policy::path::check` guarantees is canonical and query-free.
+pub fn canonical_path(checked_target: &str) -> Result<PathAndQuery, Failure> {
+    PathAndQuery::from_maybe_shared(Bytes::copy_from_slice(checked_target.as_bytes()))
+        .map_err(|_| Failure::new(400, "bad_path", "bad request path"))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+    use http::header::{AUTHORIZATION, HOST};
+
+    #[test]
+    fn request_carries_only_what_it_should() {
+        let up = Upstream::parse("http://127.0.0.1:11434").unwrap();
+        let host = HeaderValue::from_str(up.authority().as_str()).unwrap();
+        let mut client_headers = HeaderMap::new();
+        client_headers.insert(AUTHORIZATION, HeaderValue::from_static("Bearer crl_a_b"));
+        client_headers.insert(HOST, HeaderValue::from_static("gate.example"));
+        client_headers.insert(CONTENT_LENGTH, HeaderValue::from_static("999"));
+        let req = build_request(
+            &up,
+            &host,
+            Method::POST,
+            canonical_path("/api/chat").unwrap(),
+            &client_headers,
+            UpBody::Full(Some(Bytes::from_static(b"{}"))),
+            None,
+        )
+        .unwrap();
+        assert_eq!(req.uri(), "http://127.0.0.1:11434/api/chat");
+        assert_eq!(req.headers()[HOST], "127.0.0.1:11434");
+        assert_eq!(req.headers()[CONTENT_LENGTH], "2");
+        assert!(!req.headers().contains_key(AUTHORIZATION));
+    }
+}

@@ -1,0 +1,180 @@
+//! Which headers cross the gate. Both directions are allow-lists: a header not named here is
+//! dropped, so credentials, cookies, proxy headers and hop-by-hop headers never pass.
+
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+
+/// Request headers copied from the client to the upstream.
+const REQUEST_ALLOW: [HeaderName; 3] = [header::CONTENT_TYPE, header::ACCEPT, header::USER_AGENT];
+
+/// Response headers copied from the upstream to the client. `content-length` is handled apart
+/// because it is only valid while the body is passed unchanged.
+const RESPONSE_ALLOW: [HeaderName; 8] = [
+    header::CONTENT_TYPE,
+    header::CONTENT_ENCODING,
+    header::CACHE_CONTROL,
+    header::CONTENT_DISPOSITION,
+    header::ETAG,
+    header::LAST_MODIFIED,
+    header::EXPIRES,
+    header::RETRY_AFTER,
+];
+
+/// Headers for the upstream request: the allow-listed client headers that the client did not
+/// also name in `Connection` (which marks them hop-by-hop), `Host` set to the upstream, and
+/// `Accept-Encoding: identity` so that the usage tap and the listing filter see plain bytes.
+pub fn upstream_request_headers(client: &HeaderMap, upstream_host: &HeaderValue) -> HeaderMap {
+    let mut out = HeaderMap::with_capacity(REQUEST_ALLOW.len() + 2);
+    for name in &REQUEST_ALLOW {
+        copy_unless_connection_listed(client, &mut out, name);
+    }
+    out.insert(header::HOST, upstream_host.clone());
+    out.insert(
+        header::ACCEPT_ENCODING,
+        HeaderValue::from_static("identity"),
+    );
+    out
+}
+
+/// Headers for the client response: allow-listed upstream headers, and `content-length` only
+/// when `keep_length` (the body passes unchanged).
+pub fn client_response_headers(upstream: &HeaderMap, keep_length: bool) -> HeaderMap {
+    let mut out = HeaderMap::with_capacity(RESPONSE_ALLOW.len() + 1);
+    for name in &RESPONSE_ALLOW {
+        copy_unless_connection_listed(upstream, &mut out, name);
+    }
+    if keep_length {
+        copy_unless_connection_listed(upstream, &mut out, &header::CONTENT_LENGTH);
+    }
+    out
+}
+
+fn copy_unless_connection_listed(from: &HeaderMap, to: &mut HeaderMap, name: &HeaderName) {
+    if named_in_connection(from, name) {
+        return;
+    }
+    for value in from.get_all(name) {
+        to.append(name.clone(), value.clone());
+    }
+}
+
+/// True when the `Connection` header lists `name` (RFC 9110 §7.6.1: such headers are
+/// hop-by-hop and must not be forwarded).
+pub fn named_in_connection(headers: &HeaderMap, name: &HeaderName) -> bool {
+    headers.get_all(header::CONNECTION).iter().any(|v| {
+        v.to_str()
+            .unwrap_or("")
+            .split(',')
+            .any(|token| token.trim().eq_ignore_ascii_case(name.as_str()))
+    })
+}
+
+/// Request framing problems that hyper may let through on some protocol versions:
+/// several `Content-Length` values, or `Content-Length` together with `Transfer-Encoding`.
+/// Either is a smuggling signal, so the request is refused rather than interpreted.
+pub fn ambiguous_framing(headers: &HeaderMap) -> bool {
+    let mut lengths = headers.get_all(header::CONTENT_LENGTH).iter();
+    let first = lengths.next();
+    if lengths.next().is_some() {
+        return true;
+    }
+    if let Some(v) = first {
+        if v.as_bytes().contains(&b',') {
+            return true;
+        }
+        if headers.contains_key(header::TRANSFER_ENCODING) {
+            return true;
+        }
+    }
+    false
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+
+    fn map(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut m = HeaderMap::new();
+        for (k, v) in pairs {
+            m.append(
+                HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                HeaderValue::from_str(v).unwrap(),
+            );
+        }
+        m
+    }
+
+    #[test]
+    fn request_headers_drop_credentials_and_hop_by_hop() {
+        let client = map(&[
+            ("authorization", "Bearer crl_x_y"),
+            ("cookie", "a=b"),
+            ("proxy-authorization", "Basic eA=="),
+            ("x-forwarded-for", "1.2.3.4"),
+            ("connection", "keep-alive, user-agent"),
+            ("keep-alive", "timeout=5"),
+            ("transfer-encoding", "chunked"),
+            ("te", "trailers"),
+            ("upgrade", "h2c"),
+            ("host", "evil.example"),
+            ("accept-encoding", "gzip"),
+            ("content-type", "application/json"),
+            ("accept", "application/x-ndjson"),
+            ("user-agent", "ollama-python"),
+            ("content-length", "12"),
+        ]);
+        let host = HeaderValue::from_static("127.0.0.1:11434");
+        let out = upstream_request_headers(&client, &host);
+        let mut names: Vec<_> = out.keys().map(|k| k.as_str().to_owned()).collect();
+        names.sort();
+        assert_eq!(names, ["accept", "accept-encoding", "content-type", "host"]);
+        assert_eq!(out[header::HOST], "127.0.0.1:11434");
+        assert_eq!(out[header::ACCEPT_ENCODING], "identity");
+        assert_eq!(out[header::CONTENT_TYPE], "application/json");
+    }
+
+    #[test]
+    fn response_headers_are_allow_listed() {
+        let up = map(&[
+            ("content-type", "application/x-ndjson"),
+            ("content-length", "99"),
+            ("set-cookie", "s=1"),
+            ("connection", "close"),
+            ("transfer-encoding", "chunked"),
+            ("server", "internal/1.0"),
+            ("retry-after", "3"),
+        ]);
+        let kept = client_response_headers(&up, true);
+        assert_eq!(kept.len(), 3);
+        assert_eq!(kept[header::CONTENT_LENGTH], "99");
+        let altered = client_response_headers(&up, false);
+        assert!(!altered.contains_key(header::CONTENT_LENGTH));
+        assert!(!altered.contains_key(header::SET_COOKIE));
+        assert!(!altered.contains_key(header::SERVER));
+    }
+
+    #[test]
+    fn connection_listed_names_match_case_insensitively() {
+        let h = map(&[("connection", "Close, Content-Type")]);
+        assert!(named_in_connection(&h, &header::CONTENT_TYPE));
+        assert!(!named_in_connection(&h, &header::ACCEPT));
+    }
+
+    #[test]
+    fn ambiguous_framing_is_detected() {
+        assert!(!ambiguous_framing(&map(&[("content-length", "3")])));
+        assert!(!ambiguous_framing(&map(&[(
+            "transfer-encoding",
+            "chunked"
+        )])));
+        assert!(ambiguous_framing(&map(&[
+            ("content-length", "3"),
+            ("content-length", "3")
+        ])));
+        assert!(ambiguous_framing(&map(&[("content-length", "3, 3")])));
+        assert!(ambiguous_framing(&map(&[
+            ("content-length", "3"),
+            ("transfer-encoding", "chunked")
+        ])));
+    }
+}

@@ -1,0 +1,69 @@
+//! corral's gate: an authenticating, default-deny, streaming reverse proxy in front of Ollama.
+//!
+//! A request goes through fixed phases (see `docs/ARCHITECTURE.md`, "The request's path"):
+//! route ([`corral_policy::route`]) → authenticate (key snapshot) → read and decode the body
+//! under the policy's limit → decide ([`corral_policy::decide`]) → forward a fresh request
+//! with the canonical path and allow-listed headers → stream the answer back (listings are
+//! buffered and filtered) → one audit record when the response ends.
+//!
+//! Modules: [`settings`] (what the gate is told), `server` (listener, TLS, shutdown), `proxy`
+//! (the phases), `auth`, `body`, `headers`, `forward`, `stream`, `reply` (errors in the
+//! client's dialect), `keys` (snapshot reload), `catalogue` (remote models), `audit`,
+//! [`selfcheck`].
+
+mod audit;
+mod auth;
+mod body;
+mod catalogue;
+mod context;
+mod error;
+mod forward;
+mod headers;
+mod keys;
+mod proxy;
+mod reply;
+pub mod selfcheck;
+mod server;
+pub mod settings;
+mod stream;
+mod tls;
+
+use std::time::Duration;
+
+pub use error::GateError;
+pub use selfcheck::Exposure;
+pub use server::Gate;
+pub use settings::{GateSettings, TlsFiles, Upstream};
+
+/// Default idle timeout (see [`GateSettings::idle_timeout`]).
+pub const DEFAULT_IDLE_TIMEOUT: Duration = GateSettings::DEFAULT_IDLE_TIMEOUT;
+/// Default upstream connect timeout.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = GateSettings::DEFAULT_CONNECT_TIMEOUT;
+/// Default key store poll interval.
+pub const DEFAULT_KEY_RELOAD_INTERVAL: Duration = GateSettings::DEFAULT_KEY_RELOAD_INTERVAL;
+
+/// Entry points for the fuzz targets (`fuzz/fuzz_targets/gate_*.rs`); not a stable API.
+#[doc(hidden)]
+pub mod fuzzing {
+    use http::header::{HeaderMap, HeaderValue, AUTHORIZATION, CONTENT_ENCODING};
+
+    /// Parses `value` as an `Authorization` header; returns the presented key, if any.
+    pub fn authorization(value: &[u8]) -> Option<String> {
+        let v = HeaderValue::from_bytes(value).ok()?;
+        let mut h = HeaderMap::new();
+        h.insert(AUTHORIZATION, v);
+        crate::auth::presented_key(&h).map(|p| p.as_str().to_owned())
+    }
+
+    /// Decodes `body` as the named `Content-Encoding` with an output bound of `limit` bytes;
+    /// returns the decoded length or the client status of the refusal.
+    pub fn decode(encoding: &[u8], body: &[u8], limit: usize) -> Result<usize, u16> {
+        let v = HeaderValue::from_bytes(encoding).map_err(|_| 400u16)?;
+        let mut h = HeaderMap::new();
+        h.insert(CONTENT_ENCODING, v);
+        let enc = crate::body::content_encoding(&h).map_err(|e| e.status())?;
+        crate::body::decode_sync(enc, body, limit)
+            .map(|b| b.len())
+            .map_err(|e| e.status())
+    }
+}

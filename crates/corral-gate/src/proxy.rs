@@ -1,0 +1,447 @@
+//! One request through the gate, phase by phase: route, authenticate, read the body, decide,
+//! forward, answer. Every early return is a [`Refusal`] answered in the client's dialect; the
+//! audit record is attached to whatever response comes out.
+
+use std::convert::Infallible;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use corral_policy::config::{Config, Policy};
+use corral_policy::decide::{self, Verdict};
+use corral_policy::route::{self, BodyKind, Listing, RouteError, RouteMatch};
+use corral_policy::usage::ResponseFormat;
+use http::header::{HeaderValue, CONTENT_TYPE};
+use http::request::Parts;
+use http::uri::PathAndQuery;
+use http::{Method, Request, Response, StatusCode, Version};
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+use serde_json::Value;
+
+use crate::audit::AuditSink;
+use crate::auth::presented_key;
+use crate::body::{self, BodyError, Encoding};
+use crate::catalogue::Catalogue;
+use crate::context::{Decision, RequestCtx};
+use crate::forward::{self, UpBody, UpstreamClient};
+use crate::headers::{ambiguous_framing, client_response_headers};
+use crate::keys::Keys;
+use crate::reply::{error_response, Failure};
+use crate::settings::Upstream;
+use crate::stream::GateBody;
+
+/// Longest a client may take to send a body that the gate inspects.
+const BODY_READ_TIMEOUT: Duration = Duration::from_secs(60);
+/// Largest listing the gate buffers to filter.
+const LISTING_MAX: usize = 16 * 1024 * 1024;
+/// Longest wait for the catalogue refresh before a request goes on without it.
+const CATALOGUE_FETCH_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What every connection shares.
+pub struct Shared {
+    pub upstream: Upstream,
+    pub upstream_host: HeaderValue,
+    pub client: UpstreamClient,
+    pub idle_timeout: Duration,
+    pub config: Arc<Config>,
+    pub keys: Arc<Keys>,
+    pub catalogue: Catalogue,
+    pub audit: AuditSink,
+}
+
+/// An early answer: the failure, and the methods to list in `Allow` for a 405.
+struct Refusal {
+    failure: Failure,
+    allow: Option<&'static [&'static str]>,
+}
+
+impl From<Failure> for Refusal {
+    fn from(failure: Failure) -> Self {
+        Refusal {
+            failure,
+            allow: None,
+        }
+    }
+}
+
+/// The hyper service function.
+pub async fn handle(
+    shared: Arc<Shared>,
+    peer: IpAddr,
+    req: Request<Incoming>,
+) -> Result<Response<GateBody>, Infallible> {
+    let raw = req.uri().path_and_query().map_or("", PathAndQuery::as_str);
+    let mut ctx = Box::new(RequestCtx::new(peer, req.method().clone(), raw));
+    let resp = match serve(&shared, &mut ctx, req).await {
+        Ok(resp) => resp,
+        Err(Refusal { failure, allow }) => {
+            ctx.reason = Some(failure.rule);
+            if ctx.decision == Decision::Allowed {
+                ctx.decision = Decision::Failed;
+            }
+            error_response(ctx.dialect, &failure, allow)
+        }
+    };
+    ctx.status = resp.status().as_u16();
+    let (parts, mut body) = resp.into_parts();
+    body.audit_with(ctx, shared.audit.clone());
+    Ok(Response::from_parts(parts, body))
+}
+
+async fn serve(
+    shared: &Shared,
+    ctx: &mut RequestCtx,
+    req: Request<Incoming>,
+) -> Result<Response<GateBody>, Refusal> {
+    let (parts, body) = req.into_parts();
+
+    // 1. Routing. The route table is public, so answering 404/405 before authentication reveals
+    //    nothing; no upstream contact happens for an unknown route.
+    if parts.version <= Version::HTTP_11 && parts.uri.authority().is_some() {
+        return Err(Failure::new(
+            400,
+            "bad_path",
+            "absolute-form request targets are not accepted",
+        )
+        .into());
+    }
+    let target = parts.uri.path_and_query().map_or("", PathAndQuery::as_str);
+    let m = route::route(parts.method.as_str(), target).map_err(|e| route_refusal(&e))?;
+    ctx.route = Some(m.route);
+    ctx.dialect = m.route.dialect;
+    if ambiguous_framing(&parts.headers) {
+        return Err(Failure::new(400, "bad_framing", "ambiguous request framing").into());
+    }
+
+    // 2. Authentication: one answer for every failure.
+    let presented = presented_key(&parts.headers).ok_or_else(Failure::unauthorized)?;
+    let entry = shared
+        .keys
+        .authenticate(presented.as_str(), ctx.at)
+        .map_err(|e| {
+            ctx.reason = Some(e.reason());
+            Failure::unauthorized()
+        })?;
+    drop(presented);
+    ctx.key_id = Some(entry.id);
+    ctx.user = Some(entry.name);
+    let policy = shared.config.policy(&entry.policy).ok_or_else(|| {
+        Failure::new(
+            403,
+            "unknown_policy",
+            "this key's policy is not defined in the gate's configuration",
+        )
+    })?;
+    ctx.policy = Some(entry.policy);
+    let no_remote = |_: &str| false;
+    if !policy.allows_class(m.route.class) {
+        // Refuse before reading a body the caller may not send at all.
+        let denial = decide::evaluate(&policy, &m, None, &no_remote)
+            .err()
+            .unwrap_or_else(|| decide::Denial {
+                status: 403,
+                rule: "endpoint_class",
+                message: format!("policy does not allow {} endpoints", m.route.class),
+            });
+        return Err(Failure::new(denial.status, denial.rule, denial.message).into());
+    }
+
+    // 3. Body.
+    let mut inspected = read_body(&parts, body, &policy, m.route.body, ctx).await?;
+
+    // 4. Decision.
+    let named = inspected.model_name(&m);
+    if let Some(name) = &named {
+        if !policy.cloud {
+            refresh_catalogue_if_unknown(shared, name).await;
+        }
+    }
+    let is_remote = |name: &str| shared.catalogue.is_remote(name);
+    let verdict = decide::evaluate(&policy, &m, inspected.json.as_mut(), &is_remote)
+        .map_err(|d| Failure::new(d.status, d.rule, d.message))?;
+    let Verdict {
+        model,
+        stream,
+        modified,
+        clamps,
+    } = verdict;
+    ctx.model = model.or(named);
+    ctx.stream = stream;
+    ctx.clamps = clamps;
+    let up_body = inspected.into_upstream(modified)?;
+
+    // 5. Forward.
+    let path = forward::canonical_path(target)?;
+    let declared = body::declared_length(&parts.headers);
+    let up_req = forward::build_request(
+        &shared.upstream,
+        &shared.upstream_host,
+        parts.method.clone(),
+        path,
+        &parts.headers,
+        up_body,
+        declared,
+    )?;
+    ctx.decision = Decision::Allowed;
+    let up_resp = forward::send(&shared.client, up_req, shared.idle_timeout).await?;
+
+    // 6. Response.
+    let (up_parts, up_body) = up_resp.into_parts();
+    ctx.upstream_status = Some(up_parts.status.as_u16());
+    match m.route.listing {
+        Some(listing) if up_parts.status.is_success() => {
+            let raw = collect_bounded(up_body, LISTING_MAX, shared.idle_timeout).await?;
+            if listing == Listing::Tags {
+                shared
+                    .catalogue
+                    .update_from_tags(&raw, std::time::Instant::now());
+            }
+            let filtered = corral_policy::listing::filter(&policy, listing, &raw, &is_remote)
+                .map_err(|e| {
+                    tracing::warn!(error = %e, "cannot filter an upstream listing");
+                    Failure::new(
+                        502,
+                        "bad_upstream_listing",
+                        "upstream returned an unreadable model list",
+                    )
+                })?;
+            let mut resp = Response::new(GateBody::full(Bytes::from(filtered)));
+            *resp.status_mut() = up_parts.status;
+            *resp.headers_mut() = client_response_headers(&up_parts.headers, false);
+            Ok(resp)
+        }
+        _ => {
+            let format = response_format(&up_parts.headers);
+            if matches!(format, ResponseFormat::Ndjson | ResponseFormat::Sse) {
+                ctx.stream = true;
+            }
+            let tap = (m.route.class == route::EndpointClass::Inference).then_some(format);
+            let body = GateBody::streaming(up_body, shared.idle_timeout, tap);
+            let mut resp = Response::new(body);
+            *resp.status_mut() = up_parts.status;
+            *resp.headers_mut() = client_response_headers(&up_parts.headers, true);
+            Ok(resp)
+        }
+    }
+}
+
+fn route_refusal(e: &RouteError) -> Refusal {
+    let (rule, allow) = match e {
+        RouteError::NotFound => ("not_found", None),
+        RouteError::MethodNotAllowed { allow } => ("method_not_allowed", Some(*allow)),
+        RouteError::BadPath(_) => ("bad_path", None),
+    };
+    Refusal {
+        failure: Failure::new(e.status(), rule, e.to_string()),
+        allow,
+    }
+}
+
+fn response_format(headers: &http::HeaderMap) -> ResponseFormat {
+    let ct = headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let essence = ct.split(';').next().unwrap_or("").trim();
+    if essence.eq_ignore_ascii_case("application/x-ndjson") {
+        ResponseFormat::Ndjson
+    } else if essence.eq_ignore_ascii_case("text/event-stream") {
+        ResponseFormat::Sse
+    } else {
+        ResponseFormat::Json
+    }
+}
+
+/// A request body after reading and decoding.
+struct Inspected {
+    /// The decoded bytes, forwarded as they are unless the policy modified the JSON.
+    bytes: Option<Bytes>,
+    json: Option<Value>,
+    multipart_model: Option<String>,
+    stream: Option<Limited<Incoming>>,
+}
+
+impl Inspected {
+    fn model_name(&self, m: &RouteMatch<'_>) -> Option<String> {
+        if let Some(json) = &self.json {
+            let v = json.get("model").or_else(|| json.get("name"));
+            if let Some(s) = v.and_then(Value::as_str) {
+                return Some(s.to_owned());
+            }
+        }
+        self.multipart_model.clone().or_else(|| m.model_param())
+    }
+
+    fn into_upstream(self, modified: bool) -> Result<UpBody, Failure> {
+        if let Some(s) = self.stream {
+            return Ok(UpBody::Stream(s));
+        }
+        if modified {
+            if let Some(json) = &self.json {
+                let bytes = serde_json::to_vec(json).map_err(|_| Failure::internal())?;
+                return Ok(UpBody::Full(Some(Bytes::from(bytes))));
+            }
+        }
+        Ok(UpBody::Full(self.bytes.filter(|b| !b.is_empty())))
+    }
+}
+
+async fn read_body(
+    parts: &Parts,
+    body: Incoming,
+    policy: &Policy,
+    kind: BodyKind,
+    ctx: &mut RequestCtx,
+) -> Result<Inspected, Failure> {
+    let mut out = Inspected {
+        bytes: None,
+        json: None,
+        multipart_model: None,
+        stream: None,
+    };
+    if kind == BodyKind::None {
+        // Bodyless routes forward no body at all, whatever the client sent.
+        return Ok(out);
+    }
+    let encoding = body::content_encoding(&parts.headers).map_err(body_failure)?;
+    let limit = policy.body_limit(kind);
+    let declared = body::declared_length(&parts.headers);
+    if let (Some(limit), Some(declared)) = (limit, declared) {
+        if declared > limit {
+            return Err(body_failure(BodyError::TooLarge));
+        }
+    }
+    let limit = limit.map_or(usize::MAX, |l| usize::try_from(l).unwrap_or(usize::MAX));
+    if kind == BodyKind::Binary {
+        if encoding != Encoding::Identity {
+            return Err(body_failure(BodyError::UnsupportedEncoding));
+        }
+        ctx.bytes_in = declared.unwrap_or(0);
+        out.stream = Some(Limited::new(body, limit));
+        return Ok(out);
+    }
+    let raw = tokio::time::timeout(BODY_READ_TIMEOUT, body::read_limited(body, limit, declared))
+        .await
+        .map_err(|_| body_failure(BodyError::Timeout))?
+        .map_err(body_failure)?;
+    let decoded = body::decode(encoding, raw, limit)
+        .await
+        .map_err(body_failure)?;
+    ctx.bytes_in = decoded.len() as u64;
+    match kind {
+        BodyKind::Json => {
+            let value: Value = serde_json::from_slice(&decoded).map_err(|_| {
+                Failure::new(400, "bad_request", "request body must be a JSON object")
+            })?;
+            if !value.is_object() {
+                return Err(Failure::new(
+                    400,
+                    "bad_request",
+                    "request body must be a JSON object",
+                ));
+            }
+            out.json = Some(value);
+        }
+        BodyKind::Multipart => {
+            let ct = parts
+                .headers
+                .get(CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("");
+            let model = corral_policy::inspect::multipart_model(ct, &decoded)
+                .map_err(|e| Failure::new(400, "bad_request", e.to_string()))?;
+            out.json = Some(match &model {
+                Some(name) => serde_json::json!({ "model": name }),
+                None => serde_json::json!({}),
+            });
+            out.multipart_model = model;
+        }
+        BodyKind::None | BodyKind::Binary => {}
+    }
+    out.bytes = Some(decoded);
+    Ok(out)
+}
+
+fn body_failure(e: BodyError) -> Failure {
+    let rule = match e {
+        BodyError::TooLarge => "body_too_large",
+        BodyError::UnsupportedEncoding => "unsupported_encoding",
+        BodyError::BadEncoding => "bad_encoding",
+        BodyError::Read => "bad_body",
+        BodyError::Timeout => "body_timeout",
+    };
+    Failure::new(e.status(), rule, e.to_string())
+}
+
+/// Buffers an upstream body of at most `max` bytes, with the idle timeout between chunks.
+async fn collect_bounded(body: Incoming, max: usize, idle: Duration) -> Result<Bytes, Failure> {
+    let mut body = std::pin::pin!(body);
+    let mut buf = bytes::BytesMut::new();
+    loop {
+        let frame = match tokio::time::timeout(idle, body.frame()).await {
+            Err(_) => return Err(Failure::upstream_timeout()),
+            Ok(None) => break,
+            Ok(Some(Err(_))) => return Err(Failure::upstream_unavailable()),
+            Ok(Some(Ok(frame))) => frame,
+        };
+        if let Ok(data) = frame.into_data() {
+            if buf.len() + data.len() > max {
+                return Err(Failure::new(
+                    502,
+                    "upstream_too_large",
+                    "upstream response too large",
+                ));
+            }
+            buf.extend_from_slice(&data);
+        }
+    }
+    Ok(buf.freeze())
+}
+
+/// Refreshes the catalogue from upstream `/api/tags` when `name` is unknown to it and the last
+/// refresh is old enough. Failures leave the catalogue as it was.
+async fn refresh_catalogue_if_unknown(shared: &Shared, name: &str) {
+    if !shared
+        .catalogue
+        .wants_refresh(name, std::time::Instant::now())
+    {
+        return;
+    }
+    let _guard = shared.catalogue.refresh_lock().await;
+    if !shared
+        .catalogue
+        .wants_refresh(name, std::time::Instant::now())
+    {
+        return;
+    }
+    let fetched = async {
+        let req = forward::build_request(
+            &shared.upstream,
+            &shared.upstream_host,
+            Method::GET,
+            PathAndQuery::from_static("/api/tags"),
+            &http::HeaderMap::new(),
+            UpBody::Full(None),
+            None,
+        )?;
+        let timeout = shared.idle_timeout.min(CATALOGUE_FETCH_TIMEOUT);
+        let resp = forward::send(&shared.client, req, timeout).await?;
+        if resp.status() != StatusCode::OK {
+            return Err(Failure::upstream_unavailable());
+        }
+        collect_bounded(resp.into_body(), LISTING_MAX, timeout).await
+    }
+    .await;
+    let body = match fetched {
+        Ok(body) => body,
+        Err(_) => {
+            tracing::warn!("cannot refresh the model catalogue from upstream /api/tags");
+            Bytes::new()
+        }
+    };
+    shared
+        .catalogue
+        .update_from_tags(&body, std::time::Instant::now());
+}

@@ -1,0 +1,163 @@
+//! Start-up self-check: is the upstream also reachable on a non-loopback address of this host,
+//! i.e. around the gate? Only this host's own addresses are probed, with a TCP connect.
+
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use tokio::net::TcpStream;
+
+use crate::settings::Upstream;
+
+/// Time allowed for each probe.
+pub const PROBE_TIMEOUT: Duration = Duration::from_millis(300);
+
+/// The upstream port answered on an address that is not loopback.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Exposure {
+    pub addr: SocketAddr,
+}
+
+impl fmt::Display for Exposure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "Ollama's port answers on {addr}, so it is reachable around the gate without a key. \
+             Bind Ollama to loopback: OLLAMA_HOST=127.0.0.1:{port} (under systemd: `systemctl edit \
+             ollama`, add [Service] Environment=\"OLLAMA_HOST=127.0.0.1:{port}\", then `systemctl \
+             restart ollama`)",
+            addr = self.addr,
+            port = self.addr.port()
+        )
+    }
+}
+
+/// This host's interface addresses that are not loopback (IPv6 link-local ones are left out:
+/// they need a scope and are not what clients use).
+pub fn host_addresses() -> Vec<IpAddr> {
+    let Ok(ifaces) = if_addrs::get_if_addrs() else {
+        return Vec::new();
+    };
+    let mut out: Vec<IpAddr> = ifaces
+        .into_iter()
+        .map(|i| i.ip())
+        .filter(|ip| !ip.is_loopback() && !is_v6_link_local(ip) && !ip.is_unspecified())
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
+fn is_v6_link_local(ip: &IpAddr) -> bool {
+    matches!(ip, IpAddr::V6(v6) if (v6.segments()[0] & 0xffc0) == 0xfe80)
+}
+
+/// Whether the upstream runs on this host (loopback or one of its addresses); only then can
+/// the gate tell whether Ollama is exposed around it.
+pub fn upstream_is_local(upstream: &Upstream, host_addrs: &[IpAddr]) -> bool {
+    let host = upstream.host();
+    if host.eq_ignore_ascii_case("localhost") {
+        return true;
+    }
+    match host.parse::<IpAddr>() {
+        Ok(ip) => ip.is_loopback() || ip.is_unspecified() || host_addrs.contains(&ip),
+        Err(_) => false,
+    }
+}
+
+/// Connects to `port` on each of `addrs` at once; returns those that accepted.
+pub async fn probe(addrs: &[IpAddr], port: u16, timeout: Duration) -> Vec<Exposure> {
+    let mut set = tokio::task::JoinSet::new();
+    for ip in addrs {
+        let addr = SocketAddr::new(*ip, port);
+        set.spawn(async move {
+            let ok = matches!(
+                tokio::time::timeout(timeout, TcpStream::connect(addr)).await,
+                Ok(Ok(_))
+            );
+            ok.then_some(Exposure { addr })
+        });
+    }
+    let mut found = Vec::new();
+    while let Some(done) = set.join_next().await {
+        if let Ok(Some(e)) = done {
+            found.push(e);
+        }
+    }
+    found.sort_by_key(|e| e.addr);
+    found
+}
+
+/// The whole check: probes the upstream's port on this host's non-loopback addresses when the
+/// upstream is local, and logs a warning for each that answers.
+pub async fn check_upstream_exposure(upstream: &Upstream) -> Vec<Exposure> {
+    let addrs = host_addresses();
+    if !upstream_is_local(upstream, &addrs) {
+        return Vec::new();
+    }
+    let found = probe(&addrs, upstream.port(), PROBE_TIMEOUT).await;
+    for e in &found {
+        tracing::warn!(addr = %e.addr, "{e}");
+    }
+    found
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+    use std::net::Ipv4Addr;
+
+    #[tokio::test]
+    async fn finds_a_listening_port_and_not_a_closed_one() {
+        // Loopback stands in for an interface address: tests never probe real interfaces.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let lo = [IpAddr::V4(Ipv4Addr::LOCALHOST)];
+        let found = probe(&lo, port, Duration::from_secs(1)).await;
+        assert_eq!(
+            found,
+            vec![Exposure {
+                addr: SocketAddr::new(lo[0], port)
+            }]
+        );
+        assert!(found[0].to_string().contains("OLLAMA_HOST=127.0.0.1:"));
+        drop(listener);
+        assert!(probe(&lo, port, Duration::from_secs(1)).await.is_empty());
+    }
+
+    #[test]
+    fn only_local_upstreams_are_checked() {
+        let here = [IpAddr::V4(Ipv4Addr::new(192, 0, 2, 7))];
+        assert!(upstream_is_local(
+            &Upstream::parse("127.0.0.1:11434").unwrap(),
+            &here
+        ));
+        assert!(upstream_is_local(
+            &Upstream::parse("localhost").unwrap(),
+            &here
+        ));
+        assert!(upstream_is_local(
+            &Upstream::parse("[::1]:11434").unwrap(),
+            &here
+        ));
+        assert!(upstream_is_local(
+            &Upstream::parse("192.0.2.7:11434").unwrap(),
+            &here
+        ));
+        assert!(!upstream_is_local(
+            &Upstream::parse("192.0.2.8:11434").unwrap(),
+            &here
+        ));
+        assert!(!upstream_is_local(
+            &Upstream::parse("ollama.internal").unwrap(),
+            &here
+        ));
+    }
+
+    #[test]
+    fn link_local_v6_is_skipped() {
+        assert!(is_v6_link_local(&"fe80::1".parse().unwrap()));
+        assert!(!is_v6_link_local(&"2001:db8::1".parse().unwrap()));
+    }
+}

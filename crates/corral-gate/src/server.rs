@@ -1,0 +1,267 @@
+//! The listener: binding, the accept loop, TLS handshakes, serving connections with hyper, and
+//! graceful shutdown of all of it.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use corral_audit::AuditHandle;
+use corral_store::KeyStore;
+use http::header::HeaderValue;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinSet;
+use tokio_rustls::TlsAcceptor;
+
+use crate::audit::{self, AuditSink, Finished};
+use crate::catalogue::Catalogue;
+use crate::error::GateError;
+use crate::forward;
+use crate::keys::{self, Keys, SharedStore};
+use crate::proxy::{self, Shared};
+use crate::selfcheck::{self, Exposure};
+use crate::settings::GateSettings;
+use crate::tls;
+
+/// Longest a TLS handshake may take; a stalled handshake only ever holds its own task.
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Longest a client may take to send a request head.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// Largest request head accepted (hyper answers 431 past it); Ollama clients send a few hundred
+/// bytes, so anything near this is an attack on a parser somewhere.
+const MAX_HEAD_BYTES: usize = 64 * 1024;
+/// Longest the audit writer is waited for at shutdown once every request has ended.
+const AUDIT_DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+/// Pause after a failed accept (e.g. out of file descriptors) before trying again.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
+
+/// A bound, not yet running gate.
+pub struct Gate {
+    listener: TcpListener,
+    local_addr: SocketAddr,
+    tls: Option<TlsAcceptor>,
+    shared: Arc<Shared>,
+    store: SharedStore,
+    store_version: i64,
+    key_reload_interval: Duration,
+    shutdown_grace: Duration,
+    audit_rx: mpsc::UnboundedReceiver<Finished>,
+    audit: AuditHandle,
+}
+
+impl Gate {
+    /// Validates the settings (TLS files, plaintext on a non-loopback address), loads the keys
+    /// and binds the listen socket.
+    pub async fn bind(
+        settings: GateSettings,
+        store: KeyStore,
+        audit: AuditHandle,
+    ) -> Result<Gate, GateError> {
+        let tls = match &settings.tls {
+            Some(files) => Some(TlsAcceptor::from(tls::server_config(files)?)),
+            None => None,
+        };
+        if tls.is_none() && !settings.allow_plaintext && !settings.listen.ip().is_loopback() {
+            return Err(GateError::PlaintextRefused {
+                addr: settings.listen,
+            });
+        }
+        let store: SharedStore = Arc::new(Mutex::new(store));
+        let (snapshot, store_version) = keys::load(&store).await?;
+        let listener =
+            TcpListener::bind(settings.listen)
+                .await
+                .map_err(|source| GateError::Bind {
+                    addr: settings.listen,
+                    source,
+                })?;
+        let local_addr = listener.local_addr().map_err(|source| GateError::Bind {
+            addr: settings.listen,
+            source,
+        })?;
+        let upstream_host =
+            HeaderValue::from_str(settings.upstream.authority().as_str()).map_err(|_| {
+                GateError::InvalidUpstream {
+                    url: settings.upstream.to_string(),
+                    reason: "the host is not a valid Host header".to_owned(),
+                }
+            })?;
+        let (sink, audit_rx) = AuditSink::channel();
+        let shared = Arc::new(Shared {
+            client: forward::client(settings.connect_timeout),
+            upstream: settings.upstream,
+            upstream_host,
+            idle_timeout: settings.idle_timeout,
+            config: settings.config,
+            keys: Arc::new(Keys::new(snapshot)),
+            catalogue: Catalogue::default(),
+            audit: sink,
+        });
+        Ok(Gate {
+            listener,
+            local_addr,
+            tls,
+            shared,
+            store,
+            store_version,
+            key_reload_interval: settings.key_reload_interval,
+            shutdown_grace: GateSettings::DEFAULT_SHUTDOWN_GRACE,
+            audit_rx,
+            audit,
+        })
+    }
+
+    /// The address actually bound (useful with port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// How long in-flight requests may run on once shutdown starts (default 10 s).
+    pub fn set_shutdown_grace(&mut self, grace: Duration) {
+        self.shutdown_grace = grace;
+    }
+
+    /// Probes whether the upstream port also answers on a non-loopback address of this host
+    /// (Ollama reachable around the gate). Logs a warning for each finding and returns them.
+    pub async fn self_check(&self) -> Vec<Exposure> {
+        selfcheck::check_upstream_exposure(&self.shared.upstream).await
+    }
+
+    /// Serves until `shutdown` completes, then stops accepting, lets in-flight requests finish
+    /// within the grace period, writes pending last-used times, and hands every audit record
+    /// to the audit writer before returning (the caller then awaits the audit worker).
+    pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<(), GateError> {
+        let Gate {
+            listener,
+            local_addr,
+            tls,
+            shared,
+            store,
+            store_version,
+            key_reload_interval,
+            shutdown_grace,
+            audit_rx,
+            audit,
+        } = self;
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let watcher = tokio::spawn(keys::watch_store(
+            Arc::clone(&shared.keys),
+            store,
+            store_version,
+            key_reload_interval,
+            stop_rx,
+        ));
+        let audit_task = tokio::spawn(audit::forward(audit_rx, audit));
+
+        let mut builder = auto::Builder::new(TokioExecutor::new());
+        builder
+            .http1()
+            .timer(TokioTimer::new())
+            .header_read_timeout(HEADER_READ_TIMEOUT)
+            .max_buf_size(MAX_HEAD_BYTES)
+            .keep_alive(true);
+        builder
+            .http2()
+            .timer(TokioTimer::new())
+            .max_concurrent_streams(512)
+            .max_header_list_size(MAX_HEAD_BYTES as u32)
+            .keep_alive_interval(Some(Duration::from_secs(30)));
+        let builder = Arc::new(builder);
+        let graceful = GracefulShutdown::new();
+        let mut conns = JoinSet::new();
+        tracing::info!(addr = %local_addr, tls = tls.is_some(), "gate listening");
+
+        let mut shutdown = std::pin::pin!(shutdown);
+        loop {
+            tokio::select! {
+                () = &mut shutdown => break,
+                accepted = listener.accept() => match accepted {
+                    Ok((stream, peer)) => {
+                        let conn = serve_connection(
+                            stream,
+                            peer,
+                            tls.clone(),
+                            Arc::clone(&builder),
+                            Arc::clone(&shared),
+                            graceful.watcher(),
+                        );
+                        conns.spawn(conn);
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(ACCEPT_BACKOFF).await;
+                    }
+                },
+                Some(_) = conns.join_next(), if !conns.is_empty() => {}
+            }
+        }
+
+        drop(listener);
+        tracing::info!(in_flight = graceful.count(), "shutting down");
+        if tokio::time::timeout(shutdown_grace, graceful.shutdown())
+            .await
+            .is_err()
+        {
+            tracing::warn!("grace period over; closing the remaining connections");
+            conns.abort_all();
+        }
+        while conns.join_next().await.is_some() {}
+        // The connections are gone: the last audit sinks are the shared state's.
+        drop(shared);
+        let _ = stop_tx.send(true);
+        let keys_result = watcher.await;
+        let audit_result = tokio::time::timeout(AUDIT_DRAIN_TIMEOUT, audit_task).await;
+        keys_result.map_err(|e| GateError::Task(format!("key watcher: {e}")))?;
+        match audit_result {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(GateError::Task(format!("audit forwarder: {e}"))),
+            Err(_) => Err(GateError::Task(
+                "audit records were not handed to the writer in time".to_owned(),
+            )),
+        }
+    }
+}
+
+async fn serve_connection(
+    stream: TcpStream,
+    peer: SocketAddr,
+    tls: Option<TlsAcceptor>,
+    builder: Arc<auto::Builder<TokioExecutor>>,
+    shared: Arc<Shared>,
+    watcher: Watcher,
+) {
+    let _ = stream.set_nodelay(true);
+    let peer_ip = peer.ip();
+    let service = service_fn(move |req| proxy::handle(Arc::clone(&shared), peer_ip, req));
+    match tls {
+        None => {
+            let conn = builder.serve_connection(TokioIo::new(stream), service);
+            if let Err(e) = watcher.watch(conn).await {
+                tracing::debug!(error = %e, %peer, "connection ended with an error");
+            }
+        }
+        Some(acceptor) => {
+            let tls_stream =
+                match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                    Ok(Ok(s)) => s,
+                    Ok(Err(e)) => {
+                        tracing::debug!(error = %e, %peer, "TLS handshake failed");
+                        return;
+                    }
+                    Err(_) => {
+                        tracing::debug!(%peer, "TLS handshake timed out");
+                        return;
+                    }
+                };
+            let conn = builder.serve_connection(TokioIo::new(tls_stream), service);
+            if let Err(e) = watcher.watch(conn).await {
+                tracing::debug!(error = %e, %peer, "connection ended with an error");
+            }
+        }
+    }
+}

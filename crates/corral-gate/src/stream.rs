@@ -1,0 +1,194 @@
+//! The response body the gate hands to hyper: either a small buffered body (errors, filtered
+//! listings) or the upstream body passed through chunk by chunk. Dropping it drops the upstream
+//! body, which closes the upstream connection: a client that leaves cancels the generation.
+//! When it is dropped, finished or not, it emits the request's audit record.
+
+use std::future::Future as _;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use corral_policy::usage::{ResponseFormat, UsageTap};
+use http_body::{Body, Frame, SizeHint};
+use hyper::body::Incoming;
+use tokio::time::{Instant, Sleep};
+
+use crate::audit::AuditSink;
+use crate::context::{Ending, RequestCtx};
+
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Errors that end a streamed response early. hyper aborts the client connection (HTTP/1) or
+/// resets the stream (HTTP/2), so the client sees a truncated response, not a complete one.
+#[derive(Debug, thiserror::Error)]
+pub enum StreamError {
+    #[error("upstream idle for longer than the idle timeout")]
+    IdleTimeout,
+    #[error("upstream stream failed")]
+    Upstream,
+}
+
+enum Kind {
+    Full(Option<Bytes>),
+    Stream(Streaming),
+}
+
+struct Streaming {
+    upstream: Incoming,
+    idle: Pin<Box<Sleep>>,
+    timeout: Duration,
+}
+
+/// Response body of every gate response.
+pub struct GateBody {
+    kind: Kind,
+    tap: Option<UsageTap>,
+    bytes_out: u64,
+    ending: Option<Ending>,
+    audit: Option<(Box<RequestCtx>, AuditSink)>,
+}
+
+impl GateBody {
+    /// A buffered body.
+    pub fn full(bytes: Bytes) -> GateBody {
+        GateBody {
+            kind: Kind::Full((!bytes.is_empty()).then_some(bytes)),
+            tap: None,
+            bytes_out: 0,
+            ending: None,
+            audit: None,
+        }
+    }
+
+    /// The upstream body, passed through with an idle timeout between chunks and a usage tap.
+    pub fn streaming(
+        upstream: Incoming,
+        timeout: Duration,
+        format: Option<ResponseFormat>,
+    ) -> GateBody {
+        GateBody {
+            kind: Kind::Stream(Streaming {
+                upstream,
+                idle: Box::pin(tokio::time::sleep(timeout)),
+                timeout,
+            }),
+            tap: format.map(UsageTap::new),
+            bytes_out: 0,
+            ending: None,
+            audit: None,
+        }
+    }
+
+    /// Emit `ctx` as an audit record when this body ends or is dropped.
+    pub fn audit_with(&mut self, ctx: Box<RequestCtx>, sink: AuditSink) {
+        self.audit = Some((ctx, sink));
+    }
+}
+
+impl From<Bytes> for GateBody {
+    fn from(bytes: Bytes) -> Self {
+        GateBody::full(bytes)
+    }
+}
+
+impl Body for GateBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let GateBody {
+            kind,
+            tap,
+            bytes_out,
+            ending,
+            ..
+        } = self.get_mut();
+        let mut count = |data: &Bytes| {
+            *bytes_out += data.len() as u64;
+            if let Some(tap) = tap {
+                tap.feed(data);
+            }
+        };
+        match kind {
+            Kind::Full(slot) => match slot.take() {
+                Some(data) => {
+                    count(&data);
+                    Poll::Ready(Some(Ok(Frame::data(data))))
+                }
+                None => {
+                    *ending = Some(Ending::Complete);
+                    Poll::Ready(None)
+                }
+            },
+            Kind::Stream(s) => loop {
+                match Pin::new(&mut s.upstream).poll_frame(cx) {
+                    Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
+                        Ok(data) => {
+                            let deadline = Instant::now() + s.timeout;
+                            s.idle.as_mut().reset(deadline);
+                            count(&data);
+                            return Poll::Ready(Some(Ok(Frame::data(data))));
+                        }
+                        // Trailers are not part of the Ollama API; they are not forwarded.
+                        Err(_) => continue,
+                    },
+                    Poll::Ready(Some(Err(_))) => {
+                        *ending = Some(Ending::UpstreamError);
+                        return Poll::Ready(Some(Err(Box::new(StreamError::Upstream))));
+                    }
+                    Poll::Ready(None) => {
+                        *ending = Some(Ending::Complete);
+                        return Poll::Ready(None);
+                    }
+                    Poll::Pending => {
+                        if s.idle.as_mut().poll(cx).is_ready() {
+                            *ending = Some(Ending::IdleTimeout);
+                            return Poll::Ready(Some(Err(Box::new(StreamError::IdleTimeout))));
+                        }
+                        return Poll::Pending;
+                    }
+                }
+            },
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match &self.kind {
+            Kind::Full(slot) => slot.is_none(),
+            Kind::Stream(s) => s.upstream.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match &self.kind {
+            Kind::Full(Some(b)) => SizeHint::with_exact(b.len() as u64),
+            Kind::Full(None) => SizeHint::with_exact(0),
+            Kind::Stream(s) => s.upstream.size_hint(),
+        }
+    }
+}
+
+impl Drop for GateBody {
+    fn drop(&mut self) {
+        let Some((mut ctx, sink)) = self.audit.take() else {
+            return;
+        };
+        let ending = match self.ending {
+            Some(e) => e,
+            None if self.is_end_stream() => Ending::Complete,
+            // A buffered body hyper never polled (HEAD, or a client gone before the answer) was
+            // still answered in full as far as the gate is concerned.
+            None if matches!(self.kind, Kind::Full(_)) => Ending::Complete,
+            None => Ending::ClientGone,
+        };
+        if ctx.reason.is_none() {
+            ctx.reason = ending.reason();
+        }
+        let usage = self.tap.as_ref().map(UsageTap::finish).unwrap_or_default();
+        sink.emit(ctx, ending, self.bytes_out, usage);
+    }
+}

@@ -1,0 +1,209 @@
+//! Audit records: one per request, allowed and refused, with ECS fields and the upstream's token
+//! counts, never prompt text or secrets, intact chain after a graceful shutdown.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use serde_json::{json, Value};
+
+/// An ECS field by dotted name, nested (`{"event":{"action":..}}`) or flat (`"event.action"`).
+fn field<'a>(v: &'a Value, name: &str) -> Option<&'a Value> {
+    if let Some(x) = v.get(name) {
+        return Some(x);
+    }
+    let mut cur = v;
+    let parts: Vec<&str> = name.split('.').collect();
+    let mut i = 0;
+    while i < parts.len() {
+        // Allow mixed forms such as {"http":{"request.method":..}}.
+        let mut found = None;
+        for j in (i + 1..=parts.len()).rev() {
+            if let Some(x) = cur.get(parts[i..j].join(".")) {
+                found = Some((x, j));
+                break;
+            }
+        }
+        let (x, j) = found?;
+        cur = x;
+        i = j;
+    }
+    Some(cur)
+}
+
+fn s<'a>(v: &'a Value, name: &str) -> &'a str {
+    field(v, name)
+        .and_then(Value::as_str)
+        .unwrap_or_else(|| panic!("{name} missing in {v}"))
+}
+
+const MARKER: &str = "PROMPT-MARKER-7f3a9c";
+
+fn by_path<'a>(recs: &'a [Value], path: &str) -> Vec<&'a Value> {
+    recs.iter()
+        .filter(|r| field(r, "url.path").and_then(Value::as_str) == Some(path))
+        .collect()
+}
+
+#[tokio::test]
+async fn allowed_and_refused_requests_are_audited_without_prompt_text() {
+    let mut h = Harness::with_policies().await;
+    let prompt = json!({"model": "llama3.2",
+        "messages": [{"role": "user", "content": format!("{MARKER} tell me a secret")}],
+        "stream": true});
+    let (resp, _c) = h.stream_json("/api/chat", "alice", &prompt).await;
+    assert_eq!(resp.status(), 200);
+    read_all(&mut resp.into_body(), T).await.unwrap();
+
+    let mut v1 = json!({"model": "llama3.2", "stream": true, "stream_options": {"include_usage": true},
+        "messages": [{"role": "user", "content": MARKER}]});
+    let (resp, _c) = h.stream_json("/v1/chat/completions", "alice", &v1).await;
+    assert_eq!(resp.status(), 200);
+    read_all(&mut resp.into_body(), T).await.unwrap();
+    v1["stream"] = json!(false);
+    assert_eq!(
+        h.post_json("/v1/chat/completions", "alice", &v1)
+            .await
+            .status,
+        200
+    );
+
+    let refused = json!({"model": "secret-model", "prompt": MARKER});
+    assert_eq!(
+        h.post_json("/api/generate", "alice", &refused).await.status,
+        403
+    );
+    assert_eq!(
+        h.post_json("/api/pull", "alice", &json!({"model": MARKER}))
+            .await
+            .status,
+        403
+    );
+    assert_eq!(
+        h.get("/api/tags", Some("Bearer crl_nope")).await.status,
+        401
+    );
+
+    h.stop().await;
+    let text = std::fs::read_to_string(&h.audit_path).unwrap();
+    assert!(!text.contains(MARKER), "prompt text in the audit log");
+    for (name, secret) in &h.keys {
+        let secret_part = secret.rsplit('_').next().unwrap();
+        assert!(
+            !text.contains(secret_part),
+            "secret of {name} in the audit log"
+        );
+    }
+    let recs = h.audit_records();
+    assert!(recs.len() >= 6, "{} records", recs.len());
+    for r in &recs {
+        for f in [
+            "@timestamp",
+            "event.action",
+            "event.outcome",
+            "source.ip",
+            "http.request.method",
+            "url.path",
+            "http.response.status_code",
+            "event.duration",
+        ] {
+            assert!(field(r, f).is_some(), "{f} missing in {r}");
+        }
+        assert_eq!(s(r, "source.ip"), "127.0.0.1");
+    }
+
+    let chat = by_path(&recs, "/api/chat");
+    assert_eq!(chat.len(), 1, "{chat:?}");
+    let c = chat[0];
+    assert_eq!(s(c, "user.name"), "alice");
+    assert_eq!(s(c, "corral.policy"), "user");
+    assert_eq!(s(c, "corral.decision"), "allow");
+    assert_eq!(s(c, "corral.endpoint_class"), "inference");
+    assert!(s(c, "corral.model").starts_with("llama3.2"), "{c}");
+    assert_eq!(s(c, "event.outcome"), "success");
+    assert_eq!(field(c, "http.response.status_code").unwrap(), 200);
+    assert_eq!(
+        field(c, "corral.prompt_tokens").unwrap(),
+        corral_testsupport::PROMPT_TOKENS
+    );
+    assert_eq!(field(c, "corral.completion_tokens").unwrap(), 4);
+    assert_eq!(field(c, "corral.streamed").unwrap(), true);
+    assert!(field(c, "corral.key_id")
+        .and_then(Value::as_str)
+        .is_some_and(|k| !k.is_empty()));
+    assert!(
+        field(c, "corral.bytes_out")
+            .and_then(Value::as_u64)
+            .unwrap()
+            > 0
+    );
+
+    let v1recs = by_path(&recs, "/v1/chat/completions");
+    assert_eq!(v1recs.len(), 2);
+    for r in v1recs {
+        assert_eq!(
+            field(r, "corral.prompt_tokens").unwrap(),
+            corral_testsupport::PROMPT_TOKENS,
+            "{r}"
+        );
+        assert_eq!(field(r, "corral.completion_tokens").unwrap(), 4, "{r}");
+    }
+
+    let gen = by_path(&recs, "/api/generate");
+    assert_eq!(gen.len(), 1);
+    assert_eq!(s(gen[0], "corral.decision"), "deny");
+    assert_eq!(s(gen[0], "corral.reason"), "model_not_allowed");
+    assert_eq!(field(gen[0], "http.response.status_code").unwrap(), 403);
+    assert_eq!(s(gen[0], "event.outcome"), "failure");
+
+    let pull = by_path(&recs, "/api/pull");
+    assert_eq!(pull.len(), 1);
+    assert_eq!(s(pull[0], "corral.reason"), "endpoint_class");
+    assert_eq!(s(pull[0], "corral.endpoint_class"), "admin");
+
+    let tags = by_path(&recs, "/api/tags");
+    assert!(tags
+        .iter()
+        .any(|r| field(r, "http.response.status_code").unwrap() == 401));
+
+    let report = corral_audit::verify(&[h.audit_path.clone()]).unwrap();
+    assert!(report.is_ok(), "{report:?}");
+    assert_eq!(report.records as usize, recs.len());
+}
+
+#[tokio::test]
+async fn clamps_and_cancelled_streams_are_recorded() {
+    let mut h = Harness::with_policies().await;
+    let body = json!({"model": "llama3.2", "prompt": "x", "stream": false,
+                      "options": {"num_ctx": 999999}});
+    assert_eq!(
+        h.post_json("/api/generate", "clara", &body).await.status,
+        200
+    );
+    let (resp, conn) = h
+        .stream_json("/api/chat", "alice", &chat_body("endless", true))
+        .await;
+    let mut b = resp.into_body();
+    next_data(&mut b, T).await.unwrap().unwrap();
+    drop(b);
+    drop(conn);
+    assert!(h
+        .mock
+        .wait_for_disconnect(Duration::from_secs(3))
+        .await
+        .is_some());
+    h.stop().await;
+    let recs = h.audit_records();
+    let gen = by_path(&recs, "/api/generate");
+    let clamps = field(gen[0], "corral.clamps").unwrap();
+    assert!(
+        clamps.as_array().is_some_and(|a| !a.is_empty()),
+        "clamps not recorded: {}",
+        gen[0]
+    );
+    let chat = by_path(&recs, "/api/chat");
+    assert_eq!(chat.len(), 1, "the cancelled stream is audited too");
+    assert_eq!(field(chat[0], "corral.streamed").unwrap(), true);
+}

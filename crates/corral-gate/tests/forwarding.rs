@@ -1,0 +1,249 @@
+//! What the upstream receives: canonical path, its own Host, no credentials, no hop-by-hop
+//! headers, decoded and inspected bodies.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use base64::Engine as _;
+use bytes::Bytes;
+use common::*;
+use corral_testsupport::codec;
+use serde_json::json;
+
+#[tokio::test]
+async fn authorization_never_reaches_upstream() {
+    let h = Harness::start().await;
+    let basic = base64::engine::general_purpose::STANDARD.encode(format!("u:{}", h.key("alice")));
+    for auth in [h.bearer("alice"), format!("Basic {basic}")] {
+        h.mock.clear();
+        let r = send(
+            h.addr,
+            "POST",
+            "/api/chat",
+            &[
+                ("authorization", auth.clone()),
+                ("proxy-authorization", auth.clone()),
+                ("cookie", format!("session={}", h.key("alice"))),
+                ("content-type", "application/json".into()),
+            ],
+            chat_body("llama3.2", false).to_string().into(),
+        )
+        .await;
+        assert_eq!(r.status, 200, "{}", r.text());
+        let got = h.forwarded();
+        assert_eq!(got.len(), 1);
+        let req = &got[0];
+        assert!(!req.has_header("authorization"), "{:?}", req.headers);
+        assert!(!req.has_header("proxy-authorization"), "{:?}", req.headers);
+        let all: Vec<u8> = req.headers.iter().flat_map(|(_, v)| v.clone()).collect();
+        let key = h.key("alice").as_bytes();
+        assert!(
+            !all.windows(key.len()).any(|w| w == key),
+            "the key reached upstream in a header"
+        );
+    }
+}
+
+#[tokio::test]
+async fn host_is_the_upstreams_and_hop_by_hop_headers_are_dropped() {
+    let h = Harness::start().await;
+    let r = send(
+        h.addr,
+        "POST",
+        "/api/chat",
+        &[
+            ("authorization", h.bearer("alice")),
+            ("content-type", "application/json".into()),
+            ("connection", "keep-alive, x-secret-hop".into()),
+            ("x-secret-hop", "1".into()),
+            ("keep-alive", "timeout=5".into()),
+            ("te", "trailers".into()),
+            ("trailer", "x-foo".into()),
+            ("proxy-connection", "keep-alive".into()),
+            ("x-original-url", "/api/pull".into()),
+            ("x-forwarded-host", "evil.example".into()),
+            ("user-agent", "ollama-python/0.4.7".into()),
+            ("accept", "application/x-ndjson".into()),
+        ],
+        chat_body("llama3.2", false).to_string().into(),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let req = h.forwarded().pop().unwrap();
+    assert_eq!(req.header("host"), Some(h.mock.addr().to_string().as_str()));
+    for hop in [
+        "connection",
+        "x-secret-hop",
+        "keep-alive",
+        "te",
+        "trailer",
+        "proxy-connection",
+        "upgrade",
+        "transfer-encoding",
+        "x-original-url",
+    ] {
+        assert!(!req.has_header(hop), "{hop} forwarded: {:?}", req.headers);
+    }
+    assert_eq!(req.path, "/api/chat");
+    assert_eq!(req.method, "POST");
+    assert_eq!(req.json().unwrap()["model"], "llama3.2");
+}
+
+#[tokio::test]
+async fn header_tricks_do_not_change_the_route() {
+    let h = Harness::start().await;
+    let r = send(
+        h.addr,
+        "POST",
+        "/api/chat",
+        &[
+            ("authorization", h.bearer("alice")),
+            ("content-type", "application/json".into()),
+            ("x-http-method-override", "DELETE".into()),
+            ("x-original-url", "/api/delete".into()),
+            ("x-rewrite-url", "/api/pull".into()),
+            ("x-forwarded-prefix", "/api/pull".into()),
+        ],
+        chat_body("llama3.2", false).to_string().into(),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let req = h.forwarded().pop().unwrap();
+    assert_eq!(
+        (req.method.as_str(), req.target.as_str()),
+        ("POST", "/api/chat")
+    );
+    for x in [
+        "x-http-method-override",
+        "x-original-url",
+        "x-rewrite-url",
+        "x-forwarded-prefix",
+    ] {
+        assert!(!req.has_header(x), "{x} forwarded");
+    }
+}
+
+async fn post_encoded(h: &Harness, key: &str, path: &str, enc: &str, body: Vec<u8>) -> Reply {
+    send(
+        h.addr,
+        "POST",
+        path,
+        &[
+            ("authorization", h.bearer(key)),
+            ("content-type", "application/json".into()),
+            ("content-encoding", enc.into()),
+        ],
+        Bytes::from(body),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn gzip_and_zstd_bodies_are_decoded_inspected_and_forwarded_plain() {
+    let h = Harness::with_policies().await;
+    let plain = chat_body("llama3.2", false).to_string();
+    for (enc, body) in [
+        ("gzip", codec::gzip(plain.as_bytes())),
+        ("zstd", codec::zstd(plain.as_bytes())),
+    ] {
+        h.mock.clear();
+        for path in ["/api/chat", "/v1/chat/completions"] {
+            let r = post_encoded(&h, "alice", path, enc, body.clone()).await;
+            assert_eq!(r.status, 200, "{enc} {path}: {}", r.text());
+        }
+        for req in h.forwarded() {
+            // Forwarded decoded (so upstream sees what the gate inspected), or at least with
+            // an encoding header that matches the body; never an encoding header on plain bytes.
+            match req.header("content-encoding") {
+                None => assert_eq!(req.json().unwrap()["model"], "llama3.2", "{enc}"),
+                Some(e) => panic!("{enc}: upstream received content-encoding {e}"),
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn compressed_bodies_naming_refused_models_are_refused() {
+    let h = Harness::with_policies().await;
+    let secret = chat_body("secret-model", false).to_string();
+    let cloud = chat_body("gpt-oss:120b-cloud", false).to_string();
+    let cases = [
+        (
+            "gzip",
+            codec::gzip(secret.as_bytes()),
+            "/api/chat",
+            "model_not_allowed",
+        ),
+        (
+            "zstd",
+            codec::zstd(secret.as_bytes()),
+            "/v1/chat/completions",
+            "model_not_allowed",
+        ),
+        (
+            "zstd",
+            codec::zstd(secret.as_bytes()),
+            "/api/chat",
+            "model_not_allowed",
+        ),
+        (
+            "gzip",
+            codec::gzip(cloud.as_bytes()),
+            "/api/chat",
+            "cloud_denied",
+        ),
+        (
+            "zstd",
+            codec::zstd(cloud.as_bytes()),
+            "/v1/chat/completions",
+            "cloud_denied",
+        ),
+    ];
+    for (enc, body, path, rule) in cases {
+        let r = post_encoded(&h, "alice", path, enc, body).await;
+        assert_eq!(r.status, 403, "{enc} {path}: {}", r.text());
+        assert_eq!(r.header("x-corral-rule"), Some(rule), "{enc} {path}");
+    }
+    assert!(h.forwarded().is_empty(), "{:?}", h.forwarded());
+}
+
+#[tokio::test]
+async fn unknown_encodings_are_refused() {
+    let h = Harness::start().await;
+    let plain = chat_body("llama3.2", false).to_string();
+    for (enc, body) in [
+        ("br", plain.clone().into_bytes()),
+        ("deflate", codec::deflate(plain.as_bytes())),
+        ("compress", plain.clone().into_bytes()),
+        ("x-bogus", plain.clone().into_bytes()),
+    ] {
+        let r = post_encoded(&h, "alice", "/api/chat", enc, body).await;
+        assert_eq!(r.status, 415, "{enc}: {}", r.text());
+    }
+    assert!(h.forwarded().is_empty());
+}
+
+#[tokio::test]
+async fn official_client_shapes_pass_through_unchanged() {
+    let h = Harness::start().await;
+    // openai SDK default: base64 embeddings.
+    let r = h
+        .post_json(
+            "/v1/embeddings",
+            "alice",
+            &json!({"model": "nomic-embed-text", "input": ["a"], "encoding_format": "base64"}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(r.json()["data"][0]["embedding"].is_string());
+    let r = h
+        .get("/v1/models/llama3.2:latest", Some(&h.bearer("alice")))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["id"], "llama3.2:latest");
+    let r = h
+        .post_json("/api/show", "alice", &json!({"model": "llama3.2"}))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(r.json()["capabilities"].is_array());
+}

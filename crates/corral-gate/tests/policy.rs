@@ -1,0 +1,432 @@
+//! Policies end to end: endpoint classes, model allow-lists, listings, clamps, tools, images and
+//! cloud models, with refusals in the client's dialect and nothing forwarded when refused.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use common::*;
+use serde_json::{json, Value};
+
+fn assert_refused(h: &Harness, r: &Reply, rule: &str, what: &str) {
+    assert_eq!(r.status, 403, "{what}: {}", r.text());
+    assert_eq!(
+        r.header("x-corral-rule"),
+        Some(rule),
+        "{what}: refusing rule header; body {}",
+        r.text()
+    );
+    assert!(
+        h.forwarded().is_empty(),
+        "{what}: forwarded {:?}",
+        h.forwarded()
+    );
+}
+
+fn assert_ollama_error(r: &Reply) {
+    let v = r.json();
+    let obj = v.as_object().expect("object");
+    assert_eq!(
+        obj.len(),
+        1,
+        "Ollama errors are {{\"error\": ...}} only: {v}"
+    );
+    assert!(!v["error"].as_str().unwrap().is_empty());
+}
+
+fn assert_openai_error(r: &Reply, code: &str) {
+    let v = r.json();
+    assert!(v["error"]["message"].is_string(), "{v}");
+    assert!(v["error"]["type"].is_string(), "{v}");
+    assert_eq!(v["error"]["code"], code, "{v}");
+}
+
+#[tokio::test]
+async fn user_is_refused_admin_routes_with_the_rule_named() {
+    let h = Harness::start().await;
+    let cases: &[(&str, &str, Value)] = &[
+        ("POST", "/api/pull", json!({"model": "llama3.2"})),
+        ("POST", "/api/push", json!({"model": "llama3.2"})),
+        (
+            "POST",
+            "/api/create",
+            json!({"model": "x", "from": "llama3.2"}),
+        ),
+        (
+            "POST",
+            "/api/copy",
+            json!({"source": "llama3.2", "destination": "x"}),
+        ),
+        ("DELETE", "/api/delete", json!({"model": "llama3.2"})),
+        ("POST", "/api/me", json!({})),
+        ("POST", "/api/signout", json!({})),
+        (
+            "POST",
+            "/api/experimental/web_search",
+            json!({"query": "x"}),
+        ),
+    ];
+    for (method, path, body) in cases {
+        let r = send(
+            h.addr,
+            method,
+            path,
+            &[
+                ("authorization", h.bearer("alice")),
+                ("content-type", "application/json".into()),
+            ],
+            body.to_string().into(),
+        )
+        .await;
+        assert_refused(&h, &r, "endpoint_class", &format!("{method} {path}"));
+        assert_ollama_error(&r);
+    }
+    let r = h.get("/api/ps", Some(&h.bearer("alice"))).await;
+    assert_refused(&h, &r, "endpoint_class", "GET /api/ps (ops)");
+}
+
+#[tokio::test]
+async fn admin_reaches_admin_routes() {
+    let h = Harness::start().await;
+    let r = h
+        .post_json(
+            "/api/pull",
+            "root",
+            &json!({"model": "llama3.2", "stream": false}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["status"], "success");
+    let fwd = h.forwarded();
+    assert_eq!(fwd.len(), 1);
+    assert_eq!(
+        (fwd[0].method.as_str(), fwd[0].path.as_str()),
+        ("POST", "/api/pull")
+    );
+}
+
+#[tokio::test]
+async fn model_allowlist_from_config_in_both_dialects() {
+    let h = Harness::with_policies().await;
+    let ok = h
+        .post_json("/api/chat", "alice", &chat_body("llama3.2", false))
+        .await;
+    assert_eq!(ok.status, 200, "{}", ok.text());
+    assert_eq!(h.forwarded().len(), 1);
+    h.mock.clear();
+
+    let r = h
+        .post_json("/api/chat", "alice", &chat_body("secret-model", false))
+        .await;
+    assert_refused(&h, &r, "model_not_allowed", "/api/chat secret-model");
+    assert_ollama_error(&r);
+
+    let r = h
+        .post_json(
+            "/v1/chat/completions",
+            "alice",
+            &chat_body("secret-model:latest", false),
+        )
+        .await;
+    assert_refused(&h, &r, "model_not_allowed", "/v1 secret-model");
+    assert_openai_error(&r, "model_not_allowed");
+
+    let r = h
+        .post_json("/api/show", "alice", &json!({"name": "secret-model"}))
+        .await;
+    assert_refused(
+        &h,
+        &r,
+        "model_not_allowed",
+        "/api/show via legacy name field",
+    );
+
+    let r = h
+        .post_json(
+            "/api/embed",
+            "alice",
+            &json!({"model": "registry.ollama.ai/library/secret-model:latest", "input": "x"}),
+        )
+        .await;
+    assert_refused(&h, &r, "model_not_allowed", "fully qualified name");
+
+    // The model-less request on a model route is refused, not waved through.
+    let r = h
+        .post_json("/api/chat", "alice", &json!({"messages": []}))
+        .await;
+    assert!(
+        r.status == 400 || r.status == 403,
+        "{} {}",
+        r.status,
+        r.text()
+    );
+    assert!(h.forwarded().is_empty());
+
+    let r = h
+        .get("/v1/models/secret-model:latest", Some(&h.bearer("alice")))
+        .await;
+    assert!(
+        r.status == 403 || r.status == 404,
+        "{} {}",
+        r.status,
+        r.text()
+    );
+    assert!(h.forwarded().is_empty());
+}
+
+fn names(v: &Value, list: &str, field: &str) -> Vec<String> {
+    v[list]
+        .as_array()
+        .unwrap_or_else(|| panic!("{list} array in {v}"))
+        .iter()
+        .map(|m| m[field].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[tokio::test]
+async fn listings_are_filtered_to_the_callers_models() {
+    let h = Harness::with_policies().await;
+    let tags = h.get("/api/tags", Some(&h.bearer("alice"))).await;
+    assert_eq!(tags.status, 200);
+    let n = names(&tags.json(), "models", "name");
+    assert!(n.contains(&"llama3.2:latest".to_string()), "{n:?}");
+    assert!(n.contains(&"nomic-embed-text:latest".to_string()), "{n:?}");
+    assert!(!n.iter().any(|m| m.starts_with("secret-model")), "{n:?}");
+    // Cloud models are not usable by `user`, so they are not listed either.
+    assert!(
+        !n.iter()
+            .any(|m| m.contains("cloud") || m.starts_with("kimi")),
+        "{n:?}"
+    );
+
+    let v1 = h.get("/v1/models", Some(&h.bearer("alice"))).await;
+    assert_eq!(v1.status, 200);
+    let ids = names(&v1.json(), "data", "id");
+    assert!(ids.contains(&"llama3.2:latest".to_string()), "{ids:?}");
+    assert!(
+        !ids.iter()
+            .any(|m| m.starts_with("secret-model") || m.contains("cloud")),
+        "{ids:?}"
+    );
+
+    // Admin sees everything, cloud included.
+    let all = h.get("/api/tags", Some(&h.bearer("root"))).await;
+    let n = names(&all.json(), "models", "name");
+    assert_eq!(n.len(), corral_testsupport::CATALOGUE.len(), "{n:?}");
+
+    let ps = h.get("/api/ps", Some(&h.bearer("root"))).await;
+    assert_eq!(ps.status, 200);
+    assert!(names(&ps.json(), "models", "name").contains(&"secret-model:latest".to_string()));
+}
+
+#[tokio::test]
+async fn ps_is_filtered_for_a_policy_with_ops() {
+    let cfg = format!(
+        "{POLICIES}\n[policies.watcher]\nendpoints = [\"discovery\", \"ops\"]\nmodels = [\"llama3.2\"]\n"
+    );
+    let h = Harness::builder().config(&cfg).start().await;
+    let store = corral_store::KeyStore::open(&h.data_dir).unwrap();
+    let (_, secret) = store.create("wanda", "watcher", None).unwrap();
+    let auth = format!("Bearer {}", secret.expose());
+    let mut ps = h.get("/api/ps", Some(&auth)).await;
+    for _ in 0..50 {
+        if ps.status != 401 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        ps = h.get("/api/ps", Some(&auth)).await;
+    }
+    assert_eq!(ps.status, 200, "{}", ps.text());
+    assert_eq!(
+        names(&ps.json(), "models", "name"),
+        vec!["llama3.2:latest".to_string()]
+    );
+}
+
+#[tokio::test]
+async fn clamps_are_visible_in_what_upstream_receives() {
+    let h = Harness::with_policies().await;
+    let body = json!({
+        "model": "llama3.2",
+        "messages": [{"role": "user", "content": "hi"}],
+        "stream": false,
+        "keep_alive": -1,
+        "options": {"num_ctx": 131072, "num_predict": 100000, "temperature": 0.2}
+    });
+    let r = h.post_json("/api/chat", "clara", &body).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let sent = h.forwarded().pop().unwrap().json().unwrap();
+    assert_eq!(sent["options"]["num_ctx"], 2048, "{sent}");
+    assert_eq!(sent["options"]["num_predict"], 128, "{sent}");
+    assert_eq!(sent["options"]["temperature"], 0.2, "{sent}");
+    assert!(keep_alive_secs(&sent["keep_alive"]) <= 300.0, "{sent}");
+
+    h.mock.clear();
+    let body = json!({
+        "model": "llama3.2", "messages": [{"role": "user", "content": "hi"}],
+        "max_tokens": 100000, "max_completion_tokens": 100000
+    });
+    let r = h.post_json("/v1/chat/completions", "clara", &body).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let sent = h.forwarded().pop().unwrap().json().unwrap();
+    for f in ["max_tokens", "max_completion_tokens"] {
+        if let Some(v) = sent.get(f) {
+            assert!(v.as_u64().unwrap() <= 128, "{f}: {sent}");
+        }
+    }
+    assert!(sent.get("max_tokens").is_some() || sent.get("max_completion_tokens").is_some());
+
+    // Requests under the limits pass unchanged.
+    h.mock.clear();
+    let small = json!({"model": "llama3.2", "prompt": "hi", "stream": false,
+                       "options": {"num_ctx": 1024, "num_predict": 16}, "keep_alive": "1m"});
+    assert_eq!(
+        h.post_json("/api/generate", "clara", &small).await.status,
+        200
+    );
+    let sent = h.forwarded().pop().unwrap().json().unwrap();
+    assert_eq!(sent["options"]["num_ctx"], 1024);
+    assert_eq!(sent["options"]["num_predict"], 16);
+    assert!(keep_alive_secs(&sent["keep_alive"]) <= 60.0, "{sent}");
+}
+
+#[tokio::test]
+async fn builtin_user_cannot_pin_a_model_forever() {
+    let h = Harness::start().await;
+    for ka in [
+        json!(-1),
+        json!("-1"),
+        json!("-1m"),
+        json!("876000h"),
+        json!(1e12),
+    ] {
+        h.mock.clear();
+        let body =
+            json!({"model": "llama3.2", "prompt": "hi", "stream": false, "keep_alive": ka.clone()});
+        let r = h.post_json("/api/generate", "alice", &body).await;
+        if r.status == 400 {
+            // Refusing an unreadable keep_alive is acceptable; forwarding it is not.
+            assert!(h.forwarded().is_empty());
+            continue;
+        }
+        assert_eq!(r.status, 200, "{ka}: {}", r.text());
+        let sent = h.forwarded().pop().unwrap().json().unwrap();
+        let secs = keep_alive_secs(&sent["keep_alive"]);
+        assert!(
+            secs > 0.0 && secs <= 1800.0,
+            "keep_alive {ka} forwarded as {}",
+            sent["keep_alive"]
+        );
+    }
+}
+
+/// keep_alive as Ollama reads it: a number of seconds or a Go duration.
+fn keep_alive_secs(v: &Value) -> f64 {
+    match v {
+        Value::Number(n) => n.as_f64().unwrap(),
+        Value::String(s) => {
+            if let Ok(n) = s.parse::<f64>() {
+                return n;
+            }
+            let mut total = 0.0;
+            let mut num = String::new();
+            let mut chars = s.chars().peekable();
+            while let Some(c) = chars.next() {
+                if c.is_ascii_digit() || c == '.' || c == '-' {
+                    num.push(c);
+                } else {
+                    let mut unit = c.to_string();
+                    if c == 'm' && chars.peek() == Some(&'s') {
+                        unit.push(chars.next().unwrap());
+                    }
+                    let n: f64 = num.parse().unwrap_or_else(|_| panic!("bad duration {s}"));
+                    num.clear();
+                    total += n * match unit.as_str() {
+                        "h" => 3600.0,
+                        "m" => 60.0,
+                        "s" => 1.0,
+                        "ms" => 0.001,
+                        _ => panic!("unit {unit} in {s}"),
+                    };
+                }
+            }
+            total
+        }
+        Value::Null => f64::INFINITY,
+        other => panic!("keep_alive {other}"),
+    }
+}
+
+#[tokio::test]
+async fn tools_and_images_are_refused_when_the_policy_says_so() {
+    let h = Harness::with_policies().await;
+    let tools = json!([{"type": "function", "function": {"name": "get_weather",
+        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}}]);
+    let img = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg==";
+
+    let mut b = chat_body("llama3.2", false);
+    b["tools"] = tools.clone();
+    let r = h.post_json("/api/chat", "nora", &b).await;
+    assert_refused(&h, &r, "tools_denied", "/api/chat tools");
+    let r = h.post_json("/v1/chat/completions", "nora", &b).await;
+    assert_refused(&h, &r, "tools_denied", "/v1 tools");
+    assert_openai_error(&r, "tools_denied");
+    let mut f = chat_body("llama3.2", false);
+    f["functions"] = json!([{"name": "get_weather", "parameters": {}}]);
+    let r = h.post_json("/v1/chat/completions", "nora", &f).await;
+    assert_refused(&h, &r, "tools_denied", "/v1 legacy functions");
+
+    let b = json!({"model": "llava", "messages": [{"role": "user", "content": "what is this", "images": [img]}]});
+    let r = h.post_json("/api/chat", "nora", &b).await;
+    assert_refused(&h, &r, "images_denied", "/api/chat images");
+    let b = json!({"model": "llava", "prompt": "what is this", "images": [img]});
+    let r = h.post_json("/api/generate", "nora", &b).await;
+    assert_refused(&h, &r, "images_denied", "/api/generate images");
+    let b = json!({"model": "llava", "messages": [{"role": "user", "content": [
+        {"type": "text", "text": "what is this"},
+        {"type": "image_url", "image_url": {"url": format!("data:image/png;base64,{img}")}}]}]});
+    let r = h.post_json("/v1/chat/completions", "nora", &b).await;
+    assert_refused(&h, &r, "images_denied", "/v1 image_url part");
+
+    // The same requests pass for a policy that allows them, and the tool call comes back.
+    let mut b = chat_body("llama3.2", false);
+    b["tools"] = tools;
+    let r = h.post_json("/api/chat", "root", &b).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(
+        r.json()["message"]["tool_calls"][0]["function"]["name"],
+        "get_weather"
+    );
+}
+
+#[tokio::test]
+async fn cloud_models_are_refused_for_user() {
+    let h = Harness::with_policies().await;
+    for m in ["gpt-oss:120b-cloud", "glm-4.6:cloud", "kimi-k2:1t"] {
+        let r = h
+            .post_json("/api/chat", "alice", &chat_body(m, false))
+            .await;
+        assert_refused(&h, &r, "cloud_denied", m);
+        let r = h
+            .post_json("/v1/chat/completions", "alice", &chat_body(m, false))
+            .await;
+        assert_refused(&h, &r, "cloud_denied", m);
+    }
+    // A policy with cloud = true may use them.
+    let r = h
+        .post_json("/api/chat", "cleo", &chat_body("glm-4.6:cloud", false))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+}
+
+#[tokio::test]
+async fn builtin_user_has_cloud_denied_too() {
+    let h = Harness::start().await;
+    let r = h
+        .post_json(
+            "/api/generate",
+            "alice",
+            &json!({"model": "gpt-oss:120b-cloud", "prompt": "x"}),
+        )
+        .await;
+    assert_refused(&h, &r, "cloud_denied", "builtin user, cloud model");
+}

@@ -1,0 +1,311 @@
+//! Streaming: chunks pass through as they come, client disconnects reach the upstream at once,
+//! and upstream stalls or aborts end the stream.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use corral_testsupport::{MockOllama, PROMPT_TOKENS, SLOW_CHUNKS};
+use serde_json::{json, Value};
+
+fn ndjson_lines(b: &[u8]) -> Vec<Value> {
+    std::str::from_utf8(b)
+        .unwrap()
+        .lines()
+        .filter(|l| !l.is_empty())
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect()
+}
+
+#[tokio::test]
+async fn ndjson_first_chunk_arrives_before_upstream_finishes() {
+    let h = Harness::start().await;
+    let started = Instant::now();
+    let (resp, _c) = h
+        .stream_json("/api/chat", "alice", &chat_body("slow:latest", true))
+        .await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(
+        resp.headers().get("content-type").unwrap(),
+        "application/x-ndjson"
+    );
+    let mut body = resp.into_body();
+    let first = next_data(&mut body, T).await.unwrap().unwrap();
+    let first_at = started.elapsed();
+    // The whole stream takes (SLOW_CHUNKS - 1) × 150 ms ≈ 1.35 s.
+    assert!(
+        first_at < Duration::from_millis(700),
+        "first chunk after {first_at:?}"
+    );
+    let first: Value =
+        serde_json::from_slice(first.split(|b| *b == b'\n').next().unwrap()).unwrap();
+    assert_eq!(first["done"], false);
+    let mut rest = read_all(&mut body, T).await.unwrap();
+    let total = started.elapsed();
+    assert!(
+        total >= Duration::from_millis(1200),
+        "stream finished after {total:?}"
+    );
+    let mut all = serde_json::to_vec(&first).unwrap();
+    all.push(b'\n');
+    all.append(&mut rest);
+    let lines = ndjson_lines(&all);
+    assert_eq!(lines.len(), SLOW_CHUNKS + 1);
+    let last = lines.last().unwrap();
+    assert_eq!(last["done"], true);
+    assert_eq!(last["eval_count"], SLOW_CHUNKS);
+    assert_eq!(last["prompt_eval_count"], PROMPT_TOKENS);
+}
+
+#[tokio::test]
+async fn sse_first_chunk_arrives_before_upstream_finishes() {
+    let h = Harness::start().await;
+    let mut b = chat_body("slow", true);
+    b["stream_options"] = json!({"include_usage": true});
+    let started = Instant::now();
+    let (resp, _c) = h.stream_json("/v1/chat/completions", "alice", &b).await;
+    assert_eq!(resp.status(), 200);
+    assert!(resp
+        .headers()
+        .get("content-type")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .starts_with("text/event-stream"));
+    let mut body = resp.into_body();
+    let first = next_data(&mut body, T).await.unwrap().unwrap();
+    assert!(
+        started.elapsed() < Duration::from_millis(700),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(first.starts_with(b"data: {"), "{first:?}");
+    let rest = read_all(&mut body, T).await.unwrap();
+    assert!(started.elapsed() >= Duration::from_millis(1200));
+    let text = String::from_utf8(rest).unwrap();
+    assert!(text.ends_with("data: [DONE]\n\n"), "{text}");
+    assert!(text.contains("\"usage\":{"), "{text}");
+}
+
+#[tokio::test]
+async fn anthropic_and_responses_streams_pass_through() {
+    let h = Harness::start().await;
+    let b = json!({"model": "llama3.2", "max_tokens": 64, "stream": true,
+                   "messages": [{"role": "user", "content": "hi"}]});
+    let (resp, _c) = h.stream_json("/v1/messages", "alice", &b).await;
+    assert_eq!(resp.status(), 200);
+    let text = String::from_utf8(read_all(&mut resp.into_body(), T).await.unwrap()).unwrap();
+    assert!(text.starts_with("event: message_start\n"), "{text}");
+    assert!(
+        text.trim_end()
+            .ends_with("data: {\"type\":\"message_stop\"}"),
+        "{text}"
+    );
+
+    let b = json!({"model": "llama3.2", "input": "hi", "stream": true});
+    let (resp, _c) = h.stream_json("/v1/responses", "alice", &b).await;
+    assert_eq!(resp.status(), 200);
+    let text = String::from_utf8(read_all(&mut resp.into_body(), T).await.unwrap()).unwrap();
+    assert!(text.contains("event: response.completed"), "{text}");
+}
+
+#[tokio::test]
+async fn long_stream_arrives_complete_and_in_order() {
+    let h = Harness::start().await;
+    let (resp, _c) = h
+        .stream_json(
+            "/api/generate",
+            "alice",
+            &json!({"model": "long", "prompt": "x"}),
+        )
+        .await;
+    assert_eq!(resp.status(), 200);
+    let lines = ndjson_lines(&read_all(&mut resp.into_body(), T).await.unwrap());
+    assert_eq!(lines.len(), corral_testsupport::LONG_CHUNKS + 1);
+    let text: String = lines
+        .iter()
+        .map(|l| l["response"].as_str().unwrap())
+        .collect();
+    let expected: String = (0..corral_testsupport::LONG_CHUNKS)
+        .map(corral_testsupport::shapes::word)
+        .collect();
+    assert_eq!(text, expected);
+}
+
+#[tokio::test]
+async fn client_disconnect_cancels_the_upstream_request_promptly() {
+    let h = Harness::start().await;
+    let (resp, conn) = h
+        .stream_json("/api/chat", "alice", &chat_body("endless", true))
+        .await;
+    assert_eq!(resp.status(), 200);
+    let mut body = resp.into_body();
+    for _ in 0..3 {
+        next_data(&mut body, T).await.unwrap().unwrap();
+    }
+    assert!(h.mock.wait_for_disconnect(Duration::ZERO).await.is_none());
+    let left = Instant::now();
+    drop(body);
+    drop(conn);
+    let gone = h
+        .mock
+        .wait_for_disconnect(Duration::from_secs(3))
+        .await
+        .expect("upstream request cancelled after the client left");
+    assert_eq!(gone.path, "/api/chat");
+    assert!(
+        left.elapsed() < Duration::from_secs(1),
+        "upstream saw the disconnect only after {:?}",
+        left.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn client_disconnect_during_a_cold_start_cancels_upstream() {
+    let h = Harness::builder()
+        .mock(MockOllama::builder().cold_delay(Duration::from_secs(5)))
+        .start()
+        .await;
+    let addr = h.addr;
+    let auth = h.bearer("alice");
+    let task = tokio::spawn(async move {
+        open(
+            addr,
+            "POST",
+            "/api/chat",
+            &[
+                ("authorization", auth),
+                ("content-type", "application/json".into()),
+            ],
+            chat_body("cold", true).to_string().into(),
+        )
+        .await
+    });
+    assert!(h.mock.wait_for_requests(1, T).await);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    task.abort();
+    let left = Instant::now();
+    let gone = h.mock.wait_for_disconnect(Duration::from_secs(3)).await;
+    assert!(
+        gone.is_some(),
+        "upstream still waiting for a client that left"
+    );
+    assert!(
+        left.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        left.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn mid_stream_stall_ends_the_stream_after_the_idle_timeout() {
+    let h = Harness::builder()
+        .idle_timeout(Duration::from_millis(500))
+        .start()
+        .await;
+    let started = Instant::now();
+    let (resp, _c) = h
+        .stream_json("/api/chat", "alice", &chat_body("stall", true))
+        .await;
+    assert_eq!(resp.status(), 200);
+    let mut body = resp.into_body();
+    let first = next_data(&mut body, T).await.unwrap().unwrap();
+    assert!(!first.is_empty());
+    // Then nothing: the gate must end the stream (cleanly or not) soon after 500 ms of silence.
+    let end = read_all(&mut body, Duration::from_secs(5)).await;
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(3), "stream ended after {took:?}");
+    if let Ok(rest) = end {
+        assert!(!String::from_utf8_lossy(&rest).contains("\"done\":true"));
+    }
+    // And the upstream request is abandoned, not left hanging.
+    assert!(h
+        .mock
+        .wait_for_disconnect(Duration::from_secs(2))
+        .await
+        .is_some());
+}
+
+#[tokio::test]
+async fn upstream_abort_mid_stream_is_not_presented_as_a_complete_answer() {
+    let h = Harness::start().await;
+    let (resp, _c) = h
+        .stream_json("/api/chat", "alice", &chat_body("close", true))
+        .await;
+    assert_eq!(resp.status(), 200);
+    let mut body = resp.into_body();
+    let mut got = Vec::new();
+    let outcome = loop {
+        match next_data(&mut body, Duration::from_secs(5)).await {
+            Ok(Some(d)) => got.extend_from_slice(&d),
+            Ok(None) => break "clean end",
+            Err(e) => {
+                break if e == "timed out" {
+                    "timed out"
+                } else {
+                    "error"
+                }
+            }
+        }
+    };
+    assert_ne!(
+        outcome, "timed out",
+        "the stream hung after the upstream aborted"
+    );
+    assert!(!String::from_utf8_lossy(&got).contains("\"done\":true"));
+    // A truncated chunked body must be reported as an error, not as a normal end.
+    assert_eq!(outcome, "error", "truncation hidden from the client");
+}
+
+#[tokio::test]
+async fn cold_start_within_the_idle_timeout_succeeds() {
+    let h = Harness::builder()
+        .mock(MockOllama::builder().cold_delay(Duration::from_millis(800)))
+        .idle_timeout(Duration::from_secs(3))
+        .start()
+        .await;
+    let started = Instant::now();
+    let r = h
+        .post_json("/api/chat", "alice", &chat_body("cold", false))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(started.elapsed() >= Duration::from_millis(800));
+    assert_eq!(r.json()["done"], true);
+}
+
+#[tokio::test]
+async fn many_concurrent_streams_all_complete() {
+    let h = Harness::start().await;
+    let mut tasks = Vec::new();
+    for i in 0..32 {
+        let addr = h.addr;
+        let auth = h.bearer("alice");
+        tasks.push(tokio::spawn(async move {
+            let path = if i % 2 == 0 {
+                "/api/chat"
+            } else {
+                "/v1/chat/completions"
+            };
+            let (resp, _c) = open(
+                addr,
+                "POST",
+                path,
+                &[
+                    ("authorization", auth),
+                    ("content-type", "application/json".into()),
+                ],
+                chat_body("llama3.2", true).to_string().into(),
+            )
+            .await;
+            assert_eq!(resp.status(), 200);
+            read_all(&mut resp.into_body(), T).await.unwrap()
+        }));
+    }
+    for t in tasks {
+        let body = t.await.unwrap();
+        assert!(!body.is_empty());
+    }
+    assert_eq!(h.forwarded().len(), 32);
+}

@@ -1,0 +1,196 @@
+//! TLS with a self-signed certificate, and the refusal to listen in plaintext off loopback.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use common::*;
+use corral_audit::{AuditLog, Rotation};
+use corral_gate::{Gate, GateError, GateSettings, TlsFiles, Upstream};
+use corral_policy::config::Config;
+use corral_store::KeyStore;
+use corral_testsupport::MockOllama;
+use rustls::pki_types::{CertificateDer, ServerName};
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+struct TlsGate {
+    addr: SocketAddr,
+    cert: CertificateDer<'static>,
+    key: String,
+    _mock: MockOllama,
+    _dir: tempfile::TempDir,
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+async fn tls_gate() -> TlsGate {
+    let mock = MockOllama::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let ck =
+        rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()]).unwrap();
+    let cert_path = dir.path().join("cert.pem");
+    let key_path = dir.path().join("key.pem");
+    std::fs::write(&cert_path, ck.cert.pem()).unwrap();
+    std::fs::write(&key_path, ck.key_pair.serialize_pem()).unwrap();
+    let store = KeyStore::open(&dir.path().join("data")).unwrap();
+    let (_, secret) = store.create("alice", "user", None).unwrap();
+    let (audit, worker) =
+        AuditLog::open(&dir.path().join("audit.ndjson"), Rotation::default()).unwrap();
+    tokio::spawn(worker.run());
+    let mut settings = GateSettings::new(
+        "127.0.0.1:0".parse().unwrap(),
+        Upstream::parse(&mock.url()).unwrap(),
+        Arc::new(Config::builtin()),
+    );
+    settings.tls = Some(TlsFiles {
+        cert: cert_path,
+        key: key_path,
+    });
+    let gate = Gate::bind(settings, store, audit).await.unwrap();
+    let addr = gate.local_addr();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(gate.run(async move {
+        let _ = rx.await;
+    }));
+    TlsGate {
+        addr,
+        cert: ck.cert.der().clone(),
+        key: secret.expose().to_string(),
+        _mock: mock,
+        _dir: dir,
+        _stop: tx,
+    }
+}
+
+fn client_config(trust: &CertificateDer<'static>) -> Arc<rustls::ClientConfig> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(trust.clone()).unwrap();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut cfg = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Arc::new(cfg)
+}
+
+async fn tls_exchange(g: &TlsGate, request: String) -> String {
+    let connector = tokio_rustls::TlsConnector::from(client_config(&g.cert));
+    let tcp = tokio::net::TcpStream::connect(g.addr).await.unwrap();
+    let mut tls = connector
+        .connect(ServerName::try_from("localhost").unwrap(), tcp)
+        .await
+        .expect("TLS handshake with the gate");
+    tls.write_all(request.as_bytes()).await.unwrap();
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(T, tls.read_to_end(&mut out)).await;
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[tokio::test]
+async fn serves_https_with_a_self_signed_certificate() {
+    let g = tls_gate().await;
+    let resp = tls_exchange(
+        &g,
+        format!(
+            "GET /api/tags HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {}\r\nConnection: close\r\n\r\n",
+            g.key
+        ),
+    )
+    .await;
+    assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
+    assert!(resp.contains("\"models\""), "{resp}");
+    let resp = tls_exchange(
+        &g,
+        "GET /api/tags HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n".to_string(),
+    )
+    .await;
+    assert!(resp.starts_with("HTTP/1.1 401"), "{resp}");
+}
+
+#[tokio::test]
+async fn plaintext_http_to_the_tls_port_gets_no_answer() {
+    let g = tls_gate().await;
+    let r = raw_http(
+        g.addr,
+        format!(
+            "GET /api/tags HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\nConnection: close\r\n\r\n",
+            g.key
+        )
+        .as_bytes(),
+    )
+    .await
+    .unwrap();
+    assert_ne!(r.status, Some(200), "{r:?}");
+}
+
+#[tokio::test]
+async fn a_client_that_does_not_trust_the_certificate_fails_the_handshake() {
+    let g = tls_gate().await;
+    let other = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+    let connector = tokio_rustls::TlsConnector::from(client_config(&other.cert.der().clone()));
+    let tcp = tokio::net::TcpStream::connect(g.addr).await.unwrap();
+    let r = connector
+        .connect(ServerName::try_from("localhost").unwrap(), tcp)
+        .await;
+    assert!(r.is_err());
+}
+
+async fn bind_on(
+    listen: &str,
+    tls: Option<TlsFiles>,
+    allow_plaintext: bool,
+) -> Result<Gate, GateError> {
+    let dir = tempfile::tempdir().unwrap();
+    let store = KeyStore::open(&dir.path().join("data")).unwrap();
+    let (audit, _worker) =
+        AuditLog::open(&dir.path().join("audit.ndjson"), Rotation::default()).unwrap();
+    let mut settings = GateSettings::new(
+        listen.parse().unwrap(),
+        Upstream::parse("http://127.0.0.1:9").unwrap(),
+        Arc::new(Config::builtin()),
+    );
+    settings.tls = tls;
+    settings.allow_plaintext = allow_plaintext;
+    Gate::bind(settings, store, audit).await
+}
+
+#[tokio::test]
+async fn non_loopback_listen_without_tls_is_refused_at_bind() {
+    for listen in ["0.0.0.0:0", "[::]:0", "192.0.2.10:0"] {
+        match bind_on(listen, None, false).await {
+            Err(e) => {
+                assert!(
+                    matches!(e, GateError::PlaintextRefused { .. }),
+                    "{listen}: {e}"
+                );
+                let msg = e.to_string().to_lowercase();
+                assert!(
+                    msg.contains("tls") || msg.contains("plaintext"),
+                    "{listen}: {msg}"
+                );
+            }
+            Ok(_) => panic!("{listen}: plaintext listener on a non-loopback address was accepted"),
+        }
+    }
+    // Loopback needs neither.
+    assert!(bind_on("127.0.0.1:0", None, false).await.is_ok());
+}
+
+#[tokio::test]
+async fn bad_tls_files_are_refused_at_bind() {
+    let dir = tempfile::tempdir().unwrap();
+    let cert = dir.path().join("cert.pem");
+    let key = dir.path().join("key.pem");
+    std::fs::write(&cert, "not a certificate").unwrap();
+    std::fs::write(&key, "not a key").unwrap();
+    let r = bind_on("127.0.0.1:0", Some(TlsFiles { cert, key }), false).await;
+    assert!(r.is_err());
+    let missing = TlsFiles {
+        cert: dir.path().join("missing.pem"),
+        key: dir.path().join("missing-key.pem"),
+    };
+    assert!(bind_on("127.0.0.1:0", Some(missing), false).await.is_err());
+}
