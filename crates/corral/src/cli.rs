@@ -1,0 +1,139 @@
+//! Command-line surface. Parsing only: `cmd` builds the real objects.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "corral",
+    version,
+    about = "Keeps self-hosted LLM servers (Ollama first) from being hijacked",
+    propagate_version = true
+)]
+pub struct Cli {
+    /// Where keys (keys.db) and the audit log live [default: the XDG data dir, e.g. ~/.local/share/corral]
+    #[arg(long, global = true, env = "CORRAL_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+
+    /// TOML configuration file (server, audit and policies); built-in policies `user` and `admin` apply without one
+    #[arg(long, global = true, env = "CORRAL_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the gate: an authenticating, policy-enforcing, streaming reverse proxy in front of Ollama
+    Serve(ServeArgs),
+    /// Create, list, revoke and rotate API keys
+    #[command(subcommand)]
+    Keys(KeysCommand),
+    /// Work with the audit log
+    #[command(subcommand)]
+    Audit(AuditCommand),
+    /// Validate the configuration and show the effective policies
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// Audit this host's Ollama: bindings, configuration, firewall, model store, child processes
+    Check(corral_check::CheckArgs),
+    /// Find exposed LLM servers on networks you own (read-only fingerprinting)
+    Scan(corral_scan::ScanArgs),
+    /// Run the Ollama detection rules over security telemetry and logs
+    Hunt(corral_hunt::HuntArgs),
+    /// List, lint and export the detection rules (Sigma, EQL, KQL, SPL)
+    #[command(subcommand)]
+    Rules(corral_hunt::RulesCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on [default: 127.0.0.1:11435, or server.listen]
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<SocketAddr>,
+    /// Upstream Ollama (or OpenAI-compatible) server [default: http://127.0.0.1:11434, or server.upstream]
+    #[arg(long, value_name = "URL")]
+    pub upstream: Option<String>,
+    /// PEM certificate chain for TLS
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key for TLS
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Allow listening on a non-loopback address without TLS (only on a network you trust)
+    #[arg(long)]
+    pub allow_plaintext: bool,
+    /// Longest silence allowed from upstream between chunks (and before the first), e.g. 5m
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub idle_timeout: Option<std::time::Duration>,
+    /// Audit log file [default: DATA_DIR/audit.ndjson, or audit.path]
+    #[arg(long, value_name = "FILE")]
+    pub audit_log: Option<PathBuf>,
+    /// Diagnostic log format on stderr
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Create a key and print its secret once
+    Create {
+        /// A unique name for the key's holder, e.g. alice or ci-runner
+        name: String,
+        /// Policy the key is bound to
+        #[arg(long, default_value = "user")]
+        policy: String,
+        /// Lifetime, e.g. 30d, 12h (default: no expiry)
+        #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+        expires: Option<std::time::Duration>,
+        /// Print a JSON object (with the secret) instead of the secret alone
+        #[arg(long)]
+        json: bool,
+    },
+    /// List keys (never their secrets)
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a key at once (a running gate notices within a second)
+    Revoke {
+        /// Key name or id
+        name: String,
+    },
+    /// Replace a key's secret; the old secret stops working at once
+    Rotate {
+        /// Key name or id
+        name: String,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Check the hash chain of an audit log and report the first edited, dropped or reordered record
+    Verify {
+        /// Log files in chain order (oldest first); a single live log also picks up its rotated files
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Validate the configuration file and print the effective policies
+    Check,
+}
+
+fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    humantime::parse_duration(s).map_err(|e| format!("{e} (examples: 30s, 5m, 12h, 30d)"))
+}

@@ -1,0 +1,149 @@
+//! `corral serve`: merge flags over the config file, open the store and the audit log, run the gate.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+
+use super::Env;
+use crate::cli::{LogFormat, ServeArgs};
+
+const DEFAULT_LISTEN: SocketAddr =
+    SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::LOCALHOST), 11435);
+const DEFAULT_UPSTREAM: &str = "http://127.0.0.1:11434";
+
+pub fn run(env: &Env, args: ServeArgs) -> Result<ExitCode> {
+    init_tracing(args.log_format);
+    let config = env.config()?;
+    let data_dir = env.data_dir()?;
+    let store = env.store()?;
+    warn_unknown_policies(&store, &config)?;
+
+    let server = &config.server;
+    let listen = args.listen.or(server.listen).unwrap_or(DEFAULT_LISTEN);
+    let upstream_url = args
+        .upstream
+        .or_else(|| server.upstream.clone())
+        .unwrap_or_else(|| DEFAULT_UPSTREAM.to_owned());
+    let upstream = corral_gate::Upstream::parse(&upstream_url)
+        .with_context(|| format!("invalid upstream {upstream_url:?}"))?;
+    let tls = match (args.tls_cert.or_else(|| server.tls_cert.clone()), args.tls_key.or_else(|| server.tls_key.clone())) {
+        (Some(cert), Some(key)) => Some(corral_gate::TlsFiles { cert, key }),
+        (None, None) => None,
+        _ => anyhow::bail!("TLS needs both a certificate and a key (--tls-cert and --tls-key, or server.tls_cert and server.tls_key)"),
+    };
+    let audit_path = args
+        .audit_log
+        .or_else(|| config.audit.path.clone())
+        .unwrap_or_else(|| data_dir.join("audit.ndjson"));
+    let rotation = corral_audit::Rotation {
+        max_bytes: config.audit.max_bytes,
+        keep: config.audit.keep,
+    };
+
+    let settings = corral_gate::GateSettings {
+        listen,
+        upstream,
+        tls,
+        allow_plaintext: args.allow_plaintext || server.allow_plaintext,
+        idle_timeout: args
+            .idle_timeout
+            .or(server.idle_timeout)
+            .unwrap_or(corral_gate::DEFAULT_IDLE_TIMEOUT),
+        connect_timeout: server
+            .connect_timeout
+            .unwrap_or(corral_gate::DEFAULT_CONNECT_TIMEOUT),
+        key_reload_interval: Duration::from_millis(250),
+        config: Arc::new(config),
+    };
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async move {
+        let (audit, worker) = corral_audit::AuditLog::open(&audit_path, rotation)
+            .with_context(|| format!("cannot open the audit log {}", audit_path.display()))?;
+        let worker = tokio::spawn(worker.run());
+        let upstream_display = settings.upstream.to_string();
+        let scheme = if settings.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        let gate = corral_gate::Gate::bind(settings, store, audit).await?;
+        let addr = gate.local_addr();
+        // First stdout line is a contract: scripts started with --listen ...:0 read the port from it.
+        println!("listening on {scheme}://{addr}");
+        eprintln!(
+            "corral: gate on {scheme}://{addr} -> {upstream_display}; audit log {}",
+            audit_path.display()
+        );
+        for finding in gate.self_check().await {
+            eprintln!("corral: WARNING: {finding}");
+        }
+        gate.run(shutdown_signal()).await?;
+        worker
+            .await
+            .context("the audit writer stopped unexpectedly")?
+            .context("the audit log could not be flushed")?;
+        Ok::<_, anyhow::Error>(())
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Keys bound to a policy the configuration does not define are refused at request time;
+/// saying so at start-up saves an operator a confusing 403.
+fn warn_unknown_policies(
+    store: &corral_store::KeyStore,
+    config: &corral_policy::config::Config,
+) -> Result<()> {
+    for key in store.list()? {
+        if key.revoked_at.is_none() && config.policy(&key.policy).is_none() {
+            eprintln!(
+                "corral: WARNING: key {:?} uses policy {:?}, which the configuration does not define; its requests will be refused",
+                key.name, key.policy
+            );
+        }
+    }
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = ctrl_c => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = ctrl_c.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+    eprintln!("corral: shutting down; finishing in-flight requests");
+}
+
+fn init_tracing(format: LogFormat) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("CORRAL_LOG")
+        .unwrap_or_else(|_| EnvFilter::new("corral=info,corral_gate=info,warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+}

@@ -1,0 +1,36 @@
+//! `corral`: keeps self-hosted LLM servers (Ollama first) from being hijacked.
+//!
+//! This binary only parses the command line and wires the library crates together;
+//! every decision lives in them (see docs/ARCHITECTURE.md).
+
+mod cli;
+mod cmd;
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    match cmd::run(cli) {
+        Ok(code) => code,
+        Err(err) => {
+            // A closed pipe (`corral keys list | head`) is not an error worth a message.
+            if is_broken_pipe(&err) {
+                return ExitCode::SUCCESS;
+            }
+            let mut stderr = std::io::stderr().lock();
+            let _ = writeln!(stderr, "corral: {err:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
