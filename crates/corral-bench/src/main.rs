@@ -1,0 +1,154 @@
+//! `corral-bench`: load tools for `bench/gate.sh`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use bytes::Bytes;
+use clap::{Parser, Subcommand};
+use corral_bench::streams::{self, StreamsConfig};
+use corral_bench::target::parse_target;
+
+#[derive(Parser)]
+#[command(name = "corral-bench", about = "Load tools for corral's benchmark")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Holds many concurrent streamed requests open, one connection each, and prints one
+    /// JSON line of results.
+    Streams(StreamsArgs),
+    /// Prints a TCP port that is free on 127.0.0.1 right now (for servers that cannot bind
+    /// port 0 and report it, such as nginx).
+    FreePort,
+}
+
+#[derive(clap::Args)]
+struct StreamsArgs {
+    /// Target URL, plain HTTP on a loopback address, e.g. http://127.0.0.1:8080/api/chat.
+    #[arg(long)]
+    url: String,
+    #[arg(long, default_value = "POST")]
+    method: String,
+    /// API key sent as `Authorization: Bearer KEY`.
+    #[arg(long, env = "CORRAL_BENCH_KEY", hide_env_values = true)]
+    key: Option<String>,
+    /// Request body (JSON).
+    #[arg(long, conflicts_with = "body_file")]
+    body: Option<String>,
+    #[arg(long)]
+    body_file: Option<PathBuf>,
+    #[arg(long, default_value_t = 1000)]
+    concurrency: usize,
+    /// Spread stream starts over this many milliseconds.
+    #[arg(long, default_value_t = 1000)]
+    ramp_ms: u64,
+    /// Stop everything after this many seconds.
+    #[arg(long, default_value_t = 60)]
+    deadline_secs: u64,
+    /// Fail streams whose last NDJSON line lacks `"done":true`.
+    #[arg(long)]
+    expect_done: bool,
+    /// Sample the resident memory of this process (repeatable; summed).
+    #[arg(long = "watch-pid")]
+    watch_pids: Vec<u32>,
+    #[arg(long, default_value_t = 20)]
+    sample_ms: u64,
+    /// Print `key=value` words instead of JSON (for shell scripts without a JSON parser).
+    #[arg(long)]
+    kv: bool,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Streams(args) => {
+            let kv = args.kv;
+            match streams_config(args) {
+                Ok(cfg) => run_streams(cfg, kv),
+                Err(msg) => {
+                    eprintln!("corral-bench: {msg}");
+                    ExitCode::from(2)
+                }
+            }
+        }
+        Command::FreePort => {
+            match std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()) {
+                Ok(addr) => {
+                    println!("{}", addr.port());
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("corral-bench: no free port: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}
+
+fn run_streams(cfg: StreamsConfig, kv: bool) -> ExitCode {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("corral-bench: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let report = rt.block_on(streams::run(cfg));
+    if kv {
+        println!("{}", report.to_kv());
+    } else {
+        match serde_json::to_string(&report) {
+            Ok(line) => println!("{line}"),
+            Err(e) => {
+                eprintln!("corral-bench: cannot encode the report: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    if report.failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+fn streams_config(args: StreamsArgs) -> Result<StreamsConfig, String> {
+    let target = parse_target(&args.url).map_err(|e| e.to_string())?;
+    let method: http::Method = args
+        .method
+        .parse()
+        .map_err(|_| format!("bad method {:?}", args.method))?;
+    let body = match (args.body, args.body_file) {
+        (Some(b), _) => Bytes::from(b),
+        (None, Some(path)) => std::fs::read(&path)
+            .map(Bytes::from)
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))?,
+        (None, None) => Bytes::new(),
+    };
+    if args.concurrency == 0 || args.concurrency > 100_000 {
+        return Err("--concurrency must be 1..=100000".into());
+    }
+    if args.deadline_secs == 0 || args.deadline_secs > 3600 {
+        return Err("--deadline-secs must be 1..=3600".into());
+    }
+    Ok(StreamsConfig {
+        target,
+        method,
+        authorization: args.key.map(|k| format!("Bearer {k}")),
+        body,
+        concurrency: args.concurrency,
+        ramp: Duration::from_millis(args.ramp_ms),
+        deadline: Duration::from_secs(args.deadline_secs),
+        expect_done: args.expect_done,
+        watch_pids: args.watch_pids,
+        sample_every: Duration::from_millis(args.sample_ms),
+    })
+}
