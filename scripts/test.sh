@@ -149,7 +149,8 @@ cargo_test() {
 
 fuzz_corpus() {
     local log="$LOGS/fuzz-corpus.log" code=0
-    cargo test --manifest-path "$ROOT/fuzz/Cargo.toml" 2>&1 | tee "$log" || code=$?
+    # The main target directory: the dependencies compiled for the workspace are reused.
+    cargo test --manifest-path "$ROOT/fuzz/Cargo.toml" --target-dir "$TARGET_DIR" 2>&1 | tee "$log" || code=$?
     count_cargo "$log"
     return "$code"
 }

@@ -1,0 +1,176 @@
+//! The `corral` command line as a user drives it: keys, config errors, audit verify.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::path::Path;
+
+use assert_cmd::Command;
+use predicates::prelude::*;
+
+fn corral(data: &Path) -> Command {
+    let mut cmd = Command::cargo_bin("corral").unwrap();
+    cmd.env("CORRAL_DATA_DIR", data).env_remove("CORRAL_CONFIG");
+    cmd
+}
+
+fn is_key(s: &str) -> bool {
+    let parts: Vec<&str> = s.split('_').collect();
+    parts.len() == 3
+        && parts[0] == "crl"
+        && parts[1].len() == 12
+        && parts[2].len() == 43
+        && s[4..].chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+#[test]
+fn create_prints_the_secret_alone_and_list_never_shows_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = corral(dir.path())
+        .args(["keys", "create", "alice", "--policy", "user"])
+        .assert()
+        .success()
+        .stderr(predicate::str::contains("shown only once"))
+        .get_output()
+        .stdout
+        .clone();
+    let stdout = String::from_utf8(out).unwrap();
+    let secret = stdout.trim_end();
+    assert_eq!(stdout.lines().count(), 1, "stdout: {stdout:?}");
+    assert!(is_key(secret), "not a key: {secret:?}");
+
+    for args in [vec!["keys", "list"], vec!["keys", "list", "--json"]] {
+        let listed = corral(dir.path()).args(&args).assert().success();
+        let text = String::from_utf8(listed.get_output().stdout.clone()).unwrap();
+        assert!(text.contains("alice"));
+        assert!(!text.contains(&secret[17..]), "secret part leaked by {args:?}");
+    }
+    let json = corral(dir.path())
+        .args(["keys", "list", "--json"])
+        .output()
+        .unwrap();
+    let rows: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    let row = &rows[0];
+    assert_eq!(row["name"], "alice");
+    assert_eq!(row["policy"], "user");
+    assert!(row["revoked_at"].is_null());
+    assert!(row.get("secret").is_none());
+
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir.path().join("keys.db"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+}
+
+#[test]
+fn create_json_rotate_and_revoke() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = corral(dir.path())
+        .args(["keys", "create", "ci", "--policy", "admin", "--expires", "30d", "--json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let created: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(created["policy"], "admin");
+    assert!(is_key(created["secret"].as_str().unwrap()));
+    assert!(created["expires_at"].is_string());
+
+    let rotated = corral(dir.path())
+        .args(["keys", "rotate", "ci"])
+        .output()
+        .unwrap();
+    assert!(rotated.status.success());
+    let new_secret = String::from_utf8(rotated.stdout).unwrap();
+    assert!(is_key(new_secret.trim_end()));
+    assert_ne!(new_secret.trim_end(), created["secret"].as_str().unwrap());
+
+    corral(dir.path())
+        .args(["keys", "revoke", "ci"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("revoked ci"));
+    // A second revoke has nothing active to revoke: a clear error, exit 2.
+    corral(dir.path())
+        .args(["keys", "revoke", "ci"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::starts_with("corral: "));
+}
+
+#[test]
+fn duplicate_names_and_unknown_policies_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    corral(dir.path()).args(["keys", "create", "bob"]).assert().success();
+    corral(dir.path())
+        .args(["keys", "create", "bob"])
+        .assert()
+        .code(2)
+        .stdout(predicate::str::is_empty())
+        .stderr(predicate::str::contains("already exists"));
+    corral(dir.path())
+        .args(["keys", "create", "carol", "--policy", "root"])
+        .assert()
+        .code(2)
+        .stdout(predicate::str::is_empty())
+        .stderr(predicate::str::contains("no policy named \"root\""));
+}
+
+#[test]
+fn a_config_mistake_names_the_key_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("corral.toml");
+    std::fs::write(&config, "[policies.apps]\nmax_num_ctx = -5\n").unwrap();
+    corral(dir.path())
+        .arg("--config")
+        .arg(&config)
+        .args(["config", "check"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("policies.apps.max_num_ctx"));
+
+    std::fs::write(&config, "[policies.apps]\nendpoints = [\"inference\"]\nmodelz = []\n").unwrap();
+    corral(dir.path())
+        .arg("--config")
+        .arg(&config)
+        .args(["config", "check"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("modelz"));
+
+    std::fs::write(&config, "[policies.apps]\nendpoints = [\"inference\"]\nmodels = [\"llama3.2\"]\n").unwrap();
+    corral(dir.path())
+        .arg("--config")
+        .arg(&config)
+        .args(["config", "check"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("policy apps:"));
+}
+
+#[test]
+fn serve_refuses_plaintext_on_a_public_address_before_listening() {
+    let dir = tempfile::tempdir().unwrap();
+    corral(dir.path())
+        .args(["serve", "--listen", "0.0.0.0:0"])
+        .timeout(std::time::Duration::from_secs(30))
+        .assert()
+        .code(2)
+        .stdout(predicate::str::is_empty())
+        .stderr(predicate::str::contains("--allow-plaintext"));
+}
+
+#[test]
+fn audit_verify_fails_on_a_file_that_is_not_a_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("audit.ndjson");
+    std::fs::write(&log, "{\"not\":\"a chained record\"}\n").unwrap();
+    corral(dir.path())
+        .args(["audit", "verify"])
+        .arg(&log)
+        .assert()
+        .code(1)
+        .stdout(predicate::str::contains("FAILED"));
+}
