@@ -18,7 +18,9 @@ fn is_key(s: &str) -> bool {
         && parts[0] == "crl"
         && parts[1].len() == 12
         && parts[2].len() == 43
-        && s[4..].chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && s[4..]
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
 #[test]
@@ -41,7 +43,10 @@ fn create_prints_the_secret_alone_and_list_never_shows_it() {
         let listed = corral(dir.path()).args(&args).assert().success();
         let text = String::from_utf8(listed.get_output().stdout.clone()).unwrap();
         assert!(text.contains("alice"));
-        assert!(!text.contains(&secret[17..]), "secret part leaked by {args:?}");
+        assert!(
+            !text.contains(&secret[17..]),
+            "secret part leaked by {args:?}"
+        );
     }
     let json = corral(dir.path())
         .args(["keys", "list", "--json"])
@@ -69,7 +74,16 @@ fn create_prints_the_secret_alone_and_list_never_shows_it() {
 fn create_json_rotate_and_revoke() {
     let dir = tempfile::tempdir().unwrap();
     let out = corral(dir.path())
-        .args(["keys", "create", "ci", "--policy", "admin", "--expires", "30d", "--json"])
+        .args([
+            "keys",
+            "create",
+            "ci",
+            "--policy",
+            "admin",
+            "--expires",
+            "30d",
+            "--json",
+        ])
         .output()
         .unwrap();
     assert!(out.status.success());
@@ -103,7 +117,10 @@ fn create_json_rotate_and_revoke() {
 #[test]
 fn duplicate_names_and_unknown_policies_are_refused() {
     let dir = tempfile::tempdir().unwrap();
-    corral(dir.path()).args(["keys", "create", "bob"]).assert().success();
+    corral(dir.path())
+        .args(["keys", "create", "bob"])
+        .assert()
+        .success();
     corral(dir.path())
         .args(["keys", "create", "bob"])
         .assert()
@@ -131,7 +148,11 @@ fn a_config_mistake_names_the_key_path() {
         .code(2)
         .stderr(predicate::str::contains("policies.apps.max_num_ctx"));
 
-    std::fs::write(&config, "[policies.apps]\nendpoints = [\"inference\"]\nmodelz = []\n").unwrap();
+    std::fs::write(
+        &config,
+        "[policies.apps]\nendpoints = [\"inference\"]\nmodelz = []\n",
+    )
+    .unwrap();
     corral(dir.path())
         .arg("--config")
         .arg(&config)
@@ -140,7 +161,11 @@ fn a_config_mistake_names_the_key_path() {
         .code(2)
         .stderr(predicate::str::contains("modelz"));
 
-    std::fs::write(&config, "[policies.apps]\nendpoints = [\"inference\"]\nmodels = [\"llama3.2\"]\n").unwrap();
+    std::fs::write(
+        &config,
+        "[policies.apps]\nendpoints = [\"inference\"]\nmodels = [\"llama3.2\"]\n",
+    )
+    .unwrap();
     corral(dir.path())
         .arg("--config")
         .arg(&config)
