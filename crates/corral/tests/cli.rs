@@ -135,44 +135,35 @@ fn duplicate_names_and_unknown_policies_are_refused() {
         .stderr(predicate::str::contains("no policy named \"root\""));
 }
 
+/// `corral config check` on a config file holding `text`.
+fn config_check(data: &Path, text: &str) -> assert_cmd::assert::Assert {
+    let config = data.join("corral.toml");
+    std::fs::write(&config, text).unwrap();
+    corral(data)
+        .arg("--config")
+        .arg(&config)
+        .args(["config", "check"])
+        .assert()
+}
+
 #[test]
 fn a_config_mistake_names_the_key_path() {
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("corral.toml");
-    std::fs::write(&config, "[policies.apps]\nmax_num_ctx = -5\n").unwrap();
-    corral(dir.path())
-        .arg("--config")
-        .arg(&config)
-        .args(["config", "check"])
-        .assert()
+    config_check(dir.path(), "[policies.apps]\nmax_num_ctx = -5\n")
         .code(2)
         .stderr(predicate::str::contains("policies.apps.max_num_ctx"));
-
-    std::fs::write(
-        &config,
+    config_check(
+        dir.path(),
         "[policies.apps]\nendpoints = [\"inference\"]\nmodelz = []\n",
     )
-    .unwrap();
-    corral(dir.path())
-        .arg("--config")
-        .arg(&config)
-        .args(["config", "check"])
-        .assert()
-        .code(2)
-        .stderr(predicate::str::contains("modelz"));
-
-    std::fs::write(
-        &config,
+    .code(2)
+    .stderr(predicate::str::contains("modelz"));
+    config_check(
+        dir.path(),
         "[policies.apps]\nendpoints = [\"inference\"]\nmodels = [\"llama3.2\"]\n",
     )
-    .unwrap();
-    corral(dir.path())
-        .arg("--config")
-        .arg(&config)
-        .args(["config", "check"])
-        .assert()
-        .success()
-        .stdout(predicate::str::contains("policy apps:"));
+    .success()
+    .stdout(predicate::str::contains("policy apps:"));
 }
 
 #[test]
