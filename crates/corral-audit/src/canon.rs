@@ -22,16 +22,49 @@ pub(crate) fn canonical(v: &Value) -> String {
     out
 }
 
-fn write_str(s: &str, out: &mut String) {
-    // Serialising a &str cannot fail.
-    out.push_str(&serde_json::to_string(s).unwrap_or_default());
+/// Appends `s` as a JSON string, escaped exactly as serde_json escapes it: `"` and `\`, the
+/// short escapes `\b \t \n \f \r`, other control characters as `\u00xx` (lowercase hex),
+/// everything else (DEL, non-ASCII) as it is.
+pub(crate) fn write_str(s: &str, out: &mut String) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    out.push('"');
+    let bytes = s.as_bytes();
+    let mut start = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        let short = match b {
+            b'"' => "\\\"",
+            b'\\' => "\\\\",
+            0x08 => "\\b",
+            b'\t' => "\\t",
+            b'\n' => "\\n",
+            0x0c => "\\f",
+            b'\r' => "\\r",
+            0x00..=0x1f => "",
+            _ => continue,
+        };
+        // `b` is ASCII, so `start..i` and `i + 1..` are on char boundaries.
+        out.push_str(&s[start..i]);
+        if short.is_empty() {
+            out.push_str("\\u00");
+            out.push(char::from(HEX[usize::from(b >> 4)]));
+            out.push(char::from(HEX[usize::from(b & 0xf)]));
+        } else {
+            out.push_str(short);
+        }
+        start = i + 1;
+    }
+    out.push_str(&s[start..]);
+    out.push('"');
 }
 
 fn write_value(v: &Value, out: &mut String) {
     match v {
         Value::Null => out.push_str("null"),
         Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
-        Value::Number(n) => out.push_str(&n.to_string()),
+        Value::Number(n) => {
+            use std::fmt::Write as _;
+            let _ = write!(out, "{n}");
+        }
         Value::String(s) => write_str(s, out),
         Value::Array(a) => {
             out.push('[');
@@ -66,7 +99,13 @@ pub(crate) fn chain_hash(prev: &str, canonical_without_hash: &str) -> String {
     let mut h = Sha256::new();
     h.update(prev.as_bytes());
     h.update(canonical_without_hash.as_bytes());
-    hex::encode(h.finalize())
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(64);
+    for b in h.finalize() {
+        out.push(char::from(HEX[usize::from(b >> 4)]));
+        out.push(char::from(HEX[usize::from(b & 0xf)]));
+    }
+    out
 }
 
 pub(crate) fn is_hash(s: &str) -> bool {
@@ -156,6 +195,16 @@ pub(crate) fn seal(mut v: Value, seq: u64, prev: &str) -> (String, String) {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn chain_hash_is_lowercase_hex_sha256() {
+        // FIPS 180-2 test vector: sha256("abc").
+        assert_eq!(
+            chain_hash("", "abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+        assert_eq!(chain_hash("a", "bc"), chain_hash("", "abc"));
+    }
 
     #[test]
     fn canonical_sorts_keys_and_is_compact() {

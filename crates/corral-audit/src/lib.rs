@@ -36,6 +36,7 @@
 
 mod canon;
 mod error;
+mod line;
 mod record;
 mod verify;
 mod writer;
@@ -48,7 +49,7 @@ pub use record::{action, redact_keys, AuditRecord, Decision, Outcome, ECS_VERSIO
 pub use verify::{
     verify, verify_bytes, Problem, ProblemKind, Verifier, VerifyReport, MAX_LINE_BYTES,
 };
-pub use writer::{AuditHandle, AuditLog, AuditWorker, Rotation, CHANNEL_CAPACITY};
+pub use writer::{AuditHandle, AuditLog, AuditWorker, Rotation, BATCH_INTERVAL};
 
 /// Rotated files `<path>.<n>` that exist, as (n, path), ascending n.
 pub(crate) fn rotated_files(path: &Path) -> Vec<(u64, PathBuf)> {

@@ -58,6 +58,14 @@ impl Decision {
             Decision::Deny => "deny",
         }
     }
+
+    /// The second ECS `event.type` value.
+    pub(crate) fn event_type(&self) -> &'static str {
+        match self {
+            Decision::Allow => "allowed",
+            Decision::Deny => "denied",
+        }
+    }
 }
 
 /// The facts of one request. There is no field for prompt content, bodies, headers or keys;
@@ -135,10 +143,7 @@ impl AuditRecord {
     pub fn to_ecs(&self) -> Value {
         let path = self.url_path.split('?').next().unwrap_or("");
         let duration_ns = u64::try_from(self.duration.as_nanos()).unwrap_or(u64::MAX);
-        let event_type = match self.decision {
-            Decision::Allow => ["access", "allowed"],
-            Decision::Deny => ["access", "denied"],
-        };
+        let event_type = ["access", self.decision.event_type()];
         let mut corral = Map::new();
         let mut put = |k: &str, v: Option<Value>| {
             if let Some(v) = v {
@@ -197,15 +202,21 @@ impl AuditRecord {
 /// Truncates `s` to at most `max` bytes (on a char boundary, marked with `…`) and redacts key
 /// secrets, so neither a huge nor a secret-bearing client value reaches the log.
 fn text(s: &str, max: usize) -> Value {
+    Value::String(limited(s, max).into_owned())
+}
+
+/// `s` with key secrets redacted, truncated to at most `max` bytes on a char boundary (then
+/// marked with `…`).
+pub(crate) fn limited(s: &str, max: usize) -> Cow<'_, str> {
     let s = redact_keys(s);
     if s.len() <= max {
-        return Value::String(s.into_owned());
+        return s;
     }
     let mut end = max;
     while !s.is_char_boundary(end) {
         end -= 1;
     }
-    Value::String(format!("{}…", &s[..end]))
+    Cow::Owned(format!("{}…", &s[..end]))
 }
 
 /// Replaces the secret part of anything shaped like `crl_<12 base62>_<base62...>` with

@@ -1,12 +1,11 @@
 //! Audit emission. A response body hands its request's facts to the [`AuditSink`] when it ends
-//! or is dropped (which may happen outside any async context); one task turns them into
-//! [`corral_audit::AuditRecord`]s and hands them to the writer, in order, never dropping one.
+//! or is dropped (which may happen outside any async context); the sink turns them into an
+//! [`corral_audit::AuditRecord`] and queues it for the writer without waiting, never dropping one.
 
 use std::time::{Duration, Instant};
 
 use corral_audit::{action, AuditHandle, AuditRecord, Decision as AuditDecision, Outcome};
 use corral_policy::usage::Usage;
-use tokio::sync::mpsc;
 
 use crate::context::{Decision, Ending, RequestCtx};
 
@@ -22,14 +21,12 @@ pub struct Finished {
 /// Where response bodies send their request's facts. Cheap to clone; never blocks.
 #[derive(Clone)]
 pub struct AuditSink {
-    tx: mpsc::UnboundedSender<Finished>,
+    handle: AuditHandle,
 }
 
 impl AuditSink {
-    /// A sink and the receiving end for [`forward`].
-    pub fn channel() -> (AuditSink, mpsc::UnboundedReceiver<Finished>) {
-        let (tx, rx) = mpsc::unbounded_channel();
-        (AuditSink { tx }, rx)
+    pub fn new(handle: AuditHandle) -> AuditSink {
+        AuditSink { handle }
     }
 
     pub fn emit(&self, ctx: Box<RequestCtx>, ending: Ending, bytes_out: u64, usage: Usage) {
@@ -41,16 +38,7 @@ impl AuditSink {
             usage,
             duration,
         };
-        if self.tx.send(finished).is_err() {
-            tracing::error!("audit channel closed; a request record could not be written");
-        }
-    }
-}
-
-/// Writes every finished request to the audit log until every sink is gone.
-pub async fn forward(mut rx: mpsc::UnboundedReceiver<Finished>, handle: AuditHandle) {
-    while let Some(f) = rx.recv().await {
-        if handle.record(to_record(f)).await.is_err() {
+        if self.handle.record(to_record(finished)).is_err() {
             tracing::error!("audit writer stopped; request records are being lost");
         }
     }

@@ -14,11 +14,11 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 
-use crate::audit::{self, AuditSink, Finished};
+use crate::audit::AuditSink;
 use crate::catalogue::Catalogue;
 use crate::error::GateError;
 use crate::forward;
@@ -35,8 +35,6 @@ const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// Largest request head accepted (hyper answers 431 past it); Ollama clients send a few hundred
 /// bytes, so anything near this is an attack on a parser somewhere.
 const MAX_HEAD_BYTES: usize = 64 * 1024;
-/// Longest the audit writer is waited for at shutdown once every request has ended.
-const AUDIT_DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 /// Pause after a failed accept (e.g. out of file descriptors) before trying again.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 
@@ -50,8 +48,6 @@ pub struct Gate {
     store_version: i64,
     key_reload_interval: Duration,
     shutdown_grace: Duration,
-    audit_rx: mpsc::UnboundedReceiver<Finished>,
-    audit: AuditHandle,
 }
 
 impl Gate {
@@ -91,7 +87,6 @@ impl Gate {
                     reason: "the host is not a valid Host header".to_owned(),
                 }
             })?;
-        let (sink, audit_rx) = AuditSink::channel();
         let shared = Arc::new(Shared {
             client: forward::client(settings.connect_timeout),
             upstream: settings.upstream,
@@ -100,7 +95,7 @@ impl Gate {
             config: settings.config,
             keys: Arc::new(Keys::new(snapshot)),
             catalogue: Catalogue::default(),
-            audit: sink,
+            audit: AuditSink::new(audit),
         });
         Ok(Gate {
             listener,
@@ -111,8 +106,6 @@ impl Gate {
             store_version,
             key_reload_interval: settings.key_reload_interval,
             shutdown_grace: GateSettings::DEFAULT_SHUTDOWN_GRACE,
-            audit_rx,
-            audit,
         })
     }
 
@@ -145,8 +138,6 @@ impl Gate {
             store_version,
             key_reload_interval,
             shutdown_grace,
-            audit_rx,
-            audit,
         } = self;
         let (stop_tx, stop_rx) = watch::channel(false);
         let watcher = tokio::spawn(keys::watch_store(
@@ -156,7 +147,6 @@ impl Gate {
             key_reload_interval,
             stop_rx,
         ));
-        let audit_task = tokio::spawn(audit::forward(audit_rx, audit));
 
         let mut builder = auto::Builder::new(TokioExecutor::new());
         builder
@@ -211,19 +201,13 @@ impl Gate {
             conns.abort_all();
         }
         while conns.join_next().await.is_some() {}
-        // The connections are gone: the last audit sinks are the shared state's.
+        // The connections are gone: the last audit sinks are the shared state's; dropping it
+        // lets the audit worker drain its queue and stop.
         drop(shared);
         let _ = stop_tx.send(true);
-        let keys_result = watcher.await;
-        let audit_result = tokio::time::timeout(AUDIT_DRAIN_TIMEOUT, audit_task).await;
-        keys_result.map_err(|e| GateError::Task(format!("key watcher: {e}")))?;
-        match audit_result {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(GateError::Task(format!("audit forwarder: {e}"))),
-            Err(_) => Err(GateError::Task(
-                "audit records were not handed to the writer in time".to_owned(),
-            )),
-        }
+        watcher
+            .await
+            .map_err(|e| GateError::Task(format!("key watcher: {e}")))
     }
 }
 

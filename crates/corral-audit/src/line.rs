@@ -1,0 +1,222 @@
+//! The sealed line of an [`AuditRecord`], written straight into a reused buffer.
+//!
+//! Byte for byte the canonical serialisation of [`AuditRecord::to_ecs`] with `corral.chain`
+//! (see the crate docs), without building a JSON tree: object keys are written in their sorted
+//! order by hand. The tests check it against the tree-based [`crate::canon::seal`].
+
+use std::fmt::Write as _;
+
+use chrono::SecondsFormat;
+
+use crate::canon::{chain_hash, write_str};
+use crate::record::{limited, AuditRecord, ECS_VERSION};
+
+/// Writes the sealed line of `rec` (without newline) into `out`, replacing its contents, and
+/// returns the record's chain hash.
+pub(crate) fn seal_record(rec: &AuditRecord, seq: u64, prev: &str, out: &mut String) -> String {
+    out.clear();
+    let hash_at = write_without_hash(rec, seq, prev, out);
+    let hash = chain_hash(prev, out);
+    // `"hash"` sorts first among the chain's keys.
+    let mut field = String::with_capacity(80);
+    field.push_str("\"hash\":");
+    write_str(&hash, &mut field);
+    field.push(',');
+    out.insert_str(hash_at, &field);
+    hash
+}
+
+/// Writes the canonical record without `corral.chain.hash`; returns the offset just inside
+/// `"chain":{`, where the hash field belongs.
+fn write_without_hash(rec: &AuditRecord, seq: u64, prev: &str, out: &mut String) -> usize {
+    let path = rec.url_path.split('?').next().unwrap_or("");
+    let duration_ns = u64::try_from(rec.duration.as_nanos()).unwrap_or(u64::MAX);
+
+    out.push_str("{\"@timestamp\":");
+    write_str(
+        &rec.timestamp.to_rfc3339_opts(SecondsFormat::Micros, true),
+        out,
+    );
+
+    // corral.* in key order.
+    out.push_str(",\"corral\":{\"bytes_in\":");
+    num(rec.bytes_in, out);
+    out.push_str(",\"bytes_out\":");
+    num(rec.bytes_out, out);
+    out.push_str(",\"chain\":{");
+    let hash_at = out.len();
+    out.push_str("\"prev\":");
+    write_str(prev, out);
+    out.push_str(",\"seq\":");
+    num(seq, out);
+    out.push_str("},\"clamps\":[");
+    for (i, c) in rec.clamps.iter().take(32).enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        text(c, 64, out);
+    }
+    out.push(']');
+    if let Some(n) = rec.completion_tokens {
+        out.push_str(",\"completion_tokens\":");
+        num(n, out);
+    }
+    out.push_str(",\"decision\":");
+    write_str(rec.decision.as_str(), out);
+    opt_text(
+        ",\"endpoint_class\":",
+        rec.endpoint_class.as_deref(),
+        32,
+        out,
+    );
+    opt_text(",\"key_id\":", rec.key_id.as_deref(), 64, out);
+    opt_text(",\"model\":", rec.model.as_deref(), 256, out);
+    opt_text(",\"policy\":", rec.policy.as_deref(), 128, out);
+    if let Some(n) = rec.prompt_tokens {
+        out.push_str(",\"prompt_tokens\":");
+        num(n, out);
+    }
+    opt_text(",\"reason\":", rec.reason.as_deref(), 512, out);
+    opt_text(",\"route\":", rec.route.as_deref(), 64, out);
+    out.push_str(",\"streamed\":");
+    out.push_str(if rec.streamed { "true" } else { "false" });
+    if let Some(n) = rec.upstream_status {
+        out.push_str(",\"upstream_status\":");
+        num(u64::from(n), out);
+    }
+    out.push('}');
+
+    out.push_str(",\"ecs\":{\"version\":");
+    write_str(ECS_VERSION, out);
+    out.push_str("},\"event\":{\"action\":");
+    text(&rec.action, 64, out);
+    out.push_str(",\"category\":[\"web\"],\"duration\":");
+    num(duration_ns, out);
+    out.push_str(",\"kind\":\"event\",\"outcome\":");
+    write_str(rec.outcome.as_str(), out);
+    out.push_str(",\"type\":[\"access\",");
+    write_str(rec.decision.event_type(), out);
+    out.push_str("]},\"http\":{\"request\":{\"method\":");
+    text(&rec.method, 32, out);
+    out.push_str("},\"response\":{\"status_code\":");
+    num(u64::from(rec.status_code), out);
+    out.push_str("}},\"source\":{\"ip\":");
+    let _ = write!(out, "\"{}\"", rec.source_ip);
+    out.push_str("},\"url\":{\"path\":");
+    text(path, 1024, out);
+    out.push('}');
+    if let Some(name) = &rec.user_name {
+        out.push_str(",\"user\":{\"name\":");
+        text(name, 128, out);
+        out.push('}');
+    }
+    out.push('}');
+    hash_at
+}
+
+fn num(n: u64, out: &mut String) {
+    let _ = write!(out, "{n}");
+}
+
+fn text(s: &str, max: usize, out: &mut String) {
+    write_str(&limited(s, max), out);
+}
+
+fn opt_text(key: &str, v: Option<&str>, max: usize, out: &mut String) {
+    if let Some(s) = v {
+        out.push_str(key);
+        text(s, max, out);
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use std::net::IpAddr;
+    use std::time::Duration;
+
+    use super::*;
+    use crate::canon::{seal, GENESIS_PREV};
+    use crate::record::{Decision, Outcome};
+
+    fn oracle(rec: &AuditRecord, seq: u64, prev: &str) -> (String, String) {
+        seal(rec.to_ecs(), seq, prev)
+    }
+
+    fn check(rec: &AuditRecord, seq: u64, prev: &str) {
+        let mut out = String::new();
+        let hash = seal_record(rec, seq, prev, &mut out);
+        let (want, want_hash) = oracle(rec, seq, prev);
+        assert_eq!(out, want);
+        assert_eq!(hash, want_hash);
+    }
+
+    fn strings() -> Vec<String> {
+        let mut v: Vec<String> = [
+            "",
+            "llama3.2:latest",
+            "quote\" back\\slash",
+            "ctl\u{0}\u{1}\u{8}\t\n\u{b}\u{c}\r\u{1f}\u{7f}",
+            "ünïcødé ✓ 𝄞",
+            "Bearer crl_AbCdEfGhIjKl_SECRETsecret0123456789",
+            "crl_short_x crl_AbCdEfGhIjKl_ crl_AbCdEfGhIjKl_s",
+            "/api/chat?key=crl_AbCdEfGhIjKl_abc",
+        ]
+        .iter()
+        .map(|s| (*s).to_owned())
+        .collect();
+        v.push("x".repeat(2000));
+        v.push("é".repeat(700));
+        v
+    }
+
+    #[test]
+    fn matches_the_tree_serialisation_for_every_shape() {
+        let texts = strings();
+        let mut n = 0u64;
+        for (i, t) in texts.iter().enumerate() {
+            let some = |k: usize| (i + k) % 3 != 0;
+            let mut rec = AuditRecord::new(
+                t.clone(),
+                if i % 2 == 0 {
+                    IpAddr::from([127, 0, 0, 1])
+                } else {
+                    "::ffff:10.0.0.1".parse().unwrap()
+                },
+                t.clone(),
+                t.clone(),
+            );
+            rec.status_code = [200, 401, 403, 502][i % 4];
+            rec.duration = Duration::from_nanos(i as u64 * 123_457_891);
+            rec.outcome = [Outcome::Success, Outcome::Failure, Outcome::Unknown][i % 3];
+            rec.decision = if i % 2 == 0 {
+                Decision::Allow
+            } else {
+                Decision::Deny
+            };
+            rec.user_name = some(1).then(|| t.clone());
+            rec.key_id = some(2).then(|| t.clone());
+            rec.policy = some(3).then(|| t.clone());
+            rec.reason = some(4).then(|| t.clone());
+            rec.endpoint_class = some(5).then(|| t.clone());
+            rec.route = some(6).then(|| t.clone());
+            rec.model = some(7).then(|| t.clone());
+            rec.prompt_tokens = some(8).then_some(i as u64 * 1000);
+            rec.completion_tokens = some(9).then_some(u64::MAX - i as u64);
+            rec.upstream_status = some(10).then_some(200 + i as u16);
+            rec.streamed = i % 2 == 1;
+            rec.bytes_in = i as u64;
+            rec.bytes_out = u64::MAX;
+            rec.clamps = (0..(i * 4)).map(|k| format!("{t}{k}")).collect();
+            n += 1;
+            check(&rec, n, GENESIS_PREV);
+            check(&rec, u64::MAX, &"f".repeat(64));
+        }
+    }
+
+    #[test]
+    fn a_minimal_record_matches_too() {
+        let rec = AuditRecord::new("proxy", IpAddr::from([10, 1, 2, 3]), "GET", "/");
+        check(&rec, 1, GENESIS_PREV);
+    }
+}
