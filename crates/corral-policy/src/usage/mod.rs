@@ -99,9 +99,44 @@ impl UsageTap {
     }
 
     /// Scans the next chunk. Chunks may split anything anywhere.
+    ///
+    /// Outside strings only `"` and newlines matter, and inside a string only `"`, `\` and
+    /// newlines end the run of plain bytes, so those runs are skipped with `memchr` (generated
+    /// text is almost all of a response) and only the bytes around them go through [`Self::step`].
     pub fn feed(&mut self, chunk: &[u8]) {
-        for &b in chunk {
+        let mut rest = chunk;
+        while !rest.is_empty() {
+            let stop = match self.state {
+                State::Scan => memchr::memchr2(b'"', b'\n', rest),
+                State::Str { escaped: false } => {
+                    let stop = memchr::memchr3(b'"', b'\\', b'\n', rest);
+                    self.push_key_run(rest.get(..stop.unwrap_or(rest.len())).unwrap_or(&[]));
+                    stop
+                }
+                _ => Some(0),
+            };
+            let Some(at) = stop else { return };
+            let Some((&b, tail)) = rest.get(at..).and_then(<[u8]>::split_first) else {
+                return;
+            };
             self.step(b);
+            rest = tail;
+        }
+    }
+
+    /// `push_key` for each byte of `run`.
+    fn push_key_run(&mut self, run: &[u8]) {
+        let end = self.key_len + run.len();
+        match self.key.get_mut(self.key_len..end) {
+            Some(dst) => {
+                dst.copy_from_slice(run);
+                self.key_len = end;
+            }
+            None => {
+                for &b in run {
+                    self.push_key(b);
+                }
+            }
         }
     }
 

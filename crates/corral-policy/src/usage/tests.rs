@@ -154,3 +154,70 @@ fn empty_and_binary_input() {
     let noise: Vec<u8> = (0..=255u8).cycle().take(10_000).collect();
     let _ = scan(ResponseFormat::Json, &noise);
 }
+
+/// The `memchr` fast path in `feed` must agree with stepping byte by byte, whatever the input
+/// and wherever chunks split it.
+#[test]
+fn fast_path_agrees_with_the_byte_stepper() {
+    const ALPHABET: &[&[u8]] = &[
+        b"\"",
+        b"\\",
+        b"\n",
+        b":",
+        b" ",
+        b"1",
+        b"23",
+        b".",
+        b"e",
+        b"{",
+        b"}",
+        b"x",
+        b"eval_count",
+        b"prompt_eval_count",
+        b"usage",
+        b"completion_tokens",
+        b"prompt_tokens",
+        b"output_tokens",
+        b"input_tokens",
+        b"aaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+        "\u{e9}".as_bytes(),
+        b"\xff",
+    ];
+    let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    for _ in 0..3000 {
+        let len = (next() % 60) as usize;
+        let mut body = Vec::new();
+        for _ in 0..len {
+            body.extend_from_slice(ALPHABET[(next() % ALPHABET.len() as u64) as usize]);
+        }
+        let mut slow = UsageTap::new(ResponseFormat::Ndjson);
+        for &b in &body {
+            slow.step(b);
+        }
+        let mut fast = UsageTap::new(ResponseFormat::Ndjson);
+        let mut rest = body.as_slice();
+        while !rest.is_empty() {
+            let n = ((next() % 7) as usize + 1).min(rest.len());
+            fast.feed(&rest[..n]);
+            rest = &rest[n..];
+        }
+        assert_eq!(
+            fast.finish(),
+            slow.finish(),
+            "{:?}",
+            String::from_utf8_lossy(&body)
+        );
+        assert_eq!(
+            fast.state,
+            slow.state,
+            "{:?}",
+            String::from_utf8_lossy(&body)
+        );
+    }
+}
