@@ -1,22 +1,21 @@
-//! The upstream side: a pooled HTTP/1 client and the fresh request built for each forwarded
-//! call (canonical path, allow-listed headers, the body the policy saw).
+//! The upstream side: the fresh request built for each forwarded call (canonical path,
+//! allow-listed headers, the body the policy saw), sent on a pooled connection.
 
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
 use http::header::{HeaderMap, HeaderValue, CONTENT_LENGTH};
 use http::uri::PathAndQuery;
-use http::{Method, Request, Response};
+use http::{Method, Request, Response, Uri};
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::Limited;
 use hyper::body::Incoming;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
 
 use crate::headers::upstream_request_headers;
+use crate::pool::{Conn, Pool};
 use crate::reply::Failure;
 use crate::settings::Upstream;
 use crate::stream::BoxError;
@@ -59,26 +58,19 @@ impl Body for UpBody {
     }
 }
 
-pub type UpstreamClient = Client<HttpConnector, UpBody>;
+pub type UpstreamClient = Arc<Pool>;
+
+/// Idle upstream connections kept for reuse.
+const MAX_IDLE: usize = 256;
 
 /// The pooled client for the upstream.
-pub fn client(connect_timeout: Duration) -> UpstreamClient {
-    let mut connector = HttpConnector::new();
-    connector.set_connect_timeout(Some(connect_timeout));
-    connector.set_nodelay(true);
-    connector.enforce_http(true);
-    Client::builder(TokioExecutor::new())
-        .timer(TokioTimer::new())
-        .pool_timer(TokioTimer::new())
-        .pool_idle_timeout(Duration::from_secs(60))
-        .pool_max_idle_per_host(256)
-        .build(connector)
+pub fn client(upstream: &Upstream, connect_timeout: Duration) -> UpstreamClient {
+    Pool::new(upstream.host(), upstream.port(), connect_timeout, MAX_IDLE)
 }
 
 /// Builds the upstream request. `declared_length` is the client's `Content-Length` for a
 /// streamed binary body (a full body carries its own exact length).
 pub fn build_request(
-    upstream: &Upstream,
     host: &HeaderValue,
     method: Method,
     path: PathAndQuery,
@@ -86,7 +78,8 @@ pub fn build_request(
     body: UpBody,
     declared_length: Option<u64>,
 ) -> Result<Request<UpBody>, Failure> {
-    let uri = upstream.uri(path).map_err(|_| Failure::internal())?;
+    // Origin-form: the connection already goes to the upstream, and `Host` names it.
+    let uri = Uri::from(path);
     let mut headers = upstream_request_headers(client_headers, host);
     match &body {
         UpBody::Full(Some(b)) => {
@@ -111,14 +104,15 @@ pub fn build_request(
 }
 
 /// Sends a request, waiting at most `idle_timeout` for the response head. A connection
-/// failure is a 502, a silent upstream a 504; neither says more to the client.
+/// failure is a 502, a silent upstream a 504; neither says more to the client. The [`Conn`]
+/// must be released once the response body has been read to the end.
 pub async fn send(
     client: &UpstreamClient,
     req: Request<UpBody>,
     idle_timeout: Duration,
-) -> Result<Response<Incoming>, Failure> {
-    match tokio::time::timeout(idle_timeout, client.request(req)).await {
-        Ok(Ok(resp)) => Ok(resp),
+) -> Result<(Response<Incoming>, Conn), Failure> {
+    match tokio::time::timeout(idle_timeout, client.send(req)).await {
+        Ok(Ok(sent)) => Ok(sent),
         Ok(Err(e)) => {
             tracing::warn!(error = %e, connect = e.is_connect(), "upstream request failed");
             Err(Failure::upstream_unavailable())
@@ -152,7 +146,6 @@ mod tests {
         client_headers.insert(HOST, HeaderValue::from_static("gate.example"));
         client_headers.insert(CONTENT_LENGTH, HeaderValue::from_static("999"));
         let req = build_request(
-            &up,
             &host,
             Method::POST,
             canonical_path("/api/chat").unwrap(),
@@ -161,7 +154,7 @@ mod tests {
             None,
         )
         .unwrap();
-        assert_eq!(req.uri(), "http://127.0.0.1:11434/api/chat");
+        assert_eq!(req.uri(), "/api/chat");
         assert_eq!(req.headers()[HOST], "127.0.0.1:11434");
         assert_eq!(req.headers()[CONTENT_LENGTH], "2");
         assert!(!req.headers().contains_key(AUTHORIZATION));

@@ -24,8 +24,9 @@ const RESPONSE_ALLOW: [HeaderName; 8] = [
 /// `Accept-Encoding: identity` so that the usage tap and the listing filter see plain bytes.
 pub fn upstream_request_headers(client: &HeaderMap, upstream_host: &HeaderValue) -> HeaderMap {
     let mut out = HeaderMap::with_capacity(REQUEST_ALLOW.len() + 2);
+    let listed = client.contains_key(header::CONNECTION);
     for name in &REQUEST_ALLOW {
-        copy_unless_connection_listed(client, &mut out, name);
+        copy_unless_connection_listed(client, &mut out, name, listed);
     }
     out.insert(header::HOST, upstream_host.clone());
     out.insert(
@@ -39,17 +40,25 @@ pub fn upstream_request_headers(client: &HeaderMap, upstream_host: &HeaderValue)
 /// when `keep_length` (the body passes unchanged).
 pub fn client_response_headers(upstream: &HeaderMap, keep_length: bool) -> HeaderMap {
     let mut out = HeaderMap::with_capacity(RESPONSE_ALLOW.len() + 1);
+    let listed = upstream.contains_key(header::CONNECTION);
     for name in &RESPONSE_ALLOW {
-        copy_unless_connection_listed(upstream, &mut out, name);
+        copy_unless_connection_listed(upstream, &mut out, name, listed);
     }
     if keep_length {
-        copy_unless_connection_listed(upstream, &mut out, &header::CONTENT_LENGTH);
+        copy_unless_connection_listed(upstream, &mut out, &header::CONTENT_LENGTH, listed);
     }
     out
 }
 
-fn copy_unless_connection_listed(from: &HeaderMap, to: &mut HeaderMap, name: &HeaderName) {
-    if named_in_connection(from, name) {
+/// Copies every `name` header unless `Connection` names it; `has_connection` says whether
+/// `from` has a `Connection` header at all (most do not, which spares parsing it per name).
+fn copy_unless_connection_listed(
+    from: &HeaderMap,
+    to: &mut HeaderMap,
+    name: &HeaderName,
+    has_connection: bool,
+) {
+    if has_connection && named_in_connection(from, name) {
         return;
     }
     for value in from.get_all(name) {

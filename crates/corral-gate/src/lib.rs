@@ -7,9 +7,9 @@
 //! buffered and filtered) → one audit record when the response ends.
 //!
 //! Modules: [`settings`] (what the gate is told), `server` (listener, TLS, shutdown), `proxy`
-//! (the phases), `auth`, `body`, `headers`, `forward`, `stream`, `reply` (errors in the
-//! client's dialect), `keys` (snapshot reload), `catalogue` (remote models), `audit`,
-//! [`selfcheck`].
+//! (the phases), `auth`, `body`, `headers`, `forward`, `pool` (keep-alive upstream
+//! connections), `stream`, `reply` (errors in the client's dialect), `keys` (snapshot reload),
+//! `catalogue` (remote models), `audit`, [`selfcheck`].
 
 mod audit;
 mod auth;
@@ -20,6 +20,7 @@ mod error;
 mod forward;
 mod headers;
 mod keys;
+mod pool;
 mod proxy;
 mod reply;
 pub mod selfcheck;

@@ -176,7 +176,6 @@ async fn serve(
     let path = forward::canonical_path(target)?;
     let declared = body::declared_length(&parts.headers);
     let up_req = forward::build_request(
-        &shared.upstream,
         &shared.upstream_host,
         parts.method.clone(),
         path,
@@ -185,7 +184,7 @@ async fn serve(
         declared,
     )?;
     ctx.decision = Decision::Allowed;
-    let up_resp = forward::send(&shared.client, up_req, shared.idle_timeout).await?;
+    let (up_resp, conn) = forward::send(&shared.client, up_req, shared.idle_timeout).await?;
 
     // 6. Response.
     let (up_parts, up_body) = up_resp.into_parts();
@@ -193,6 +192,7 @@ async fn serve(
     match m.route.listing {
         Some(listing) if up_parts.status.is_success() => {
             let raw = collect_bounded(up_body, LISTING_MAX, shared.idle_timeout).await?;
+            conn.release();
             if listing == Listing::Tags {
                 shared
                     .catalogue
@@ -218,7 +218,7 @@ async fn serve(
                 ctx.stream = true;
             }
             let tap = (m.route.class == route::EndpointClass::Inference).then_some(format);
-            let body = GateBody::streaming(up_body, shared.idle_timeout, tap);
+            let body = GateBody::streaming(up_body, conn, shared.idle_timeout, tap);
             let mut resp = Response::new(body);
             *resp.status_mut() = up_parts.status;
             *resp.headers_mut() = client_response_headers(&up_parts.headers, true);
@@ -418,7 +418,6 @@ async fn refresh_catalogue_if_unknown(shared: &Shared, name: &str) {
     }
     let fetched = async {
         let req = forward::build_request(
-            &shared.upstream,
             &shared.upstream_host,
             Method::GET,
             PathAndQuery::from_static("/api/tags"),
@@ -427,11 +426,13 @@ async fn refresh_catalogue_if_unknown(shared: &Shared, name: &str) {
             None,
         )?;
         let timeout = shared.idle_timeout.min(CATALOGUE_FETCH_TIMEOUT);
-        let resp = forward::send(&shared.client, req, timeout).await?;
+        let (resp, conn) = forward::send(&shared.client, req, timeout).await?;
         if resp.status() != StatusCode::OK {
             return Err(Failure::upstream_unavailable());
         }
-        collect_bounded(resp.into_body(), LISTING_MAX, timeout).await
+        let body = collect_bounded(resp.into_body(), LISTING_MAX, timeout).await?;
+        conn.release();
+        Ok(body)
     }
     .await;
     let body = match fetched {

@@ -88,7 +88,7 @@ impl Gate {
                 }
             })?;
         let shared = Arc::new(Shared {
-            client: forward::client(settings.connect_timeout),
+            client: forward::client(&settings.upstream, settings.connect_timeout),
             upstream: settings.upstream,
             upstream_host,
             idle_timeout: settings.idle_timeout,

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use corral_policy::config::Config;
-use http::uri::{Authority, PathAndQuery, Scheme, Uri};
+use http::uri::{Authority, Scheme, Uri};
 
 use crate::error::GateError;
 
@@ -153,15 +153,6 @@ impl Upstream {
     pub fn port(&self) -> u16 {
         self.authority.port_u16().unwrap_or(OLLAMA_DEFAULT_PORT)
     }
-
-    /// The absolute URI of `path` on the upstream.
-    pub(crate) fn uri(&self, path: PathAndQuery) -> Result<Uri, http::Error> {
-        Uri::builder()
-            .scheme(self.scheme.clone())
-            .authority(self.authority.clone())
-            .path_and_query(path)
-            .build()
-    }
 }
 
 impl FromStr for Upstream {
@@ -228,9 +219,10 @@ mod tests {
     }
 
     #[test]
-    fn builds_upstream_uris() {
+    fn host_and_port_for_connecting() {
         let u = Upstream::parse("127.0.0.1:5").unwrap();
-        let uri = u.uri(PathAndQuery::from_static("/api/chat")).unwrap();
-        assert_eq!(uri.to_string(), "http://127.0.0.1:5/api/chat");
+        assert_eq!((u.host(), u.port()), ("127.0.0.1", 5));
+        let v6 = Upstream::parse("http://[::1]:11434").unwrap();
+        assert_eq!((v6.host(), v6.port()), ("::1", 11434));
     }
 }

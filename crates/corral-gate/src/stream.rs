@@ -16,6 +16,7 @@ use tokio::time::{Instant, Sleep};
 
 use crate::audit::AuditSink;
 use crate::context::{Ending, RequestCtx};
+use crate::pool::Conn;
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -36,6 +37,8 @@ enum Kind {
 
 struct Streaming {
     upstream: Incoming,
+    /// The upstream connection, back to the pool once the body has ended.
+    conn: Option<Conn>,
     idle: Pin<Box<Sleep>>,
     timeout: Duration,
 }
@@ -64,12 +67,14 @@ impl GateBody {
     /// The upstream body, passed through with an idle timeout between chunks and a usage tap.
     pub fn streaming(
         upstream: Incoming,
+        conn: Conn,
         timeout: Duration,
         format: Option<ResponseFormat>,
     ) -> GateBody {
         GateBody {
             kind: Kind::Stream(Streaming {
                 upstream,
+                conn: Some(conn),
                 idle: Box::pin(tokio::time::sleep(timeout)),
                 timeout,
             }),
@@ -131,6 +136,13 @@ impl Body for GateBody {
                             let deadline = Instant::now() + s.timeout;
                             s.idle.as_mut().reset(deadline);
                             count(&data);
+                            if s.upstream.is_end_stream() {
+                                // hyper stops polling a body that says it has ended, so hand
+                                // the connection back now.
+                                if let Some(conn) = s.conn.take() {
+                                    conn.release();
+                                }
+                            }
                             return Poll::Ready(Some(Ok(Frame::data(data))));
                         }
                         // Trailers are not part of the Ollama API; they are not forwarded.
@@ -142,6 +154,9 @@ impl Body for GateBody {
                     }
                     Poll::Ready(None) => {
                         *ending = Some(Ending::Complete);
+                        if let Some(conn) = s.conn.take() {
+                            conn.release();
+                        }
                         return Poll::Ready(None);
                     }
                     Poll::Pending => {
@@ -174,6 +189,13 @@ impl Body for GateBody {
 
 impl Drop for GateBody {
     fn drop(&mut self) {
+        if let Kind::Stream(s) = &mut self.kind {
+            if s.upstream.is_end_stream() {
+                if let Some(conn) = s.conn.take() {
+                    conn.release();
+                }
+            }
+        }
         let Some((mut ctx, sink)) = self.audit.take() else {
             return;
         };

@@ -247,3 +247,29 @@ async fn official_client_shapes_pass_through_unchanged() {
     assert_eq!(r.status, 200, "{}", r.text());
     assert!(r.json()["capabilities"].is_array());
 }
+
+#[tokio::test]
+async fn finished_answers_hand_the_upstream_connection_back_for_reuse() {
+    let h = Harness::start().await;
+    let auth = [
+        ("authorization", h.bearer("alice")),
+        ("content-type", "application/json".to_string()),
+    ];
+    for stream in [false, true, false, true] {
+        let r = send(
+            h.addr,
+            "POST",
+            "/api/chat",
+            &auth,
+            chat_body("llama3.2", stream).to_string().into(),
+        )
+        .await;
+        assert_eq!(r.status, 200, "{}", r.text());
+    }
+    for path in ["/api/tags", "/api/version", "/v1/models"] {
+        let r = send(h.addr, "GET", path, &auth[..1], Bytes::new()).await;
+        assert_eq!(r.status, 200, "{path}: {}", r.text());
+    }
+    // One after another, every request (and any catalogue refresh) rode one connection.
+    assert_eq!(h.mock.connection_count(), 1);
+}

@@ -26,6 +26,8 @@ use crate::{fast, MAX_MOCK_BODY};
 
 struct Shared {
     recorder: Recorder,
+    /// Connections accepted so far.
+    connections: std::sync::atomic::AtomicUsize,
     behaviour: Mutex<MockBehaviour>,
     fast: Option<fast::FastReplies>,
     http: auto::Builder<TokioExecutor>,
@@ -119,6 +121,7 @@ impl MockBuilder {
         http.http1().timer(TokioTimer::new()).keep_alive(true);
         let shared = Arc::new(Shared {
             recorder: Recorder::new(self.record && !self.fast),
+            connections: std::sync::atomic::AtomicUsize::new(0),
             behaviour: Mutex::new(self.behaviour),
             fast: self.fast.then(fast::FastReplies::new),
             http,
@@ -199,6 +202,13 @@ impl MockOllama {
         self.shared.recorder.count()
     }
 
+    /// TCP connections accepted so far (a keep-alive client reuses one).
+    pub fn connection_count(&self) -> usize {
+        self.shared
+            .connections
+            .load(std::sync::atomic::Ordering::SeqCst)
+    }
+
     pub fn clear(&self) {
         self.shared.recorder.clear();
     }
@@ -252,6 +262,7 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, mut stop: watch
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => {
+                    shared.connections.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                     conns.spawn(serve_conn(stream, Arc::clone(&shared)));
                 }
                 // Out of descriptors or similar: back off instead of spinning.

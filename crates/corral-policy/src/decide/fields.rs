@@ -137,7 +137,7 @@ fn walk(obj: &Map<String, Value>, depth: usize) -> Result<(), Denial> {
         // Keys already in lower-case ASCII cannot fold onto another spelling; most keys
         // are, so the common path allocates nothing.
         let foldable = k.bytes().any(|b| b.is_ascii_uppercase() || !b.is_ascii());
-        if let Some(folded) = go_fold(k).filter(|_| foldable) {
+        if let Some(folded) = foldable.then(|| go_fold(k)).flatten() {
             if folded != *k && WATCHED.contains(&folded.as_str()) {
                 return Err(Denial::bad_request(format!(
                     "ambiguous field name (use \"{folded}\" exactly)"
