@@ -175,7 +175,7 @@ mod tests {
         let texts = strings();
         let mut n = 0u64;
         for (i, t) in texts.iter().enumerate() {
-            let some = |k: usize| (i + k) % 3 != 0;
+            let some = |k: usize| !(i + k).is_multiple_of(3);
             let mut rec = AuditRecord::new(
                 t.clone(),
                 if i % 2 == 0 {
