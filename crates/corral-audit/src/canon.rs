@@ -29,6 +29,12 @@ pub(crate) fn write_str(s: &str, out: &mut String) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     out.push('"');
     let bytes = s.as_bytes();
+    if !bytes.iter().any(|&b| b < 0x20 || b == b'"' || b == b'\\') {
+        // The common case: nothing to escape.
+        out.push_str(s);
+        out.push('"');
+        return;
+    }
     let mut start = 0;
     for (i, &b) in bytes.iter().enumerate() {
         let short = match b {
@@ -195,6 +201,19 @@ pub(crate) fn seal(mut v: Value, seq: u64, prev: &str) -> (String, String) {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn strings_are_escaped_exactly_as_serde_json_escapes_them() {
+        let mut cases: Vec<String> = (0u8..128).map(|b| char::from(b).to_string()).collect();
+        cases.push(String::new());
+        cases.push("plain text, nothing to escape".into());
+        cases.push("mixed \u{1} \"q\" \\ é ✓ \u{7f} \u{2028}".into());
+        for s in cases {
+            let mut out = String::new();
+            write_str(&s, &mut out);
+            assert_eq!(out, serde_json::to_string(&s).unwrap(), "{s:?}");
+        }
+    }
 
     #[test]
     fn chain_hash_is_lowercase_hex_sha256() {

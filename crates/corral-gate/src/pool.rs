@@ -98,7 +98,7 @@ impl Pool {
             return;
         }
         if let Ok(mut idle) = self.idle.lock() {
-            idle.retain(|s| !s.is_closed());
+            // Connections that closed while idle are dropped when taken.
             if idle.len() < self.max_idle {
                 idle.push(sender);
             }
