@@ -2,12 +2,12 @@
 
 use std::io::{self, IsTerminal, Write};
 use std::path::PathBuf;
-use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::fingerprint::ProbeOptions;
 use crate::http::{HttpConfig, Pacer};
+use crate::live::Live;
 use crate::output::{self, Format};
 use crate::report::HostReport;
 use crate::scanner::{self, Progress, ScanOptions};
@@ -235,7 +235,9 @@ async fn run(args: ScanArgs, argv: &[String]) -> Result<i32, CliError> {
         return Err(TargetError::TooLarge(addresses).into());
     }
     let limit = (!args.yes).then_some(CONFIRM_ABOVE);
-    let total = addresses.saturating_mul(ports.len() as u128);
+    // Lines read from stdin cannot be counted ahead: the progress line then shows done and rate.
+    let total =
+        (!inputs.contains(&Input::Stdin)).then(|| addresses.saturating_mul(ports.len() as u128));
     let stream = TargetStream::new(inputs, args.from, ports, Filter { exclude, shard }, limit);
     let opts = ScanOptions {
         concurrency: args.concurrency,
@@ -254,7 +256,7 @@ async fn run(args: ScanArgs, argv: &[String]) -> Result<i32, CliError> {
         },
     };
     let out = Arc::new(Mutex::new(open_out(&args.output)?));
-    let live = matches!(args.format, Format::Table | Format::Ndjson);
+    let streamed = matches!(args.format, Format::Table | Format::Ndjson);
     let write_err = |e: io::Error| {
         CliError::Write(
             args.output
@@ -269,9 +271,14 @@ async fn run(args: ScanArgs, argv: &[String]) -> Result<i32, CliError> {
         }
     }
     let progress = Arc::new(Progress::default());
-    let ticker = io::stderr()
-        .is_terminal()
-        .then(|| tokio::spawn(show_progress(progress.clone(), total)));
+    let live = Arc::new(Live::new(
+        io::stderr().is_terminal(),
+        total,
+        progress.clone(),
+    ));
+    let ticker = live
+        .enabled()
+        .then(|| tokio::spawn(live.clone().tick(Duration::from_millis(200))));
     let mut hosts: Vec<HostReport> = Vec::new();
     let mut write_failed: Option<io::Error> = None;
     let cancel = async {
@@ -285,26 +292,29 @@ async fn run(args: ScanArgs, argv: &[String]) -> Result<i32, CliError> {
         cancel,
         progress,
         |h| {
-            if live && write_failed.is_none() {
+            if streamed && write_failed.is_none() {
                 if let Ok(mut w) = out.lock() {
-                    let r = match args.format {
-                        Format::Table => output::table_row(&mut *w, &h),
-                        _ => output::ndjson_host(&mut *w, &h),
-                    };
-                    if let Err(e) = r.and_then(|()| w.flush()) {
+                    let r = live.above(|| {
+                        match args.format {
+                            Format::Table => output::table_row(&mut *w, &h),
+                            _ => output::ndjson_host(&mut *w, &h),
+                        }
+                        .and_then(|()| w.flush())
+                    });
+                    if let Err(e) = r {
                         write_failed = Some(e);
                     }
                 }
             }
             hosts.push(h);
         },
-        |e| eprintln!("corral scan: warning: {e}"),
+        |e| live.above(|| eprintln!("corral scan: warning: {e}")),
     )
     .await?;
     if let Some(t) = ticker {
         t.abort();
-        eprint!("\r\x1b[K");
     }
+    live.finish();
     if let Some(e) = write_failed {
         // A closed pipe (`| head`) is the reader's choice, not a failure.
         if e.kind() != io::ErrorKind::BrokenPipe {
@@ -354,31 +364,6 @@ async fn run(args: ScanArgs, argv: &[String]) -> Result<i32, CliError> {
         return Ok(130);
     }
     Ok(0)
-}
-
-async fn show_progress(p: Arc<Progress>, total: u128) {
-    let start = Instant::now();
-    let mut tick = tokio::time::interval(Duration::from_millis(250));
-    loop {
-        tick.tick().await;
-        let done = p.done.load(Ordering::Relaxed);
-        let rate = done as f64 / start.elapsed().as_secs_f64().max(0.001);
-        let pct = if total == 0 {
-            0.0
-        } else {
-            done as f64 * 100.0 / total as f64
-        };
-        let width = 24usize;
-        let filled = ((pct / 100.0) * width as f64)
-            .round()
-            .clamp(0.0, width as f64) as usize;
-        eprint!(
-            "\r\x1b[K[{}{}] {done}/{total} ({pct:.1}%) {rate:.0}/s, {} found",
-            "#".repeat(filled),
-            "-".repeat(width - filled),
-            p.found.load(Ordering::Relaxed)
-        );
-    }
 }
 
 #[cfg(test)]
