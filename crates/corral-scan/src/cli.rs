@@ -137,8 +137,17 @@ pub fn main_with_argv(args: ScanArgs, argv: &[String]) -> i32 {
             return 2;
         }
     };
-    let code = match rt.block_on(run(args, argv)) {
-        Ok(code) => code,
+    // On a worker thread rather than in block_on: the scan loop then wakes where its probes
+    // run, instead of across threads once per target.
+    let argv = argv.to_vec();
+    let code = match rt
+        .block_on(async move { tokio::spawn(async move { run(args, &argv).await }).await })
+    {
+        Ok(Ok(code)) => code,
+        Ok(Err(e)) => {
+            eprintln!("corral scan: {e}");
+            2
+        }
         Err(e) => {
             eprintln!("corral scan: {e}");
             2
@@ -236,11 +245,13 @@ async fn run(args: ScanArgs, argv: &[String]) -> Result<i32, CliError> {
     }
     let limit = (!args.yes).then_some(CONFIRM_ABOVE);
     // Lines read from stdin cannot be counted ahead: the progress line then shows done and rate.
-    let total =
-        (!inputs.contains(&Input::Stdin)).then(|| addresses.saturating_mul(ports.len() as u128));
+    let from_stdin = inputs.contains(&Input::Stdin);
+    let total = (!from_stdin).then(|| addresses.saturating_mul(ports.len() as u128));
     let stream = TargetStream::new(inputs, args.from, ports, Filter { exclude, shard }, limit);
     let opts = ScanOptions {
         concurrency: args.concurrency,
+        // Lines from a pipe may trickle in (masscan as it finds ports): never wait for a batch.
+        batch: if from_stdin { 1 } else { 256 },
         host_timeout: args.host_timeout,
         http: HttpConfig {
             connect_timeout: args.connect_timeout,
