@@ -72,6 +72,7 @@ CORRAL="$ROOT/target/release/corral"
 BENCH="$ROOT/target/release/corral-bench"
 [[ -x "$CORRAL" && -x "$BENCH" ]] || die "release binaries missing"
 
+load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 say "starting the fleet: $HOSTS mock servers on 127.10.x.y:$FLEET_PORT"
 "$BENCH" fleet --second 10 --hosts "$HOSTS" --port "$FLEET_PORT" --list "$WORK/fleet.txt" \
     --max-secs 900 >"$WORK/fleet.out" 2>"$WORK/fleet.err" &
@@ -183,6 +184,7 @@ report="$OUT/scan-results.md"
     echo "| lazy /8 (SIGINT after ${LAZY_SECS} s) | 16,777,216 | ${lazy_scanned:-?} scanned | | ${lazy_rss_mb} MB | <= 100 MB | $(verdict "$lazy_rss_mb" 100 '<=') |"
     echo
     echo "Fingerprinted: $kinds."
+    echo "Load average before / after: $load_before / $(cut -d' ' -f1-3 /proc/loadavg) (other work on the machine slows every figure)."
     echo "Lazy /8 exit: status $lazy_status, summary printed: $([[ -n "$lazy_scanned" ]] && echo yes || echo no), clean: $lazy_clean."
 } | tee "$report"
 say "written to $report"
