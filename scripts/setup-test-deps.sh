@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the test suites need, so `bash scripts/test.sh` works on a fresh Debian machine
 # that has only the Rust toolchain, python3 + pip and node + npm:
-#   - Debian packages (C compiler, python3-venv, ...) through apt-get, only when missing and only
-#     as root;
+#   - Debian packages (C compiler, python3-venv, chromium for the HTML report test, ...) through
+#     apt-get, only when missing and only as root;
 #   - the official Python clients (ollama, openai) and pytest, pinned in
 #     e2e/python/requirements.txt, into the venv e2e/python/.venv;
 #   - the official `ollama` npm client, pinned in e2e/node/package-lock.json, through `npm ci`.
@@ -35,6 +35,8 @@ if ! have python3 || ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then
 fi
 have node || missing_debs+=(nodejs)
 have npm || missing_debs+=(npm)
+# corral-scan's HTML report is checked as headless Chromium renders it.
+have chromium || have chromium-browser || missing_debs+=(chromium)
 
 if ((${#missing_debs[@]} > 0)); then
     if [[ $(id -u) -ne 0 ]]; then
@@ -47,7 +49,7 @@ if ((${#missing_debs[@]} > 0)); then
     apt-get install -y -q --no-install-recommends "${missing_debs[@]}" </dev/null ||
         die "apt-get install ${missing_debs[*]} failed"
 else
-    say "system packages present (cc, python3 with venv, node, npm)"
+    say "system packages present (cc, python3 with venv, node, npm, chromium)"
 fi
 
 node_major="$(node -p 'process.versions.node.split(".")[0]')"

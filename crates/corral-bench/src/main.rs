@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use clap::{Parser, Subcommand};
+use corral_bench::fleet;
 use corral_bench::streams::{self, StreamsConfig};
 use corral_bench::target::parse_target;
 
@@ -24,6 +25,27 @@ enum Command {
     /// Prints a TCP port that is free on 127.0.0.1 right now (for servers that cannot bind
     /// port 0 and report it, such as nginx).
     FreePort,
+    /// Serves mock LLM servers of many kinds on thousands of 127.x.y.z addresses (for
+    /// `bench/scan.sh`); prints `ready N` once every address is bound.
+    Fleet(FleetArgs),
+}
+
+#[derive(clap::Args)]
+struct FleetArgs {
+    /// Second octet of the 127.S.0.0/16 block the fleet lives in.
+    #[arg(long, default_value_t = 10)]
+    second: u8,
+    /// How many addresses to serve (at most 64,000).
+    #[arg(long, default_value_t = 3000)]
+    hosts: u32,
+    #[arg(long, default_value_t = 11434)]
+    port: u16,
+    /// Write the served addresses, one a line, to FILE.
+    #[arg(long, value_name = "FILE")]
+    list: Option<PathBuf>,
+    /// Stop by itself after this many seconds (also on SIGINT/SIGTERM).
+    #[arg(long, default_value_t = 600)]
+    max_secs: u64,
 }
 
 #[derive(clap::Args)]
@@ -75,6 +97,7 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::Fleet(args) => run_fleet(args),
         Command::FreePort => {
             match std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()) {
                 Ok(addr) => {
@@ -86,6 +109,60 @@ fn main() -> ExitCode {
                     ExitCode::FAILURE
                 }
             }
+        }
+    }
+}
+
+fn run_fleet(args: FleetArgs) -> ExitCode {
+    if args.hosts == 0 || args.hosts > 64_000 || args.max_secs == 0 || args.max_secs > 3600 {
+        eprintln!("corral-bench: --hosts must be 1..=64000 and --max-secs 1..=3600");
+        return ExitCode::from(2);
+    }
+    if let Some(path) = &args.list {
+        let list: String = (0..args.hosts)
+            .map(|i| format!("{}\n", fleet::address(args.second, i)))
+            .collect();
+        if let Err(e) = std::fs::write(path, list) {
+            eprintln!("corral-bench: cannot write {}: {e}", path.display());
+            return ExitCode::FAILURE;
+        }
+    }
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("corral-bench: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let hosts = args.hosts;
+    let stop = async move {
+        use tokio::signal::unix::{signal, SignalKind};
+        println!("ready {hosts}");
+        let term = signal(SignalKind::terminate());
+        let deadline = tokio::time::sleep(Duration::from_secs(args.max_secs));
+        match term {
+            Ok(mut term) => tokio::select! {
+                _ = deadline => {}
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            },
+            Err(_) => tokio::select! {
+                _ = deadline => {}
+                _ = tokio::signal::ctrl_c() => {}
+            },
+        }
+    };
+    match rt.block_on(fleet::serve(args.second, args.hosts, args.port, stop)) {
+        Ok(_) => {
+            rt.shutdown_timeout(Duration::from_millis(200));
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("corral-bench: fleet: {e}");
+            ExitCode::FAILURE
         }
     }
 }

@@ -1,95 +1,19 @@
 //! Ollama's version and the CVEs it is exposed to.
 
 use crate::finding::{Evidence, Finding, Severity};
-use std::cmp::Ordering;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
-/// `0.3.14`, `v0.5.7`, `0.6.0-rc1`. Numeric components compare as numbers; a pre-release sorts
-/// before its release.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Version {
-    pub parts: Vec<u64>,
-    pub pre: Option<String>,
-}
+/// Versions and the CVE table live in `corral-ollama`, shared with `corral scan`.
+pub use corral_ollama::{Affected, Cve, Impact, Version, CVES};
 
-impl Version {
-    pub fn parse(s: &str) -> Option<Version> {
-        let s = s.trim().trim_start_matches('v');
-        let (core, pre) = match s.split_once(['-', '+']) {
-            Some((c, p)) => (c, Some(p.to_string())),
-            None => (s, None),
-        };
-        let parts: Option<Vec<u64>> = core.split('.').map(|p| p.parse().ok()).collect();
-        let parts = parts?;
-        if parts.is_empty() || parts.len() > 4 {
-            return None;
-        }
-        Some(Version { parts, pre })
-    }
-}
-
-impl PartialOrd for Version {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
-impl Ord for Version {
-    fn cmp(&self, other: &Self) -> Ordering {
-        let n = self.parts.len().max(other.parts.len());
-        for i in 0..n {
-            let (a, b) = (
-                self.parts.get(i).copied().unwrap_or(0),
-                other.parts.get(i).copied().unwrap_or(0),
-            );
-            match a.cmp(&b) {
-                Ordering::Equal => {}
-                o => return o,
-            }
-        }
-        match (&self.pre, &other.pre) {
-            (None, None) => Ordering::Equal,
-            (Some(_), None) => Ordering::Less,
-            (None, Some(_)) => Ordering::Greater,
-            (Some(a), Some(b)) => a.cmp(b),
-        }
-    }
-}
-
-/// How a CVE's affected range is stated in the reference table.
-#[derive(Debug, Clone, Copy)]
-pub enum Affected {
-    Below(&'static str),
-    AtOrBelow(&'static str),
-}
-
-pub struct Cve {
-    pub id: &'static str,
-    pub what: &'static str,
-    pub affected: Affected,
-    pub severity: Severity,
-}
-
-/// From shared/reference/ollama-api.md ("Known CVEs checkable from /api/version").
-pub const CVES: &[Cve] = &[
-    Cve { id: "CVE-2024-28224", what: "DNS rebinding gives full API access", affected: Affected::Below("0.1.29"), severity: Severity::High },
-    Cve { id: "CVE-2024-37032", what: "\"Probllama\": digest path traversal via /api/pull, file write / RCE", affected: Affected::Below("0.1.34"), severity: Severity::Critical },
-    Cve { id: "CVE-2024-39721", what: "denial of service via /api/create", affected: Affected::Below("0.1.34"), severity: Severity::Medium },
-    Cve { id: "CVE-2024-39720", what: "out-of-bounds read via /api/create", affected: Affected::Below("0.1.46"), severity: Severity::Medium },
-    Cve { id: "CVE-2024-39722", what: "file-existence leak via /api/push", affected: Affected::Below("0.1.46"), severity: Severity::Medium },
-    Cve { id: "CVE-2024-45436", what: "zip slip in model import", affected: Affected::Below("0.1.47"), severity: Severity::High },
-    Cve { id: "CVE-2024-39719", what: "file-existence leak via /api/create errors", affected: Affected::AtOrBelow("0.3.14"), severity: Severity::Medium },
-    Cve { id: "CVE-2024-12055, CVE-2024-12886, CVE-2025-0312, CVE-2025-0315, CVE-2025-0317", what: "GGUF / gzip parsing denial of service", affected: Affected::AtOrBelow("0.3.14"), severity: Severity::Medium },
-    Cve { id: "CVE-2025-51471", what: "registry auth token leaked to a foreign realm", affected: Affected::Below("0.14.3"), severity: Severity::High },
-    Cve { id: "CVE-2026-7482", what: "\"Bleeding Llama\": heap over-read via /api/create, exfiltrated via /api/push (CVSS 9.1)", affected: Affected::Below("0.17.1"), severity: Severity::Critical },
-];
-
-pub fn affected(v: &Version, a: Affected) -> bool {
-    match a {
-        Affected::Below(f) => Version::parse(f).is_some_and(|f| *v < f),
-        Affected::AtOrBelow(f) => Version::parse(f).is_some_and(|f| *v <= f),
+/// How `corral check` grades each kind of CVE on the local host.
+pub fn severity(impact: Impact) -> Severity {
+    match impact {
+        i if i.is_critical() => Severity::Critical,
+        Impact::AccessBypass | Impact::CredentialLeak => Severity::High,
+        _ => Severity::Medium,
     }
 }
 
@@ -103,8 +27,7 @@ pub fn cve_findings(version: &str, source: &Evidence) -> Vec<Finding> {
         .with(source.clone())
         .fix("Check the version by hand (`ollama --version`) against the CVE table")];
     };
-    // A development build reports 0.0.0: no statement about CVEs can be made from it.
-    if v.parts.iter().all(|p| *p == 0) {
+    if v.is_development() {
         return vec![Finding::new(
             "version.unknown",
             Severity::Info,
@@ -114,16 +37,13 @@ pub fn cve_findings(version: &str, source: &Evidence) -> Vec<Finding> {
         .fix("Check the source revision against the CVE table")];
     }
     CVES.iter()
-        .filter(|c| affected(&v, c.affected))
+        .filter(|c| c.affects(&v))
         .map(|c| {
-            Finding::new("version.cve", c.severity, format!("Ollama {version} is affected by {}: {}", c.id, c.what))
+            Finding::new("version.cve", severity(c.impact), format!("Ollama {version} is affected by {}: {} ({})", c.ids(), c.what, c.impact.as_str()))
                 .with(source.clone())
                 .fix(format!(
                     "Upgrade Ollama to the current release (at least {}): `curl -fsSL https://ollama.com/install.sh | sh` or your package manager, then restart it",
-                    match c.affected {
-                        Affected::Below(f) => f,
-                        Affected::AtOrBelow(_) => "0.17.1",
-                    }
+                    c.fixed_in().unwrap_or(corral_ollama::LATEST_FIX)
                 ))
         })
         .collect()
@@ -167,25 +87,6 @@ pub fn version_from_json(body: &str) -> Option<String> {
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
-
-    fn v(s: &str) -> Version {
-        Version::parse(s).unwrap()
-    }
-
-    #[test]
-    fn ordering_is_numeric() {
-        let chain = [
-            "0.1.29", "0.1.34", "0.1.46", "0.3.14", "0.14.3", "0.17.1", "1.0.0",
-        ];
-        for w in chain.windows(2) {
-            assert!(v(w[0]) < v(w[1]), "{} < {}", w[0], w[1]);
-        }
-        assert!(v("0.6.0-rc1") < v("0.6.0"));
-        assert_eq!(v("v0.3.14"), v("0.3.14"));
-        assert_eq!(v("0.3").cmp(&v("0.3.0")), Ordering::Equal);
-        assert!(Version::parse("abc").is_none());
-        assert!(Version::parse("").is_none());
-    }
 
     #[test]
     fn cve_selection() {

@@ -1,4 +1,5 @@
-//! Pure readers of server replies: which server this is, what models it has, which CVEs apply.
+//! Pure readers of server replies: which server this is and what models it has. Which CVEs a
+//! version has comes from `corral-ollama`, shared with `corral check`.
 
 use serde_json::Value;
 
@@ -147,101 +148,6 @@ pub fn parse_ps(v: &Value) -> Vec<String> {
                 .collect()
         })
         .unwrap_or_default()
-}
-
-pub fn parse_version(v: &str) -> Option<(u32, u32, u32)> {
-    let core = v.trim().trim_start_matches('v');
-    let core = core.split(['-', '+', ' ']).next()?;
-    let mut it = core.split('.').map(|p| p.parse::<u32>());
-    let ver = (
-        it.next()?.ok()?,
-        it.next().unwrap_or(Ok(0)).ok()?,
-        it.next().unwrap_or(Ok(0)).ok()?,
-    );
-    // Development builds report 0.0.0: nothing can be said about them.
-    (ver != (0, 0, 0)).then_some(ver)
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Cve {
-    pub id: &'static str,
-    pub what: &'static str,
-    /// Versions below this are affected.
-    pub below: (u32, u32, u32),
-    /// Remote code execution, file write or memory disclosure.
-    pub critical: bool,
-}
-
-/// From the reference table; "none listed (≤0.3.14 affected)" becomes "below 0.3.15".
-pub const OLLAMA_CVES: &[Cve] = &[
-    Cve {
-        id: "CVE-2024-28224",
-        what: "DNS rebinding gives full API access",
-        below: (0, 1, 29),
-        critical: false,
-    },
-    Cve {
-        id: "CVE-2024-37032",
-        what: "Probllama: path traversal via /api/pull, file write and RCE",
-        below: (0, 1, 34),
-        critical: true,
-    },
-    Cve {
-        id: "CVE-2024-39721",
-        what: "denial of service via /api/create",
-        below: (0, 1, 34),
-        critical: false,
-    },
-    Cve {
-        id: "CVE-2024-39720",
-        what: "out-of-bounds read via /api/create",
-        below: (0, 1, 46),
-        critical: false,
-    },
-    Cve {
-        id: "CVE-2024-39722",
-        what: "file-existence leak via /api/push",
-        below: (0, 1, 46),
-        critical: false,
-    },
-    Cve {
-        id: "CVE-2024-45436",
-        what: "zip slip in model import (arbitrary file write)",
-        below: (0, 1, 47),
-        critical: true,
-    },
-    Cve {
-        id: "CVE-2024-39719",
-        what: "file-existence leak via /api/create errors",
-        below: (0, 3, 15),
-        critical: false,
-    },
-    Cve {
-        id: "CVE-2024-12055",
-        what:
-            "GGUF/gzip parsing denial of service (also CVE-2024-12886, CVE-2025-0312, -0315, -0317)",
-        below: (0, 3, 15),
-        critical: false,
-    },
-    Cve {
-        id: "CVE-2025-51471",
-        what: "registry auth token leaked to a foreign realm",
-        below: (0, 14, 3),
-        critical: false,
-    },
-    Cve {
-        id: "CVE-2026-7482",
-        what: "Bleeding Llama: heap over-read via /api/create, exfiltrated via /api/push",
-        below: (0, 17, 1),
-        critical: true,
-    },
-];
-
-pub fn cves_for(version: &str) -> Vec<&'static Cve> {
-    match parse_version(version) {
-        Some(v) => OLLAMA_CVES.iter().filter(|c| v < c.below).collect(),
-        None => Vec::new(),
-    }
 }
 
 /// Facts a non-Ollama probe can establish.

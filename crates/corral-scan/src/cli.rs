@@ -2,12 +2,12 @@
 
 use std::io::{self, IsTerminal, Write};
 use std::path::PathBuf;
-use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::fingerprint::ProbeOptions;
 use crate::http::{HttpConfig, Pacer};
+use crate::live::Live;
 use crate::output::{self, Format};
 use crate::report::HostReport;
 use crate::scanner::{self, Progress, ScanOptions};
@@ -137,8 +137,17 @@ pub fn main_with_argv(args: ScanArgs, argv: &[String]) -> i32 {
             return 2;
         }
     };
-    let code = match rt.block_on(run(args, argv)) {
-        Ok(code) => code,
+    // On a worker thread rather than in block_on: the scan loop then wakes where its probes
+    // run, instead of across threads once per target.
+    let argv = argv.to_vec();
+    let code = match rt
+        .block_on(async move { tokio::spawn(async move { run(args, &argv).await }).await })
+    {
+        Ok(Ok(code)) => code,
+        Ok(Err(e)) => {
+            eprintln!("corral scan: {e}");
+            2
+        }
         Err(e) => {
             eprintln!("corral scan: {e}");
             2
@@ -235,10 +244,14 @@ async fn run(args: ScanArgs, argv: &[String]) -> Result<i32, CliError> {
         return Err(TargetError::TooLarge(addresses).into());
     }
     let limit = (!args.yes).then_some(CONFIRM_ABOVE);
-    let total = addresses.saturating_mul(ports.len() as u128);
+    // Lines read from stdin cannot be counted ahead: the progress line then shows done and rate.
+    let from_stdin = inputs.contains(&Input::Stdin);
+    let total = (!from_stdin).then(|| addresses.saturating_mul(ports.len() as u128));
     let stream = TargetStream::new(inputs, args.from, ports, Filter { exclude, shard }, limit);
     let opts = ScanOptions {
         concurrency: args.concurrency,
+        // Lines from a pipe may trickle in (masscan as it finds ports): never wait for a batch.
+        batch: if from_stdin { 1 } else { 256 },
         host_timeout: args.host_timeout,
         http: HttpConfig {
             connect_timeout: args.connect_timeout,
@@ -254,7 +267,7 @@ async fn run(args: ScanArgs, argv: &[String]) -> Result<i32, CliError> {
         },
     };
     let out = Arc::new(Mutex::new(open_out(&args.output)?));
-    let live = matches!(args.format, Format::Table | Format::Ndjson);
+    let streamed = matches!(args.format, Format::Table | Format::Ndjson);
     let write_err = |e: io::Error| {
         CliError::Write(
             args.output
@@ -269,9 +282,14 @@ async fn run(args: ScanArgs, argv: &[String]) -> Result<i32, CliError> {
         }
     }
     let progress = Arc::new(Progress::default());
-    let ticker = io::stderr()
-        .is_terminal()
-        .then(|| tokio::spawn(show_progress(progress.clone(), total)));
+    let live = Arc::new(Live::new(
+        io::stderr().is_terminal(),
+        total,
+        progress.clone(),
+    ));
+    let ticker = live
+        .enabled()
+        .then(|| tokio::spawn(live.clone().tick(Duration::from_millis(200))));
     let mut hosts: Vec<HostReport> = Vec::new();
     let mut write_failed: Option<io::Error> = None;
     let cancel = async {
@@ -285,26 +303,29 @@ async fn run(args: ScanArgs, argv: &[String]) -> Result<i32, CliError> {
         cancel,
         progress,
         |h| {
-            if live && write_failed.is_none() {
+            if streamed && write_failed.is_none() {
                 if let Ok(mut w) = out.lock() {
-                    let r = match args.format {
-                        Format::Table => output::table_row(&mut *w, &h),
-                        _ => output::ndjson_host(&mut *w, &h),
-                    };
-                    if let Err(e) = r.and_then(|()| w.flush()) {
+                    let r = live.above(|| {
+                        match args.format {
+                            Format::Table => output::table_row(&mut *w, &h),
+                            _ => output::ndjson_host(&mut *w, &h),
+                        }
+                        .and_then(|()| w.flush())
+                    });
+                    if let Err(e) = r {
                         write_failed = Some(e);
                     }
                 }
             }
             hosts.push(h);
         },
-        |e| eprintln!("corral scan: warning: {e}"),
+        |e| live.above(|| eprintln!("corral scan: warning: {e}")),
     )
     .await?;
     if let Some(t) = ticker {
         t.abort();
-        eprint!("\r\x1b[K");
     }
+    live.finish();
     if let Some(e) = write_failed {
         // A closed pipe (`| head`) is the reader's choice, not a failure.
         if e.kind() != io::ErrorKind::BrokenPipe {
@@ -354,31 +375,6 @@ async fn run(args: ScanArgs, argv: &[String]) -> Result<i32, CliError> {
         return Ok(130);
     }
     Ok(0)
-}
-
-async fn show_progress(p: Arc<Progress>, total: u128) {
-    let start = Instant::now();
-    let mut tick = tokio::time::interval(Duration::from_millis(250));
-    loop {
-        tick.tick().await;
-        let done = p.done.load(Ordering::Relaxed);
-        let rate = done as f64 / start.elapsed().as_secs_f64().max(0.001);
-        let pct = if total == 0 {
-            0.0
-        } else {
-            done as f64 * 100.0 / total as f64
-        };
-        let width = 24usize;
-        let filled = ((pct / 100.0) * width as f64)
-            .round()
-            .clamp(0.0, width as f64) as usize;
-        eprint!(
-            "\r\x1b[K[{}{}] {done}/{total} ({pct:.1}%) {rate:.0}/s, {} found",
-            "#".repeat(filled),
-            "-".repeat(width - filled),
-            p.found.load(Ordering::Relaxed)
-        );
-    }
 }
 
 #[cfg(test)]

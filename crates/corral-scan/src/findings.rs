@@ -1,6 +1,5 @@
 //! Findings from what a probe established: pure, so every rule is unit-tested.
 
-use crate::classify;
 use crate::report::{Admin, Auth, Finding, HostReport, ServerKind, Severity};
 
 const FIX_AUTH: &str = "Bind the server to 127.0.0.1 (OLLAMA_HOST=127.0.0.1) and put an authenticating gateway such as `corral gate` in front; firewall the port from untrusted networks.";
@@ -67,14 +66,14 @@ pub fn assess(r: &HostReport) -> Vec<Finding> {
         .version
         .as_deref()
         .filter(|_| is_ollama(r))
-        .map(classify::cves_for)
+        .map(corral_ollama::cves_for)
         .unwrap_or_default();
 
     if is_ollama(r) && open {
         if r.admin == Admin::Reachable {
             out.push(finding(r, "ollama-admin-exposed", Severity::Critical,
                 "Ollama admin routes reachable without authentication".into(),
-                "HEAD on a blob digest answered 404, so /api/pull, /api/push, /api/create and /api/delete are reachable by anyone: model theft, poisoning, disk fill and SSRF (CVE-2025-63389: no authentication by design).".into(),
+                "HEAD on a blob digest was answered without asking for credentials, so /api/pull, /api/push, /api/create and /api/delete are reachable by anyone: model theft, poisoning, disk fill and SSRF (CVE-2025-63389: no authentication by design).".into(),
                 &["admin", "tags"], FIX_ADMIN));
         }
         out.push(finding(r, "ollama-unauthenticated", Severity::High,
@@ -82,12 +81,12 @@ pub fn assess(r: &HostReport) -> Vec<Finding> {
             "Anyone who can reach this port can list models and run inference on the owner's hardware (LLMjacking).".into(),
             &["banner", "tags"], FIX_AUTH));
     }
-    let critical: Vec<_> = cves.iter().filter(|c| c.critical).collect();
-    let lesser: Vec<_> = cves.iter().filter(|c| !c.critical).collect();
+    let critical: Vec<_> = cves.iter().filter(|c| c.impact.is_critical()).collect();
+    let lesser: Vec<_> = cves.iter().filter(|c| !c.impact.is_critical()).collect();
     let version = r.version.clone().unwrap_or_default();
-    let list = |cs: &[&&classify::Cve]| {
+    let list = |cs: &[&&corral_ollama::Cve]| {
         cs.iter()
-            .map(|c| format!("{} ({})", c.id, c.what))
+            .map(|c| format!("{} ({})", c.ids(), c.what))
             .collect::<Vec<_>>()
             .join("; ")
     };
@@ -340,5 +339,10 @@ mod tests {
         let mut t = host(ServerKind::LlamaCpp);
         t.tls_cert_error = Some("invalid peer certificate: UnknownIssuer".into());
         assert!(rules(&t).contains(&("tls-certificate-problem", Severity::Info)));
+    }
+
+    #[test]
+    fn upgrade_advice_names_the_release_that_fixes_every_cve() {
+        assert!(FIX_UPGRADE.contains(corral_ollama::LATEST_FIX));
     }
 }

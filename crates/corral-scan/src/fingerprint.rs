@@ -3,7 +3,7 @@
 
 use crate::classify::{self, Detected};
 use crate::findings;
-use crate::http::{Client, Conn, HttpError, Response};
+use crate::http::{Client, Conn, HttpError, Response, Session};
 use crate::report::{Admin, Auth, HostReport, ServerKind};
 use crate::targets::{Endpoint, Scheme};
 
@@ -49,11 +49,13 @@ impl Default for ProbeOptions {
 struct Probe<'a> {
     client: &'a Client,
     conn: Conn<'a>,
+    /// One keep-alive connection for all of this endpoint's requests.
+    session: Session,
 }
 
 impl Probe<'_> {
     async fn get(&self, path: &str) -> Result<Response, HttpError> {
-        self.client.get(&self.conn, path).await
+        self.client.get(&self.conn, Some(&self.session), path).await
     }
 }
 
@@ -68,6 +70,7 @@ pub async fn probe(client: &Client, ep: &Endpoint, opts: &ProbeOptions) -> Optio
             host,
             tls: ep.scheme == Some(Scheme::Https),
         },
+        session: Session::default(),
     };
     let root = match p.get("/").await {
         Ok(r) if !p.conn.tls && classify::wants_tls(&r) => {
@@ -179,7 +182,7 @@ async fn ollama(p: &Probe<'_>, r: &mut HostReport, opts: &ProbeOptions) {
             let body = serde_json::json!({ "model": m.name }).to_string();
             let Ok(s) = p
                 .client
-                .post_json(&p.conn, "/api/show", body.as_bytes())
+                .post_json(&p.conn, Some(&p.session), "/api/show", body.as_bytes())
                 .await
             else {
                 continue;
@@ -205,9 +208,11 @@ async fn ollama(p: &Probe<'_>, r: &mut HostReport, opts: &ProbeOptions) {
                 .push(("ps", classify::evidence("GET", "/api/ps", &ps)));
         }
     }
-    if let Ok(b) = p.client.head(&p.conn, BLOB_PROBE).await {
+    if let Ok(b) = p.client.head(&p.conn, Some(&p.session), BLOB_PROBE).await {
         r.admin = match b.status {
-            404 => Admin::Reachable,
+            // Ollama answers 404 for an absent blob and 200 for a present one: either way the
+            // route answered without credentials. A gate or proxy answers 401/403.
+            200 | 404 => Admin::Reachable,
             401 | 403 => Admin::Blocked,
             _ => Admin::Unknown,
         };

@@ -1,5 +1,7 @@
-//! A deliberately small HTTP/1.1 client: one request per connection, every read bounded in
-//! bytes and time, because the servers on the other end may be hostile.
+//! A deliberately small HTTP/1.1 client, every read bounded in bytes and time, because the
+//! servers on the other end may be hostile. The requests of one endpoint's fingerprint share a
+//! keep-alive connection ([`Session`]) where the server allows it: a fresh TCP (and TLS)
+//! handshake per request would cost more than the requests themselves.
 
 use std::borrow::Cow;
 use std::net::{IpAddr, SocketAddr};
@@ -8,6 +10,7 @@ use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio_rustls::client::TlsStream;
 
 use crate::tls::TlsContext;
 
@@ -149,11 +152,13 @@ pub fn build_request(
     method: &str,
     path: &str,
     body: Option<&[u8]>,
+    keep_alive: bool,
 ) -> Vec<u8> {
     let mut req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {}\r\nUser-Agent: {}\r\nAccept: */*\r\nConnection: close\r\n",
+        "{method} {path} HTTP/1.1\r\nHost: {}\r\nUser-Agent: {}\r\nAccept: */*\r\nConnection: {}\r\n",
         host_header(c),
-        cfg.user_agent
+        cfg.user_agent,
+        if keep_alive { "keep-alive" } else { "close" }
     )
     .into_bytes();
     if let Some(b) = body {
@@ -171,27 +176,100 @@ pub fn build_request(
     req
 }
 
-/// Sends one request, retrying only when it timed out.
+/// An open connection kept between the requests of one endpoint.
+enum Stream {
+    Plain(TcpStream),
+    Tls(Box<TlsStream<TcpStream>>, Option<String>),
+}
+
+/// The keep-alive connection of one endpoint's probe. Requests through it are sequential; a
+/// connection the server closed or cut is replaced by a fresh one.
+#[derive(Default)]
+pub struct Session {
+    idle: std::sync::Mutex<Option<Stream>>,
+}
+
+impl Session {
+    fn take(&self) -> Option<Stream> {
+        self.idle.lock().ok().and_then(|mut g| g.take())
+    }
+    fn put(&self, s: Stream) {
+        if let Ok(mut g) = self.idle.lock() {
+            *g = Some(s);
+        }
+    }
+}
+
+/// Sends one request, retrying only when it timed out. With a `session`, an idle connection
+/// left by the previous request is used first, and the connection is left there for the next.
 pub async fn request(
     cfg: &HttpConfig,
     tls: &TlsContext,
     c: &Conn<'_>,
+    session: Option<&Session>,
     method: &str,
     path: &str,
     body: Option<&[u8]>,
 ) -> Result<Response, HttpError> {
+    let keep_alive = session.is_some();
+    let req = build_request(cfg, c, method, path, body, keep_alive);
+    let head = method == "HEAD";
+    if let Some(stream) = session.and_then(Session::take) {
+        // The tls flag may have changed since the connection was opened (plain HTTP answered
+        // "use TLS"): only a connection of the same kind is reused.
+        if matches!(stream, Stream::Tls(..)) == c.tls {
+            let r =
+                tokio::time::timeout(cfg.request_timeout, on_stream(cfg, stream, &req, head)).await;
+            match r {
+                Ok(Ok((resp, back))) => {
+                    if let (Some(s), Some(back)) = (session, back) {
+                        s.put(back);
+                    }
+                    return Ok(resp);
+                }
+                // A server that hangs on a reused connection is slow, not gone.
+                Err(_) if cfg.retries == 0 => return Err(HttpError::Timeout),
+                // Closed while idle, or cut: a fresh connection below.
+                _ => {}
+            }
+        }
+    }
     let mut attempt = 0;
     loop {
         // Waiting for a slot is not the server's fault, so it is outside the timeout.
         if let Some(p) = &cfg.pacer {
             p.wait().await;
         }
-        let r =
-            tokio::time::timeout(cfg.request_timeout, once(cfg, tls, c, method, path, body)).await;
-        let r = r.unwrap_or(Err(HttpError::Timeout));
-        match r {
+        let r = tokio::time::timeout(cfg.request_timeout, once(cfg, tls, c, &req, head)).await;
+        match r.unwrap_or(Err(HttpError::Timeout)) {
             Err(HttpError::Timeout) if attempt < cfg.retries => attempt += 1,
-            other => return other,
+            Ok((resp, back)) => {
+                if let (Some(s), Some(back), true) = (session, back, keep_alive) {
+                    s.put(back);
+                }
+                return Ok(resp);
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+async fn on_stream(
+    cfg: &HttpConfig,
+    stream: Stream,
+    req: &[u8],
+    head: bool,
+) -> Result<(Response, Option<Stream>), HttpError> {
+    let limit = MAX_HEAD + cfg.max_body;
+    match stream {
+        Stream::Plain(mut s) => {
+            let (resp, reuse) = exchange(&mut s, req, head, limit).await?;
+            Ok((resp, reuse.then_some(Stream::Plain(s))))
+        }
+        Stream::Tls(mut s, cert) => {
+            let (mut resp, reuse) = exchange(&mut *s, req, head, limit).await?;
+            resp.cert_error.clone_from(&cert);
+            Ok((resp, reuse.then_some(Stream::Tls(s, cert))))
         }
     }
 }
@@ -200,12 +278,11 @@ async fn once(
     cfg: &HttpConfig,
     tls: &TlsContext,
     c: &Conn<'_>,
-    method: &str,
-    path: &str,
-    body: Option<&[u8]>,
-) -> Result<Response, HttpError> {
+    req: &[u8],
+    head: bool,
+) -> Result<(Response, Option<Stream>), HttpError> {
     let addr = SocketAddr::new(c.ip, c.port);
-    let tcp = match tokio::time::timeout(cfg.connect_timeout, TcpStream::connect(addr)).await {
+    let tcp = match tokio::time::timeout(cfg.connect_timeout, connect(addr)).await {
         Err(_) => return Err(HttpError::Timeout),
         Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
             return Err(HttpError::Refused)
@@ -214,17 +291,45 @@ async fn once(
         Ok(Ok(s)) => s,
     };
     let _ = tcp.set_nodelay(true);
-    let req = build_request(cfg, c, method, path, body);
-    let head = method == "HEAD";
-    let limit = MAX_HEAD + cfg.max_body;
     if c.tls {
-        let (mut stream, cert) = tls.connect(tcp, c.ip, c.host).await?;
-        let mut resp = exchange(&mut stream, &req, head, limit).await?;
-        resp.cert_error = cert.lock().map(|g| g.clone()).unwrap_or(None);
-        Ok(resp)
+        let (stream, cert) = tls.connect(tcp, c.ip, c.host).await?;
+        let cert = cert.lock().map(|g| g.clone()).unwrap_or(None);
+        on_stream(cfg, Stream::Tls(Box::new(stream), cert), req, head).await
     } else {
-        let mut stream = tcp;
-        exchange(&mut stream, &req, head, limit).await
+        on_stream(cfg, Stream::Plain(tcp), req, head).await
+    }
+}
+
+/// A non-blocking connect that notices a refusal the kernel already has (a closed port on a
+/// nearby host answers RST at once) without registering the socket with the reactor: most
+/// targets of a sweep are closed, and that registration was a third of their system time.
+async fn connect(addr: SocketAddr) -> std::io::Result<TcpStream> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let sock = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    sock.set_nonblocking(true)?;
+    match sock.connect(&addr.into()) {
+        Ok(()) => {}
+        Err(e) if e.raw_os_error() == Some(libc_einprogress()) => {
+            if let Some(e) = sock.take_error()? {
+                return Err(e);
+            }
+        }
+        Err(e) => return Err(e),
+    }
+    let stream = TcpStream::from_std(std::net::TcpStream::from(sock))?;
+    stream.writable().await?;
+    match stream.take_error()? {
+        Some(e) => Err(e),
+        None => Ok(stream),
+    }
+}
+
+/// `EINPROGRESS` on Linux (115) and the BSDs/macOS (36).
+fn libc_einprogress() -> i32 {
+    if cfg!(target_os = "linux") || cfg!(target_os = "android") {
+        115
+    } else {
+        36
     }
 }
 
@@ -268,12 +373,14 @@ fn body_len(head: &[u8], head_only: bool) -> BodyLen {
     BodyLen::UntilClose
 }
 
+/// Writes `req` and reads one response. The flag says whether the connection can carry another
+/// request: the response ended where its framing said, and the server did not ask to close.
 async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
     s: &mut S,
     req: &[u8],
     head_only: bool,
     limit: usize,
-) -> Result<Response, HttpError> {
+) -> Result<(Response, bool), HttpError> {
     s.write_all(req)
         .await
         .map_err(|e| HttpError::Io(e.kind().to_string()))?;
@@ -284,6 +391,7 @@ async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
     let mut chunk = [0u8; 8192];
     let mut framing: Option<(usize, BodyLen)> = None;
     let mut truncated = false;
+    let mut complete = false;
     loop {
         let n = match s.read(&mut chunk).await {
             Ok(n) => n,
@@ -319,6 +427,7 @@ async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
             _ => false,
         };
         if done {
+            complete = true;
             break;
         }
     }
@@ -327,7 +436,25 @@ async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
     }
     let mut resp = parse_response(&buf, head_only)?;
     resp.truncated |= truncated;
-    Ok(resp)
+    let exact = framing.is_some_and(|(end, len)| match len {
+        BodyLen::Exact(n) => buf.len() == end.saturating_add(n),
+        BodyLen::None => buf.len() == end,
+        // A chunked body is complete when it ends the buffer; trailers are not used.
+        BodyLen::Chunked => true,
+        BodyLen::UntilClose => false,
+    });
+    let reuse = complete && exact && !resp.truncated && keeps_alive(&buf, &resp);
+    Ok((resp, reuse))
+}
+
+/// HTTP/1.1 keeps the connection unless told otherwise; HTTP/1.0 only when told to.
+fn keeps_alive(buf: &[u8], resp: &Response) -> bool {
+    let conn = resp.header("connection").map(str::to_ascii_lowercase);
+    if buf.starts_with(b"HTTP/1.1") {
+        !conn.is_some_and(|c| c.contains("close"))
+    } else {
+        conn.is_some_and(|c| c.contains("keep-alive"))
+    }
 }
 
 /// Parses a complete or cut-off HTTP/1.x response. Pure, so it can be fuzzed.
@@ -419,19 +546,30 @@ pub struct Client {
 }
 
 impl Client {
-    pub async fn get(&self, c: &Conn<'_>, path: &str) -> Result<Response, HttpError> {
-        request(&self.cfg, &self.tls, c, "GET", path, None).await
+    pub async fn get(
+        &self,
+        c: &Conn<'_>,
+        session: Option<&Session>,
+        path: &str,
+    ) -> Result<Response, HttpError> {
+        request(&self.cfg, &self.tls, c, session, "GET", path, None).await
     }
-    pub async fn head(&self, c: &Conn<'_>, path: &str) -> Result<Response, HttpError> {
-        request(&self.cfg, &self.tls, c, "HEAD", path, None).await
+    pub async fn head(
+        &self,
+        c: &Conn<'_>,
+        session: Option<&Session>,
+        path: &str,
+    ) -> Result<Response, HttpError> {
+        request(&self.cfg, &self.tls, c, session, "HEAD", path, None).await
     }
     pub async fn post_json(
         &self,
         c: &Conn<'_>,
+        session: Option<&Session>,
         path: &str,
         body: &[u8],
     ) -> Result<Response, HttpError> {
-        request(&self.cfg, &self.tls, c, "POST", path, Some(body)).await
+        request(&self.cfg, &self.tls, c, session, "POST", path, Some(body)).await
     }
 }
 
@@ -505,8 +643,15 @@ mod tests {
             host: None,
             tls: false,
         };
-        let req =
-            String::from_utf8(build_request(&cfg, &c, "POST", "/api/show", Some(b"{}"))).unwrap();
+        let req = String::from_utf8(build_request(
+            &cfg,
+            &c,
+            "POST",
+            "/api/show",
+            Some(b"{}"),
+            false,
+        ))
+        .unwrap();
         assert!(req.starts_with("POST /api/show HTTP/1.1\r\nHost: [::1]:11434\r\n"));
         assert!(req.contains(&format!(
             "User-Agent: corral-scan/{}\r\n",

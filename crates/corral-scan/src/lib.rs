@@ -2,7 +2,8 @@
 //!
 //! Pipeline: [`targets`] streams endpoints lazily, [`scanner`] drives bounded concurrent
 //! [`fingerprint`] probes over the small [`http`] client, [`findings`] grades what was learnt,
-//! and [`output`]/[`summary`] render it. [`cli`] is the whole command for the `corral` binary.
+//! and [`output`]/[`summary`] render it, and [`live`] draws
+//! progress on a terminal. [`cli`] is the whole command for the `corral` binary.
 
 pub mod classify;
 pub mod cli;
@@ -10,6 +11,7 @@ pub mod findings;
 pub mod fingerprint;
 pub mod fuzzing;
 pub mod http;
+pub mod live;
 pub mod output;
 pub mod report;
 pub mod scanner;

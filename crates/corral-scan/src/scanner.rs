@@ -3,6 +3,7 @@
 //! Targets are produced on a blocking thread (files, stdin and name resolution block) into a
 //! small channel, so memory stays flat however large the target set is.
 
+use std::collections::VecDeque;
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -20,6 +21,10 @@ use crate::tls::TlsContext;
 #[derive(Debug, Clone)]
 pub struct ScanOptions {
     pub concurrency: usize,
+    /// Targets handed from the producer thread at once. Batches save a cross-thread wake-up
+    /// per target; 1 keeps a trickling source (masscan piped to stdin) from waiting for a
+    /// batch to fill.
+    pub batch: usize,
     /// Deadline for everything done to one endpoint.
     pub host_timeout: Duration,
     pub http: HttpConfig,
@@ -30,6 +35,7 @@ impl Default for ScanOptions {
     fn default() -> Self {
         ScanOptions {
             concurrency: 256,
+            batch: 256,
             host_timeout: Duration::from_secs(30),
             http: HttpConfig::default(),
             probe: ProbeOptions::default(),
@@ -80,15 +86,26 @@ where
     };
     let probe_opts = Arc::new(opts.probe.clone());
     let concurrency = opts.concurrency.max(1);
-    let (tx, mut rx) =
-        mpsc::channel::<Result<Endpoint, TargetError>>(concurrency.saturating_mul(2).min(65_536));
+    let batch = opts.batch.clamp(1, 4096);
+    let (tx, mut rx) = mpsc::channel::<Vec<Result<Endpoint, TargetError>>>(
+        (concurrency.saturating_mul(2) / batch).clamp(2, 65_536),
+    );
     let producer = tokio::task::spawn_blocking(move || {
+        let mut items = Vec::with_capacity(batch);
         for item in targets {
-            if tx.blocking_send(item).is_err() {
-                break;
+            items.push(item);
+            if items.len() >= batch {
+                let full = std::mem::replace(&mut items, Vec::with_capacity(batch));
+                if tx.blocking_send(full).is_err() {
+                    return;
+                }
             }
         }
+        if !items.is_empty() {
+            let _ = tx.blocking_send(items);
+        }
     });
+    let mut pending: VecDeque<Result<Endpoint, TargetError>> = VecDeque::with_capacity(batch);
     let mut set: JoinSet<Option<HostReport>> = JoinSet::new();
     let mut input_done = false;
     let mut outcome = ScanOutcome {
@@ -98,8 +115,31 @@ where
     };
     tokio::pin!(cancel);
     loop {
+        while set.len() < concurrency {
+            match pending.pop_front() {
+                None => break,
+                Some(Err(e @ TargetError::TooLarge(_))) => {
+                    outcome.fatal = Some(e);
+                    input_done = true;
+                    pending.clear();
+                    rx.close();
+                }
+                Some(Err(e)) => on_warning(e),
+                Some(Ok(ep)) => {
+                    let client = client.clone();
+                    let po = probe_opts.clone();
+                    let deadline = opts.host_timeout;
+                    set.spawn(async move {
+                        tokio::time::timeout(deadline, fingerprint::probe(&client, &ep, &po))
+                            .await
+                            .ok()
+                            .flatten()
+                    });
+                }
+            }
+        }
         // The cancel branch is always armed, so select's `else` alone would never end the loop.
-        if input_done && set.is_empty() {
+        if input_done && pending.is_empty() && set.is_empty() {
             break;
         }
         tokio::select! {
@@ -116,22 +156,9 @@ where
                     on_host(report);
                 }
             }
-            item = rx.recv(), if !input_done && set.len() < concurrency => match item {
+            items = rx.recv(), if !input_done && pending.is_empty() && set.len() < concurrency => match items {
                 None => input_done = true,
-                Some(Err(e @ TargetError::TooLarge(_))) => {
-                    outcome.fatal = Some(e);
-                    input_done = true;
-                    rx.close();
-                }
-                Some(Err(e)) => on_warning(e),
-                Some(Ok(ep)) => {
-                    let client = client.clone();
-                    let po = probe_opts.clone();
-                    let deadline = opts.host_timeout;
-                    set.spawn(async move {
-                        tokio::time::timeout(deadline, fingerprint::probe(&client, &ep, &po)).await.ok().flatten()
-                    });
-                }
+                Some(items) => pending.extend(items),
             },
         }
     }

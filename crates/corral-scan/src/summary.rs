@@ -5,7 +5,6 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::classify;
 use crate::report::{Auth, HostReport, ServerKind};
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -55,7 +54,7 @@ pub fn summarise(hosts: &[HostReport], endpoints_scanned: u64) -> Summary {
         let ollama = matches!(h.server, ServerKind::Ollama | ServerKind::OllamaCompatible);
         if let (true, Some(v)) = (ollama, &h.version) {
             *s.versions.entry(v.clone()).or_default() += 1;
-            for c in classify::cves_for(v) {
+            for c in corral_ollama::cves_for(v) {
                 *s.vulnerable.entry(c.id.to_string()).or_default() += 1;
             }
         }

@@ -13,7 +13,7 @@ use corral_scan::report::{Admin, Auth, HostReport, ServerKind, Severity};
 use corral_scan::scanner::{self, Progress, ScanOptions};
 use corral_scan::targets::{Endpoint, Filter, Input, InputFormat, Scheme, TargetStream};
 use corral_scan::tls::TlsContext;
-use mock::{spawn, spawn_tls, Kind, Mock};
+use mock::{spawn, spawn_keep_alive, spawn_tls, Kind, Mock};
 
 fn client(max_body: usize) -> Client {
     let cfg = HttpConfig {
@@ -64,6 +64,31 @@ fn assert_read_only(mocks: &[&Mock]) {
             );
         }
     }
+}
+
+/// One endpoint's requests share a connection when the server keeps it open, and a server
+/// that closes after every reply still gets every request (on fresh connections).
+#[tokio::test]
+async fn requests_of_one_endpoint_share_a_keep_alive_connection() {
+    let kind = Kind::Ollama {
+        version: "0.6.0",
+        caps: false,
+    };
+    let (m, conns) = spawn_keep_alive("127.0.0.61", kind.clone()).await;
+    let r = fp(&m, &ProbeOptions::default()).await.unwrap();
+    let sent = m.requests().len();
+    // GET /, /api/version, /api/tags, 3x POST /api/show, /api/ps, HEAD blob.
+    assert_eq!(sent, 8, "{:?}", m.requests());
+    assert_eq!(conns.load(std::sync::atomic::Ordering::SeqCst), 1);
+    assert_eq!(r.admin, Admin::Reachable);
+    assert_eq!(r.models.len(), 3);
+    assert!(r.models.iter().all(|m| !m.capabilities.is_empty()));
+    assert_read_only(&[&m]);
+
+    let closing = spawn("127.0.0.62", 0, kind).await;
+    let r2 = fp(&closing, &ProbeOptions::default()).await.unwrap();
+    assert_eq!(closing.requests().len(), 8);
+    assert_eq!(r2.findings, r.findings);
 }
 
 #[tokio::test]
@@ -241,7 +266,7 @@ async fn hostile_servers_are_bounded() {
         host: None,
         tls: false,
     };
-    let resp = c.get(&conn, "/api/tags").await.unwrap();
+    let resp = c.get(&conn, None, "/api/tags").await.unwrap();
     assert!(resp.truncated && resp.body.len() <= 100_000 + corral_scan::http::MAX_HEAD);
 }
 

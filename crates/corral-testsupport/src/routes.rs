@@ -135,7 +135,15 @@ pub(crate) fn route(method: &str, path: &str, json: Option<&Value>, chunks: usiz
             }
         }
         ("POST", "/api/copy") | ("DELETE", "/api/delete") => Reply::Empty(200),
-        ("HEAD", p) if p.starts_with("/api/blobs/sha256:") => Reply::Empty(200),
+        // Ollama answers 404 (`blob "..." not found`) for a digest it does not hold; the mock
+        // keeps no uploads, so every digest is absent, like the all-zero one scanners probe with.
+        ("HEAD", p) if p.starts_with("/api/blobs/sha256:") => {
+            let digest = &p["/api/blobs/".len()..];
+            Reply::Json(
+                404,
+                json!({ "error": format!("blob {digest:?} not found") }),
+            )
+        }
         ("POST", p) if p.starts_with("/api/blobs/sha256:") => Reply::Empty(201),
         ("POST", "/api/me") => Reply::Json(
             200,

@@ -342,6 +342,22 @@ async fn openai_and_anthropic_shapes() {
     assert_eq!(s, 201);
 }
 
+/// Ollama answers `HEAD /api/blobs/<digest>` with 404 when it lacks the blob (scanners probe
+/// with the all-zero digest to see whether the admin routes answer without credentials).
+#[tokio::test]
+async fn head_on_an_absent_blob_is_404_like_ollama() {
+    let m = MockOllama::start().await;
+    let digest = format!("sha256:{}", "0".repeat(64));
+    let (s, _, body) = call(
+        m.addr(),
+        "HEAD",
+        &format!("/api/blobs/{digest}"),
+        Value::Null,
+    )
+    .await;
+    assert_eq!((s, body.len()), (404, 0));
+}
+
 #[tokio::test]
 async fn slow_models_stream_slowly_and_first_chunk_is_immediate() {
     let m = MockOllama::start().await;

@@ -59,7 +59,7 @@ pub fn render(hosts: &[HostReport], s: &Summary) -> String {
         "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>corral scan report</title>\
 <meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'\">\
 <style>body{font-family:system-ui,sans-serif;margin:2em;color:#222}table{border-collapse:collapse;width:100%}\
-td,th{border:1px solid #ccc;padding:4px 6px;text-align:left;font-size:14px;vertical-align:top}\
+td,th{border:1px solid #ccc;padding:4px 6px;text-align:left;font-size:14px;vertical-align:top}td code{overflow-wrap:anywhere}\
 .critical{background:#fdd}.high{background:#fed}.medium{background:#ffc}.info{background:#eef}\
 figure{display:inline-block;margin:0 2em 1em 0}figcaption{font-weight:bold}.b{fill:#4a78c2}.l{font-size:12px}\
 dl{display:grid;grid-template-columns:max-content auto;gap:2px 1em}</style></head><body>",

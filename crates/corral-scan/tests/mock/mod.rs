@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -101,6 +102,38 @@ pub async fn spawn(ip: &str, port: u16, kind: Kind) -> Mock {
         }
     });
     Mock { addr, log }
+}
+
+/// Like [`spawn`], but the server keeps connections open between requests (as Ollama and most
+/// servers do); the counter says how many connections were accepted.
+pub async fn spawn_keep_alive(ip: &str, kind: Kind) -> (Mock, Arc<AtomicUsize>) {
+    let listener = TcpListener::bind((ip, 0)).await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    assert!(addr.ip().is_loopback());
+    let log: Log = Arc::default();
+    let conns = Arc::new(AtomicUsize::new(0));
+    let (l2, c2) = (log.clone(), conns.clone());
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut s, _)) = listener.accept().await else {
+                return;
+            };
+            c2.fetch_add(1, Ordering::SeqCst);
+            let (kind, log) = (kind.clone(), l2.clone());
+            tokio::spawn(async move {
+                while let Some((method, path, body)) = read_request(&mut s).await {
+                    log.lock().unwrap().push((method.clone(), path.clone()));
+                    let reply = String::from_utf8(route(&kind, &method, &path, &body))
+                        .unwrap()
+                        .replacen("Connection: close", "Connection: keep-alive", 1);
+                    if s.write_all(reply.as_bytes()).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (Mock { addr, log }, conns)
 }
 
 /// A TLS-only Ollama with a self-signed certificate.
