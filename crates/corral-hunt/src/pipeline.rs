@@ -12,7 +12,8 @@ use std::time::{Duration, Instant};
 
 use crate::engine::{Engine, Findings, Location};
 use crate::event::Event;
-use crate::formats::{auditd, derive, gin, json, zeek, Reader};
+use crate::formats::{auditd, derive, gin, json, json_check, zeek, Reader};
+use crate::rule::prefilter::{Dialect, Scan};
 
 const CHUNK: usize = 1 << 20;
 /// Longer lines are reported as malformed and skipped, so one bad line cannot exhaust memory.
@@ -197,6 +198,7 @@ pub fn process_chunk(
     let schema = &engine.schema;
     let mut ev = Event::new(schema);
     let mut path = String::new();
+    let mut scan = Scan::default();
     let mut hdr = header.cloned().unwrap_or_default();
     let mut line_no = first_line;
     let mut start = 0usize;
@@ -214,8 +216,16 @@ pub fn process_chunk(
         ev.clear();
         match reader {
             Reader::JsonLines => {
+                // A line no rule can match is only checked and counted; anything the quick
+                // check doubts goes through the parser, which names the error.
+                if !engine.may_match(Dialect::Json, line, &mut scan)
+                    && json_check::is_plain_object(line)
+                {
+                    out.events += 1;
+                    continue;
+                }
                 if let Err(e) = json::parse_object(schema, line, &mut ev, &mut path) {
-                    out.malformed(line_here, format!("invalid JSON record: {e}"));
+                    out.malformed(line_here, e.to_string());
                     continue;
                 }
                 derive::derive(&mut ev);
@@ -253,8 +263,13 @@ pub fn process_chunk(
                 } else if text.starts_with('#') {
                     hdr.directive(text, schema);
                     continue;
+                } else if hdr.row_shape_ok(line)
+                    && !engine.may_match(Dialect::ZeekTsv, line, &mut scan)
+                {
+                    out.events += 1;
+                    continue;
                 } else if let Err(e) = hdr.parse_row(text, &mut ev) {
-                    out.malformed(line_here, e);
+                    out.malformed(line_here, e.to_string());
                     continue;
                 }
                 derive::common(&mut ev);
@@ -568,7 +583,7 @@ fn serial_json_stream(
                             };
                             engine.check(&ev, at, &mut out);
                         }
-                        Err(e) => out.malformed(start_line, format!("invalid JSON record: {e}")),
+                        Err(e) => out.malformed(start_line, e.to_string()),
                     }
                     obj.clear();
                 }

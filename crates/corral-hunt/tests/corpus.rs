@@ -412,11 +412,17 @@ fn forced_format_and_errors() {
     let r = run(&engine, &[junk]);
     assert!(r.files[0]
         .error
-        .as_deref()
+        .as_ref()
         .unwrap()
+        .to_string()
         .contains("--input-format"));
     let evtx = dir.path().join("x.evtx");
     std::fs::write(&evtx, b"ElfFile\0\0\0\0\0").unwrap();
     let r = run(&engine, &[evtx]);
-    assert!(r.files[0].error.as_deref().unwrap().contains("evtx_dump"));
+    assert!(r.files[0]
+        .error
+        .as_ref()
+        .unwrap()
+        .to_string()
+        .contains("evtx_dump"));
 }

@@ -4,6 +4,7 @@ pub mod auditd;
 pub mod derive;
 pub mod gin;
 pub mod json;
+pub mod json_check;
 pub mod zeek;
 
 /// How a file is read. JSON dialects (ECS, Zeek JSON, evtx_dump JSONL, Winlogbeat, corral's
