@@ -35,8 +35,8 @@ pub enum InputError {
     UnknownFormat,
     #[error("read error: {0}")]
     Read(#[source] io::Error),
-    #[error("EVTX files are not read directly; export them with `evtx_dump -o jsonl` and hunt the output")]
-    EvtxUnsupported,
+    #[error(transparent)]
+    Evtx(#[from] EvtxError),
 }
 
 /// Why one record was not read. Reported with its file and line (or EVTX record number).
@@ -61,4 +61,20 @@ pub enum ExportError {
     },
     #[error("unknown selection {0}")]
     UnknownSelection(String),
+}
+
+/// A problem in an EVTX file: the file header, a chunk, or one record. Only a missing file
+/// header stops the file; the others are counted as malformed records.
+#[derive(Debug, thiserror::Error)]
+pub enum EvtxError {
+    #[error("EVTX {0}")]
+    Header(&'static str),
+    #[error("EVTX chunk {chunk}: {why}")]
+    Chunk { chunk: u64, why: &'static str },
+    #[error("EVTX record {record} (chunk {chunk}): {why}")]
+    Record {
+        record: u64,
+        chunk: u64,
+        why: &'static str,
+    },
 }

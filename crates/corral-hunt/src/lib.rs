@@ -1,6 +1,6 @@
 //! `corral hunt`: Ollama detection rules run directly over log files, and exported for SIEMs.
 //!
-//! Readers for ECS NDJSON, Zeek, Sysmon (evtx_dump JSON, Winlogbeat), auditd, Ollama's
+//! Readers for ECS NDJSON, Zeek, Sysmon (EVTX files, evtx_dump JSON, Winlogbeat), auditd, Ollama's
 //! server log and corral's audit log normalise records onto ECS field names; a Sigma-subset
 //! rule engine matches them; alerts come out as NDJSON, a table or SARIF. The binary wires
 //! [`HuntArgs`]/[`hunt_main`] and [`RulesCommand`]/[`rules_main`].
@@ -61,9 +61,6 @@ pub fn hunt_paths(
                 summary.compression = opened.compression;
                 let reader = format.reader().or_else(|| formats::detect(&opened.head));
                 match reader {
-                    None if opened.head.starts_with(b"ElfFile\0") => {
-                        summary.error = Some(InputError::EvtxUnsupported);
-                    }
                     None if opened.head.is_empty() => summary.format = Some("empty"),
                     None => summary.error = Some(InputError::UnknownFormat),
                     Some(reader) => {
@@ -87,7 +84,7 @@ pub fn hunt_paths(
                             .map(|m| (m.line, m.reason))
                             .collect();
                         if let Some(e) = error {
-                            summary.error = Some(InputError::Read(e));
+                            summary.error = Some(e);
                         }
                         run.alerts.extend(found.alerts);
                         merge_buckets(&mut buckets, found.buckets);

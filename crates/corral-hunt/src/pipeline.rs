@@ -4,6 +4,7 @@
 //! memory stays bounded by the number of chunks in flight. Multi-line formats (auditd
 //! groups, pretty JSON) are read on the calling thread.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::io::{self, BufRead, BufReader, Read};
 use std::sync::mpsc::{sync_channel, Receiver};
@@ -11,8 +12,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::engine::{Engine, Findings, Location};
+use crate::error::{EvtxError, InputError};
 use crate::event::Event;
-use crate::formats::{auditd, derive, gin, json, json_check, zeek, Reader};
+use crate::event::Val;
+use crate::formats::{auditd, derive, evtx, gin, json, json_check, zeek, Reader};
 use crate::rule::prefilter::{Dialect, Scan};
 
 const CHUNK: usize = 1 << 20;
@@ -80,14 +83,97 @@ pub fn run(
     threads: usize,
     progress: &mut Progress,
     name: &str,
-) -> (Findings, Option<io::Error>) {
-    match reader {
+) -> (Findings, Option<InputError>) {
+    let (found, err) = match reader {
         Reader::JsonLines | Reader::ZeekTsv | Reader::Gin => {
             parallel(engine, reader, stream, file, threads.max(1), progress, name)
         }
         Reader::Auditd => serial_auditd(engine, stream, file, progress, name),
         Reader::JsonStream => serial_json_stream(engine, stream, file, progress, name),
+        Reader::Evtx => return serial_evtx(engine, stream, file, progress, name),
+    };
+    (found, err.map(InputError::Read))
+}
+
+/// EVTX: chunk by chunk on the calling thread. Malformed records are reported with their
+/// record number in place of a line number.
+fn serial_evtx(
+    engine: &Engine,
+    mut stream: Box<dyn Read + Send>,
+    file: usize,
+    progress: &mut Progress,
+    name: &str,
+) -> (Findings, Option<InputError>) {
+    let mut out = Findings::default();
+    let mut header = Vec::with_capacity(evtx::HEADER_BLOCK);
+    if let Err(e) = stream
+        .by_ref()
+        .take(evtx::HEADER_BLOCK as u64)
+        .read_to_end(&mut header)
+    {
+        return (out, Some(InputError::Read(e)));
     }
+    out.bytes = header.len() as u64;
+    if header.len() < evtx::HEADER_BLOCK {
+        return (
+            out,
+            Some(EvtxError::Header("file shorter than its header").into()),
+        );
+    }
+    match evtx::check_header(&header) {
+        Ok(()) => {}
+        Err(e @ EvtxError::Header("not an EVTX file header")) => return (out, Some(e.into())),
+        Err(e) => out.malformed(0, e.to_string()),
+    }
+    let mut chunk = Vec::with_capacity(evtx::CHUNK_SIZE);
+    let mut index = 0u64;
+    loop {
+        let at = out.bytes;
+        match evtx::read_chunk(&mut stream, &mut chunk) {
+            Ok(true) => {}
+            Ok(false) => break,
+            Err(e) => return (out, Some(InputError::Read(e))),
+        }
+        out.bytes += chunk.len() as u64;
+        let mut errors = Vec::new();
+        let mut records = Vec::new();
+        evtx::chunk_records(&chunk, index, at, |r| records.push(r), |e| errors.push(e));
+        for e in errors {
+            let n = match e {
+                EvtxError::Record { record, .. } => record,
+                _ => 0,
+            };
+            out.malformed(n, e.to_string());
+        }
+        let mut ev = Event::new(&engine.schema);
+        for r in &records {
+            ev.clear();
+            for (path, value) in &r.fields {
+                if let Some(id) = engine.schema.json_path(path).leaf {
+                    ev.set(id, Val::Str(Cow::Borrowed(value.as_str())));
+                }
+            }
+            derive::derive(&mut ev);
+            out.events += 1;
+            let original: serde_json::Map<String, serde_json::Value> = r
+                .fields
+                .iter()
+                .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
+                .collect();
+            let original = serde_json::Value::Object(original).to_string();
+            let at = Location {
+                file,
+                line: r.id,
+                offset: r.offset,
+                original: &original,
+                json: true,
+            };
+            engine.check(&ev, at, &mut out);
+        }
+        progress.tick(name, out.bytes, out.events);
+        index += 1;
+    }
+    (out, None)
 }
 
 fn parallel(
@@ -286,7 +372,7 @@ pub fn process_chunk(
                     out,
                 );
             }
-            Reader::Auditd | Reader::JsonStream => {}
+            Reader::Auditd | Reader::JsonStream | Reader::Evtx => {}
         }
     }
 }
