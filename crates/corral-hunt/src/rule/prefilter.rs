@@ -296,7 +296,7 @@ impl Prefilter {
             dialect,
         };
         let needs: Vec<Need> = rules.iter().map(|r| b.cond(&r.cond, r)).collect();
-        let always = needs.iter().any(|n| *n == Need::True);
+        let always = needs.contains(&Need::True);
         let lits = b
             .keys
             .iter()

@@ -13,8 +13,11 @@ fn engine(prefilter: bool) -> Engine {
     e
 }
 
-/// (line, rule id, events, malformed) with the prefilter on and off.
-fn both(text: &str) -> [(Vec<(u64, String)>, u64, u64); 2] {
+/// (line, rule id) of each alert, events, malformed.
+type Outcome = (Vec<(u64, String)>, u64, u64);
+
+/// The outcome with the prefilter on and off.
+fn both(text: &str) -> [Outcome; 2] {
     let mut f = tempfile::NamedTempFile::new().unwrap();
     f.write_all(text.as_bytes()).unwrap();
     let paths = [PathBuf::from(f.path())];
