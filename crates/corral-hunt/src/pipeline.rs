@@ -454,10 +454,14 @@ fn cut_chunks(
         }
         let hdr = (reader == Reader::ZeekTsv).then(|| Arc::new(header.clone()));
         if reader == Reader::ZeekTsv {
-            for l in buf
-                .split(|b| *b == b'\n')
-                .filter(|l| l.first() == Some(&b'#'))
-            {
+            let starts = buf
+                .starts_with(b"#")
+                .then_some(0)
+                .into_iter()
+                .chain(memchr::memmem::find_iter(&buf, b"\n#").map(|p| p + 1));
+            for at in starts {
+                let rest = &buf[at..];
+                let l = &rest[..memchr::memchr(b'\n', rest).unwrap_or(rest.len())];
                 header.directive(&String::from_utf8_lossy(l), &engine.schema);
             }
         }

@@ -154,6 +154,10 @@ impl Builder {
         match p {
             Pat::Eq { text, num, cased } => {
                 let mut alts = vec![self.lit(text, !cased)];
+                // Numbers of 1e10 and up: rounding leaves too few tell-tale nines to spot.
+                if num.is_some_and(|n| n.abs() >= 1e10) {
+                    return Need::True;
+                }
                 if let Some(n) = num {
                     // `.5` parses as 0.5 too, so a leading zero is not required.
                     let d = crate::event::fmt_num(n.abs());
@@ -372,32 +376,50 @@ impl Prefilter {
     }
 }
 
-/// A number spelled so that its digits as written are not the digits of its value: exponent
-/// notation (`1.1434e4`) or 16 or more digits in a row (f64 rounding). Conservative: hex
-/// identifiers like `4e5` count too.
+/// A number spelled so that its digits as written are not the digits of its value: a
+/// token of number characters standing alone (as a JSON number, a whole string value, or a
+/// TSV column) in exponent notation (`1.1434e4`), or with 16 or more digits and a run of
+/// nines (`11433.99999999999999` rounds to 11434; numeric literals are kept below 1e10, where
+/// such a spelling needs at least five nines). Hex identifiers (`4e5a…`) are not tokens of
+/// their own and do not count.
 fn exotic_number(line: &[u8]) -> bool {
-    let mut run = 0usize;
-    for (i, &b) in line.iter().enumerate() {
-        match b {
-            b'0'..=b'9' => {
-                run += 1;
-                if run >= 16 {
-                    return true;
-                }
-            }
-            b'.' => {}
-            b'e' | b'E' if run > 0 => {
-                let next = line.get(i + 1).copied();
+    let word = |b: u8| b.is_ascii_alphanumeric() || b == b'_';
+    let numeric = |b: u8| matches!(b, b'0'..=b'9' | b'.' | b'e' | b'E' | b'+' | b'-');
+    let mut i = 0;
+    while i < line.len() {
+        if !line[i].is_ascii_digit() && !matches!(line[i], b'.' | b'+' | b'-') {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        while i < line.len() && numeric(line[i]) {
+            i += 1;
+        }
+        let token = &line[start..i];
+        // JSON escapes before the token (`"\t1e5"`) decode to whitespace, which parsing trims.
+        let before_ok = match start.checked_sub(1).map(|p| line[p]) {
+            None => true,
+            Some(b) if !word(b) => true,
+            Some(b'b' | b'f' | b'n' | b'r' | b't') => start >= 2 && line[start - 2] == b'\\',
+            Some(_) => false,
+        };
+        let after_ok = line.get(i).is_none_or(|b| !word(*b));
+        if !before_ok || !after_ok {
+            continue;
+        }
+        let exponent = token.windows(2).enumerate().any(|(k, w)| {
+            w[0].is_ascii_digit() && matches!(w[1], b'e' | b'E') && {
+                let next = token.get(k + 2).copied();
                 let next = match next {
-                    Some(b'+' | b'-') => line.get(i + 2).copied(),
+                    Some(b'+' | b'-') => token.get(k + 3).copied(),
                     n => n,
                 };
-                if next.is_some_and(|c| c.is_ascii_digit()) {
-                    return true;
-                }
-                run = 0;
+                next.is_some_and(|c| c.is_ascii_digit())
             }
-            _ => run = 0,
+        });
+        let digits = token.iter().filter(|b| b.is_ascii_digit()).count();
+        if exponent || (digits >= 16 && memchr::memmem::find(token, b"99999").is_some()) {
+            return true;
         }
     }
     false

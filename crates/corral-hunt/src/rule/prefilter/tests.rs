@@ -123,6 +123,11 @@ fn exotic_numbers() {
         b"\"port\":11434,\"t\":\"2026-01-10T10:00:00.000Z\""
     ));
     assert!(!exotic_number(b"true false e5 1e"));
+    // Hex identifiers and Zeek timestamps are not exotic.
+    assert!(!exotic_number(b"\"id\":\"4e5a1e7f\",\"x\":\"a1e5\""));
+    assert!(!exotic_number(b"1768003200.123456\tC1\t10.0.0.1"));
+    assert!(exotic_number(b"x\t1.1434e4\ty"));
+    assert!(exotic_number(b"\"\\t1e4\""));
 }
 
 #[test]
