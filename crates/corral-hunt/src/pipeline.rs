@@ -299,7 +299,6 @@ pub fn process_chunk(
         if line.is_empty() {
             continue;
         }
-        ev.clear();
         match reader {
             Reader::JsonLines => {
                 // A line no rule can match is only checked and counted; anything the quick
@@ -310,6 +309,7 @@ pub fn process_chunk(
                     out.events += 1;
                     continue;
                 }
+                ev.clear();
                 if let Err(e) = json::parse_object(schema, line, &mut ev, &mut path) {
                     out.malformed(line_here, e.to_string());
                     continue;
@@ -335,6 +335,7 @@ pub fn process_chunk(
                     continue;
                 };
                 if reader == Reader::Gin {
+                    ev.clear();
                     match gin::parse_line(text, &mut ev) {
                         gin::Line::Access => {}
                         gin::Line::Other => {
@@ -354,7 +355,10 @@ pub fn process_chunk(
                 {
                     out.events += 1;
                     continue;
-                } else if let Err(e) = hdr.parse_row(text, &mut ev) {
+                } else if let Err(e) = {
+                    ev.clear();
+                    hdr.parse_row(text, &mut ev)
+                } {
                     out.malformed(line_here, e.to_string());
                     continue;
                 }
