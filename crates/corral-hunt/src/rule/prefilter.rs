@@ -38,7 +38,7 @@ pub enum Dialect {
 }
 
 #[derive(Debug, Clone, PartialEq)]
-enum Need {
+pub(crate) enum Need {
     True,
     False,
     Lit(usize),
@@ -46,6 +46,16 @@ enum Need {
     Exotic,
     And(Vec<Need>),
     Or(Vec<Need>),
+}
+
+impl Need {
+    fn has_exotic(&self) -> bool {
+        match self {
+            Need::Exotic => true,
+            Need::And(xs) | Need::Or(xs) => xs.iter().any(Need::has_exotic),
+            _ => false,
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -121,10 +131,20 @@ struct Builder {
 }
 
 impl Builder {
+    /// Every piece of `text` between bytes that JSON may spell otherwise is in the raw line.
     fn lit(&mut self, text: &str, ci: bool) -> Need {
-        let Some(piece) = longest_plain_piece(text.as_bytes()) else {
-            return Need::True;
-        };
+        let pieces = plain_pieces(text.as_bytes());
+        let longest = pieces.iter().map(|p| p.len()).max().unwrap_or(0);
+        // Pieces much shorter than the longest add searches and little selectivity.
+        let parts = pieces
+            .into_iter()
+            .filter(|p| p.len() >= 3 || p.len() == longest)
+            .map(|p| self.piece(p, ci))
+            .collect();
+        and(parts)
+    }
+
+    fn piece(&mut self, piece: &[u8], ci: bool) -> Need {
         // Case folding only matters for letters.
         let ci = ci && piece.iter().any(u8::is_ascii_alphabetic);
         let key = (
@@ -174,18 +194,10 @@ impl Builder {
                 self.lit(t, !cased)
             }
             Pat::Glob(g, cased) => {
-                // Each run between wildcards is in the value; search for the longest.
-                let longest = g
-                    .split(['*', '?'])
-                    .filter_map(|run| longest_plain_piece(run.as_bytes()))
-                    .max_by_key(|p| p.len());
-                match longest.and_then(|p| std::str::from_utf8(p).ok()) {
-                    Some(p) => {
-                        let p = p.to_string();
-                        self.lit(&p, !cased)
-                    }
-                    None => Need::True,
-                }
+                // Each run between wildcards is in the value.
+                let runs: Vec<String> = g.split(['*', '?']).map(str::to_string).collect();
+                let parts = runs.iter().map(|r| self.lit(r, !cased)).collect();
+                and(parts)
             }
             Pat::Cidr(_) | Pat::Re(_) | Pat::Exists(_) | Pat::Null => Need::True,
         }
@@ -257,6 +269,13 @@ fn and(parts: Vec<Need>) -> Need {
             p => out.push(p),
         }
     }
+    // Plain literals first: they decide most lines, and the number scan is the dearest.
+    out.sort_by_key(|n| match n {
+        Need::Lit(_) => 0,
+        n if n.has_exotic() => 2,
+        _ => 1,
+    });
+    out.dedup();
     match out.len() {
         0 => Need::True,
         1 => out.pop().unwrap_or(Need::True),
@@ -270,7 +289,13 @@ fn or(parts: Vec<Need>) -> Need {
         match p {
             Need::True => return Need::True,
             Need::False => {}
-            Need::Or(xs) => out.extend(xs),
+            Need::Or(xs) => {
+                for x in xs {
+                    if !out.contains(&x) {
+                        out.push(x);
+                    }
+                }
+            }
             p => {
                 if !out.contains(&p) {
                     out.push(p);
@@ -278,6 +303,8 @@ fn or(parts: Vec<Need>) -> Need {
             }
         }
     }
+    // The number scan last: a literal usually answers first.
+    out.sort_by_key(Need::has_exotic);
     match out.len() {
         0 => Need::False,
         1 => out.pop().unwrap_or(Need::False),
@@ -285,12 +312,12 @@ fn or(parts: Vec<Need>) -> Need {
     }
 }
 
-/// The longest run of `text` without bytes whose raw JSON spelling may differ from the
-/// decoded one (`"`, `\`, `/`, control characters).
-fn longest_plain_piece(text: &[u8]) -> Option<&[u8]> {
+/// The runs of `text` without bytes whose raw JSON spelling may differ from the decoded one
+/// (`"`, `\`, `/`, control characters).
+fn plain_pieces(text: &[u8]) -> Vec<&[u8]> {
     text.split(|b| matches!(b, b'"' | b'\\' | b'/') || *b < 0x20)
-        .max_by_key(|p| p.len())
         .filter(|p| !p.is_empty())
+        .collect()
 }
 
 impl Prefilter {
@@ -383,46 +410,44 @@ impl Prefilter {
 /// such a spelling needs at least five nines). Hex identifiers (`4e5a…`) are not tokens of
 /// their own and do not count.
 fn exotic_number(line: &[u8]) -> bool {
-    let word = |b: u8| b.is_ascii_alphanumeric() || b == b'_';
-    let numeric = |b: u8| matches!(b, b'0'..=b'9' | b'.' | b'e' | b'E' | b'+' | b'-');
-    let mut i = 0;
-    while i < line.len() {
-        if !line[i].is_ascii_digit() && !matches!(line[i], b'.' | b'+' | b'-') {
-            i += 1;
-            continue;
-        }
-        let start = i;
-        while i < line.len() && numeric(line[i]) {
-            i += 1;
-        }
-        let token = &line[start..i];
-        // JSON escapes before the token (`"\t1e5"`) decode to whitespace, which parsing trims.
-        let before_ok = match start.checked_sub(1).map(|p| line[p]) {
-            None => true,
-            Some(b) if !word(b) => true,
-            Some(b'b' | b'f' | b'n' | b'r' | b't') => start >= 2 && line[start - 2] == b'\\',
-            Some(_) => false,
+    let digit = |at: usize| line.get(at).is_some_and(u8::is_ascii_digit);
+    for e in memchr::memchr2_iter(b'e', b'E', line) {
+        let after = if matches!(line.get(e + 1), Some(b'+' | b'-')) {
+            e + 2
+        } else {
+            e + 1
         };
-        let after_ok = line.get(i).is_none_or(|b| !word(*b));
-        if !before_ok || !after_ok {
-            continue;
-        }
-        let exponent = token.windows(2).enumerate().any(|(k, w)| {
-            w[0].is_ascii_digit() && matches!(w[1], b'e' | b'E') && {
-                let next = token.get(k + 2).copied();
-                let next = match next {
-                    Some(b'+' | b'-') => token.get(k + 3).copied(),
-                    n => n,
-                };
-                next.is_some_and(|c| c.is_ascii_digit())
-            }
-        });
-        let digits = token.iter().filter(|b| b.is_ascii_digit()).count();
-        if exponent || (digits >= 16 && memchr::memmem::find(token, b"99999").is_some()) {
+        if e > 0 && digit(e - 1) && digit(after) && standalone(line, e).is_some() {
             return true;
         }
     }
-    false
+    memchr::memmem::find_iter(line, b"99999").any(|at| {
+        standalone(line, at)
+            .is_some_and(|token| token.iter().filter(|b| b.is_ascii_digit()).count() >= 16)
+    })
+}
+
+/// The run of number characters around `at`, if it stands alone (not part of a word; JSON
+/// escapes before it, like `\t`, decode to whitespace that parsing trims).
+fn standalone(line: &[u8], at: usize) -> Option<&[u8]> {
+    let numeric = |b: &u8| matches!(b, b'0'..=b'9' | b'.' | b'e' | b'E' | b'+' | b'-');
+    let word = |b: u8| b.is_ascii_alphanumeric() || b == b'_';
+    let mut start = at;
+    while start > 0 && line.get(start - 1).is_some_and(numeric) {
+        start -= 1;
+    }
+    let mut end = at;
+    while line.get(end).is_some_and(numeric) {
+        end += 1;
+    }
+    let before_ok = match start.checked_sub(1).and_then(|p| line.get(p)) {
+        None => true,
+        Some(b) if !word(*b) => true,
+        Some(b'b' | b'f' | b'n' | b'r' | b't') => start >= 2 && line.get(start - 2) == Some(&b'\\'),
+        Some(_) => false,
+    };
+    let after_ok = line.get(end).is_none_or(|b| !word(*b));
+    (before_ok && after_ok).then(|| &line[start..end])
 }
 
 #[cfg(test)]

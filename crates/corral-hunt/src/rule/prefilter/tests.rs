@@ -132,10 +132,19 @@ fn exotic_numbers() {
 
 #[test]
 fn literal_pieces_avoid_escapable_bytes() {
-    assert_eq!(longest_plain_piece(b"/api/pull"), Some(&b"pull"[..]));
+    assert_eq!(plain_pieces(b"/api/pull"), [&b"api"[..], &b"pull"[..]]);
     assert_eq!(
-        longest_plain_piece(b"\\programs\\ollama\\ollama.exe"),
-        Some(&b"ollama.exe"[..])
+        plain_pieces(b"\\programs\\ollama\\ollama.exe"),
+        [&b"programs"[..], &b"ollama"[..], &b"ollama.exe"[..]]
     );
-    assert_eq!(longest_plain_piece(b"/"), None);
+    assert!(plain_pieces(b"/").is_empty());
+}
+
+#[test]
+fn event_created_does_not_wake_the_admin_api_rule() {
+    // `"created":` is in every Elastic Defend event; `/api/create` needs `api` as well.
+    let e = engine(true);
+    let p = e.prefilter(Dialect::Json).unwrap();
+    let line = br#"{"event":{"action":"exec","created":"2026-01-10T10:00:00Z","category":["process"]},"process":{"name":"curl","entity_id":"4e5a1e7f"}}"#;
+    assert!(!p.may_match(line, &mut Scan::default()));
 }
