@@ -72,6 +72,7 @@ pub struct Prefilter {
     keys: Vec<(Vec<u8>, bool)>,
     rules: Vec<Need>,
     always: bool,
+    unicode_escape: Finder<'static>,
 }
 
 /// Per-line scratch: literal results and the lowercased line, computed at most once.
@@ -341,12 +342,13 @@ impl Prefilter {
             keys: b.keys,
             rules: needs,
             always,
+            unicode_escape: Finder::new(b"\\u").into_owned(),
         }
     }
 
     /// False only when no rule can match `line`.
     pub fn may_match(&self, line: &[u8], scan: &mut Scan) -> bool {
-        if self.always || memchr::memmem::find(line, b"\\u").is_some() {
+        if self.always || self.unicode_escape.find(line).is_some() {
             return true;
         }
         scan.seen.clear();
@@ -376,7 +378,8 @@ impl Prefilter {
                 let hay = if lit.ci {
                     if !scan.lowered {
                         scan.lower.clear();
-                        scan.lower.extend(line.iter().map(u8::to_ascii_lowercase));
+                        scan.lower.extend_from_slice(line);
+                        scan.lower.make_ascii_lowercase();
                         scan.lowered = true;
                     }
                     &scan.lower[..]
@@ -421,10 +424,19 @@ fn exotic_number(line: &[u8]) -> bool {
             return true;
         }
     }
-    memchr::memmem::find_iter(line, b"99999").any(|at| {
-        standalone(line, at)
+    static NINES: std::sync::OnceLock<Finder<'static>> = std::sync::OnceLock::new();
+    let nines = NINES.get_or_init(|| Finder::new(b"99999"));
+    let mut from = 0;
+    while let Some(at) = line.get(from..).and_then(|rest| nines.find(rest)) {
+        let at = from + at;
+        if standalone(line, at)
             .is_some_and(|token| token.iter().filter(|b| b.is_ascii_digit()).count() >= 16)
-    })
+        {
+            return true;
+        }
+        from = at + 1;
+    }
+    false
 }
 
 /// The run of number characters around `at`, if it stands alone (not part of a word; JSON
