@@ -158,6 +158,15 @@ fn has_control(line: &[u8]) -> bool {
 /// `line[at]` is `"`; returns the index after the closing quote.
 fn skip_string(line: &[u8], at: usize) -> Option<usize> {
     let mut i = at + 1;
+    // Most keys and values are short: a plain loop beats setting up a vector search.
+    let short_end = line.len().min(i + 24);
+    while i < short_end {
+        match line[i] {
+            b'"' => return Some(i + 1),
+            b'\\' => break,
+            _ => i += 1,
+        }
+    }
     loop {
         let off = memchr::memchr2(b'"', b'\\', line.get(i..)?)?;
         i += off;
