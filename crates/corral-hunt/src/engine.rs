@@ -3,9 +3,11 @@
 
 use std::collections::BTreeMap;
 
+use crate::error::EngineError;
 use crate::event::{Event, FieldId, FxMap, Schema, Val};
 use crate::fields::{SOURCE_IP, TIMESTAMP};
 use crate::rule::matcher::Compiled;
+use crate::rule::prefilter::{Dialect, Prefilter, Scan};
 use crate::rule::Rule;
 use crate::time;
 
@@ -15,21 +17,52 @@ pub struct Engine {
     pub schema: Schema,
     pub rules: Vec<Rule>,
     compiled: Vec<Compiled>,
+    json_prefilter: Prefilter,
+    zeek_prefilter: Prefilter,
+    prefilter: bool,
 }
 
 impl Engine {
-    pub fn new(rules: Vec<Rule>) -> Result<Engine, String> {
+    pub fn new(rules: Vec<Rule>) -> Result<Engine, EngineError> {
         let mut schema = Schema::new();
         let mut compiled = Vec::with_capacity(rules.len());
         for r in &rules {
-            compiled
-                .push(Compiled::new(r, &mut schema).map_err(|e| format!("rule {}: {e}", r.id))?);
+            compiled.push(Compiled::new(r, &mut schema).map_err(|source| EngineError {
+                id: r.id.clone(),
+                source,
+            })?);
         }
         Ok(Engine {
             schema,
             rules,
+            json_prefilter: Prefilter::new(&compiled, Dialect::Json),
+            zeek_prefilter: Prefilter::new(&compiled, Dialect::ZeekTsv),
             compiled,
+            prefilter: true,
         })
+    }
+
+    /// Turns the literal prefilter off (every line is parsed), for tests that check it
+    /// changes nothing.
+    pub fn set_prefilter(&mut self, on: bool) {
+        self.prefilter = on;
+    }
+
+    /// The prefilter for a dialect, if enabled.
+    pub fn prefilter(&self, dialect: Dialect) -> Option<&Prefilter> {
+        if !self.prefilter {
+            return None;
+        }
+        Some(match dialect {
+            Dialect::Json => &self.json_prefilter,
+            Dialect::ZeekTsv => &self.zeek_prefilter,
+        })
+    }
+
+    /// Whether any rule may match a raw line (always true with the prefilter off).
+    pub fn may_match(&self, dialect: Dialect, line: &[u8], scan: &mut Scan) -> bool {
+        self.prefilter(dialect)
+            .is_none_or(|p| p.may_match(line, scan))
     }
 
     /// Runs every rule over one event.

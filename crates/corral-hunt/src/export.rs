@@ -1,6 +1,7 @@
 //! Rules translated for the SIEMs that exist: Sigma (verbatim YAML), Elastic EQL, Kibana
 //! KQL and Splunk SPL. Field names stay ECS; map them in the SIEM if its data is not ECS.
 
+use crate::error::ExportError;
 use crate::rule::condition::{pattern_matches, Cond};
 use crate::rule::yaml::Scalar;
 use crate::rule::{Item, Op, Rule, Selection};
@@ -39,7 +40,7 @@ pub fn export(
     stem: &str,
     sigma_source: &str,
     fmt: ExportFormat,
-) -> Result<Exported, String> {
+) -> Result<Exported, ExportError> {
     let file_name = format!("{stem}.{}", fmt.extension());
     let mut notes = Vec::new();
     let threshold = rule.threshold.as_ref();
@@ -121,23 +122,23 @@ fn eql_category(rule: &Rule) -> &'static str {
 }
 
 trait Lang {
-    fn item(&self, it: &Item) -> Result<String, String>;
+    fn item(&self, it: &Item) -> Result<String, ExportError>;
     fn and(&self) -> &'static str;
     fn or(&self) -> &'static str;
     fn not(&self, x: &str) -> String;
 }
 
-fn expr(rule: &Rule, lang: &dyn Lang) -> Result<String, String> {
+fn expr(rule: &Rule, lang: &dyn Lang) -> Result<String, ExportError> {
     cond(&rule.condition, &rule.selections, lang)
 }
 
-fn cond(c: &Cond, sels: &[Selection], lang: &dyn Lang) -> Result<String, String> {
+fn cond(c: &Cond, sels: &[Selection], lang: &dyn Lang) -> Result<String, ExportError> {
     Ok(match c {
         Cond::Sel(n) => {
             let s = sels
                 .iter()
                 .find(|s| &s.name == n)
-                .ok_or_else(|| format!("unknown selection {n}"))?;
+                .ok_or_else(|| ExportError::UnknownSelection(n.to_string()))?;
             selection(s, lang)?
         }
         Cond::Not(x) => lang.not(&cond(x, sels, lang)?),
@@ -153,7 +154,10 @@ fn cond(c: &Cond, sels: &[Selection], lang: &dyn Lang) -> Result<String, String>
     })
 }
 
-fn join(parts: impl Iterator<Item = Result<String, String>>, op: &str) -> Result<String, String> {
+fn join(
+    parts: impl Iterator<Item = Result<String, ExportError>>,
+    op: &str,
+) -> Result<String, ExportError> {
     let v: Vec<String> = parts.collect::<Result<_, _>>()?;
     Ok(if v.len() == 1 {
         v.into_iter().next().unwrap_or_default()
@@ -162,7 +166,7 @@ fn join(parts: impl Iterator<Item = Result<String, String>>, op: &str) -> Result
     })
 }
 
-fn selection(s: &Selection, lang: &dyn Lang) -> Result<String, String> {
+fn selection(s: &Selection, lang: &dyn Lang) -> Result<String, ExportError> {
     join(
         s.alternatives
             .iter()
@@ -233,7 +237,7 @@ fn eql_field(f: &str) -> String {
 }
 
 impl Lang for Eql {
-    fn item(&self, it: &Item) -> Result<String, String> {
+    fn item(&self, it: &Item) -> Result<String, ExportError> {
         let f = eql_field(&it.field);
         let m = it.mods;
         let vals = &it.values;
@@ -325,11 +329,15 @@ fn kql_wild(s: &str) -> String {
 }
 
 impl Lang for Kql {
-    fn item(&self, it: &Item) -> Result<String, String> {
+    fn item(&self, it: &Item) -> Result<String, ExportError> {
         let f = &it.field;
         let m = it.mods;
         if m.op == Op::Re {
-            return Err(format!("field {f}: KQL has no regular expressions"));
+            return Err(ExportError::Unsupported {
+                field: f.to_string(),
+                language: "KQL",
+                feature: "regular expressions",
+            });
         }
         if m.op == Op::Exists {
             let want = it.values.first() == Some(&Scalar::Bool(true));
@@ -405,7 +413,7 @@ fn glob_regex(s: &str) -> String {
 }
 
 impl Lang for Spl {
-    fn item(&self, it: &Item) -> Result<String, String> {
+    fn item(&self, it: &Item) -> Result<String, ExportError> {
         let f = format!("'{}'", it.field.replace('\'', "\\'"));
         let m = it.mods;
         let ci = if m.cased { "" } else { "(?i)" };

@@ -1,6 +1,6 @@
 //! `corral hunt`: Ollama detection rules run directly over log files, and exported for SIEMs.
 //!
-//! Readers for ECS NDJSON, Zeek, Sysmon (evtx_dump JSON, Winlogbeat), auditd, Ollama's
+//! Readers for ECS NDJSON, Zeek, Sysmon (EVTX files, evtx_dump JSON, Winlogbeat), auditd, Ollama's
 //! server log and corral's audit log normalise records onto ECS field names; a Sigma-subset
 //! rule engine matches them; alerts come out as NDJSON, a table or SARIF. The binary wires
 //! [`HuntArgs`]/[`hunt_main`] and [`RulesCommand`]/[`rules_main`].
@@ -8,6 +8,7 @@
 pub mod builtin;
 pub mod cli;
 pub mod engine;
+pub mod error;
 pub mod event;
 pub mod export;
 pub mod fields;
@@ -23,6 +24,7 @@ use std::path::PathBuf;
 
 pub use cli::{hunt_main, rules_main, HuntArgs, RulesCommand};
 pub use engine::{Alert, Engine};
+pub use error::{EngineError, ExportError, InputError, RecordError, RuleError};
 pub use export::ExportFormat;
 pub use formats::InputFormat;
 pub use output::{FileSummary, OutputFormat};
@@ -54,19 +56,13 @@ pub fn hunt_paths(
             ..FileSummary::default()
         };
         match input::open(p) {
-            Err(e) => summary.error = Some(e.to_string()),
+            Err(e) => summary.error = Some(InputError::Open(e)),
             Ok(opened) => {
                 summary.compression = opened.compression;
                 let reader = format.reader().or_else(|| formats::detect(&opened.head));
                 match reader {
-                    None if opened.head.starts_with(b"ElfFile\0") => {
-                        summary.error = Some("EVTX files are not read directly; export them with `evtx_dump -o jsonl` and hunt the output".into());
-                    }
                     None if opened.head.is_empty() => summary.format = Some("empty"),
-                    None => {
-                        summary.error =
-                            Some("cannot tell the input format; name it with --input-format".into())
-                    }
+                    None => summary.error = Some(InputError::UnknownFormat),
                     Some(reader) => {
                         summary.format = Some(reader.name());
                         let (found, error) = pipeline::run(
@@ -88,7 +84,7 @@ pub fn hunt_paths(
                             .map(|m| (m.line, m.reason))
                             .collect();
                         if let Some(e) = error {
-                            summary.error = Some(format!("read error: {e}"));
+                            summary.error = Some(e);
                         }
                         run.alerts.extend(found.alerts);
                         merge_buckets(&mut buckets, found.buckets);

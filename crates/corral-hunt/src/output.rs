@@ -16,7 +16,7 @@ pub enum OutputFormat {
 }
 
 /// What is known about one input after the run.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Default)]
 pub struct FileSummary {
     pub path: String,
     pub format: Option<&'static str>,
@@ -26,7 +26,7 @@ pub struct FileSummary {
     pub malformed: u64,
     pub malformed_samples: Vec<(u64, String)>,
     pub untimed: u64,
-    pub error: Option<String>,
+    pub error: Option<crate::InputError>,
 }
 
 pub fn write(

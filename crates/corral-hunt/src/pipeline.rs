@@ -4,6 +4,7 @@
 //! memory stays bounded by the number of chunks in flight. Multi-line formats (auditd
 //! groups, pretty JSON) are read on the calling thread.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::io::{self, BufRead, BufReader, Read};
 use std::sync::mpsc::{sync_channel, Receiver};
@@ -11,8 +12,11 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::engine::{Engine, Findings, Location};
+use crate::error::{EvtxError, InputError};
 use crate::event::Event;
-use crate::formats::{auditd, derive, gin, json, zeek, Reader};
+use crate::event::Val;
+use crate::formats::{auditd, derive, evtx, gin, json, json_check, zeek, Reader};
+use crate::rule::prefilter::{Dialect, Scan};
 
 const CHUNK: usize = 1 << 20;
 /// Longer lines are reported as malformed and skipped, so one bad line cannot exhaust memory.
@@ -79,14 +83,97 @@ pub fn run(
     threads: usize,
     progress: &mut Progress,
     name: &str,
-) -> (Findings, Option<io::Error>) {
-    match reader {
+) -> (Findings, Option<InputError>) {
+    let (found, err) = match reader {
         Reader::JsonLines | Reader::ZeekTsv | Reader::Gin => {
             parallel(engine, reader, stream, file, threads.max(1), progress, name)
         }
         Reader::Auditd => serial_auditd(engine, stream, file, progress, name),
         Reader::JsonStream => serial_json_stream(engine, stream, file, progress, name),
+        Reader::Evtx => return serial_evtx(engine, stream, file, progress, name),
+    };
+    (found, err.map(InputError::Read))
+}
+
+/// EVTX: chunk by chunk on the calling thread. Malformed records are reported with their
+/// record number in place of a line number.
+fn serial_evtx(
+    engine: &Engine,
+    mut stream: Box<dyn Read + Send>,
+    file: usize,
+    progress: &mut Progress,
+    name: &str,
+) -> (Findings, Option<InputError>) {
+    let mut out = Findings::default();
+    let mut header = Vec::with_capacity(evtx::HEADER_BLOCK);
+    if let Err(e) = stream
+        .by_ref()
+        .take(evtx::HEADER_BLOCK as u64)
+        .read_to_end(&mut header)
+    {
+        return (out, Some(InputError::Read(e)));
     }
+    out.bytes = header.len() as u64;
+    if header.len() < evtx::HEADER_BLOCK {
+        return (
+            out,
+            Some(EvtxError::Header("file shorter than its header").into()),
+        );
+    }
+    match evtx::check_header(&header) {
+        Ok(()) => {}
+        Err(e @ EvtxError::Header("not an EVTX file header")) => return (out, Some(e.into())),
+        Err(e) => out.malformed(0, e.to_string()),
+    }
+    let mut chunk = Vec::with_capacity(evtx::CHUNK_SIZE);
+    let mut index = 0u64;
+    loop {
+        let at = out.bytes;
+        match evtx::read_chunk(&mut stream, &mut chunk) {
+            Ok(true) => {}
+            Ok(false) => break,
+            Err(e) => return (out, Some(InputError::Read(e))),
+        }
+        out.bytes += chunk.len() as u64;
+        let mut errors = Vec::new();
+        let mut records = Vec::new();
+        evtx::chunk_records(&chunk, index, at, |r| records.push(r), |e| errors.push(e));
+        for e in errors {
+            let n = match e {
+                EvtxError::Record { record, .. } => record,
+                _ => 0,
+            };
+            out.malformed(n, e.to_string());
+        }
+        let mut ev = Event::new(&engine.schema);
+        for r in &records {
+            ev.clear();
+            for (path, value) in &r.fields {
+                if let Some(id) = engine.schema.json_path(path).leaf {
+                    ev.set(id, Val::Str(Cow::Borrowed(value.as_str())));
+                }
+            }
+            derive::derive(&mut ev);
+            out.events += 1;
+            let original: serde_json::Map<String, serde_json::Value> = r
+                .fields
+                .iter()
+                .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
+                .collect();
+            let original = serde_json::Value::Object(original).to_string();
+            let at = Location {
+                file,
+                line: r.id,
+                offset: r.offset,
+                original: &original,
+                json: true,
+            };
+            engine.check(&ev, at, &mut out);
+        }
+        progress.tick(name, out.bytes, out.events);
+        index += 1;
+    }
+    (out, None)
 }
 
 fn parallel(
@@ -197,6 +284,7 @@ pub fn process_chunk(
     let schema = &engine.schema;
     let mut ev = Event::new(schema);
     let mut path = String::new();
+    let mut scan = Scan::default();
     let mut hdr = header.cloned().unwrap_or_default();
     let mut line_no = first_line;
     let mut start = 0usize;
@@ -211,11 +299,19 @@ pub fn process_chunk(
         if line.is_empty() {
             continue;
         }
-        ev.clear();
         match reader {
             Reader::JsonLines => {
+                // A line no rule can match is only checked and counted; anything the quick
+                // check doubts goes through the parser, which names the error.
+                if !engine.may_match(Dialect::Json, line, &mut scan)
+                    && json_check::is_plain_object(line)
+                {
+                    out.events += 1;
+                    continue;
+                }
+                ev.clear();
                 if let Err(e) = json::parse_object(schema, line, &mut ev, &mut path) {
-                    out.malformed(line_here, format!("invalid JSON record: {e}"));
+                    out.malformed(line_here, e.to_string());
                     continue;
                 }
                 derive::derive(&mut ev);
@@ -239,6 +335,7 @@ pub fn process_chunk(
                     continue;
                 };
                 if reader == Reader::Gin {
+                    ev.clear();
                     match gin::parse_line(text, &mut ev) {
                         gin::Line::Access => {}
                         gin::Line::Other => {
@@ -253,8 +350,16 @@ pub fn process_chunk(
                 } else if text.starts_with('#') {
                     hdr.directive(text, schema);
                     continue;
-                } else if let Err(e) = hdr.parse_row(text, &mut ev) {
-                    out.malformed(line_here, e);
+                } else if hdr.row_shape_ok(line)
+                    && !engine.may_match(Dialect::ZeekTsv, line, &mut scan)
+                {
+                    out.events += 1;
+                    continue;
+                } else if let Err(e) = {
+                    ev.clear();
+                    hdr.parse_row(text, &mut ev)
+                } {
+                    out.malformed(line_here, e.to_string());
                     continue;
                 }
                 derive::common(&mut ev);
@@ -271,7 +376,7 @@ pub fn process_chunk(
                     out,
                 );
             }
-            Reader::Auditd | Reader::JsonStream => {}
+            Reader::Auditd | Reader::JsonStream | Reader::Evtx => {}
         }
     }
 }
@@ -353,10 +458,14 @@ fn cut_chunks(
         }
         let hdr = (reader == Reader::ZeekTsv).then(|| Arc::new(header.clone()));
         if reader == Reader::ZeekTsv {
-            for l in buf
-                .split(|b| *b == b'\n')
-                .filter(|l| l.first() == Some(&b'#'))
-            {
+            let starts = buf
+                .starts_with(b"#")
+                .then_some(0)
+                .into_iter()
+                .chain(memchr::memmem::find_iter(&buf, b"\n#").map(|p| p + 1));
+            for at in starts {
+                let rest = &buf[at..];
+                let l = &rest[..memchr::memchr(b'\n', rest).unwrap_or(rest.len())];
                 header.directive(&String::from_utf8_lossy(l), &engine.schema);
             }
         }
@@ -568,7 +677,7 @@ fn serial_json_stream(
                             };
                             engine.check(&ev, at, &mut out);
                         }
-                        Err(e) => out.malformed(start_line, format!("invalid JSON record: {e}")),
+                        Err(e) => out.malformed(start_line, e.to_string()),
                     }
                     obj.clear();
                 }

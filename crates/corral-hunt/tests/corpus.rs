@@ -412,11 +412,53 @@ fn forced_format_and_errors() {
     let r = run(&engine, &[junk]);
     assert!(r.files[0]
         .error
-        .as_deref()
+        .as_ref()
         .unwrap()
+        .to_string()
         .contains("--input-format"));
     let evtx = dir.path().join("x.evtx");
     std::fs::write(&evtx, b"ElfFile\0\0\0\0\0").unwrap();
     let r = run(&engine, &[evtx]);
-    assert!(r.files[0].error.as_deref().unwrap().contains("evtx_dump"));
+    let e = r.files[0].error.as_ref().unwrap().to_string();
+    assert!(e.contains("shorter than its header"), "{e}");
+}
+
+/// Binary EVTX is read directly (plain or compressed), with Sysmon's fields derived as for
+/// evtx_dump's JSON.
+#[test]
+fn evtx_files_are_read_directly() {
+    use corral_hunt::formats::evtx::fixture::{sample_events, sysmon_file};
+    let engine = engine();
+    let dir = tempfile::tempdir().unwrap();
+    let data = sysmon_file(&sample_events());
+    let path = dir.path().join("sysmon.evtx");
+    std::fs::write(&path, &data).unwrap();
+    let r = run(&engine, std::slice::from_ref(&path));
+    assert!(r.files[0].error.is_none(), "{:?}", r.files[0].error);
+    assert_eq!(r.files[0].format, Some("evtx"));
+    assert_eq!(r.files[0].events, 4);
+    assert_eq!(r.files[0].malformed, 0);
+    let got = hits(&engine, &r);
+    let sysmon_rule = engine
+        .rules
+        .iter()
+        .find(|r| r.title.contains("(Sysmon)"))
+        .map(|r| r.id.clone())
+        .unwrap();
+    // Record 1: external accept; 2: internal (near-miss); 3: cmd.exe under Ollama;
+    // 4: DNS lookup outside the allowed domains.
+    assert!(got.contains(&(1, sysmon_rule)), "{got:?}");
+    assert!(got.iter().any(|(n, _)| *n == 3), "{got:?}");
+    assert!(got.iter().any(|(n, _)| *n == 4), "{got:?}");
+    assert!(!got.iter().any(|(n, _)| *n == 2), "{got:?}");
+    for a in &r.alerts {
+        let _: serde_json::Value = serde_json::from_str(&a.original).unwrap();
+    }
+
+    let gz_path = dir.path().join("sysmon.evtx.gz");
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(&data).unwrap();
+    std::fs::write(&gz_path, gz.finish().unwrap()).unwrap();
+    let rz = run(&engine, &[gz_path]);
+    assert_eq!(hits(&engine, &rz), got);
 }

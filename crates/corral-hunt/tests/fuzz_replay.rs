@@ -119,3 +119,66 @@ fn overlong_and_unterminated_input() {
     );
     assert_eq!(f.malformed, 1);
 }
+
+/// EVTX seeds: a valid generated file and damaged copies (truncated header, bad checksums,
+/// huge sizes, unknown tokens). `WRITE_EVTX_SEEDS=1` rewrites them from the fixture writer.
+#[test]
+fn evtx_reader_survives_its_corpus() {
+    use corral_hunt::formats::evtx::fixture::{sample_events, sysmon_file};
+    let good = sysmon_file(&sample_events());
+    if std::env::var_os("WRITE_EVTX_SEEDS").is_some() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus/hunt_evtx");
+        std::fs::create_dir_all(&dir).unwrap();
+        let put = |name: &str, data: &[u8]| std::fs::write(dir.join(name), data).unwrap();
+        put("sysmon_valid", &good);
+        put("header_only", &good[..4096]);
+        put("truncated_header", &good[..100]);
+        put("truncated_chunk", &good[..4096 + 900]);
+        let mut f = good.clone();
+        f[60] ^= 0xff;
+        put("bad_header_crc", &f);
+        let mut f = good.clone();
+        f[4096 + 700] ^= 0x01;
+        put("bad_data_crc", &f);
+        let mut f = good.clone();
+        f[4096 + 516..4096 + 520].copy_from_slice(&u32::MAX.to_le_bytes());
+        put("huge_record_size", &f);
+        let mut f = good.clone();
+        f[4096 + 48..4096 + 52].copy_from_slice(&u32::MAX.to_le_bytes());
+        put("huge_free_offset", &f);
+        let mut f = good.clone();
+        f[4096 + 512 + 24 + 4] = 0x3c; // unknown token where the template instance is
+        put("unknown_token", &f);
+        let mut f = good.clone();
+        // Template definition offset pointing at the chunk's end.
+        f[4096 + 512 + 24 + 10..4096 + 512 + 24 + 14].copy_from_slice(&65530u32.to_le_bytes());
+        put("template_offset_oob", &f);
+        let mut f = good.clone();
+        f[4096..4104].copy_from_slice(b"NotChnk\0");
+        put("bad_chunk_magic", &f);
+    }
+    let engine = Engine::new(corral_hunt::builtin::rules().unwrap()).unwrap();
+    let mut progress = Progress::new(false);
+    let seeds = seeds("hunt_evtx");
+    assert!(seeds.len() >= 10, "fuzz/corpus/hunt_evtx is missing");
+    for data in seeds {
+        let valid = data == good;
+        let (f, err) = run(
+            &engine,
+            Reader::Evtx,
+            Box::new(Cursor::new(data.clone())),
+            0,
+            1,
+            &mut progress,
+            "x",
+        );
+        if valid {
+            assert!(err.is_none() && f.malformed == 0 && f.events == 4);
+        } else if data.len() == 4096 {
+            // A header and no chunks: an empty log.
+            assert!(err.is_none() && f.events == 0);
+        } else {
+            assert!(err.is_some() || f.malformed > 0, "damage went unreported");
+        }
+    }
+}

@@ -8,6 +8,7 @@ use std::fmt;
 
 use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
+use crate::error::RecordError;
 use crate::event::{Event, FieldId, Schema, Val};
 
 /// Flattens one JSON object into `ev`. The caller clears `ev` first.
@@ -16,13 +17,12 @@ pub fn parse_object<'a>(
     line: &'a [u8],
     ev: &mut Event<'a>,
     path: &mut String,
-) -> Result<(), String> {
+) -> Result<(), RecordError> {
     path.clear();
     let mut de = serde_json::Deserializer::from_slice(line);
     let mut ctx = Ctx { schema, ev, path };
-    de.deserialize_map(ObjVisitor { ctx: &mut ctx })
-        .map_err(|e| e.to_string())?;
-    de.end().map_err(|e| e.to_string())
+    de.deserialize_map(ObjVisitor { ctx: &mut ctx })?;
+    Ok(de.end()?)
 }
 
 struct Ctx<'s, 'e, 'a> {

@@ -2,8 +2,10 @@
 
 pub mod auditd;
 pub mod derive;
+pub mod evtx;
 pub mod gin;
 pub mod json;
+pub mod json_check;
 pub mod zeek;
 
 /// How a file is read. JSON dialects (ECS, Zeek JSON, evtx_dump JSONL, Winlogbeat, corral's
@@ -20,6 +22,8 @@ pub enum InputFormat {
     ZeekJson,
     /// Sysmon exported by evtx_dump (JSONL, or its default `Record N` + pretty JSON)
     SysmonJson,
+    /// Windows event log files (.evtx), e.g. Sysmon's, read directly
+    Evtx,
     /// Sysmon or Security events shipped by Winlogbeat
     Winlogbeat,
     /// corral's own gate audit log
@@ -41,6 +45,8 @@ pub enum Reader {
     ZeekTsv,
     Auditd,
     Gin,
+    /// Binary Windows event log (.evtx).
+    Evtx,
 }
 
 impl Reader {
@@ -51,6 +57,7 @@ impl Reader {
             Reader::ZeekTsv => "zeek",
             Reader::Auditd => "auditd",
             Reader::Gin => "ollama-log",
+            Reader::Evtx => "evtx",
         }
     }
 }
@@ -67,6 +74,7 @@ impl InputFormat {
             | InputFormat::CorralAudit => Reader::JsonLines,
             InputFormat::SysmonJson => Reader::JsonLines,
             InputFormat::Zeek => Reader::ZeekTsv,
+            InputFormat::Evtx => Reader::Evtx,
             InputFormat::Auditd => Reader::Auditd,
             InputFormat::OllamaLog => Reader::Gin,
         })
@@ -75,8 +83,8 @@ impl InputFormat {
 
 /// Detects the reader from the start of the (decompressed) input.
 pub fn detect(head: &[u8]) -> Option<Reader> {
-    if head.starts_with(b"ElfFile\0") {
-        return None;
+    if head.starts_with(evtx::FILE_MAGIC) {
+        return Some(Reader::Evtx);
     }
     let text = String::from_utf8_lossy(head);
     let mut lines = text.lines().map(str::trim).filter(|l| !l.is_empty());
@@ -141,7 +149,7 @@ mod tests {
             Some(Reader::Gin)
         );
         assert_eq!(detect(b"hello world\n"), None);
-        assert_eq!(detect(b"ElfFile\0rest"), None);
+        assert_eq!(detect(b"ElfFile\0rest"), Some(Reader::Evtx));
         assert_eq!(detect(b""), None);
     }
 }

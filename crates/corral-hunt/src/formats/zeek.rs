@@ -1,5 +1,6 @@
 //! Zeek TSV logs: `#`-directives describe the columns; `-` is unset, `(empty)` an empty set.
 
+use crate::error::RecordError;
 use crate::event::{Event, FieldId, Schema, Val};
 use crate::fields::*;
 
@@ -56,9 +57,16 @@ impl Header {
         }
     }
 
-    pub fn parse_row<'a>(&self, line: &'a str, ev: &mut Event<'a>) -> Result<(), String> {
+    /// Whether a row has as many columns as the header names (what [`Header::parse_row`]
+    /// checks before it fills anything).
+    pub fn row_shape_ok(&self, row: &[u8]) -> bool {
+        !self.columns.is_empty()
+            && memchr::memchr_iter(self.separator, row).count() + 1 == self.columns.len()
+    }
+
+    pub fn parse_row<'a>(&self, line: &'a str, ev: &mut Event<'a>) -> Result<(), RecordError> {
         if self.columns.is_empty() {
-            return Err("Zeek row before any #fields header".into());
+            return Err(RecordError::ZeekNoHeader);
         }
         let mut n = 0;
         for (i, v) in line.split(char::from(self.separator)).enumerate() {
@@ -76,10 +84,10 @@ impl Header {
             }
         }
         if n != self.columns.len() {
-            return Err(format!(
-                "Zeek row has {n} columns, header has {}",
-                self.columns.len()
-            ));
+            return Err(RecordError::ZeekColumns {
+                got: n,
+                want: self.columns.len(),
+            });
         }
         ev.set_default(EVENT_MODULE, Val::str("zeek"));
         if self.path == "conn" {

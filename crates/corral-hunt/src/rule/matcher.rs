@@ -10,11 +10,12 @@ use regex::Regex;
 use super::condition::{pattern_matches, Cond};
 use super::yaml::Scalar;
 use super::{Op, Rule};
+use crate::error::RuleError;
 use crate::event::{Event, FieldId, Schema, Val};
 use crate::ip::{parse_ip, Net};
 
 #[derive(Debug)]
-enum Pat {
+pub(crate) enum Pat {
     /// Whole-value text compare, with the number/bool the text denotes.
     Eq {
         text: String,
@@ -32,14 +33,14 @@ enum Pat {
 }
 
 #[derive(Debug)]
-struct CItem {
-    field: FieldId,
-    all: bool,
-    pats: Vec<Pat>,
+pub(crate) struct CItem {
+    pub(crate) field: FieldId,
+    pub(crate) all: bool,
+    pub(crate) pats: Vec<Pat>,
 }
 
 #[derive(Debug)]
-enum CCond {
+pub(crate) enum CCond {
     Sel(usize),
     Not(Box<CCond>),
     And(Vec<CCond>),
@@ -56,15 +57,15 @@ pub struct CompiledThreshold {
 /// A rule ready to run.
 #[derive(Debug)]
 pub struct Compiled {
-    sels: Vec<Vec<Vec<CItem>>>,
-    cond: CCond,
+    pub(crate) sels: Vec<Vec<Vec<CItem>>>,
+    pub(crate) cond: CCond,
     pub threshold: Option<CompiledThreshold>,
 }
 
 impl Compiled {
     /// Compiles `rule`, adding every field it names to `schema`. Parsing validated the
     /// patterns, so errors here only come from rules built by hand.
-    pub fn new(rule: &Rule, schema: &mut Schema) -> Result<Compiled, String> {
+    pub fn new(rule: &Rule, schema: &mut Schema) -> Result<Compiled, RuleError> {
         let mut sels = Vec::new();
         for s in &rule.selections {
             let mut alts = Vec::new();
@@ -118,13 +119,13 @@ impl Compiled {
     }
 }
 
-fn cond(c: &Cond, names: &[&str]) -> Result<CCond, String> {
+fn cond(c: &Cond, names: &[&str]) -> Result<CCond, RuleError> {
     Ok(match c {
         Cond::Sel(n) => CCond::Sel(
             names
                 .iter()
                 .position(|x| x == n)
-                .ok_or_else(|| format!("unknown selection `{n}`"))?,
+                .ok_or_else(|| RuleError::UnknownSelection(n.to_string()))?,
         ),
         Cond::Not(x) => CCond::Not(Box::new(cond(x, names)?)),
         Cond::And(xs) => CCond::And(
@@ -145,7 +146,7 @@ fn cond(c: &Cond, names: &[&str]) -> Result<CCond, String> {
                 .map(|(i, _)| CCond::Sel(i))
                 .collect();
             if idx.is_empty() {
-                return Err(format!("`{pattern}` matches no selection"));
+                return Err(RuleError::NoSelectionMatches(pattern.to_string()));
             }
             if *any {
                 CCond::Or(idx)
@@ -177,7 +178,7 @@ fn prep(s: &str, cased: bool) -> String {
     }
 }
 
-fn pattern(op: Op, cased: bool, v: &Scalar) -> Result<Pat, String> {
+fn pattern(op: Op, cased: bool, v: &Scalar) -> Result<Pat, RuleError> {
     if *v == Scalar::Null {
         return Ok(Pat::Null);
     }
@@ -211,10 +212,10 @@ fn pattern(op: Op, cased: bool, v: &Scalar) -> Result<Pat, String> {
         Op::Contains => Pat::Contains(prep(&text, cased), cased),
         Op::StartsWith => Pat::Starts(prep(&text, cased), cased),
         Op::EndsWith => Pat::Ends(prep(&text, cased), cased),
-        Op::Cidr => Pat::Cidr(Net::parse(&text).ok_or_else(|| format!("bad CIDR `{text}`"))?),
+        Op::Cidr => Pat::Cidr(Net::parse(&text).ok_or_else(|| RuleError::BadCidr(text.clone()))?),
         Op::Re => {
             let src = if cased { text } else { format!("(?i){text}") };
-            Pat::Re(Regex::new(&src).map_err(|e| e.to_string())?)
+            Pat::Re(Regex::new(&src)?)
         }
         Op::Exists => Pat::Exists(matches!(v, Scalar::Bool(true))),
     })
@@ -254,7 +255,7 @@ fn scalar_matches(p: &Pat, v: &Val<'_>) -> bool {
     }
 }
 
-fn str_matches(p: &Pat, s: &str) -> bool {
+pub(crate) fn str_matches(p: &Pat, s: &str) -> bool {
     match p {
         Pat::Eq { text, num, cased } => {
             eq(s, text, *cased)

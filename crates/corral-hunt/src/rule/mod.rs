@@ -4,6 +4,7 @@
 pub mod condition;
 pub mod matcher;
 pub mod parse;
+pub mod prefilter;
 pub mod yaml;
 
 use condition::Cond;
@@ -116,16 +117,11 @@ pub struct Rule {
 }
 
 /// A rule error with the 1-based line it refers to.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("line {line}: {message}")]
 pub struct LintError {
     pub line: usize,
     pub message: String,
-}
-
-impl std::fmt::Display for LintError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "line {}: {}", self.line, self.message)
-    }
 }
 
 /// Parses every rule document of a YAML text. Returns the rules that parsed and the errors
