@@ -32,6 +32,7 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
         1,
         &mut progress,
         "fuzz",
+        &mut |_| {},
     );
     let _ = run(
         engine(),
@@ -41,5 +42,6 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
         1,
         &mut progress,
         "fuzz",
+        &mut |_| {},
     );
 });

@@ -32,5 +32,6 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
         1,
         &mut progress,
         "fuzz.evtx",
+        &mut |_| {},
     );
 });

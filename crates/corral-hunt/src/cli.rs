@@ -112,7 +112,50 @@ pub fn hunt_main(args: HuntArgs) -> i32 {
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, usize::from))
         .max(1);
     let progress = io::stderr().is_terminal();
-    let run = crate::hunt_paths(&engine, &args.files, args.input_format, threads, progress);
+    let to_terminal = args.output.is_none() && io::stdout().is_terminal();
+    let fmt = args.format.unwrap_or(if to_terminal {
+        OutputFormat::Table
+    } else {
+        OutputFormat::Ndjson
+    });
+    let mut out: Box<dyn Write> = match &args.output {
+        Some(path) => match fs::File::create(path) {
+            Ok(f) => Box::new(io::BufWriter::new(f)),
+            Err(e) => {
+                err(format!("cannot create {}: {e}", path.display()));
+                return 2;
+            }
+        },
+        None => Box::new(io::BufWriter::new(io::stdout().lock())),
+    };
+    // NDJSON alerts are written as they are found, so memory does not grow with their number;
+    // the table and SARIF need them all first.
+    let mut alert_count = 0u64;
+    let mut kept = Vec::new();
+    let mut write_error: Option<io::Error> = None;
+    let run = crate::hunt_paths_streaming(
+        &engine,
+        &args.files,
+        args.input_format,
+        threads,
+        progress,
+        &mut |files, alerts| {
+            alert_count += alerts.len() as u64;
+            if fmt != OutputFormat::Ndjson {
+                kept.extend(alerts);
+                return;
+            }
+            if write_error.is_some() {
+                return;
+            }
+            for a in &alerts {
+                if let Err(e) = output::write_ndjson(&engine, files, a, &mut out) {
+                    write_error = Some(e);
+                    return;
+                }
+            }
+        },
+    );
     let mut failed = false;
     for f in &run.files {
         if let Some(e) = &f.error {
@@ -137,22 +180,10 @@ pub fn hunt_main(args: HuntArgs) -> i32 {
             ));
         }
     }
-    let to_terminal = args.output.is_none() && io::stdout().is_terminal();
-    let fmt = args.format.unwrap_or(if to_terminal {
-        OutputFormat::Table
-    } else {
-        OutputFormat::Ndjson
-    });
-    let written = match &args.output {
-        Some(path) => fs::File::create(path).and_then(|f| {
-            let mut w = io::BufWriter::new(f);
-            output::write(fmt, &engine, &run.files, &run.alerts, &mut w)?;
-            w.flush()
-        }),
-        None => {
-            let mut w = io::BufWriter::new(io::stdout().lock());
-            output::write(fmt, &engine, &run.files, &run.alerts, &mut w).and_then(|()| w.flush())
-        }
+    let written = match write_error {
+        Some(e) => Err(e),
+        None if fmt == OutputFormat::Ndjson => out.flush(),
+        None => output::write(fmt, &engine, &run.files, &kept, &mut out).and_then(|()| out.flush()),
     };
     match written {
         Err(e) if e.kind() == io::ErrorKind::BrokenPipe => {}
@@ -164,7 +195,7 @@ pub fn hunt_main(args: HuntArgs) -> i32 {
     }
     if failed {
         2
-    } else if run.alerts.is_empty() {
+    } else if alert_count == 0 {
         0
     } else {
         1

@@ -33,18 +33,39 @@ pub use output::{FileSummary, OutputFormat};
 #[derive(Debug, Default)]
 pub struct HuntRun {
     pub files: Vec<FileSummary>,
-    /// Event alerts in input order, then windowed alerts.
+    /// Event alerts in input order, then windowed alerts ([`hunt_paths`] only; with
+    /// [`hunt_paths_streaming`] they went to the callback instead).
     pub alerts: Vec<Alert>,
 }
 
-/// Runs `engine` over `paths` (`-` = stdin). Unreadable or unrecognised inputs are reported
-/// in their [`FileSummary`] and the others still run.
+/// Runs `engine` over `paths` (`-` = stdin) and keeps every alert. Unreadable or unrecognised
+/// inputs are reported in their [`FileSummary`] and the others still run.
 pub fn hunt_paths(
     engine: &Engine,
     paths: &[PathBuf],
     format: InputFormat,
     threads: usize,
     progress: bool,
+) -> HuntRun {
+    let mut alerts = Vec::new();
+    let mut run = hunt_paths_streaming(engine, paths, format, threads, progress, &mut |_, a| {
+        alerts.extend(a)
+    });
+    run.alerts = alerts;
+    run
+}
+
+/// [`hunt_paths`], handing alerts to `on_alerts` as soon as they are known instead of keeping
+/// them, so memory does not grow with the number of alerts: event alerts in input order, then
+/// windowed alerts. `on_alerts` also gets the inputs seen so far; an alert's `file` indexes it
+/// (the last one is the input being read, its counts not yet filled in).
+pub fn hunt_paths_streaming(
+    engine: &Engine,
+    paths: &[PathBuf],
+    format: InputFormat,
+    threads: usize,
+    progress: bool,
+    on_alerts: &mut dyn FnMut(&[FileSummary], Vec<Alert>),
 ) -> HuntRun {
     let mut run = HuntRun::default();
     let mut buckets = event::FxMap::default();
@@ -55,47 +76,57 @@ pub fn hunt_paths(
             path: path.clone(),
             ..FileSummary::default()
         };
-        match input::open(p) {
-            Err(e) => summary.error = Some(InputError::Open(e)),
+        let opened = match input::open(p) {
+            Err(e) => {
+                summary.error = Some(InputError::Open(e));
+                None
+            }
             Ok(opened) => {
                 summary.compression = opened.compression;
                 let reader = format.reader().or_else(|| formats::detect(&opened.head));
                 match reader {
                     None if opened.head.is_empty() => summary.format = Some("empty"),
                     None => summary.error = Some(InputError::UnknownFormat),
-                    Some(reader) => {
-                        summary.format = Some(reader.name());
-                        let (found, error) = pipeline::run(
-                            engine,
-                            reader,
-                            opened.stream,
-                            i,
-                            threads,
-                            &mut prog,
-                            &path,
-                        );
-                        summary.events = found.events;
-                        summary.skipped = found.skipped;
-                        summary.malformed = found.malformed;
-                        summary.untimed = found.untimed;
-                        summary.malformed_samples = found
-                            .malformed_samples
-                            .into_iter()
-                            .map(|m| (m.line, m.reason))
-                            .collect();
-                        if let Some(e) = error {
-                            summary.error = Some(e);
-                        }
-                        run.alerts.extend(found.alerts);
-                        merge_buckets(&mut buckets, found.buckets);
-                    }
+                    Some(reader) => summary.format = Some(reader.name()),
+                }
+                reader.map(|r| (r, opened.stream))
+            }
+        };
+        run.files.push(summary);
+        if let Some((reader, stream)) = opened {
+            let files = &run.files;
+            let (found, error) = pipeline::run(
+                engine,
+                reader,
+                stream,
+                i,
+                threads,
+                &mut prog,
+                &path,
+                &mut |alerts| on_alerts(files, alerts),
+            );
+            if let Some(summary) = run.files.last_mut() {
+                summary.events = found.events;
+                summary.skipped = found.skipped;
+                summary.malformed = found.malformed;
+                summary.untimed = found.untimed;
+                summary.malformed_samples = found
+                    .malformed_samples
+                    .into_iter()
+                    .map(|m| (m.line, m.reason))
+                    .collect();
+                if let Some(e) = error {
+                    summary.error = Some(e);
                 }
             }
+            merge_buckets(&mut buckets, found.buckets);
         }
         prog.done();
-        run.files.push(summary);
     }
-    run.alerts.extend(engine.threshold_alerts(buckets));
+    let windowed = engine.threshold_alerts(buckets);
+    if !windowed.is_empty() {
+        on_alerts(&run.files, windowed);
+    }
     run
 }
 

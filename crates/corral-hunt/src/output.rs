@@ -37,19 +37,26 @@ pub fn write(
     w: &mut dyn Write,
 ) -> io::Result<()> {
     match fmt {
-        OutputFormat::Ndjson => {
-            for a in alerts {
-                serde_json::to_writer(&mut *w, &alert_json(engine, files, a))?;
-                w.write_all(b"\n")?;
-            }
-            Ok(())
-        }
+        OutputFormat::Ndjson => alerts
+            .iter()
+            .try_for_each(|a| write_ndjson(engine, files, a, w)),
         OutputFormat::Table => table(engine, files, alerts, w),
         OutputFormat::Sarif => {
             serde_json::to_writer_pretty(&mut *w, &sarif(engine, files, alerts))?;
             w.write_all(b"\n")
         }
     }
+}
+
+/// One alert as one NDJSON line.
+pub fn write_ndjson(
+    engine: &Engine,
+    files: &[FileSummary],
+    a: &Alert,
+    w: &mut dyn Write,
+) -> io::Result<()> {
+    serde_json::to_writer(&mut *w, &alert_json(engine, files, a))?;
+    w.write_all(b"\n")
 }
 
 fn put(m: &mut Map<String, Value>, k: &str, v: impl Into<Value>) {

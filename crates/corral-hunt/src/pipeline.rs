@@ -11,7 +11,7 @@ use std::sync::mpsc::{sync_channel, Receiver};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::engine::{Engine, Findings, Location};
+use crate::engine::{Alert, Engine, Findings, Location};
 use crate::error::{EvtxError, InputError};
 use crate::event::Event;
 use crate::event::Val;
@@ -75,6 +75,11 @@ enum Work {
 }
 
 /// Runs `engine` over one decompressed stream. I/O errors end the file; bad records do not.
+///
+/// Event alerts go to `on_alerts` in input order as soon as they are known (chunk by chunk for
+/// line-based inputs), so the caller need not hold them; the returned [`Findings`] carry the
+/// counts and the window buckets, with no alerts.
+#[allow(clippy::too_many_arguments)]
 pub fn run(
     engine: &Engine,
     reader: Reader,
@@ -83,16 +88,37 @@ pub fn run(
     threads: usize,
     progress: &mut Progress,
     name: &str,
+    on_alerts: &mut dyn FnMut(Vec<Alert>),
 ) -> (Findings, Option<InputError>) {
-    let (found, err) = match reader {
+    let (mut found, err) = match reader {
         Reader::JsonLines | Reader::ZeekTsv | Reader::Gin => {
-            parallel(engine, reader, stream, file, threads.max(1), progress, name)
+            let (found, err) = parallel(
+                engine,
+                reader,
+                stream,
+                file,
+                threads.max(1),
+                progress,
+                name,
+                on_alerts,
+            );
+            (found, err.map(InputError::Read))
         }
-        Reader::Auditd => serial_auditd(engine, stream, file, progress, name),
-        Reader::JsonStream => serial_json_stream(engine, stream, file, progress, name),
-        Reader::Evtx => return serial_evtx(engine, stream, file, progress, name),
+        Reader::Auditd => {
+            let (found, err) = serial_auditd(engine, stream, file, progress, name);
+            (found, err.map(InputError::Read))
+        }
+        Reader::JsonStream => {
+            let (found, err) = serial_json_stream(engine, stream, file, progress, name);
+            (found, err.map(InputError::Read))
+        }
+        Reader::Evtx => serial_evtx(engine, stream, file, progress, name),
     };
-    (found, err.map(InputError::Read))
+    let alerts = std::mem::take(&mut found.alerts);
+    if !alerts.is_empty() {
+        on_alerts(alerts);
+    }
+    (found, err)
 }
 
 /// EVTX: chunk by chunk on the calling thread. Malformed records are reported with their
@@ -176,6 +202,7 @@ fn serial_evtx(
     (out, None)
 }
 
+#[allow(clippy::too_many_arguments)]
 fn parallel(
     engine: &Engine,
     reader: Reader,
@@ -184,6 +211,7 @@ fn parallel(
     threads: usize,
     progress: &mut Progress,
     name: &str,
+    on_alerts: &mut dyn FnMut(Vec<Alert>),
 ) -> (Findings, Option<io::Error>) {
     let (work_tx, work_rx) = sync_channel::<Work>(threads * 2);
     let work_rx = Arc::new(Mutex::new(work_rx));
@@ -200,30 +228,40 @@ fn parallel(
             s.spawn(move || worker(engine, reader, file, &rx, &tx));
         }
         drop(res_tx);
-        collect(res_rx, &mut total, progress, name);
+        collect(res_rx, &mut total, progress, name, on_alerts);
         error = read_handle.join().ok().and_then(Result::err);
     });
     (total, error)
 }
 
+/// Merges chunk results in input order; each chunk's alerts go to `on_alerts` as soon as every
+/// earlier chunk's have.
 fn collect(
     rx: Receiver<(u64, Findings)>,
     total: &mut Findings,
     progress: &mut Progress,
     name: &str,
+    on_alerts: &mut dyn FnMut(Vec<Alert>),
 ) {
     let mut next = 0u64;
     let mut pending = BTreeMap::new();
+    let mut merge = |total: &mut Findings, mut f: Findings| {
+        let alerts = std::mem::take(&mut f.alerts);
+        if !alerts.is_empty() {
+            on_alerts(alerts);
+        }
+        total.merge(f);
+    };
     for (seq, f) in rx {
         pending.insert(seq, f);
         while let Some(f) = pending.remove(&next) {
-            total.merge(f);
+            merge(total, f);
             next += 1;
         }
         progress.tick(name, total.bytes, total.events);
     }
     for (_, f) in pending {
-        total.merge(f);
+        merge(total, f);
     }
 }
 

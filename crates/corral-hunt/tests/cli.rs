@@ -224,3 +224,36 @@ fn every_input_format_can_be_forced() {
     }
     let _ = PathBuf::new();
 }
+
+/// NDJSON alerts are written as they are found; the bytes must be those of the collected run
+/// (every corpus file at once, so windowed alerts and several files are in it).
+#[test]
+fn streamed_ndjson_equals_the_collected_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("streamed.ndjson");
+    let mut files: Vec<PathBuf> = std::fs::read_dir("tests/corpus")
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_file())
+        .collect();
+    files.sort();
+    let names: Vec<&str> = files.iter().map(|p| p.to_str().unwrap()).collect();
+    let mut args = names.clone();
+    args.extend(["--format", "ndjson", "-o", out.to_str().unwrap()]);
+    assert_eq!(hunt(&args), 1);
+    let streamed = std::fs::read_to_string(&out).unwrap();
+
+    let engine = corral_hunt::Engine::new(corral_hunt::builtin::rules().unwrap()).unwrap();
+    let run = corral_hunt::hunt_paths(&engine, &files, corral_hunt::InputFormat::Auto, 2, false);
+    let mut collected = Vec::new();
+    corral_hunt::output::write(
+        corral_hunt::OutputFormat::Ndjson,
+        &engine,
+        &run.files,
+        &run.alerts,
+        &mut collected,
+    )
+    .unwrap();
+    assert!(run.alerts.len() > 10, "{}", run.alerts.len());
+    assert_eq!(streamed, String::from_utf8(collected).unwrap());
+}

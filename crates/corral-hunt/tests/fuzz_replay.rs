@@ -54,6 +54,7 @@ fn line_readers_survive_their_corpora() {
             1,
             &mut progress,
             "x",
+            &mut |_| {},
         );
         assert!(err.is_none());
         let _ = run(
@@ -64,6 +65,7 @@ fn line_readers_survive_their_corpora() {
             1,
             &mut progress,
             "x",
+            &mut |_| {},
         );
     }
 }
@@ -100,6 +102,7 @@ fn overlong_and_unterminated_input() {
         2,
         &mut progress,
         "x",
+        &mut |_| {},
     );
     assert!(err.is_none());
     assert_eq!(f.malformed, 1);
@@ -116,6 +119,7 @@ fn overlong_and_unterminated_input() {
         1,
         &mut progress,
         "x",
+        &mut |_| {},
     );
     assert_eq!(f.malformed, 1);
 }
@@ -171,6 +175,7 @@ fn evtx_reader_survives_its_corpus() {
             1,
             &mut progress,
             "x",
+            &mut |_| {},
         );
         if valid {
             assert!(err.is_none() && f.malformed == 0 && f.events == 4);
