@@ -219,14 +219,19 @@ fn parallel(
     let mut total = Findings::default();
     let mut error = None;
     std::thread::scope(|s| {
+        // Chunk buffers go back to the reader once matched, so a long input reuses a few.
+        let (free_tx, free_rx) = sync_channel::<Vec<u8>>(threads * 4);
         let reader_res = res_tx.clone();
-        let read_handle =
-            s.spawn(move || cut_chunks(engine, reader, &mut stream, &work_tx, &reader_res));
+        let read_handle = s.spawn(move || {
+            cut_chunks(engine, reader, &mut stream, &work_tx, &reader_res, &free_rx)
+        });
         for _ in 0..threads {
             let rx = Arc::clone(&work_rx);
             let tx = res_tx.clone();
-            s.spawn(move || worker(engine, reader, file, &rx, &tx));
+            let free = free_tx.clone();
+            s.spawn(move || worker(engine, reader, file, &rx, &tx, &free));
         }
+        drop(free_tx);
         drop(res_tx);
         collect(res_rx, &mut total, progress, name, on_alerts);
         error = read_handle.join().ok().and_then(Result::err);
@@ -271,6 +276,7 @@ fn worker(
     file: usize,
     rx: &Mutex<Receiver<Work>>,
     tx: &std::sync::mpsc::SyncSender<(u64, Findings)>,
+    free: &std::sync::mpsc::SyncSender<Vec<u8>>,
 ) {
     loop {
         let work = match rx.lock() {
@@ -301,6 +307,8 @@ fn worker(
             header.as_deref(),
             &mut out,
         );
+        // A full return queue just means the buffer is freed here.
+        let _ = free.try_send(data);
         if tx.send((seq, out)).is_err() {
             return;
         }
@@ -430,6 +438,7 @@ fn cut_chunks(
     stream: &mut Box<dyn Read + Send>,
     tx: &std::sync::mpsc::SyncSender<Work>,
     res: &std::sync::mpsc::SyncSender<(u64, Findings)>,
+    free: &Receiver<Vec<u8>>,
 ) -> io::Result<()> {
     let mut seq = 0u64;
     let mut line = 1u64;
@@ -439,7 +448,15 @@ fn cut_chunks(
     let mut skipping = false;
     let mut target = CHUNK;
     loop {
-        let mut buf = Vec::with_capacity(target + carry.len() + 64 * 1024);
+        let want = target + carry.len() + 64 * 1024;
+        let mut buf = match free.try_recv() {
+            Ok(mut b) => {
+                b.clear();
+                b.reserve(want);
+                b
+            }
+            Err(_) => Vec::with_capacity(want),
+        };
         buf.append(&mut carry);
         let mut eof = false;
         while buf.len() < target {

@@ -158,17 +158,13 @@ fn has_control(line: &[u8]) -> bool {
 /// `line[at]` is `"`; returns the index after the closing quote.
 fn skip_string(line: &[u8], at: usize) -> Option<usize> {
     let mut i = at + 1;
-    // Most keys and values are short: a plain loop beats setting up a vector search.
-    let short_end = line.len().min(i + 24);
-    while i < short_end {
-        match line[i] {
-            b'"' => return Some(i + 1),
-            b'\\' => break,
-            _ => i += 1,
-        }
-    }
     loop {
-        let off = memchr::memchr2(b'"', b'\\', line.get(i..)?)?;
+        let rest = line.get(i..)?;
+        // Most strings are short: eight bytes at a time first, a vector search past that.
+        let off = match quote_or_backslash_near(rest) {
+            Some(off) => off,
+            None => memchr::memchr2(b'"', b'\\', rest.get(SHORT..)?)? + SHORT,
+        };
         i += off;
         if line[i] == b'"' {
             return Some(i + 1);
@@ -178,6 +174,35 @@ fn skip_string(line: &[u8], at: usize) -> Option<usize> {
             _ => return None,
         }
     }
+}
+
+/// How far [`quote_or_backslash_near`] looks.
+const SHORT: usize = 64;
+
+/// The first `"` or `\` within the first [`SHORT`] bytes of `s`, eight bytes per step: a byte
+/// equal to the searched one is a zero byte of the XOR, and `(x - 0x01..) & !x & 0x80..` marks
+/// zero bytes (exactly at the lowest one, which is the one taken).
+fn quote_or_backslash_near(s: &[u8]) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    let end = s.len().min(SHORT);
+    let mut i = 0;
+    while i + 8 <= end {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(&s[i..i + 8]);
+        let w = u64::from_le_bytes(word);
+        let q = w ^ (ONES * u64::from(b'"'));
+        let b = w ^ (ONES * u64::from(b'\\'));
+        let hits = (q.wrapping_sub(ONES) & !q & HIGHS) | (b.wrapping_sub(ONES) & !b & HIGHS);
+        if hits != 0 {
+            return Some(i + (hits.trailing_zeros() / 8) as usize);
+        }
+        i += 8;
+    }
+    s[i..end]
+        .iter()
+        .position(|&c| c == b'"' || c == b'\\')
+        .map(|p| i + p)
 }
 
 /// JSON number without exponent; returns the index after it.
@@ -214,6 +239,30 @@ fn skip_number(line: &[u8], at: usize) -> Option<usize> {
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
+
+    #[test]
+    fn word_search_finds_the_first_quote_or_backslash() {
+        let mut seed = 0x2545_f491_4f6c_dd1d_u64;
+        for _ in 0..20_000 {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            let len = (seed % 90) as usize;
+            let s: Vec<u8> = (0..len)
+                .map(|k| match (seed >> (k % 61)) % 23 {
+                    0 => b'"',
+                    1 => b'\\',
+                    2 => 0x22 ^ 0x80,
+                    3 => 0x5c ^ 0x01,
+                    4 => 0,
+                    5 => 0xff,
+                    _ => b'a' + (k % 26) as u8,
+                })
+                .collect();
+            let want = s.iter().take(SHORT).position(|&c| c == b'"' || c == b'\\');
+            assert_eq!(quote_or_backslash_near(&s), want, "{s:?}");
+        }
+    }
     use super::*;
 
     fn serde_ok(s: &str) -> bool {
