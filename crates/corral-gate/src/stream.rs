@@ -43,6 +43,23 @@ struct Streaming {
     timeout: Duration,
 }
 
+impl Streaming {
+    /// Returns the upstream connection to the pool once the upstream body has ended; before
+    /// that, dropping the connection (with the body) is what cancels the upstream request.
+    fn release_if_ended(&mut self) {
+        if self.upstream.is_end_stream() {
+            self.release();
+        }
+    }
+
+    /// Returns the upstream connection to the pool (the body was read to its end).
+    fn release(&mut self) {
+        if let Some(conn) = self.conn.take() {
+            conn.release();
+        }
+    }
+}
+
 /// Response body of every gate response.
 pub struct GateBody {
     kind: Kind,
@@ -136,13 +153,9 @@ impl Body for GateBody {
                             let deadline = Instant::now() + s.timeout;
                             s.idle.as_mut().reset(deadline);
                             count(&data);
-                            if s.upstream.is_end_stream() {
-                                // hyper stops polling a body that says it has ended, so hand
-                                // the connection back now.
-                                if let Some(conn) = s.conn.take() {
-                                    conn.release();
-                                }
-                            }
+                            // hyper stops polling a body that says it has ended, so hand the
+                            // connection back now.
+                            s.release_if_ended();
                             return Poll::Ready(Some(Ok(Frame::data(data))));
                         }
                         // Trailers are not part of the Ollama API; they are not forwarded.
@@ -154,9 +167,7 @@ impl Body for GateBody {
                     }
                     Poll::Ready(None) => {
                         *ending = Some(Ending::Complete);
-                        if let Some(conn) = s.conn.take() {
-                            conn.release();
-                        }
+                        s.release();
                         return Poll::Ready(None);
                     }
                     Poll::Pending => {
@@ -190,11 +201,7 @@ impl Body for GateBody {
 impl Drop for GateBody {
     fn drop(&mut self) {
         if let Kind::Stream(s) = &mut self.kind {
-            if s.upstream.is_end_stream() {
-                if let Some(conn) = s.conn.take() {
-                    conn.release();
-                }
-            }
+            s.release_if_ended();
         }
         let Some((mut ctx, sink)) = self.audit.take() else {
             return;
