@@ -6,7 +6,9 @@
 
 use std::fmt::Write as _;
 
-use chrono::SecondsFormat;
+use std::net::IpAddr;
+
+use chrono::{DateTime, SecondsFormat, Utc};
 
 use crate::canon::{chain_hash, write_str};
 use crate::record::{limited, AuditRecord, ECS_VERSION};
@@ -33,10 +35,7 @@ fn write_without_hash(rec: &AuditRecord, seq: u64, prev: &str, out: &mut String)
     let duration_ns = u64::try_from(rec.duration.as_nanos()).unwrap_or(u64::MAX);
 
     out.push_str("{\"@timestamp\":");
-    write_str(
-        &rec.timestamp.to_rfc3339_opts(SecondsFormat::Micros, true),
-        out,
-    );
+    timestamp(&rec.timestamp, out);
 
     // corral.* in key order.
     out.push_str(",\"corral\":{\"bytes_in\":");
@@ -101,7 +100,7 @@ fn write_without_hash(rec: &AuditRecord, seq: u64, prev: &str, out: &mut String)
     out.push_str("},\"response\":{\"status_code\":");
     num(u64::from(rec.status_code), out);
     out.push_str("}},\"source\":{\"ip\":");
-    let _ = write!(out, "\"{}\"", rec.source_ip);
+    ip(rec.source_ip, out);
     out.push_str("},\"url\":{\"path\":");
     text(path, 1024, out);
     out.push('}');
@@ -115,7 +114,74 @@ fn write_without_hash(rec: &AuditRecord, seq: u64, prev: &str, out: &mut String)
 }
 
 fn num(n: u64, out: &mut String) {
-    let _ = write!(out, "{n}");
+    out.push_str(itoa::Buffer::new().format(n));
+}
+
+/// `ts` as `to_rfc3339_opts(SecondsFormat::Micros, true)` writes it, quoted, without going
+/// through `fmt`: `YYYY-MM-DDTHH:MM:SS.ffffffZ`. Years outside 0..=9999 and leap seconds take
+/// chrono's path.
+fn timestamp(ts: &DateTime<Utc>, out: &mut String) {
+    let secs = ts.timestamp();
+    let nanos = ts.timestamp_subsec_nanos();
+    let days = secs.div_euclid(86_400);
+    let (year, month, day) = civil_from_days(days);
+    if !(0..=9999).contains(&year) || nanos >= 1_000_000_000 {
+        write_str(&ts.to_rfc3339_opts(SecondsFormat::Micros, true), out);
+        return;
+    }
+    let in_day = secs.rem_euclid(86_400);
+    let mut b = *b"\"0000-00-00T00:00:00.000000Z\"";
+    let mut put = |at: usize, width: usize, mut v: i64| {
+        for i in (at..at + width).rev() {
+            // `v` is non-negative and below 10^width here, so every digit is 0..=9.
+            b[i] = b'0' + (v % 10) as u8;
+            v /= 10;
+        }
+    };
+    put(1, 4, year);
+    put(6, 2, month);
+    put(9, 2, day);
+    put(12, 2, in_day / 3600);
+    put(15, 2, in_day / 60 % 60);
+    put(18, 2, in_day % 60);
+    put(21, 6, i64::from(nanos / 1000));
+    // All ASCII by construction.
+    out.push_str(std::str::from_utf8(&b).unwrap_or("\"\""));
+}
+
+/// Proleptic Gregorian (year, month, day) of a day count since 1970-01-01 (H. Hinnant's
+/// `civil_from_days`).
+fn civil_from_days(days: i64) -> (i64, i64, i64) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
+/// The address quoted, as `IpAddr`'s `Display` writes it (IPv4 by hand, IPv6 through `fmt`).
+fn ip(addr: IpAddr, out: &mut String) {
+    out.push('"');
+    match addr {
+        IpAddr::V4(v4) => {
+            let mut buf = itoa::Buffer::new();
+            for (i, octet) in v4.octets().into_iter().enumerate() {
+                if i > 0 {
+                    out.push('.');
+                }
+                out.push_str(buf.format(octet));
+            }
+        }
+        IpAddr::V6(v6) => {
+            let _ = write!(out, "{v6}");
+        }
+    }
+    out.push('"');
 }
 
 fn text(s: &str, max: usize, out: &mut String) {
@@ -218,5 +284,79 @@ mod tests {
     fn a_minimal_record_matches_too() {
         let rec = AuditRecord::new("proxy", IpAddr::from([10, 1, 2, 3]), "GET", "/");
         check(&rec, 1, GENESIS_PREV);
+    }
+
+    #[test]
+    fn timestamps_are_written_as_chrono_writes_them() {
+        use chrono::TimeZone;
+        let mut secs: Vec<i64> = vec![
+            0,
+            -1,
+            951_782_400,     // 2000-02-29
+            4_107_542_400,   // 2100-03-01
+            253_402_300_799, // 9999-12-31T23:59:59
+            253_402_300_800, // year 10000: chrono's path
+            -62_167_219_200, // 0000-01-01
+            -62_167_219_201, // year -1: chrono's path
+            1_795_000_000,
+        ];
+        // A fixed-seed walk over the whole 0..=9999 range and around today.
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        for _ in 0..20_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            secs.push((x % 315_537_897_600) as i64 - 62_167_219_200);
+            secs.push(1_700_000_000 + (x % 400_000_000) as i64);
+        }
+        for (i, s) in secs.into_iter().enumerate() {
+            let nanos = [0, 999, 1_000, 123_456_789, 999_999_999][i % 5];
+            let ts = Utc.timestamp_opt(s, nanos).single().unwrap();
+            let mut got = String::new();
+            timestamp(&ts, &mut got);
+            let mut want = String::new();
+            write_str(&ts.to_rfc3339_opts(SecondsFormat::Micros, true), &mut want);
+            assert_eq!(got, want, "{s}.{nanos}");
+        }
+        // A leap second (nanos past one second) is chrono's to write.
+        let leap = Utc
+            .timestamp_opt(1_483_228_799, 1_500_000_000)
+            .single()
+            .unwrap();
+        let mut got = String::new();
+        timestamp(&leap, &mut got);
+        assert_eq!(got, "\"2016-12-31T23:59:60.500000Z\"");
+    }
+
+    #[test]
+    fn addresses_are_written_as_display_writes_them() {
+        let addrs: Vec<IpAddr> = [
+            "0.0.0.0",
+            "127.0.0.1",
+            "255.255.255.255",
+            "10.20.3.40",
+            "::1",
+            "::",
+            "::ffff:10.0.0.1",
+            "2001:db8::8a2e:370:7334",
+            "fe80::1:2:3:4",
+        ]
+        .iter()
+        .map(|a| a.parse().unwrap())
+        .collect();
+        for a in addrs {
+            let mut got = String::new();
+            ip(a, &mut got);
+            assert_eq!(got, format!("\"{a}\""));
+        }
+    }
+
+    #[test]
+    fn numbers_are_plain_decimal() {
+        for n in [0, 9, 10, 12_345, u64::MAX] {
+            let mut got = String::new();
+            num(n, &mut got);
+            assert_eq!(got, n.to_string());
+        }
     }
 }

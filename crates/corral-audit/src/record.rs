@@ -222,18 +222,15 @@ pub(crate) fn limited(s: &str, max: usize) -> Cow<'_, str> {
 /// Replaces the secret part of anything shaped like `crl_<12 base62>_<base62...>` with
 /// `<redacted>`, keeping the public id.
 pub fn redact_keys(s: &str) -> Cow<'_, str> {
-    const PREFIX: &str = "crl_";
+    const PREFIX: &[u8] = b"crl_";
     const ID: usize = 12;
-    if !s.contains(PREFIX) {
-        return Cow::Borrowed(s);
-    }
     let b = s.as_bytes();
-    let mut out = String::with_capacity(s.len());
+    // Built only once something is redacted: most values (and every key id) have nothing to
+    // hide, and those cost no allocation.
+    let mut out: Option<String> = None;
     let mut i = 0;
     let mut copied = 0;
-    let mut changed = false;
-    while let Some(off) = s.get(i..).and_then(|rest| rest.find(PREFIX)) {
-        let start = i + off;
+    while let Some(start) = find_prefix(b, i, PREFIX) {
         let id_start = start + PREFIX.len();
         let id_end = id_start + ID;
         let id_ok = b
@@ -248,21 +245,39 @@ pub fn redact_keys(s: &str) -> Cow<'_, str> {
                 .take_while(|c| c.is_ascii_alphanumeric())
                 .count();
             if secret_len > 0 {
-                out.push_str(&s[copied..secret_start]);
-                out.push_str("<redacted>");
+                let o = out.get_or_insert_with(|| String::with_capacity(s.len()));
+                // Every boundary here is next to an ASCII byte, so on a char boundary.
+                o.push_str(&s[copied..secret_start]);
+                o.push_str("<redacted>");
                 copied = secret_start + secret_len;
-                changed = true;
                 i = copied;
                 continue;
             }
         }
         i = id_start;
     }
-    if !changed {
-        return Cow::Borrowed(s);
+    match out {
+        None => Cow::Borrowed(s),
+        Some(mut o) => {
+            o.push_str(&s[copied..]);
+            Cow::Owned(o)
+        }
     }
-    out.push_str(&s[copied..]);
-    Cow::Owned(out)
+}
+
+/// Offset of the first `prefix` in `b` at or after `from`: a memchr for its first byte, then a
+/// compare, which beats a general substring search on the short values an audit record holds.
+fn find_prefix(b: &[u8], from: usize, prefix: &[u8]) -> Option<usize> {
+    let first = *prefix.first()?;
+    let mut at = from;
+    loop {
+        let rest = b.get(at..)?;
+        let hit = at + memchr::memchr(first, rest)?;
+        if b.get(hit..)?.starts_with(prefix) {
+            return Some(hit);
+        }
+        at = hit + 1;
+    }
 }
 
 #[cfg(test)]
