@@ -11,21 +11,20 @@ use http::header::{HeaderMap, HeaderValue, CONTENT_LENGTH};
 use http::uri::PathAndQuery;
 use http::{Method, Request, Response, Uri};
 use http_body::{Body, Frame, SizeHint};
-use http_body_util::Limited;
-use hyper::body::Incoming;
+use http_body_util::combinators::UnsyncBoxBody;
 
 use crate::headers::upstream_request_headers;
-use crate::pool::{Conn, Pool};
 use crate::reply::Failure;
 use crate::settings::Upstream;
 use crate::stream::BoxError;
+use crate::upstream::{Pool, UpstreamBody};
 
 /// Request body sent upstream.
 pub enum UpBody {
     /// A body the gate has read (and inspected) in full; `None` once sent or when empty.
     Full(Option<Bytes>),
     /// A binary upload streamed through under the policy's size limit.
-    Stream(Limited<Incoming>),
+    Stream(UnsyncBoxBody<Bytes, BoxError>),
 }
 
 impl Body for UpBody {
@@ -104,13 +103,13 @@ pub fn build_request(
 }
 
 /// Sends a request, waiting at most `idle_timeout` for the response head. A connection
-/// failure is a 502, a silent upstream a 504; neither says more to the client. The [`Conn`]
-/// must be released once the response body has been read to the end.
+/// failure is a 502, a silent upstream a 504; neither says more to the client. The body's
+/// connection returns to the pool once the body has been read to its end.
 pub async fn send(
     client: &UpstreamClient,
     req: Request<UpBody>,
     idle_timeout: Duration,
-) -> Result<(Response<Incoming>, Conn), Failure> {
+) -> Result<Response<UpstreamBody>, Failure> {
     match tokio::time::timeout(idle_timeout, client.send(req)).await {
         Ok(Ok(sent)) => Ok(sent),
         Ok(Err(e)) => {

@@ -7,8 +7,9 @@
 //! buffered and filtered) → one audit record when the response ends.
 //!
 //! Modules: [`settings`] (what the gate is told), `server` (listener, TLS, shutdown), `proxy`
-//! (the phases), `auth`, `body`, `headers`, `forward`, `pool` (keep-alive upstream
-//! connections), `stream`, `reply` (errors in the client's dialect), `keys` (snapshot reload),
+//! (the phases), `auth`, `body`, `headers`, `forward`, `upstream` (keep-alive upstream
+//! connections, read by the request's own task), `stream`, `reply` (errors in the client's
+//! dialect), `keys` (snapshot reload),
 //! `catalogue` (remote models), `audit`, [`selfcheck`].
 
 mod audit;
@@ -20,7 +21,6 @@ mod error;
 mod forward;
 mod headers;
 mod keys;
-mod pool;
 mod proxy;
 mod reply;
 pub mod selfcheck;
@@ -28,6 +28,7 @@ mod server;
 pub mod settings;
 mod stream;
 mod tls;
+mod upstream;
 
 use std::time::Duration;
 
@@ -66,5 +67,49 @@ pub mod fuzzing {
         crate::body::decode_sync(enc, body, limit)
             .map(|b| b.len())
             .map_err(|e| e.status())
+    }
+
+    /// Reads `data` as an upstream response arriving in pieces of `step` bytes: the head
+    /// (after a `POST`), then, for a chunked answer, the body. Returns the head's status and
+    /// the decoded body length, or `None` when the response is refused or incomplete.
+    pub fn upstream_response(data: &[u8], step: usize) -> Option<(u16, usize)> {
+        use crate::upstream::chunked::{Decoder, Step};
+        use crate::upstream::wire::{parse_response, Framing};
+        let step = step.max(1);
+        let mut buf = bytes::BytesMut::new();
+        let mut fed = 0;
+        let head = loop {
+            if let Some(h) = parse_response(&mut buf, &http::Method::POST).ok()? {
+                break h;
+            }
+            if fed == data.len() {
+                return None;
+            }
+            let end = (fed + step).min(data.len());
+            buf.extend_from_slice(&data[fed..end]);
+            fed = end;
+        };
+        if head.framing != Framing::Chunked {
+            return Some((head.status.as_u16(), 0));
+        }
+        let mut dec = Decoder::new();
+        let mut len = 0;
+        loop {
+            match dec.decode(&mut buf).ok()? {
+                Some(Step::Data(d)) => len += d.len(),
+                Some(Step::End) => {
+                    assert!(dec.is_done());
+                    return Some((head.status.as_u16(), len));
+                }
+                None => {
+                    if fed == data.len() {
+                        return None;
+                    }
+                    let end = (fed + step).min(data.len());
+                    buf.extend_from_slice(&data[fed..end]);
+                    fed = end;
+                }
+            }
+        }
     }
 }

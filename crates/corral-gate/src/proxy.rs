@@ -16,6 +16,7 @@ use http::header::{HeaderValue, CONTENT_TYPE};
 use http::request::Parts;
 use http::uri::PathAndQuery;
 use http::{Method, Request, Response, StatusCode, Version};
+use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use serde_json::Value;
@@ -30,7 +31,8 @@ use crate::headers::{ambiguous_framing, client_response_headers};
 use crate::keys::Keys;
 use crate::reply::{error_response, Failure};
 use crate::settings::Upstream;
-use crate::stream::GateBody;
+use crate::stream::{BoxError, GateBody};
+use crate::upstream::UpstreamBody;
 
 /// Longest a client may take to send a body that the gate inspects.
 const BODY_READ_TIMEOUT: Duration = Duration::from_secs(60);
@@ -184,7 +186,7 @@ async fn serve(
         declared,
     )?;
     ctx.decision = Decision::Allowed;
-    let (up_resp, conn) = forward::send(&shared.client, up_req, shared.idle_timeout).await?;
+    let up_resp = forward::send(&shared.client, up_req, shared.idle_timeout).await?;
 
     // 6. Response.
     let (up_parts, up_body) = up_resp.into_parts();
@@ -192,7 +194,6 @@ async fn serve(
     match m.route.listing {
         Some(listing) if up_parts.status.is_success() => {
             let raw = collect_bounded(up_body, LISTING_MAX, shared.idle_timeout).await?;
-            conn.release();
             if listing == Listing::Tags {
                 shared
                     .catalogue
@@ -218,7 +219,7 @@ async fn serve(
                 ctx.stream = true;
             }
             let tap = (m.route.class == route::EndpointClass::Inference).then_some(format);
-            let body = GateBody::streaming(up_body, conn, shared.idle_timeout, tap);
+            let body = GateBody::streaming(up_body, shared.idle_timeout, tap);
             let mut resp = Response::new(body);
             *resp.status_mut() = up_parts.status;
             *resp.headers_mut() = client_response_headers(&up_parts.headers, true);
@@ -260,7 +261,7 @@ struct Inspected {
     bytes: Option<Bytes>,
     json: Option<Value>,
     multipart_model: Option<String>,
-    stream: Option<Limited<Incoming>>,
+    stream: Option<UnsyncBoxBody<Bytes, BoxError>>,
 }
 
 impl Inspected {
@@ -319,7 +320,7 @@ async fn read_body(
             return Err(body_failure(BodyError::UnsupportedEncoding));
         }
         ctx.bytes_in = declared.unwrap_or(0);
-        out.stream = Some(Limited::new(body, limit));
+        out.stream = Some(UnsyncBoxBody::new(Limited::new(body, limit)));
         return Ok(out);
     }
     let raw = tokio::time::timeout(BODY_READ_TIMEOUT, body::read_limited(body, limit, declared))
@@ -376,7 +377,7 @@ fn body_failure(e: BodyError) -> Failure {
 }
 
 /// Buffers an upstream body of at most `max` bytes, with the idle timeout between chunks.
-async fn collect_bounded(body: Incoming, max: usize, idle: Duration) -> Result<Bytes, Failure> {
+async fn collect_bounded(body: UpstreamBody, max: usize, idle: Duration) -> Result<Bytes, Failure> {
     let mut body = std::pin::pin!(body);
     let mut buf = bytes::BytesMut::new();
     loop {
@@ -426,12 +427,11 @@ async fn refresh_catalogue_if_unknown(shared: &Shared, name: &str) {
             None,
         )?;
         let timeout = shared.idle_timeout.min(CATALOGUE_FETCH_TIMEOUT);
-        let (resp, conn) = forward::send(&shared.client, req, timeout).await?;
+        let resp = forward::send(&shared.client, req, timeout).await?;
         if resp.status() != StatusCode::OK {
             return Err(Failure::upstream_unavailable());
         }
         let body = collect_bounded(resp.into_body(), LISTING_MAX, timeout).await?;
-        conn.release();
         Ok(body)
     }
     .await;

@@ -11,12 +11,11 @@ use std::time::Duration;
 use bytes::Bytes;
 use corral_policy::usage::{ResponseFormat, UsageTap};
 use http_body::{Body, Frame, SizeHint};
-use hyper::body::Incoming;
 use tokio::time::{Instant, Sleep};
 
 use crate::audit::AuditSink;
 use crate::context::{Ending, RequestCtx};
-use crate::pool::Conn;
+use crate::upstream::UpstreamBody;
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -35,29 +34,14 @@ enum Kind {
     Stream(Streaming),
 }
 
+/// The upstream body owns its connection: it goes back to the pool when the body has been read
+/// to its end, and dropping the body before that closes it, which cancels the generation.
 struct Streaming {
-    upstream: Incoming,
-    /// The upstream connection, back to the pool once the body has ended.
-    conn: Option<Conn>,
+    upstream: UpstreamBody,
     idle: Pin<Box<Sleep>>,
     timeout: Duration,
-}
-
-impl Streaming {
-    /// Returns the upstream connection to the pool once the upstream body has ended; before
-    /// that, dropping the connection (with the body) is what cancels the upstream request.
-    fn release_if_ended(&mut self) {
-        if self.upstream.is_end_stream() {
-            self.release();
-        }
-    }
-
-    /// Returns the upstream connection to the pool (the body was read to its end).
-    fn release(&mut self) {
-        if let Some(conn) = self.conn.take() {
-            conn.release();
-        }
-    }
+    /// The upstream body failed; reported on the next poll, after hyper has flushed.
+    failed: bool,
 }
 
 /// Response body of every gate response.
@@ -83,17 +67,16 @@ impl GateBody {
 
     /// The upstream body, passed through with an idle timeout between chunks and a usage tap.
     pub fn streaming(
-        upstream: Incoming,
-        conn: Conn,
+        upstream: UpstreamBody,
         timeout: Duration,
         format: Option<ResponseFormat>,
     ) -> GateBody {
         GateBody {
             kind: Kind::Stream(Streaming {
                 upstream,
-                conn: Some(conn),
                 idle: Box::pin(tokio::time::sleep(timeout)),
                 timeout,
+                failed: false,
             }),
             tap: format.map(UsageTap::new),
             bytes_out: 0,
@@ -147,27 +130,31 @@ impl Body for GateBody {
                 }
             },
             Kind::Stream(s) => loop {
+                if s.failed {
+                    *ending = Some(Ending::UpstreamError);
+                    return Poll::Ready(Some(Err(Box::new(StreamError::Upstream))));
+                }
                 match Pin::new(&mut s.upstream).poll_frame(cx) {
                     Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
                         Ok(data) => {
                             let deadline = Instant::now() + s.timeout;
                             s.idle.as_mut().reset(deadline);
                             count(&data);
-                            // hyper stops polling a body that says it has ended, so hand the
-                            // connection back now.
-                            s.release_if_ended();
                             return Poll::Ready(Some(Ok(Frame::data(data))));
                         }
                         // Trailers are not part of the Ollama API; they are not forwarded.
                         Err(_) => continue,
                     },
                     Poll::Ready(Some(Err(_))) => {
-                        *ending = Some(Ending::UpstreamError);
-                        return Poll::Ready(Some(Err(Box::new(StreamError::Upstream))));
+                        // hyper drops output it has not yet written when a body fails. Pause
+                        // once so the head and the chunks before the failure reach the
+                        // client, which then sees the answer cut short rather than none.
+                        s.failed = true;
+                        cx.waker().wake_by_ref();
+                        return Poll::Pending;
                     }
                     Poll::Ready(None) => {
                         *ending = Some(Ending::Complete);
-                        s.release();
                         return Poll::Ready(None);
                     }
                     Poll::Pending => {
@@ -200,9 +187,6 @@ impl Body for GateBody {
 
 impl Drop for GateBody {
     fn drop(&mut self) {
-        if let Kind::Stream(s) = &mut self.kind {
-            s.release_if_ended();
-        }
         let Some((mut ctx, sink)) = self.audit.take() else {
             return;
         };

@@ -1,0 +1,344 @@
+//! The upstream client against small raw-socket servers on port 0.
+
+use super::*;
+use bytes::Bytes;
+use http_body_util::BodyExt;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+
+/// A keep-alive HTTP/1 server answering every request with `body`; counts connections.
+async fn server(body: &'static str) -> (u16, Arc<AtomicUsize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let count = Arc::clone(&accepted);
+    tokio::spawn(async move {
+        loop {
+            let (mut s, _) = listener.accept().await.unwrap();
+            count.fetch_add(1, Ordering::SeqCst);
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 4096];
+                let mut seen = Vec::new();
+                loop {
+                    let n = match s.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => n,
+                    };
+                    seen.extend_from_slice(&buf[..n]);
+                    while let Some(end) = seen.windows(4).position(|w| w == b"\r\n\r\n") {
+                        seen.drain(..end + 4);
+                        let resp = format!(
+                            "HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n{body}",
+                            body.len()
+                        );
+                        if s.write_all(resp.as_bytes()).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+            });
+        }
+    });
+    (port, accepted)
+}
+
+fn get() -> Request<UpBody> {
+    Request::builder()
+        .uri("/api/version")
+        .header("host", "127.0.0.1")
+        .body(UpBody::Full(None))
+        .unwrap()
+}
+
+/// A server that reads one request head per connection (and `body_len` body bytes), answers
+/// with `reply`, and keeps the connection open until the client closes it. Sends what it read
+/// on `seen`.
+async fn raw_server(
+    reply: &'static [u8],
+) -> (
+    u16,
+    Arc<AtomicUsize>,
+    tokio::sync::mpsc::UnboundedReceiver<Vec<u8>>,
+) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let count = Arc::clone(&accepted);
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        loop {
+            let (mut s, _) = listener.accept().await.unwrap();
+            count.fetch_add(1, Ordering::SeqCst);
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                let mut seen = Vec::new();
+                let mut buf = vec![0u8; 4096];
+                // Up to the end of a chunked body, or a head without a body.
+                loop {
+                    let n = match s.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => n,
+                    };
+                    seen.extend_from_slice(&buf[..n]);
+                    let text = String::from_utf8_lossy(&seen);
+                    let chunked = text.contains("transfer-encoding: chunked");
+                    if (chunked && text.ends_with("0\r\n\r\n"))
+                        || (!chunked && text.contains("\r\n\r\n"))
+                    {
+                        break;
+                    }
+                }
+                let _ = tx.send(seen);
+                let _ = s.write_all(reply).await;
+                let _ = s.read(&mut buf).await;
+            });
+        }
+    });
+    (port, accepted, rx)
+}
+
+fn pool(port: u16, max_idle: usize) -> Arc<Pool> {
+    Pool::new("127.0.0.1", port, Duration::from_secs(2), max_idle)
+}
+
+#[tokio::test]
+async fn a_finished_body_hands_its_connection_back_for_reuse() {
+    let (port, accepted) = server("{\"version\":\"0.12.0\"}").await;
+    let pool = pool(port, 8);
+    for _ in 0..5 {
+        let resp = pool.send(get()).await.unwrap();
+        let body = resp.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(body, Bytes::from_static(b"{\"version\":\"0.12.0\"}"));
+    }
+    assert_eq!(accepted.load(Ordering::SeqCst), 1);
+    assert_eq!(pool.idle_len(), 1);
+}
+
+#[tokio::test]
+async fn a_body_dropped_before_its_end_closes_its_connection() {
+    let (port, accepted, _seen) =
+        raw_server(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n3\r\nabc\r\n").await;
+    let pool = pool(port, 8);
+    for _ in 0..3 {
+        let resp = pool.send(get()).await.unwrap();
+        let mut body = resp.into_body();
+        let first = body.frame().await.unwrap().unwrap().into_data().unwrap();
+        assert_eq!(first, Bytes::from_static(b"abc"));
+        assert!(!body.is_end_stream());
+        drop(body);
+    }
+    assert_eq!(accepted.load(Ordering::SeqCst), 3);
+    assert_eq!(pool.idle_len(), 0);
+}
+
+#[tokio::test]
+async fn bodies_held_at_once_open_connections_and_at_most_max_idle_stay() {
+    let (port, accepted) = server("{}").await;
+    let pool = pool(port, 2);
+    let mut held = Vec::new();
+    for _ in 0..4 {
+        held.push(pool.send(get()).await.unwrap().into_body());
+    }
+    assert_eq!(accepted.load(Ordering::SeqCst), 4);
+    for body in held {
+        let _ = body.collect().await.unwrap();
+    }
+    assert_eq!(pool.idle_len(), 2);
+}
+
+#[tokio::test]
+async fn a_connection_closed_by_the_upstream_is_replaced_and_the_request_resent() {
+    // Answers once per connection, then closes it.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let count = Arc::clone(&accepted);
+    tokio::spawn(async move {
+        loop {
+            let (mut s, _) = listener.accept().await.unwrap();
+            count.fetch_add(1, Ordering::SeqCst);
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 4096];
+                let _ = s.read(&mut buf).await;
+                let _ = s
+                    .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}")
+                    .await;
+                let _ = s.shutdown().await;
+            });
+        }
+    });
+    let pool = pool(port, 8);
+    // Straight after each answer: the close may or may not have arrived yet.
+    for _ in 0..20 {
+        let resp = pool.send(get()).await.unwrap();
+        let body = resp.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(body, Bytes::from_static(b"{}"));
+    }
+    assert_eq!(accepted.load(Ordering::SeqCst), 20);
+}
+
+#[tokio::test]
+async fn nothing_listening_is_a_connect_error() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    drop(listener);
+    let err = pool(port, 8).send(get()).await.err().unwrap();
+    assert!(err.is_connect(), "{err}");
+}
+
+#[tokio::test]
+async fn a_chunked_answer_arrives_piece_by_piece_and_ends() {
+    let (port, _, _seen) = raw_server(
+        b"HTTP/1.1 200 OK\r\ncontent-type: application/x-ndjson\r\ntransfer-encoding: chunked\r\n\r\n5\r\n{\"a\":\r\n3\r\n1}\n\r\n0\r\n\r\n",
+    )
+    .await;
+    let pool = pool(port, 8);
+    let resp = pool.send(get()).await.unwrap();
+    assert_eq!(resp.headers()["content-type"], "application/x-ndjson");
+    let body = resp.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(body, Bytes::from_static(b"{\"a\":1}\n"));
+    assert_eq!(pool.idle_len(), 1);
+}
+
+#[tokio::test]
+async fn an_answer_cut_short_is_an_error_and_the_connection_is_not_kept() {
+    for reply in [
+        &b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\nconnection: close\r\n\r\nabc"[..],
+        &b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n5\r\nab"[..],
+    ] {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            let (mut s, _) = listener.accept().await.unwrap();
+            let mut buf = vec![0u8; 4096];
+            let _ = s.read(&mut buf).await;
+            let _ = s.write_all(reply).await;
+        });
+        let pool = pool(port, 8);
+        let resp = pool.send(get()).await.unwrap();
+        assert!(resp.into_body().collect().await.is_err());
+        assert_eq!(pool.idle_len(), 0);
+    }
+}
+
+#[tokio::test]
+async fn a_close_delimited_answer_ends_at_the_close() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        let (mut s, _) = listener.accept().await.unwrap();
+        let mut buf = vec![0u8; 4096];
+        let _ = s.read(&mut buf).await;
+        let _ = s.write_all(b"HTTP/1.1 200 OK\r\n\r\nall of it").await;
+    });
+    let pool = pool(port, 8);
+    let body = pool.send(get()).await.unwrap().into_body().collect().await;
+    assert_eq!(body.unwrap().to_bytes(), Bytes::from_static(b"all of it"));
+    assert_eq!(pool.idle_len(), 0);
+}
+
+#[tokio::test]
+async fn bad_heads_and_extra_bytes_are_refused() {
+    let (port, _, _seen) =
+        raw_server(b"HTTP/1.1 200 OK\r\ncontent-length: 1\r\ncontent-length: 2\r\n\r\nab").await;
+    let err = pool(port, 8).send(get()).await.err().unwrap();
+    assert!(
+        matches!(err, PoolError::Head(HeadError::BadLength)),
+        "{err}"
+    );
+
+    // Bytes after the end of the answer: the connection is not trusted again.
+    let (port, accepted, _seen) =
+        raw_server(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}HTTP/1.1 200 OK\r\n\r\n").await;
+    let pool = pool(port, 8);
+    for _ in 0..2 {
+        let body = pool.send(get()).await.unwrap().into_body().collect().await;
+        assert_eq!(body.unwrap().to_bytes(), Bytes::from_static(b"{}"));
+    }
+    assert_eq!(accepted.load(Ordering::SeqCst), 2);
+    assert_eq!(pool.idle_len(), 0);
+}
+
+#[tokio::test]
+async fn head_answers_have_no_body_whatever_they_declare() {
+    let (port, _, _seen) = raw_server(b"HTTP/1.1 200 OK\r\ncontent-length: 99\r\n\r\n").await;
+    let pool = pool(port, 8);
+    let req = Request::builder()
+        .method(Method::HEAD)
+        .uri("/")
+        .header("host", "127.0.0.1")
+        .body(UpBody::Full(None))
+        .unwrap();
+    let resp = pool.send(req).await.unwrap();
+    assert_eq!(resp.headers()["content-length"], "99");
+    let body = resp.into_body();
+    assert!(body.is_end_stream());
+    assert_eq!(body.collect().await.unwrap().to_bytes(), Bytes::new());
+    assert_eq!(pool.idle_len(), 1);
+}
+
+#[tokio::test]
+async fn request_heads_and_bodies_go_out_as_written() {
+    let (port, _, mut seen) = raw_server(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n").await;
+    let pool = pool(port, 8);
+    let req = Request::builder()
+        .method(Method::POST)
+        .uri("/api/chat")
+        .header("host", "127.0.0.1:11434")
+        .header("content-length", "7")
+        .body(UpBody::Full(Some(Bytes::from_static(b"{\"a\":1}"))))
+        .unwrap();
+    let resp = pool.send(req).await.unwrap();
+    assert!(resp.into_body().is_end_stream());
+    assert_eq!(
+        seen.recv().await.unwrap(),
+        b"POST /api/chat HTTP/1.1\r\nhost: 127.0.0.1:11434\r\ncontent-length: 7\r\n\r\n{\"a\":1}"
+    );
+}
+
+/// A request body that arrives in pieces, like a client's upload.
+fn streamed(pieces: &[&'static [u8]]) -> UpBody {
+    let frames: Vec<Result<http_body::Frame<Bytes>, std::convert::Infallible>> = pieces
+        .iter()
+        .map(|p| Ok(http_body::Frame::data(Bytes::from_static(p))))
+        .collect();
+    let body = http_body_util::StreamBody::new(futures_util::stream::iter(frames));
+    UpBody::Stream(http_body_util::combinators::UnsyncBoxBody::new(
+        http_body_util::Limited::new(body, 1024),
+    ))
+}
+
+#[tokio::test]
+async fn a_streamed_upload_without_a_length_goes_chunked() {
+    let (port, _, mut seen) =
+        raw_server(b"HTTP/1.1 201 Created\r\ncontent-length: 0\r\n\r\n").await;
+    let req = Request::builder()
+        .method(Method::POST)
+        .uri("/api/blobs/sha256:00")
+        .header("host", "h")
+        .body(streamed(&[b"abc", b"", b"defgh"]))
+        .unwrap();
+    let resp = pool(port, 8).send(req).await.unwrap();
+    assert_eq!(resp.status(), 201);
+    assert_eq!(
+        seen.recv().await.unwrap(),
+        b"POST /api/blobs/sha256:00 HTTP/1.1\r\nhost: h\r\ntransfer-encoding: chunked\r\n\r\n3\r\nabc\r\n5\r\ndefgh\r\n0\r\n\r\n"
+    );
+}
+
+#[tokio::test]
+async fn a_streamed_upload_must_match_its_declared_length() {
+    let (port, _, _seen) = raw_server(b"HTTP/1.1 201 Created\r\ncontent-length: 0\r\n\r\n").await;
+    for (declared, pieces) in [("4", &[&b"abc"[..]][..]), ("2", &[&b"abc"[..]][..])] {
+        let req = Request::builder()
+            .method(Method::POST)
+            .uri("/api/blobs/sha256:00")
+            .header("host", "h")
+            .header("content-length", declared)
+            .body(streamed(pieces))
+            .unwrap();
+        let err = pool(port, 8).send(req).await.err().unwrap();
+        assert!(matches!(err, PoolError::BodyLength), "{err}");
+    }
+}
