@@ -14,6 +14,7 @@ const TARGETS: &[(&str, &str)] = &[
     ("check_systemd_unit", env!("CARGO_BIN_EXE_check_systemd_unit")),
     ("gate_auth", env!("CARGO_BIN_EXE_gate_auth")),
     ("gate_decode", env!("CARGO_BIN_EXE_gate_decode")),
+    ("gate_upstream", env!("CARGO_BIN_EXE_gate_upstream")),
     ("hunt_auditd", env!("CARGO_BIN_EXE_hunt_auditd")),
     ("hunt_gin", env!("CARGO_BIN_EXE_hunt_gin")),
     ("hunt_ndjson", env!("CARGO_BIN_EXE_hunt_ndjson")),

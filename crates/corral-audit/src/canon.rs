@@ -29,7 +29,7 @@ pub(crate) fn write_str(s: &str, out: &mut String) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     out.push('"');
     let bytes = s.as_bytes();
-    if !bytes.iter().any(|&b| b < 0x20 || b == b'"' || b == b'\\') {
+    if !needs_escape(bytes) {
         // The common case: nothing to escape.
         out.push_str(s);
         out.push('"');
@@ -61,6 +61,32 @@ pub(crate) fn write_str(s: &str, out: &mut String) {
     }
     out.push_str(&s[start..]);
     out.push('"');
+}
+
+/// True when `bytes` holds a control character, `"` or `\\`. Eight bytes per step: a word has
+/// such a byte exactly when one of the classic "has a byte below n / equal to c" tests fires
+/// (bytes of 0x80 and above never do).
+fn needs_escape(bytes: &[u8]) -> bool {
+    const ONES: u64 = u64::from_le_bytes([0x01; 8]);
+    const HIGH: u64 = u64::from_le_bytes([0x80; 8]);
+    let has_below = |w: u64, n: u8| w.wrapping_sub(ONES * u64::from(n)) & !w & HIGH != 0;
+    let has_zero = |w: u64| has_below(w, 1);
+    let mut words = bytes.chunks_exact(8);
+    for chunk in &mut words {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let w = u64::from_le_bytes(word);
+        if has_below(w, 0x20)
+            || has_zero(w ^ (ONES * u64::from(b'"')))
+            || has_zero(w ^ (ONES * u64::from(b'\\')))
+        {
+            return true;
+        }
+    }
+    words
+        .remainder()
+        .iter()
+        .any(|&b| b < 0x20 || b == b'"' || b == b'\\')
 }
 
 fn write_value(v: &Value, out: &mut String) {
@@ -209,6 +235,17 @@ mod tests {
         cases.push(String::new());
         cases.push("plain text, nothing to escape".into());
         cases.push("mixed \u{1} \"q\" \\ é ✓ \u{7f} \u{2028}".into());
+        // Every special byte at every offset of strings longer than one word, among plain
+        // ASCII and multi-byte characters.
+        for special in (0u8..0x20).chain([b'"', b'\\', 0x7f, b'!', b'#', b'[', b']']) {
+            for len in [7usize, 8, 9, 15, 16, 17, 31] {
+                for at in 0..len {
+                    let mut v: Vec<char> = "aé✓Zbc ~".chars().cycle().take(len).collect();
+                    v[at] = char::from(special);
+                    cases.push(v.into_iter().collect());
+                }
+            }
+        }
         for s in cases {
             let mut out = String::new();
             write_str(&s, &mut out);

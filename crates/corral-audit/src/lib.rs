@@ -45,7 +45,7 @@ use std::path::{Path, PathBuf};
 
 pub use canon::GENESIS_PREV;
 pub use error::AuditError;
-pub use record::{action, redact_keys, AuditRecord, Decision, Outcome, ECS_VERSION};
+pub use record::{action, redact_keys, AuditRecord, Decision, Outcome, Text, ECS_VERSION};
 pub use verify::{
     verify, verify_bytes, Problem, ProblemKind, Verifier, VerifyReport, MAX_LINE_BYTES,
 };

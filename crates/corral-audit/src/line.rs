@@ -263,9 +263,9 @@ mod tests {
             rec.user_name = some(1).then(|| t.clone());
             rec.key_id = some(2).then(|| t.clone());
             rec.policy = some(3).then(|| t.clone());
-            rec.reason = some(4).then(|| t.clone());
-            rec.endpoint_class = some(5).then(|| t.clone());
-            rec.route = some(6).then(|| t.clone());
+            rec.reason = some(4).then(|| t.clone().into());
+            rec.endpoint_class = some(5).then(|| t.clone().into());
+            rec.route = some(6).then(|| t.clone().into());
             rec.model = some(7).then(|| t.clone());
             rec.prompt_tokens = some(8).then_some(i as u64 * 1000);
             rec.completion_tokens = some(9).then_some(u64::MAX - i as u64);
@@ -273,7 +273,7 @@ mod tests {
             rec.streamed = i % 2 == 1;
             rec.bytes_in = i as u64;
             rec.bytes_out = u64::MAX;
-            rec.clamps = (0..(i * 4)).map(|k| format!("{t}{k}")).collect();
+            rec.clamps = (0..(i * 4)).map(|k| format!("{t}{k}").into()).collect();
             n += 1;
             check(&rec, n, GENESIS_PREV);
             check(&rec, u64::MAX, &"f".repeat(64));

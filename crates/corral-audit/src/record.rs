@@ -71,16 +71,19 @@ impl Decision {
 /// The facts of one request. There is no field for prompt content, bodies, headers or keys;
 /// free-text fields are truncated and anything shaped like a corral key is redacted when the
 /// record is serialised.
+/// A text field that is usually one of a fixed set of names: no allocation for those.
+pub type Text = Cow<'static, str>;
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuditRecord {
     pub timestamp: DateTime<Utc>,
     /// See [`action`].
-    pub action: String,
+    pub action: Text,
     pub outcome: Outcome,
     pub source_ip: IpAddr,
     /// Name of the authenticated key.
     pub user_name: Option<String>,
-    pub method: String,
+    pub method: Text,
     /// The canonical path, or for a refused request the raw path (escaped by JSON, truncated to
     /// 1 KiB; any query string is dropped).
     pub url_path: String,
@@ -90,26 +93,26 @@ pub struct AuditRecord {
     pub policy: Option<String>,
     pub decision: Decision,
     /// Name of the refusing rule or a short message.
-    pub reason: Option<String>,
-    pub endpoint_class: Option<String>,
+    pub reason: Option<Text>,
+    pub endpoint_class: Option<Text>,
     /// Route name, e.g. `api.chat`.
-    pub route: Option<String>,
+    pub route: Option<Text>,
     pub model: Option<String>,
     pub prompt_tokens: Option<u64>,
     pub completion_tokens: Option<u64>,
     pub streamed: bool,
     pub bytes_in: u64,
     pub bytes_out: u64,
-    pub clamps: Vec<String>,
+    pub clamps: Vec<Text>,
     pub upstream_status: Option<u16>,
 }
 
 impl AuditRecord {
     /// A record stamped now, with a deny decision, failure outcome and every optional fact empty.
     pub fn new(
-        action: impl Into<String>,
+        action: impl Into<Text>,
         source_ip: IpAddr,
-        method: impl Into<String>,
+        method: impl Into<Text>,
         url_path: impl Into<String>,
     ) -> AuditRecord {
         AuditRecord {

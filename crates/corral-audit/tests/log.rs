@@ -250,10 +250,10 @@ async fn log_contains_no_secret_like_strings() {
     let mut r = rec(1);
     r.url_path = format!("/api/{key}?api_key={key}");
     r.model = Some(key.clone());
-    r.reason = Some(format!("unknown key {key}"));
+    r.reason = Some(format!("unknown key {key}").into());
     r.user_name = Some(key.clone());
-    r.method = key.clone();
-    r.clamps = vec![key.clone()];
+    r.method = key.clone().into();
+    r.clamps = vec![key.clone().into()];
     handle.record(r).unwrap();
     drop(handle);
     task.await.unwrap().unwrap();

@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use corral_audit::{action, AuditHandle, AuditRecord, Decision as AuditDecision, Outcome};
+use corral_audit::{action, AuditHandle, AuditRecord, Decision as AuditDecision, Outcome, Text};
 use corral_policy::usage::Usage;
 
 use crate::context::{Decision, Ending, RequestCtx};
@@ -72,27 +72,38 @@ fn to_record(f: Finished) -> AuditRecord {
     };
     AuditRecord {
         timestamp: ctx.at,
-        action: action.to_owned(),
+        action: action.into(),
         outcome,
         source_ip: ctx.peer,
         user_name: ctx.user,
-        method: ctx.method.as_str().to_owned(),
+        method: method_text(&ctx.method),
         url_path: ctx.path,
         status_code: ctx.status,
         duration,
         key_id: ctx.key_id,
         policy: ctx.policy,
         decision,
-        reason: ctx.reason.map(str::to_owned),
-        endpoint_class: ctx.route.map(|r| r.class.as_str().to_owned()),
-        route: ctx.route.map(|r| r.name.to_owned()),
+        reason: ctx.reason.map(Text::Borrowed),
+        endpoint_class: ctx.route.map(|r| Text::Borrowed(r.class.as_str())),
+        route: ctx.route.map(|r| Text::Borrowed(r.name)),
         model: ctx.model,
         prompt_tokens: usage.prompt_tokens,
         completion_tokens: usage.completion_tokens,
         streamed: ctx.stream,
         bytes_in: ctx.bytes_in,
         bytes_out,
-        clamps: ctx.clamps.iter().map(|c| (*c).to_owned()).collect(),
+        clamps: ctx.clamps.iter().map(|c| Text::Borrowed(c)).collect(),
         upstream_status: ctx.upstream_status,
+    }
+}
+
+/// The method's name, without an allocation for the standard ones.
+fn method_text(m: &http::Method) -> Text {
+    const KNOWN: [&str; 9] = [
+        "GET", "POST", "HEAD", "DELETE", "PUT", "OPTIONS", "PATCH", "CONNECT", "TRACE",
+    ];
+    match KNOWN.iter().find(|k| **k == m.as_str()) {
+        Some(k) => Text::Borrowed(k),
+        None => Text::Owned(m.as_str().to_owned()),
     }
 }

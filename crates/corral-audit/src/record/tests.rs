@@ -125,7 +125,7 @@ fn key_shaped_strings_are_redacted() {
     }
     let mut r = sample();
     r.model = Some(key.clone());
-    r.reason = Some(format!("bad {key}"));
+    r.reason = Some(format!("bad {key}").into());
     r.url_path = format!("/{key}");
     let line = crate::canon::canonical(&r.to_ecs());
     assert!(!line.contains(&"x".repeat(43)), "{line}");
