@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
-use corral_policy::model::normalize;
+use corral_policy::model::{normalize, normalized};
 use serde::Deserialize;
 
 /// Shortest interval between two catalogue refreshes triggered by unknown model names.
@@ -85,7 +85,7 @@ impl Catalogue {
 
     /// True when `name` is a remote model as far as the catalogue knows.
     pub fn is_remote(&self, name: &str) -> bool {
-        self.state.load().remote.contains(&normalize(name))
+        self.state.load().remote.contains(normalized(name).as_ref())
     }
 
     /// True when `name` is unknown and the catalogue may be refreshed now.
@@ -94,7 +94,7 @@ impl Catalogue {
         let stale = state
             .fetched
             .is_none_or(|t| now.saturating_duration_since(t) >= REFRESH_EVERY);
-        stale && !state.known.contains(&normalize(name))
+        stale && !state.known.contains(normalized(name).as_ref())
     }
 
     /// Serialises refreshes; hold the guard while fetching.

@@ -5,6 +5,7 @@
 //! Foreign registries (`10.0.0.5:8443/attacker/x`) keep their host so a pattern for a
 //! library model can never match them.
 
+use std::borrow::Cow;
 use std::fmt;
 
 /// The registry Ollama assumes when a name carries none.
@@ -18,6 +19,23 @@ pub const MAX_NAME_LEN: usize = 512;
 /// Normal form of a model name: lower-case, default registry and `library/` namespace
 /// removed, `:latest` added when no tag is given.
 pub fn normalize(name: &str) -> String {
+    normalized(name).into_owned()
+}
+
+/// [`normalize`], borrowing `name` when it is already in normal form (the common case for
+/// names the gate has normalised once already).
+pub fn normalized(name: &str) -> Cow<'_, str> {
+    let already = !name.bytes().any(|b| b.is_ascii_uppercase())
+        && !name.starts_with(DEFAULT_REGISTRY)
+        && !name.starts_with(DEFAULT_NAMESPACE)
+        && split_tag(name).1.is_some_and(|t| !t.is_empty());
+    if already {
+        return Cow::Borrowed(name);
+    }
+    Cow::Owned(normalize_owned(name))
+}
+
+fn normalize_owned(name: &str) -> String {
     let mut n = name.to_ascii_lowercase();
     if let Some(rest) = n.strip_prefix(DEFAULT_REGISTRY) {
         n = rest.to_string();
@@ -45,7 +63,7 @@ pub fn split_tag(name: &str) -> (&str, Option<&str>) {
 /// True for Ollama cloud model tags: `cloud` or ending in `-cloud` (`gpt-oss:120b-cloud`).
 /// Such models run on ollama.com under the server owner's account.
 pub fn is_cloud_name(name: &str) -> bool {
-    let n = normalize(name);
+    let n = normalized(name);
     match split_tag(&n).1 {
         Some(tag) => tag == "cloud" || tag.ends_with("-cloud"),
         None => false,

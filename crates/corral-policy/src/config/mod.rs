@@ -130,7 +130,7 @@ impl Policy {
 
     /// Whether `name` (any spelling; normalised here) matches the model allow-list.
     pub fn allows_model(&self, name: &str) -> bool {
-        let n = model::normalize(name);
+        let n = model::normalized(name);
         self.models.iter().any(|p| p.matches_normalized(&n))
     }
 

@@ -187,7 +187,7 @@ fn check_model(
         ));
     }
     if !policy.cloud {
-        let n = model::normalize(name);
+        let n = model::normalized(name);
         if model::is_cloud_name(&n) || is_remote(&n) {
             return Err(Denial::new(
                 403,

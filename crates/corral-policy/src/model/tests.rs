@@ -119,3 +119,34 @@ fn bad_patterns() {
     assert_eq!(p("Llama").as_str(), "Llama");
     assert_eq!(p("Llama").to_string(), "Llama");
 }
+
+#[test]
+fn the_borrowing_fast_path_agrees_with_the_full_normalisation() {
+    let names = [
+        "llama3.2",
+        "llama3.2:latest",
+        "Llama3.2:Latest",
+        "llama3.2:",
+        "library/llama3.2:8b",
+        "registry.ollama.ai/library/llama3.2:8b",
+        "Registry.Ollama.AI/library/llama3.2",
+        "registry.ollama.ai/someone/model:q4",
+        "10.0.0.5:8443/attacker/x",
+        "10.0.0.5:8443/attacker/x:tag",
+        "gpt-oss:120b-cloud",
+        "ünïcødé:tag",
+        "ÜNÏ:tag",
+        "",
+        ":",
+        "a/b/c:d",
+        "library/",
+    ];
+    for n in names {
+        assert_eq!(normalized(n), normalize_owned(n), "{n:?}");
+        let once = normalize(n);
+        assert!(
+            matches!(normalized(&once), Cow::Borrowed(_)) || once.is_empty(),
+            "{once:?}"
+        );
+    }
+}
