@@ -38,7 +38,11 @@ enum Kind {
 /// to its end, and dropping the body before that closes it, which cancels the generation.
 struct Streaming {
     upstream: UpstreamBody,
-    idle: Pin<Box<Sleep>>,
+    /// Armed only when the upstream makes the body wait: an answer already in the buffer never
+    /// touches the timer wheel.
+    idle: Option<Pin<Box<Sleep>>>,
+    /// When the upstream last sent something (or the body was created).
+    last_data: Instant,
     timeout: Duration,
     /// The upstream body failed; reported on the next poll, after hyper has flushed.
     failed: bool,
@@ -74,7 +78,8 @@ impl GateBody {
         GateBody {
             kind: Kind::Stream(Streaming {
                 upstream,
-                idle: Box::pin(tokio::time::sleep(timeout)),
+                idle: None,
+                last_data: Instant::now(),
                 timeout,
                 failed: false,
             }),
@@ -137,8 +142,7 @@ impl Body for GateBody {
                 match Pin::new(&mut s.upstream).poll_frame(cx) {
                     Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
                         Ok(data) => {
-                            let deadline = Instant::now() + s.timeout;
-                            s.idle.as_mut().reset(deadline);
+                            s.last_data = Instant::now();
                             count(&data);
                             return Poll::Ready(Some(Ok(Frame::data(data))));
                         }
@@ -158,7 +162,14 @@ impl Body for GateBody {
                         return Poll::Ready(None);
                     }
                     Poll::Pending => {
-                        if s.idle.as_mut().poll(cx).is_ready() {
+                        let deadline = s.last_data + s.timeout;
+                        let idle = s
+                            .idle
+                            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+                        if idle.deadline() != deadline {
+                            idle.as_mut().reset(deadline);
+                        }
+                        if idle.as_mut().poll(cx).is_ready() {
                             *ending = Some(Ending::IdleTimeout);
                             return Poll::Ready(Some(Err(Box::new(StreamError::IdleTimeout))));
                         }
