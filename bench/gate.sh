@@ -167,6 +167,18 @@ children() { # PID -> its child PIDs
 proxy_pids() { # PID -> the PID and, for nginx, its workers
   echo "$1"; children "$1"
 }
+cpu_ticks() { # PIDS... -> summed user + system CPU time, in clock ticks
+  local sum=0 pid st
+  local -a f
+  for pid in "$@"; do
+    st=$(cat "/proc/$pid/stat" 2>/dev/null) || continue
+    read -r -a f <<<"${st##*) }"
+    # Fields after "(comm)": state is f[0], so utime (field 14) is f[11], stime f[12].
+    sum=$((sum + f[11] + f[12]))
+  done
+  echo "$sum"
+}
+CLK_TCK=$(getconf CLK_TCK 2>/dev/null || echo 100)
 hwm_kb() { # PIDS... -> summed VmHWM
   local sum=0 pid v
   for pid in "$@"; do
@@ -251,16 +263,24 @@ measure() {
   start_proxy "$target" "$upstream"
   smoke "$target"
   (( WARMUP > 0 )) && wrk_run "$WARMUP" "$3" "$4" "$5" >/dev/null
+  # The proxy's CPU time per request: steadier than requests/s on a machine shared with others.
+  local ticks0=0 ticks1=0 cpu_us=-
+  [[ -n $PROXY_PID ]] && ticks0=$(cpu_ticks $(proxy_pids "$PROXY_PID"))
   line=$(wrk_run "$DURATION" "$3" "$4" "$5")
+  if [[ -n $PROXY_PID ]]; then
+    ticks1=$(cpu_ticks $(proxy_pids "$PROXY_PID"))
+    local requests; requests=$(field requests "$line")
+    (( ${requests:-0} > 0 )) && cpu_us=$(( (ticks1 - ticks0) * 1000000 / CLK_TCK / requests ))
+  fi
   local rss=0
   [[ -n $PROXY_PID ]] && rss=$(hwm_kb $(proxy_pids "$PROXY_PID"))
   stop_proxy
   local bad=$(( $(field status "$line") + $(field connect "$line") + $(field timeout "$line") ))
   (( bad == 0 )) || log "WARNING: $phase/$target: errors in wrk's result: $line"
   (( $(field status "$line") == 0 )) || die "$phase/$target: non-2xx answers under load; the figures would be meaningless"
-  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$phase" "$target" "$(field rps "$line")" \
-    "$(field p50_us "$line")" "$(field p99_us "$line")" "$rss" "$bad" >> "$RESULTS"
-  log "$phase $target: $(field rps "$line") req/s p50 $(field p50_us "$line") us p99 $(field p99_us "$line") us rss ${rss} kB"
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$phase" "$target" "$(field rps "$line")" \
+    "$(field p50_us "$line")" "$(field p99_us "$line")" "$rss" "$bad" "$cpu_us" >> "$RESULTS"
+  log "$phase $target: $(field rps "$line") req/s p50 $(field p50_us "$line") us p99 $(field p99_us "$line") us rss ${rss} kB cpu ${cpu_us} us/request"
 }
 
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)

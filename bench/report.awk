@@ -1,5 +1,5 @@
 # Turns bench/gate.sh's raw results into the markdown tables (POSIX awk; mawk is enough).
-# File 1 (wrk runs):  phase target rps p50_us p99_us rss_kb errors        (one row per round)
+# File 1 (wrk runs):  phase target rps p50_us p99_us rss_kb errors cpu_us_per_request (one row per round)
 # File 2 (streams):   target completed peak_open fb_p50_ms fb_p99_ms hwm_kb rss_at_peak_kb errors
 
 function median(list,    n, v, i, j, t) {
@@ -28,6 +28,7 @@ FILENAME == ARGV[1] {
     k = $1 SUBSEP $2
     rps[k] = rps[k] " " $3; p50[k] = p50[k] " " $4; p99[k] = p99[k] " " $5
     rss[k] = rss[k] " " $6; errs[k] += $7
+    if ($8 != "-" && $8 != "") cpu[k] = cpu[k] " " $8
     if (!(($1) in seenphase)) { seenphase[$1] = 1; phases[++nphases] = $1 }
     if (!(($2) in seentarget)) { seentarget[$2] = 1; targets[++ntargets] = $2 }
     next
@@ -41,8 +42,8 @@ END {
     label["chat"] = "POST /api/chat, JSON answer, " conns " connections, saturating"
     label["paced"] = "POST /api/chat, JSON answer, " pconns " connections, " pdelay " ms pause between requests"
     label["stream"] = "POST /api/chat, NDJSON stream (4 lines), " conns " connections, saturating"
-    print "| Load | Path | Requests/s | p50 (ms) | p99 (ms) | p99 added over direct (ms) | Peak RSS of the proxy (MB) |"
-    print "|---|---|---:|---:|---:|---:|---:|"
+    print "| Load | Path | Requests/s | p50 (ms) | p99 (ms) | p99 added over direct (ms) | Peak RSS of the proxy (MB) | Proxy CPU per request (µs) |"
+    print "|---|---|---:|---:|---:|---:|---:|---:|"
     for (i = 1; i <= nphases; i++) {
         ph = phases[i]
         d99 = median(p99[ph SUBSEP "direct"])
@@ -53,8 +54,10 @@ END {
             added = (t == "direct" || d99 == "") ? "–" : sprintf("%+.2f", (P99[k] - d99) / 1000)
             ADD[k] = (t == "direct" || d99 == "") ? "" : (P99[k] - d99) / 1000
             note = errs[k] > 0 ? " (" errs[k] " socket errors)" : ""
-            printf "| %s | %s | %s%s | %s | %s | %s | %s |\n", (j == 1 ? label[ph] : ""), t, \
-                thousands(R[k]), note, ms(median(p50[k])), ms(P99[k]), added, mb(median(rss[k]))
+            C[k] = (k in cpu) ? median(cpu[k]) : ""
+            printf "| %s | %s | %s%s | %s | %s | %s | %s | %s |\n", (j == 1 ? label[ph] : ""), t, \
+                thousands(R[k]), note, ms(median(p50[k])), ms(P99[k]), added, mb(median(rss[k])), \
+                (C[k] == "" ? "–" : C[k])
         }
     }
     print ""
@@ -75,6 +78,9 @@ END {
         if ((ph != "paced") && (kc in R) && (kn in R) && R[kn] > 0) {
             ratio = R[kc] / R[kn]
             printf "| corral / nginx throughput (%s) | %.2f× | ≥ 1.00× | %s |\n", ph, ratio, yes(ratio >= 1)
+        }
+        if ((ph != "paced") && C[kc] != "" && C[kn] != "" && C[kc] > 0) {
+            printf "| nginx / corral CPU per request (%s; informative: 1.00× = as frugal as nginx) | %.2f× | – | – |\n", ph, C[kn] / C[kc]
         }
     }
     for (i = 1; i <= nphases; i++) {
