@@ -115,8 +115,9 @@ pub fn parse_response(buf: &mut BytesMut, method: &Method) -> Result<Option<Head
     }
 }
 
-/// RFC 9112 §6.3, strictly: `Transfer-Encoding` must be exactly `chunked` and then wins over
-/// any `Content-Length`; several `Content-Length` values must agree.
+/// RFC 9112 §6.3, strictly: `Transfer-Encoding` must be exactly `chunked` and may not come with
+/// a `Content-Length` (the pair is how responses are smuggled; refused, not repaired); several
+/// `Content-Length` values must agree.
 fn framing(method: &Method, status: StatusCode, headers: &HeaderMap) -> Result<Framing, HeadError> {
     if method == Method::HEAD
         || status == StatusCode::NO_CONTENT
@@ -131,11 +132,13 @@ fn framing(method: &Method, status: StatusCode, headers: &HeaderMap) -> Result<F
             .next()
             .is_some_and(|c| c.trim_ascii().eq_ignore_ascii_case(b"chunked"))
             && codings.next().is_none();
-        return if only_chunked {
-            Ok(Framing::Chunked)
-        } else {
-            Err(HeadError::BadTransferEncoding)
-        };
+        if !only_chunked {
+            return Err(HeadError::BadTransferEncoding);
+        }
+        if headers.contains_key(CONTENT_LENGTH) {
+            return Err(HeadError::BadLength);
+        }
+        return Ok(Framing::Chunked);
     }
     let mut length: Option<u64> = None;
     for v in headers.get_all(CONTENT_LENGTH) {
@@ -212,9 +215,7 @@ mod tests {
             Ok((Framing::Chunked, true))
         );
         assert_eq!(
-            framing_of(
-                "HTTP/1.1 200 OK\r\nTransfer-Encoding:  Chunked \r\ncontent-length: 5\r\n\r\n"
-            ),
+            framing_of("HTTP/1.1 200 OK\r\nTransfer-Encoding:  Chunked \r\n\r\n"),
             Ok((Framing::Chunked, true))
         );
         assert_eq!(
@@ -252,6 +253,8 @@ mod tests {
             "HTTP/1.1 200 OK\r\ncontent-length: +1\r\n\r\n",
             "HTTP/1.1 200 OK\r\ncontent-length: 99999999999999999999\r\n\r\n",
             "HTTP/1.1 200 OK\r\ncontent-length: \r\n\r\n",
+            "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\ncontent-length: 5\r\n\r\n",
+            "HTTP/1.1 200 OK\r\ncontent-length: 5\r\nTransfer-Encoding: chunked\r\n\r\n",
         ] {
             assert_eq!(framing_of(raw), Err(HeadError::BadLength), "{raw}");
         }
