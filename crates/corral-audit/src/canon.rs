@@ -132,13 +132,12 @@ pub(crate) fn chain_hash(prev: &str, canonical_without_hash: &str) -> String {
     h.update(prev.as_bytes());
     h.update(canonical_without_hash.as_bytes());
     const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut hex = [0u8; 64];
-    for (pair, b) in hex.chunks_exact_mut(2).zip(h.finalize()) {
-        pair[0] = HEX[usize::from(b >> 4)];
-        pair[1] = HEX[usize::from(b & 0xf)];
+    let mut out = String::with_capacity(64);
+    for b in h.finalize() {
+        out.push(char::from(HEX[usize::from(b >> 4)]));
+        out.push(char::from(HEX[usize::from(b & 0xf)]));
     }
-    // Lowercase hex digits only.
-    String::from_utf8_lossy(&hex).into_owned()
+    out
 }
 
 pub(crate) fn is_hash(s: &str) -> bool {

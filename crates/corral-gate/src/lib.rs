@@ -9,8 +9,7 @@
 //! Modules: [`settings`] (what the gate is told), `server` (listener, TLS, shutdown), `proxy`
 //! (the phases), `auth`, `body`, `headers`, `forward`, `upstream` (keep-alive upstream
 //! connections, read by the request's own task), `stream`, `reply` (errors in the client's
-//! dialect), `keys` (snapshot reload),
-//! `catalogue` (remote models), `audit`, [`selfcheck`].
+//! dialect), `keys` (snapshot reload), `catalogue` (remote models), `audit`, [`selfcheck`].
 
 mod audit;
 mod auth;
@@ -78,16 +77,23 @@ pub mod fuzzing {
         let step = step.max(1);
         let mut buf = bytes::BytesMut::new();
         let mut fed = 0;
-        let head = loop {
-            if let Some(h) = parse_response(&mut buf, &http::Method::POST).ok()? {
-                break h;
-            }
+        // Appends the next piece; false when everything has been fed.
+        let mut feed = |buf: &mut bytes::BytesMut| {
             if fed == data.len() {
-                return None;
+                return false;
             }
             let end = (fed + step).min(data.len());
             buf.extend_from_slice(&data[fed..end]);
             fed = end;
+            true
+        };
+        let head = loop {
+            if let Some(h) = parse_response(&mut buf, &http::Method::POST).ok()? {
+                break h;
+            }
+            if !feed(&mut buf) {
+                return None;
+            }
         };
         if head.framing != Framing::Chunked {
             return Some((head.status.as_u16(), 0));
@@ -101,14 +107,8 @@ pub mod fuzzing {
                     assert!(dec.is_done());
                     return Some((head.status.as_u16(), len));
                 }
-                None => {
-                    if fed == data.len() {
-                        return None;
-                    }
-                    let end = (fed + step).min(data.len());
-                    buf.extend_from_slice(&data[fed..end]);
-                    fed = end;
-                }
+                None if !feed(&mut buf) => return None,
+                None => {}
             }
         }
     }

@@ -276,6 +276,26 @@ async fn cold_start_within_the_idle_timeout_succeeds() {
 }
 
 #[tokio::test]
+async fn the_idle_timeout_is_between_chunks_not_for_the_whole_stream() {
+    // Chunks 150 ms apart, 400 ms allowed between them: the stream lasts far longer than the
+    // idle timeout and must still arrive whole.
+    let h = Harness::builder()
+        .mock(MockOllama::builder().slow_delay(Duration::from_millis(150)))
+        .idle_timeout(Duration::from_millis(400))
+        .start()
+        .await;
+    let started = Instant::now();
+    let (resp, _c) = h
+        .stream_json("/api/chat", "alice", &chat_body("slow", true))
+        .await;
+    assert_eq!(resp.status(), 200);
+    let lines = ndjson_lines(&read_all(&mut resp.into_body(), T).await.unwrap());
+    assert!(started.elapsed() >= Duration::from_millis(1000));
+    assert_eq!(lines.len(), SLOW_CHUNKS + 1);
+    assert_eq!(lines.last().unwrap()["done"], true);
+}
+
+#[tokio::test]
 async fn many_concurrent_streams_all_complete() {
     let h = Harness::start().await;
     let mut tasks = Vec::new();

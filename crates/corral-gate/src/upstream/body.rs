@@ -43,7 +43,6 @@ pub struct UpstreamBody {
     decode: Decode,
     pool: Arc<Pool>,
     reusable: bool,
-    done: bool,
     /// The body failed: every later poll fails too, never a clean end.
     failed: bool,
 }
@@ -60,7 +59,6 @@ impl UpstreamBody {
             decode,
             pool,
             reusable,
-            done: false,
             failed: false,
         };
         if matches!(body.decode, Decode::Length(0)) {
@@ -72,7 +70,6 @@ impl UpstreamBody {
     /// The body has ended: the connection goes back to the pool when it can carry another
     /// request (nothing after this response, keep-alive), otherwise it is closed.
     fn finish(&mut self) {
-        self.done = true;
         if let Some(conn) = self.conn.take() {
             if self.reusable && conn.buf.is_empty() {
                 self.pool.put(conn);
@@ -83,7 +80,6 @@ impl UpstreamBody {
     /// The body cannot go on: the connection is closed and the body stays failed.
     fn fail(&mut self, e: BodyError) -> BodyError {
         self.conn = None;
-        self.done = true;
         self.failed = true;
         e
     }
@@ -152,7 +148,7 @@ impl Body for UpstreamBody {
             match ready!(poll_fill(conn, cx)) {
                 Ok(0) => {
                     if matches!(this.decode, Decode::Close) {
-                        this.reusable = false;
+                        // Framed by the close: never reusable (see `wire::parse_response`).
                         this.finish();
                         return Poll::Ready(None);
                     }
@@ -165,7 +161,7 @@ impl Body for UpstreamBody {
     }
 
     fn is_end_stream(&self) -> bool {
-        self.done
+        self.conn.is_none()
     }
 
     fn size_hint(&self) -> SizeHint {

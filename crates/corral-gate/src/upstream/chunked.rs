@@ -157,16 +157,12 @@ impl Decoder {
 /// error.
 fn find_crlf(buf: &[u8], max: usize) -> Result<Option<usize>, ChunkError> {
     let window = &buf[..buf.len().min(max + 1)];
-    match memchr_lf(window) {
+    match window.iter().position(|&c| c == b'\n') {
         Some(lf) if lf > 0 && buf[lf - 1] == b'\r' => Ok(Some(lf - 1)),
         Some(_) => Err(ChunkError::BadSize),
         None if buf.len() > max => Err(ChunkError::SizeLineTooLong),
         None => Ok(None),
     }
-}
-
-fn memchr_lf(b: &[u8]) -> Option<usize> {
-    b.iter().position(|&c| c == b'\n')
 }
 
 /// `1*HEXDIG [ BWS ";" extensions ]`: the size, extensions ignored.

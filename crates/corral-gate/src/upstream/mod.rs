@@ -154,7 +154,7 @@ impl Pool {
                         .headers
                         .insert(TRANSFER_ENCODING, HeaderValue::from_static("chunked"));
                 }
-                let declared = declared_length(&parts.headers);
+                let declared = crate::body::declared_length(&parts.headers);
                 wire::encode_request(&parts.method, path, &parts.headers, &mut head);
                 // A streamed body can be read only once: no retry, so no idle connection the
                 // upstream may be closing; a fresh one.
@@ -274,13 +274,6 @@ async fn read_head(conn: &mut UpConn, method: &Method) -> Result<wire::Head, Poo
             });
         }
     }
-}
-
-fn declared_length(headers: &http::HeaderMap) -> Option<u64> {
-    headers
-        .get(CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|s| s.parse().ok())
 }
 
 #[cfg(test)]

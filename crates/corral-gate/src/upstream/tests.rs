@@ -98,6 +98,46 @@ async fn raw_server(
     (port, accepted, rx)
 }
 
+/// Reads one request head (these tests send no request bodies); false when the client left.
+async fn read_request(s: &mut tokio::net::TcpStream) -> bool {
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !seen.windows(4).any(|w| w == b"\r\n\r\n") {
+        match s.read(&mut buf).await {
+            Ok(0) | Err(_) => return false,
+            Ok(n) => seen.extend_from_slice(&buf[..n]),
+        }
+    }
+    true
+}
+
+/// A server that answers the first request of each connection with `reply` and then closes
+/// the connection: at once, or (`at_next`) only once the next request on it has arrived, so
+/// that request is lost as it would be with an upstream closing an idle connection under it.
+/// Counts connections.
+async fn closing_server(reply: &'static [u8], at_next: bool) -> (u16, Arc<AtomicUsize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let count = Arc::clone(&accepted);
+    tokio::spawn(async move {
+        loop {
+            let (mut s, _) = listener.accept().await.unwrap();
+            count.fetch_add(1, Ordering::SeqCst);
+            tokio::spawn(async move {
+                if !read_request(&mut s).await || s.write_all(reply).await.is_err() {
+                    return;
+                }
+                if at_next {
+                    read_request(&mut s).await;
+                }
+                let _ = s.shutdown().await;
+            });
+        }
+    });
+    (port, accepted)
+}
+
 fn pool(port: u16, max_idle: usize) -> Arc<Pool> {
     Pool::new("127.0.0.1", port, Duration::from_secs(2), max_idle)
 }
@@ -149,25 +189,8 @@ async fn bodies_held_at_once_open_connections_and_at_most_max_idle_stay() {
 
 #[tokio::test]
 async fn a_connection_closed_by_the_upstream_is_replaced_and_the_request_resent() {
-    // Answers once per connection, then closes it.
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let accepted = Arc::new(AtomicUsize::new(0));
-    let count = Arc::clone(&accepted);
-    tokio::spawn(async move {
-        loop {
-            let (mut s, _) = listener.accept().await.unwrap();
-            count.fetch_add(1, Ordering::SeqCst);
-            tokio::spawn(async move {
-                let mut buf = vec![0u8; 4096];
-                let _ = s.read(&mut buf).await;
-                let _ = s
-                    .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}")
-                    .await;
-                let _ = s.shutdown().await;
-            });
-        }
-    });
+    let (port, accepted) =
+        closing_server(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}", false).await;
     let pool = pool(port, 8);
     // Straight after each answer: the close may or may not have arrived yet.
     for _ in 0..20 {
@@ -176,6 +199,27 @@ async fn a_connection_closed_by_the_upstream_is_replaced_and_the_request_resent(
         assert_eq!(body, Bytes::from_static(b"{}"));
     }
     assert_eq!(accepted.load(Ordering::SeqCst), 20);
+}
+
+#[tokio::test]
+async fn a_request_lost_on_a_reused_connection_is_sent_again_on_a_fresh_one() {
+    // The reused connection looks open when taken and closes only once the request is on it.
+    let (port, accepted) =
+        closing_server(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}", true).await;
+    let pool = pool(port, 8);
+    for _ in 0..2 {
+        let body = pool.send(get()).await.unwrap().into_body().collect().await;
+        assert_eq!(body.unwrap().to_bytes(), Bytes::from_static(b"{}"));
+    }
+    assert_eq!(accepted.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn a_fresh_connection_closed_without_an_answer_is_an_error_not_a_retry() {
+    let (port, accepted) = closing_server(b"", false).await;
+    let err = pool(port, 8).send(get()).await.err().unwrap();
+    assert!(matches!(err, PoolError::Closed), "{err}");
+    assert_eq!(accepted.load(Ordering::SeqCst), 1);
 }
 
 #[tokio::test]
@@ -207,14 +251,7 @@ async fn an_answer_cut_short_is_an_error_and_the_connection_is_not_kept() {
         &b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\nconnection: close\r\n\r\nabc"[..],
         &b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n5\r\nab"[..],
     ] {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        tokio::spawn(async move {
-            let (mut s, _) = listener.accept().await.unwrap();
-            let mut buf = vec![0u8; 4096];
-            let _ = s.read(&mut buf).await;
-            let _ = s.write_all(reply).await;
-        });
+        let (port, _) = closing_server(reply, false).await;
         let pool = pool(port, 8);
         let resp = pool.send(get()).await.unwrap();
         assert!(resp.into_body().collect().await.is_err());
@@ -224,14 +261,7 @@ async fn an_answer_cut_short_is_an_error_and_the_connection_is_not_kept() {
 
 #[tokio::test]
 async fn a_close_delimited_answer_ends_at_the_close() {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    tokio::spawn(async move {
-        let (mut s, _) = listener.accept().await.unwrap();
-        let mut buf = vec![0u8; 4096];
-        let _ = s.read(&mut buf).await;
-        let _ = s.write_all(b"HTTP/1.1 200 OK\r\n\r\nall of it").await;
-    });
+    let (port, _) = closing_server(b"HTTP/1.1 200 OK\r\n\r\nall of it", false).await;
     let pool = pool(port, 8);
     let body = pool.send(get()).await.unwrap().into_body().collect().await;
     assert_eq!(body.unwrap().to_bytes(), Bytes::from_static(b"all of it"));
