@@ -76,7 +76,8 @@ pub async fn handle(
 ) -> Result<Response<GateBody>, Infallible> {
     let raw = req.uri().path_and_query().map_or("", PathAndQuery::as_str);
     let mut ctx = Box::new(RequestCtx::new(peer, req.method().clone(), raw));
-    let resp = match serve(&shared, &mut ctx, req).await {
+    // Boxed: the request's whole state machine is large, and hyper moves this future around.
+    let resp = match Box::pin(serve(&shared, &mut ctx, req)).await {
         Ok(resp) => resp,
         Err(Refusal { failure, allow }) => {
             ctx.reason = Some(failure.rule);

@@ -63,8 +63,12 @@ pub fn split_tag(name: &str) -> (&str, Option<&str>) {
 /// True for Ollama cloud model tags: `cloud` or ending in `-cloud` (`gpt-oss:120b-cloud`).
 /// Such models run on ollama.com under the server owner's account.
 pub fn is_cloud_name(name: &str) -> bool {
-    let n = normalized(name);
-    match split_tag(&n).1 {
+    is_cloud_tag(&normalized(name))
+}
+
+/// [`is_cloud_name`] for a name already in normal form.
+pub fn is_cloud_tag(normalized: &str) -> bool {
+    match split_tag(normalized).1 {
         Some(tag) => tag == "cloud" || tag.ends_with("-cloud"),
         None => false,
     }

@@ -1,6 +1,8 @@
 //! HTTP/1.1 on the upstream connection: the request head written, the response head read and
 //! how the body that follows it is framed (RFC 9112 §6.3). Pure functions over bytes.
 
+use std::mem::MaybeUninit;
+
 use bytes::{BufMut, BytesMut};
 use http::header::{
     HeaderMap, HeaderName, HeaderValue, CONNECTION, CONTENT_LENGTH, TRANSFER_ENCODING,
@@ -68,9 +70,12 @@ pub fn encode_request(method: &Method, path: &str, headers: &HeaderMap, out: &mu
 /// has been taken off `buf`; interim (1xx) responses are skipped.
 pub fn parse_response(buf: &mut BytesMut, method: &Method) -> Result<Option<Head>, HeadError> {
     loop {
-        let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
-        let mut resp = httparse::Response::new(&mut slots);
-        let used = match resp.parse(buf) {
+        // Uninitialised slots: initialising 128 of them would cost more than parsing a head.
+        let mut slots = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
+        let mut resp = httparse::Response::new(&mut []);
+        let parsed = httparse::ParserConfig::default()
+            .parse_response_with_uninit_headers(&mut resp, buf, &mut slots);
+        let used = match parsed {
             Ok(httparse::Status::Complete(n)) => n,
             Ok(httparse::Status::Partial) => {
                 return if buf.len() > MAX_HEAD {
@@ -95,17 +100,29 @@ pub fn parse_response(buf: &mut BytesMut, method: &Method) -> Result<Option<Head
             let _ = buf.split_to(used);
             continue;
         }
-        let mut headers = HeaderMap::with_capacity(resp.headers.len());
+        // Names are parsed now (the common ones are constants); values are sliced out of the
+        // head once it is frozen, so they share its one allocation instead of copying.
+        let base = buf.as_ptr() as usize;
+        let mut fields = Vec::with_capacity(resp.headers.len());
         for h in resp.headers.iter() {
             let name =
                 HeaderName::from_bytes(h.name.as_bytes()).map_err(|_| HeadError::Malformed)?;
-            let value = HeaderValue::from_bytes(h.value).map_err(|_| HeadError::Malformed)?;
+            let start = (h.value.as_ptr() as usize).wrapping_sub(base);
+            fields.push((name, start..start + h.value.len()));
+        }
+        let head = buf.split_to(used).freeze();
+        let mut headers = HeaderMap::with_capacity(fields.len());
+        for (name, range) in fields {
+            if range.end > head.len() {
+                return Err(HeadError::Malformed);
+            }
+            let value = HeaderValue::from_maybe_shared(head.slice(range))
+                .map_err(|_| HeadError::Malformed)?;
             headers.append(name, value);
         }
         let framing = framing(method, status, &headers)?;
         let close = version == 0 || has_token(&headers, "close");
         let reusable = !close && framing != Framing::Close;
-        let _ = buf.split_to(used);
         return Ok(Some(Head {
             status,
             headers,
@@ -283,6 +300,34 @@ mod tests {
             Err(HeadError::Malformed)
         );
         assert_eq!(framing_of("ICY 200 OK\r\n\r\n"), Err(HeadError::Malformed));
+    }
+
+    #[test]
+    fn header_fields_keep_their_names_order_and_exact_values() {
+        let mut buf = BytesMut::from(
+            &b"HTTP/1.1 200 OK\r\nContent-Type: application/x-ndjson\r\nX-Trace: a\tb \xe9t\xe9\r\nx-trace: second\r\nContent-Length: 2\r\n\r\n{}NEXT"[..],
+        );
+        let head = parse_response(&mut buf, &Method::POST).unwrap().unwrap();
+        assert_eq!(head.headers["content-type"], "application/x-ndjson");
+        let traces: Vec<&[u8]> = head
+            .headers
+            .get_all("x-trace")
+            .iter()
+            .map(HeaderValue::as_bytes)
+            .collect();
+        assert_eq!(traces, [&b"a\tb \xe9t\xe9"[..], &b"second"[..]]);
+        assert_eq!(head.framing, Framing::Length(2));
+        // The body and what follows stay in the buffer, untouched by the head's values.
+        assert_eq!(&buf[..], b"{}NEXT");
+        buf.clear();
+        buf.extend_from_slice(b"overwritten");
+        assert_eq!(head.headers["content-type"], "application/x-ndjson");
+        // A control character in a value is not a header value.
+        let mut bad = BytesMut::from(&b"HTTP/1.1 200 OK\r\nx: a\x01b\r\n\r\n"[..]);
+        assert_eq!(
+            parse_response(&mut bad, &Method::POST).err(),
+            Some(HeadError::Malformed)
+        );
     }
 
     #[test]

@@ -130,8 +130,12 @@ impl Policy {
 
     /// Whether `name` (any spelling; normalised here) matches the model allow-list.
     pub fn allows_model(&self, name: &str) -> bool {
-        let n = model::normalized(name);
-        self.models.iter().any(|p| p.matches_normalized(&n))
+        self.allows_normalized_model(&model::normalized(name))
+    }
+
+    /// [`Policy::allows_model`] for a name already in normal form ([`model::normalized`]).
+    pub fn allows_normalized_model(&self, normalized: &str) -> bool {
+        self.models.iter().any(|p| p.matches_normalized(normalized))
     }
 
     /// The body limit the gate applies for a route's body kind; `None` means unlimited.

@@ -16,6 +16,8 @@ mod clamp;
 mod content;
 mod fields;
 
+use std::borrow::Cow;
+
 use serde_json::{Map, Value};
 
 use crate::config::Policy;
@@ -96,8 +98,7 @@ pub fn evaluate(
 
     if matches!(route.body, BodyKind::None | BodyKind::Binary) {
         if let Some(name) = m.model_param() {
-            check_model(policy, &name, is_remote)?;
-            verdict.model = Some(model::normalize(&name));
+            verdict.model = Some(check_model(policy, &name, is_remote)?.into_owned());
         }
         return Ok(verdict);
     }
@@ -117,10 +118,12 @@ pub fn evaluate(
     fields::refuse_ambiguous_keys(obj)?;
 
     let models = fields::models(obj, spec)?;
-    for name in &models {
-        check_model(policy, name, is_remote)?;
+    for (i, name) in models.iter().enumerate() {
+        let n = check_model(policy, name, is_remote)?;
+        if i == 0 {
+            verdict.model = Some(n.into_owned());
+        }
     }
-    verdict.model = models.first().map(|n| model::normalize(n));
 
     if route.class == EndpointClass::Inference {
         if !policy.tools && content::has_tools(obj) {
@@ -170,12 +173,15 @@ pub fn evaluate_multipart(
     Ok(verdict)
 }
 
-fn check_model(
+/// Checks one model name against the allow-list and the cloud rule; returns its normalised
+/// form (normalised once here, it is what the audit record shows).
+fn check_model<'a>(
     policy: &Policy,
-    name: &str,
+    name: &'a str,
     is_remote: &dyn Fn(&str) -> bool,
-) -> Result<(), Denial> {
-    if !policy.allows_model(name) {
+) -> Result<Cow<'a, str>, Denial> {
+    let n = model::normalized(name);
+    if !policy.allows_normalized_model(&n) {
         return Err(Denial::new(
             403,
             "model_not_allowed",
@@ -186,17 +192,14 @@ fn check_model(
             ),
         ));
     }
-    if !policy.cloud {
-        let n = model::normalized(name);
-        if model::is_cloud_name(&n) || is_remote(&n) {
-            return Err(Denial::new(
-                403,
-                "cloud_denied",
-                format!("policy \"{}\" does not allow cloud models", policy.name),
-            ));
-        }
+    if !policy.cloud && (model::is_cloud_tag(&n) || is_remote(&n)) {
+        return Err(Denial::new(
+            403,
+            "cloud_denied",
+            format!("policy \"{}\" does not allow cloud models", policy.name),
+        ));
     }
-    Ok(())
+    Ok(n)
 }
 
 /// A model name as it may appear in a message: printable ASCII, bounded.
