@@ -101,30 +101,41 @@ impl UsageTap {
     /// Scans the next chunk. Chunks may split anything anywhere.
     ///
     /// Outside strings only `"` and newlines matter, and inside a string only `"`, `\` and
-    /// newlines end the run of plain bytes, so those runs are skipped with `memchr` (generated
-    /// text is almost all of a response) and only the bytes around them go through [`Self::step`].
+    /// newlines end the run of plain bytes. Those runs are skipped by [`next_special`]
+    /// (generated text is almost all of a response); only the bytes that end them, and the few
+    /// after a counter key or an escape, go through [`Self::step`].
     pub fn feed(&mut self, chunk: &[u8]) {
         let mut rest = chunk;
         while !rest.is_empty() {
-            let stop = match self.state {
-                State::Scan => memchr::memchr2(b'"', b'\n', rest),
-                State::Str { escaped: false } => {
-                    let stop = memchr::memchr3(b'"', b'\\', b'\n', rest);
+            let at = if self.in_run() {
+                let stop = next_special(rest);
+                if self.state == (State::Str { escaped: false }) {
                     self.push_key_run(rest.get(..stop.unwrap_or(rest.len())).unwrap_or(&[]));
-                    stop
                 }
-                _ => Some(0),
+                match stop {
+                    Some(at) => at,
+                    None => return,
+                }
+            } else {
+                0
             };
-            let Some(at) = stop else { return };
             let Some((&b, tail)) = rest.get(at..).and_then(<[u8]>::split_first) else {
                 return;
             };
+            // A backslash outside strings is a plain byte; `step` leaves `Scan` as it is.
             self.step(b);
             rest = tail;
         }
     }
 
-    /// `push_key` for each byte of `run`.
+    /// In a state where only `"`, `\` and newlines matter (outside strings, or inside one
+    /// and not after a backslash); the other states take bytes one by one.
+    fn in_run(&self) -> bool {
+        matches!(self.state, State::Scan | State::Str { escaped: false })
+    }
+
+    /// `push_key` for each byte of `run`: a run that does not fit spoils the key, which can
+    /// then never be a counter.
     fn push_key_run(&mut self, run: &[u8]) {
         let end = self.key_len + run.len();
         match self.key.get_mut(self.key_len..end) {
@@ -132,11 +143,7 @@ impl UsageTap {
                 dst.copy_from_slice(run);
                 self.key_len = end;
             }
-            None => {
-                for &b in run {
-                    self.push_key(b);
-                }
-            }
+            None => self.key_overflow = true,
         }
     }
 
@@ -246,6 +253,46 @@ impl UsageTap {
         let k = &self.key[..self.key_len];
         KEYS.iter().find(|(name, _)| *name == k).map(|(_, c)| *c)
     }
+}
+
+/// Index of the first `"`, `\` or newline in `s`. Most runs are short (keys, `":`, small
+/// numbers, one token of text), so the first 32 bytes are tested eight at a time, where
+/// setting up a vectorised search would cost more than the search; `memchr` takes the rest.
+fn next_special(s: &[u8]) -> Option<usize> {
+    const SWAR_BYTES: usize = 32;
+    let (head, tail) = s.split_at(s.len().min(SWAR_BYTES));
+    let mut words = head.chunks_exact(8);
+    let mut base = 0;
+    for word in &mut words {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(word);
+        let w = u64::from_le_bytes(w);
+        let hits = zero_bytes(w ^ splat(b'"'))
+            | zero_bytes(w ^ splat(b'\\'))
+            | zero_bytes(w ^ splat(b'\n'));
+        if hits != 0 {
+            return Some(base + (hits.trailing_zeros() / 8) as usize);
+        }
+        base += 8;
+    }
+    if let Some(i) = words
+        .remainder()
+        .iter()
+        .position(|&b| matches!(b, b'"' | b'\\' | b'\n'))
+    {
+        return Some(base + i);
+    }
+    memchr::memchr3(b'"', b'\\', b'\n', tail).map(|i| i + SWAR_BYTES)
+}
+
+const fn splat(b: u8) -> u64 {
+    0x0101_0101_0101_0101 * b as u64
+}
+
+/// The high bit of each byte of `v` that is zero, exactly (no carries between bytes).
+const fn zero_bytes(v: u64) -> u64 {
+    const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+    !(((v & LOW7).wrapping_add(LOW7)) | v | LOW7)
 }
 
 fn set(u: &mut Usage, c: Counter, v: u64) {
