@@ -41,11 +41,13 @@ pub fn upstream_request_headers(client: &HeaderMap, upstream_host: &HeaderValue)
 pub fn client_response_headers(upstream: &HeaderMap, keep_length: bool) -> HeaderMap {
     let mut out = HeaderMap::with_capacity(RESPONSE_ALLOW.len() + 1);
     let listed = upstream.contains_key(header::CONNECTION);
-    for name in &RESPONSE_ALLOW {
-        copy_unless_connection_listed(upstream, &mut out, name, listed);
-    }
-    if keep_length {
-        copy_unless_connection_listed(upstream, &mut out, &header::CONTENT_LENGTH, listed);
+    // One pass over the (few) upstream fields rather than a lookup per allowed name.
+    for (name, value) in upstream {
+        let allowed =
+            RESPONSE_ALLOW.contains(name) || (keep_length && name == header::CONTENT_LENGTH);
+        if allowed && !(listed && named_in_connection(upstream, name)) {
+            out.append(name.clone(), value.clone());
+        }
     }
     out
 }
@@ -160,6 +162,24 @@ mod tests {
         assert!(!altered.contains_key(header::CONTENT_LENGTH));
         assert!(!altered.contains_key(header::SET_COOKIE));
         assert!(!altered.contains_key(header::SERVER));
+    }
+
+    #[test]
+    fn response_headers_named_in_connection_stay_behind_and_repeats_pass_whole() {
+        let up = map(&[
+            ("connection", "keep-alive, ETag"),
+            ("etag", "\"v1\""),
+            ("cache-control", "no-cache"),
+            ("cache-control", "no-store"),
+            ("content-type", "application/json"),
+        ]);
+        let kept = client_response_headers(&up, true);
+        assert!(!kept.contains_key(header::ETAG));
+        assert!(!kept.contains_key(header::CONNECTION));
+        let cache: Vec<_> = kept.get_all(header::CACHE_CONTROL).iter().collect();
+        assert_eq!(cache, ["no-cache", "no-store"]);
+        assert_eq!(kept[header::CONTENT_TYPE], "application/json");
+        assert_eq!(kept.len(), 3);
     }
 
     #[test]
