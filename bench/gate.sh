@@ -167,16 +167,16 @@ children() { # PID -> its child PIDs
 proxy_pids() { # PID -> the PID and, for nginx, its workers
   echo "$1"; children "$1"
 }
-cpu_ticks() { # PIDS... -> summed user + system CPU time, in clock ticks
-  local sum=0 pid st
+cpu_ticks() { # PIDS... -> "USER SYSTEM": summed CPU time of all their threads, in clock ticks
+  local user=0 system=0 pid st
   local -a f
   for pid in "$@"; do
     st=$(cat "/proc/$pid/stat" 2>/dev/null) || continue
     read -r -a f <<<"${st##*) }"
     # Fields after "(comm)": state is f[0], so utime (field 14) is f[11], stime f[12].
-    sum=$((sum + f[11] + f[12]))
+    user=$((user + f[11])); system=$((system + f[12]))
   done
-  echo "$sum"
+  echo "$user $system"
 }
 CLK_TCK=$(getconf CLK_TCK 2>/dev/null || echo 100)
 hwm_kb() { # PIDS... -> summed VmHWM
@@ -264,13 +264,19 @@ measure() {
   smoke "$target"
   (( WARMUP > 0 )) && wrk_run "$WARMUP" "$3" "$4" "$5" >/dev/null
   # The proxy's CPU time per request: steadier than requests/s on a machine shared with others.
-  local ticks0=0 ticks1=0 cpu_us=-
+  # Split into user and kernel time: the kernel's part (loopback TCP, both sockets) is much the
+  # same work for any proxy; the user part is the proxy's own.
+  local ticks0="0 0" ticks1 cpu_us=- sys_us=-
   [[ -n $PROXY_PID ]] && ticks0=$(cpu_ticks $(proxy_pids "$PROXY_PID"))
   line=$(wrk_run "$DURATION" "$3" "$4" "$5")
   if [[ -n $PROXY_PID ]]; then
     ticks1=$(cpu_ticks $(proxy_pids "$PROXY_PID"))
     local requests; requests=$(field requests "$line")
-    (( ${requests:-0} > 0 )) && cpu_us=$(( (ticks1 - ticks0) * 1000000 / CLK_TCK / requests ))
+    if (( ${requests:-0} > 0 )); then
+      read -r cpu_us sys_us < <(awk -v a="$ticks0" -v b="$ticks1" -v hz="$CLK_TCK" -v n="$requests" \
+        'BEGIN { split(a, x, " "); split(b, y, " "); f = 1e6 / hz / n
+                 printf "%.1f %.1f\n", (y[1] + y[2] - x[1] - x[2]) * f, (y[2] - x[2]) * f }')
+    fi
   fi
   local rss=0
   [[ -n $PROXY_PID ]] && rss=$(hwm_kb $(proxy_pids "$PROXY_PID"))
@@ -278,9 +284,9 @@ measure() {
   local bad=$(( $(field status "$line") + $(field connect "$line") + $(field timeout "$line") ))
   (( bad == 0 )) || log "WARNING: $phase/$target: errors in wrk's result: $line"
   (( $(field status "$line") == 0 )) || die "$phase/$target: non-2xx answers under load; the figures would be meaningless"
-  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$phase" "$target" "$(field rps "$line")" \
-    "$(field p50_us "$line")" "$(field p99_us "$line")" "$rss" "$bad" "$cpu_us" >> "$RESULTS"
-  log "$phase $target: $(field rps "$line") req/s p50 $(field p50_us "$line") us p99 $(field p99_us "$line") us rss ${rss} kB cpu ${cpu_us} us/request"
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$phase" "$target" "$(field rps "$line")" \
+    "$(field p50_us "$line")" "$(field p99_us "$line")" "$rss" "$bad" "$cpu_us" "$sys_us" >> "$RESULTS"
+  log "$phase $target: $(field rps "$line") req/s p50 $(field p50_us "$line") us p99 $(field p99_us "$line") us rss ${rss} kB cpu ${cpu_us} us/request (${sys_us} in the kernel)"
 }
 
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)

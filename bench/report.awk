@@ -1,5 +1,6 @@
 # Turns bench/gate.sh's raw results into the markdown tables (POSIX awk; mawk is enough).
-# File 1 (wrk runs):  phase target rps p50_us p99_us rss_kb errors cpu_us_per_request (one row per round)
+# File 1 (wrk runs):  phase target rps p50_us p99_us rss_kb errors cpu_us_per_request
+#                     kernel_cpu_us_per_request (one row per round)
 # File 2 (streams):   target completed peak_open fb_p50_ms fb_p99_ms hwm_kb rss_at_peak_kb errors
 
 function median(list,    n, v, i, j, t) {
@@ -29,6 +30,7 @@ FILENAME == ARGV[1] {
     rps[k] = rps[k] " " $3; p50[k] = p50[k] " " $4; p99[k] = p99[k] " " $5
     rss[k] = rss[k] " " $6; errs[k] += $7
     if ($8 != "-" && $8 != "") cpu[k] = cpu[k] " " $8
+    if ($9 != "-" && $9 != "") kcpu[k] = kcpu[k] " " $9
     if (!(($1) in seenphase)) { seenphase[$1] = 1; phases[++nphases] = $1 }
     if (!(($2) in seentarget)) { seentarget[$2] = 1; targets[++ntargets] = $2 }
     next
@@ -42,8 +44,8 @@ END {
     label["chat"] = "POST /api/chat, JSON answer, " conns " connections, saturating"
     label["paced"] = "POST /api/chat, JSON answer, " pconns " connections, " pdelay " ms pause between requests"
     label["stream"] = "POST /api/chat, NDJSON stream (4 lines), " conns " connections, saturating"
-    print "| Load | Path | Requests/s | p50 (ms) | p99 (ms) | p99 added over direct (ms) | Peak RSS of the proxy (MB) | Proxy CPU per request (µs) |"
-    print "|---|---|---:|---:|---:|---:|---:|---:|"
+    print "| Load | Path | Requests/s | p50 (ms) | p99 (ms) | p99 added over direct (ms) | Peak RSS of the proxy (MB) | Proxy CPU per request (µs) | of which in the kernel (µs) |"
+    print "|---|---|---:|---:|---:|---:|---:|---:|---:|"
     for (i = 1; i <= nphases; i++) {
         ph = phases[i]
         d99 = median(p99[ph SUBSEP "direct"])
@@ -55,9 +57,10 @@ END {
             ADD[k] = (t == "direct" || d99 == "") ? "" : (P99[k] - d99) / 1000
             note = errs[k] > 0 ? " (" errs[k] " socket errors)" : ""
             C[k] = (k in cpu) ? median(cpu[k]) : ""
-            printf "| %s | %s | %s%s | %s | %s | %s | %s | %s |\n", (j == 1 ? label[ph] : ""), t, \
+            KC[k] = (k in kcpu) ? median(kcpu[k]) : ""
+            printf "| %s | %s | %s%s | %s | %s | %s | %s | %s | %s |\n", (j == 1 ? label[ph] : ""), t, \
                 thousands(R[k]), note, ms(median(p50[k])), ms(P99[k]), added, mb(median(rss[k])), \
-                (C[k] == "" ? "–" : C[k])
+                (C[k] == "" ? "–" : num(C[k])), (KC[k] == "" ? "–" : num(KC[k]))
         }
     }
     print ""
@@ -81,6 +84,8 @@ END {
         }
         if ((ph != "paced") && C[kc] != "" && C[kn] != "" && C[kc] > 0) {
             printf "| nginx / corral CPU per request (%s; informative: 1.00× = as frugal as nginx) | %.2f× | – | – |\n", ph, C[kn] / C[kc]
+            if (KC[kc] != "" && KC[kn] != "" && C[kc] - KC[kc] > 0)
+                printf "| nginx / corral CPU per request outside the kernel (%s; informative) | %.2f× | – | – |\n", ph, (C[kn] - KC[kn]) / (C[kc] - KC[kc])
         }
     }
     for (i = 1; i <= nphases; i++) {
