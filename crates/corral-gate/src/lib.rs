@@ -17,6 +17,7 @@ mod body;
 mod catalogue;
 mod context;
 mod error;
+pub mod fdtable;
 mod forward;
 mod headers;
 mod keys;

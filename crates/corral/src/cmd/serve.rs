@@ -59,6 +59,12 @@ pub fn run(env: &Env, args: ServeArgs) -> Result<ExitCode> {
         config: Arc::new(config),
     };
 
+    // While this is the only thread: growing the descriptor table later, with the runtime's
+    // threads running, stalls the accepting thread for an RCU grace period at every doubling.
+    match corral_gate::fdtable::reserve(corral_gate::fdtable::DEFAULT_RESERVE) {
+        Ok(n) => tracing::debug!(descriptors = n, "descriptor table reserved"),
+        Err(e) => tracing::debug!(error = %e, "cannot reserve the descriptor table; going on"),
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
