@@ -183,13 +183,7 @@ fn fast_path_agrees_with_the_byte_stepper() {
         "\u{e9}".as_bytes(),
         b"\xff",
     ];
-    let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
-    let mut next = move || {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        seed
-    };
+    let mut next = xorshift(0x9e37_79b9_7f4a_7c15);
     for _ in 0..20_000 {
         let len = (next() % 120) as usize;
         let mut body = Vec::new();
@@ -233,13 +227,7 @@ fn fast_path_agrees_with_the_byte_stepper() {
 #[test]
 fn next_special_finds_exactly_the_first_stop_byte() {
     const BYTES: &[u8] = b"\"\\\n!#[]\x0b\x0c\x21\x5b\x5d\x00\x7f\x80\xa2\xdc\x8a\xffa0 ";
-    let mut seed = 0x2545_f491_4f6c_dd1d_u64;
-    let mut next = move || {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        seed
-    };
+    let mut next = xorshift(0x2545_f491_4f6c_dd1d);
     for _ in 0..20_000 {
         let len = (next() % 80) as usize;
         // Stops are rare in most inputs, so some land past the 32-byte word scan.
@@ -256,5 +244,15 @@ fn next_special_finds_exactly_the_first_stop_byte() {
             .collect();
         let want = s.iter().position(|&b| matches!(b, b'"' | b'\\' | b'\n'));
         assert_eq!(super::next_special(&s), want, "{s:?}");
+    }
+}
+
+/// A fixed-seed xorshift generator: the random tests here see the same inputs on every run.
+fn xorshift(mut seed: u64) -> impl FnMut() -> u64 {
+    move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
     }
 }
