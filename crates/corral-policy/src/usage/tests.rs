@@ -235,7 +235,7 @@ fn next_special_finds_exactly_the_first_stop_byte() {
         let s: Vec<u8> = (0..len)
             .map(|_| {
                 let b = BYTES[(next() % BYTES.len() as u64) as usize];
-                if matches!(b, b'"' | b'\\' | b'\n') && next() % stop_odds != 0 {
+                if matches!(b, b'"' | b'\\' | b'\n') && !next().is_multiple_of(stop_odds) {
                     b'x'
                 } else {
                     b
