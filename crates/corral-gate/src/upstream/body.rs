@@ -174,17 +174,13 @@ impl Body for UpstreamBody {
 }
 
 /// Reads what the socket has into the connection's buffer; `Ok(0)` at end of stream.
+///
+/// Through `AsyncRead`, not `try_read_buf`: a read that fills less than the free space tells
+/// tokio the socket is drained, so its read readiness is cleared and [`UpConn::is_reusable`]
+/// can see a quiet idle connection without a system call.
 pub(super) fn poll_fill(conn: &mut UpConn, cx: &mut Context<'_>) -> Poll<std::io::Result<usize>> {
     if conn.buf.capacity() - conn.buf.len() < READ_CHUNK / 4 {
         conn.buf.reserve(READ_CHUNK);
     }
-    loop {
-        match conn.stream.try_read_buf(&mut conn.buf) {
-            Ok(n) => return Poll::Ready(Ok(n)),
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                ready!(conn.stream.poll_read_ready(cx))?;
-            }
-            Err(e) => return Poll::Ready(Err(e)),
-        }
-    }
+    tokio_util::io::poll_read_buf(Pin::new(&mut conn.stream), cx, &mut conn.buf)
 }

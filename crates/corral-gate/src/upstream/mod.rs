@@ -18,6 +18,7 @@ pub mod wire;
 use std::future::poll_fn;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use bytes::{BufMut, Bytes, BytesMut};
@@ -88,9 +89,21 @@ pub(crate) struct UpConn {
 impl UpConn {
     /// Still open and quiet: an idle connection with something to read has either been closed
     /// by the upstream or sent bytes nobody asked for; either way it is not used again.
+    ///
+    /// The runtime's read readiness answers first: when nothing has become readable since the
+    /// last read drained the socket (see [`body::poll_fill`]), the connection is quiet and no
+    /// system call is made. Otherwise a one-byte read tells closed, chatty and quiet apart.
+    /// Either way a close that lands after this check is caught by the stale-connection retry.
     fn is_reusable(&self) -> bool {
-        let mut probe = [0u8; 1];
-        matches!(self.stream.try_read(&mut probe), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
+        let mut cx = Context::from_waker(Waker::noop());
+        match self.stream.poll_read_ready(&mut cx) {
+            Poll::Pending => true,
+            Poll::Ready(Err(_)) => false,
+            Poll::Ready(Ok(())) => {
+                let mut probe = [0u8; 1];
+                matches!(self.stream.try_read(&mut probe), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
+            }
+        }
     }
 }
 

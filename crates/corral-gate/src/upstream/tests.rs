@@ -290,6 +290,79 @@ async fn bad_heads_and_extra_bytes_are_refused() {
     assert_eq!(pool.idle_len(), 0);
 }
 
+/// A server whose connections answer each request with `{}` and, if no second request has
+/// come `late` after the first answer, push an unasked-for answer onto the idle connection.
+/// Counts connections.
+async fn late_bytes_server(late: Duration) -> (u16, Arc<AtomicUsize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let count = Arc::clone(&accepted);
+    tokio::spawn(async move {
+        loop {
+            let (mut s, _) = listener.accept().await.unwrap();
+            count.fetch_add(1, Ordering::SeqCst);
+            tokio::spawn(async move {
+                let answer = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}";
+                if !read_request(&mut s).await || s.write_all(answer).await.is_err() {
+                    return;
+                }
+                tokio::select! {
+                    asked = read_request(&mut s) => {
+                        if !asked || s.write_all(answer).await.is_err() {
+                            return;
+                        }
+                    }
+                    () = tokio::time::sleep(late) => {
+                        let forged = b"HTTP/1.1 200 OK\r\ncontent-length: 6\r\n\r\nforged";
+                        if s.write_all(forged).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+                while read_request(&mut s).await {
+                    if s.write_all(answer).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (port, accepted)
+}
+
+#[tokio::test]
+async fn bytes_that_reach_an_idle_connection_later_retire_it() {
+    // The answer's last read drained the socket, so the pool knows the connection was quiet
+    // then; what arrives while it sits idle must still be seen, never read as the next answer.
+    let (port, accepted) = late_bytes_server(Duration::from_millis(20)).await;
+    let pool = pool(port, 8);
+    for round in 1..=3 {
+        let body = pool.send(get()).await.unwrap().into_body().collect().await;
+        assert_eq!(
+            body.unwrap().to_bytes(),
+            Bytes::from_static(b"{}"),
+            "round {round}"
+        );
+        assert_eq!(pool.idle_len(), 1);
+        tokio::time::sleep(Duration::from_millis(150)).await;
+    }
+    assert_eq!(accepted.load(Ordering::SeqCst), 3);
+}
+
+#[tokio::test]
+async fn a_quiet_idle_connection_carries_the_next_request() {
+    // The same server, its late bytes far off: each next request comes first.
+    let (port, accepted) = late_bytes_server(Duration::from_secs(60)).await;
+    let pool = pool(port, 8);
+    for _ in 0..3 {
+        let body = pool.send(get()).await.unwrap().into_body().collect().await;
+        assert_eq!(body.unwrap().to_bytes(), Bytes::from_static(b"{}"));
+        tokio::time::sleep(Duration::from_millis(30)).await;
+    }
+    assert_eq!(accepted.load(Ordering::SeqCst), 1);
+}
+
 #[tokio::test]
 async fn head_answers_have_no_body_whatever_they_declare() {
     let (port, _, _seen) = raw_server(b"HTTP/1.1 200 OK\r\ncontent-length: 99\r\n\r\n").await;
