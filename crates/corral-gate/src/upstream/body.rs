@@ -9,7 +9,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use http_body::{Body, Frame, SizeHint};
 
 use super::chunked::{self, ChunkError, Step};
@@ -106,10 +106,9 @@ impl UpstreamBody {
             Decode::Chunked(dec) => match dec.decode(&mut conn.buf)? {
                 None => return Ok(None),
                 Some(Step::End) => (None, true),
-                // The end of the body is often in the same read: see it now, so the
-                // connection is back in the pool as soon as the last data is handed on.
                 Some(Step::Data(data)) => {
-                    (Some(data), dec.reached_end(&mut conn.buf).unwrap_or(false))
+                    let (data, ended) = merge_buffered_chunks(dec, &mut conn.buf, data);
+                    (Some(data), ended)
                 }
             },
             Decode::Close => {
@@ -124,6 +123,35 @@ impl UpstreamBody {
         }
         Ok(Some(step))
     }
+}
+
+/// `first` and the data of every further chunk already in `buf`, as one piece: chunk
+/// boundaries mean nothing to the client (NDJSON and SSE carry their own framing), and a burst
+/// read in one go then passes on as one frame, one write. Also says whether the body's end was
+/// among what was buffered, so the connection is back in the pool as soon as the last data is
+/// handed on. A malformed chunk after the first stops the merge; the decoder, which consumes
+/// nothing when it refuses, reports it at the next step, after the good data has gone out.
+fn merge_buffered_chunks(
+    dec: &mut chunked::Decoder,
+    buf: &mut BytesMut,
+    first: Bytes,
+) -> (Bytes, bool) {
+    let mut merged: Option<BytesMut> = None;
+    let ended = loop {
+        match dec.decode(buf) {
+            Ok(Some(Step::Data(more))) => {
+                let m = merged.get_or_insert_with(|| {
+                    let mut m = BytesMut::with_capacity(first.len() + more.len() + buf.len());
+                    m.extend_from_slice(&first);
+                    m
+                });
+                m.extend_from_slice(&more);
+            }
+            Ok(Some(Step::End)) => break true,
+            Ok(None) | Err(_) => break false,
+        }
+    };
+    (merged.map_or(first, BytesMut::freeze), ended)
 }
 
 impl Body for UpstreamBody {

@@ -74,21 +74,10 @@ impl Decoder {
     /// Takes the next piece off the front of `buf`. `Ok(None)`: more input is needed (what was
     /// consumed is remembered). After [`Step::End`], anything left in `buf` is not part of
     /// this body.
+    ///
+    /// A refusal leaves the decoder and `buf` at the bad bytes, so asking again refuses again:
+    /// a caller may hand on the data it already has and report the error after.
     pub fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Step>, ChunkError> {
-        self.step(buf, false)
-    }
-
-    /// Reads ahead through chunk framing, but never past the start of chunk data: true when
-    /// the body has ended. Lets the caller see an end already buffered without taking data.
-    pub fn reached_end(&mut self, buf: &mut BytesMut) -> Result<bool, ChunkError> {
-        Ok(matches!(self.step(buf, true)?, Some(Step::End)))
-    }
-
-    fn step(
-        &mut self,
-        buf: &mut BytesMut,
-        stop_before_data: bool,
-    ) -> Result<Option<Step>, ChunkError> {
         loop {
             match self.state {
                 State::Done => return Ok(Some(Step::End)),
@@ -105,7 +94,7 @@ impl Decoder {
                     };
                 }
                 State::Data(left) => {
-                    if buf.is_empty() || stop_before_data {
+                    if buf.is_empty() {
                         return Ok(None);
                     }
                     let take = usize::try_from(left).map_or(buf.len(), |l| l.min(buf.len()));
@@ -247,21 +236,37 @@ mod tests {
     }
 
     #[test]
-    fn reading_ahead_for_the_end_never_takes_data() {
-        let mut d = Decoder::new();
-        let mut buf = BytesMut::from(&b"2\r\nab\r\n3\r\ncde\r\n0\r\n\r\n"[..]);
-        assert_eq!(
-            d.decode(&mut buf),
-            Ok(Some(Step::Data(Bytes::from_static(b"ab"))))
-        );
-        assert_eq!(d.reached_end(&mut buf), Ok(false));
-        assert_eq!(
-            d.decode(&mut buf),
-            Ok(Some(Step::Data(Bytes::from_static(b"cde"))))
-        );
-        assert_eq!(d.reached_end(&mut buf), Ok(true));
-        assert!(d.is_done());
-        assert!(buf.is_empty());
+    fn a_refusal_stays_at_the_bad_bytes_and_repeats() {
+        let cases: [&[u8]; 4] = [
+            b"2\r\nab\r\nzz\r\n",                // bad size after good data
+            b"2\r\nab\r\n3\r\ncdeXY",            // data not followed by CRLF
+            b"2\r\nab\r\n-1\r\nx\r\n",           // signed size
+            b"2\r\nab\r\n0\r\nbare\nlf\r\n\r\n", // bare LF in a trailer
+        ];
+        for input in cases {
+            let mut d = Decoder::new();
+            let mut buf = BytesMut::from(input);
+            assert_eq!(
+                d.decode(&mut buf),
+                Ok(Some(Step::Data(Bytes::from_static(b"ab")))),
+                "{input:?}"
+            );
+            let e = loop {
+                match d.decode(&mut buf) {
+                    Ok(Some(Step::Data(_))) => continue,
+                    Ok(other) => panic!("{input:?}: no refusal, got {other:?}"),
+                    Err(e) => break e,
+                }
+            };
+            let at_refusal = buf.clone();
+            for _ in 0..3 {
+                assert_eq!(d.decode(&mut buf), Err(e), "{input:?}: refused differently");
+                assert_eq!(
+                    buf, at_refusal,
+                    "{input:?}: a repeated refusal consumed bytes"
+                );
+            }
+        }
     }
 
     #[test]

@@ -246,6 +246,45 @@ async fn a_chunked_answer_arrives_piece_by_piece_and_ends() {
 }
 
 #[tokio::test]
+async fn chunks_read_together_pass_on_as_one_frame_and_the_end_with_them() {
+    // The whole answer is one write, so one read: three chunks and the last-chunk marker.
+    let (port, _, _seen) = raw_server(
+        b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n8\r\n{\"a\":1}\n\r\n8\r\n{\"b\":2}\n\r\n1\r\n\n\r\n0\r\n\r\n",
+    )
+    .await;
+    let pool = pool(port, 8);
+    let mut body = pool.send(get()).await.unwrap().into_body();
+    let frame = body.frame().await.unwrap().unwrap().into_data().unwrap();
+    assert_eq!(frame, Bytes::from_static(b"{\"a\":1}\n{\"b\":2}\n\n"));
+    // The end was in the same read: the connection is already back, before another poll.
+    assert!(body.is_end_stream());
+    assert_eq!(pool.idle_len(), 1);
+    assert!(body.frame().await.is_none());
+}
+
+#[tokio::test]
+async fn good_chunks_before_a_malformed_one_reach_the_reader_then_the_error() {
+    let (port, _, _seen) = raw_server(
+        b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\nzz\r\n",
+    )
+    .await;
+    let pool = pool(port, 8);
+    let mut body = pool.send(get()).await.unwrap().into_body();
+    let frame = body.frame().await.unwrap().unwrap().into_data().unwrap();
+    assert_eq!(frame, Bytes::from_static(b"abcde"));
+    let err = body.frame().await.unwrap().err().unwrap();
+    assert!(
+        matches!(err, body::BodyError::Chunked(chunked::ChunkError::BadSize)),
+        "{err}"
+    );
+    assert!(
+        body.frame().await.unwrap().is_err(),
+        "a failed body stays failed"
+    );
+    assert_eq!(pool.idle_len(), 0);
+}
+
+#[tokio::test]
 async fn an_answer_cut_short_is_an_error_and_the_connection_is_not_kept() {
     for reply in [
         &b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\nconnection: close\r\n\r\nabc"[..],
