@@ -25,8 +25,11 @@ const RESPONSE_ALLOW: [HeaderName; 8] = [
 pub fn upstream_request_headers(client: &HeaderMap, upstream_host: &HeaderValue) -> HeaderMap {
     let mut out = HeaderMap::with_capacity(REQUEST_ALLOW.len() + 2);
     let listed = client.contains_key(header::CONNECTION);
-    for name in &REQUEST_ALLOW {
-        copy_unless_connection_listed(client, &mut out, name, listed);
+    // One pass over the client's (few) fields rather than a lookup per allowed name.
+    for (name, value) in client {
+        if REQUEST_ALLOW.contains(name) && !(listed && named_in_connection(client, name)) {
+            out.append(name.clone(), value.clone());
+        }
     }
     out.insert(header::HOST, upstream_host.clone());
     out.insert(
@@ -50,22 +53,6 @@ pub fn client_response_headers(upstream: &HeaderMap, keep_length: bool) -> Heade
         }
     }
     out
-}
-
-/// Copies every `name` header unless `Connection` names it; `has_connection` says whether
-/// `from` has a `Connection` header at all (most do not, which spares parsing it per name).
-fn copy_unless_connection_listed(
-    from: &HeaderMap,
-    to: &mut HeaderMap,
-    name: &HeaderName,
-    has_connection: bool,
-) {
-    if has_connection && named_in_connection(from, name) {
-        return;
-    }
-    for value in from.get_all(name) {
-        to.append(name.clone(), value.clone());
-    }
 }
 
 /// True when the `Connection` header lists `name` (RFC 9110 §7.6.1: such headers are
@@ -142,6 +129,23 @@ mod tests {
         assert_eq!(out[header::HOST], "127.0.0.1:11434");
         assert_eq!(out[header::ACCEPT_ENCODING], "identity");
         assert_eq!(out[header::CONTENT_TYPE], "application/json");
+    }
+
+    #[test]
+    fn repeated_request_fields_pass_whole_and_in_order() {
+        let client = map(&[
+            ("accept", "application/x-ndjson"),
+            ("authorization", "Bearer crl_x_y"),
+            ("accept", "application/json"),
+            ("user-agent", "ollama-js"),
+        ]);
+        let host = HeaderValue::from_static("127.0.0.1:11434");
+        let out = upstream_request_headers(&client, &host);
+        let accept: Vec<_> = out.get_all(header::ACCEPT).iter().collect();
+        assert_eq!(accept, ["application/x-ndjson", "application/json"]);
+        assert_eq!(out[header::USER_AGENT], "ollama-js");
+        assert!(!out.contains_key(header::AUTHORIZATION));
+        assert_eq!(out.len(), 5);
     }
 
     #[test]
