@@ -9,8 +9,9 @@
 //! and no channel between the socket and the response.
 //!
 //! Modules: `wire` (request head, response head and framing), `chunked` (the chunked body
-//! decoder), `body` (the response body).
+//! decoder), `body` (the response body), `addrs` (where the upstream listens).
 
+mod addrs;
 mod body;
 pub mod chunked;
 pub mod wire;
@@ -109,8 +110,7 @@ impl UpConn {
 
 /// The upstream's connections.
 pub struct Pool {
-    host: String,
-    port: u16,
+    addrs: addrs::Addrs,
     connect_timeout: Duration,
     max_idle: usize,
     idle: Mutex<Vec<UpConn>>,
@@ -119,8 +119,7 @@ pub struct Pool {
 impl Pool {
     pub fn new(host: &str, port: u16, connect_timeout: Duration, max_idle: usize) -> Arc<Pool> {
         Arc::new(Pool {
-            host: host.to_owned(),
-            port,
+            addrs: addrs::Addrs::new(host, port),
             connect_timeout,
             max_idle,
             idle: Mutex::new(Vec::new()),
@@ -238,13 +237,10 @@ impl Pool {
     }
 
     async fn connect(&self) -> Result<UpConn, PoolError> {
-        let stream = tokio::time::timeout(
-            self.connect_timeout,
-            TcpStream::connect((self.host.as_str(), self.port)),
-        )
-        .await
-        .map_err(|_| PoolError::ConnectTimeout)?
-        .map_err(|e| PoolError::Connect(e.to_string()))?;
+        let stream = tokio::time::timeout(self.connect_timeout, self.addrs.connect())
+            .await
+            .map_err(|_| PoolError::ConnectTimeout)?
+            .map_err(|e| PoolError::Connect(e.to_string()))?;
         let _ = stream.set_nodelay(true);
         Ok(UpConn {
             stream,
