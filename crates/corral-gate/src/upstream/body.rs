@@ -131,7 +131,7 @@ impl UpstreamBody {
 /// among what was buffered, so the connection is back in the pool as soon as the last data is
 /// handed on. A malformed chunk after the first stops the merge; the decoder, which consumes
 /// nothing when it refuses, reports it at the next step, after the good data has gone out.
-fn merge_buffered_chunks(
+pub(crate) fn merge_buffered_chunks(
     dec: &mut chunked::Decoder,
     buf: &mut BytesMut,
     first: Bytes,

@@ -30,6 +30,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
 pub use body::UpstreamBody;
+pub(crate) use body::merge_buffered_chunks;
 
 use crate::forward::UpBody;
 use crate::stream::BoxError;
