@@ -29,8 +29,8 @@ use http_body::Body as _;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
-pub use body::UpstreamBody;
 pub(crate) use body::merge_buffered_chunks;
+pub use body::UpstreamBody;
 
 use crate::forward::UpBody;
 use crate::stream::BoxError;
