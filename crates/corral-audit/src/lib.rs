@@ -49,7 +49,7 @@ pub use record::{action, redact_keys, AuditRecord, Decision, Outcome, Text, ECS_
 pub use verify::{
     verify, verify_bytes, Problem, ProblemKind, Verifier, VerifyReport, MAX_LINE_BYTES,
 };
-pub use writer::{AuditHandle, AuditLog, AuditWorker, Rotation, BATCH_INTERVAL};
+pub use writer::{AuditHandle, AuditLog, AuditWorker, Rotation, BATCH_INTERVAL, MAX_BATCH_DELAY};
 
 /// Rotated files `<path>.<n>` that exist, as (n, path), ascending n.
 pub(crate) fn rotated_files(path: &Path) -> Vec<(u64, PathBuf)> {

@@ -17,14 +17,23 @@ use crate::line::seal_record;
 use crate::record::{action, ECS_VERSION};
 use crate::{AuditError, AuditRecord};
 
-/// While records keep coming, the writer looks for more this often instead of being woken for
-/// each one: under load a batch of records costs one `write` and no wake-up of the writer
-/// thread per request. A record waits at most this long before it reaches the file.
+/// While records keep coming, the writer looks for more on a timer instead of being woken for
+/// each one: a batch of records costs one `write` and no wake-up of the writer thread per
+/// request. This is the shortest wait between looks, kept while each look finds a busy gate's
+/// worth of records ([`BUSY_BATCH`]).
 pub const BATCH_INTERVAL: Duration = Duration::from_millis(2);
 
-/// Idle polls (of [`BATCH_INTERVAL`]) before the writer parks until the next record, so an idle
-/// gate does not keep waking up.
-const IDLE_POLLS: u32 = 50;
+/// The longest wait between looks, and so the longest a record waits before it reaches the
+/// file. While looks find only a few records the wait doubles up to this, so a gate serving a
+/// trickle of requests wakes its writer about 60 times a second rather than 500.
+pub const MAX_BATCH_DELAY: Duration = Duration::from_millis(16);
+
+/// A look that finds at least this many records brings the wait back to [`BATCH_INTERVAL`].
+const BUSY_BATCH: usize = 64;
+
+/// Quiet time after which the writer parks until the next record, so an idle gate does not
+/// keep waking up.
+const IDLE_PARK: Duration = Duration::from_millis(100);
 
 /// Bytes gathered before a write. A gate at 40,000 requests/s queues about 80 records
 /// (~60 KiB) per [`BATCH_INTERVAL`]; they reach the file in one or two writes, not eight.
@@ -100,40 +109,83 @@ impl AuditWorker {
 
     /// The same loop on the calling thread; must not be called from an async context.
     ///
-    /// Drains what is queued, flushes it with one write, then sleeps [`BATCH_INTERVAL`] and
-    /// looks again; after [`IDLE_POLLS`] empty looks it parks until the next record.
+    /// Drains what is queued, flushes it with one write, then sleeps as [`Pacer`] says and
+    /// looks again; after [`IDLE_PARK`] without records it parks until the next one, which is
+    /// written at once.
     pub fn run_blocking(mut self) -> Result<(), AuditError> {
-        let mut idle = 0u32;
-        let mut unflushed = false;
+        let mut pacer = Pacer::default();
+        let mut found = 0usize;
         loop {
             let rec = match self.rx.try_recv() {
                 Ok(r) => r,
                 Err(mpsc::error::TryRecvError::Empty) => {
-                    if unflushed {
+                    if found > 0 {
                         self.writer.flush()?;
-                        unflushed = false;
                     }
-                    if idle < IDLE_POLLS {
-                        idle += 1;
-                        std::thread::sleep(BATCH_INTERVAL);
-                        continue;
-                    }
-                    match self.rx.blocking_recv() {
-                        Some(r) => r,
-                        None => break,
+                    let next = pacer.after(found);
+                    found = 0;
+                    match next {
+                        Some(wait) => {
+                            std::thread::sleep(wait);
+                            continue;
+                        }
+                        None => match self.rx.blocking_recv() {
+                            Some(r) => r,
+                            None => break,
+                        },
                     }
                 }
                 Err(mpsc::error::TryRecvError::Disconnected) => break,
             };
-            idle = 0;
+            found += 1;
             if let Err(e) = self.writer.append(&rec) {
                 // Keep what was written; handles see `Closed` from now on.
                 let _ = self.writer.finish();
                 return Err(e);
             }
-            unflushed = true;
         }
         self.writer.finish()
+    }
+}
+
+/// When the writer looks for records next: pure, so its rules are tested without a clock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Pacer {
+    wait: Duration,
+    /// Time slept since the last look that found a record.
+    quiet: Duration,
+}
+
+impl Default for Pacer {
+    fn default() -> Pacer {
+        Pacer {
+            wait: BATCH_INTERVAL,
+            quiet: Duration::ZERO,
+        }
+    }
+}
+
+impl Pacer {
+    /// After a look that found `found` records: how long to sleep before the next look, or
+    /// `None` to park until a record comes (the pacer then starts over).
+    fn after(&mut self, found: usize) -> Option<Duration> {
+        if found == 0 {
+            if self.quiet >= IDLE_PARK {
+                *self = Pacer::default();
+                return None;
+            }
+        } else {
+            self.quiet = Duration::ZERO;
+        }
+        self.wait = if found >= BUSY_BATCH {
+            BATCH_INTERVAL
+        } else {
+            (self.wait * 2).min(MAX_BATCH_DELAY)
+        };
+        if found == 0 {
+            self.quiet += self.wait;
+        }
+        Some(self.wait)
     }
 }
 
@@ -364,5 +416,74 @@ impl Writer {
         self.out = BufWriter::with_capacity(WRITE_BUFFER, file);
         self.size = size;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_trickle_of_records_stretches_the_wait_to_its_bound() {
+        let mut p = Pacer::default();
+        let waits: Vec<_> = (0..6).map(|_| p.after(3).unwrap()).collect();
+        let ms = |n| Duration::from_millis(n);
+        assert_eq!(waits, [ms(4), ms(8), ms(16), ms(16), ms(16), ms(16)]);
+    }
+
+    #[test]
+    fn a_busy_look_brings_the_wait_back_to_the_shortest() {
+        let mut p = Pacer::default();
+        for _ in 0..5 {
+            p.after(1);
+        }
+        assert_eq!(p.after(BUSY_BATCH), Some(BATCH_INTERVAL));
+        assert_eq!(p.after(BUSY_BATCH * 10), Some(BATCH_INTERVAL));
+        assert_eq!(p.after(BUSY_BATCH - 1), Some(BATCH_INTERVAL * 2));
+    }
+
+    #[test]
+    fn quiet_looks_park_the_writer_after_the_idle_time_and_it_starts_over() {
+        let mut p = Pacer::default();
+        p.after(5);
+        let mut slept = Duration::ZERO;
+        let mut looks = 0;
+        while let Some(wait) = p.after(0) {
+            assert!(wait <= MAX_BATCH_DELAY);
+            slept += wait;
+            looks += 1;
+            assert!(looks < 100, "never parks");
+        }
+        assert!(slept >= IDLE_PARK, "parked after {slept:?}");
+        assert!(
+            slept < IDLE_PARK + MAX_BATCH_DELAY,
+            "parked late: {slept:?}"
+        );
+        assert_eq!(p, Pacer::default());
+        // A record in the quiet time resets it.
+        let mut q = Pacer::default();
+        for _ in 0..4 {
+            q.after(0);
+        }
+        q.after(1);
+        assert_eq!(q.quiet, Duration::ZERO);
+    }
+
+    #[test]
+    fn every_wait_stays_within_its_bounds() {
+        let mut p = Pacer::default();
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        for _ in 0..10_000 {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            let found = usize::try_from(seed % 100).unwrap();
+            if let Some(w) = p.after(found) {
+                assert!((BATCH_INTERVAL..=MAX_BATCH_DELAY).contains(&w), "{w:?}");
+            } else {
+                assert_eq!(found, 0);
+            }
+        }
     }
 }
