@@ -129,8 +129,9 @@ impl UpstreamBody {
 /// boundaries mean nothing to the client (NDJSON and SSE carry their own framing), and a burst
 /// read in one go then passes on as one frame, one write. Also says whether the body's end was
 /// among what was buffered, so the connection is back in the pool as soon as the last data is
-/// handed on. A malformed chunk after the first stops the merge; the decoder, which consumes
-/// nothing when it refuses, reports it at the next step, after the good data has gone out.
+/// handed on. A malformed chunk after the first stops the merge; the decoder, whose refusals
+/// repeat (see [`chunked::Decoder::decode`]), reports it at the next step, after the good data
+/// has gone out.
 pub(crate) fn merge_buffered_chunks(
     dec: &mut chunked::Decoder,
     buf: &mut BytesMut,
