@@ -473,17 +473,28 @@ mod tests {
     #[test]
     fn every_wait_stays_within_its_bounds() {
         let mut p = Pacer::default();
-        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
-        for _ in 0..10_000 {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            let found = usize::try_from(seed % 100).unwrap();
+        // A quiet spell long enough to park in every thousand looks, then trickling and busy
+        // looks in a fixed mix (37 and 100 are coprime: every count 0..100, scrambled).
+        let mut parked = [false; 10];
+        let mut woken = false;
+        for i in 0..10_000usize {
+            let found = if woken {
+                1 // the record that woke the parked writer
+            } else if i % 1000 < 60 {
+                0
+            } else {
+                (i * 37) % 100
+            };
+            woken = false;
             if let Some(w) = p.after(found) {
                 assert!((BATCH_INTERVAL..=MAX_BATCH_DELAY).contains(&w), "{w:?}");
             } else {
                 assert_eq!(found, 0);
+                assert!(i % 1000 < 60, "parked outside a quiet spell at look {i}");
+                parked[i / 1000] = true;
+                woken = true;
             }
         }
+        assert_eq!(parked, [true; 10], "every quiet spell parks");
     }
 }

@@ -24,13 +24,7 @@ const RESPONSE_ALLOW: [HeaderName; 8] = [
 /// `Accept-Encoding: identity` so that the usage tap and the listing filter see plain bytes.
 pub fn upstream_request_headers(client: &HeaderMap, upstream_host: &HeaderValue) -> HeaderMap {
     let mut out = HeaderMap::with_capacity(REQUEST_ALLOW.len() + 2);
-    let listed = client.contains_key(header::CONNECTION);
-    // One pass over the client's (few) fields rather than a lookup per allowed name.
-    for (name, value) in client {
-        if REQUEST_ALLOW.contains(name) && !(listed && named_in_connection(client, name)) {
-            out.append(name.clone(), value.clone());
-        }
-    }
+    copy_allowed(client, &mut out, |name| REQUEST_ALLOW.contains(name));
     out.insert(header::HOST, upstream_host.clone());
     out.insert(
         header::ACCEPT_ENCODING,
@@ -43,16 +37,22 @@ pub fn upstream_request_headers(client: &HeaderMap, upstream_host: &HeaderValue)
 /// when `keep_length` (the body passes unchanged).
 pub fn client_response_headers(upstream: &HeaderMap, keep_length: bool) -> HeaderMap {
     let mut out = HeaderMap::with_capacity(RESPONSE_ALLOW.len() + 1);
-    let listed = upstream.contains_key(header::CONNECTION);
-    // One pass over the (few) upstream fields rather than a lookup per allowed name.
-    for (name, value) in upstream {
-        let allowed =
-            RESPONSE_ALLOW.contains(name) || (keep_length && name == header::CONTENT_LENGTH);
-        if allowed && !(listed && named_in_connection(upstream, name)) {
-            out.append(name.clone(), value.clone());
+    copy_allowed(upstream, &mut out, |name| {
+        RESPONSE_ALLOW.contains(name) || (keep_length && name == header::CONTENT_LENGTH)
+    });
+    out
+}
+
+/// Appends to `to` every field of `from` whose name is `allowed` and not listed in `from`'s
+/// `Connection` header, in order. One pass over the (few) fields rather than a lookup per
+/// allowed name; `Connection` is parsed only when there is one.
+fn copy_allowed(from: &HeaderMap, to: &mut HeaderMap, allowed: impl Fn(&HeaderName) -> bool) {
+    let listed = from.contains_key(header::CONNECTION);
+    for (name, value) in from {
+        if allowed(name) && !(listed && named_in_connection(from, name)) {
+            to.append(name.clone(), value.clone());
         }
     }
-    out
 }
 
 /// True when the `Connection` header lists `name` (RFC 9110 §7.6.1: such headers are

@@ -7,40 +7,51 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
-/// A keep-alive HTTP/1 server answering every request with `body`; counts connections.
-async fn server(body: &'static str) -> (u16, Arc<AtomicUsize>) {
+/// Listens on a loopback port 0 and runs `conn` on each accepted connection in a task of its
+/// own; returns the port and the count of connections accepted.
+async fn serve_each<F, Fut>(conn: F) -> (u16, Arc<AtomicUsize>)
+where
+    F: Fn(tokio::net::TcpStream) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     let accepted = Arc::new(AtomicUsize::new(0));
     let count = Arc::clone(&accepted);
     tokio::spawn(async move {
         loop {
-            let (mut s, _) = listener.accept().await.unwrap();
+            let (s, _) = listener.accept().await.unwrap();
             count.fetch_add(1, Ordering::SeqCst);
-            tokio::spawn(async move {
-                let mut buf = vec![0u8; 4096];
-                let mut seen = Vec::new();
-                loop {
-                    let n = match s.read(&mut buf).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => n,
-                    };
-                    seen.extend_from_slice(&buf[..n]);
-                    while let Some(end) = seen.windows(4).position(|w| w == b"\r\n\r\n") {
-                        seen.drain(..end + 4);
-                        let resp = format!(
-                            "HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n{body}",
-                            body.len()
-                        );
-                        if s.write_all(resp.as_bytes()).await.is_err() {
-                            return;
-                        }
-                    }
-                }
-            });
+            tokio::spawn(conn(s));
         }
     });
     (port, accepted)
+}
+
+/// A keep-alive HTTP/1 server answering every request with `body`; counts connections.
+async fn server(body: &'static str) -> (u16, Arc<AtomicUsize>) {
+    serve_each(move |mut s| async move {
+        let mut buf = vec![0u8; 4096];
+        let mut seen = Vec::new();
+        loop {
+            let n = match s.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => n,
+            };
+            seen.extend_from_slice(&buf[..n]);
+            while let Some(end) = seen.windows(4).position(|w| w == b"\r\n\r\n") {
+                seen.drain(..end + 4);
+                let resp = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n{body}",
+                    body.len()
+                );
+                if s.write_all(resp.as_bytes()).await.is_err() {
+                    return;
+                }
+            }
+        }
+    })
+    .await
 }
 
 fn get() -> Request<UpBody> {
@@ -61,40 +72,33 @@ async fn raw_server(
     Arc<AtomicUsize>,
     tokio::sync::mpsc::UnboundedReceiver<Vec<u8>>,
 ) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let accepted = Arc::new(AtomicUsize::new(0));
-    let count = Arc::clone(&accepted);
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-    tokio::spawn(async move {
-        loop {
-            let (mut s, _) = listener.accept().await.unwrap();
-            count.fetch_add(1, Ordering::SeqCst);
-            let tx = tx.clone();
-            tokio::spawn(async move {
-                let mut seen = Vec::new();
-                let mut buf = vec![0u8; 4096];
-                // Up to the end of a chunked body, or a head without a body.
-                loop {
-                    let n = match s.read(&mut buf).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => n,
-                    };
-                    seen.extend_from_slice(&buf[..n]);
-                    let text = String::from_utf8_lossy(&seen);
-                    let chunked = text.contains("transfer-encoding: chunked");
-                    if (chunked && text.ends_with("0\r\n\r\n"))
-                        || (!chunked && text.contains("\r\n\r\n"))
-                    {
-                        break;
-                    }
+    let (port, accepted) = serve_each(move |mut s| {
+        let tx = tx.clone();
+        async move {
+            let mut seen = Vec::new();
+            let mut buf = vec![0u8; 4096];
+            // Up to the end of a chunked body, or a head without a body.
+            loop {
+                let n = match s.read(&mut buf).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => n,
+                };
+                seen.extend_from_slice(&buf[..n]);
+                let text = String::from_utf8_lossy(&seen);
+                let chunked = text.contains("transfer-encoding: chunked");
+                if (chunked && text.ends_with("0\r\n\r\n"))
+                    || (!chunked && text.contains("\r\n\r\n"))
+                {
+                    break;
                 }
-                let _ = tx.send(seen);
-                let _ = s.write_all(reply).await;
-                let _ = s.read(&mut buf).await;
-            });
+            }
+            let _ = tx.send(seen);
+            let _ = s.write_all(reply).await;
+            let _ = s.read(&mut buf).await;
         }
-    });
+    })
+    .await;
     (port, accepted, rx)
 }
 
@@ -116,26 +120,16 @@ async fn read_request(s: &mut tokio::net::TcpStream) -> bool {
 /// that request is lost as it would be with an upstream closing an idle connection under it.
 /// Counts connections.
 async fn closing_server(reply: &'static [u8], at_next: bool) -> (u16, Arc<AtomicUsize>) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let accepted = Arc::new(AtomicUsize::new(0));
-    let count = Arc::clone(&accepted);
-    tokio::spawn(async move {
-        loop {
-            let (mut s, _) = listener.accept().await.unwrap();
-            count.fetch_add(1, Ordering::SeqCst);
-            tokio::spawn(async move {
-                if !read_request(&mut s).await || s.write_all(reply).await.is_err() {
-                    return;
-                }
-                if at_next {
-                    read_request(&mut s).await;
-                }
-                let _ = s.shutdown().await;
-            });
+    serve_each(move |mut s| async move {
+        if !read_request(&mut s).await || s.write_all(reply).await.is_err() {
+            return;
         }
-    });
-    (port, accepted)
+        if at_next {
+            read_request(&mut s).await;
+        }
+        let _ = s.shutdown().await;
+    })
+    .await
 }
 
 fn pool(port: u16, max_idle: usize) -> Arc<Pool> {
@@ -245,16 +239,23 @@ async fn a_chunked_answer_arrives_piece_by_piece_and_ends() {
     assert_eq!(pool.idle_len(), 1);
 }
 
-#[tokio::test]
-async fn chunks_read_together_pass_on_as_one_frame_and_the_end_with_them() {
-    // The whole answer is one write, so one read: three chunks and the last-chunk marker.
-    let (port, _, _seen) = raw_server(
-        b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n8\r\n{\"a\":1}\n\r\n8\r\n{\"b\":2}\n\r\n1\r\n\n\r\n0\r\n\r\n",
-    )
-    .await;
+/// Sends a request to a [`raw_server`] answering `reply` (written in one go, so read in one
+/// go) and takes the first frame of the body.
+async fn first_frame(reply: &'static [u8]) -> (Arc<Pool>, UpstreamBody, Bytes) {
+    let (port, _, _seen) = raw_server(reply).await;
     let pool = pool(port, 8);
     let mut body = pool.send(get()).await.unwrap().into_body();
     let frame = body.frame().await.unwrap().unwrap().into_data().unwrap();
+    (pool, body, frame)
+}
+
+#[tokio::test]
+async fn chunks_read_together_pass_on_as_one_frame_and_the_end_with_them() {
+    // The whole answer is one write, so one read: three chunks and the last-chunk marker.
+    let (pool, mut body, frame) = first_frame(
+        b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n8\r\n{\"a\":1}\n\r\n8\r\n{\"b\":2}\n\r\n1\r\n\n\r\n0\r\n\r\n",
+    )
+    .await;
     assert_eq!(frame, Bytes::from_static(b"{\"a\":1}\n{\"b\":2}\n\n"));
     // The end was in the same read: the connection is already back, before another poll.
     assert!(body.is_end_stream());
@@ -264,13 +265,10 @@ async fn chunks_read_together_pass_on_as_one_frame_and_the_end_with_them() {
 
 #[tokio::test]
 async fn good_chunks_before_a_malformed_one_reach_the_reader_then_the_error() {
-    let (port, _, _seen) = raw_server(
+    let (pool, mut body, frame) = first_frame(
         b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\nzz\r\n",
     )
     .await;
-    let pool = pool(port, 8);
-    let mut body = pool.send(get()).await.unwrap().into_body();
-    let frame = body.frame().await.unwrap().unwrap().into_data().unwrap();
     assert_eq!(frame, Bytes::from_static(b"abcde"));
     let err = body.frame().await.unwrap().err().unwrap();
     assert!(
@@ -333,41 +331,31 @@ async fn bad_heads_and_extra_bytes_are_refused() {
 /// come `late` after the first answer, push an unasked-for answer onto the idle connection.
 /// Counts connections.
 async fn late_bytes_server(late: Duration) -> (u16, Arc<AtomicUsize>) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let accepted = Arc::new(AtomicUsize::new(0));
-    let count = Arc::clone(&accepted);
-    tokio::spawn(async move {
-        loop {
-            let (mut s, _) = listener.accept().await.unwrap();
-            count.fetch_add(1, Ordering::SeqCst);
-            tokio::spawn(async move {
-                let answer = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}";
-                if !read_request(&mut s).await || s.write_all(answer).await.is_err() {
+    serve_each(move |mut s| async move {
+        let answer = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}";
+        if !read_request(&mut s).await || s.write_all(answer).await.is_err() {
+            return;
+        }
+        tokio::select! {
+            asked = read_request(&mut s) => {
+                if !asked || s.write_all(answer).await.is_err() {
                     return;
                 }
-                tokio::select! {
-                    asked = read_request(&mut s) => {
-                        if !asked || s.write_all(answer).await.is_err() {
-                            return;
-                        }
-                    }
-                    () = tokio::time::sleep(late) => {
-                        let forged = b"HTTP/1.1 200 OK\r\ncontent-length: 6\r\n\r\nforged";
-                        if s.write_all(forged).await.is_err() {
-                            return;
-                        }
-                    }
+            }
+            () = tokio::time::sleep(late) => {
+                let forged = b"HTTP/1.1 200 OK\r\ncontent-length: 6\r\n\r\nforged";
+                if s.write_all(forged).await.is_err() {
+                    return;
                 }
-                while read_request(&mut s).await {
-                    if s.write_all(answer).await.is_err() {
-                        return;
-                    }
-                }
-            });
+            }
         }
-    });
-    (port, accepted)
+        while read_request(&mut s).await {
+            if s.write_all(answer).await.is_err() {
+                return;
+            }
+        }
+    })
+    .await
 }
 
 #[tokio::test]
