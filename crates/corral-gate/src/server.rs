@@ -37,6 +37,8 @@ const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 const MAX_HEAD_BYTES: usize = 64 * 1024;
 /// Pause after a failed accept (e.g. out of file descriptors) before trying again.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
+/// How often idle upstream connections kept past `upstream::IDLE_KEEP` are closed.
+const IDLE_SWEEP: Duration = Duration::from_secs(10);
 
 /// A bound, not yet running gate.
 pub struct Gate {
@@ -167,9 +169,12 @@ impl Gate {
         tracing::info!(addr = %local_addr, tls = tls.is_some(), "gate listening");
 
         let mut shutdown = std::pin::pin!(shutdown);
+        let mut sweep = tokio::time::interval(IDLE_SWEEP);
+        sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 () = &mut shutdown => break,
+                _ = sweep.tick() => shared.client.sweep(),
                 accepted = listener.accept() => match accepted {
                     Ok((stream, peer)) => {
                         let conn = serve_connection(

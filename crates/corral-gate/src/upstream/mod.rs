@@ -20,7 +20,7 @@ use std::future::poll_fn;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::{BufMut, Bytes, BytesMut};
 use http::header::{HeaderValue, CONTENT_LENGTH, TRANSFER_ENCODING};
@@ -40,6 +40,9 @@ use wire::HeadError;
 const INLINE_BODY: usize = 64 * 1024;
 /// Read buffer of a new connection.
 const CONN_BUF: usize = 16 * 1024;
+/// How long an unused connection is kept. Ollama's server closes none of its own, so without
+/// this a burst would leave up to `max_idle` sockets open on both sides for good.
+pub const IDLE_KEEP: Duration = Duration::from_secs(60);
 
 /// Why a request could not be sent or its response head read.
 #[derive(Debug, thiserror::Error)]
@@ -109,12 +112,22 @@ impl UpConn {
     }
 }
 
+/// An idle connection and when it was handed back.
+struct Idle {
+    conn: UpConn,
+    since: Instant,
+}
+
 /// The upstream's connections.
+///
+/// Idle ones form a stack: the most recently used is taken first, so the bottom holds the
+/// longest unused, in the order they were handed back; [`Pool::sweep`] closes those kept past
+/// [`IDLE_KEEP`].
 pub struct Pool {
     addrs: addrs::Addrs,
     connect_timeout: Duration,
     max_idle: usize,
-    idle: Mutex<Vec<UpConn>>,
+    idle: Mutex<Vec<Idle>>,
 }
 
 impl Pool {
@@ -225,16 +238,37 @@ impl Pool {
     }
 
     fn take_idle(&self) -> Option<UpConn> {
-        self.idle.lock().ok()?.pop()
+        self.idle.lock().ok()?.pop().map(|i| i.conn)
     }
 
     /// Returns a connection whose last response has been read to the end.
     pub(crate) fn put(&self, conn: UpConn) {
         if let Ok(mut idle) = self.idle.lock() {
             if idle.len() < self.max_idle {
-                idle.push(conn);
+                // Read under the lock, so `since` never decreases up the stack.
+                let since = Instant::now();
+                idle.push(Idle { conn, since });
             }
         }
+    }
+
+    /// Closes the idle connections unused for longer than [`IDLE_KEEP`]; the gate calls this
+    /// every few seconds.
+    pub fn sweep(&self) {
+        self.sweep_at(Instant::now());
+    }
+
+    fn sweep_at(&self, now: Instant) {
+        let expired: Vec<Idle> = match self.idle.lock() {
+            Ok(mut idle) => {
+                let n =
+                    idle.partition_point(|i| now.saturating_duration_since(i.since) > IDLE_KEEP);
+                idle.drain(..n).collect()
+            }
+            Err(_) => Vec::new(),
+        };
+        // Closed here, after the lock is released.
+        drop(expired);
     }
 
     async fn connect(&self) -> Result<UpConn, PoolError> {

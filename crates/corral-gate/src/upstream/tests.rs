@@ -150,6 +150,70 @@ async fn a_finished_body_hands_its_connection_back_for_reuse() {
 }
 
 #[tokio::test]
+async fn idle_connections_unused_past_the_limit_are_closed_and_newer_ones_kept() {
+    let (port, accepted) = server("{}").await;
+    let pool = pool(port, 8);
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        held.push(pool.send(get()).await.unwrap().into_body());
+    }
+    let mut bodies = held.into_iter();
+    let _ = bodies.next().unwrap().collect().await.unwrap();
+    let _ = bodies.next().unwrap().collect().await.unwrap();
+    let older = Instant::now();
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let _ = bodies.next().unwrap().collect().await.unwrap();
+    assert_eq!(pool.idle_len(), 3);
+
+    pool.sweep();
+    assert_eq!(pool.idle_len(), 3, "nothing is old yet");
+    // Just past the limit for the two handed back first, not for the third.
+    pool.sweep_at(older + IDLE_KEEP + Duration::from_millis(10));
+    assert_eq!(pool.idle_len(), 1);
+    // The one kept is the newest and still carries requests.
+    let resp = pool.send(get()).await.unwrap();
+    let _ = resp.into_body().collect().await.unwrap();
+    assert_eq!(accepted.load(Ordering::SeqCst), 3);
+    pool.sweep_at(Instant::now() + IDLE_KEEP + Duration::from_secs(1));
+    assert_eq!(pool.idle_len(), 0);
+}
+
+#[tokio::test]
+async fn a_swept_connection_is_closed_at_the_upstream() {
+    let (closed_tx, mut closed_rx) = tokio::sync::mpsc::unbounded_channel();
+    let (port, _) = serve_each(move |mut s| {
+        let closed = closed_tx.clone();
+        async move {
+            let mut buf = vec![0u8; 4096];
+            let mut answered = false;
+            loop {
+                match s.read(&mut buf).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) if !answered => {
+                        answered = true;
+                        let _ = s
+                            .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}")
+                            .await;
+                    }
+                    Ok(_) => {}
+                }
+            }
+            let _ = closed.send(());
+        }
+    })
+    .await;
+    let pool = pool(port, 8);
+    let resp = pool.send(get()).await.unwrap();
+    let _ = resp.into_body().collect().await.unwrap();
+    assert_eq!(pool.idle_len(), 1);
+    pool.sweep_at(Instant::now() + IDLE_KEEP + Duration::from_secs(1));
+    tokio::time::timeout(Duration::from_secs(5), closed_rx.recv())
+        .await
+        .expect("the upstream saw the connection close")
+        .unwrap();
+}
+
+#[tokio::test]
 async fn a_body_dropped_before_its_end_closes_its_connection() {
     let (port, accepted, _seen) =
         raw_server(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n3\r\nabc\r\n").await;
