@@ -85,7 +85,9 @@ impl Catalogue {
 
     /// True when `name` is a remote model as far as the catalogue knows.
     pub fn is_remote(&self, name: &str) -> bool {
-        self.state.load().remote.contains(normalized(name).as_ref())
+        let state = self.state.load();
+        // Most upstreams have no remote models: no name to normalise and hash then.
+        !state.remote.is_empty() && state.remote.contains(normalized(name).as_ref())
     }
 
     /// True when `name` is unknown and the catalogue may be refreshed now.

@@ -36,18 +36,31 @@ pub fn normalized(name: &str) -> Cow<'_, str> {
 }
 
 fn normalize_owned(name: &str) -> String {
-    let mut n = name.to_ascii_lowercase();
-    if let Some(rest) = n.strip_prefix(DEFAULT_REGISTRY) {
-        n = rest.to_string();
+    let mut rest = name;
+    for prefix in [DEFAULT_REGISTRY, DEFAULT_NAMESPACE] {
+        if let Some(r) = strip_prefix_ignore_case(rest, prefix) {
+            rest = r;
+        }
     }
-    if let Some(rest) = n.strip_prefix(DEFAULT_NAMESPACE) {
-        n = rest.to_string();
+    let tagged = split_tag(rest).1.is_some_and(|t| !t.is_empty());
+    let mut n = String::with_capacity(rest.len() + ":latest".len());
+    n.push_str(rest);
+    n.make_ascii_lowercase();
+    if !tagged {
+        // A trailing `:` (`llama3.2:`) is an empty tag: replaced, not kept.
+        if n.ends_with(':') {
+            n.pop();
+        }
+        n.push_str(":latest");
     }
-    let (base, tag) = split_tag(&n);
-    match tag {
-        Some(t) if !t.is_empty() => n,
-        _ => format!("{base}:latest"),
-    }
+    n
+}
+
+/// `s` without `prefix` (lower-case ASCII), compared ignoring ASCII case.
+fn strip_prefix_ignore_case<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
+    let head = s.get(..prefix.len())?;
+    head.eq_ignore_ascii_case(prefix)
+        .then(|| &s[prefix.len()..])
 }
 
 /// Splits `name[:tag]`; the tag separator is the last `:` after the last `/`, so a registry

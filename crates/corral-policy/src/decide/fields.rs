@@ -38,7 +38,7 @@ pub(super) fn default_stream(route: &str) -> bool {
 }
 
 /// Every model the body names, primary first. Each must be allowed.
-pub(super) fn models(obj: &Map<String, Value>, spec: ModelSpec) -> Result<Vec<String>, Denial> {
+pub(super) fn models(obj: &Map<String, Value>, spec: ModelSpec) -> Result<Vec<&str>, Denial> {
     let mut out = Vec::new();
     match spec {
         ModelSpec::None => {}
@@ -69,7 +69,11 @@ pub(super) fn models(obj: &Map<String, Value>, spec: ModelSpec) -> Result<Vec<St
 
 /// Adds `obj[key]` when it is a non-empty string. `null` counts as absent, as it does for
 /// Go's decoder; any other type is refused rather than guessed at.
-fn push_opt(obj: &Map<String, Value>, key: &str, out: &mut Vec<String>) -> Result<(), Denial> {
+fn push_opt<'a>(
+    obj: &'a Map<String, Value>,
+    key: &str,
+    out: &mut Vec<&'a str>,
+) -> Result<(), Denial> {
     match obj.get(key) {
         None | Some(Value::Null) => Ok(()),
         Some(Value::String(s)) if s.is_empty() => Ok(()),
@@ -77,7 +81,7 @@ fn push_opt(obj: &Map<String, Value>, key: &str, out: &mut Vec<String>) -> Resul
             Err(Denial::bad_request(format!("\"{key}\" is too long")))
         }
         Some(Value::String(s)) => {
-            out.push(s.clone());
+            out.push(s);
             Ok(())
         }
         Some(_) => Err(Denial::bad_request(format!("\"{key}\" must be a string"))),

@@ -150,3 +150,56 @@ fn the_borrowing_fast_path_agrees_with_the_full_normalisation() {
         );
     }
 }
+
+/// The normalisation as first written (lower-case the whole name, strip the prefixes, then
+/// add `:latest`), kept as the reference for the one-allocation version.
+fn reference_normalize(name: &str) -> String {
+    let mut n = name.to_ascii_lowercase();
+    if let Some(rest) = n.strip_prefix(DEFAULT_REGISTRY) {
+        n = rest.to_string();
+    }
+    if let Some(rest) = n.strip_prefix(DEFAULT_NAMESPACE) {
+        n = rest.to_string();
+    }
+    let (base, tag) = split_tag(&n);
+    match tag {
+        Some(t) if !t.is_empty() => n,
+        _ => format!("{base}:latest"),
+    }
+}
+
+#[test]
+fn normalisation_matches_the_reference_on_every_combination_of_parts() {
+    let registries = [
+        "",
+        "registry.ollama.ai/",
+        "REGISTRY.Ollama.ai/",
+        "registry.ollama.ai",
+        "10.0.0.5:8443/",
+        "hf.co/",
+        "registry.ollama.aix/",
+    ];
+    let namespaces = [
+        "",
+        "library/",
+        "Library/",
+        "LIBRARY",
+        "someone/",
+        "library//",
+    ];
+    let bases = ["llama3.2", "Qwen", "", "a:b", "ünï", "x/", ":"];
+    let tags = ["", ":", ":latest", ":Q4_K_M", "::", ":a/b", ":cloud"];
+    let mut seen = 0;
+    for r in registries {
+        for ns in namespaces {
+            for b in bases {
+                for t in tags {
+                    let name = format!("{r}{ns}{b}{t}");
+                    assert_eq!(normalize(&name), reference_normalize(&name), "{name:?}");
+                    seen += 1;
+                }
+            }
+        }
+    }
+    assert_eq!(seen, 7 * 6 * 7 * 7);
+}
