@@ -20,7 +20,7 @@ fuzz_target!(|data: &[u8]| {
     }
     let Ok(target) = std::str::from_utf8(r.path.as_bytes()) else { return };
     let Ok(m) = route::route(r.methods[0], target) else { return };
-    let Ok(mut body) = serde_json::from_slice::<serde_json::Value>(rest) else { return };
+    let Ok(mut body) = corral_policy::inspect::parse_body(rest) else { return };
     let remote = |n: &str| n.starts_with("remote");
     match decide::evaluate(&policy, &m, Some(&mut body), &remote) {
         Ok(v) => {

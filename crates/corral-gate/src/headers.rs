@@ -67,9 +67,22 @@ pub fn named_in_connection(headers: &HeaderMap, name: &HeaderName) -> bool {
 }
 
 /// Request framing problems that hyper may let through on some protocol versions:
-/// several `Content-Length` values, or `Content-Length` together with `Transfer-Encoding`.
-/// Either is a smuggling signal, so the request is refused rather than interpreted.
+/// several `Content-Length` values, `Content-Length` together with `Transfer-Encoding`, or a
+/// `Transfer-Encoding` other than exactly `chunked` (hyper decodes the chunked layer and would
+/// pass, say, `gzip, chunked` bodies on still gzip-coded). Each is a smuggling or evasion
+/// signal, so the request is refused rather than interpreted.
+///
+/// hyper's HTTP/1 parser itself drops `Content-Length` when `Transfer-Encoding` is present
+/// (RFC 9112 §6.3: the body is read as chunked and the connection closed afterwards), so on
+/// HTTP/1 that pair never reaches this check; differing repeated lengths it refuses itself.
 pub fn ambiguous_framing(headers: &HeaderMap) -> bool {
+    let mut codings = headers.get_all(header::TRANSFER_ENCODING).iter();
+    if let Some(te) = codings.next() {
+        if codings.next().is_some() || !te.as_bytes().trim_ascii().eq_ignore_ascii_case(b"chunked")
+        {
+            return true;
+        }
+    }
     let mut lengths = headers.get_all(header::CONTENT_LENGTH).iter();
     let first = lengths.next();
     if lengths.next().is_some() {
@@ -207,6 +220,27 @@ mod tests {
         assert!(ambiguous_framing(&map(&[("content-length", "3, 3")])));
         assert!(ambiguous_framing(&map(&[
             ("content-length", "3"),
+            ("transfer-encoding", "chunked")
+        ])));
+        assert!(!ambiguous_framing(&map(&[(
+            "transfer-encoding",
+            " Chunked "
+        )])));
+        for te in [
+            "gzip, chunked",
+            "chunked, chunked",
+            "identity",
+            "gzip",
+            "chunked;x=1",
+            "",
+        ] {
+            assert!(
+                ambiguous_framing(&map(&[("transfer-encoding", te)])),
+                "{te:?}"
+            );
+        }
+        assert!(ambiguous_framing(&map(&[
+            ("transfer-encoding", "gzip"),
             ("transfer-encoding", "chunked")
         ])));
     }

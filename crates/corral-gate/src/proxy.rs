@@ -334,16 +334,8 @@ async fn read_body(
     ctx.bytes_in = decoded.len() as u64;
     match kind {
         BodyKind::Json => {
-            let value: Value = serde_json::from_slice(&decoded).map_err(|_| {
-                Failure::new(400, "bad_request", "request body must be a JSON object")
-            })?;
-            if !value.is_object() {
-                return Err(Failure::new(
-                    400,
-                    "bad_request",
-                    "request body must be a JSON object",
-                ));
-            }
+            let value = corral_policy::inspect::parse_body(&decoded)
+                .map_err(|e| Failure::new(400, "bad_request", e.to_string()))?;
             out.json = Some(value);
         }
         BodyKind::Multipart => {

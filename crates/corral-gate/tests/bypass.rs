@@ -711,6 +711,31 @@ fn json_bodies(c: &Ctx) -> Vec<Case> {
             br#"{"model":["secret-model"],"messages":[]}"#.to_vec(),
             Any4xx,
         ),
+        // Go leaves a string field as it is when a later duplicate is null: Ollama would run
+        // the first model while a last-wins reading sees only `name`.
+        (
+            "duplicate model key, null last, allowed name",
+            br#"{"model":"secret-model","model":null,"name":"llama3.2","messages":[]}"#.to_vec(),
+            Status(400),
+        ),
+        (
+            "duplicate cloud model key, null last",
+            br#"{"model":"gpt-oss:120b-cloud","model":null,"name":"llama3.2","messages":[]}"#
+                .to_vec(),
+            Status(400),
+        ),
+        (
+            "duplicate key spelled with an escape",
+            br#"{"model":"secret-model","\u006dodel":null,"name":"llama3.2","messages":[]}"#
+                .to_vec(),
+            Status(400),
+        ),
+        (
+            "duplicate clamp key inside options",
+            br#"{"model":"llama3.2","options":{"num_ctx":1,"num_ctx":99999999},"messages":[]}"#
+                .to_vec(),
+            Status(400),
+        ),
     ];
     let mut v: Vec<Case> = bodies
         .into_iter()
@@ -819,6 +844,22 @@ fn smuggling(c: &Ctx) -> Vec<Case> {
                 b"0\r\n\r\n",
             ),
             RefusedOrClosed,
+        ),
+        case(
+            "smuggling",
+            "Transfer-Encoding: gzip, chunked (a gzip body past the JSON check)",
+            c.head(
+                chat_line,
+                &format!("{h}Transfer-Encoding: gzip, chunked\r\n"),
+                &{
+                    let gz = codec::gzip(SECRET_CHAT.as_bytes());
+                    let mut b = format!("{:x}\r\n", gz.len()).into_bytes();
+                    b.extend_from_slice(&gz);
+                    b.extend_from_slice(b"\r\n0\r\n\r\n");
+                    b
+                },
+            ),
+            Status(400),
         ),
         case(
             "smuggling",

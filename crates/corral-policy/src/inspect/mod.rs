@@ -6,6 +6,10 @@
 //! field, RFC 2231 `name*=` parameters, transfer encodings, a body that does not end with
 //! the closing boundary.
 
+pub mod json;
+
+pub use json::{parse_body, BodyJsonError};
+
 /// Why a multipart body could not be inspected. `Display` is safe to show to clients.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum InspectError {
