@@ -81,20 +81,36 @@ pub fn is_cloud_name(name: &str) -> bool {
 
 /// [`is_cloud_name`] for a name already in normal form.
 pub fn is_cloud_tag(normalized: &str) -> bool {
-    match split_tag(normalized).1 {
-        Some(tag) => tag == "cloud" || tag.ends_with("-cloud"),
-        None => false,
-    }
+    split_tag(normalized).1.is_some_and(is_cloud_tag_part)
+}
+
+/// True for a tag (the part after `:`) that names a cloud model.
+pub fn is_cloud_tag_part(tag: &str) -> bool {
+    tag == "cloud" || tag.ends_with("-cloud")
 }
 
 /// An allow-list entry: a glob over normalised model names.
 ///
-/// `*` matches any run of characters (including `/` and `:`), `?` exactly one. A pattern
-/// without a tag matches every tag of the name (`llama3.2` means `llama3.2:*`).
+/// The name part and the tag are matched separately, as Ollama splits them (the tag is what
+/// follows the last `:` after the last `/`): `*` matches any run of characters within its
+/// part, `?` exactly one; a pattern without a tag matches every tag of the names its name
+/// part matches (`llama3.2` means "llama3.2, any tag"). The pattern `*` alone matches every
+/// model.
+///
+/// A name with a registry host (`host/namespace/model`: two or more `/` once the default
+/// registry is removed) is matched only by a pattern that names a host itself (its first part
+/// contains `.` or `:` or is `localhost`, or it has two or more `/`), or by `*`: a wildcard
+/// written for library models never reaches another registry (`qwen*` does not match
+/// `qwen.example.com/x/y`, nor `llama3.2` match `llama3.2:8443/attacker/x`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ModelPattern {
     raw: String,
-    glob: String,
+    /// Glob over the name without its tag (`None` for `*`, which matches everything).
+    name: Option<String>,
+    /// Glob over the tag; `None` for every tag.
+    tag: Option<String>,
+    /// The pattern names a registry host.
+    host: bool,
 }
 
 /// Why a pattern was refused.
@@ -106,6 +122,10 @@ pub enum PatternError {
     TooLong,
     #[error("contains whitespace or control characters")]
     BadChar,
+    #[error("contains {0:?}; model names use letters, digits, '_', '-', '.', ':' and '/' (globs: '*', '?')")]
+    NotNameChar(char),
+    #[error("has an empty part (a name, namespace or tag around '/' or ':'): it can never match")]
+    EmptyPart,
 }
 
 impl ModelPattern {
@@ -120,6 +140,11 @@ impl ModelPattern {
         if raw.chars().any(|c| c.is_whitespace() || c.is_control()) {
             return Err(PatternError::BadChar);
         }
+        if let Some(c) = raw.chars().find(|c| {
+            !(c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | ':' | '/' | '*' | '?'))
+        }) {
+            return Err(PatternError::NotNameChar(c));
+        }
         let mut g = raw.to_ascii_lowercase();
         if let Some(rest) = g.strip_prefix(DEFAULT_REGISTRY) {
             g = rest.to_string();
@@ -127,20 +152,32 @@ impl ModelPattern {
         if let Some(rest) = g.strip_prefix(DEFAULT_NAMESPACE) {
             g = rest.to_string();
         }
-        if split_tag(&g).1.is_none() && !g.ends_with('*') {
-            g.push_str(":*");
+        if g == "*" {
+            return Ok(ModelPattern::any_as(raw));
+        }
+        let (name, tag) = split_tag(&g);
+        if name.is_empty() || name.split('/').any(str::is_empty) || tag == Some("") {
+            return Err(PatternError::EmptyPart);
         }
         Ok(ModelPattern {
             raw: raw.to_string(),
-            glob: g,
+            host: names_host(name),
+            name: Some(name.to_string()),
+            tag: tag.map(str::to_string),
         })
     }
 
     /// The pattern `*`, matching every model.
     pub fn any() -> ModelPattern {
+        ModelPattern::any_as("*")
+    }
+
+    fn any_as(raw: &str) -> ModelPattern {
         ModelPattern {
-            raw: "*".to_string(),
-            glob: "*".to_string(),
+            raw: raw.to_string(),
+            name: None,
+            tag: None,
+            host: true,
         }
     }
 
@@ -149,15 +186,42 @@ impl ModelPattern {
         &self.raw
     }
 
+    /// The tag this pattern requires when it is a plain tag without glob characters.
+    pub fn literal_tag(&self) -> Option<&str> {
+        self.tag.as_deref().filter(|t| !t.contains(['*', '?']))
+    }
+
     /// Whether the pattern matches `name` (any form; it is normalised here).
     pub fn matches(&self, name: &str) -> bool {
-        glob_match(self.glob.as_bytes(), normalize(name).as_bytes())
+        self.matches_normalized(&normalized(name))
     }
 
     /// Whether the pattern matches an already normalised name.
     pub fn matches_normalized(&self, normalized: &str) -> bool {
-        glob_match(self.glob.as_bytes(), normalized.as_bytes())
+        let Some(pat_name) = &self.name else {
+            return true;
+        };
+        let (name, tag) = split_tag(normalized);
+        if !self.host && name.matches('/').count() >= 2 {
+            return false;
+        }
+        if !glob_match(pat_name.as_bytes(), name.as_bytes()) {
+            return false;
+        }
+        match (&self.tag, tag) {
+            (None, _) => true,
+            (Some(p), Some(t)) => glob_match(p.as_bytes(), t.as_bytes()),
+            (Some(_), None) => false,
+        }
     }
+}
+
+/// Whether a pattern's name part names a registry host: its first part looks like one
+/// (`.` or `:` in it, or `localhost`), or it has a namespace and a model after it.
+fn names_host(name: &str) -> bool {
+    let first = name.split('/').next().unwrap_or("");
+    name.contains('/') && (first.contains(['.', ':']) || first == "localhost")
+        || name.matches('/').count() >= 2
 }
 
 impl fmt::Display for ModelPattern {

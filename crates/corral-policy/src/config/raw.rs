@@ -173,6 +173,20 @@ fn policy(name: &str, raw: RawPolicy) -> Result<Policy, ConfigError> {
     p.tools = raw.tools.unwrap_or(p.tools);
     p.images = raw.images.unwrap_or(p.images);
     p.cloud = raw.cloud.unwrap_or(p.cloud);
+    if !p.cloud {
+        // A pattern for cloud models only would never let anything through: a contradiction
+        // the operator should hear about, not a silent deny.
+        if let Some(i) = p
+            .models
+            .iter()
+            .position(|m| m.literal_tag().is_some_and(crate::model::is_cloud_tag_part))
+        {
+            return Err(ConfigError::at(
+                format!("{base}.models[{i}]"),
+                "names a cloud model, which this policy denies (set cloud = true to allow cloud models)",
+            ));
+        }
+    }
     if let Some(v) = raw.max_num_ctx {
         p.max_num_ctx = limit(&format!("{base}.max_num_ctx"), &v, positive_int)?;
     }

@@ -202,6 +202,26 @@ fn errors_name_the_key_path() {
             "whitespace",
         ),
         (
+            "[policies.user]\nmodels = [\"llama3.2\", \"[abc]\"]\n",
+            "policies.user.models[1]",
+            "model names use letters",
+        ),
+        (
+            "[policies.user]\nmodels = [\"llama3.2:\"]\n",
+            "policies.user.models[0]",
+            "can never match",
+        ),
+        (
+            "[policies.user]\nmodels = [\"llama3.2\", \"gpt-oss:120b-cloud\"]\n",
+            "policies.user.models[1]",
+            "set cloud = true",
+        ),
+        (
+            "[policies.apps]\ncloud = false\nmodels = [\"kimi:cloud\"]\n",
+            "policies.apps.models[0]",
+            "denies",
+        ),
+        (
             "[policies.\"Bad Name\"]\n",
             "policies.Bad Name",
             "policy names use only",

@@ -99,6 +99,56 @@ fn globs() {
 }
 
 #[test]
+fn patterns_for_library_models_never_reach_another_registry() {
+    // Ollama reads `llama3.2:8443/attacker/x` as host `llama3.2:8443`, namespace `attacker`.
+    for pat in [
+        "llama3.2",
+        "llama3.2:*",
+        "llama*",
+        "*llama*",
+        "qwen*",
+        "*:latest",
+        "*/*",
+        "l?ama3.2",
+    ] {
+        let pat = p(pat);
+        for name in [
+            "llama3.2:8443/attacker/leak_model_0",
+            "llama3.2:x/evil/payload",
+            "llama3.2.evil.com/attacker/llama3.2",
+            "qwen.example.com/x/y:latest",
+            "qwen:8443/a/b",
+            "10.0.0.5:8443/library/llama3.2",
+        ] {
+            assert!(!pat.matches(name), "{pat} matched {name}");
+        }
+    }
+    // A pattern that names a host reaches that host's models, and `*` reaches everything.
+    assert!(p("hf.co/*").matches("hf.co/bartowski/qwen:q4_k_m"));
+    assert!(p("hf.co/bartowski/*").matches("hf.co/bartowski/qwen:q4_k_m"));
+    assert!(!p("hf.co/*").matches("hf.co.evil.com/bartowski/qwen"));
+    assert!(p("10.0.0.5:8443/*").matches("10.0.0.5:8443/attacker/x"));
+    assert!(p("localhost/*").matches("localhost/ns/x:1"));
+    assert!(p("*/*/*").matches("10.0.0.5:8443/attacker/x"));
+    assert!(p("*").matches("llama3.2:8443/attacker/leak_model_0"));
+    // Namespaces on the default registry are names like any other.
+    assert!(p("jmorgan/*").matches("registry.ollama.ai/jmorgan/x:7b"));
+    assert!(p("*llama*").matches("someone/codellama:7b"));
+}
+
+#[test]
+fn the_tag_is_matched_as_a_tag() {
+    assert!(p("qwen*:7b").matches("qwen2.5:7b"));
+    assert!(!p("qwen*:7b").matches("qwen2.5:7b-instruct"));
+    assert!(!p("*:7b").matches("x:8443/a/b:7b"));
+    assert!(p("llama3.2:*").matches("llama3.2"));
+    assert!(!p("llama3.2:*").matches("llama3.2.1:latest"));
+    assert_eq!(p("gpt-oss:120b-cloud").literal_tag(), Some("120b-cloud"));
+    assert_eq!(p("gpt-oss:*-cloud").literal_tag(), None);
+    assert_eq!(p("gpt-oss").literal_tag(), None);
+}
+
+#[test]
 fn pathological_glob_is_fast() {
     let pat = p(&format!("{}b", "*a".repeat(100)));
     let name = "a".repeat(500);
@@ -118,6 +168,27 @@ fn bad_patterns() {
     );
     assert_eq!(p("Llama").as_str(), "Llama");
     assert_eq!(p("Llama").to_string(), "Llama");
+    for bad in ["[abc]", "llama{3,4}", "ünï", "a\\b", "x,y", "a@b"] {
+        assert!(
+            matches!(ModelPattern::parse(bad), Err(PatternError::NotNameChar(_))),
+            "{bad}"
+        );
+    }
+    for never in [
+        "llama3.2:",
+        "a//b",
+        ":latest",
+        "/x",
+        "x/",
+        "library/",
+        "registry.ollama.ai/",
+    ] {
+        assert_eq!(
+            ModelPattern::parse(never),
+            Err(PatternError::EmptyPart),
+            "{never}"
+        );
+    }
 }
 
 #[test]
