@@ -21,6 +21,8 @@ struct State {
     known: HashSet<String>,
     remote: HashSet<String>,
     fetched: Option<Instant>,
+    /// The last refresh failed: a model not in `known` may be remote for all the gate knows.
+    failed: bool,
 }
 
 /// Model names known upstream, normalised.
@@ -55,15 +57,10 @@ impl Default for Catalogue {
 
 impl Catalogue {
     /// Replaces the catalogue from an `/api/tags` body. An unreadable body leaves it unchanged
-    /// (but counts as a refresh attempt, so a broken upstream is not asked again at once).
+    /// and counts as a failed refresh (see [`Catalogue::refresh_failed`]).
     pub fn update_from_tags(&self, body: &[u8], at: Instant) {
         let Ok(tags) = serde_json::from_slice::<Tags>(body) else {
-            let old = self.state.load();
-            self.state.store(Arc::new(State {
-                known: old.known.clone(),
-                remote: old.remote.clone(),
-                fetched: Some(at),
-            }));
+            self.refresh_failed(at);
             return;
         };
         let mut known = HashSet::with_capacity(tags.models.len() * 2);
@@ -80,7 +77,28 @@ impl Catalogue {
             known,
             remote,
             fetched: Some(at),
+            failed: false,
         }));
+    }
+
+    /// Records a refresh that got no model list: the known names stay, the attempt counts (so
+    /// a broken upstream is not asked again at once), and unknown names are unverified until a
+    /// refresh succeeds.
+    pub fn refresh_failed(&self, at: Instant) {
+        let old = self.state.load();
+        self.state.store(Arc::new(State {
+            known: old.known.clone(),
+            remote: old.remote.clone(),
+            fetched: Some(at),
+            failed: true,
+        }));
+    }
+
+    /// True when the last refresh failed and `name` is not a model the catalogue knows: whether
+    /// it is remote cannot be told.
+    pub fn unverified(&self, name: &str) -> bool {
+        let state = self.state.load();
+        state.failed && !state.known.contains(normalized(name).as_ref())
     }
 
     /// True when `name` is a remote model as far as the catalogue knows.

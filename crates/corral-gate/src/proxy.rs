@@ -157,10 +157,15 @@ async fn serve(
     // 4. Decision.
     let named = inspected.model_name(&m);
     if let Some(name) = &named {
-        if !policy.cloud {
+        // Only for a model the allow-list lets through: a refused one is refused without any
+        // upstream contact.
+        if !policy.cloud && policy.allows_model(name) {
             refresh_catalogue_if_unknown(shared, name).await;
         }
     }
+    // Named in the record (normalised, as for allowed requests) even when refused: who asked
+    // for which model is the point of a denial.
+    ctx.model = named.as_deref().map(corral_policy::model::normalize);
     let is_remote = |name: &str| shared.catalogue.is_remote(name);
     let verdict = decide::evaluate(&policy, &m, inspected.json.as_mut(), &is_remote)
         .map_err(|d| Failure::new(d.status, d.rule, d.message))?;
@@ -170,6 +175,16 @@ async fn serve(
         modified,
         clamps,
     } = verdict;
+    if let Some(name) = &model {
+        if !policy.cloud && shared.catalogue.unverified(name) {
+            return Err(Failure::new(
+                502,
+                "catalogue_unavailable",
+                "cannot tell whether the model is a cloud model: the upstream's model list is unavailable",
+            )
+            .into());
+        }
+    }
     ctx.model = model.or(named);
     ctx.stream = stream;
     ctx.clamps = clamps;
@@ -421,21 +436,23 @@ async fn refresh_catalogue_if_unknown(shared: &Shared, name: &str) {
         )?;
         let timeout = shared.idle_timeout.min(CATALOGUE_FETCH_TIMEOUT);
         let resp = forward::send(&shared.client, req, timeout).await?;
-        if resp.status() != StatusCode::OK {
-            return Err(Failure::upstream_unavailable());
+        match resp.status() {
+            StatusCode::OK => {}
+            StatusCode::NOT_FOUND => return Ok(None),
+            _ => return Err(Failure::upstream_unavailable()),
         }
         let body = collect_bounded(resp.into_body(), LISTING_MAX, timeout).await?;
-        Ok(body)
+        Ok(Some(body))
     }
     .await;
-    let body = match fetched {
-        Ok(body) => body,
+    let now = std::time::Instant::now();
+    match fetched {
+        Ok(Some(body)) => shared.catalogue.update_from_tags(&body, now),
+        // Not an Ollama server (an OpenAI-compatible one): it has no remote models.
+        Ok(None) => shared.catalogue.update_from_tags(b"{\"models\":[]}", now),
         Err(_) => {
             tracing::warn!("cannot refresh the model catalogue from upstream /api/tags");
-            Bytes::new()
+            shared.catalogue.refresh_failed(now);
         }
-    };
-    shared
-        .catalogue
-        .update_from_tags(&body, std::time::Instant::now());
+    }
 }

@@ -430,3 +430,137 @@ async fn builtin_user_has_cloud_denied_too() {
         .await;
     assert_refused(&h, &r, "cloud_denied", "builtin user, cloud model");
 }
+
+/// An upstream that answers `/api/tags` with `tags_status` and everything else with a small
+/// chat answer; returns its URL and the request lines it saw.
+async fn tags_upstream(
+    tags_status: u16,
+) -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = std::sync::Arc::clone(&seen);
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut s, _)) = listener.accept().await else {
+                return;
+            };
+            let log = std::sync::Arc::clone(&log);
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                // Head, then the body its Content-Length announces.
+                let (head_end, len) = loop {
+                    let Ok(n) = s.read(&mut chunk).await else {
+                        return;
+                    };
+                    if n == 0 {
+                        return;
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                    if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                        let head = String::from_utf8_lossy(&buf[..i]).to_ascii_lowercase();
+                        let len = head
+                            .lines()
+                            .find_map(|l| l.strip_prefix("content-length:"))
+                            .map_or(0, |v| v.trim().parse::<usize>().unwrap());
+                        break (i + 4, len);
+                    }
+                };
+                while buf.len() < head_end + len {
+                    let Ok(n) = s.read(&mut chunk).await else {
+                        return;
+                    };
+                    if n == 0 {
+                        return;
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                }
+                let line =
+                    String::from_utf8_lossy(&buf[..buf.iter().position(|&b| b == b'\r').unwrap()])
+                        .to_string();
+                let (status, body) = if line.contains("/api/tags") {
+                    (tags_status, r#"{"models":[]}"#.to_string())
+                } else {
+                    (200, r#"{"model":"llama3.2:latest","message":{"role":"assistant","content":"hi"},"done":true,"prompt_eval_count":3,"eval_count":1}"#.to_string())
+                };
+                log.lock().unwrap().push(line);
+                let resp = format!(
+                    "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = s.write_all(resp.as_bytes()).await;
+            });
+        }
+    });
+    (url, seen)
+}
+
+#[tokio::test]
+async fn an_unknown_model_is_refused_while_the_upstream_model_list_cannot_be_read() {
+    let (url, seen) = tags_upstream(500).await;
+    let mut h = Harness::builder()
+        .config(POLICIES)
+        .upstream(&url)
+        .start()
+        .await;
+    let r = h
+        .post_json("/api/chat", "alice", &chat_body("llama3.2", false))
+        .await;
+    assert_eq!(r.status, 502, "{}", r.text());
+    assert!(r.json()["error"].as_str().unwrap().contains("model list"));
+    let lines = seen.lock().unwrap().clone();
+    assert_eq!(
+        lines,
+        vec!["GET /api/tags HTTP/1.1".to_string()],
+        "the chat never went upstream"
+    );
+    let rec = h
+        .wait_audit(T, |r| r["corral"]["reason"] == "catalogue_unavailable")
+        .await
+        .expect("the refusal is recorded");
+    assert_eq!(rec["corral"]["model"], "llama3.2:latest");
+    // A policy that allows cloud models has nothing to verify.
+    let r = h
+        .post_json("/api/chat", "cleo", &chat_body("llama3.2", false))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn an_upstream_without_a_model_list_has_no_remote_models() {
+    // An OpenAI-compatible server answers /api/tags with 404: nothing there can be remote.
+    let (url, seen) = tags_upstream(404).await;
+    let mut h = Harness::builder()
+        .config(POLICIES)
+        .upstream(&url)
+        .start()
+        .await;
+    let r = h
+        .post_json("/api/chat", "alice", &chat_body("llama3.2", false))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let lines = seen.lock().unwrap().clone();
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert!(lines[0].starts_with("GET /api/tags"));
+    assert!(lines[1].starts_with("POST /api/chat"));
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn a_model_the_allow_list_refuses_costs_no_upstream_request_and_is_recorded() {
+    let mut h = Harness::with_policies().await;
+    let r = h
+        .post_json("/api/chat", "alice", &chat_body("secret-model", false))
+        .await;
+    assert_refused(&h, &r, "model_not_allowed", "secret-model for alice");
+    assert_eq!(h.mock.request_count(), 0, "not even a catalogue refresh");
+    let rec = h
+        .wait_audit(T, |r| r["corral"]["reason"] == "model_not_allowed")
+        .await
+        .expect("the refusal is recorded");
+    assert_eq!(rec["corral"]["model"], "secret-model:latest");
+    h.stop().await;
+}
