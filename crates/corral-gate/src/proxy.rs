@@ -80,7 +80,9 @@ pub async fn handle(
     let resp = match Box::pin(serve(&shared, &mut ctx, req)).await {
         Ok(resp) => resp,
         Err(Refusal { failure, allow }) => {
-            ctx.reason = Some(failure.rule);
+            // A reason set on the way (why a key was refused) is more precise than the rule
+            // the client is told (always `unauthenticated` for a key).
+            ctx.reason.get_or_insert(failure.rule);
             if ctx.decision == Decision::Allowed {
                 ctx.decision = Decision::Failed;
             }

@@ -117,6 +117,34 @@ async fn revoked_key_is_refused() {
     }
     // Other keys are unaffected.
     assert_eq!(tags_with(&h, Some(&h.bearer("root"))).await.status, 200);
+    // The client hears `unauthenticated`; the record says why.
+    let rec = h
+        .wait_audit(T, |r| r["corral"]["reason"] == "revoked_key")
+        .await
+        .expect("the revoked key is recorded as such");
+    assert_eq!(rec["http"]["response"]["status_code"], 401);
+}
+
+#[tokio::test]
+async fn the_record_of_a_refused_key_says_why() {
+    let h = Harness::start().await;
+    let key = h.key("alice").to_string();
+    let mut tampered = key.clone();
+    let last = tampered.pop().unwrap();
+    tampered.push(if last == 'a' { 'b' } else { 'a' });
+    for (auth, reason) in [
+        ("Bearer sk-proj-abcdef".to_string(), "malformed_key"),
+        (format!("Bearer {tampered}"), "unknown_key"),
+    ] {
+        assert_401(&tags_with(&h, Some(&auth)).await, reason);
+        h.wait_audit(T, |r| r["corral"]["reason"] == reason)
+            .await
+            .unwrap_or_else(|| panic!("no record with reason {reason}"));
+    }
+    assert_401(&tags_with(&h, None).await, "no key");
+    h.wait_audit(T, |r| r["corral"]["reason"] == "unauthenticated")
+        .await
+        .expect("a request without a key is recorded as unauthenticated");
 }
 
 #[tokio::test]
