@@ -67,7 +67,7 @@ pub struct ServeArgs {
     #[arg(long)]
     pub allow_plaintext: bool,
     /// Longest silence allowed from upstream between chunks (and before the first), e.g. 5m
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", value_parser = parse_timeout)]
     pub idle_timeout: Option<std::time::Duration>,
     /// Audit log file [default: DATA_DIR/audit.ndjson, or audit.path]
     #[arg(long, value_name = "FILE")]
@@ -136,4 +136,13 @@ pub enum ConfigCommand {
 
 fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
     humantime::parse_duration(s).map_err(|e| format!("{e} (examples: 30s, 5m, 12h, 30d)"))
+}
+
+/// A timeout: a duration greater than zero (a zero idle timeout would cut every stream).
+fn parse_timeout(s: &str) -> Result<std::time::Duration, String> {
+    let d = parse_duration(s)?;
+    if d.is_zero() {
+        return Err("must be greater than zero".to_string());
+    }
+    Ok(d)
 }

@@ -179,6 +179,20 @@ fn serve_refuses_plaintext_on_a_public_address_before_listening() {
 }
 
 #[test]
+fn serve_refuses_a_zero_idle_timeout_before_listening() {
+    let dir = tempfile::tempdir().unwrap();
+    for zero in ["0s", "0ms", "0m"] {
+        corral(dir.path())
+            .args(["serve", "--listen", "127.0.0.1:0", "--idle-timeout", zero])
+            .timeout(std::time::Duration::from_secs(30))
+            .assert()
+            .code(2)
+            .stdout(predicate::str::is_empty())
+            .stderr(predicate::str::contains("must be greater than zero"));
+    }
+}
+
+#[test]
 fn audit_verify_fails_on_a_file_that_is_not_a_log() {
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("audit.ndjson");
