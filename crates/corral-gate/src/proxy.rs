@@ -236,8 +236,9 @@ async fn serve(
             if matches!(format, ResponseFormat::Ndjson | ResponseFormat::Sse) {
                 ctx.stream = true;
             }
-            let tap = (m.route.class == route::EndpointClass::Inference).then_some(format);
-            let body = GateBody::streaming(up_body, shared.idle_timeout, tap);
+            let tap = m.route.class == route::EndpointClass::Inference;
+            let body =
+                GateBody::streaming(up_body, shared.idle_timeout, format, m.route.dialect, tap);
             let mut resp = Response::new(body);
             *resp.status_mut() = up_parts.status;
             *resp.headers_mut() = client_response_headers(&up_parts.headers, true);

@@ -2,6 +2,12 @@
 //! listings) or the upstream body passed through chunk by chunk. Dropping it drops the upstream
 //! body, which closes the upstream connection: a client that leaves cancels the generation.
 //! When it is dropped, finished or not, it emits the request's audit record.
+//!
+//! A stream that fails after it started (the upstream goes quiet past the idle timeout, or its
+//! connection breaks) ends with an error event in the client's dialect, as Ollama ends its own
+//! failed streams, so clients raise an API error instead of a transport error: NDJSON gets
+//! `{"error":"..."}`, OpenAI SSE a `data: {"error":{...}}` event, Anthropic SSE an `error`
+//! event. A length-delimited body cannot be extended, so it is cut short instead.
 
 use std::future::Future as _;
 use std::pin::Pin;
@@ -9,6 +15,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
+use corral_policy::route::Dialect;
 use corral_policy::usage::{ResponseFormat, UsageTap};
 use http_body::{Body, Frame, SizeHint};
 use tokio::time::{Instant, Sleep};
@@ -46,6 +53,10 @@ struct Streaming {
     timeout: Duration,
     /// The upstream body failed; reported on the next poll, after hyper has flushed.
     failed: bool,
+    /// How to end this stream with an error event; `None` when it cannot take one.
+    farewell: Option<(Dialect, ResponseFormat)>,
+    /// The error event has been sent: the body is over.
+    done: bool,
 }
 
 /// Response body of every gate response.
@@ -69,12 +80,18 @@ impl GateBody {
         }
     }
 
-    /// The upstream body, passed through with an idle timeout between chunks and a usage tap.
+    /// The upstream body, passed through with an idle timeout between chunks; `tap` counts
+    /// tokens in a body of that format. A streamed (NDJSON or SSE) body without a length that
+    /// fails midway ends with an error event in `dialect`.
     pub fn streaming(
         upstream: UpstreamBody,
         timeout: Duration,
-        format: Option<ResponseFormat>,
+        format: ResponseFormat,
+        dialect: Dialect,
+        tap: bool,
     ) -> GateBody {
+        let farewell = (format != ResponseFormat::Json && upstream.size_hint().exact().is_none())
+            .then_some((dialect, format));
         GateBody {
             kind: Kind::Stream(Streaming {
                 upstream,
@@ -82,8 +99,10 @@ impl GateBody {
                 last_data: Instant::now(),
                 timeout,
                 failed: false,
+                farewell,
+                done: false,
             }),
-            tap: format.map(UsageTap::new),
+            tap: tap.then(|| UsageTap::new(format)),
             bytes_out: 0,
             ending: None,
             audit: None,
@@ -135,6 +154,9 @@ impl Body for GateBody {
                 }
             },
             Kind::Stream(s) => loop {
+                if s.done {
+                    return Poll::Ready(None);
+                }
                 if s.failed {
                     *ending = Some(Ending::UpstreamError);
                     return Poll::Ready(Some(Err(Box::new(StreamError::Upstream))));
@@ -150,6 +172,14 @@ impl Body for GateBody {
                         Err(_) => continue,
                     },
                     Poll::Ready(Some(Err(_))) => {
+                        if let Some(last) = s.farewell.take() {
+                            *ending = Some(Ending::UpstreamError);
+                            s.done = true;
+                            return Poll::Ready(Some(Ok(Frame::data(error_event(
+                                last,
+                                StreamError::Upstream,
+                            )))));
+                        }
                         // hyper drops output it has not yet written when a body fails. Pause
                         // once so the head and the chunks before the failure reach the
                         // client, which then sees the answer cut short rather than none.
@@ -171,6 +201,13 @@ impl Body for GateBody {
                         }
                         if idle.as_mut().poll(cx).is_ready() {
                             *ending = Some(Ending::IdleTimeout);
+                            if let Some(last) = s.farewell.take() {
+                                s.done = true;
+                                return Poll::Ready(Some(Ok(Frame::data(error_event(
+                                    last,
+                                    StreamError::IdleTimeout,
+                                )))));
+                            }
                             return Poll::Ready(Some(Err(Box::new(StreamError::IdleTimeout))));
                         }
                         return Poll::Pending;
@@ -183,7 +220,7 @@ impl Body for GateBody {
     fn is_end_stream(&self) -> bool {
         match &self.kind {
             Kind::Full(slot) => slot.is_none(),
-            Kind::Stream(s) => s.upstream.is_end_stream(),
+            Kind::Stream(s) => s.done || s.upstream.is_end_stream(),
         }
     }
 
@@ -194,6 +231,27 @@ impl Body for GateBody {
             Kind::Stream(s) => s.upstream.size_hint(),
         }
     }
+}
+
+/// The last event of a stream that failed midway, in the client's dialect and framing.
+fn error_event((dialect, format): (Dialect, ResponseFormat), e: StreamError) -> Bytes {
+    let message = e.to_string();
+    let code = match e {
+        StreamError::IdleTimeout => "upstream_idle_timeout",
+        StreamError::Upstream => "upstream_stream_error",
+    };
+    let text = match (format, dialect) {
+        (ResponseFormat::Sse, Dialect::Anthropic) => format!(
+            "event: error\ndata: {}\n\n",
+            serde_json::json!({"type": "error", "error": {"type": "api_error", "message": message}})
+        ),
+        (ResponseFormat::Sse, _) => format!(
+            "data: {}\n\n",
+            serde_json::json!({"error": {"message": message, "type": "api_error", "param": null, "code": code}})
+        ),
+        _ => format!("{}\n", serde_json::json!({ "error": message })),
+    };
+    Bytes::from(text)
 }
 
 impl Drop for GateBody {

@@ -213,13 +213,18 @@ async fn mid_stream_stall_ends_the_stream_after_the_idle_timeout() {
     let mut body = resp.into_body();
     let first = next_data(&mut body, T).await.unwrap().unwrap();
     assert!(!first.is_empty());
-    // Then nothing: the gate must end the stream (cleanly or not) soon after 500 ms of silence.
-    let end = read_all(&mut body, Duration::from_secs(5)).await;
+    // Then nothing: the gate ends the stream soon after 500 ms of silence, with an error line
+    // as Ollama ends its own failed streams.
+    let rest = read_all(&mut body, Duration::from_secs(5)).await.unwrap();
     let took = started.elapsed();
     assert!(took < Duration::from_secs(3), "stream ended after {took:?}");
-    if let Ok(rest) = end {
-        assert!(!String::from_utf8_lossy(&rest).contains("\"done\":true"));
-    }
+    let rest = String::from_utf8_lossy(&rest);
+    assert!(!rest.contains("\"done\":true"));
+    let last: serde_json::Value = serde_json::from_str(rest.lines().last().unwrap()).unwrap();
+    assert_eq!(
+        last,
+        serde_json::json!({"error": "upstream idle for longer than the idle timeout"})
+    );
     // And the upstream request is abandoned, not left hanging.
     assert!(h
         .mock
@@ -250,13 +255,49 @@ async fn upstream_abort_mid_stream_is_not_presented_as_a_complete_answer() {
             }
         }
     };
-    assert_ne!(
-        outcome, "timed out",
-        "the stream hung after the upstream aborted"
-    );
-    assert!(!String::from_utf8_lossy(&got).contains("\"done\":true"));
-    // A truncated chunked body must be reported as an error, not as a normal end.
-    assert_eq!(outcome, "error", "truncation hidden from the client");
+    assert_eq!(outcome, "clean end", "the stream ends with an error line");
+    let got = String::from_utf8_lossy(&got);
+    assert!(!got.contains("\"done\":true"));
+    // The cut is reported in the API's own shape, not hidden and not as a broken connection.
+    let last: serde_json::Value = serde_json::from_str(got.lines().last().unwrap()).unwrap();
+    assert_eq!(last, serde_json::json!({"error": "upstream stream failed"}));
+    let rec = h
+        .wait_audit(T, |r| r["corral"]["reason"] == "upstream_stream_error")
+        .await
+        .expect("recorded as an upstream failure");
+    assert_eq!(rec["event"]["outcome"], "failure");
+}
+
+#[tokio::test]
+async fn a_stalled_sse_stream_ends_with_an_error_event_in_its_dialect() {
+    let h = Harness::builder()
+        .idle_timeout(Duration::from_millis(400))
+        .start()
+        .await;
+    let openai = serde_json::json!({"model": "stall", "stream": true,
+        "messages": [{"role": "user", "content": "hi"}]});
+    let anthropic = serde_json::json!({"model": "stall", "stream": true, "max_tokens": 16,
+        "messages": [{"role": "user", "content": "hi"}]});
+    for (path, body, want) in [
+        (
+            "/v1/chat/completions",
+            openai,
+            "data: {\"error\":{\"code\":\"upstream_idle_timeout\",\"message\":\"upstream idle for longer than the idle timeout\",\"param\":null,\"type\":\"api_error\"}}\n\n",
+        ),
+        (
+            "/v1/messages",
+            anthropic,
+            "event: error\ndata: {\"error\":{\"message\":\"upstream idle for longer than the idle timeout\",\"type\":\"api_error\"},\"type\":\"error\"}\n\n",
+        ),
+    ] {
+        let (resp, _c) = h.stream_json(path, "alice", &body).await;
+        assert_eq!(resp.status(), 200, "{path}");
+        let mut b = resp.into_body();
+        let all = read_all(&mut b, Duration::from_secs(5)).await.unwrap();
+        let all = String::from_utf8_lossy(&all);
+        assert!(all.ends_with(want), "{path}: {all}");
+        assert!(all.len() > want.len(), "{path}: chunks before the error");
+    }
 }
 
 #[tokio::test]
