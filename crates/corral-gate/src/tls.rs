@@ -66,7 +66,23 @@ fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, GateError> {
 
 fn load_key(path: &Path) -> Result<PrivateKeyDer<'static>, GateError> {
     let mut reader = open("key", path)?;
-    match rustls_pemfile::private_key(&mut reader) {
+    let mut text = Vec::new();
+    std::io::Read::read_to_end(&mut reader, &mut text).map_err(|source| GateError::TlsRead {
+        what: "key",
+        path: path.to_owned(),
+        source,
+    })?;
+    if is_encrypted_pem(&text) {
+        return Err(GateError::TlsInvalid {
+            what: "key",
+            path: path.to_owned(),
+            reason:
+                "the private key is encrypted; corral needs it unencrypted (e.g. `openssl pkey \
+                     -in KEY -out KEY.plain`, then keep KEY.plain readable by corral only)"
+                    .to_owned(),
+        });
+    }
+    match rustls_pemfile::private_key(&mut text.as_slice()) {
         Ok(Some(key)) => Ok(key),
         Ok(None) => Err(GateError::TlsInvalid {
             what: "key",
@@ -83,10 +99,22 @@ fn load_key(path: &Path) -> Result<PrivateKeyDer<'static>, GateError> {
     }
 }
 
+/// PKCS#8 `ENCRYPTED PRIVATE KEY` blocks and legacy OpenSSL `Proc-Type: 4,ENCRYPTED` headers.
+fn is_encrypted_pem(text: &[u8]) -> bool {
+    let has = |needle: &[u8]| text.windows(needle.len()).any(|w| w == needle);
+    has(b"-----BEGIN ENCRYPTED PRIVATE KEY-----") || has(b"Proc-Type: 4,ENCRYPTED")
+}
+
 fn describe_pair_error(e: &rustls::Error) -> String {
     match e {
         rustls::Error::InconsistentKeys(_) => {
             "the private key does not belong to the certificate".to_owned()
+        }
+        // ring refuses RSA keys under 2048 bits and curves it does not implement with this text.
+        rustls::Error::General(m) if m.contains("failed to parse private key") => {
+            "the private key's type or size is not supported (use RSA of 2048 bits or more, \
+             ECDSA P-256 or P-384, or Ed25519)"
+                .to_owned()
         }
         other => other.to_string(),
     }
@@ -180,5 +208,39 @@ mod tests {
             matches!(mismatched, GateError::TlsConfig { .. }),
             "{mismatched}"
         );
+    }
+
+    #[test]
+    fn an_encrypted_key_is_named_as_such() {
+        let dir = tempfile::tempdir().unwrap();
+        let (cert, _) = pair();
+        let cert_p = write(dir.path(), "cert.pem", &cert);
+        for (name, text) in [
+            (
+                "pkcs8.pem",
+                "-----BEGIN ENCRYPTED PRIVATE KEY-----\nMIIFHDBOBgkqhkiG9w0BBQ0wQTApBgkqhkiG9w0BBQwwHAQI\n-----END ENCRYPTED PRIVATE KEY-----\n",
+            ),
+            (
+                "legacy.pem",
+                "-----BEGIN RSA PRIVATE KEY-----\nProc-Type: 4,ENCRYPTED\nDEK-Info: AES-256-CBC,00112233445566778899AABBCCDDEEFF\n\nAAAA\n-----END RSA PRIVATE KEY-----\n",
+            ),
+        ] {
+            let err = server_config(&TlsFiles {
+                cert: cert_p.clone(),
+                key: write(dir.path(), name, text),
+            })
+            .unwrap_err();
+            assert!(err.to_string().contains("is encrypted"), "{name}: {err}");
+            assert!(err.to_string().contains(name), "{err}");
+        }
+    }
+
+    #[test]
+    fn an_unsupported_key_says_which_keys_work() {
+        let e =
+            rustls::Error::General("failed to parse private key as RSA, ECDSA, or EdDSA".into());
+        let text = describe_pair_error(&e);
+        assert!(text.contains("2048 bits"), "{text}");
+        assert!(!text.contains("unexpected error"), "{text}");
     }
 }

@@ -26,10 +26,25 @@ fn main() -> ExitCode {
                 return ExitCode::SUCCESS;
             }
             let mut stderr = std::io::stderr().lock();
-            let _ = writeln!(stderr, "corral: {err:#}");
+            let _ = writeln!(stderr, "corral: {}", describe(&err));
             ExitCode::from(2)
         }
     }
+}
+
+/// The error and its causes, each said once: many errors already name their cause in their own
+/// message, and repeating it (`No such file or directory: No such file or directory`) only
+/// makes the message harder to read.
+fn describe(err: &anyhow::Error) -> String {
+    let mut out = err.to_string();
+    for cause in err.chain().skip(1) {
+        let text = cause.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+    }
+    out
 }
 
 fn is_broken_pipe(err: &anyhow::Error) -> bool {
@@ -38,4 +53,42 @@ fn is_broken_pipe(err: &anyhow::Error) -> bool {
             .downcast_ref::<std::io::Error>()
             .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
     })
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+
+    /// An error that names its cause in its message and also reports it as its source.
+    #[derive(Debug)]
+    struct Named {
+        path: &'static str,
+        source: std::io::Error,
+    }
+
+    impl std::fmt::Display for Named {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "cannot read {}: {}", self.path, self.source)
+        }
+    }
+
+    impl std::error::Error for Named {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            Some(&self.source)
+        }
+    }
+
+    #[test]
+    fn each_cause_is_said_once() {
+        let io = std::io::Error::new(std::io::ErrorKind::NotFound, "no such file");
+        let err = anyhow::Error::new(Named {
+            path: "a.pem",
+            source: io,
+        })
+        .context("TLS");
+        assert_eq!(describe(&err), "TLS: cannot read a.pem: no such file");
+        let plain = anyhow::anyhow!("outer").context("top");
+        assert_eq!(describe(&plain), "top: outer");
+    }
 }
