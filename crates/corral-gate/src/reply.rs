@@ -77,11 +77,13 @@ pub fn error_body(dialect: Dialect, failure: &Failure) -> Vec<u8> {
                 "code": failure.rule,
             }
         }),
+        // Anthropic's shape, plus OpenAI's `code` (the rule), which Anthropic clients ignore.
         Dialect::Anthropic => json!({
             "type": "error",
             "error": {
                 "type": error_type(dialect, failure.status),
                 "message": failure.message,
+                "code": failure.rule,
             }
         }),
     };
@@ -103,6 +105,12 @@ pub fn error_response<B: From<Bytes>>(
         h.insert(
             WWW_AUTHENTICATE,
             HeaderValue::from_static("Bearer realm=\"corral\""),
+        );
+        // Tools that send credentials only after a Basic challenge (curl --anyauth, urllib's
+        // HTTPBasicAuthHandler) then send the key as the password.
+        h.append(
+            WWW_AUTHENTICATE,
+            HeaderValue::from_static("Basic realm=\"corral\", charset=\"UTF-8\""),
         );
     }
     if let Some(methods) = allow {
@@ -163,6 +171,7 @@ mod tests {
         let v = body(Dialect::Anthropic, &Failure::unauthorized());
         assert_eq!(v["type"], "error");
         assert_eq!(v["error"]["type"], "authentication_error");
+        assert_eq!(v["error"]["code"], "unauthenticated");
         assert!(v["error"]["message"].is_string());
         let v = body(Dialect::Anthropic, &Failure::upstream_timeout());
         assert_eq!(v["error"]["type"], "timeout_error");
@@ -174,7 +183,14 @@ mod tests {
     fn response_headers() {
         let r: Response<Bytes> = error_response(Dialect::Ollama, &Failure::unauthorized(), None);
         assert_eq!(r.status(), 401);
-        assert_eq!(r.headers()[WWW_AUTHENTICATE], "Bearer realm=\"corral\"");
+        let challenges: Vec<_> = r.headers().get_all(WWW_AUTHENTICATE).iter().collect();
+        assert_eq!(
+            challenges,
+            [
+                "Bearer realm=\"corral\"",
+                "Basic realm=\"corral\", charset=\"UTF-8\""
+            ]
+        );
         assert_eq!(r.headers()[CONTENT_TYPE], "application/json");
         let r: Response<Bytes> = error_response(
             Dialect::Ollama,

@@ -194,7 +194,7 @@ fn policy(name: &str, raw: RawPolicy) -> Result<Policy, ConfigError> {
         p.max_num_predict = limit(&format!("{base}.max_num_predict"), &v, positive_int)?;
     }
     if let Some(v) = raw.max_keep_alive {
-        p.max_keep_alive = limit(&format!("{base}.max_keep_alive"), &v, positive_duration)?;
+        p.max_keep_alive = limit(&format!("{base}.max_keep_alive"), &v, keep_alive_limit)?;
     }
     if let Some(v) = raw.max_body_bytes {
         p.max_body_bytes = limit(&format!("{base}.max_body_bytes"), &v, size)?;
@@ -253,6 +253,21 @@ fn positive_duration(path: &str, v: &toml::Value) -> Result<std::time::Duration,
             "must be a duration such as \"30s\", \"10m\" or \"1h 30m\", or a number of seconds",
         )),
     }
+}
+
+/// Longest duration Go's `time.Duration` holds (about 292 years): a clamp longer than this
+/// would be written as a value Ollama cannot parse.
+const GO_MAX_DURATION: std::time::Duration = std::time::Duration::from_nanos(i64::MAX as u64);
+
+fn keep_alive_limit(path: &str, v: &toml::Value) -> Result<std::time::Duration, ConfigError> {
+    let d = positive_duration(path, v)?;
+    if d > GO_MAX_DURATION {
+        return Err(ConfigError::at(
+            path,
+            "must be at most 2562047h (the longest duration Ollama can read)",
+        ));
+    }
+    Ok(d)
 }
 
 fn size(path: &str, v: &toml::Value) -> Result<u64, ConfigError> {

@@ -222,6 +222,11 @@ fn errors_name_the_key_path() {
             "denies",
         ),
         (
+            "[policies.user]\nmax_keep_alive = \"1000000000h\"\n",
+            "policies.user.max_keep_alive",
+            "at most 2562047h",
+        ),
+        (
             "[policies.\"Bad Name\"]\n",
             "policies.Bad Name",
             "policy names use only",

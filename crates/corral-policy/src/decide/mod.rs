@@ -180,6 +180,12 @@ fn check_model<'a>(
     name: &'a str,
     is_remote: &dyn Fn(&str) -> bool,
 ) -> Result<Cow<'a, str>, Denial> {
+    if name.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        // No model name has them; Ollama would refuse the name, so the gate does first.
+        return Err(Denial::bad_request(
+            "model name contains whitespace or control characters",
+        ));
+    }
     let n = model::normalized(name);
     if !policy.allows_normalized_model(&n) {
         return Err(Denial::new(

@@ -224,6 +224,27 @@ fn model_is_required_and_typed() {
 }
 
 #[test]
+fn model_names_with_whitespace_or_control_characters_are_bad_requests() {
+    for name in [
+        "llama3.2:latest\n",
+        "llama3.2 ",
+        " llama3.2",
+        "llama\u{0}3.2",
+        "llama\t3.2",
+        "a\u{85}b",
+    ] {
+        let d = denial(
+            &admin(),
+            "POST",
+            "/api/chat",
+            Some(json!({"model": name, "messages": []})),
+        );
+        assert_eq!((d.status, d.rule), (400, "bad_request"), "{name:?}");
+        assert!(!d.message.contains(name), "{name:?}");
+    }
+}
+
+#[test]
 fn old_clients_send_name() {
     let (v, _) = eval(
         &user(),
@@ -945,6 +966,15 @@ fn messages_never_echo_secrets_or_control_bytes() {
         Some(json!({"model": "crl_x\u{1b}[2J\"\\"})),
     );
     assert!(!d.message.contains('\u{1b}'));
+    // Without the control byte the name reaches the allow-list, whose message shows it
+    // sanitised: no quote or backslash from the name.
+    let d = denial(
+        &strict(),
+        "POST",
+        "/api/chat",
+        Some(json!({"model": "crl_x[2J\"\\"})),
+    );
+    assert_eq!(d.rule, "model_not_allowed");
     assert!(!d.message.contains('\\'));
     assert_eq!(d.message.matches('"').count(), 4, "{}", d.message);
     let d = denial(
