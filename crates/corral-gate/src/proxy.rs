@@ -165,19 +165,24 @@ async fn serve(
             refresh_catalogue_if_unknown(shared, name).await;
         }
     }
-    // Named in the record (normalised, as for allowed requests) even when refused: who asked
-    // for which model is the point of a denial.
-    ctx.model = named.as_deref().map(corral_policy::model::normalize);
     let is_remote = |name: &str| shared.catalogue.is_remote(name);
-    let verdict = decide::evaluate(&policy, &m, inspected.json.as_mut(), &is_remote)
-        .map_err(|d| Failure::new(d.status, d.rule, d.message))?;
+    let verdict = match decide::evaluate(&policy, &m, inspected.json.as_mut(), &is_remote) {
+        Ok(v) => v,
+        Err(d) => {
+            // Named in the record (normalised, as for allowed requests) even when refused: who
+            // asked for which model is the point of a denial.
+            ctx.model = named.as_deref().map(corral_policy::model::normalize);
+            return Err(Failure::new(d.status, d.rule, d.message).into());
+        }
+    };
     let Verdict {
         model,
         stream,
         modified,
         clamps,
     } = verdict;
-    if let Some(name) = &model {
+    ctx.model = model.or(named);
+    if let Some(name) = &ctx.model {
         if !policy.cloud && shared.catalogue.unverified(name) {
             return Err(Failure::new(
                 502,
@@ -187,7 +192,6 @@ async fn serve(
             .into());
         }
     }
-    ctx.model = model.or(named);
     ctx.stream = stream;
     ctx.clamps = clamps;
     let up_body = inspected.into_upstream(modified)?;
