@@ -267,17 +267,14 @@ impl Verifier {
                 Ok((link, true)) => {
                     if self.continues(link) {
                         let what = if lines == 1 {
-                            "torn line".to_string()
+                            "torn line (a write cut short by a crash)".to_string()
                         } else {
-                            format!("{lines} torn lines from here")
-                        };
-                        let after = match &self.last {
-                            Some(l) => format!("continuing from seq {}", l.seq),
-                            None => "where the chain checked starts".to_string(),
+                            format!("{lines} torn lines from here (writes cut short by crashes)")
                         };
                         let detail = format!(
-                            "{what} (a write cut short by a crash); the writer restarted the chain on {}, {after}",
-                            self.name(at, first)
+                            "{what}; the writer restarted the chain on {} to {}",
+                            self.name(at, first),
+                            follows(link.seq)
                         );
                         self.notice(first, detail);
                         self.recovered_at = Some(at);

@@ -261,9 +261,7 @@ fn a_torn_line_the_writer_recovered_from_is_a_notice_and_checking_goes_on() {
     assert_eq!(r.notices[0].line, 4);
     assert!(r.notices[0].detail.contains("torn line"), "{r}");
     assert!(
-        r.notices[0]
-            .detail
-            .contains("on line 5, continuing from seq 3"),
+        r.notices[0].detail.contains("on line 5 to follow seq 3"),
         "{r}"
     );
     let s = r.to_string();
