@@ -233,8 +233,9 @@ impl Verifier {
             Ok((link, _)) => Next::Record(link),
             Err(_) => Next::Other,
         };
-        match self.pending.take() {
-            None => {}
+        // Whether this line goes on to the chain check, once what was pending is settled.
+        let goes_on = match self.pending.take() {
+            None => true,
             Some(Pending::Gap {
                 mut problem,
                 expected,
@@ -253,7 +254,7 @@ impl Verifier {
                         found,
                     });
                 }
-                return;
+                false
             }
             Some(Pending::Torn { first, why, lines }) => match &checked {
                 Err(LineFault::Malformed(_)) => {
@@ -262,7 +263,7 @@ impl Verifier {
                         why,
                         lines: lines + 1,
                     });
-                    return;
+                    false
                 }
                 Ok((link, true)) => {
                     if self.continues(link) {
@@ -280,24 +281,23 @@ impl Verifier {
                         self.recovered_at = Some(at);
                     }
                     // A restart that does not continue the chain is reported by the chain
-                    // check below, at the restart record.
+                    // check, at the restart record.
+                    true
                 }
                 _ => {
                     self.fail(first, ProblemKind::Malformed, why.to_string());
-                    return;
+                    false
                 }
             },
             Some(Pending::Fork {
                 first,
                 second,
                 second_restarts,
-            }) => {
-                if !self.resolve_fork(first, second, second_restarts, &next) {
-                    return;
-                }
-            }
+            }) => self.resolve_fork(first, second, second_restarts, &next),
+        };
+        if goes_on {
+            self.record(checked, at);
         }
-        self.record(checked, at);
     }
 
     /// Whether `link` continues the chain right after the last record.
@@ -523,9 +523,7 @@ impl Verifier {
         match self.pending.take() {
             None => {}
             Some(Pending::Gap { problem, .. }) => {
-                if self.problem.is_none() {
-                    self.problem = Some(problem);
-                }
+                self.problem.get_or_insert(problem);
             }
             Some(Pending::Torn { first, why, .. }) => {
                 self.fail(first, ProblemKind::Malformed, why.to_string());
