@@ -31,8 +31,11 @@
 //!
 //! On open, the writer continues the chain from the last intact record. If the file ends in a
 //! torn or corrupt line (a crash mid-write), it terminates that line and appends an
-//! `event.action = "audit_restart"` record continuing from the last intact one; the verifier
-//! then reports the torn line as `truncated` rather than skipping it silently.
+//! `event.action = "audit_restart"` record continuing from the last intact one. The verifier
+//! reports such a torn line as a notice and goes on checking from the restart record, which
+//! must continue the chain from the last intact record before the torn line: records cannot be
+//! hidden behind a torn line. A line that is not a record and is not followed by such a
+//! restart record is a failure.
 
 mod canon;
 mod error;
@@ -47,7 +50,8 @@ pub use canon::GENESIS_PREV;
 pub use error::AuditError;
 pub use record::{action, redact_keys, AuditRecord, Decision, Outcome, Text, ECS_VERSION};
 pub use verify::{
-    verify, verify_bytes, Problem, ProblemKind, Verifier, VerifyReport, MAX_LINE_BYTES,
+    verify, verify_bytes, Notice, Problem, ProblemKind, Verifier, VerifyReport, MAX_LINE_BYTES,
+    MAX_NOTICES,
 };
 pub use writer::{AuditHandle, AuditLog, AuditWorker, Rotation, BATCH_INTERVAL, MAX_BATCH_DELAY};
 

@@ -1,142 +1,123 @@
 //! Checking a log (and its rotated files) against its hash chain.
+//!
+//! The verifier reads lines in order and keeps only the last record's link, so its memory does
+//! not grow with the log. Some findings can only be named once a later line is seen: a seq
+//! gap that a later line may fill (a drop or a reorder), lines that are not records (a crash's
+//! torn write, if the writer's `audit_restart` record follows), and two records that claim the
+//! same place in the chain (which one was inserted). Those wait in `Pending`.
 
-use std::fmt;
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 
-use crate::canon::{check_line, LineFault, GENESIS_PREV};
+use serde_json::Value;
+
+use crate::canon::{check_line, LineFault, Link, GENESIS_PREV};
 use crate::error::io_err;
 use crate::record::action;
 use crate::AuditError;
 
+mod report;
+
+pub use report::{Notice, Problem, ProblemKind, VerifyReport};
+
 /// Lines longer than this are refused without being buffered further.
 pub const MAX_LINE_BYTES: usize = 64 * 1024;
 
-/// What is wrong with a record.
+/// Notices kept in a report; further ones are only counted.
+pub const MAX_NOTICES: usize = 100;
+
+/// A line's position: index into the files fed, and 1-based line number.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ProblemKind {
-    /// The record's content no longer matches its hash.
-    Edited,
-    /// One or more records are missing before this one (seq gap, or `prev` does not match the
-    /// record before).
-    Dropped,
-    /// The record is out of order (its seq goes back, or a later line carries the missing seq).
-    Reordered,
-    /// Not JSON, or without valid chain fields.
-    Malformed,
-    /// The line was cut short (no final newline, or torn by a crash before a chain restart).
-    Truncated,
+struct Place {
+    file: usize,
+    line: u64,
 }
 
-impl fmt::Display for ProblemKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            ProblemKind::Edited => "edited",
-            ProblemKind::Dropped => "dropped",
-            ProblemKind::Reordered => "reordered",
-            ProblemKind::Malformed => "malformed",
-            ProblemKind::Truncated => "truncated",
-        })
-    }
+/// The last record accepted into the chain.
+#[derive(Debug)]
+struct Last {
+    seq: u64,
+    prev: String,
+    hash: String,
+    at: Place,
 }
 
-/// The first problem found, located by file and 1-based line number.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Problem {
-    pub file: PathBuf,
-    pub line: u64,
-    pub kind: ProblemKind,
-    pub detail: String,
+/// A finding whose name depends on lines still to come.
+#[derive(Debug)]
+enum Pending {
+    /// A record with a seq above the expected one: a drop, unless the expected seq turns up
+    /// later (a reorder).
+    Gap {
+        problem: Problem,
+        expected: u64,
+        found: u64,
+    },
+    /// Lines that are not records, from `first` on: a torn write if the writer's
+    /// `audit_restart` record follows and continues the chain; malformed otherwise.
+    Torn {
+        first: Place,
+        why: &'static str,
+        lines: u64,
+    },
+    /// `second` has the same seq and `prev` as `first`, the record before it. The record after
+    /// them shows which one the chain continues from, and so which one was inserted.
+    Fork {
+        first: Last,
+        second: Last,
+        /// `second` is an `audit_restart` record on the line right after `first`: the writer
+        /// found `first` without its final newline, took it for torn and restarted after the
+        /// record before it.
+        second_restarts: bool,
+    },
 }
 
-impl fmt::Display for Problem {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}:{}: {}: {}",
-            self.file.display(),
-            self.line,
-            self.kind,
-            self.detail
-        )
-    }
+/// What follows a pending finding.
+enum Next<'a> {
+    Record(&'a Link),
+    Other,
+    End,
 }
 
-/// Result of a verification. `records` counts the records found intact before the first problem
-/// (all of them when there is none).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct VerifyReport {
-    pub records: u64,
-    pub files: usize,
-    pub first_problem: Option<Problem>,
-    /// Seq of the first and last intact record.
-    pub first_seq: Option<u64>,
-    pub last_seq: Option<u64>,
-    /// True when the first record is the start of a log (`prev` = 64 zeros). False when earlier
-    /// records live in rotated files that were not given or have been removed.
-    pub from_genesis: bool,
-}
+const CRLF: &str = "the line ends in CR (the file was converted to CRLF line endings); \
+                    convert it back to LF endings and verify again";
 
-impl VerifyReport {
-    pub fn is_ok(&self) -> bool {
-        self.first_problem.is_none()
-    }
-}
-
-impl fmt::Display for VerifyReport {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.first_problem {
-            Some(p) => write!(
-                f,
-                "FAILED: {p}\n{} record(s) in {} file(s) verified before it",
-                self.records, self.files
-            ),
-            None => {
-                write!(
-                    f,
-                    "OK: {} record(s) in {} file(s) verified",
-                    self.records, self.files
-                )?;
-                if let (Some(a), Some(b)) = (self.first_seq, self.last_seq) {
-                    write!(f, ", seq {a}..{b}")?;
-                    if !self.from_genesis {
-                        write!(
-                            f,
-                            " (the chain starts at seq {a}; earlier records are in files not given)"
-                        )?;
-                    }
-                }
-                Ok(())
-            }
+/// Checks one line on its own; `Ok` carries whether it is an `audit_restart` record.
+fn check(line: &[u8]) -> Result<(Link, bool), LineFault> {
+    if let Some(body) = line.strip_suffix(b"\r") {
+        if check_line(body).is_ok() {
+            return Err(LineFault::Edited(CRLF));
         }
     }
+    let (link, v) = check_line(line)?;
+    let restart = v.pointer("/event/action").and_then(Value::as_str) == Some(action::AUDIT_RESTART);
+    Ok((link, restart))
 }
 
-/// A record seen with a seq above the expected one; whether it is a drop or a reorder depends on
-/// whether the expected seq turns up later.
-#[derive(Debug)]
-struct Gap {
-    problem: Problem,
-    expected: u64,
-    found: u64,
+/// What a record with seq `seq` claims to follow, as a verb phrase.
+fn follows(seq: u64) -> String {
+    if seq <= 1 {
+        "start the log".to_string()
+    } else {
+        format!("follow seq {}", seq - 1)
+    }
 }
-
-/// A malformed line is a torn record if the writer restarted its chain on the next line.
-#[derive(Debug)]
-struct Suspect(Problem);
 
 /// Incremental verifier: feed files oldest first, then [`Verifier::finish`].
 #[derive(Debug, Default)]
 pub struct Verifier {
+    require_start: bool,
+    paths: Vec<PathBuf>,
     records: u64,
-    files: usize,
-    last: Option<(u64, String)>,
+    last: Option<Last>,
     first_seq: Option<u64>,
     from_genesis: bool,
     problem: Option<Problem>,
-    gap: Option<Gap>,
-    suspect: Option<Suspect>,
+    pending: Option<Pending>,
+    notices: Vec<Notice>,
+    more_notices: u64,
+    /// The restart record of the last torn-line notice.
+    recovered_at: Option<Place>,
 }
 
 impl Verifier {
@@ -144,16 +125,31 @@ impl Verifier {
         Verifier::default()
     }
 
-    fn done(&self) -> bool {
-        self.problem.is_some() && self.gap.is_none() && self.suspect.is_none()
+    /// With `true`, a chain that does not start at the start of the log (seq 1) is a problem
+    /// (`dropped`, at the first record) instead of being accepted as the remainder of a
+    /// rotated log.
+    pub fn require_start(mut self, yes: bool) -> Verifier {
+        self.require_start = yes;
+        self
+    }
+
+    /// Verifies files in chain order (oldest first). I/O errors are errors; problems in the
+    /// content are in the report.
+    pub fn check_files(mut self, paths: &[PathBuf]) -> Result<VerifyReport, AuditError> {
+        for p in paths {
+            let f = File::open(p).map_err(io_err(p))?;
+            self.feed(p, BufReader::new(f))?;
+        }
+        Ok(self.finish())
     }
 
     /// Checks one file's lines, continuing the chain of the files fed before.
     pub fn feed<R: BufRead>(&mut self, file: &Path, mut reader: R) -> Result<(), AuditError> {
-        self.files += 1;
+        self.paths.push(file.to_path_buf());
+        let index = self.paths.len() - 1;
         let mut buf = Vec::with_capacity(1024);
         let mut line_no: u64 = 0;
-        while !self.done() {
+        while self.problem.is_none() {
             buf.clear();
             let n = (&mut reader)
                 .take(MAX_LINE_BYTES as u64 + 1)
@@ -163,21 +159,21 @@ impl Verifier {
                 break;
             }
             line_no += 1;
-            let at = |kind, detail: &str| Problem {
-                file: file.to_path_buf(),
+            let at = Place {
+                file: index,
                 line: line_no,
-                kind,
-                detail: detail.to_string(),
             };
             let Some(line) = buf.strip_suffix(b"\n") else {
-                if buf.len() > MAX_LINE_BYTES {
-                    self.fail(at(ProblemKind::Malformed, "line too long"));
-                    break;
-                }
-                self.fail(at(
-                    ProblemKind::Truncated,
-                    "last line is incomplete (no newline): the file was cut short",
-                ));
+                let (kind, detail) = if buf.len() > MAX_LINE_BYTES {
+                    (ProblemKind::Malformed, "line too long")
+                } else {
+                    (
+                        ProblemKind::Truncated,
+                        "last line is incomplete (no newline): the file was cut short",
+                    )
+                };
+                self.settle();
+                self.fail(at, kind, detail.to_string());
                 break;
             };
             self.line(line, at);
@@ -185,129 +181,383 @@ impl Verifier {
         Ok(())
     }
 
-    fn fail(&mut self, p: Problem) {
-        if let Some(s) = self.suspect.take() {
-            self.problem = Some(s.0);
-        }
-        if let Some(g) = self.gap.take() {
-            self.problem = Some(g.problem);
-        }
-        if self.problem.is_none() {
-            self.problem = Some(p);
+    fn problem_at(&self, at: Place, kind: ProblemKind, detail: String) -> Problem {
+        Problem {
+            file: self.paths.get(at.file).cloned().unwrap_or_default(),
+            line: at.line,
+            kind,
+            detail,
         }
     }
 
-    fn line(&mut self, line: &[u8], at: impl Fn(ProblemKind, &str) -> Problem) {
-        let checked = check_line(line);
-        if let Some(Suspect(p)) = self.suspect.take() {
-            let restarted = checked.as_ref().is_ok_and(|(_, v)| {
-                v.pointer("/event/action").and_then(|a| a.as_str()) == Some(action::AUDIT_RESTART)
-            });
-            self.problem = Some(if restarted {
-                Problem {
-                    kind: ProblemKind::Truncated,
-                    detail: "record torn by an interrupted write; the writer restarted the chain on the next line".into(),
-                    ..p
-                }
-            } else {
-                p
-            });
-            return;
+    /// Records the first problem; later ones are ignored.
+    fn fail(&mut self, at: Place, kind: ProblemKind, detail: String) {
+        if self.problem.is_none() {
+            self.problem = Some(self.problem_at(at, kind, detail));
         }
-        if let Some(gap) = &self.gap {
-            if let Ok((link, _)) = &checked {
-                if link.seq >= gap.expected && link.seq < gap.found {
-                    if let Some(mut g) = self.gap.take() {
-                        g.problem.kind = ProblemKind::Reordered;
-                        g.problem.detail = format!(
-                            "expected seq {}, found {}; seq {} appears later in the log",
-                            g.expected, g.found, g.expected
-                        );
-                        self.problem = Some(g.problem);
-                    }
+    }
+
+    fn notice(&mut self, at: Place, detail: String) {
+        if self.notices.len() < MAX_NOTICES {
+            self.notices.push(Notice {
+                file: self.paths.get(at.file).cloned().unwrap_or_default(),
+                line: at.line,
+                detail,
+            });
+        } else {
+            self.more_notices += 1;
+        }
+    }
+
+    /// `p` in words, as seen from a report about `from`: "line N" in the same file, else
+    /// "FILE:N".
+    fn name(&self, p: Place, from: Place) -> String {
+        match self.paths.get(p.file) {
+            Some(path) if p.file != from.file => format!("{}:{}", path.display(), p.line),
+            _ => format!("line {}", p.line),
+        }
+    }
+
+    /// Two places in words, as seen from a report about `from`.
+    fn pair(&self, a: Place, b: Place, from: Place) -> String {
+        if a.file == b.file && a.file == from.file {
+            format!("lines {} and {}", a.line, b.line)
+        } else {
+            format!("{} and {}", self.name(a, from), self.name(b, from))
+        }
+    }
+
+    fn line(&mut self, line: &[u8], at: Place) {
+        let checked = check(line);
+        let next = match &checked {
+            Ok((link, _)) => Next::Record(link),
+            Err(_) => Next::Other,
+        };
+        // Whether this line goes on to the chain check, once what was pending is settled.
+        let goes_on = match self.pending.take() {
+            None => true,
+            Some(Pending::Gap {
+                mut problem,
+                expected,
+                found,
+            }) => {
+                if matches!(next, Next::Record(l) if (expected..found).contains(&l.seq)) {
+                    problem.kind = ProblemKind::Reordered;
+                    problem.detail = format!(
+                        "expected seq {expected}, found {found}; seq {expected} appears later in the log"
+                    );
+                    self.problem = Some(problem);
+                } else {
+                    self.pending = Some(Pending::Gap {
+                        problem,
+                        expected,
+                        found,
+                    });
                 }
+                false
             }
-            return;
+            Some(Pending::Torn { first, why, lines }) => match &checked {
+                Err(LineFault::Malformed(_)) => {
+                    self.pending = Some(Pending::Torn {
+                        first,
+                        why,
+                        lines: lines + 1,
+                    });
+                    false
+                }
+                Ok((link, true)) => {
+                    if self.continues(link) {
+                        let what = if lines == 1 {
+                            "torn line (a write cut short by a crash)".to_string()
+                        } else {
+                            format!("{lines} torn lines from here (writes cut short by crashes)")
+                        };
+                        let detail = format!(
+                            "{what}; the writer restarted the chain on {} to {}",
+                            self.name(at, first),
+                            follows(link.seq)
+                        );
+                        self.notice(first, detail);
+                        self.recovered_at = Some(at);
+                    }
+                    // A restart that does not continue the chain is reported by the chain
+                    // check, at the restart record.
+                    true
+                }
+                _ => {
+                    self.fail(first, ProblemKind::Malformed, why.to_string());
+                    false
+                }
+            },
+            Some(Pending::Fork {
+                first,
+                second,
+                second_restarts,
+            }) => self.resolve_fork(first, second, second_restarts, &next),
+        };
+        if goes_on {
+            self.record(checked, at);
         }
-        let (link, _) = match checked {
+    }
+
+    /// Whether `link` continues the chain right after the last record.
+    fn continues(&self, link: &Link) -> bool {
+        self.last
+            .as_ref()
+            .is_none_or(|l| link.seq == l.seq.saturating_add(1) && link.prev == l.hash)
+    }
+
+    /// Names the inserted one of two records with the same place in the chain; true when the
+    /// chain goes on (the writer's own restart after an unterminated record).
+    fn resolve_fork(
+        &mut self,
+        first: Last,
+        second: Last,
+        second_restarts: bool,
+        next: &Next<'_>,
+    ) -> bool {
+        let after = |h: &str| matches!(next, Next::Record(l) if l.seq == second.seq.saturating_add(1) && l.prev == h);
+        let (after_first, after_second) = (after(&first.hash), after(&second.hash));
+        if second_restarts && !after_first {
+            let detail = format!(
+                "record seq {} had no final newline when the gate restarted (a write cut short by a crash); the writer set it aside and restarted the chain on {} to {}",
+                first.seq,
+                self.name(second.at, first.at),
+                follows(second.seq)
+            );
+            self.notice(first.at, detail);
+            self.last = Some(second);
+            return true;
+        }
+        let claim = |from: Place| {
+            format!(
+                "two records claim to {} ({})",
+                follows(second.seq),
+                self.pair(first.at, second.at, from)
+            )
+        };
+        let (at, detail) = if after_second {
+            let detail = format!(
+                "{}; the chain continues from {}, so {} was inserted",
+                claim(first.at),
+                self.name(second.at, first.at),
+                self.name(first.at, first.at)
+            );
+            (first.at, detail)
+        } else if after_first {
+            let detail = format!(
+                "{}; the chain continues from {}, so {} was inserted",
+                claim(second.at),
+                self.name(first.at, second.at),
+                self.name(second.at, second.at)
+            );
+            (second.at, detail)
+        } else {
+            let detail = format!("{}: one of them was inserted", claim(second.at));
+            (second.at, detail)
+        };
+        self.fail(at, ProblemKind::Inserted, detail);
+        if after_second {
+            self.set_aside(&first);
+        } else {
+            self.last = Some(first);
+        }
+        false
+    }
+
+    /// Takes back the acceptance of `first`, the last record, found not to be in the chain
+    /// (after the problem that names it is recorded).
+    fn set_aside(&mut self, first: &Last) {
+        self.records = self.records.saturating_sub(1);
+        if self.recovered_at == Some(first.at) {
+            // It was an inserted restart record: the notice that took it for the writer's is wrong.
+            if self.more_notices > 0 {
+                self.more_notices -= 1;
+            } else {
+                self.notices.pop();
+            }
+        }
+        if self.records == 0 {
+            self.first_seq = None;
+            self.from_genesis = false;
+        } else {
+            // Only the seq and hash of the record before are known, and only they are used now.
+            self.last = Some(Last {
+                seq: first.seq.saturating_sub(1),
+                prev: String::new(),
+                hash: first.prev.clone(),
+                at: first.at,
+            });
+        }
+    }
+
+    /// Checks a line against the chain (no finding pending).
+    fn record(&mut self, checked: Result<(Link, bool), LineFault>, at: Place) {
+        let (link, restart) = match checked {
             Ok(x) => x,
             Err(LineFault::Malformed(why)) => {
-                self.suspect = Some(Suspect(at(ProblemKind::Malformed, why)));
+                self.pending = Some(Pending::Torn {
+                    first: at,
+                    why,
+                    lines: 1,
+                });
                 return;
             }
             Err(LineFault::Edited(why)) => {
-                self.problem = Some(at(ProblemKind::Edited, why));
+                self.fail(at, ProblemKind::Edited, why.to_string());
                 return;
             }
         };
-        match &self.last {
-            None => {
-                self.first_seq = Some(link.seq);
-                self.from_genesis = link.prev == GENESIS_PREV;
-            }
-            Some((seq, hash)) => {
-                let expected = seq.saturating_add(1);
-                if link.seq == expected && &link.prev != hash {
-                    self.problem = Some(at(
-                        ProblemKind::Dropped,
-                        "prev does not match the hash of the record before it (a record was removed or replaced)",
-                    ));
-                    return;
-                }
-                if link.seq > expected {
-                    let detail = format!(
-                        "expected seq {expected}, found {}: {} record(s) missing",
+        let Some(last) = &self.last else {
+            self.first_seq = Some(link.seq);
+            self.from_genesis = link.seq == 1 && link.prev == GENESIS_PREV;
+            if self.require_start && !self.from_genesis {
+                let detail = if link.seq > 1 {
+                    format!(
+                        "the chain starts at seq {}, not at the start of the log: {} earlier record(s) are not in the files given (removed by rotation, or deleted)",
                         link.seq,
-                        link.seq - expected
-                    );
-                    self.problem = Some(at(ProblemKind::Dropped, &detail));
-                    self.gap = Some(Gap {
-                        problem: at(ProblemKind::Dropped, &detail),
-                        expected,
-                        found: link.seq,
+                        link.seq - 1
+                    )
+                } else {
+                    "the first record does not start a log (its prev is not 64 zeros)".to_string()
+                };
+                self.fail(at, ProblemKind::Dropped, detail);
+                return;
+            }
+            self.accept(link, at);
+            return;
+        };
+        let expected = last.seq.saturating_add(1);
+        if link.seq == expected {
+            if link.prev == last.hash {
+                self.accept(link, at);
+            } else {
+                let detail = format!(
+                    "prev does not match the hash of the record before it ({}, seq {}): a record was removed or replaced",
+                    self.name(last.at, at),
+                    last.seq
+                );
+                self.fail(at, ProblemKind::Dropped, detail);
+            }
+            return;
+        }
+        if link.seq > expected {
+            let detail = format!(
+                "expected seq {expected}, found {}: {} record(s) missing",
+                link.seq,
+                link.seq - expected
+            );
+            self.pending = Some(Pending::Gap {
+                problem: self.problem_at(at, ProblemKind::Dropped, detail),
+                expected,
+                found: link.seq,
+            });
+            return;
+        }
+        if link.seq == last.seq {
+            if link.hash == last.hash {
+                let detail = format!(
+                    "the same record (seq {}) as {}: a line was copied",
+                    link.seq,
+                    self.name(last.at, at)
+                );
+                self.fail(at, ProblemKind::Duplicated, detail);
+            } else if link.prev == last.prev {
+                let second_restarts =
+                    restart && last.at.file == at.file && last.at.line.saturating_add(1) == at.line;
+                if let Some(first) = self.last.take() {
+                    self.pending = Some(Pending::Fork {
+                        first,
+                        second: Last {
+                            seq: link.seq,
+                            prev: link.prev,
+                            hash: link.hash,
+                            at,
+                        },
+                        second_restarts,
                     });
-                    return;
                 }
-                if link.seq < expected {
-                    self.problem = Some(at(
-                        ProblemKind::Reordered,
-                        &format!("seq goes back from {seq} to {}", link.seq),
-                    ));
-                    return;
-                }
+            } else {
+                let detail = format!(
+                    "a second record with seq {} (after {}) that does not {}: it was inserted",
+                    link.seq,
+                    self.name(last.at, at),
+                    follows(link.seq)
+                );
+                self.fail(at, ProblemKind::Inserted, detail);
+            }
+            return;
+        }
+        let (kind, detail) = if self.first_seq.is_some_and(|first| link.seq >= first) {
+            (
+                ProblemKind::Duplicated,
+                format!(
+                    "seq {} again after seq {}: this line repeats an earlier record (copied, or altered and re-sealed)",
+                    link.seq, last.seq
+                ),
+            )
+        } else {
+            (
+                ProblemKind::Reordered,
+                format!(
+                    "seq {} after seq {}, before the first record given: records or files are out of order",
+                    link.seq, last.seq
+                ),
+            )
+        };
+        self.fail(at, kind, detail);
+    }
+
+    fn accept(&mut self, link: Link, at: Place) {
+        self.records += 1;
+        self.last = Some(Last {
+            seq: link.seq,
+            prev: link.prev,
+            hash: link.hash,
+            at,
+        });
+    }
+
+    /// Names what is pending as it stands, with nothing more to come.
+    fn settle(&mut self) {
+        match self.pending.take() {
+            None => {}
+            Some(Pending::Gap { problem, .. }) => {
+                self.problem.get_or_insert(problem);
+            }
+            Some(Pending::Torn { first, why, .. }) => {
+                self.fail(first, ProblemKind::Malformed, why.to_string());
+            }
+            Some(Pending::Fork {
+                first,
+                second,
+                second_restarts,
+            }) => {
+                self.resolve_fork(first, second, second_restarts, &Next::End);
             }
         }
-        self.records += 1;
-        self.last = Some((link.seq, link.hash));
     }
 
     pub fn finish(mut self) -> VerifyReport {
-        if let Some(s) = self.suspect.take() {
-            self.problem = Some(s.0);
-        }
-        if let Some(g) = self.gap.take() {
-            self.problem = Some(g.problem);
-        }
+        self.settle();
         VerifyReport {
             records: self.records,
-            files: self.files,
+            files: self.paths.len(),
             first_problem: self.problem,
             first_seq: self.first_seq,
-            last_seq: self.last.map(|(s, _)| s),
+            last_seq: self.last.map(|l| l.seq),
             from_genesis: self.from_genesis,
+            notices: self.notices,
+            more_notices: self.more_notices,
         }
     }
 }
 
-/// Verifies files in chain order (oldest first, e.g. the output of [`crate::expand_rotated`]).
+/// Verifies files in chain order (oldest first, e.g. the output of [`crate::expand_rotated`]),
+/// accepting a chain that starts after seq 1 (see [`Verifier::require_start`]).
 /// I/O errors are errors; problems in the content are in the report.
 pub fn verify(paths: &[PathBuf]) -> Result<VerifyReport, AuditError> {
-    let mut v = Verifier::new();
-    for p in paths {
-        let f = File::open(p).map_err(io_err(p))?;
-        v.feed(p, BufReader::new(f))?;
-    }
-    Ok(v.finish())
+    Verifier::new().check_files(paths)
 }
 
 /// Verifies one in-memory log; `label` names it in the report.

@@ -206,24 +206,43 @@ async fn restart_continues_the_chain() {
 }
 
 #[tokio::test]
-async fn torn_tail_is_marked_and_reported_not_silently_continued() {
+async fn torn_tail_is_marked_reported_and_checking_goes_on_after_it() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("audit.ndjson");
     write(&path, NO_ROTATION, 0..5).await;
     let s = std::fs::read_to_string(&path).unwrap();
     std::fs::write(&path, &s[..s.len() - 25]).unwrap();
-    write(&path, NO_ROTATION, 5..7).await;
+    write(&path, NO_ROTATION, 5..8).await;
     let l = lines(&path);
-    assert_eq!(l.len(), 8, "torn line, restart marker, two records");
+    assert_eq!(l.len(), 9, "torn line, restart marker, three records");
     let marker: serde_json::Value = serde_json::from_str(&l[5]).unwrap();
     assert_eq!(marker["event"]["action"], "audit_restart");
     assert_eq!(marker["corral"]["restart"]["after_seq"], 4);
     assert_eq!(seq_of(&l[5]), 5, "continues from the last intact record");
-    assert_eq!(seq_of(&l[7]), 7);
+    assert_eq!(seq_of(&l[8]), 8);
     let r = verify(std::slice::from_ref(&path)).unwrap();
-    let p = r.first_problem.unwrap();
-    assert_eq!((p.line, p.kind), (5, ProblemKind::Truncated));
-    assert!(p.detail.contains("restarted"), "{}", p.detail);
+    assert!(r.is_ok(), "{r}");
+    assert_eq!((r.records, r.last_seq), (8, Some(8)));
+    assert_eq!(r.notices.len(), 1, "{r}");
+    assert_eq!(r.notices[0].line, 5);
+    assert!(r.notices[0].detail.contains("restarted"), "{r}");
+
+    // Tampering after the restart is found.
+    let mut edited = l.clone();
+    edited[7] = edited[7].replace("\"user6\"", "\"mallory\"");
+    assert_ne!(edited, l);
+    put(&path, &edited);
+    let r = verify(std::slice::from_ref(&path)).unwrap();
+    let p = r.first_problem.clone().unwrap();
+    assert_eq!((p.line, p.kind), (8, ProblemKind::Edited), "{r}");
+
+    // A record removed just before the torn line is not hidden by it.
+    let mut dropped = l.clone();
+    dropped.remove(3);
+    put(&path, &dropped);
+    let r = verify(std::slice::from_ref(&path)).unwrap();
+    let p = r.first_problem.clone().unwrap();
+    assert_eq!((p.line, p.kind), (5, ProblemKind::Dropped), "{r}");
 
     // A corrupt (but newline-terminated) last line is treated the same way.
     let path2 = dir.path().join("b.ndjson");
@@ -235,8 +254,31 @@ async fn torn_tail_is_marked_and_reported_not_silently_continued() {
     let l2 = lines(&path2);
     assert_eq!(l2.len(), 6);
     let r = verify(std::slice::from_ref(&path2)).unwrap();
-    let p = r.first_problem.unwrap();
-    assert_eq!((p.line, p.kind), (4, ProblemKind::Truncated));
+    assert!(r.is_ok(), "{r}");
+    assert_eq!(r.notices.len(), 1);
+    assert_eq!(r.notices[0].line, 4);
+
+    // Without the writer's restart, a torn line is a failure.
+    let mut l3 = l2.clone();
+    l3.remove(4);
+    put(&path2, &l3);
+    let r = verify(std::slice::from_ref(&path2)).unwrap();
+    let p = r.first_problem.clone().unwrap();
+    assert_eq!((p.line, p.kind), (4, ProblemKind::Malformed), "{r}");
+}
+
+#[tokio::test]
+async fn a_record_cut_just_before_its_newline_is_recovered_from() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.ndjson");
+    write(&path, NO_ROTATION, 0..5).await;
+    let s = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(&path, &s[..s.len() - 1]).unwrap();
+    write(&path, NO_ROTATION, 5..7).await;
+    let l = lines(&path);
+    let r = verify(std::slice::from_ref(&path)).unwrap();
+    assert!(r.is_ok(), "{r}");
+    assert_eq!(r.last_seq, Some(seq_of(&l[l.len() - 1])), "{r}");
 }
 
 #[tokio::test]

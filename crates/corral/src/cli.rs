@@ -125,6 +125,10 @@ pub enum AuditCommand {
         /// Log files in chain order (oldest first); a single live log also picks up its rotated files
         #[arg(required = true, value_name = "FILE")]
         files: Vec<PathBuf>,
+        /// Fail unless the chain starts at the log's first record (seq 1): for logs that are
+        /// never rotated, or when every rotated file is given
+        #[arg(long)]
+        from_start: bool,
     },
 }
 

@@ -204,3 +204,114 @@ fn audit_verify_fails_on_a_file_that_is_not_a_log() {
         .code(1)
         .stdout(predicate::str::contains("FAILED"));
 }
+
+/// A log of `n` records written by the real writer.
+fn audit_log(path: &Path, n: u64) {
+    let (handle, worker) = corral_audit::AuditLog::open(
+        path,
+        corral_audit::Rotation {
+            max_bytes: 0,
+            keep: 0,
+        },
+    )
+    .unwrap();
+    for i in 0..n {
+        let mut r = corral_audit::AuditRecord::new(
+            corral_audit::action::PROXY,
+            std::net::IpAddr::from([127, 0, 0, 1]),
+            "GET",
+            "/api/tags",
+        );
+        r.bytes_out = i;
+        handle.record(r).unwrap();
+    }
+    drop(handle);
+    worker.run_blocking().unwrap();
+}
+
+#[test]
+fn audit_verify_warns_when_the_start_of_the_log_is_missing_and_can_require_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("audit.ndjson");
+    audit_log(&log, 5);
+    corral(dir.path())
+        .args(["audit", "verify"])
+        .arg(&log)
+        .assert()
+        .success()
+        .stdout(predicate::str::starts_with("OK: 5 record(s)"))
+        .stderr(predicate::str::is_empty());
+    corral(dir.path())
+        .args(["audit", "verify", "--from-start"])
+        .arg(&log)
+        .assert()
+        .success();
+
+    // The first two records deleted, no rotated files: OK, but not silently.
+    let text = std::fs::read_to_string(&log).unwrap();
+    let rest: String = text.split_inclusive('\n').skip(2).collect();
+    std::fs::write(&log, rest).unwrap();
+    corral(dir.path())
+        .args(["audit", "verify"])
+        .arg(&log)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("the chain starts at seq 3"))
+        .stderr(predicate::str::contains(
+            "WARNING: the first 2 record(s) of the log are not in the files given (and no rotated files are next to the log)",
+        ));
+    corral(dir.path())
+        .args(["audit", "verify", "--from-start"])
+        .arg(&log)
+        .assert()
+        .code(1)
+        .stdout(predicate::str::contains(
+            ":1: dropped: the chain starts at seq 3",
+        ))
+        .stderr(predicate::str::is_empty());
+}
+
+#[test]
+fn audit_verify_reports_a_recovered_crash_and_finds_tampering_after_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("audit.ndjson");
+    audit_log(&log, 3);
+    let mut text = std::fs::read_to_string(&log).unwrap();
+    text.push_str("{\"@timestamp\":\"2026-12-04T22:4");
+    std::fs::write(&log, &text).unwrap();
+    audit_log(&log, 3);
+    corral(dir.path())
+        .args(["audit", "verify"])
+        .arg(&log)
+        .assert()
+        .success()
+        .stdout(predicate::str::starts_with("OK: 7 record(s)"))
+        .stdout(predicate::str::contains(":4: torn line"));
+
+    // Line 7 is the second record after the restart.
+    let text = std::fs::read_to_string(&log).unwrap();
+    let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+    assert!(lines[4].contains("audit_restart"), "{text}");
+    lines[6] = lines[6].replace("\"bytes_out\":1,", "\"bytes_out\":7,");
+    assert!(lines[6].contains("\"bytes_out\":7,"), "{text}");
+    std::fs::write(&log, lines.join("\n") + "\n").unwrap();
+    corral(dir.path())
+        .args(["audit", "verify"])
+        .arg(&log)
+        .assert()
+        .code(1)
+        .stdout(predicate::str::contains(":7: edited:"));
+}
+
+#[test]
+fn audit_verify_says_when_a_file_is_empty() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("audit.ndjson");
+    std::fs::write(&log, "").unwrap();
+    corral(dir.path())
+        .args(["audit", "verify"])
+        .arg(&log)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("the file is empty"));
+}

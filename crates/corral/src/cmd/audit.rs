@@ -8,15 +8,35 @@ use crate::cli::AuditCommand;
 
 pub fn run(cmd: AuditCommand) -> Result<ExitCode> {
     match cmd {
-        AuditCommand::Verify { files } => {
+        AuditCommand::Verify { files, from_start } => {
             // One live log stands for itself and its rotated predecessors.
-            let files = match files.as_slice() {
-                [one] => corral_audit::expand_rotated(one),
-                _ => files,
+            let (files, no_rotated) = match files.as_slice() {
+                [one] => {
+                    let all = corral_audit::expand_rotated(one);
+                    let alone = all.len() == 1;
+                    (all, alone)
+                }
+                _ => (files, false),
             };
-            let report = corral_audit::verify(&files)?;
+            let report = corral_audit::Verifier::new()
+                .require_start(from_start)
+                .check_files(&files)?;
             println!("{report}");
-            Ok(if report.first_problem.is_none() {
+            if let (true, Some(n)) = (report.is_ok(), report.missing_before()) {
+                // Rotation deletes the oldest files, and so would someone deleting the start of
+                // the log: say so plainly rather than imply the whole log was checked.
+                let alone = if no_rotated {
+                    " (and no rotated files are next to the log)"
+                } else {
+                    ""
+                };
+                eprintln!(
+                    "WARNING: the first {n} record(s) of the log are not in the files given{alone}: \
+                     they were removed by rotation (audit.keep), or deleted. \
+                     Use --from-start to fail unless the chain starts at seq 1."
+                );
+            }
+            Ok(if report.is_ok() {
                 ExitCode::SUCCESS
             } else {
                 ExitCode::from(1)
