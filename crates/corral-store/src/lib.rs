@@ -13,7 +13,8 @@
 //! File permissions: a new data directory is created with mode 0700 and `keys.db` is created with
 //! mode 0600 before SQLite opens it. An existing `keys.db` readable or writable by group or others
 //! is tightened to 0600 on open (it holds only hashes, but names and policies are still nobody
-//! else's business). An existing data directory is left as the operator made it.
+//! else's business). An existing data directory is left as the operator made it;
+//! [`KeyStore::loose_dir_mode`] tells when it is open to group or others, for a warning.
 
 mod error;
 mod key;
