@@ -599,3 +599,15 @@ fn error_messages_escape_control_characters() {
         assert!(text.contains(r"\u{1b}[2J\rFAKE\u{7}"), "{text}");
     }
 }
+
+#[test]
+fn sqlite_errors_are_reported_once() {
+    let sqlite = rusqlite::Error::SqliteFailure(
+        rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_BUSY),
+        Some("database is locked".to_owned()),
+    );
+    let err = StoreError::from(sqlite);
+    assert_eq!(err.to_string(), "key database: database is locked");
+    // Nothing below it for a report to print again.
+    assert!(std::error::Error::source(&err).is_none());
+}
