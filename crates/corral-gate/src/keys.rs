@@ -1,19 +1,28 @@
 //! The key snapshot the gate authenticates against, kept current by a watcher of the store, and
 //! the last-used times collected in memory and written back in batches.
+//!
+//! The watcher also notices when `keys.db` is replaced (a backup restored, a fresh store moved
+//! in, the file deleted and created again): SQLite keeps reading the file it opened, so the
+//! watcher compares the path's file with it and reopens. While no store can be read at the
+//! path, no key authenticates.
 
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 use chrono::{DateTime, Utc};
-use corral_store::{AuthError, KeyEntry, KeySnapshot, KeyStore, StoreError};
+use corral_store::{AuthError, FileState, KeyEntry, KeySnapshot, KeyStore, StoreError};
 use tokio::sync::watch;
 
 use crate::error::GateError;
 
 /// How often collected last-used times are written to the store.
 const LAST_USED_FLUSH: Duration = Duration::from_secs(5);
+
+/// How often the error is repeated while no key store can be read.
+const CLOSED_REMINDER: Duration = Duration::from_secs(60);
 
 /// Current keys and pending last-used times.
 pub struct Keys {
@@ -68,30 +77,88 @@ impl Keys {
 /// Runs `f` on the store on the blocking pool.
 async fn with_store<T: Send + 'static>(
     store: &SharedStore,
-    f: impl FnOnce(&KeyStore) -> Result<T, StoreError> + Send + 'static,
+    f: impl FnOnce(&mut KeyStore) -> Result<T, StoreError> + Send + 'static,
 ) -> Result<T, GateError> {
     let store = Arc::clone(store);
     tokio::task::spawn_blocking(move || {
-        let guard = store
+        let mut guard = store
             .lock()
             .map_err(|_| GateError::Task("key store lock poisoned".to_owned()))?;
-        f(&guard).map_err(GateError::Store)
+        f(&mut guard).map_err(GateError::Store)
     })
     .await
     .map_err(|e| GateError::Task(format!("key store task: {e}")))?
 }
 
-/// The first snapshot and the data version it was read at.
+/// The first snapshot and the data version it was read at. Warns when the data directory is
+/// open to group or others.
 pub async fn load(store: &SharedStore) -> Result<(KeySnapshot, i64), GateError> {
-    with_store(store, |s| {
+    let (snapshot, version, loose) = with_store(store, |s| {
         let version = s.data_version()?;
-        Ok((s.snapshot()?, version))
+        let loose = s
+            .loose_dir_mode()
+            .zip(s.path().parent().map(|d| d.to_path_buf()));
+        Ok((s.snapshot()?, version, loose))
     })
-    .await
+    .await?;
+    if let Some((mode, dir)) = loose {
+        tracing::warn!(
+            dir = %dir.display(),
+            mode = format_args!("{mode:04o}"),
+            "the data directory is open to group or others; restrict it with chmod 700"
+        );
+    }
+    Ok((snapshot, version))
+}
+
+/// What one look at the store found.
+enum Look {
+    /// The same file, and no commit by another connection since the last look.
+    Unchanged,
+    /// Another connection committed (or the store was unreadable before): a fresh snapshot.
+    Changed(KeySnapshot, i64),
+    /// The path names another file than the one open, which is now opened and read.
+    Replaced(KeySnapshot, i64),
+    /// The path names another file that cannot be opened or read.
+    Unreadable(StoreError),
+    /// Nothing at the path.
+    Missing,
+}
+
+/// One look at the store. `reload` forces a fresh snapshot (the last one was given up).
+fn look(store: &mut KeyStore, seen: i64, reload: bool) -> Result<Look, StoreError> {
+    match store.file_state()? {
+        FileState::Missing => Ok(Look::Missing),
+        FileState::Replaced => {
+            let read = |s: &mut KeyStore| -> Result<(KeySnapshot, i64), StoreError> {
+                s.reopen()?;
+                let v = s.data_version()?;
+                Ok((s.snapshot()?, v))
+            };
+            Ok(match read(store) {
+                Ok((snapshot, v)) => Look::Replaced(snapshot, v),
+                Err(e) => Look::Unreadable(e),
+            })
+        }
+        FileState::Same => {
+            let v = store.data_version()?;
+            if v == seen && !reload {
+                Ok(Look::Unchanged)
+            } else {
+                Ok(Look::Changed(store.snapshot()?, v))
+            }
+        }
+    }
 }
 
 /// Polls the store's data version and swaps in a new snapshot when another process committed a
 /// change; writes last-used times every few seconds and once more when stopped.
+///
+/// Each look also checks that the path still names the file the store has open. A replaced
+/// file is opened and its keys replace the old ones (with a warning); while the path names no
+/// file, or one that cannot be read, the snapshot is empty (every key is refused) and an error
+/// is logged, then every minute until a readable store is back. A store that cannot be read for
+/// another reason (a lock held too long) keeps the last snapshot.
 pub async fn watch_store(
     keys: Arc<Keys>,
     store: SharedStore,
@@ -99,27 +166,61 @@ pub async fn watch_store(
     interval: Duration,
     mut stop: watch::Receiver<bool>,
 ) {
+    let path = match with_store(&store, |s| Ok(s.path().to_path_buf())).await {
+        Ok(p) => p,
+        Err(_) => PathBuf::from(corral_store::DB_FILE),
+    };
     let mut tick = tokio::time::interval(interval.max(Duration::from_millis(10)));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut flush = tokio::time::interval(LAST_USED_FLUSH);
     flush.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // Set while every key is refused for want of a readable store: when that was last said.
+    let mut closed: Option<Instant> = None;
     loop {
         tokio::select! {
             _ = stop.changed() => break,
             _ = tick.tick() => {
-                let seen = version;
-                let fresh = with_store(&store, move |s| {
-                    let v = s.data_version()?;
-                    if v == seen { Ok(None) } else { Ok(Some((s.snapshot()?, v))) }
-                })
-                .await;
+                let (seen, reload) = (version, closed.is_some());
+                let fresh = with_store(&store, move |s| look(s, seen, reload)).await;
                 match fresh {
-                    Ok(Some((snapshot, v))) => {
+                    Ok(Look::Unchanged) => {}
+                    Ok(Look::Changed(snapshot, v)) => {
                         keys.replace(snapshot);
                         version = v;
-                        tracing::debug!("key snapshot reloaded");
+                        if closed.take().is_some() {
+                            tracing::warn!(path = %path.display(), "key store is back; keys are accepted again");
+                        } else {
+                            tracing::debug!("key snapshot reloaded");
+                        }
                     }
-                    Ok(None) => {}
+                    Ok(Look::Replaced(snapshot, v)) => {
+                        let count = snapshot.active_len();
+                        keys.replace(snapshot);
+                        version = v;
+                        closed = None;
+                        tracing::warn!(
+                            path = %path.display(),
+                            keys = count,
+                            "key store file was replaced; keys now come from the new file"
+                        );
+                    }
+                    Ok(Look::Missing) => {
+                        fail_closed(&keys, &mut closed, || {
+                            tracing::error!(
+                                path = %path.display(),
+                                "key store file is missing; refusing every key until it is back"
+                            );
+                        });
+                    }
+                    Ok(Look::Unreadable(e)) => {
+                        fail_closed(&keys, &mut closed, || {
+                            tracing::error!(
+                                path = %path.display(),
+                                error = %e,
+                                "key store file was replaced by one that cannot be read; refusing every key until it can"
+                            );
+                        });
+                    }
                     Err(e) => tracing::warn!(error = %e, "cannot reload keys; keeping the last snapshot"),
                 }
             }
@@ -127,6 +228,23 @@ pub async fn watch_store(
         }
     }
     flush_last_used(&keys, &store).await;
+}
+
+/// Empties the snapshot and says so, at once when the store was just lost and every
+/// [`CLOSED_REMINDER`] after.
+fn fail_closed(keys: &Keys, closed: &mut Option<Instant>, alarm: impl FnOnce()) {
+    match closed {
+        Some(since) if since.elapsed() < CLOSED_REMINDER => {}
+        Some(since) => {
+            *since = Instant::now();
+            alarm();
+        }
+        None => {
+            keys.replace(KeySnapshot::default());
+            *closed = Some(Instant::now());
+            alarm();
+        }
+    }
 }
 
 async fn flush_last_used(keys: &Keys, store: &SharedStore) {

@@ -111,6 +111,14 @@ pub(crate) fn valid_name(name: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'@' | b'-'))
 }
 
+/// Key names may not start with `crl_` (in any case): such a name would read as a key's prefix
+/// where a command takes a name or an id.
+pub(crate) fn reads_as_key_ref(name: &str) -> bool {
+    name.as_bytes()
+        .get(..KEY_PREFIX.len())
+        .is_some_and(|p| p.eq_ignore_ascii_case(KEY_PREFIX.as_bytes()))
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
@@ -204,6 +212,16 @@ mod tests {
             "a;drop",
         ] {
             assert!(!valid_name(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn names_that_read_as_key_refs() {
+        for reserved in ["crl_", "crl_AbCdEfGh1234", "CRL_x", "Crl_alice"] {
+            assert!(reads_as_key_ref(reserved), "{reserved}");
+        }
+        for ok in ["crl", "crlx_a", "alice_crl_", "c", "", "é"] {
+            assert!(!reads_as_key_ref(ok), "{ok}");
         }
     }
 }

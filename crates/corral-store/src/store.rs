@@ -1,12 +1,15 @@
 //! The SQLite-backed store.
 
 use std::fs::{DirBuilder, OpenOptions, Permissions};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use rusqlite::{params, Connection, ErrorCode, OptionalExtension, Row, TransactionBehavior};
+use rusqlite::{
+    params, Connection, ErrorCode, OpenFlags, OptionalExtension, Row, Transaction,
+    TransactionBehavior,
+};
 use serde::Serialize;
 
 use crate::key::{self, Secret, KEY_PREFIX};
@@ -20,6 +23,9 @@ pub const SCHEMA_VERSION: i64 = 1;
 
 /// How long a writer waits for another process's lock before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Shortest lifetime a key may be created with: anything shorter is dead on arrival.
+pub const MIN_LIFETIME: Duration = Duration::from_secs(1);
 
 const SCHEMA_V1: &str = "
 CREATE TABLE keys (
@@ -53,10 +59,91 @@ pub struct KeyInfo {
     pub revoked_at: Option<DateTime<Utc>>,
 }
 
+/// Where a key stands at some moment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KeyState {
+    /// Usable.
+    Active,
+    /// Past its expiry time and not revoked: refused, but it still holds its name.
+    Expired,
+    /// Revoked (or replaced by a rotation).
+    Revoked,
+}
+
+impl KeyState {
+    /// `active`, `expired` or `revoked`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyState::Active => "active",
+            KeyState::Expired => "expired",
+            KeyState::Revoked => "revoked",
+        }
+    }
+}
+
 impl KeyInfo {
     /// Not revoked and not expired at `now`.
     pub fn is_active(&self, now: DateTime<Utc>) -> bool {
-        self.revoked_at.is_none() && self.expires_at.is_none_or(|e| now < e)
+        self.state(now) == KeyState::Active
+    }
+
+    /// Revoked, else expired at `now`, else active.
+    pub fn state(&self, now: DateTime<Utc>) -> KeyState {
+        if self.revoked_at.is_some() {
+            KeyState::Revoked
+        } else if self.expires_at.is_some_and(|e| now >= e) {
+            KeyState::Expired
+        } else {
+            KeyState::Active
+        }
+    }
+}
+
+/// What a store's path names now, compared with the database file the store has open.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileState {
+    /// The file the store opened.
+    Same,
+    /// Another file: one moved or copied over it, or deleted and created again.
+    Replaced,
+    /// Nothing: deleted or moved away.
+    Missing,
+}
+
+/// A key created or rotated inside an open transaction. Nobody else sees the change until
+/// [`PendingKey::commit`]; dropping it rolls the change back. This lets a caller hand the secret
+/// to its holder first and keep the change only when that worked.
+pub struct PendingKey<'a> {
+    tx: Transaction<'a>,
+    info: KeyInfo,
+    secret: Secret,
+}
+
+impl PendingKey<'_> {
+    /// The key as it will be listed once committed.
+    pub fn info(&self) -> &KeyInfo {
+        &self.info
+    }
+
+    /// The new key's secret.
+    pub fn secret(&self) -> &Secret {
+        &self.secret
+    }
+
+    /// Makes the change durable and visible to other processes (a running gate included).
+    pub fn commit(self) -> Result<(KeyInfo, Secret), StoreError> {
+        self.tx.commit()?;
+        Ok((self.info, self.secret))
+    }
+}
+
+impl std::fmt::Debug for PendingKey<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PendingKey")
+            .field("info", &self.info)
+            .field("secret", &self.secret)
+            .finish_non_exhaustive()
     }
 }
 
@@ -72,6 +159,8 @@ struct Row8 {
 pub struct KeyStore {
     conn: Connection,
     path: PathBuf,
+    /// (device, inode) of the database file `conn` has open.
+    file: (u64, u64),
 }
 
 impl std::fmt::Debug for KeyStore {
@@ -105,12 +194,13 @@ fn opt_from_millis(id: &str, ms: Option<i64>) -> Result<Option<DateTime<Utc>>, S
 }
 
 /// Creates `keys.db` with mode 0600 (or tightens an existing one) before SQLite touches it, so
-/// the file is never briefly world-readable under a permissive umask.
-fn prepare_db_file(path: &Path) -> Result<(), StoreError> {
+/// the file is never briefly world-readable under a permissive umask. With `create` false a
+/// missing file is an error. Returns the file's (device, inode).
+fn prepare_db_file(path: &Path, create: bool) -> Result<(u64, u64), StoreError> {
     let file = OpenOptions::new()
         .read(true)
         .write(true)
-        .create(true)
+        .create(create)
         .truncate(false)
         .mode(0o600)
         .open(path)
@@ -120,7 +210,16 @@ fn prepare_db_file(path: &Path) -> Result<(), StoreError> {
         file.set_permissions(Permissions::from_mode(0o600))
             .map_err(io_err(path))?;
     }
-    Ok(())
+    Ok((meta.dev(), meta.ino()))
+}
+
+/// (device, inode) of what `path` names now; `None` when nothing is there.
+fn file_id(path: &Path) -> Result<Option<(u64, u64)>, StoreError> {
+    match std::fs::metadata(path) {
+        Ok(m) => Ok(Some((m.dev(), m.ino()))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(io_err(path)(e)),
+    }
 }
 
 impl KeyStore {
@@ -133,16 +232,65 @@ impl KeyStore {
                 .create(data_dir)
                 .map_err(io_err(data_dir))?;
         }
-        let path = data_dir.join(DB_FILE);
-        prepare_db_file(&path)?;
-        let conn = Connection::open(&path)?;
-        conn.busy_timeout(BUSY_TIMEOUT)?;
-        // journal_mode answers with a row; WAL lets readers and one writer work side by side.
-        let _mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
-        conn.execute_batch("PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;")?;
-        let store = KeyStore { conn, path };
-        store.migrate()?;
-        Ok(store)
+        KeyStore::open_file(data_dir.join(DB_FILE), true)
+    }
+
+    /// Opens the database the store's path names now in place of the one this store has open
+    /// (see [`KeyStore::file_state`]). The file must exist: a missing one is an error, not
+    /// created. On error this store is left as it was.
+    pub fn reopen(&mut self) -> Result<(), StoreError> {
+        // The old connection is closed. SQLite deletes `keys.db-wal` and `keys.db-shm` by name
+        // when the last connection to a database closes, names that now belong to the new
+        // file; it skips that (and the checkpoint) for a file that was moved or deleted.
+        *self = KeyStore::open_file(self.path.clone(), false)?;
+        Ok(())
+    }
+
+    fn open_file(path: PathBuf, create: bool) -> Result<KeyStore, StoreError> {
+        let mut flags = OpenFlags::default();
+        if !create {
+            flags.remove(OpenFlags::SQLITE_OPEN_CREATE);
+        }
+        // The file's identity is taken from the descriptor prepare_db_file opened and checked
+        // against the path once SQLite has opened it: if the path was switched to another file
+        // in between, the store would otherwise watch a file it does not have open.
+        for _ in 0..3 {
+            let file = prepare_db_file(&path, create)?;
+            let conn = Connection::open_with_flags(&path, flags)?;
+            conn.busy_timeout(BUSY_TIMEOUT)?;
+            // journal_mode answers with a row; WAL lets readers and one writer work side by side.
+            let _mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
+            if file_id(&path)? != Some(file) {
+                continue;
+            }
+            conn.execute_batch("PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;")?;
+            let store = KeyStore { conn, path, file };
+            store.migrate()?;
+            return Ok(store);
+        }
+        Err(StoreError::Io {
+            path,
+            source: std::io::Error::other("the file kept being replaced while it was opened"),
+        })
+    }
+
+    /// Whether the path still names the database file this store has open. A process that
+    /// keeps a store open (the gate) checks this to notice a store moved, copied or restored
+    /// over the old one, or deleted, which SQLite itself never reports.
+    pub fn file_state(&self) -> Result<FileState, StoreError> {
+        Ok(match file_id(&self.path)? {
+            Some(id) if id == self.file => FileState::Same,
+            Some(_) => FileState::Replaced,
+            None => FileState::Missing,
+        })
+    }
+
+    /// The data directory's permission bits when group or others have any access to it (the
+    /// store's own files are 0600 regardless, but names of files and their sizes are visible).
+    pub fn loose_dir_mode(&self) -> Option<u32> {
+        let dir = self.path.parent()?;
+        let mode = std::fs::metadata(dir).ok()?.permissions().mode() & 0o777;
+        (mode & 0o077 != 0).then_some(mode)
     }
 
     /// Path of the database file.
@@ -152,7 +300,7 @@ impl KeyStore {
 
     fn migrate(&self) -> Result<(), StoreError> {
         // IMMEDIATE: two processes opening a fresh directory at once must not both create tables.
-        let tx = rusqlite::Transaction::new_unchecked(&self.conn, TransactionBehavior::Immediate)?;
+        let tx = Transaction::new_unchecked(&self.conn, TransactionBehavior::Immediate)?;
         let version: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
         if version > SCHEMA_VERSION {
             return Err(StoreError::SchemaTooNew {
@@ -176,11 +324,29 @@ impl KeyStore {
         policy: &str,
         expires_in: Option<Duration>,
     ) -> Result<(KeyInfo, Secret), StoreError> {
+        self.begin_create(name, policy, expires_in)?.commit()
+    }
+
+    /// Creates a key in a transaction that [`PendingKey::commit`] completes. Names starting with
+    /// `crl_` are refused (they would read as a key's prefix), and so are lifetimes shorter
+    /// than [`MIN_LIFETIME`]. Holds the database's write lock until committed or dropped.
+    pub fn begin_create(
+        &self,
+        name: &str,
+        policy: &str,
+        expires_in: Option<Duration>,
+    ) -> Result<PendingKey<'_>, StoreError> {
         if !key::valid_name(name) {
             return Err(StoreError::InvalidName(name.to_string()));
         }
+        if key::reads_as_key_ref(name) {
+            return Err(StoreError::ReservedName(name.to_string()));
+        }
         if !key::valid_name(policy) {
             return Err(StoreError::InvalidPolicy(policy.to_string()));
+        }
+        if expires_in.is_some_and(|d| d < MIN_LIFETIME) {
+            return Err(StoreError::ExpiryTooShort);
         }
         let now = Utc::now();
         let expires_at = match expires_in {
@@ -192,10 +358,9 @@ impl KeyStore {
                     .ok_or(StoreError::InvalidExpiry)?,
             ),
         };
-        let tx = rusqlite::Transaction::new_unchecked(&self.conn, TransactionBehavior::Immediate)?;
-        let out = insert_key(&tx, name, policy, now, expires_at)?;
-        tx.commit()?;
-        Ok(out)
+        let tx = Transaction::new_unchecked(&self.conn, TransactionBehavior::Immediate)?;
+        let (info, secret) = insert_key(&tx, name, policy, now, expires_at)?;
+        Ok(PendingKey { tx, info, secret })
     }
 
     /// All keys, revoked ones included, oldest first. Never contains secrets.
@@ -213,9 +378,10 @@ impl KeyStore {
         raw.into_iter().map(row8).collect()
     }
 
-    /// Revokes the active key with this name (or, failing that, this id or `crl_<id>` prefix).
+    /// Revokes the active (or expired) key with this name, id or `crl_<id>` prefix. An argument
+    /// that is one key's name and another's id is refused as ambiguous.
     pub fn revoke(&self, name_or_id: &str) -> Result<KeyInfo, StoreError> {
-        let tx = rusqlite::Transaction::new_unchecked(&self.conn, TransactionBehavior::Immediate)?;
+        let tx = Transaction::new_unchecked(&self.conn, TransactionBehavior::Immediate)?;
         let mut row = find_active(&tx, name_or_id)?;
         let now = Utc::now();
         tx.execute(
@@ -230,22 +396,34 @@ impl KeyStore {
     /// Replaces the active key with this name (or id) by a fresh one with the same name, policy
     /// and expiry time; the old key is revoked and kept for the record.
     pub fn rotate(&self, name_or_id: &str) -> Result<(KeyInfo, Secret), StoreError> {
-        let tx = rusqlite::Transaction::new_unchecked(&self.conn, TransactionBehavior::Immediate)?;
+        self.begin_rotate(name_or_id)?.commit()
+    }
+
+    /// [`KeyStore::rotate`] in a transaction that [`PendingKey::commit`] completes. An expired
+    /// key is refused (its successor would be dead on arrival), and so is an ambiguous argument
+    /// (see [`KeyStore::revoke`]).
+    pub fn begin_rotate(&self, name_or_id: &str) -> Result<PendingKey<'_>, StoreError> {
+        let tx = Transaction::new_unchecked(&self.conn, TransactionBehavior::Immediate)?;
         let old = find_active(&tx, name_or_id)?;
         let now = Utc::now();
+        if let Some(expired_at) = old.info.expires_at.filter(|&e| now >= e) {
+            return Err(StoreError::Expired {
+                name: old.info.name,
+                expired_at,
+            });
+        }
         tx.execute(
             "UPDATE keys SET revoked_at = ?1 WHERE id = ?2",
             params![to_millis(now), old.info.id],
         )?;
-        let out = insert_key(
+        let (info, secret) = insert_key(
             &tx,
             &old.info.name,
             &old.info.policy,
             now,
             old.info.expires_at,
         )?;
-        tx.commit()?;
-        Ok(out)
+        Ok(PendingKey { tx, info, secret })
     }
 
     /// Every key (revoked ones marked as such) for authentication.
@@ -288,7 +466,7 @@ impl KeyStore {
         if uses.is_empty() {
             return Ok(());
         }
-        let tx = rusqlite::Transaction::new_unchecked(&self.conn, TransactionBehavior::Immediate)?;
+        let tx = Transaction::new_unchecked(&self.conn, TransactionBehavior::Immediate)?;
         {
             let mut stmt = tx.prepare_cached(
                 "UPDATE keys SET last_used_at = ?2 \
@@ -348,6 +526,9 @@ fn row8(raw: RawRow) -> Result<Row8, StoreError> {
     })
 }
 
+/// The unrevoked key with this name, or with this id (bare or as the `crl_<id>` prefix). When
+/// the argument is one key's name and another key's id, neither is chosen: acting on the wrong
+/// key (revoking a bystander, leaving a leaked key working) is worse than asking again.
 fn find_active(conn: &Connection, name_or_id: &str) -> Result<Row8, StoreError> {
     let by_name = conn
         .query_row(
@@ -356,21 +537,46 @@ fn find_active(conn: &Connection, name_or_id: &str) -> Result<Row8, StoreError> 
             raw_row,
         )
         .optional()?;
-    let raw = match by_name {
-        Some(r) => Some(r),
-        None => {
-            let id = name_or_id.strip_prefix(KEY_PREFIX).unwrap_or(name_or_id);
-            conn.query_row(
-                &format!("SELECT {COLUMNS} FROM keys WHERE id = ?1 AND revoked_at IS NULL"),
-                params![id],
-                raw_row,
-            )
-            .optional()?
-        }
-    };
-    match raw {
-        Some(r) => row8(r),
-        None => Err(StoreError::NotFound(name_or_id.to_string())),
+    let id = name_or_id.strip_prefix(KEY_PREFIX).unwrap_or(name_or_id);
+    let by_id = conn
+        .query_row(
+            &format!("SELECT {COLUMNS} FROM keys WHERE id = ?1 AND revoked_at IS NULL"),
+            params![id],
+            raw_row,
+        )
+        .optional()?;
+    match (by_name, by_id) {
+        (Some(named), Some(with_id)) if named.0 != with_id.0 => Err(StoreError::Ambiguous {
+            arg: name_or_id.to_string(),
+            named: format!("{KEY_PREFIX}{}", named.0),
+            with_id: format!("{KEY_PREFIX}{}", with_id.0),
+        }),
+        (Some(r), _) | (None, Some(r)) => row8(r),
+        (None, None) => Err(StoreError::NotFound(name_or_id.to_string())),
+    }
+}
+
+/// The error for a name already held: an expired holder is named as such, since it is not
+/// obvious that a key nobody can use still keeps its name until revoked.
+fn duplicate(conn: &Connection, name: &str, now: DateTime<Utc>) -> StoreError {
+    let expires: Option<Option<i64>> = conn
+        .query_row(
+            "SELECT expires_at FROM keys WHERE name = ?1 AND revoked_at IS NULL",
+            params![name],
+            |r| r.get(0),
+        )
+        .optional()
+        .unwrap_or(None);
+    match expires
+        .flatten()
+        .and_then(DateTime::from_timestamp_millis)
+        .filter(|&e| now >= e)
+    {
+        Some(expired_at) => StoreError::DuplicateExpired {
+            name: name.to_string(),
+            expired_at,
+        },
+        None => StoreError::DuplicateName(name.to_string()),
     }
 }
 
@@ -413,7 +619,7 @@ fn insert_key(
             Err(rusqlite::Error::SqliteFailure(e, Some(msg)))
                 if e.code == ErrorCode::ConstraintViolation && msg.contains("keys.name") =>
             {
-                return Err(StoreError::DuplicateName(name.to_string()));
+                return Err(duplicate(conn, name, now));
             }
             Err(rusqlite::Error::SqliteFailure(e, _))
                 if e.code == ErrorCode::ConstraintViolation =>

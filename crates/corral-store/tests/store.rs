@@ -5,7 +5,9 @@ use std::path::Path;
 use std::time::Duration;
 
 use chrono::{TimeZone, Utc};
-use corral_store::{AuthError, KeyStore, StoreError, DB_FILE, KEY_LEN};
+use corral_store::{
+    AuthError, FileState, KeyState, KeyStore, StoreError, DB_FILE, KEY_LEN, MIN_LIFETIME,
+};
 
 fn mode(p: &Path) -> u32 {
     std::fs::metadata(p).unwrap().permissions().mode() & 0o777
@@ -359,4 +361,253 @@ fn secret_debug_is_redacted() {
     let (info, secret) = store.create("alice", "user", None).unwrap();
     let dbg = format!("{secret:?} {info:?} {store:?}");
     assert!(!dbg.contains(&secret.expose()[18..]), "{dbg}");
+}
+
+#[test]
+fn lifetimes_under_one_second_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = KeyStore::open(dir.path()).unwrap();
+    for short in [
+        Duration::ZERO,
+        Duration::from_nanos(1),
+        Duration::from_millis(999),
+    ] {
+        let err = store.create("dead", "user", Some(short)).unwrap_err();
+        assert!(
+            matches!(err, StoreError::ExpiryTooShort),
+            "{short:?}: {err}"
+        );
+    }
+    assert!(store.list().unwrap().is_empty(), "nothing was created");
+    for ok in [MIN_LIFETIME, Duration::from_secs(2)] {
+        let name = format!("k{}", ok.as_secs());
+        let (info, _) = store.create(&name, "user", Some(ok)).unwrap();
+        assert_eq!(info.state(Utc::now()), KeyState::Active);
+    }
+}
+
+#[test]
+fn expired_keys_are_listed_as_expired_hold_their_name_and_cannot_be_rotated() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = KeyStore::open(dir.path()).unwrap();
+    let (ci, _) = store.create("ci", "user", Some(MIN_LIFETIME)).unwrap();
+    assert_eq!(ci.state(Utc::now()), KeyState::Active);
+    std::thread::sleep(Duration::from_millis(1100));
+
+    let listed = store.list().unwrap();
+    assert_eq!(listed[0].state(Utc::now()), KeyState::Expired);
+    assert!(!listed[0].is_active(Utc::now()));
+
+    let err = store.rotate("ci").unwrap_err();
+    assert!(matches!(err, StoreError::Expired { .. }), "{err}");
+    assert!(err.to_string().contains("revoke it"), "{err}");
+    assert_eq!(store.list().unwrap().len(), 1, "rotation changed nothing");
+
+    let err = store.create("ci", "user", None).unwrap_err();
+    assert!(matches!(err, StoreError::DuplicateExpired { .. }), "{err}");
+    let text = err.to_string();
+    assert!(
+        text.contains("already exists") && text.contains("expired"),
+        "{text}"
+    );
+    assert!(text.contains("revoke it to free the name"), "{text}");
+
+    // Revoking frees the name, as the message says.
+    let revoked = store.revoke("ci").unwrap();
+    assert_eq!(revoked.state(Utc::now()), KeyState::Revoked);
+    store.create("ci", "user", None).unwrap();
+}
+
+#[test]
+fn names_that_read_as_key_ids_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = KeyStore::open(dir.path()).unwrap();
+    let (victim, _) = store.create("victim", "user", None).unwrap();
+    for bad in [victim.prefix.as_str(), "crl_x", "CRL_abc"] {
+        let err = store.create(bad, "user", None).unwrap_err();
+        assert!(matches!(err, StoreError::ReservedName(_)), "{bad}: {err}");
+    }
+    assert_eq!(store.list().unwrap().len(), 1);
+}
+
+#[test]
+fn an_argument_naming_one_key_and_the_id_of_another_is_ambiguous() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = KeyStore::open(dir.path()).unwrap();
+    let (victim, _) = store.create("victim", "user", None).unwrap();
+    // A 12-character name may equal another key's id.
+    let (shadow, _) = store.create(&victim.id, "user", None).unwrap();
+    // A store written before `crl_` names were refused may hold one.
+    let raw = rusqlite::Connection::open(dir.path().join(DB_FILE)).unwrap();
+    raw.execute(
+        "INSERT INTO keys (id, name, policy, secret_sha256, created_at) \
+         VALUES ('AAAAAAAAAAAA', ?1, 'user', zeroblob(32), 0)",
+        [&victim.prefix],
+    )
+    .unwrap();
+    drop(raw);
+
+    for arg in [victim.id.as_str(), victim.prefix.as_str()] {
+        for err in [
+            store.revoke(arg).unwrap_err(),
+            store.rotate(arg).map(|_| ()).unwrap_err(),
+        ] {
+            assert!(matches!(err, StoreError::Ambiguous { .. }), "{arg}: {err}");
+            let text = err.to_string();
+            assert!(text.contains("ambiguous"), "{text}");
+        }
+    }
+    assert!(
+        store.list().unwrap().iter().all(|k| k.revoked_at.is_none()),
+        "nothing revoked"
+    );
+    // Unambiguous forms still work: the shadow's own prefix, and a name that is nobody's id.
+    assert_eq!(store.revoke(&shadow.prefix).unwrap().id, shadow.id);
+    // Now `victim.id` names no key: it is the victim's id alone.
+    assert_eq!(store.revoke(&victim.id).unwrap().id, victim.id);
+}
+
+#[test]
+fn pending_changes_are_invisible_until_committed_and_dropped_ones_roll_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = KeyStore::open(dir.path()).unwrap();
+    let other = KeyStore::open(dir.path()).unwrap();
+
+    let pending = store.begin_create("svc", "user", None).unwrap();
+    assert_eq!(pending.info().name, "svc");
+    assert!(pending
+        .secret()
+        .expose()
+        .starts_with(&pending.info().prefix));
+    assert!(
+        other.list().unwrap().is_empty(),
+        "not visible before commit"
+    );
+    drop(pending);
+    assert!(store.list().unwrap().is_empty(), "rolled back");
+
+    let (svc, secret) = store
+        .begin_create("svc", "user", None)
+        .unwrap()
+        .commit()
+        .unwrap();
+    assert_eq!(other.list().unwrap(), vec![svc.clone()]);
+
+    // A rotation that is not committed leaves the old key working.
+    let pending = store.begin_rotate("svc").unwrap();
+    let lost = pending.secret().clone();
+    drop(pending);
+    let snap = other.snapshot().unwrap();
+    assert_eq!(
+        snap.authenticate(secret.expose(), Utc::now()).unwrap().id,
+        svc.id
+    );
+    assert_eq!(
+        snap.authenticate(lost.expose(), Utc::now()),
+        Err(AuthError::Unknown)
+    );
+    assert_eq!(other.list().unwrap().len(), 1);
+
+    let (rotated, new) = store.begin_rotate("svc").unwrap().commit().unwrap();
+    let snap = other.snapshot().unwrap();
+    assert_eq!(
+        snap.authenticate(new.expose(), Utc::now()).unwrap().id,
+        rotated.id
+    );
+    assert_eq!(
+        snap.authenticate(secret.expose(), Utc::now()),
+        Err(AuthError::Revoked)
+    );
+}
+
+#[test]
+fn file_state_follows_the_path_and_reopen_takes_the_new_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = KeyStore::open(dir.path()).unwrap();
+    store.create("old", "user", None).unwrap();
+    assert_eq!(store.file_state().unwrap(), FileState::Same);
+
+    let db = dir.path().join(DB_FILE);
+    let aside = dir.path().join("aside.db");
+    std::fs::rename(&db, &aside).unwrap();
+    assert_eq!(store.file_state().unwrap(), FileState::Missing);
+    let err = store.reopen().unwrap_err();
+    assert!(matches!(err, StoreError::Io { .. }), "{err}");
+    assert!(!db.exists(), "reopen never creates the file");
+    std::fs::rename(&aside, &db).unwrap();
+    assert_eq!(store.file_state().unwrap(), FileState::Same);
+
+    let fresh = tempfile::tempdir().unwrap();
+    {
+        let other = KeyStore::open(fresh.path()).unwrap();
+        other.create("new", "user", None).unwrap();
+    }
+    std::fs::rename(fresh.path().join(DB_FILE), &db).unwrap();
+    for side in ["keys.db-wal", "keys.db-shm"] {
+        let _ = std::fs::remove_file(dir.path().join(side));
+    }
+    assert_eq!(store.file_state().unwrap(), FileState::Replaced);
+    let names =
+        |s: &KeyStore| -> Vec<String> { s.list().unwrap().into_iter().map(|k| k.name).collect() };
+    assert_eq!(names(&store), ["old"], "SQLite keeps reading the old file");
+    store.reopen().unwrap();
+    assert_eq!(store.file_state().unwrap(), FileState::Same);
+    assert_eq!(names(&store), ["new"]);
+    assert_eq!(mode(&db), 0o600);
+}
+
+#[test]
+fn dropping_a_store_whose_file_was_replaced_keeps_the_new_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let old = KeyStore::open(dir.path()).unwrap();
+    old.create("old", "user", None).unwrap();
+    // The store is cleared while `old` is still open...
+    for f in [DB_FILE, "keys.db-wal", "keys.db-shm"] {
+        std::fs::remove_file(dir.path().join(f)).unwrap();
+    }
+    // ...and a new one made, whose latest commit is still in its WAL file.
+    let new = KeyStore::open(dir.path()).unwrap();
+    new.create("new", "user", None).unwrap();
+    assert!(dir.path().join("keys.db-wal").exists());
+    // Closing the last connection to a database deletes `keys.db-wal` and `keys.db-shm` by
+    // name, here the new store's; SQLite skips that for a moved or deleted file, and the gate,
+    // which closes its old store when it reopens a replaced one, relies on it.
+    drop(old);
+    assert!(dir.path().join("keys.db-wal").exists());
+    let third = KeyStore::open(dir.path()).unwrap();
+    let names: Vec<String> = third.list().unwrap().into_iter().map(|k| k.name).collect();
+    assert_eq!(names, ["new"]);
+}
+
+#[test]
+fn error_messages_escape_control_characters() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = KeyStore::open(dir.path()).unwrap();
+    let hostile = "x\u{1b}[2J\rFAKE\u{7}";
+    let errors = [
+        store.revoke(hostile).unwrap_err(),
+        store.rotate(hostile).map(|_| ()).unwrap_err(),
+        store.create(hostile, "user", None).map(|_| ()).unwrap_err(),
+        store.create("a", hostile, None).map(|_| ()).unwrap_err(),
+    ];
+    for err in errors {
+        let text = err.to_string();
+        assert!(
+            !text.chars().any(char::is_control),
+            "control character in {text:?}"
+        );
+        assert!(text.contains(r"\u{1b}[2J\rFAKE\u{7}"), "{text}");
+    }
+}
+
+#[test]
+fn sqlite_errors_are_reported_once() {
+    let sqlite = rusqlite::Error::SqliteFailure(
+        rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_BUSY),
+        Some("database is locked".to_owned()),
+    );
+    let err = StoreError::from(sqlite);
+    assert_eq!(err.to_string(), "key database: database is locked");
+    // Nothing below it for a report to print again.
+    assert!(std::error::Error::source(&err).is_none());
 }

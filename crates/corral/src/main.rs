@@ -21,7 +21,9 @@ fn main() -> ExitCode {
     match cmd::run(cli) {
         Ok(code) => code,
         Err(err) => {
-            // A closed pipe (`corral keys list | head`) is not an error worth a message.
+            // A closed pipe (`corral keys list | head`) is not an error worth a message. A key
+            // command that could not deliver a secret reports that in words, without the
+            // `io::Error` in the chain, so it fails here like any other error.
             if is_broken_pipe(&err) {
                 return ExitCode::SUCCESS;
             }
