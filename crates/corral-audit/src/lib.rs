@@ -33,6 +33,28 @@
 //! torn or corrupt line (a crash mid-write), it terminates that line and appends an
 //! `event.action = "audit_restart"` record continuing from the last intact one; the verifier
 //! then reports the torn line as `truncated` rather than skipping it silently.
+//!
+//! The writer restarts the same way without stopping in two more cases, and its
+//! `audit_restart` record says which in `corral.restart.reason`:
+//!
+//! - A write failed (disk full, I/O error). [`AuditHandle::is_writing`] turns false, the
+//!   records not known to be in the file are kept in memory with those that come meanwhile
+//!   (up to [`MAX_KEPT`]; the rest are counted), and every [`RETRY_INTERVAL`] the writer
+//!   reopens the log. Once it can write, the restart record continues from the file's last
+//!   intact record (records that reached the file before the failure are not written twice; a
+//!   line torn by the failure is marked as above) and carries `failed_at`, `error`, `kept` and
+//!   `lost`; the kept records follow in order and `is_writing` turns true again.
+//! - The path no longer names the open file (removed, or renamed by an external log
+//!   rotator; checked with one `stat` per batch). A new file is started there whose restart
+//!   record continues the chain from the last record written, so verifying the new file alone
+//!   reports that earlier records are in files not given. A batch that found its file renamed
+//!   goes to that file; one that found it removed goes to the new file.
+//!
+//! # One writer per log
+//!
+//! The writer holds an exclusive lock on `<log>.lock` (see [`lock_path`]; beside the log
+//! because rotation renames the log) for its life; a second writer is refused with
+//! [`AuditError::Locked`]. Verification only reads and takes no lock.
 
 mod canon;
 mod error;
@@ -49,7 +71,10 @@ pub use record::{action, redact_keys, AuditRecord, Decision, Outcome, Text, ECS_
 pub use verify::{
     verify, verify_bytes, Problem, ProblemKind, Verifier, VerifyReport, MAX_LINE_BYTES,
 };
-pub use writer::{AuditHandle, AuditLog, AuditWorker, Rotation, BATCH_INTERVAL, MAX_BATCH_DELAY};
+pub use writer::{
+    lock_path, AuditHandle, AuditLog, AuditWorker, Rotation, BATCH_INTERVAL, MAX_BATCH_DELAY,
+    MAX_KEPT, MIN_ROTATE_BYTES, RETRY_INTERVAL,
+};
 
 /// Rotated files `<path>.<n>` that exist, as (n, path), ascending n.
 pub(crate) fn rotated_files(path: &Path) -> Vec<(u64, PathBuf)> {
