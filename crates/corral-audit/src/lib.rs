@@ -41,9 +41,11 @@
 //!   records not known to be in the file are kept in memory with those that come meanwhile
 //!   (up to [`MAX_KEPT`]; the rest are counted), and every [`RETRY_INTERVAL`] the writer
 //!   reopens the log. Once it can write, the restart record continues from the file's last
-//!   intact record (records that reached the file before the failure are not written twice; a
-//!   line torn by the failure is marked as above) and carries `failed_at`, `error`, `kept` and
-//!   `lost`; the kept records follow in order and `is_writing` turns true again.
+//!   intact record and carries `failed_at`, `error`, `kept` and `lost`; the kept records follow
+//!   in order and `is_writing` turns true again. Records that reached the file before the
+//!   failure are not written twice, and a line the failure cut short is finished when its
+//!   bytes are the start of the next record's line (sealing is deterministic), so a full disk
+//!   leaves a log that verifies; any other torn line is marked as above.
 //! - The path no longer names the open file (removed, or renamed by an external log
 //!   rotator; checked with one `stat` per batch). A new file is started there whose restart
 //!   record continues the chain from the last record written, so verifying the new file alone

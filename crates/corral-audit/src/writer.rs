@@ -365,6 +365,10 @@ struct Tail {
     last: Option<(u64, String)>,
     /// Bytes after the last intact record that are not an intact record.
     junk: bool,
+    /// Whole lines among those bytes (not just a line cut short at the end).
+    corrupt: bool,
+    /// The bytes after the final newline: a line cut short.
+    fragment: Vec<u8>,
     ends_with_newline: bool,
 }
 
@@ -396,6 +400,7 @@ fn read_tail(path: &Path) -> Result<Option<Tail>, AuditError> {
         // After the final newline there is an empty piece (or a torn fragment).
         if let Some(last) = pieces.pop() {
             tail.junk = !last.is_empty();
+            tail.fragment = last.to_vec();
         }
         // The first piece of a window that starts mid-file may be a partial line.
         let skip_first = start > 0;
@@ -408,7 +413,10 @@ fn read_tail(path: &Path) -> Result<Option<Tail>, AuditError> {
                     tail.last = Some((link.seq, link.hash));
                     break;
                 }
-                Err(_) => tail.junk = true,
+                Err(_) => {
+                    tail.junk = true;
+                    tail.corrupt = true;
+                }
             }
         }
         if tail.last.is_some() || start == 0 {
@@ -621,17 +629,19 @@ impl Writer {
     /// Opens the path again (a new file if there is none) and continues the chain: from the
     /// file's last intact record when it is one of this writer's (records that reached the
     /// file before a failure are not written twice), else from the last record this writer
-    /// wrote. Then an `audit_restart` record saying why (and that the file ended in a torn line,
-    /// if it did), flushed on its own so the file never holds it without its predecessors,
-    /// then the records in `unwritten`, and a flush. On failure every record not known to be
-    /// in the file is back in `unwritten`.
+    /// wrote. A line the failed write cut short is finished if it is the start of the next
+    /// record's. Then an `audit_restart` record saying why (and that the file ended in a torn
+    /// line, if it still does), flushed on its own so the file never holds it without its
+    /// predecessors, then the records in `unwritten`, and a flush. On failure every record not
+    /// known to be in the file is back in `unwritten`.
     fn reopen(&mut self, reason: &str, outage: Option<&Outage>) -> Result<u64, AuditError> {
         make_parent(&self.path)?;
         let tail = read_tail(&self.path)?.unwrap_or_default();
+        let mut ours = false;
         if let Some((seq, hash)) = tail.last {
             let (w_seq, w_hash) = &self.written;
             let ahead = seq.saturating_sub(*w_seq);
-            let ours = (seq == *w_seq && hash == *w_hash)
+            ours = (seq == *w_seq && hash == *w_hash)
                 || (seq > *w_seq && ahead <= self.unwritten.len() as u64);
             if ours {
                 // These reached the file before the write failed.
@@ -648,10 +658,30 @@ impl Writer {
         self.next_seq = self.written.0.saturating_add(1);
         self.prev = self.written.1.clone();
 
-        let backlog = std::mem::take(&mut self.unwritten);
+        let mut backlog = std::mem::take(&mut self.unwritten);
         let kept = backlog.len() as u64;
+        let mut torn = tail.junk;
+        if ours && !tail.corrupt && !tail.fragment.is_empty() {
+            // A write cut short (disk full) leaves the start of the next record's line, byte
+            // for byte (sealing is deterministic): finish that line instead of marking it torn.
+            match self.finish_line(backlog.front(), &tail.fragment) {
+                Ok(true) => {
+                    torn = false;
+                    let done = backlog.pop_front();
+                    if let Err(e) = self.flush() {
+                        self.unwritten = done.into_iter().chain(backlog).collect();
+                        return Err(e);
+                    }
+                }
+                Ok(false) => {}
+                Err(e) => {
+                    self.unwritten = backlog;
+                    return Err(e);
+                }
+            }
+        }
         let mut restart = json!({
-            "reason": if tail.junk { format!("{reason}; {TORN}") } else { reason.to_owned() },
+            "reason": if torn { format!("{reason}; {TORN}") } else { reason.to_owned() },
             "after_seq": (self.written.0 > 0).then_some(self.written.0),
         });
         if let Some(o) = outage {
@@ -660,7 +690,7 @@ impl Writer {
             restart["kept"] = kept.into();
             restart["lost"] = o.lost.into();
         }
-        let marked = if tail.junk && !tail.ends_with_newline {
+        let marked = if torn && !tail.ends_with_newline {
             self.write_raw(b"\n")
         } else {
             Ok(())
@@ -680,6 +710,32 @@ impl Writer {
         }
         self.flush()?;
         Ok(kept)
+    }
+
+    /// Writes the rest of `rec`'s line, sealed where the chain stands, if `fragment` is its
+    /// start; says whether it did.
+    fn finish_line(
+        &mut self,
+        rec: Option<&AuditRecord>,
+        fragment: &[u8],
+    ) -> Result<bool, AuditError> {
+        let Some(rec) = rec else {
+            return Ok(false);
+        };
+        let mut line = std::mem::take(&mut self.line);
+        let hash = seal_record(rec, self.next_seq, &self.prev, &mut line);
+        line.push('\n');
+        let done = match line.as_bytes().strip_prefix(fragment) {
+            Some(rest) => self.write_raw(rest).map(|()| true),
+            None => Ok(false),
+        };
+        self.line = line;
+        if done? {
+            self.next_seq = self.next_seq.saturating_add(1);
+            self.prev = hash;
+            return Ok(true);
+        }
+        Ok(false)
     }
 
     fn rotate(&mut self) -> Result<(), AuditError> {
@@ -755,23 +811,42 @@ mod tests {
             .collect()
     }
 
-    #[test]
-    fn a_write_cut_short_is_not_written_twice_and_its_torn_line_is_marked() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("audit.ndjson");
-        let mut w = Writer::open(&path, NO_ROTATION).unwrap();
+    /// A writer with record 0 flushed and records 1..4 buffered, of which the file got record
+    /// 1 and the first 40 bytes of record 2 (as when a disk fills mid-write), the 40 bytes
+    /// passed through `damage`.
+    fn cut_short(path: &Path, damage: impl FnOnce(&mut [u8])) -> Writer {
+        let mut w = Writer::open(path, NO_ROTATION).unwrap();
         w.append(rec(0)).unwrap();
         w.flush().unwrap();
         for i in 1..4 {
             w.append(rec(i)).unwrap();
         }
-        // As if the write of the buffered lines stopped in the middle of the second (disk
-        // full): records 1 and half of 2 reach the file.
-        let buffered = w.out.buffer().to_vec();
+        let mut buffered = w.out.buffer().to_vec();
         let first_end = buffered.iter().position(|&b| b == b'\n').unwrap() + 1;
-        let mut f = OpenOptions::new().append(true).open(&path).unwrap();
+        damage(&mut buffered[first_end..first_end + 40]);
+        let mut f = OpenOptions::new().append(true).open(path).unwrap();
         f.write_all(&buffered[..first_end + 40]).unwrap();
+        w
+    }
 
+    fn numbers_and_seqs(l: &[serde_json::Value]) -> (Vec<u64>, Vec<u64>) {
+        let intact = l.iter().filter(|v| !v.is_null());
+        let numbers = intact
+            .clone()
+            .filter(|v| v["event"]["action"] == action::PROXY)
+            .map(|v| v["corral"]["bytes_out"].as_u64().unwrap())
+            .collect();
+        let seqs = intact
+            .map(|v| v["corral"]["chain"]["seq"].as_u64().unwrap())
+            .collect();
+        (numbers, seqs)
+    }
+
+    #[test]
+    fn a_write_cut_short_is_finished_not_written_twice() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.ndjson");
+        let mut w = cut_short(&path, |_| {});
         assert_eq!(
             w.recover(&outage()).unwrap(),
             2,
@@ -781,27 +856,36 @@ mod tests {
         drop(w);
 
         let l = file_lines(&path);
+        assert_eq!(l.len(), 5, "0, 1, 2 finished, the restart record, 3");
+        let restart = &l[3]["corral"]["restart"];
+        assert_eq!(l[3]["event"]["action"], action::AUDIT_RESTART);
+        assert_eq!(restart["reason"], UNWRITABLE, "{restart}");
+        assert_eq!(restart["after_seq"], 3);
+        assert_eq!((&restart["kept"], &restart["lost"]), (&2.into(), &0.into()));
+        assert_eq!(restart["error"], "disk full");
+        let (numbers, seqs) = numbers_and_seqs(&l);
+        assert_eq!(numbers, [0, 1, 2, 3], "each record once, in order");
+        assert_eq!(seqs, [1, 2, 3, 4, 5]);
+        let r = crate::verify(std::slice::from_ref(&path)).unwrap();
+        assert!(r.is_ok() && r.from_genesis, "{r}");
+    }
+
+    #[test]
+    fn a_cut_line_that_is_not_the_next_record_s_is_marked_torn() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.ndjson");
+        let mut w = cut_short(&path, |b| b[30] ^= 1);
+        assert_eq!(w.recover(&outage()).unwrap(), 2);
+        drop(w);
+
+        let l = file_lines(&path);
         assert_eq!(l.len(), 6, "0, 1, the torn line, the restart record, 2, 3");
         assert!(l[2].is_null(), "torn");
         let restart = &l[3]["corral"]["restart"];
-        assert_eq!(l[3]["event"]["action"], action::AUDIT_RESTART);
-        assert_eq!(
-            restart["reason"],
-            format!("{UNWRITABLE}; {TORN}"),
-            "{restart}"
-        );
+        assert_eq!(restart["reason"], format!("{UNWRITABLE}; {TORN}"));
         assert_eq!(restart["after_seq"], 2);
-        assert_eq!((&restart["kept"], &restart["lost"]), (&2.into(), &0.into()));
-        assert_eq!(restart["error"], "disk full");
-        let numbers: Vec<_> = [0, 1, 4, 5]
-            .iter()
-            .map(|&i| l[i]["corral"]["bytes_out"].as_u64().unwrap())
-            .collect();
-        assert_eq!(numbers, [0, 1, 2, 3], "each record once, in order");
-        let seqs: Vec<_> = [0, 1, 3, 4, 5]
-            .iter()
-            .map(|&i| l[i]["corral"]["chain"]["seq"].as_u64().unwrap())
-            .collect();
+        let (numbers, seqs) = numbers_and_seqs(&l);
+        assert_eq!(numbers, [0, 1, 2, 3]);
         assert_eq!(seqs, [1, 2, 3, 4, 5]);
         let r = crate::verify(std::slice::from_ref(&path)).unwrap();
         let p = r.first_problem.unwrap();
