@@ -632,8 +632,9 @@ impl Writer {
     /// wrote. A line the failed write cut short is finished if it is the start of the next
     /// record's. Then an `audit_restart` record saying why (and that the file ended in a torn
     /// line, if it still does), flushed on its own so the file never holds it without its
-    /// predecessors, then the records in `unwritten`, and a flush. On failure every record not
-    /// known to be in the file is back in `unwritten`.
+    /// predecessors, then the records in `unwritten`, and a flush. Returns how many records it
+    /// wrote from `unwritten`; on failure every record not known to be in the file is back
+    /// there.
     fn reopen(&mut self, reason: &str, outage: Option<&Outage>) -> Result<u64, AuditError> {
         make_parent(&self.path)?;
         let tail = read_tail(&self.path)?.unwrap_or_default();
@@ -659,7 +660,7 @@ impl Writer {
         self.prev = self.written.1.clone();
 
         let mut backlog = std::mem::take(&mut self.unwritten);
-        let kept = backlog.len() as u64;
+        let total = backlog.len() as u64;
         let mut torn = tail.junk;
         if ours && !tail.corrupt && !tail.fragment.is_empty() {
             // A write cut short (disk full) leaves the start of the next record's line, byte
@@ -687,7 +688,8 @@ impl Writer {
         if let Some(o) = outage {
             restart["failed_at"] = o.since.clone().into();
             restart["error"] = o.error.clone().into();
-            restart["kept"] = kept.into();
+            // The records after this one that were kept in memory.
+            restart["kept"] = backlog.len().into();
             restart["lost"] = o.lost.into();
         }
         let marked = if torn && !tail.ends_with_newline {
@@ -709,7 +711,7 @@ impl Writer {
             }
         }
         self.flush()?;
-        Ok(kept)
+        Ok(total)
     }
 
     /// Writes the rest of `rec`'s line, sealed where the chain stands, if `fragment` is its
@@ -861,7 +863,8 @@ mod tests {
         assert_eq!(l[3]["event"]["action"], action::AUDIT_RESTART);
         assert_eq!(restart["reason"], UNWRITABLE, "{restart}");
         assert_eq!(restart["after_seq"], 3);
-        assert_eq!((&restart["kept"], &restart["lost"]), (&2.into(), &0.into()));
+        // Record 3 follows it; record 2 was finished before it.
+        assert_eq!((&restart["kept"], &restart["lost"]), (&1.into(), &0.into()));
         assert_eq!(restart["error"], "disk full");
         let (numbers, seqs) = numbers_and_seqs(&l);
         assert_eq!(numbers, [0, 1, 2, 3], "each record once, in order");
