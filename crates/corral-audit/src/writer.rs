@@ -638,11 +638,10 @@ impl Writer {
     fn reopen(&mut self, reason: &str, outage: Option<&Outage>) -> Result<u64, AuditError> {
         make_parent(&self.path)?;
         let tail = read_tail(&self.path)?.unwrap_or_default();
-        let mut ours = false;
         if let Some((seq, hash)) = tail.last {
             let (w_seq, w_hash) = &self.written;
             let ahead = seq.saturating_sub(*w_seq);
-            ours = (seq == *w_seq && hash == *w_hash)
+            let ours = (seq == *w_seq && hash == *w_hash)
                 || (seq > *w_seq && ahead <= self.unwritten.len() as u64);
             if ours {
                 // These reached the file before the write failed.
@@ -662,9 +661,10 @@ impl Writer {
         let mut backlog = std::mem::take(&mut self.unwritten);
         let total = backlog.len() as u64;
         let mut torn = tail.junk;
-        if ours && !tail.corrupt && !tail.fragment.is_empty() {
+        if !tail.corrupt && !tail.fragment.is_empty() {
             // A write cut short (disk full) leaves the start of the next record's line, byte
             // for byte (sealing is deterministic): finish that line instead of marking it torn.
+            // Only that exact start is finished, so nothing else is taken for this writer's.
             match self.finish_line(backlog.front(), &tail.fragment) {
                 Ok(true) => {
                     torn = false;
@@ -869,6 +869,24 @@ mod tests {
         let (numbers, seqs) = numbers_and_seqs(&l);
         assert_eq!(numbers, [0, 1, 2, 3], "each record once, in order");
         assert_eq!(seqs, [1, 2, 3, 4, 5]);
+        let r = crate::verify(std::slice::from_ref(&path)).unwrap();
+        assert!(r.is_ok() && r.from_genesis, "{r}");
+    }
+
+    #[test]
+    fn a_first_write_cut_short_is_finished() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.ndjson");
+        let mut w = Writer::open(&path, NO_ROTATION).unwrap();
+        w.append(rec(0)).unwrap();
+        w.append(rec(1)).unwrap();
+        fs::write(&path, &w.out.buffer()[..40]).unwrap();
+        assert_eq!(w.recover(&outage()).unwrap(), 2);
+        drop(w);
+        let l = file_lines(&path);
+        assert_eq!(l.len(), 3, "0 finished, the restart record, 1");
+        assert_eq!(l[1]["corral"]["restart"]["reason"], UNWRITABLE);
+        assert_eq!(numbers_and_seqs(&l), (vec![0, 1], vec![1, 2, 3]));
         let r = crate::verify(std::slice::from_ref(&path)).unwrap();
         assert!(r.is_ok() && r.from_genesis, "{r}");
     }
