@@ -4,13 +4,34 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum AuditError {
-    #[error("{path}: {source}")]
+    /// The cause is part of the message (and not also reported as the error's source, so a
+    /// chain of causes shows it once).
+    #[error("{path}: {error}")]
     Io {
         path: PathBuf,
-        #[source]
-        source: std::io::Error,
+        error: std::io::Error,
     },
-    /// The writer has stopped (it failed, or every handle was dropped); the record was not written.
+    /// Another process (or another open log in this one) holds the lock beside the log.
+    #[error(
+        "another corral process is writing the audit log {log} (it holds the lock {lock}); \
+         each log needs its own `corral serve`"
+    )]
+    Locked { log: PathBuf, lock: PathBuf },
+    /// A rotation size so small that files would hold a handful of records, or none.
+    #[error(
+        "rotation size {max_bytes} bytes is below the minimum of {min} bytes (64 KiB)",
+        min = crate::MIN_ROTATE_BYTES
+    )]
+    RotationTooSmall { max_bytes: u64 },
+    /// Records the writer still held when it had to stop (its handles were dropped while the
+    /// log could not be written).
+    #[error("{records} audit record(s) could not be written: {cause}")]
+    Unwritten {
+        records: u64,
+        cause: Box<AuditError>,
+    },
+    /// The writer has stopped (every handle was dropped, or its task ended); the record was
+    /// not written.
     #[error("audit log writer has stopped")]
     Closed,
     #[error("audit log writer task failed: {0}")]
@@ -18,8 +39,8 @@ pub enum AuditError {
 }
 
 pub(crate) fn io_err(path: &std::path::Path) -> impl FnOnce(std::io::Error) -> AuditError + '_ {
-    move |source| AuditError::Io {
+    move |error| AuditError::Io {
         path: path.to_path_buf(),
-        source,
+        error,
     }
 }

@@ -36,6 +36,30 @@
 //! must continue the chain from the last intact record before the torn line: records cannot be
 //! hidden behind a torn line. A line that is not a record and is not followed by such a
 //! restart record is a failure.
+//!
+//! The writer restarts the same way without stopping in two more cases, and its
+//! `audit_restart` record says which in `corral.restart.reason`:
+//!
+//! - A write failed (disk full, I/O error). [`AuditHandle::is_writing`] turns false, the
+//!   records not known to be in the file are kept in memory with those that come meanwhile
+//!   (up to [`MAX_KEPT`]; the rest are counted), and every [`RETRY_INTERVAL`] the writer
+//!   reopens the log. Once it can write, the restart record continues from the file's last
+//!   intact record and carries `failed_at`, `error`, `kept` and `lost`; the kept records follow
+//!   in order and `is_writing` turns true again. Records that reached the file before the
+//!   failure are not written twice, and a line the failure cut short is finished when its
+//!   bytes are the start of the next record's line (sealing is deterministic), so a full disk
+//!   leaves a log that verifies; any other torn line is marked as above.
+//! - The path no longer names the open file (removed, or renamed by an external log
+//!   rotator; checked with one `stat` per batch). A new file is started there whose restart
+//!   record continues the chain from the last record written, so verifying the new file alone
+//!   reports that earlier records are in files not given. A batch that found its file renamed
+//!   goes to that file; one that found it removed goes to the new file.
+//!
+//! # One writer per log
+//!
+//! The writer holds an exclusive lock on `<log>.lock` (see [`lock_path`]; beside the log
+//! because rotation renames the log) for its life; a second writer is refused with
+//! [`AuditError::Locked`]. Verification only reads and takes no lock.
 
 mod canon;
 mod error;
@@ -53,7 +77,10 @@ pub use verify::{
     verify, verify_bytes, Notice, Problem, ProblemKind, Verifier, VerifyReport, MAX_LINE_BYTES,
     MAX_NOTICES,
 };
-pub use writer::{AuditHandle, AuditLog, AuditWorker, Rotation, BATCH_INTERVAL, MAX_BATCH_DELAY};
+pub use writer::{
+    lock_path, AuditHandle, AuditLog, AuditWorker, Rotation, BATCH_INTERVAL, MAX_BATCH_DELAY,
+    MAX_KEPT, MIN_ROTATE_BYTES, RETRY_INTERVAL,
+};
 
 /// Rotated files `<path>.<n>` that exist, as (n, path), ascending n.
 pub(crate) fn rotated_files(path: &Path) -> Vec<(u64, PathBuf)> {

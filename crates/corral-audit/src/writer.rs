@@ -1,11 +1,15 @@
 //! The writer: a channel in front of a thread that appends chained lines, flushes in batches
-//! and rotates.
+//! and rotates, and that rides out a log it cannot write (or that was removed) without
+//! stopping.
 
-use std::fs::{self, DirBuilder, File, OpenOptions, Permissions};
+use std::collections::VecDeque;
+use std::fs::{self, DirBuilder, File, OpenOptions, Permissions, TryLockError};
 use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use chrono::{SecondsFormat, Utc};
 use serde_json::json;
@@ -28,6 +32,18 @@ pub const BATCH_INTERVAL: Duration = Duration::from_millis(2);
 /// trickle of requests wakes its writer about 60 times a second rather than 500.
 pub const MAX_BATCH_DELAY: Duration = Duration::from_millis(16);
 
+/// While the log cannot be written, the writer tries again (reopening the file) this often.
+pub const RETRY_INTERVAL: Duration = Duration::from_secs(1);
+
+/// While the log cannot be written, the writer keeps at most this many records in memory
+/// (about 5 MB) and writes them, in order, once it can. Records beyond it are counted, not
+/// kept: the count goes into the `audit_restart` record written on recovery (`corral.restart.lost`).
+pub const MAX_KEPT: usize = 10_000;
+
+/// The smallest `Rotation::max_bytes` accepted (other than 0, no rotation): a file holds at
+/// least one line of the longest length the verifier reads ([`crate::MAX_LINE_BYTES`]).
+pub const MIN_ROTATE_BYTES: u64 = 64 * 1024;
+
 /// A look that finds at least this many records brings the wait back to [`BATCH_INTERVAL`].
 const BUSY_BATCH: usize = 64;
 
@@ -42,9 +58,15 @@ const WRITE_BUFFER: usize = 64 * 1024;
 /// How far back from the end of a file a restart looks for the last intact record.
 const TAIL_WINDOW: u64 = 1024 * 1024;
 
+/// `corral.restart.reason` of the restart records.
+const TORN: &str = "the log ended in a torn or corrupt line";
+const UNWRITABLE: &str = "the log could not be written";
+const REPLACED: &str = "the log file was removed or replaced while open";
+
 /// Size-based rotation: when the next line would take the current file past `max_bytes`, it is
 /// renamed to `<name>.1` (older ones shift up) and at most `keep` old files are kept.
-/// `max_bytes == 0` disables rotation; `keep == 0` discards the old file on rotation.
+/// `max_bytes == 0` disables rotation; otherwise it must be at least [`MIN_ROTATE_BYTES`].
+/// `keep == 0` discards the old file on rotation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Rotation {
     pub max_bytes: u64,
@@ -69,25 +91,58 @@ impl AuditLog {
     /// tightening an existing file that is group/other accessible) and continues its chain, or
     /// the chain of its newest rotated file. If the file ends in a torn or corrupt line, an
     /// `audit_restart` record is appended first so that verification reports the damage.
+    ///
+    /// Only one writer per log: the writer holds an exclusive lock on `<path>.lock` (a file
+    /// beside the log, which rotation does not rename) for its life, and opening a log whose
+    /// lock is held fails with [`AuditError::Locked`]. Readers (verification) take no lock.
     pub fn open(path: &Path, rotation: Rotation) -> Result<(AuditHandle, AuditWorker), AuditError> {
         let writer = Writer::open(path, rotation)?;
         let (tx, rx) = mpsc::unbounded_channel();
-        Ok((AuditHandle { tx }, AuditWorker { rx, writer }))
+        let writing = Arc::new(AtomicBool::new(true));
+        Ok((
+            AuditHandle {
+                tx,
+                writing: Arc::clone(&writing),
+            },
+            AuditWorker {
+                rx,
+                writer,
+                writing,
+            },
+        ))
     }
+}
+
+/// `<path>.lock`.
+pub fn lock_path(path: &Path) -> PathBuf {
+    let mut s = path.as_os_str().to_os_string();
+    s.push(".lock");
+    PathBuf::from(s)
 }
 
 /// Cheap to clone; every clone feeds the same worker.
 #[derive(Debug, Clone)]
 pub struct AuditHandle {
     tx: mpsc::UnboundedSender<AuditRecord>,
+    writing: Arc<AtomicBool>,
 }
 
 impl AuditHandle {
     /// Queues a record without waiting (so it can be called from `Drop`, and a request never
-    /// waits on the disk). Records are never dropped: the queue is unbounded, and memory grows
-    /// only while the disk is slower than the request rate. Fails only when the worker has stopped.
+    /// waits on the disk). While the log can be written the queue is unbounded: memory grows
+    /// only while the disk is slower than the request rate. While it cannot
+    /// ([`AuditHandle::is_writing`] is false), the writer keeps up to [`MAX_KEPT`] records for
+    /// when it can and counts the rest as lost. Fails only when the worker has stopped.
     pub fn record(&self, rec: AuditRecord) -> Result<(), AuditError> {
         self.tx.send(rec).map_err(|_| AuditError::Closed)
+    }
+
+    /// Whether records reach the log: false from the moment a write fails until the writer
+    /// has reopened the log and written what it kept, and after the worker has stopped.
+    /// A caller that must not act unaudited (the gate) refuses work while this is false.
+    /// Two atomic loads; cheap enough for every request.
+    pub fn is_writing(&self) -> bool {
+        self.writing.load(Ordering::Relaxed) && !self.tx.is_closed()
     }
 }
 
@@ -97,6 +152,7 @@ impl AuditHandle {
 pub struct AuditWorker {
     rx: mpsc::UnboundedReceiver<AuditRecord>,
     writer: Writer,
+    writing: Arc<AtomicBool>,
 }
 
 impl AuditWorker {
@@ -111,7 +167,14 @@ impl AuditWorker {
     ///
     /// Drains what is queued, flushes it with one write, then sleeps as [`Pacer`] says and
     /// looks again; after [`IDLE_PARK`] without records it parks until the next one, which is
-    /// written at once.
+    /// written at once. Before each flush it checks that the path still names the open file
+    /// (one `stat` per batch) and starts a new file there if not.
+    ///
+    /// A failed write does not stop it: it clears [`AuditHandle::is_writing`], keeps the records
+    /// (up to [`MAX_KEPT`]), reopens the log every [`RETRY_INTERVAL`] and, once it can write
+    /// again, writes an `audit_restart` record and the kept records in order. It returns an
+    /// error only when its handles are gone while the log still cannot be written
+    /// ([`AuditError::Unwritten`], counting the records lost).
     pub fn run_blocking(mut self) -> Result<(), AuditError> {
         let mut pacer = Pacer::default();
         let mut found = 0usize;
@@ -120,7 +183,10 @@ impl AuditWorker {
                 Ok(r) => r,
                 Err(mpsc::error::TryRecvError::Empty) => {
                     if found > 0 {
-                        self.writer.flush()?;
+                        if let Err(e) = self.writer.end_batch() {
+                            self.ride_out(e)?;
+                            pacer = Pacer::default();
+                        }
                     }
                     let next = pacer.after(found);
                     found = 0;
@@ -138,14 +204,94 @@ impl AuditWorker {
                 Err(mpsc::error::TryRecvError::Disconnected) => break,
             };
             found += 1;
-            if let Err(e) = self.writer.append(&rec) {
-                // Keep what was written; handles see `Closed` from now on.
-                let _ = self.writer.finish();
-                return Err(e);
+            if let Err(e) = self.writer.append(rec) {
+                self.ride_out(e)?;
+                pacer = Pacer::default();
+                found = 0;
             }
         }
-        self.writer.finish()
+        if let Err(e) = self.writer.end_batch().and_then(|()| self.writer.finish()) {
+            self.ride_out(e)?;
+            self.writer.finish()?;
+        }
+        Ok(())
     }
+
+    /// After a failed write: says so once (with the cause), clears the health flag, keeps the
+    /// records not known to be in the file plus new ones up to [`MAX_KEPT`], and every
+    /// [`RETRY_INTERVAL`] reopens the log and writes them. Returns once that worked (saying so
+    /// once), or with [`AuditError::Unwritten`] when the handles are gone and one last try
+    /// failed.
+    fn ride_out(&mut self, cause: AuditError) -> Result<(), AuditError> {
+        self.writing.store(false, Ordering::Relaxed);
+        let started = Instant::now();
+        let mut outage = Outage {
+            since: Utc::now().to_rfc3339_opts(SecondsFormat::Micros, true),
+            error: cause.to_string(),
+            lost: 0,
+        };
+        tracing::warn!(
+            "cannot write the audit log ({cause}); keeping up to {MAX_KEPT} records in memory and trying again every {}s",
+            RETRY_INTERVAL.as_secs()
+        );
+        let mut next_try = started + RETRY_INTERVAL;
+        let mut closed = false;
+        loop {
+            loop {
+                match self.rx.try_recv() {
+                    Ok(rec) if self.writer.unwritten.len() < MAX_KEPT => {
+                        self.writer.unwritten.push_back(rec);
+                    }
+                    Ok(_) => {
+                        if outage.lost == 0 {
+                            tracing::warn!(
+                                "{MAX_KEPT} audit records are waiting for the log; further ones are dropped and counted until it can be written"
+                            );
+                        }
+                        outage.lost += 1;
+                    }
+                    Err(mpsc::error::TryRecvError::Empty) => break,
+                    Err(mpsc::error::TryRecvError::Disconnected) => {
+                        closed = true;
+                        break;
+                    }
+                }
+            }
+            if closed || Instant::now() >= next_try {
+                match self.writer.recover(&outage) {
+                    Ok(kept) => {
+                        self.writing.store(true, Ordering::Relaxed);
+                        tracing::warn!(
+                            "the audit log can be written again after {:.1}s: {kept} record(s) kept in memory were written, {} lost",
+                            started.elapsed().as_secs_f64(),
+                            outage.lost
+                        );
+                        return Ok(());
+                    }
+                    Err(e) if closed => {
+                        return Err(AuditError::Unwritten {
+                            records: self.writer.unwritten.len() as u64 + outage.lost,
+                            cause: Box::new(e),
+                        });
+                    }
+                    Err(e) => {
+                        tracing::debug!("the audit log still cannot be written: {e}");
+                        next_try = Instant::now() + RETRY_INTERVAL;
+                    }
+                }
+            }
+            std::thread::sleep(MAX_BATCH_DELAY);
+        }
+    }
+}
+
+/// A time the log could not be written, as the restart record after it reports it.
+#[derive(Debug)]
+struct Outage {
+    since: String,
+    error: String,
+    /// Records dropped beyond [`MAX_KEPT`].
+    lost: u64,
 }
 
 /// When the writer looks for records next: pure, so its rules are tested without a clock.
@@ -194,11 +340,23 @@ struct Writer {
     path: PathBuf,
     rotation: Rotation,
     out: BufWriter<File>,
+    /// (device, inode) of the open file: when `path` names another file, or none, the log was
+    /// removed or renamed away (by hand or by an external log rotator).
+    id: (u64, u64),
     size: u64,
     next_seq: u64,
     prev: String,
+    /// (seq, hash) of the last record the file is known to hold (seq 0 and the genesis `prev`
+    /// before the first): the last one before the latest successful flush.
+    written: (u64, String),
+    /// Records not known to be in the file, oldest first: those appended since the last
+    /// successful flush, then those kept while the log could not be written. After a failed
+    /// write, or when the file is found gone, they are written again into the reopened file.
+    unwritten: VecDeque<AuditRecord>,
     /// Reused for each line.
     line: String,
+    /// `<path>.lock`, locked for the writer's life.
+    _lock: File,
 }
 
 #[derive(Debug, Default)]
@@ -207,6 +365,10 @@ struct Tail {
     last: Option<(u64, String)>,
     /// Bytes after the last intact record that are not an intact record.
     junk: bool,
+    /// Whole lines among those bytes (not just a line cut short at the end).
+    corrupt: bool,
+    /// The bytes after the final newline: a line cut short.
+    fragment: Vec<u8>,
     ends_with_newline: bool,
 }
 
@@ -238,6 +400,7 @@ fn read_tail(path: &Path) -> Result<Option<Tail>, AuditError> {
         // After the final newline there is an empty piece (or a torn fragment).
         if let Some(last) = pieces.pop() {
             tail.junk = !last.is_empty();
+            tail.fragment = last.to_vec();
         }
         // The first piece of a window that starts mid-file may be a partial line.
         let skip_first = start > 0;
@@ -250,7 +413,10 @@ fn read_tail(path: &Path) -> Result<Option<Tail>, AuditError> {
                     tail.last = Some((link.seq, link.hash));
                     break;
                 }
-                Err(_) => tail.junk = true,
+                Err(_) => {
+                    tail.junk = true;
+                    tail.corrupt = true;
+                }
             }
         }
         if tail.last.is_some() || start == 0 {
@@ -260,7 +426,42 @@ fn read_tail(path: &Path) -> Result<Option<Tail>, AuditError> {
     }
 }
 
-fn open_append(path: &Path) -> Result<(File, u64), AuditError> {
+/// Opens (creating) `<path>.lock` and locks it, or says who is in the way.
+fn lock(path: &Path) -> Result<File, AuditError> {
+    let lock = lock_path(path);
+    let f = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o600)
+        .open(&lock)
+        .map_err(io_err(&lock))?;
+    match f.try_lock() {
+        Ok(()) => Ok(f),
+        Err(TryLockError::WouldBlock) => Err(AuditError::Locked {
+            log: path.to_path_buf(),
+            lock,
+        }),
+        Err(TryLockError::Error(e)) => Err(io_err(&lock)(e)),
+    }
+}
+
+/// Creates the log's directory (mode 0700) if it is missing.
+fn make_parent(path: &Path) -> Result<(), AuditError> {
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        if !parent.exists() {
+            DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(parent)
+                .map_err(io_err(parent))?;
+        }
+    }
+    Ok(())
+}
+
+/// The file, its size and its (device, inode).
+fn open_append(path: &Path) -> Result<(File, u64, (u64, u64)), AuditError> {
     let f = OpenOptions::new()
         .create(true)
         .append(true)
@@ -268,11 +469,12 @@ fn open_append(path: &Path) -> Result<(File, u64), AuditError> {
         .open(path)
         .map_err(io_err(path))?;
     let meta = f.metadata().map_err(io_err(path))?;
-    if meta.permissions().mode() & 0o077 != 0 {
+    // Only a regular file: never a device node the path may name (say, a symlink to one).
+    if meta.is_file() && meta.permissions().mode() & 0o077 != 0 {
         f.set_permissions(Permissions::from_mode(0o600))
             .map_err(io_err(path))?;
     }
-    Ok((f, meta.len()))
+    Ok((f, meta.len(), (meta.dev(), meta.ino())))
 }
 
 fn numbered(path: &Path, n: usize) -> PathBuf {
@@ -283,15 +485,13 @@ fn numbered(path: &Path, n: usize) -> PathBuf {
 
 impl Writer {
     fn open(path: &Path, rotation: Rotation) -> Result<Writer, AuditError> {
-        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            if !parent.exists() {
-                DirBuilder::new()
-                    .recursive(true)
-                    .mode(0o700)
-                    .create(parent)
-                    .map_err(io_err(parent))?;
-            }
+        if rotation.max_bytes != 0 && rotation.max_bytes < MIN_ROTATE_BYTES {
+            return Err(AuditError::RotationTooSmall {
+                max_bytes: rotation.max_bytes,
+            });
         }
+        make_parent(path)?;
+        let lock = lock(path)?;
         let current = read_tail(path)?;
         let mut last = current.as_ref().and_then(|t| t.last.clone());
         if last.is_none() {
@@ -303,40 +503,29 @@ impl Writer {
                 }
             }
         }
-        let (file, size) = open_append(path)?;
-        let (next_seq, prev) = match &last {
-            Some((seq, hash)) => (seq.saturating_add(1), hash.clone()),
-            None => (1, GENESIS_PREV.to_string()),
-        };
+        let (file, size, id) = open_append(path)?;
+        let written = last.clone().unwrap_or((0, GENESIS_PREV.to_string()));
         let mut w = Writer {
             path: path.to_path_buf(),
             rotation,
             out: BufWriter::with_capacity(WRITE_BUFFER, file),
+            id,
             size,
-            next_seq,
-            prev,
+            next_seq: written.0.saturating_add(1),
+            prev: written.1.clone(),
+            written,
+            unwritten: VecDeque::new(),
             line: String::with_capacity(1024),
+            _lock: lock,
         };
         if let Some(t) = current.filter(|t| t.junk) {
             if !t.ends_with_newline {
                 w.write_raw(b"\n")?;
             }
-            let marker = json!({
-                "@timestamp": Utc::now().to_rfc3339_opts(SecondsFormat::Micros, true),
-                "ecs": { "version": ECS_VERSION },
-                "event": {
-                    "kind": "event",
-                    "category": ["process"],
-                    "type": ["info"],
-                    "action": action::AUDIT_RESTART,
-                    "outcome": "unknown",
-                },
-                "corral": { "restart": {
-                    "reason": "the log ended in a torn or corrupt line",
-                    "after_seq": last.as_ref().map(|(s, _)| *s),
-                }},
-            });
-            w.write_value(marker)?;
+            w.write_restart(json!({
+                "reason": TORN,
+                "after_seq": last.as_ref().map(|(s, _)| *s),
+            }))?;
             w.flush()?;
         }
         Ok(w)
@@ -348,8 +537,21 @@ impl Writer {
         Ok(())
     }
 
-    fn write_value(&mut self, v: serde_json::Value) -> Result<(), AuditError> {
-        let (mut line, hash) = seal(v, self.next_seq, &self.prev);
+    /// Appends an `audit_restart` record whose `corral.restart` is `restart`.
+    fn write_restart(&mut self, restart: serde_json::Value) -> Result<(), AuditError> {
+        let marker = json!({
+            "@timestamp": Utc::now().to_rfc3339_opts(SecondsFormat::Micros, true),
+            "ecs": { "version": ECS_VERSION },
+            "event": {
+                "kind": "event",
+                "category": ["process"],
+                "type": ["info"],
+                "action": action::AUDIT_RESTART,
+                "outcome": "unknown",
+            },
+            "corral": { "restart": restart },
+        });
+        let (mut line, hash) = seal(marker, self.next_seq, &self.prev);
         line.push('\n');
         self.write_line(&line, hash)
     }
@@ -367,22 +569,175 @@ impl Writer {
         Ok(())
     }
 
-    fn append(&mut self, rec: &AuditRecord) -> Result<(), AuditError> {
+    /// Seals and buffers a record. It stays in `unwritten` until a flush succeeds.
+    fn append(&mut self, rec: AuditRecord) -> Result<(), AuditError> {
         let mut line = std::mem::take(&mut self.line);
-        let hash = seal_record(rec, self.next_seq, &self.prev, &mut line);
+        let hash = seal_record(&rec, self.next_seq, &self.prev, &mut line);
         line.push('\n');
         let written = self.write_line(&line, hash);
         self.line = line;
+        // After `write_line`: the flush of a rotation in it must not count this record.
+        self.unwritten.push_back(rec);
         written
     }
 
+    /// Ends a batch: flushes, after checking (one `stat`) that the path still names the open
+    /// file. If it does not, a new file is started there that continues the chain; the batch
+    /// goes to the old file if it was renamed (it still has a name), else into the new one.
+    fn end_batch(&mut self) -> Result<(), AuditError> {
+        if self.unwritten.is_empty() || self.at_path() {
+            return self.flush();
+        }
+        tracing::warn!(
+            "the audit log {} was removed or replaced while open; starting a new file there that continues the chain",
+            self.path.display()
+        );
+        let renamed = self.out.get_ref().metadata().is_ok_and(|m| m.nlink() > 0);
+        if renamed {
+            self.flush()?;
+        }
+        self.reopen(REPLACED, None)?;
+        Ok(())
+    }
+
+    /// Whether `path` still names the open file.
+    fn at_path(&self) -> bool {
+        fs::metadata(&self.path).is_ok_and(|m| (m.dev(), m.ino()) == self.id)
+    }
+
     fn flush(&mut self) -> Result<(), AuditError> {
-        self.out.flush().map_err(io_err(&self.path))
+        self.out.flush().map_err(io_err(&self.path))?;
+        self.unwritten.clear();
+        let last = self.next_seq.saturating_sub(1);
+        if self.written.0 != last {
+            self.written = (last, self.prev.clone());
+        }
+        Ok(())
     }
 
     fn finish(&mut self) -> Result<(), AuditError> {
         self.flush()?;
         self.out.get_ref().sync_all().map_err(io_err(&self.path))
+    }
+
+    /// After a failed write: reopens the log and writes what could not be written before.
+    /// Returns how many kept records were written.
+    fn recover(&mut self, outage: &Outage) -> Result<u64, AuditError> {
+        self.reopen(UNWRITABLE, Some(outage))
+    }
+
+    /// Opens the path again (a new file if there is none) and continues the chain: from the
+    /// file's last intact record when it is one of this writer's (records that reached the
+    /// file before a failure are not written twice), else from the last record this writer
+    /// wrote. A line the failed write cut short is finished if it is the start of the next
+    /// record's. Then an `audit_restart` record saying why (and that the file ended in a torn
+    /// line, if it still does), flushed on its own so the file never holds it without its
+    /// predecessors, then the records in `unwritten`, and a flush. Returns how many records it
+    /// wrote from `unwritten`; on failure every record not known to be in the file is back
+    /// there.
+    fn reopen(&mut self, reason: &str, outage: Option<&Outage>) -> Result<u64, AuditError> {
+        make_parent(&self.path)?;
+        let tail = read_tail(&self.path)?.unwrap_or_default();
+        if let Some((seq, hash)) = tail.last {
+            let (w_seq, w_hash) = &self.written;
+            let ahead = seq.saturating_sub(*w_seq);
+            let ours = (seq == *w_seq && hash == *w_hash)
+                || (seq > *w_seq && ahead <= self.unwritten.len() as u64);
+            if ours {
+                // These reached the file before the write failed.
+                self.unwritten.drain(..ahead as usize);
+                self.written = (seq, hash);
+            }
+        }
+        let (file, size, id) = open_append(&self.path)?;
+        // What the old buffer held is in `unwritten`: dropped without writing.
+        let old = std::mem::replace(&mut self.out, BufWriter::with_capacity(WRITE_BUFFER, file));
+        drop(old.into_parts());
+        self.size = size;
+        self.id = id;
+        self.next_seq = self.written.0.saturating_add(1);
+        self.prev = self.written.1.clone();
+
+        let mut backlog = std::mem::take(&mut self.unwritten);
+        let total = backlog.len() as u64;
+        let mut torn = tail.junk;
+        if !tail.corrupt && !tail.fragment.is_empty() {
+            // A write cut short (disk full) leaves the start of the next record's line, byte
+            // for byte (sealing is deterministic): finish that line instead of marking it torn.
+            // Only that exact start is finished, so nothing else is taken for this writer's.
+            match self.finish_line(backlog.front(), &tail.fragment) {
+                Ok(true) => {
+                    torn = false;
+                    let done = backlog.pop_front();
+                    if let Err(e) = self.flush() {
+                        self.unwritten = done.into_iter().chain(backlog).collect();
+                        return Err(e);
+                    }
+                }
+                Ok(false) => {}
+                Err(e) => {
+                    self.unwritten = backlog;
+                    return Err(e);
+                }
+            }
+        }
+        let mut restart = json!({
+            "reason": if torn { format!("{reason}; {TORN}") } else { reason.to_owned() },
+            "after_seq": (self.written.0 > 0).then_some(self.written.0),
+        });
+        if let Some(o) = outage {
+            restart["failed_at"] = o.since.clone().into();
+            restart["error"] = o.error.clone().into();
+            // The records after this one that were kept in memory.
+            restart["kept"] = backlog.len().into();
+            restart["lost"] = o.lost.into();
+        }
+        let marked = if torn && !tail.ends_with_newline {
+            self.write_raw(b"\n")
+        } else {
+            Ok(())
+        }
+        .and_then(|()| self.write_restart(restart))
+        .and_then(|()| self.flush());
+        if let Err(e) = marked {
+            self.unwritten = backlog;
+            return Err(e);
+        }
+        let mut rest = backlog.into_iter();
+        while let Some(rec) = rest.next() {
+            if let Err(e) = self.append(rec) {
+                self.unwritten.extend(rest);
+                return Err(e);
+            }
+        }
+        self.flush()?;
+        Ok(total)
+    }
+
+    /// Writes the rest of `rec`'s line, sealed where the chain stands, if `fragment` is its
+    /// start; says whether it did.
+    fn finish_line(
+        &mut self,
+        rec: Option<&AuditRecord>,
+        fragment: &[u8],
+    ) -> Result<bool, AuditError> {
+        let Some(rec) = rec else {
+            return Ok(false);
+        };
+        let mut line = std::mem::take(&mut self.line);
+        let hash = seal_record(rec, self.next_seq, &self.prev, &mut line);
+        line.push('\n');
+        let done = match line.as_bytes().strip_prefix(fragment) {
+            Some(rest) => self.write_raw(rest).map(|()| true),
+            None => Ok(false),
+        };
+        self.line = line;
+        if done? {
+            self.next_seq = self.next_seq.saturating_add(1);
+            self.prev = hash;
+            return Ok(true);
+        }
+        Ok(false)
     }
 
     fn rotate(&mut self) -> Result<(), AuditError> {
@@ -406,7 +761,7 @@ impl Writer {
             let to = numbered(&self.path, 1);
             fs::rename(&self.path, &to).map_err(io_err(&self.path))?;
         }
-        let (file, size) = open_append(&self.path)?;
+        let (file, size, id) = open_append(&self.path)?;
         if let Some(dir) = self.path.parent().filter(|p| !p.as_os_str().is_empty()) {
             // Make the renames durable; failure here loses nothing already written.
             if let Ok(d) = File::open(dir) {
@@ -415,6 +770,7 @@ impl Writer {
         }
         self.out = BufWriter::with_capacity(WRITE_BUFFER, file);
         self.size = size;
+        self.id = id;
         Ok(())
     }
 }
@@ -423,6 +779,183 @@ impl Writer {
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
+    use std::net::{IpAddr, Ipv4Addr};
+
+    fn rec(i: u64) -> AuditRecord {
+        let mut r = AuditRecord::new(
+            action::PROXY,
+            IpAddr::V4(Ipv4Addr::LOCALHOST),
+            "POST",
+            "/api/chat",
+        );
+        r.bytes_out = i;
+        r
+    }
+
+    const NO_ROTATION: Rotation = Rotation {
+        max_bytes: 0,
+        keep: 0,
+    };
+
+    fn outage() -> Outage {
+        Outage {
+            since: "2026-01-01T00:00:00.000000Z".into(),
+            error: "disk full".into(),
+            lost: 0,
+        }
+    }
+
+    fn file_lines(path: &Path) -> Vec<serde_json::Value> {
+        fs::read_to_string(path)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or(serde_json::Value::Null))
+            .collect()
+    }
+
+    /// A writer with record 0 flushed and records 1..4 buffered, of which the file got record
+    /// 1 and the first 40 bytes of record 2 (as when a disk fills mid-write), the 40 bytes
+    /// passed through `damage`.
+    fn cut_short(path: &Path, damage: impl FnOnce(&mut [u8])) -> Writer {
+        let mut w = Writer::open(path, NO_ROTATION).unwrap();
+        w.append(rec(0)).unwrap();
+        w.flush().unwrap();
+        for i in 1..4 {
+            w.append(rec(i)).unwrap();
+        }
+        let mut buffered = w.out.buffer().to_vec();
+        let first_end = buffered.iter().position(|&b| b == b'\n').unwrap() + 1;
+        damage(&mut buffered[first_end..first_end + 40]);
+        let mut f = OpenOptions::new().append(true).open(path).unwrap();
+        f.write_all(&buffered[..first_end + 40]).unwrap();
+        w
+    }
+
+    fn numbers_and_seqs(l: &[serde_json::Value]) -> (Vec<u64>, Vec<u64>) {
+        let intact = l.iter().filter(|v| !v.is_null());
+        let numbers = intact
+            .clone()
+            .filter(|v| v["event"]["action"] == action::PROXY)
+            .map(|v| v["corral"]["bytes_out"].as_u64().unwrap())
+            .collect();
+        let seqs = intact
+            .map(|v| v["corral"]["chain"]["seq"].as_u64().unwrap())
+            .collect();
+        (numbers, seqs)
+    }
+
+    #[test]
+    fn a_write_cut_short_is_finished_not_written_twice() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.ndjson");
+        let mut w = cut_short(&path, |_| {});
+        assert_eq!(
+            w.recover(&outage()).unwrap(),
+            2,
+            "records 2 and 3 were kept"
+        );
+        assert!(w.unwritten.is_empty());
+        drop(w);
+
+        let l = file_lines(&path);
+        assert_eq!(l.len(), 5, "0, 1, 2 finished, the restart record, 3");
+        let restart = &l[3]["corral"]["restart"];
+        assert_eq!(l[3]["event"]["action"], action::AUDIT_RESTART);
+        assert_eq!(restart["reason"], UNWRITABLE, "{restart}");
+        assert_eq!(restart["after_seq"], 3);
+        // Record 3 follows it; record 2 was finished before it.
+        assert_eq!((&restart["kept"], &restart["lost"]), (&1.into(), &0.into()));
+        assert_eq!(restart["error"], "disk full");
+        let (numbers, seqs) = numbers_and_seqs(&l);
+        assert_eq!(numbers, [0, 1, 2, 3], "each record once, in order");
+        assert_eq!(seqs, [1, 2, 3, 4, 5]);
+        let r = crate::verify(std::slice::from_ref(&path)).unwrap();
+        assert!(r.is_ok() && r.from_genesis, "{r}");
+    }
+
+    #[test]
+    fn a_first_write_cut_short_is_finished() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.ndjson");
+        let mut w = Writer::open(&path, NO_ROTATION).unwrap();
+        w.append(rec(0)).unwrap();
+        w.append(rec(1)).unwrap();
+        fs::write(&path, &w.out.buffer()[..40]).unwrap();
+        assert_eq!(w.recover(&outage()).unwrap(), 2);
+        drop(w);
+        let l = file_lines(&path);
+        assert_eq!(l.len(), 3, "0 finished, the restart record, 1");
+        assert_eq!(l[1]["corral"]["restart"]["reason"], UNWRITABLE);
+        assert_eq!(numbers_and_seqs(&l), (vec![0, 1], vec![1, 2, 3]));
+        let r = crate::verify(std::slice::from_ref(&path)).unwrap();
+        assert!(r.is_ok() && r.from_genesis, "{r}");
+    }
+
+    #[test]
+    fn a_cut_line_that_is_not_the_next_record_s_is_marked_torn() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.ndjson");
+        let mut w = cut_short(&path, |b| b[30] ^= 1);
+        assert_eq!(w.recover(&outage()).unwrap(), 2);
+        drop(w);
+
+        let l = file_lines(&path);
+        assert_eq!(l.len(), 6, "0, 1, the torn line, the restart record, 2, 3");
+        assert!(l[2].is_null(), "torn");
+        let restart = &l[3]["corral"]["restart"];
+        assert_eq!(restart["reason"], format!("{UNWRITABLE}; {TORN}"));
+        assert_eq!(restart["after_seq"], 2);
+        let (numbers, seqs) = numbers_and_seqs(&l);
+        assert_eq!(numbers, [0, 1, 2, 3]);
+        assert_eq!(seqs, [1, 2, 3, 4, 5]);
+        let r = crate::verify(std::slice::from_ref(&path)).unwrap();
+        let p = r.first_problem.unwrap();
+        assert_eq!((p.line, p.kind), (3, crate::ProblemKind::Truncated));
+        assert!(p.detail.contains("restarted"), "{}", p.detail);
+    }
+
+    #[test]
+    fn a_failed_write_that_reached_nothing_writes_every_kept_record() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.ndjson");
+        let mut w = Writer::open(&path, NO_ROTATION).unwrap();
+        w.append(rec(0)).unwrap();
+        w.flush().unwrap();
+        w.append(rec(1)).unwrap();
+        // Kept while the log could not be written.
+        w.unwritten.push_back(rec(2));
+        assert_eq!(w.recover(&outage()).unwrap(), 2);
+        drop(w);
+        let l = file_lines(&path);
+        assert_eq!(l.len(), 4);
+        assert_eq!(l[1]["corral"]["restart"]["reason"], UNWRITABLE);
+        assert_eq!(l[1]["corral"]["restart"]["after_seq"], 1);
+        assert!(crate::verify(std::slice::from_ref(&path)).unwrap().is_ok());
+    }
+
+    #[test]
+    fn a_file_put_in_the_log_s_place_is_not_taken_for_its_own() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.ndjson");
+        let other = dir.path().join("other.ndjson");
+        let mut w = Writer::open(&path, NO_ROTATION).unwrap();
+        w.append(rec(0)).unwrap();
+        w.flush().unwrap();
+        w.append(rec(1)).unwrap();
+        // Another log whose last record has the same seq as this writer's last.
+        let mut o = Writer::open(&other, NO_ROTATION).unwrap();
+        o.append(rec(9)).unwrap();
+        o.flush().unwrap();
+        drop(o);
+        fs::rename(&other, &path).unwrap();
+        w.end_batch().unwrap();
+        drop(w);
+        let l = file_lines(&path);
+        assert_eq!(l.len(), 3, "the other record, the restart record, record 1");
+        assert_eq!(l[1]["corral"]["restart"]["reason"], REPLACED);
+        assert_eq!(l[1]["corral"]["restart"]["after_seq"], 1);
+        assert_eq!(l[2]["corral"]["bytes_out"], 1, "written, not skipped");
+    }
 
     #[test]
     fn a_trickle_of_records_stretches_the_wait_to_its_bound() {

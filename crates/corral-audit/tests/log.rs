@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use corral_audit::{
-    action, expand_rotated, verify, AuditLog, AuditRecord, Decision, Outcome, ProblemKind,
-    Rotation, GENESIS_PREV,
+    action, expand_rotated, lock_path, verify, AuditError, AuditLog, AuditRecord, Decision,
+    Outcome, ProblemKind, Rotation, GENESIS_PREV, MAX_KEPT, MIN_ROTATE_BYTES,
 };
 
 const NO_ROTATION: Rotation = Rotation {
@@ -144,10 +144,10 @@ async fn rotation_keeps_the_chain_and_only_keep_files() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("audit.ndjson");
     let rotation = Rotation {
-        max_bytes: 2_000,
+        max_bytes: MIN_ROTATE_BYTES,
         keep: 3,
     };
-    write(&path, rotation, 0..60).await;
+    write(&path, rotation, 0..600).await;
     let files = expand_rotated(&path);
     assert_eq!(
         files,
@@ -160,7 +160,10 @@ async fn rotation_keeps_the_chain_and_only_keep_files() {
     );
     assert!(!dir.path().join("audit.ndjson.4").exists());
     for f in &files {
-        assert!(std::fs::metadata(f).unwrap().len() <= 2_000, "{f:?}");
+        assert!(
+            std::fs::metadata(f).unwrap().len() <= MIN_ROTATE_BYTES,
+            "{f:?}"
+        );
         assert_eq!(
             std::fs::metadata(f).unwrap().permissions().mode() & 0o777,
             0o600
@@ -169,11 +172,11 @@ async fn rotation_keeps_the_chain_and_only_keep_files() {
     let report = verify(&files).unwrap();
     assert!(report.is_ok(), "{report}");
     assert_eq!(report.files, 4);
-    assert_eq!(report.last_seq, Some(60));
+    assert_eq!(report.last_seq, Some(600));
     assert!(!report.from_genesis, "the oldest files were rotated away");
     let kept: usize = files.iter().map(|f| lines(f).len()).sum();
     assert_eq!(report.records, kept as u64);
-    assert!(kept < 60);
+    assert!(kept < 600);
 
     // Missing a middle file is a drop at the first line of the next one.
     let without_middle = vec![files[0].clone(), files[2].clone(), files[3].clone()];
@@ -185,10 +188,10 @@ async fn rotation_keeps_the_chain_and_only_keep_files() {
     );
 
     // Restarting after rotation continues the same chain.
-    write(&path, rotation, 60..70).await;
+    write(&path, rotation, 600..700).await;
     let report = verify(&expand_rotated(&path)).unwrap();
     assert!(report.is_ok(), "{report}");
-    assert_eq!(report.last_seq, Some(70));
+    assert_eq!(report.last_seq, Some(700));
 }
 
 #[tokio::test]
@@ -345,8 +348,10 @@ async fn records_reach_the_file_promptly_and_backpressure_never_drops() {
 async fn record_after_the_worker_stopped_is_an_error() {
     let dir = tempfile::tempdir().unwrap();
     let (handle, worker) = AuditLog::open(&dir.path().join("a.ndjson"), NO_ROTATION).unwrap();
+    assert!(handle.is_writing());
     drop(worker);
     assert!(handle.record(rec(0)).is_err());
+    assert!(!handle.is_writing());
 }
 
 #[test]
@@ -368,4 +373,301 @@ fn existing_file_that_is_too_open_is_tightened() {
         std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
         0o600
     );
+}
+
+/// Polls `cond` every 10 ms, for at most 10 s.
+async fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
+    for _ in 0..1_000 {
+        if cond() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
+fn line_count(path: &Path) -> usize {
+    std::fs::read_to_string(path).map_or(0, |s| s.lines().count())
+}
+
+fn json(line: &str) -> serde_json::Value {
+    serde_json::from_str(line).unwrap()
+}
+
+/// `corral.bytes_out` of each request record (our `rec(i)` carries `i` there).
+fn record_numbers(lines: &[String]) -> Vec<u64> {
+    lines
+        .iter()
+        .map(|l| json(l))
+        .filter(|v| v["event"]["action"] == action::PROXY)
+        .map(|v| v["corral"]["bytes_out"].as_u64().unwrap())
+        .collect()
+}
+
+/// The whole chain of causes, as `anyhow` prints it with `{:#}`.
+fn chain_text(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
+/// A log path whose every write fails with ENOSPC, like a full disk, until the symlink to
+/// `/dev/full` is removed (then the writer's next try creates a regular file there).
+fn full_disk(dir: &Path) -> PathBuf {
+    let path = dir.join("audit.ndjson");
+    std::os::unix::fs::symlink("/dev/full", &path).unwrap();
+    path
+}
+
+#[tokio::test]
+async fn a_log_that_cannot_be_written_is_retried_and_nothing_is_lost() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = full_disk(dir.path());
+    let (handle, worker) = AuditLog::open(&path, NO_ROTATION).unwrap();
+    let task = tokio::spawn(worker.run());
+    assert!(handle.is_writing());
+    for i in 0..3 {
+        handle.record(rec(i)).unwrap();
+    }
+    wait_for("the writer to report the failure", || !handle.is_writing()).await;
+    // Records that come while the log cannot be written are kept.
+    for i in 3..5 {
+        handle.record(rec(i)).unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(!handle.is_writing());
+    std::fs::remove_file(&path).unwrap();
+    wait_for("the writer to recover", || handle.is_writing()).await;
+    for i in 5..7 {
+        handle.record(rec(i)).unwrap();
+    }
+    drop(handle);
+    task.await.unwrap().unwrap();
+
+    let l = lines(&path);
+    assert_eq!(l.len(), 8, "a restart record, then every record");
+    let marker = json(&l[0]);
+    assert_eq!(marker["event"]["action"], "audit_restart");
+    let restart = &marker["corral"]["restart"];
+    assert_eq!(
+        restart["reason"], "the log could not be written",
+        "{restart}"
+    );
+    assert_eq!(restart["kept"], 5);
+    assert_eq!(restart["lost"], 0);
+    assert!(restart["after_seq"].is_null());
+    assert!(restart["failed_at"].is_string());
+    let error = restart["error"].as_str().unwrap();
+    assert!(error.contains("No space left on device"), "{error}");
+    assert_eq!(record_numbers(&l), (0..7).collect::<Vec<_>>(), "in order");
+    let r = verify(std::slice::from_ref(&path)).unwrap();
+    assert!(r.is_ok() && r.from_genesis, "{r}");
+    assert_eq!(r.records, 8);
+}
+
+#[tokio::test]
+async fn records_beyond_the_kept_bound_are_counted_in_the_restart_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = full_disk(dir.path());
+    let (handle, worker) = AuditLog::open(&path, NO_ROTATION).unwrap();
+    let task = tokio::spawn(worker.run());
+    handle.record(rec(0)).unwrap();
+    wait_for("the writer to report the failure", || !handle.is_writing()).await;
+    let extra = 10;
+    for i in 1..(MAX_KEPT + extra) as u64 {
+        handle.record(rec(i)).unwrap();
+    }
+    // The failing writer drains the queue every 16 ms; give it many looks.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    std::fs::remove_file(&path).unwrap();
+    wait_for("the writer to recover", || handle.is_writing()).await;
+    drop(handle);
+    task.await.unwrap().unwrap();
+
+    let l = lines(&path);
+    let restart = &json(&l[0])["corral"]["restart"];
+    assert_eq!(restart["kept"], MAX_KEPT as u64, "{restart}");
+    assert_eq!(restart["lost"], extra as u64, "{restart}");
+    // The oldest are kept (they are the requests that were served); the newest are counted.
+    assert_eq!(record_numbers(&l), (0..MAX_KEPT as u64).collect::<Vec<_>>());
+    let r = verify(std::slice::from_ref(&path)).unwrap();
+    assert!(r.is_ok(), "{r}");
+}
+
+#[tokio::test]
+async fn records_still_unwritable_at_shutdown_are_an_error_that_counts_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = full_disk(dir.path());
+    let (handle, worker) = AuditLog::open(&path, NO_ROTATION).unwrap();
+    let task = tokio::spawn(worker.run());
+    handle.record(rec(0)).unwrap();
+    handle.record(rec(1)).unwrap();
+    drop(handle);
+    let err = task.await.unwrap().unwrap_err();
+    assert!(
+        matches!(err, AuditError::Unwritten { records: 2, .. }),
+        "{err:?}"
+    );
+    let text = chain_text(&err);
+    assert!(
+        text.starts_with("2 audit record(s) could not be written: "),
+        "{text}"
+    );
+    assert!(text.contains(path.to_str().unwrap()), "{text}");
+    assert_eq!(text.matches("No space left on device").count(), 1, "{text}");
+}
+
+#[tokio::test]
+async fn a_second_writer_on_the_same_log_is_refused_and_readers_are_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.ndjson");
+    write(&path, NO_ROTATION, 0..3).await;
+    let (handle, worker) = AuditLog::open(&path, NO_ROTATION).unwrap();
+    let lock = lock_path(&path);
+    assert_eq!(lock, dir.path().join("audit.ndjson.lock"));
+    assert_eq!(
+        std::fs::metadata(&lock).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    let err = AuditLog::open(&path, NO_ROTATION).unwrap_err();
+    assert!(
+        matches!(&err, AuditError::Locked { log, lock: l } if *log == path && *l == lock),
+        "{err:?}"
+    );
+    let msg = err.to_string();
+    assert!(
+        msg.contains("another corral process is writing the audit log")
+            && msg.contains(path.to_str().unwrap()),
+        "{msg}"
+    );
+    assert_eq!(line_count(&path), 3, "the refused writer wrote nothing");
+
+    // A live log verifies; the lock file is not part of it.
+    let task = tokio::spawn(worker.run());
+    handle.record(rec(3)).unwrap();
+    wait_for("the record", || line_count(&path) == 4).await;
+    let files = expand_rotated(&path);
+    assert_eq!(files, vec![path.clone()]);
+    let r = verify(&files).unwrap();
+    assert!(r.is_ok(), "{r}");
+    assert_eq!(r.records, 4);
+    drop(handle);
+    task.await.unwrap().unwrap();
+
+    // The lock goes with the writer.
+    let _ = AuditLog::open(&path, NO_ROTATION).unwrap();
+}
+
+#[tokio::test]
+async fn a_removed_log_is_started_again_and_continues_the_chain() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.ndjson");
+    let (handle, worker) = AuditLog::open(&path, NO_ROTATION).unwrap();
+    let task = tokio::spawn(worker.run());
+    for i in 0..3 {
+        handle.record(rec(i)).unwrap();
+    }
+    wait_for("the first records", || line_count(&path) == 3).await;
+    let removed = std::fs::read(&path).unwrap();
+    std::fs::remove_file(&path).unwrap();
+    for i in 3..8 {
+        handle.record(rec(i)).unwrap();
+    }
+    wait_for("a new file", || line_count(&path) == 6).await;
+    assert!(handle.is_writing());
+    drop(handle);
+    task.await.unwrap().unwrap();
+
+    let l = lines(&path);
+    let marker = json(&l[0]);
+    assert_eq!(marker["event"]["action"], "audit_restart");
+    assert_eq!(
+        marker["corral"]["restart"]["reason"],
+        "the log file was removed or replaced while open"
+    );
+    assert_eq!(marker["corral"]["restart"]["after_seq"], 3);
+    assert_eq!(seq_of(&l[0]), 4);
+    assert_eq!(record_numbers(&l), vec![3, 4, 5, 6, 7]);
+    let r = verify(std::slice::from_ref(&path)).unwrap();
+    assert!(r.is_ok() && !r.from_genesis, "{r}");
+    assert_eq!(r.first_seq, Some(4));
+    // With the removed file's records the chain is whole.
+    let old = dir.path().join("removed.ndjson");
+    std::fs::write(&old, removed).unwrap();
+    let r = verify(&[old, path]).unwrap();
+    assert!(r.is_ok() && r.from_genesis, "{r}");
+    assert_eq!(r.records, 9);
+}
+
+#[tokio::test]
+async fn a_log_renamed_away_keeps_its_records_and_a_new_file_continues() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.ndjson");
+    let (handle, worker) = AuditLog::open(&path, NO_ROTATION).unwrap();
+    let task = tokio::spawn(worker.run());
+    for i in 0..3 {
+        handle.record(rec(i)).unwrap();
+    }
+    wait_for("the first records", || line_count(&path) == 3).await;
+    // What an external log rotator does.
+    let rotated = dir.path().join("audit.ndjson-20260101");
+    std::fs::rename(&path, &rotated).unwrap();
+    for i in 3..5 {
+        handle.record(rec(i)).unwrap();
+    }
+    wait_for("a new file", || line_count(&path) == 1).await;
+    for i in 5..7 {
+        handle.record(rec(i)).unwrap();
+    }
+    wait_for("records in the new file", || line_count(&path) == 3).await;
+    drop(handle);
+    task.await.unwrap().unwrap();
+
+    // The batch that found the file renamed went to it; the new file continues its chain.
+    assert_eq!(record_numbers(&lines(&rotated)), vec![0, 1, 2, 3, 4]);
+    let l = lines(&path);
+    assert_eq!(json(&l[0])["event"]["action"], "audit_restart");
+    assert_eq!(record_numbers(&l), vec![5, 6]);
+    let r = verify(&[rotated, path]).unwrap();
+    assert!(r.is_ok() && r.from_genesis, "{r}");
+    assert_eq!(r.records, 8);
+}
+
+#[test]
+fn a_rotation_size_below_the_minimum_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.ndjson");
+    for max_bytes in [1, MIN_ROTATE_BYTES - 1] {
+        let err = AuditLog::open(&path, Rotation { max_bytes, keep: 3 }).unwrap_err();
+        assert!(
+            matches!(err, AuditError::RotationTooSmall { max_bytes: m } if m == max_bytes),
+            "{err:?}"
+        );
+        assert!(err.to_string().contains("65536"), "{err}");
+    }
+    assert!(!path.exists());
+    let _ = AuditLog::open(
+        &path,
+        Rotation {
+            max_bytes: MIN_ROTATE_BYTES,
+            keep: 3,
+        },
+    )
+    .unwrap();
+}
+
+#[test]
+fn an_io_error_names_the_file_and_gives_its_cause_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let plain = dir.path().join("plain");
+    std::fs::write(&plain, "").unwrap();
+    let err = AuditLog::open(&plain.join("audit.ndjson"), NO_ROTATION).unwrap_err();
+    let text = chain_text(&err);
+    assert!(text.contains(plain.to_str().unwrap()), "{text}");
+    assert_eq!(text.matches("os error").count(), 1, "{text}");
 }

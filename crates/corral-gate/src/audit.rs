@@ -1,6 +1,11 @@
 //! Audit emission. A response body hands its request's facts to the [`AuditSink`] when it ends
 //! or is dropped (which may happen outside any async context); the sink turns them into an
-//! [`corral_audit::AuditRecord`] and queues it for the writer without waiting, never dropping one.
+//! [`corral_audit::AuditRecord`] and queues it for the writer without waiting.
+//!
+//! The writer does not stop when the log cannot be written (disk full, I/O errors): it keeps
+//! the records (up to [`corral_audit::MAX_KEPT`]) and writes them once it can again. Meanwhile
+//! [`AuditSink::available`] is false, and the request path must not forward requests it
+//! cannot audit: it answers 503 until the sink is available again.
 
 use std::time::{Duration, Instant};
 
@@ -29,6 +34,18 @@ impl AuditSink {
         AuditSink { handle }
     }
 
+    /// Whether records reach the audit log now. False from a failed write until the writer has
+    /// reopened the log and written what it kept (it tries every second), and after the writer
+    /// has stopped. While false, refuse new requests with 503 rather than serve them unaudited.
+    /// Two atomic loads: cheap enough to ask for every request.
+    #[allow(
+        dead_code,
+        reason = "the request path (proxy.rs) is its caller; remove once it calls it"
+    )]
+    pub fn available(&self) -> bool {
+        self.handle.is_writing()
+    }
+
     pub fn emit(&self, ctx: Box<RequestCtx>, ending: Ending, bytes_out: u64, usage: Usage) {
         let duration = Instant::now().saturating_duration_since(ctx.started);
         let finished = Finished {
@@ -39,7 +56,7 @@ impl AuditSink {
             duration,
         };
         if self.handle.record(to_record(finished)).is_err() {
-            tracing::error!("audit writer stopped; request records are being lost");
+            tracing::error!("the audit writer has stopped; this request's record is lost");
         }
     }
 }
@@ -105,5 +122,25 @@ fn method_text(m: &http::Method) -> Text {
     match KNOWN.iter().find(|k| **k == m.as_str()) {
         Some(k) => Text::Borrowed(k),
         None => Text::Owned(m.as_str().to_owned()),
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_sink_is_available_while_its_writer_runs() {
+        let dir = tempfile::tempdir().unwrap();
+        let (handle, worker) = corral_audit::AuditLog::open(
+            &dir.path().join("audit.ndjson"),
+            corral_audit::Rotation::default(),
+        )
+        .unwrap();
+        let sink = AuditSink::new(handle);
+        assert!(sink.available());
+        drop(worker);
+        assert!(!sink.available(), "a stopped writer audits nothing");
     }
 }

@@ -42,6 +42,12 @@ pub fn run(env: &Env, args: ServeArgs) -> Result<ExitCode> {
         max_bytes: config.audit.max_bytes,
         keep: config.audit.keep,
     };
+    if rotation.max_bytes < corral_audit::MIN_ROTATE_BYTES {
+        anyhow::bail!(
+            "audit.max_bytes: must be at least 64KiB ({} bytes)",
+            corral_audit::MIN_ROTATE_BYTES
+        );
+    }
 
     let settings = corral_gate::GateSettings {
         listen,
@@ -70,8 +76,9 @@ pub fn run(env: &Env, args: ServeArgs) -> Result<ExitCode> {
         .build()
         .context("cannot start the async runtime")?;
     runtime.block_on(async move {
+        // The error names the file (the log, its directory or its lock).
         let (audit, worker) = corral_audit::AuditLog::open(&audit_path, rotation)
-            .with_context(|| format!("cannot open the audit log {}", audit_path.display()))?;
+            .context("cannot open the audit log")?;
         let worker = tokio::spawn(worker.run());
         let upstream_display = settings.upstream.to_string();
         let scheme = if settings.tls.is_some() {
