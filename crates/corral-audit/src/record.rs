@@ -22,7 +22,9 @@ pub mod action {
     pub const BAD_REQUEST: &str = "bad_request";
     /// Upstream unreachable or idle past the limit.
     pub const UPSTREAM_ERROR: &str = "upstream_error";
-    /// Written by the log itself when it restarts its chain after a torn last line.
+    /// Written by the log itself when it restarts its chain: after a torn last line, after
+    /// writes failed and succeed again, or when the path names a new file
+    /// (`corral.restart.reason` says which).
     pub const AUDIT_RESTART: &str = "audit_restart";
 }
 

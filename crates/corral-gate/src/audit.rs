@@ -38,10 +38,6 @@ impl AuditSink {
     /// reopened the log and written what it kept (it tries every second), and after the writer
     /// has stopped. While false, refuse new requests with 503 rather than serve them unaudited.
     /// Two atomic loads: cheap enough to ask for every request.
-    #[allow(
-        dead_code,
-        reason = "the request path (proxy.rs) is its caller; remove once it calls it"
-    )]
     pub fn available(&self) -> bool {
         self.handle.is_writing()
     }

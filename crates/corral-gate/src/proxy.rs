@@ -116,6 +116,15 @@ async fn serve(
     let m = route::route(parts.method.as_str(), target).map_err(|e| route_refusal(&e))?;
     ctx.route = Some(m.route);
     ctx.dialect = m.route.dialect;
+    if !shared.audit.available() {
+        // Nothing is served that cannot be recorded; the writer retries every second.
+        return Err(Failure::new(
+            503,
+            "audit_unavailable",
+            "the gate cannot write its audit log; try again later",
+        )
+        .into());
+    }
     if ambiguous_framing(&parts.headers) {
         return Err(Failure::new(400, "bad_framing", "ambiguous request framing").into());
     }

@@ -3,7 +3,7 @@
 
 use bytes::Bytes;
 use corral_policy::route::Dialect;
-use http::header::{HeaderValue, ALLOW, CONTENT_TYPE, WWW_AUTHENTICATE};
+use http::header::{HeaderValue, ALLOW, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
 use http::{Response, StatusCode};
 use serde_json::json;
 
@@ -112,6 +112,9 @@ pub fn error_response<B: From<Bytes>>(
             WWW_AUTHENTICATE,
             HeaderValue::from_static("Basic realm=\"corral\", charset=\"UTF-8\""),
         );
+    }
+    if failure.status == StatusCode::SERVICE_UNAVAILABLE {
+        h.insert(RETRY_AFTER, HeaderValue::from_static("1"));
     }
     if let Some(methods) = allow {
         if let Ok(v) = HeaderValue::from_str(&methods.join(", ")) {

@@ -207,3 +207,50 @@ async fn clamps_and_cancelled_streams_are_recorded() {
     assert_eq!(chat.len(), 1, "the cancelled stream is audited too");
     assert_eq!(field(chat[0], "corral.streamed").unwrap(), true);
 }
+
+/// A log that cannot be written: the gate stops serving (503, in the client's dialect) rather
+/// than forward requests it cannot record.
+#[tokio::test]
+async fn requests_are_refused_while_the_audit_log_cannot_be_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let full = dir.path().join("audit.ndjson");
+    std::os::unix::fs::symlink("/dev/full", &full).unwrap();
+    let mut h = Harness::builder().audit_path(full).start().await;
+    // The first records fail to write; from then on the gate refuses.
+    let mut refused = None;
+    for _ in 0..100 {
+        let r = h
+            .post_json("/api/chat", "alice", &chat_body("llama3.2", false))
+            .await;
+        if r.status == 503 {
+            refused = Some(r);
+            break;
+        }
+        assert_eq!(r.status, 200, "{}", r.text());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let r = refused.expect("refused once the audit log failed");
+    assert_eq!(r.header("retry-after"), Some("1"));
+    assert!(r.json()["error"].as_str().unwrap().contains("audit log"));
+    let forwarded = h.forwarded().len();
+    let v1 = h
+        .post_json(
+            "/v1/chat/completions",
+            "alice",
+            &json!({"model": "llama3.2", "messages": [{"role": "user", "content": "hi"}]}),
+        )
+        .await;
+    assert_eq!(v1.status, 503);
+    assert_eq!(v1.json()["error"]["code"], "audit_unavailable");
+    assert_eq!(
+        h.forwarded().len(),
+        forwarded,
+        "nothing more reached upstream"
+    );
+    // At shutdown the writer says how many records it could not write, the refusals included.
+    let err = h.stop_audit_result().await.unwrap_err();
+    assert!(
+        matches!(err, corral_audit::AuditError::Unwritten { records, .. } if records >= 3),
+        "{err}"
+    );
+}

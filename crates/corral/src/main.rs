@@ -82,6 +82,14 @@ mod tests {
     }
 
     #[test]
+    fn the_config_check_and_the_audit_writer_agree_on_the_smallest_rotation() {
+        assert_eq!(
+            corral_policy::config::MIN_AUDIT_ROTATE_BYTES,
+            corral_audit::MIN_ROTATE_BYTES
+        );
+    }
+
+    #[test]
     fn each_cause_is_said_once() {
         let io = std::io::Error::new(std::io::ErrorKind::NotFound, "no such file");
         let err = anyhow::Error::new(Named {

@@ -76,7 +76,7 @@ pub struct Harness {
     pub keys: HashMap<String, String>,
     shutdown: Option<oneshot::Sender<()>>,
     gate: Option<JoinHandle<Result<(), corral_gate::GateError>>>,
-    audit: Option<JoinHandle<()>>,
+    audit: Option<JoinHandle<Result<(), corral_audit::AuditError>>>,
 }
 
 #[derive(Default)]
@@ -85,6 +85,7 @@ pub struct HarnessBuilder {
     idle_timeout: Option<Duration>,
     mock: Option<MockBuilder>,
     upstream: Option<String>,
+    audit_path: Option<PathBuf>,
 }
 
 impl HarnessBuilder {
@@ -105,6 +106,11 @@ impl HarnessBuilder {
         self.upstream = Some(url.to_string());
         self
     }
+    /// Writes the audit log at `path` instead of in the harness's directory.
+    pub fn audit_path(mut self, path: PathBuf) -> Self {
+        self.audit_path = Some(path);
+        self
+    }
 
     pub async fn start(self) -> Harness {
         let mock = self
@@ -121,7 +127,10 @@ impl HarnessBuilder {
             let (_, secret) = store.create(name, policy, None).expect("key created");
             keys.insert(name.to_string(), secret.expose().to_string());
         }
-        let audit_path = dir.path().join("audit.ndjson");
+        let audit_path = self
+            .audit_path
+            .clone()
+            .unwrap_or_else(|| dir.path().join("audit.ndjson"));
         let (handle, worker) = AuditLog::open(
             &audit_path,
             Rotation {
@@ -130,9 +139,7 @@ impl HarnessBuilder {
             },
         )
         .expect("audit log opens");
-        let audit = tokio::spawn(async move {
-            worker.run().await.expect("audit worker");
-        });
+        let audit = tokio::spawn(async move { worker.run().await });
         let config = match &self.config {
             Some(t) => Config::from_toml_str(t).expect("test config is valid"),
             None => Config::builtin(),
@@ -203,6 +210,13 @@ impl Harness {
 
     /// Stops the gate gracefully and waits until the audit log is flushed.
     pub async fn stop(&mut self) {
+        if let Err(e) = self.stop_audit_result().await {
+            panic!("audit worker: {e}");
+        }
+    }
+
+    /// [`Harness::stop`], returning how the audit writer ended instead of requiring success.
+    pub async fn stop_audit_result(&mut self) -> Result<(), corral_audit::AuditError> {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
@@ -213,11 +227,12 @@ impl Harness {
                 .expect("gate task")
                 .expect("gate run ok");
         }
-        if let Some(a) = self.audit.take() {
-            tokio::time::timeout(Duration::from_secs(30), a)
+        match self.audit.take() {
+            Some(a) => tokio::time::timeout(Duration::from_secs(30), a)
                 .await
                 .expect("audit worker stops")
-                .expect("audit task");
+                .expect("audit task"),
+            None => Ok(()),
         }
     }
 

@@ -73,12 +73,16 @@ pub struct ServerSection {
 }
 
 /// `[audit]`: the audit log.
+/// Smallest `audit.max_bytes`: a file must hold at least one line of the longest length the
+/// audit verifier reads (the audit writer refuses less as well).
+pub const MIN_AUDIT_ROTATE_BYTES: u64 = 64 * 1024;
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuditSection {
     /// `path` — audit log file; default `audit.ndjson` in the data directory.
     pub path: Option<PathBuf>,
     /// `max_bytes` — rotate the file when it reaches this size; bytes as an integer or a size
-    /// string such as `"100MiB"` (default) or `"1GB"`. Must be > 0.
+    /// string such as `"100MiB"` (default) or `"1GB"`. At least [`MIN_AUDIT_ROTATE_BYTES`].
     pub max_bytes: u64,
     /// `keep` — number of rotated files kept, 1 to 10000 (default 10).
     pub keep: usize,

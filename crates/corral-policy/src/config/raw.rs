@@ -128,6 +128,12 @@ fn audit(raw: RawAudit) -> Result<AuditSection, ConfigError> {
     }
     if let Some(v) = raw.max_bytes {
         a.max_bytes = size("audit.max_bytes", &v)?;
+        if a.max_bytes < super::MIN_AUDIT_ROTATE_BYTES {
+            return Err(ConfigError::at(
+                "audit.max_bytes",
+                "must be at least 64KiB (65536 bytes)",
+            ));
+        }
     }
     if let Some(k) = raw.keep {
         a.keep = usize::try_from(k)

@@ -87,7 +87,7 @@ fn full_server_section() {
         allow_plaintext = true
         [audit]
         path = "/var/log/a.ndjson"
-        max_bytes = 1000
+        max_bytes = 65536
         keep = 3
         "#,
     )
@@ -108,7 +108,7 @@ fn full_server_section() {
     );
     assert!(c.server.allow_plaintext);
     assert_eq!(c.audit.keep, 3);
-    assert_eq!(c.audit.max_bytes, 1000);
+    assert_eq!(c.audit.max_bytes, 65536);
 }
 
 #[test]
@@ -220,6 +220,11 @@ fn errors_name_the_key_path() {
             "[policies.apps]\ncloud = false\nmodels = [\"kimi:cloud\"]\n",
             "policies.apps.models[0]",
             "denies",
+        ),
+        (
+            "[audit]\nmax_bytes = 1\n",
+            "audit.max_bytes",
+            "at least 64KiB",
         ),
         (
             "[policies.user]\nmax_keep_alive = \"1000000000h\"\n",
