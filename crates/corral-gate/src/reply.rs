@@ -106,12 +106,6 @@ pub fn error_response<B: From<Bytes>>(
             WWW_AUTHENTICATE,
             HeaderValue::from_static("Bearer realm=\"corral\""),
         );
-        // Tools that send credentials only after a Basic challenge (curl --anyauth, urllib's
-        // HTTPBasicAuthHandler) then send the key as the password.
-        h.append(
-            WWW_AUTHENTICATE,
-            HeaderValue::from_static("Basic realm=\"corral\", charset=\"UTF-8\""),
-        );
     }
     if failure.status == StatusCode::SERVICE_UNAVAILABLE {
         h.insert(RETRY_AFTER, HeaderValue::from_static("1"));
@@ -187,13 +181,8 @@ mod tests {
         let r: Response<Bytes> = error_response(Dialect::Ollama, &Failure::unauthorized(), None);
         assert_eq!(r.status(), 401);
         let challenges: Vec<_> = r.headers().get_all(WWW_AUTHENTICATE).iter().collect();
-        assert_eq!(
-            challenges,
-            [
-                "Bearer realm=\"corral\"",
-                "Basic realm=\"corral\", charset=\"UTF-8\""
-            ]
-        );
+        // One challenge: clients that read a single header value must see Bearer.
+        assert_eq!(challenges, ["Bearer realm=\"corral\""]);
         assert_eq!(r.headers()[CONTENT_TYPE], "application/json");
         let r: Response<Bytes> = error_response(
             Dialect::Ollama,
