@@ -7,6 +7,8 @@
 //! [`AuditSink::available`] is false, and the request path must not forward requests it
 //! cannot audit: it answers 503 until the sink is available again.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use corral_audit::{action, AuditHandle, AuditRecord, Decision as AuditDecision, Outcome, Text};
@@ -27,11 +29,27 @@ pub struct Finished {
 #[derive(Clone)]
 pub struct AuditSink {
     handle: AuditHandle,
+    /// Set when the gate cuts the responses still running at the end of its shutdown grace
+    /// period, so their records do not blame the client.
+    cutting: Arc<AtomicBool>,
 }
 
 impl AuditSink {
     pub fn new(handle: AuditHandle) -> AuditSink {
-        AuditSink { handle }
+        AuditSink {
+            handle,
+            cutting: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
+    /// The gate is about to cut the responses still in flight (shutdown grace period over).
+    pub fn cutting_in_flight(&self) {
+        self.cutting.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether a response dropped now was cut by the gate rather than left by its client.
+    pub fn is_cutting(&self) -> bool {
+        self.cutting.load(Ordering::Relaxed)
     }
 
     /// Whether records reach the audit log now. False from a failed write until the writer has

@@ -33,6 +33,8 @@ pub enum Ending {
     IdleTimeout,
     /// The upstream connection failed mid-stream.
     UpstreamError,
+    /// The gate cut the response at the end of its shutdown grace period.
+    Shutdown,
 }
 
 impl Ending {
@@ -43,6 +45,7 @@ impl Ending {
             Ending::ClientGone => Some("client_disconnected"),
             Ending::IdleTimeout => Some("upstream_idle_timeout"),
             Ending::UpstreamError => Some("upstream_stream_error"),
+            Ending::Shutdown => Some("gate_shutdown"),
         }
     }
 }

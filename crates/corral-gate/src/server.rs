@@ -203,6 +203,7 @@ impl Gate {
             .is_err()
         {
             tracing::warn!("grace period over; closing the remaining connections");
+            shared.audit.cutting_in_flight();
             conns.abort_all();
         }
         while conns.join_next().await.is_some() {}

@@ -265,6 +265,7 @@ impl Drop for GateBody {
             // A buffered body hyper never polled (HEAD, or a client gone before the answer) was
             // still answered in full as far as the gate is concerned.
             None if matches!(self.kind, Kind::Full(_)) => Ending::Complete,
+            None if sink.is_cutting() => Ending::Shutdown,
             None => Ending::ClientGone,
         };
         if ctx.reason.is_none() {

@@ -254,3 +254,27 @@ async fn requests_are_refused_while_the_audit_log_cannot_be_written() {
         "{err}"
     );
 }
+
+/// A stream still running when the shutdown grace period ends is cut by the gate, and its
+/// record says so rather than blaming the client.
+#[tokio::test]
+async fn a_stream_cut_at_the_end_of_the_grace_period_is_recorded_as_the_gates_doing() {
+    let mut h = Harness::builder()
+        .shutdown_grace(Duration::from_millis(300))
+        .start()
+        .await;
+    let (resp, _c) = h
+        .stream_json("/api/chat", "alice", &chat_body("endless", true))
+        .await;
+    assert_eq!(resp.status(), 200);
+    let mut body = resp.into_body();
+    assert!(next_data(&mut body, T).await.unwrap().is_some());
+    h.stop().await;
+    let rec = h
+        .audit_records()
+        .into_iter()
+        .find(|r| r["corral"]["route"] == "api.chat")
+        .expect("the cut stream is recorded");
+    assert_eq!(rec["corral"]["reason"], "gate_shutdown", "{rec}");
+    assert_eq!(rec["event"]["outcome"], "failure");
+}

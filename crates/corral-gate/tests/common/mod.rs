@@ -86,6 +86,7 @@ pub struct HarnessBuilder {
     mock: Option<MockBuilder>,
     upstream: Option<String>,
     audit_path: Option<PathBuf>,
+    shutdown_grace: Option<Duration>,
 }
 
 impl HarnessBuilder {
@@ -104,6 +105,11 @@ impl HarnessBuilder {
     /// Points the gate somewhere other than the mock (e.g. a closed port).
     pub fn upstream(mut self, url: &str) -> Self {
         self.upstream = Some(url.to_string());
+        self
+    }
+    /// How long in-flight requests may run on once the gate is stopped.
+    pub fn shutdown_grace(mut self, d: Duration) -> Self {
+        self.shutdown_grace = Some(d);
         self
     }
     /// Writes the audit log at `path` instead of in the harness's directory.
@@ -154,9 +160,12 @@ impl HarnessBuilder {
         if let Some(d) = self.idle_timeout {
             settings.idle_timeout = d;
         }
-        let gate = Gate::bind(settings, store, handle)
+        let mut gate = Gate::bind(settings, store, handle)
             .await
             .expect("gate binds");
+        if let Some(d) = self.shutdown_grace {
+            gate.set_shutdown_grace(d);
+        }
         let addr = gate.local_addr();
         let (tx, rx) = oneshot::channel::<()>();
         let gate = tokio::spawn(gate.run(async move {
