@@ -21,10 +21,14 @@ use crate::line::seal_record;
 use crate::record::{action, ECS_VERSION};
 use crate::{AuditError, AuditRecord};
 
+mod pacer;
+
+use pacer::Pacer;
+
 /// While records keep coming, the writer looks for more on a timer instead of being woken for
 /// each one: a batch of records costs one `write` and no wake-up of the writer thread per
 /// request. This is the shortest wait between looks, kept while each look finds a busy gate's
-/// worth of records ([`BUSY_BATCH`]).
+/// worth of records ([`pacer::BUSY_BATCH`]).
 pub const BATCH_INTERVAL: Duration = Duration::from_millis(2);
 
 /// The longest wait between looks, and so the longest a record waits before it reaches the
@@ -43,13 +47,6 @@ pub const MAX_KEPT: usize = 10_000;
 /// The smallest `Rotation::max_bytes` accepted (other than 0, no rotation): a file holds at
 /// least one line of the longest length the verifier reads ([`crate::MAX_LINE_BYTES`]).
 pub const MIN_ROTATE_BYTES: u64 = 64 * 1024;
-
-/// A look that finds at least this many records brings the wait back to [`BATCH_INTERVAL`].
-const BUSY_BATCH: usize = 64;
-
-/// Quiet time after which the writer parks until the next record, so an idle gate does not
-/// keep waking up.
-const IDLE_PARK: Duration = Duration::from_millis(100);
 
 /// Bytes gathered before a write. A gate at 40,000 requests/s queues about 80 records
 /// (~60 KiB) per [`BATCH_INTERVAL`]; they reach the file in one or two writes, not eight.
@@ -166,7 +163,7 @@ impl AuditWorker {
     /// The same loop on the calling thread; must not be called from an async context.
     ///
     /// Drains what is queued, flushes it with one write, then sleeps as [`Pacer`] says and
-    /// looks again; after [`IDLE_PARK`] without records it parks until the next one, which is
+    /// looks again; after [`pacer::IDLE_PARK`] without records it parks until the next one, which is
     /// written at once. Before each flush it checks that the path still names the open file
     /// (one `stat` per batch) and starts a new file there if not.
     ///
@@ -292,47 +289,6 @@ struct Outage {
     error: String,
     /// Records dropped beyond [`MAX_KEPT`].
     lost: u64,
-}
-
-/// When the writer looks for records next: pure, so its rules are tested without a clock.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Pacer {
-    wait: Duration,
-    /// Time slept since the last look that found a record.
-    quiet: Duration,
-}
-
-impl Default for Pacer {
-    fn default() -> Pacer {
-        Pacer {
-            wait: BATCH_INTERVAL,
-            quiet: Duration::ZERO,
-        }
-    }
-}
-
-impl Pacer {
-    /// After a look that found `found` records: how long to sleep before the next look, or
-    /// `None` to park until a record comes (the pacer then starts over).
-    fn after(&mut self, found: usize) -> Option<Duration> {
-        if found == 0 {
-            if self.quiet >= IDLE_PARK {
-                *self = Pacer::default();
-                return None;
-            }
-        } else {
-            self.quiet = Duration::ZERO;
-        }
-        self.wait = if found >= BUSY_BATCH {
-            BATCH_INTERVAL
-        } else {
-            (self.wait * 2).min(MAX_BATCH_DELAY)
-        };
-        if found == 0 {
-            self.quiet += self.wait;
-        }
-        Some(self.wait)
-    }
 }
 
 #[derive(Debug)]
@@ -777,260 +733,4 @@ impl Writer {
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-mod tests {
-    use super::*;
-    use std::net::{IpAddr, Ipv4Addr};
-
-    fn rec(i: u64) -> AuditRecord {
-        let mut r = AuditRecord::new(
-            action::PROXY,
-            IpAddr::V4(Ipv4Addr::LOCALHOST),
-            "POST",
-            "/api/chat",
-        );
-        r.bytes_out = i;
-        r
-    }
-
-    const NO_ROTATION: Rotation = Rotation {
-        max_bytes: 0,
-        keep: 0,
-    };
-
-    fn outage() -> Outage {
-        Outage {
-            since: "2026-01-01T00:00:00.000000Z".into(),
-            error: "disk full".into(),
-            lost: 0,
-        }
-    }
-
-    fn file_lines(path: &Path) -> Vec<serde_json::Value> {
-        fs::read_to_string(path)
-            .unwrap()
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap_or(serde_json::Value::Null))
-            .collect()
-    }
-
-    /// A writer with record 0 flushed and records 1..4 buffered, of which the file got record
-    /// 1 and the first 40 bytes of record 2 (as when a disk fills mid-write), the 40 bytes
-    /// passed through `damage`.
-    fn cut_short(path: &Path, damage: impl FnOnce(&mut [u8])) -> Writer {
-        let mut w = Writer::open(path, NO_ROTATION).unwrap();
-        w.append(rec(0)).unwrap();
-        w.flush().unwrap();
-        for i in 1..4 {
-            w.append(rec(i)).unwrap();
-        }
-        let mut buffered = w.out.buffer().to_vec();
-        let first_end = buffered.iter().position(|&b| b == b'\n').unwrap() + 1;
-        damage(&mut buffered[first_end..first_end + 40]);
-        let mut f = OpenOptions::new().append(true).open(path).unwrap();
-        f.write_all(&buffered[..first_end + 40]).unwrap();
-        w
-    }
-
-    fn numbers_and_seqs(l: &[serde_json::Value]) -> (Vec<u64>, Vec<u64>) {
-        let intact = l.iter().filter(|v| !v.is_null());
-        let numbers = intact
-            .clone()
-            .filter(|v| v["event"]["action"] == action::PROXY)
-            .map(|v| v["corral"]["bytes_out"].as_u64().unwrap())
-            .collect();
-        let seqs = intact
-            .map(|v| v["corral"]["chain"]["seq"].as_u64().unwrap())
-            .collect();
-        (numbers, seqs)
-    }
-
-    #[test]
-    fn a_write_cut_short_is_finished_not_written_twice() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("audit.ndjson");
-        let mut w = cut_short(&path, |_| {});
-        assert_eq!(
-            w.recover(&outage()).unwrap(),
-            2,
-            "records 2 and 3 were kept"
-        );
-        assert!(w.unwritten.is_empty());
-        drop(w);
-
-        let l = file_lines(&path);
-        assert_eq!(l.len(), 5, "0, 1, 2 finished, the restart record, 3");
-        let restart = &l[3]["corral"]["restart"];
-        assert_eq!(l[3]["event"]["action"], action::AUDIT_RESTART);
-        assert_eq!(restart["reason"], UNWRITABLE, "{restart}");
-        assert_eq!(restart["after_seq"], 3);
-        // Record 3 follows it; record 2 was finished before it.
-        assert_eq!((&restart["kept"], &restart["lost"]), (&1.into(), &0.into()));
-        assert_eq!(restart["error"], "disk full");
-        let (numbers, seqs) = numbers_and_seqs(&l);
-        assert_eq!(numbers, [0, 1, 2, 3], "each record once, in order");
-        assert_eq!(seqs, [1, 2, 3, 4, 5]);
-        let r = crate::verify(std::slice::from_ref(&path)).unwrap();
-        assert!(r.is_ok() && r.from_genesis, "{r}");
-    }
-
-    #[test]
-    fn a_first_write_cut_short_is_finished() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("audit.ndjson");
-        let mut w = Writer::open(&path, NO_ROTATION).unwrap();
-        w.append(rec(0)).unwrap();
-        w.append(rec(1)).unwrap();
-        fs::write(&path, &w.out.buffer()[..40]).unwrap();
-        assert_eq!(w.recover(&outage()).unwrap(), 2);
-        drop(w);
-        let l = file_lines(&path);
-        assert_eq!(l.len(), 3, "0 finished, the restart record, 1");
-        assert_eq!(l[1]["corral"]["restart"]["reason"], UNWRITABLE);
-        assert_eq!(numbers_and_seqs(&l), (vec![0, 1], vec![1, 2, 3]));
-        let r = crate::verify(std::slice::from_ref(&path)).unwrap();
-        assert!(r.is_ok() && r.from_genesis, "{r}");
-    }
-
-    #[test]
-    fn a_cut_line_that_is_not_the_next_record_s_is_marked_torn() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("audit.ndjson");
-        let mut w = cut_short(&path, |b| b[30] ^= 1);
-        assert_eq!(w.recover(&outage()).unwrap(), 2);
-        drop(w);
-
-        let l = file_lines(&path);
-        assert_eq!(l.len(), 6, "0, 1, the torn line, the restart record, 2, 3");
-        assert!(l[2].is_null(), "torn");
-        let restart = &l[3]["corral"]["restart"];
-        assert_eq!(restart["reason"], format!("{UNWRITABLE}; {TORN}"));
-        assert_eq!(restart["after_seq"], 2);
-        let (numbers, seqs) = numbers_and_seqs(&l);
-        assert_eq!(numbers, [0, 1, 2, 3]);
-        assert_eq!(seqs, [1, 2, 3, 4, 5]);
-        // The restart record links to the last intact record: the torn line is a notice and
-        // the records after it are checked.
-        let r = crate::verify(std::slice::from_ref(&path)).unwrap();
-        assert!(r.is_ok(), "{r}");
-        assert_eq!(r.records, 5, "{r}");
-        assert_eq!(r.notices.len(), 1, "{r}");
-        assert_eq!(r.notices[0].line, 3, "{r}");
-    }
-
-    #[test]
-    fn a_failed_write_that_reached_nothing_writes_every_kept_record() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("audit.ndjson");
-        let mut w = Writer::open(&path, NO_ROTATION).unwrap();
-        w.append(rec(0)).unwrap();
-        w.flush().unwrap();
-        w.append(rec(1)).unwrap();
-        // Kept while the log could not be written.
-        w.unwritten.push_back(rec(2));
-        assert_eq!(w.recover(&outage()).unwrap(), 2);
-        drop(w);
-        let l = file_lines(&path);
-        assert_eq!(l.len(), 4);
-        assert_eq!(l[1]["corral"]["restart"]["reason"], UNWRITABLE);
-        assert_eq!(l[1]["corral"]["restart"]["after_seq"], 1);
-        assert!(crate::verify(std::slice::from_ref(&path)).unwrap().is_ok());
-    }
-
-    #[test]
-    fn a_file_put_in_the_log_s_place_is_not_taken_for_its_own() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("audit.ndjson");
-        let other = dir.path().join("other.ndjson");
-        let mut w = Writer::open(&path, NO_ROTATION).unwrap();
-        w.append(rec(0)).unwrap();
-        w.flush().unwrap();
-        w.append(rec(1)).unwrap();
-        // Another log whose last record has the same seq as this writer's last.
-        let mut o = Writer::open(&other, NO_ROTATION).unwrap();
-        o.append(rec(9)).unwrap();
-        o.flush().unwrap();
-        drop(o);
-        fs::rename(&other, &path).unwrap();
-        w.end_batch().unwrap();
-        drop(w);
-        let l = file_lines(&path);
-        assert_eq!(l.len(), 3, "the other record, the restart record, record 1");
-        assert_eq!(l[1]["corral"]["restart"]["reason"], REPLACED);
-        assert_eq!(l[1]["corral"]["restart"]["after_seq"], 1);
-        assert_eq!(l[2]["corral"]["bytes_out"], 1, "written, not skipped");
-    }
-
-    #[test]
-    fn a_trickle_of_records_stretches_the_wait_to_its_bound() {
-        let mut p = Pacer::default();
-        let waits: Vec<_> = (0..6).map(|_| p.after(3).unwrap()).collect();
-        let ms = |n| Duration::from_millis(n);
-        assert_eq!(waits, [ms(4), ms(8), ms(16), ms(16), ms(16), ms(16)]);
-    }
-
-    #[test]
-    fn a_busy_look_brings_the_wait_back_to_the_shortest() {
-        let mut p = Pacer::default();
-        for _ in 0..5 {
-            p.after(1);
-        }
-        assert_eq!(p.after(BUSY_BATCH), Some(BATCH_INTERVAL));
-        assert_eq!(p.after(BUSY_BATCH * 10), Some(BATCH_INTERVAL));
-        assert_eq!(p.after(BUSY_BATCH - 1), Some(BATCH_INTERVAL * 2));
-    }
-
-    #[test]
-    fn quiet_looks_park_the_writer_after_the_idle_time_and_it_starts_over() {
-        let mut p = Pacer::default();
-        p.after(5);
-        let mut slept = Duration::ZERO;
-        let mut looks = 0;
-        while let Some(wait) = p.after(0) {
-            assert!(wait <= MAX_BATCH_DELAY);
-            slept += wait;
-            looks += 1;
-            assert!(looks < 100, "never parks");
-        }
-        assert!(slept >= IDLE_PARK, "parked after {slept:?}");
-        assert!(
-            slept < IDLE_PARK + MAX_BATCH_DELAY,
-            "parked late: {slept:?}"
-        );
-        assert_eq!(p, Pacer::default());
-        // A record in the quiet time resets it.
-        let mut q = Pacer::default();
-        for _ in 0..4 {
-            q.after(0);
-        }
-        q.after(1);
-        assert_eq!(q.quiet, Duration::ZERO);
-    }
-
-    #[test]
-    fn every_wait_stays_within_its_bounds() {
-        let mut p = Pacer::default();
-        // A quiet spell long enough to park in every thousand looks, then trickling and busy
-        // looks in a fixed mix (37 and 100 are coprime: every count 0..100, scrambled).
-        let mut parked = [false; 10];
-        let mut woken = false;
-        for i in 0..10_000usize {
-            let found = if woken {
-                1 // the record that woke the parked writer
-            } else if i % 1000 < 60 {
-                0
-            } else {
-                (i * 37) % 100
-            };
-            woken = false;
-            if let Some(w) = p.after(found) {
-                assert!((BATCH_INTERVAL..=MAX_BATCH_DELAY).contains(&w), "{w:?}");
-            } else {
-                assert_eq!(found, 0);
-                assert!(i % 1000 < 60, "parked outside a quiet spell at look {i}");
-                parked[i / 1000] = true;
-                woken = true;
-            }
-        }
-        assert_eq!(parked, [true; 10], "every quiet spell parks");
-    }
-}
+mod tests;
