@@ -35,6 +35,8 @@ pub enum Ending {
     UpstreamError,
     /// The gate cut the response at the end of its shutdown grace period.
     Shutdown,
+    /// The key was revoked, rotated, deleted or expired while the response ran.
+    KeyNoLongerValid,
 }
 
 impl Ending {
@@ -46,6 +48,7 @@ impl Ending {
             Ending::IdleTimeout => Some("upstream_idle_timeout"),
             Ending::UpstreamError => Some("upstream_stream_error"),
             Ending::Shutdown => Some("gate_shutdown"),
+            Ending::KeyNoLongerValid => Some("key_no_longer_valid"),
         }
     }
 }

@@ -1,6 +1,11 @@
 //! The key snapshot the gate authenticates against, kept current by a watcher of the store, and
 //! the last-used times collected in memory and written back in batches.
 //!
+//! Each authenticated request holds a [`Lease`] on its key. When the key stops being usable
+//! while requests run — revoked, rotated, deleted, or past its expiry — the watcher ends the
+//! lease and those requests are cut: a leaked key stops spending GPU time within one reload
+//! interval, not when its longest generation finishes.
+//!
 //! The watcher also notices when `keys.db` is replaced (a backup restored, a fresh store moved
 //! in, the file deleted and created again): SQLite keeps reading the file it opened, so the
 //! watcher compares the path's file with it and reopens. While no store can be read at the
@@ -15,6 +20,7 @@ use arc_swap::ArcSwap;
 use chrono::{DateTime, Utc};
 use corral_store::{AuthError, FileState, KeyEntry, KeySnapshot, KeyStore, StoreError};
 use tokio::sync::watch;
+use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 
 use crate::error::GateError;
 
@@ -24,10 +30,44 @@ const LAST_USED_FLUSH: Duration = Duration::from_secs(5);
 /// How often the error is repeated while no key store can be read.
 const CLOSED_REMINDER: Duration = Duration::from_secs(60);
 
-/// Current keys and pending last-used times.
+/// Current keys, pending last-used times and the leases of running requests.
 pub struct Keys {
     snapshot: ArcSwap<KeySnapshot>,
-    last_used: Mutex<HashMap<String, DateTime<Utc>>>,
+    uses: Mutex<Uses>,
+}
+
+#[derive(Default)]
+struct Uses {
+    last_used: HashMap<String, DateTime<Utc>>,
+    /// One lease per key id that authenticated since its last lease ended; at most one per key.
+    leases: HashMap<String, Lease>,
+}
+
+/// A running request's hold on its key, ended when the key stops being usable.
+#[derive(Debug, Clone, Default)]
+pub struct Lease(CancellationToken);
+
+impl Lease {
+    /// True once the key was revoked, rotated, deleted or expired.
+    pub fn is_ended(&self) -> bool {
+        self.0.is_cancelled()
+    }
+
+    /// Completes when the lease ends.
+    pub fn ended(&self) -> WaitForCancellationFutureOwned {
+        self.0.clone().cancelled_owned()
+    }
+
+    fn end(&self) {
+        self.0.cancel();
+    }
+}
+
+/// An authenticated caller.
+#[derive(Debug, Clone)]
+pub struct Authenticated {
+    pub entry: KeyEntry,
+    pub lease: Lease,
 }
 
 /// The key store behind a mutex; only ever locked on the blocking pool.
@@ -37,40 +77,80 @@ impl Keys {
     pub fn new(snapshot: KeySnapshot) -> Keys {
         Keys {
             snapshot: ArcSwap::from_pointee(snapshot),
-            last_used: Mutex::new(HashMap::new()),
+            uses: Mutex::new(Uses::default()),
         }
     }
 
-    /// Authenticates against the current snapshot and notes the use.
-    pub fn authenticate(&self, presented: &str, now: DateTime<Utc>) -> Result<KeyEntry, AuthError> {
+    /// Authenticates against the current snapshot, notes the use and hands out the key's lease.
+    pub fn authenticate(
+        &self,
+        presented: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Authenticated, AuthError> {
         let snapshot = self.snapshot.load();
         let entry = snapshot.authenticate(presented, now)?.clone();
         drop(snapshot);
-        self.touch(&entry.id, now);
-        Ok(entry)
+        let lease = self.touch(&entry.id, now);
+        Ok(Authenticated { entry, lease })
     }
 
-    fn touch(&self, id: &str, now: DateTime<Utc>) {
-        let Ok(mut map) = self.last_used.lock() else {
-            return;
+    fn touch(&self, id: &str, now: DateTime<Utc>) -> Lease {
+        let Ok(mut uses) = self.uses.lock() else {
+            // A poisoned lock only loses bookkeeping; a fresh lease is never ended, which
+            // the next look at the store cannot fix, so say so.
+            tracing::error!(
+                "key bookkeeping lock poisoned; revocation cannot cut running requests"
+            );
+            return Lease::default();
         };
-        match map.get_mut(id) {
+        match uses.last_used.get_mut(id) {
             Some(t) => *t = now,
             None => {
-                map.insert(id.to_owned(), now);
+                uses.last_used.insert(id.to_owned(), now);
+            }
+        }
+        match uses.leases.get(id) {
+            Some(lease) => lease.clone(),
+            None => {
+                let lease = Lease::default();
+                uses.leases.insert(id.to_owned(), lease.clone());
+                lease
             }
         }
     }
 
     fn take_last_used(&self) -> Vec<(String, DateTime<Utc>)> {
-        match self.last_used.lock() {
-            Ok(mut map) => map.drain().collect(),
+        match self.uses.lock() {
+            Ok(mut uses) => uses.last_used.drain().collect(),
             Err(_) => Vec::new(),
         }
     }
 
-    fn replace(&self, snapshot: KeySnapshot) {
+    /// Swaps in a snapshot read from the store and ends the leases it no longer honours.
+    fn replace(&self, snapshot: KeySnapshot, now: DateTime<Utc>) {
         self.snapshot.store(Arc::new(snapshot));
+        self.end_unusable(now);
+    }
+
+    /// Refuses every key while no store can be read. Running requests keep their leases: a
+    /// store that is briefly away (a backup being restored) revokes nothing.
+    fn close(&self) {
+        self.snapshot.store(Arc::new(KeySnapshot::default()));
+    }
+
+    /// Ends the leases of keys the current snapshot no longer accepts at `now`.
+    fn end_unusable(&self, now: DateTime<Utc>) {
+        let snapshot = self.snapshot.load();
+        let Ok(mut uses) = self.uses.lock() else {
+            return;
+        };
+        uses.leases.retain(|id, lease| {
+            let usable = snapshot.is_usable(id, now);
+            if !usable {
+                lease.end();
+            }
+            usable
+        });
     }
 }
 
@@ -183,9 +263,11 @@ pub async fn watch_store(
                 let (seen, reload) = (version, closed.is_some());
                 let fresh = with_store(&store, move |s| look(s, seen, reload)).await;
                 match fresh {
-                    Ok(Look::Unchanged) => {}
+                    // Keys expire without a commit; and a request that authenticated against
+                    // the previous snapshot may have taken its lease after the last look.
+                    Ok(Look::Unchanged) => keys.end_unusable(Utc::now()),
                     Ok(Look::Changed(snapshot, v)) => {
-                        keys.replace(snapshot);
+                        keys.replace(snapshot, Utc::now());
                         version = v;
                         if closed.take().is_some() {
                             tracing::warn!(path = %path.display(), "key store is back; keys are accepted again");
@@ -195,7 +277,7 @@ pub async fn watch_store(
                     }
                     Ok(Look::Replaced(snapshot, v)) => {
                         let count = snapshot.active_len();
-                        keys.replace(snapshot);
+                        keys.replace(snapshot, Utc::now());
                         version = v;
                         closed = None;
                         tracing::warn!(
@@ -221,7 +303,12 @@ pub async fn watch_store(
                             );
                         });
                     }
-                    Err(e) => tracing::warn!(error = %e, "cannot reload keys; keeping the last snapshot"),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot reload keys; keeping the last snapshot");
+                        if closed.is_none() {
+                            keys.end_unusable(Utc::now());
+                        }
+                    }
                 }
             }
             _ = flush.tick() => flush_last_used(&keys, &store).await,
@@ -240,7 +327,7 @@ fn fail_closed(keys: &Keys, closed: &mut Option<Instant>, alarm: impl FnOnce()) 
             alarm();
         }
         None => {
-            keys.replace(KeySnapshot::default());
+            keys.close();
             *closed = Some(Instant::now());
             alarm();
         }
@@ -294,7 +381,7 @@ mod tests {
         other.revoke("alice").unwrap();
         let mut revoked = false;
         for _ in 0..100 {
-            if keys.authenticate(secret.expose(), Utc::now()) == Err(AuthError::Revoked) {
+            if keys.authenticate(secret.expose(), Utc::now()).err() == Some(AuthError::Revoked) {
                 revoked = true;
                 break;
             }

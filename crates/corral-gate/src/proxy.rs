@@ -28,7 +28,7 @@ use crate::catalogue::Catalogue;
 use crate::context::{Decision, RequestCtx};
 use crate::forward::{self, UpBody, UpstreamClient};
 use crate::headers::{ambiguous_framing, client_response_headers};
-use crate::keys::Keys;
+use crate::keys::{Authenticated, Keys};
 use crate::reply::{error_response, Failure};
 use crate::settings::Upstream;
 use crate::stream::{BoxError, GateBody};
@@ -131,7 +131,7 @@ async fn serve(
 
     // 2. Authentication: one answer for every failure.
     let presented = presented_key(&parts.headers).ok_or_else(Failure::unauthorized)?;
-    let entry = shared
+    let Authenticated { entry, lease } = shared
         .keys
         .authenticate(presented.as_str(), ctx.at)
         .map_err(|e| {
@@ -217,7 +217,13 @@ async fn serve(
         declared,
     )?;
     ctx.decision = Decision::Allowed;
-    let up_resp = forward::send(&shared.client, up_req, shared.idle_timeout).await?;
+    // A key revoked while the upstream works on the answer (a long `"stream": false`
+    // generation) cuts the request then, not when the answer is ready.
+    let up_resp = tokio::select! {
+        biased;
+        sent = forward::send(&shared.client, up_req, shared.idle_timeout) => sent?,
+        () = lease.ended() => return Err(Failure::key_no_longer_valid().into()),
+    };
 
     // 6. Response.
     let (up_parts, up_body) = up_resp.into_parts();
@@ -250,8 +256,14 @@ async fn serve(
                 ctx.stream = true;
             }
             let tap = m.route.class == route::EndpointClass::Inference;
-            let body =
-                GateBody::streaming(up_body, shared.idle_timeout, format, m.route.dialect, tap);
+            let body = GateBody::streaming(
+                up_body,
+                shared.idle_timeout,
+                format,
+                m.route.dialect,
+                tap,
+                lease,
+            );
             let mut resp = Response::new(body);
             *resp.status_mut() = up_parts.status;
             *resp.headers_mut() = client_response_headers(&up_parts.headers, true);

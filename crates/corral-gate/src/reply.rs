@@ -36,6 +36,15 @@ impl Failure {
         )
     }
 
+    /// The key a running request authenticated with was revoked, rotated, deleted or expired.
+    pub fn key_no_longer_valid() -> Failure {
+        Failure::new(
+            401,
+            "key_no_longer_valid",
+            "the API key was revoked or expired while the request ran",
+        )
+    }
+
     pub fn upstream_unavailable() -> Failure {
         Failure::new(502, "upstream_unavailable", "upstream unavailable")
     }

@@ -7,7 +7,8 @@
 //! connection breaks) ends with an error event in the client's dialect, as Ollama ends its own
 //! failed streams, so clients raise an API error instead of a transport error: NDJSON gets
 //! `{"error":"..."}`, OpenAI SSE a `data: {"error":{...}}` event, Anthropic SSE an `error`
-//! event. A length-delimited body cannot be extended, so it is cut short instead.
+//! event. A length-delimited body cannot be extended, so it is cut short instead. A stream whose
+//! key is revoked or expires while it runs ends the same way.
 
 use std::future::Future as _;
 use std::pin::Pin;
@@ -19,9 +20,11 @@ use corral_policy::route::Dialect;
 use corral_policy::usage::{ResponseFormat, UsageTap};
 use http_body::{Body, Frame, SizeHint};
 use tokio::time::{Instant, Sleep};
+use tokio_util::sync::WaitForCancellationFutureOwned;
 
 use crate::audit::AuditSink;
 use crate::context::{Ending, RequestCtx};
+use crate::keys::Lease;
 use crate::upstream::UpstreamBody;
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -34,6 +37,8 @@ pub enum StreamError {
     IdleTimeout,
     #[error("upstream stream failed")]
     Upstream,
+    #[error("the API key was revoked or expired while the request ran")]
+    KeyNoLongerValid,
 }
 
 enum Kind {
@@ -57,6 +62,10 @@ struct Streaming {
     farewell: Option<(Dialect, ResponseFormat)>,
     /// The error event has been sent: the body is over.
     done: bool,
+    /// The key's lease; the stream is cut when it ends.
+    lease: Lease,
+    /// Registered only when the body has to wait, as `idle` is.
+    lease_ended: Option<Pin<Box<WaitForCancellationFutureOwned>>>,
 }
 
 /// Response body of every gate response.
@@ -82,13 +91,14 @@ impl GateBody {
 
     /// The upstream body, passed through with an idle timeout between chunks; `tap` counts
     /// tokens in a body of that format. A streamed (NDJSON or SSE) body without a length that
-    /// fails midway ends with an error event in `dialect`.
+    /// fails midway, or whose `lease` ends, ends with an error event in `dialect`.
     pub fn streaming(
         upstream: UpstreamBody,
         timeout: Duration,
         format: ResponseFormat,
         dialect: Dialect,
         tap: bool,
+        lease: Lease,
     ) -> GateBody {
         let farewell = (format != ResponseFormat::Json && upstream.size_hint().exact().is_none())
             .then_some((dialect, format));
@@ -101,6 +111,8 @@ impl GateBody {
                 failed: false,
                 farewell,
                 done: false,
+                lease,
+                lease_ended: None,
             }),
             tap: tap.then(|| UsageTap::new(format)),
             bytes_out: 0,
@@ -161,6 +173,10 @@ impl Body for GateBody {
                     *ending = Some(Ending::UpstreamError);
                     return Poll::Ready(Some(Err(Box::new(StreamError::Upstream))));
                 }
+                if s.lease.is_ended() {
+                    *ending = Some(Ending::KeyNoLongerValid);
+                    return Poll::Ready(Some(s.fail(StreamError::KeyNoLongerValid)));
+                }
                 match Pin::new(&mut s.upstream).poll_frame(cx) {
                     Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
                         Ok(data) => {
@@ -172,13 +188,9 @@ impl Body for GateBody {
                         Err(_) => continue,
                     },
                     Poll::Ready(Some(Err(_))) => {
-                        if let Some(last) = s.farewell.take() {
+                        if s.farewell.is_some() {
                             *ending = Some(Ending::UpstreamError);
-                            s.done = true;
-                            return Poll::Ready(Some(Ok(Frame::data(error_event(
-                                last,
-                                StreamError::Upstream,
-                            )))));
+                            return Poll::Ready(Some(s.fail(StreamError::Upstream)));
                         }
                         // hyper drops output it has not yet written when a body fails. Pause
                         // once so the head and the chunks before the failure reach the
@@ -201,14 +213,13 @@ impl Body for GateBody {
                         }
                         if idle.as_mut().poll(cx).is_ready() {
                             *ending = Some(Ending::IdleTimeout);
-                            if let Some(last) = s.farewell.take() {
-                                s.done = true;
-                                return Poll::Ready(Some(Ok(Frame::data(error_event(
-                                    last,
-                                    StreamError::IdleTimeout,
-                                )))));
-                            }
-                            return Poll::Ready(Some(Err(Box::new(StreamError::IdleTimeout))));
+                            return Poll::Ready(Some(s.fail(StreamError::IdleTimeout)));
+                        }
+                        let lease = &s.lease;
+                        let ended = s.lease_ended.get_or_insert_with(|| Box::pin(lease.ended()));
+                        if ended.as_mut().poll(cx).is_ready() {
+                            *ending = Some(Ending::KeyNoLongerValid);
+                            return Poll::Ready(Some(s.fail(StreamError::KeyNoLongerValid)));
                         }
                         return Poll::Pending;
                     }
@@ -233,21 +244,40 @@ impl Body for GateBody {
     }
 }
 
+impl Streaming {
+    /// Ends the stream for `e`: with an error event when it can take one, otherwise with an
+    /// error that makes hyper cut the response short.
+    fn fail(&mut self, e: StreamError) -> Result<Frame<Bytes>, BoxError> {
+        match self.farewell.take() {
+            Some(last) => {
+                self.done = true;
+                Ok(Frame::data(error_event(last, e)))
+            }
+            None => Err(Box::new(e)),
+        }
+    }
+}
+
 /// The last event of a stream that failed midway, in the client's dialect and framing.
 fn error_event((dialect, format): (Dialect, ResponseFormat), e: StreamError) -> Bytes {
     let message = e.to_string();
     let code = match e {
         StreamError::IdleTimeout => "upstream_idle_timeout",
         StreamError::Upstream => "upstream_stream_error",
+        StreamError::KeyNoLongerValid => "key_no_longer_valid",
+    };
+    let error_type = match e {
+        StreamError::KeyNoLongerValid => "authentication_error",
+        StreamError::IdleTimeout | StreamError::Upstream => "api_error",
     };
     let text = match (format, dialect) {
         (ResponseFormat::Sse, Dialect::Anthropic) => format!(
             "event: error\ndata: {}\n\n",
-            serde_json::json!({"type": "error", "error": {"type": "api_error", "message": message}})
+            serde_json::json!({"type": "error", "error": {"type": error_type, "message": message}})
         ),
         (ResponseFormat::Sse, _) => format!(
             "data: {}\n\n",
-            serde_json::json!({"error": {"message": message, "type": "api_error", "param": null, "code": code}})
+            serde_json::json!({"error": {"message": message, "type": error_type, "param": null, "code": code}})
         ),
         _ => format!("{}\n", serde_json::json!({ "error": message })),
     };

@@ -247,3 +247,180 @@ async fn error_bodies_never_echo_the_presented_secret() {
     assert_eq!(r.status, 403);
     assert!(!r.text().contains(h.key("alice")), "{}", r.text());
 }
+
+/// Reads `body` to its end, for at most `limit`; returns what came and whether the connection
+/// ended cleanly.
+async fn drain(body: &mut hyper::body::Incoming, limit: Duration) -> (String, Result<(), String>) {
+    let mut got = Vec::new();
+    let deadline = Instant::now() + limit;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            let e = Err("still streaming".to_string());
+            return (String::from_utf8_lossy(&got).into_owned(), e);
+        }
+        match next_data(body, left).await {
+            Ok(Some(chunk)) => got.extend_from_slice(&chunk),
+            Ok(None) => return (String::from_utf8_lossy(&got).into_owned(), Ok(())),
+            Err(e) => return (String::from_utf8_lossy(&got).into_owned(), Err(e)),
+        }
+    }
+}
+
+#[tokio::test]
+async fn revoking_a_key_cuts_its_running_streams_and_no_others() {
+    let h = Harness::start().await;
+    let (alice, _c1) = h
+        .stream_json("/api/chat", "alice", &chat_body("endless", true))
+        .await;
+    let (root, _c2) = h
+        .stream_json("/api/chat", "root", &chat_body("endless", true))
+        .await;
+    assert_eq!(
+        (alice.status().as_u16(), root.status().as_u16()),
+        (200, 200)
+    );
+    let (mut alice, mut root) = (alice.into_body(), root.into_body());
+    for _ in 0..3 {
+        next_data(&mut alice, T).await.unwrap().unwrap();
+        next_data(&mut root, T).await.unwrap().unwrap();
+    }
+
+    KeyStore::open(&h.data_dir)
+        .unwrap()
+        .revoke("alice")
+        .unwrap();
+    let revoked = Instant::now();
+    let (rest, end) = drain(&mut alice, Duration::from_secs(5)).await;
+    assert!(
+        revoked.elapsed() < Duration::from_millis(1500),
+        "stream of a revoked key still ran after {:?}",
+        revoked.elapsed()
+    );
+    end.expect("the stream ends with an error line, not a broken connection");
+    let last: serde_json::Value = serde_json::from_str(rest.lines().last().unwrap()).unwrap();
+    assert_eq!(
+        last,
+        serde_json::json!({"error": "the API key was revoked or expired while the request ran"})
+    );
+    assert!(!rest.contains("\"done\":true"));
+    // The generation is abandoned upstream too.
+    assert!(h
+        .mock
+        .wait_for_disconnect(Duration::from_secs(2))
+        .await
+        .is_some());
+    let rec = h
+        .wait_audit(T, |r| r["corral"]["reason"] == "key_no_longer_valid")
+        .await
+        .expect("the cut is recorded");
+    assert_eq!(rec["user"]["name"], "alice");
+    assert_eq!(rec["http"]["response"]["status_code"], 200);
+
+    // Another key's stream goes on.
+    for _ in 0..3 {
+        let chunk = next_data(&mut root, T).await.unwrap().unwrap();
+        assert!(!chunk.is_empty());
+    }
+}
+
+#[tokio::test]
+async fn a_key_revoked_while_the_upstream_works_gets_401_at_once() {
+    let h = Harness::builder()
+        .mock(corral_testsupport::MockOllama::builder().cold_delay(Duration::from_secs(30)))
+        .start()
+        .await;
+    let addr = h.addr;
+    let auth = h.bearer("alice");
+    let call = tokio::spawn(async move {
+        let body = serde_json::json!({
+            "model": "cold",
+            "messages": [{"role": "user", "content": "hi"}],
+            "stream": false,
+        });
+        let headers = [
+            ("authorization", auth),
+            ("content-type", "application/json".to_string()),
+        ];
+        send(
+            addr,
+            "POST",
+            "/v1/chat/completions",
+            &headers,
+            Bytes::from(body.to_string()),
+        )
+        .await
+    });
+    assert!(h.mock.wait_for_requests(1, T).await);
+    KeyStore::open(&h.data_dir)
+        .unwrap()
+        .revoke("alice")
+        .unwrap();
+    let revoked = Instant::now();
+    let r = tokio::time::timeout(Duration::from_secs(5), call)
+        .await
+        .expect("answered before the upstream")
+        .unwrap();
+    assert!(revoked.elapsed() < Duration::from_millis(1500));
+    assert_eq!(r.status, 401, "{}", r.text());
+    let err = &r.json()["error"];
+    assert_eq!(err["code"], "key_no_longer_valid");
+    assert_eq!(err["type"], "authentication_error");
+    assert!(h
+        .mock
+        .wait_for_disconnect(Duration::from_secs(2))
+        .await
+        .is_some());
+}
+
+#[tokio::test]
+async fn a_key_that_expires_mid_stream_is_cut_like_a_revoked_one() {
+    let h = Harness::start().await;
+    let store = KeyStore::open(&h.data_dir).unwrap();
+    let (_, secret) = store
+        .create("brief", "user", Some(Duration::from_secs(2)))
+        .unwrap();
+    let headers = [
+        ("authorization", format!("Bearer {}", secret.expose())),
+        ("content-type", "application/json".to_string()),
+    ];
+    let body = serde_json::json!({
+        "model": "endless",
+        "messages": [{"role": "user", "content": "hi"}],
+        "stream": true,
+    });
+    // The new key reaches the gate within a reload interval.
+    let deadline = Instant::now() + Duration::from_secs(1);
+    let (resp, _c) = loop {
+        let (resp, c) = open(
+            h.addr,
+            "POST",
+            "/v1/chat/completions",
+            &headers,
+            Bytes::from(body.to_string()),
+        )
+        .await;
+        if resp.status() == 200 || Instant::now() > deadline {
+            break (resp, c);
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(resp.status(), 200);
+    let mut body = resp.into_body();
+    let started = Instant::now();
+    let (rest, end) = drain(&mut body, Duration::from_secs(5)).await;
+    end.expect("ends with an error event");
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        started.elapsed()
+    );
+    let last = rest
+        .lines()
+        .filter(|l| l.starts_with("data: "))
+        .last()
+        .unwrap();
+    let event: serde_json::Value = serde_json::from_str(&last["data: ".len()..]).unwrap();
+    assert_eq!(event["error"]["code"], "key_no_longer_valid");
+    assert_eq!(event["error"]["type"], "authentication_error");
+}

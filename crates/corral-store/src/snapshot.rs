@@ -91,6 +91,15 @@ impl KeySnapshot {
         Ok(&k.entry)
     }
 
+    /// Whether the key with this public id may still be used at `now`: it is in the store, not
+    /// revoked (a rotation revokes the old id) and not expired. The gate asks this of keys whose
+    /// requests are still running when the store changes.
+    pub fn is_usable(&self, id: &str, now: DateTime<Utc>) -> bool {
+        self.by_id
+            .get(id)
+            .is_some_and(|k| !k.revoked && k.entry.expires_at.is_none_or(|exp| now < exp))
+    }
+
     /// Number of keys that are not revoked (expired ones included).
     pub fn active_len(&self) -> usize {
         self.by_id.values().filter(|k| !k.revoked).count()

@@ -236,6 +236,30 @@ fn rotation_invalidates_the_old_secret() {
 }
 
 #[test]
+fn usable_means_present_unrevoked_and_unexpired() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = KeyStore::open(dir.path()).unwrap();
+    let (kept, _) = store.create("kept", "user", None).unwrap();
+    let (gone, _) = store.create("gone", "user", None).unwrap();
+    let (rotated, _) = store.create("rotated", "user", None).unwrap();
+    let (short, _) = store
+        .create("short", "user", Some(Duration::from_secs(60)))
+        .unwrap();
+    store.revoke("gone").unwrap();
+    let (successor, _) = store.rotate("rotated").unwrap();
+    let snap = store.snapshot().unwrap();
+    let now = Utc::now();
+    assert!(snap.is_usable(&kept.id, now));
+    assert!(!snap.is_usable(&gone.id, now), "revoked");
+    assert!(!snap.is_usable(&rotated.id, now), "rotated away");
+    assert!(snap.is_usable(&successor.id, now));
+    let exp = short.expires_at.unwrap();
+    assert!(snap.is_usable(&short.id, exp - chrono::Duration::milliseconds(1)));
+    assert!(!snap.is_usable(&short.id, exp), "expired");
+    assert!(!snap.is_usable("ZZZZZZZZZZZZ", now), "not in the store");
+}
+
+#[test]
 fn expired_rotation_keeps_the_expiry_time() {
     let dir = tempfile::tempdir().unwrap();
     let store = KeyStore::open(dir.path()).unwrap();
