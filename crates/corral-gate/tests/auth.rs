@@ -417,8 +417,8 @@ async fn a_key_that_expires_mid_stream_is_cut_like_a_revoked_one() {
     );
     let last = rest
         .lines()
-        .filter(|l| l.starts_with("data: "))
-        .last()
+        .rev()
+        .find(|l| l.starts_with("data: "))
         .unwrap();
     let event: serde_json::Value = serde_json::from_str(&last["data: ".len()..]).unwrap();
     assert_eq!(event["error"]["code"], "key_no_longer_valid");
