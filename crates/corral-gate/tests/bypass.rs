@@ -358,6 +358,11 @@ fn header_tricks(c: &Ctx) -> Vec<Case> {
         case("header", "Host of the upstream", c.req("POST", "/api/pull", "", pull).replace_host("127.0.0.1:11434"), Status(403)),
         case("header", "Host with a path", c.req("POST", "/api/pull", "", pull).replace_host("x/api/chat"), Any4xx),
         case("header", "two Host headers", c.req("POST", "/api/pull", "Host: evil.example\r\n", pull), Any4xx),
+        // On a route the user may call: only the Host check stops these (RFC 9112 §3.2).
+        case("header", "HTTP/1.1 without Host on an allowed route", c.head("POST /api/chat HTTP/1.1", &format!("Authorization: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n", c.user, CHAT.len()), CHAT.as_bytes()), Status(400)),
+        case("header", "two Host headers on an allowed route", c.req("POST", "/api/chat", "Host: evil.example\r\n", CHAT.as_bytes()), Status(400)),
+        case("header", "Host with user info on an allowed route", c.req("POST", "/api/chat", "", CHAT.as_bytes()).replace_host("admin@127.0.0.1"), Status(400)),
+        case("header", "Host with a path on an allowed route", c.req("POST", "/api/chat", "", CHAT.as_bytes()).replace_host("x/api/pull"), Status(400)),
         case("header", "X-Forwarded-Host", c.req("POST", "/api/pull", "X-Forwarded-Host: localhost\r\nX-Forwarded-Proto: https\r\n", pull), Status(403)),
         case("header", "Expect: 100-continue on a refused route", c.req("POST", "/api/pull", "Expect: 100-continue\r\n", pull), Status(403)),
         case("header", "h2c upgrade on a refused route", c.req("POST", "/api/pull", "Upgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n", pull).replace_connection("Upgrade, HTTP2-Settings"), Any4xx),
