@@ -75,7 +75,7 @@ pub async fn handle(
     req: Request<Incoming>,
 ) -> Result<Response<GateBody>, Infallible> {
     let raw = req.uri().path_and_query().map_or("", PathAndQuery::as_str);
-    let mut ctx = Box::new(RequestCtx::new(peer, req.method().clone(), raw));
+    let mut ctx = Box::new(RequestCtx::new(peer, Some(req.method().clone()), raw));
     // Boxed: the request's whole state machine is large, and hyper moves this future around.
     let resp = match Box::pin(serve(&shared, &mut ctx, req)).await {
         Ok(resp) => resp,
