@@ -107,7 +107,8 @@ fn to_record(f: Finished) -> AuditRecord {
         outcome,
         source_ip: ctx.peer,
         user_name: ctx.user,
-        method: method_text(&ctx.method),
+        // A request whose head could not be read has no method to name.
+        method: ctx.method.as_ref().map_or(Text::Borrowed("-"), method_text),
         url_path: ctx.path,
         status_code: ctx.status,
         duration,

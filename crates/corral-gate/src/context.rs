@@ -59,7 +59,8 @@ pub struct RequestCtx {
     pub started: Instant,
     pub at: DateTime<Utc>,
     pub peer: IpAddr,
-    pub method: Method,
+    /// `None` for a request whose head could not be read.
+    pub method: Option<Method>,
     pub path: String,
     pub dialect: Dialect,
     pub route: Option<&'static Route>,
@@ -77,7 +78,7 @@ pub struct RequestCtx {
 }
 
 impl RequestCtx {
-    pub fn new(peer: IpAddr, method: Method, raw_target: &str) -> RequestCtx {
+    pub fn new(peer: IpAddr, method: Option<Method>, raw_target: &str) -> RequestCtx {
         // The audit log keeps the path only: a query string may carry anything.
         let raw_path = raw_target.split('?').next().unwrap_or("");
         let mut end = raw_path.len().min(MAX_LOGGED_PATH);

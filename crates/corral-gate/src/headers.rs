@@ -2,6 +2,8 @@
 //! dropped, so credentials, cookies, proxy headers and hop-by-hop headers never pass.
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::uri::Authority;
+use http::{Uri, Version};
 
 /// Request headers copied from the client to the upstream.
 const REQUEST_ALLOW: [HeaderName; 3] = [header::CONTENT_TYPE, header::ACCEPT, header::USER_AGENT];
@@ -97,6 +99,54 @@ pub fn ambiguous_framing(headers: &HeaderMap) -> bool {
         }
     }
     false
+}
+
+/// What is wrong with a request's `Host`, if anything (RFC 9112 §3.2, RFC 9113 §8.3.1): an
+/// HTTP/1.1 request must carry exactly one `Host`; no request may carry several; a value must be
+/// `host[:port]` (or empty); over HTTP/2 a `Host` must name what `:authority` names. The gate
+/// sends the upstream its own `Host`, so this is about refusing requests that other HTTP
+/// components could read differently, not about routing.
+pub fn host_problem(version: Version, uri: &Uri, headers: &HeaderMap) -> Option<&'static str> {
+    let mut hosts = headers.get_all(header::HOST).iter();
+    let Some(host) = hosts.next() else {
+        return (version == Version::HTTP_11).then_some("an HTTP/1.1 request needs a Host header");
+    };
+    if hosts.next().is_some() {
+        return Some("more than one Host header");
+    }
+    let value = host.as_bytes();
+    if value.is_empty() {
+        return None;
+    }
+    let valid = !value.contains(&b'@')
+        && std::str::from_utf8(value)
+            .ok()
+            .and_then(|v| v.parse::<Authority>().ok())
+            .is_some_and(|a| a.as_str().len() == value.len() && numeric_port(&a));
+    if !valid {
+        return Some("the Host header is not a valid host[:port]");
+    }
+    match uri.authority() {
+        Some(authority)
+            if version >= Version::HTTP_2
+                && !authority.as_str().as_bytes().eq_ignore_ascii_case(value) =>
+        {
+            Some("the Host header differs from :authority")
+        }
+        _ => None,
+    }
+}
+
+/// True when what follows the host of `authority` is nothing or `:` and digits
+/// (`Authority` parsing leaves the port unchecked).
+fn numeric_port(authority: &Authority) -> bool {
+    match authority.as_str().get(authority.host().len()..) {
+        Some("") => true,
+        Some(rest) => rest
+            .strip_prefix(':')
+            .is_some_and(|port| port.bytes().all(|b| b.is_ascii_digit())),
+        None => false,
+    }
 }
 
 #[cfg(test)]
@@ -243,5 +293,63 @@ mod tests {
             ("transfer-encoding", "gzip"),
             ("transfer-encoding", "chunked")
         ])));
+    }
+
+    #[test]
+    fn host_is_checked_as_rfc_9112_asks() {
+        let uri = Uri::from_static("/api/chat");
+        let h11 = Version::HTTP_11;
+        assert_eq!(
+            host_problem(h11, &uri, &map(&[("host", "127.0.0.1:11435")])),
+            None
+        );
+        assert_eq!(
+            host_problem(h11, &uri, &map(&[("host", "gate.example")])),
+            None
+        );
+        assert_eq!(
+            host_problem(h11, &uri, &map(&[("host", "[::1]:11435")])),
+            None
+        );
+        assert_eq!(host_problem(h11, &uri, &map(&[("host", "")])), None);
+        assert_eq!(host_problem(Version::HTTP_10, &uri, &map(&[])), None);
+        assert!(host_problem(h11, &uri, &map(&[])).is_some());
+        assert!(host_problem(
+            Version::HTTP_10,
+            &uri,
+            &map(&[("host", "a"), ("host", "a")])
+        )
+        .is_some());
+        for bad in [
+            "a b",
+            "user@host",
+            "x/api/chat",
+            "host:port",
+            "a?b",
+            "a#b",
+            "[::1",
+        ] {
+            assert!(
+                host_problem(h11, &uri, &map(&[("host", bad)])).is_some(),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn http2_host_must_name_the_authority() {
+        let uri = Uri::from_static("http://gate.example:11435/api/chat");
+        let h2 = Version::HTTP_2;
+        assert_eq!(host_problem(h2, &uri, &map(&[])), None);
+        assert_eq!(
+            host_problem(h2, &uri, &map(&[("host", "Gate.Example:11435")])),
+            None
+        );
+        assert!(host_problem(h2, &uri, &map(&[("host", "evil.example")])).is_some());
+        let no_authority = Uri::from_static("/api/chat");
+        assert_eq!(
+            host_problem(h2, &no_authority, &map(&[("host", "evil.example")])),
+            None
+        );
     }
 }

@@ -9,7 +9,7 @@
 //! Modules: [`settings`] (what the gate is told), `server` (listener, TLS, shutdown), `proxy`
 //! (the phases), `auth`, `body`, `headers`, `forward`, `upstream` (keep-alive upstream
 //! connections, read by the request's own task), `stream`, `reply` (errors in the client's
-//! dialect), `keys` (snapshot reload), `catalogue` (remote models), `audit`, [`selfcheck`].
+//! dialect), `refused` (hyper's own answers to unreadable heads), `keys` (snapshot reload), `catalogue` (remote models), `audit`, [`selfcheck`].
 
 mod audit;
 mod auth;
@@ -22,6 +22,7 @@ mod forward;
 mod headers;
 mod keys;
 mod proxy;
+mod refused;
 mod reply;
 pub mod selfcheck;
 mod server;

@@ -27,7 +27,7 @@ use crate::body::{self, BodyError, Encoding};
 use crate::catalogue::Catalogue;
 use crate::context::{Decision, RequestCtx};
 use crate::forward::{self, UpBody, UpstreamClient};
-use crate::headers::{ambiguous_framing, client_response_headers};
+use crate::headers::{ambiguous_framing, client_response_headers, host_problem};
 use crate::keys::{Authenticated, Keys};
 use crate::reply::{error_response, Failure};
 use crate::settings::Upstream;
@@ -75,7 +75,7 @@ pub async fn handle(
     req: Request<Incoming>,
 ) -> Result<Response<GateBody>, Infallible> {
     let raw = req.uri().path_and_query().map_or("", PathAndQuery::as_str);
-    let mut ctx = Box::new(RequestCtx::new(peer, req.method().clone(), raw));
+    let mut ctx = Box::new(RequestCtx::new(peer, Some(req.method().clone()), raw));
     // Boxed: the request's whole state machine is large, and hyper moves this future around.
     let resp = match Box::pin(serve(&shared, &mut ctx, req)).await {
         Ok(resp) => resp,
@@ -127,6 +127,9 @@ async fn serve(
     }
     if ambiguous_framing(&parts.headers) {
         return Err(Failure::new(400, "bad_framing", "ambiguous request framing").into());
+    }
+    if let Some(problem) = host_problem(parts.version, &parts.uri, &parts.headers) {
+        return Err(Failure::new(400, "bad_host", problem).into());
     }
 
     // 2. Authentication: one answer for every failure.

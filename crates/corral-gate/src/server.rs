@@ -2,11 +2,12 @@
 //! graceful shutdown of all of it.
 
 use std::future::Future;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use corral_audit::AuditHandle;
+use corral_policy::usage::Usage;
 use corral_store::KeyStore;
 use http::header::HeaderValue;
 use hyper::service::service_fn;
@@ -20,10 +21,12 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::audit::AuditSink;
 use crate::catalogue::Catalogue;
+use crate::context::{Ending, RequestCtx};
 use crate::error::GateError;
 use crate::forward;
 use crate::keys::{self, Keys, SharedStore};
 use crate::proxy::{self, Shared};
+use crate::refused::{self, ConnWatch, Watched};
 use crate::selfcheck::{self, Exposure};
 use crate::settings::GateSettings;
 use crate::tls;
@@ -227,13 +230,19 @@ async fn serve_connection(
 ) {
     let _ = stream.set_nodelay(true);
     let peer_ip = peer.ip();
-    let service = service_fn(move |req| proxy::handle(Arc::clone(&shared), peer_ip, req));
-    match tls {
+    let watch = Arc::new(ConnWatch::default());
+    let service = {
+        let shared = Arc::clone(&shared);
+        let watch = Arc::clone(&watch);
+        service_fn(move |req| {
+            watch.serving();
+            proxy::handle(Arc::clone(&shared), peer_ip, req)
+        })
+    };
+    let ended = match tls {
         None => {
-            let conn = builder.serve_connection(TokioIo::new(stream), service);
-            if let Err(e) = watcher.watch(conn).await {
-                tracing::debug!(error = %e, %peer, "connection ended with an error");
-            }
+            let io = TokioIo::new(Watched::new(stream, Arc::clone(&watch)));
+            watcher.watch(builder.serve_connection(io, service)).await
         }
         Some(acceptor) => {
             let tls_stream =
@@ -248,10 +257,37 @@ async fn serve_connection(
                         return;
                     }
                 };
-            let conn = builder.serve_connection(TokioIo::new(tls_stream), service);
-            if let Err(e) = watcher.watch(conn).await {
-                tracing::debug!(error = %e, %peer, "connection ended with an error");
-            }
+            let io = TokioIo::new(Watched::new(tls_stream, Arc::clone(&watch)));
+            watcher.watch(builder.serve_connection(io, service)).await
+        }
+    };
+    if let Err(e) = ended {
+        tracing::debug!(error = %e, %peer, "connection ended with an error");
+        if let Some(e) = e.downcast_ref::<hyper::Error>() {
+            audit_refused_head(&shared, peer_ip, &watch, e);
         }
     }
+}
+
+/// One audit record for a request hyper refused before the service saw it (a head it could
+/// not read, or one too large); nothing of it reached the upstream.
+fn audit_refused_head(shared: &Shared, peer: IpAddr, watch: &ConnWatch, e: &hyper::Error) {
+    if !(e.is_parse() || e.is_parse_too_large()) {
+        return;
+    }
+    let status = watch
+        .answered()
+        .unwrap_or(if e.is_parse_too_large() { 431 } else { 400 });
+    let first = watch.first_line();
+    let method = first
+        .as_ref()
+        .and_then(|l| l.method.as_deref())
+        .and_then(|m| http::Method::from_bytes(m.as_bytes()).ok());
+    let target = first.as_ref().map_or("", |l| l.target.as_str());
+    let mut ctx = Box::new(RequestCtx::new(peer, method, target));
+    ctx.status = status;
+    ctx.reason = Some(refused::failure_for(status).rule);
+    shared
+        .audit
+        .emit(ctx, Ending::Complete, 0, Usage::default());
 }

@@ -358,6 +358,11 @@ fn header_tricks(c: &Ctx) -> Vec<Case> {
         case("header", "Host of the upstream", c.req("POST", "/api/pull", "", pull).replace_host("127.0.0.1:11434"), Status(403)),
         case("header", "Host with a path", c.req("POST", "/api/pull", "", pull).replace_host("x/api/chat"), Any4xx),
         case("header", "two Host headers", c.req("POST", "/api/pull", "Host: evil.example\r\n", pull), Any4xx),
+        // On a route the user may call: only the Host check stops these (RFC 9112 §3.2).
+        case("header", "HTTP/1.1 without Host on an allowed route", c.head("POST /api/chat HTTP/1.1", &format!("Authorization: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n", c.user, CHAT.len()), CHAT.as_bytes()), Status(400)),
+        case("header", "two Host headers on an allowed route", c.req("POST", "/api/chat", "Host: evil.example\r\n", CHAT.as_bytes()), Status(400)),
+        case("header", "Host with user info on an allowed route", c.req("POST", "/api/chat", "", CHAT.as_bytes()).replace_host("admin@127.0.0.1"), Status(400)),
+        case("header", "Host with a path on an allowed route", c.req("POST", "/api/chat", "", CHAT.as_bytes()).replace_host("x/api/pull"), Status(400)),
         case("header", "X-Forwarded-Host", c.req("POST", "/api/pull", "X-Forwarded-Host: localhost\r\nX-Forwarded-Proto: https\r\n", pull), Status(403)),
         case("header", "Expect: 100-continue on a refused route", c.req("POST", "/api/pull", "Expect: 100-continue\r\n", pull), Status(403)),
         case("header", "h2c upgrade on a refused route", c.req("POST", "/api/pull", "Upgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n", pull).replace_connection("Upgrade, HTTP2-Settings"), Any4xx),
@@ -1291,4 +1296,48 @@ fn corpus_is_large_and_names_are_unique() {
     let before = names.len();
     names.dedup();
     assert_eq!(before, names.len(), "duplicate case names");
+}
+
+/// Pipelined requests on one connection are each routed, authenticated and decided on their
+/// own: an allowed request first does not carry a forbidden or unauthenticated one behind it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pipelined_requests_are_each_checked() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let h = Harness::with_policies().await;
+    let host = h.addr.to_string();
+    let user = h.bearer("alice");
+    let one = |auth: &str, target: &str, body: &str, last: bool| {
+        format!(
+            "POST {target} HTTP/1.1\r\nHost: {host}\r\nAuthorization: {auth}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n{}\r\n{body}",
+            body.len(),
+            if last { "Connection: close\r\n" } else { "" }
+        )
+    };
+    let raw = [
+        one(&user, "/api/chat", CHAT, false),
+        one(&user, "/api/pull", PULL, false),
+        one("Bearer crl_nobody_x", "/api/chat", CHAT, false),
+        one(&user, "/api/chat", SECRET_CHAT, true),
+    ]
+    .concat();
+    let mut s = tokio::net::TcpStream::connect(h.addr).await.unwrap();
+    s.write_all(raw.as_bytes()).await.unwrap();
+    let mut out = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut out))
+        .await
+        .expect("the gate answers all four and closes")
+        .unwrap();
+    let text = String::from_utf8_lossy(&out);
+    let statuses: Vec<&str> = text
+        .match_indices("HTTP/1.1 ")
+        .map(|(i, _)| &text[i + 9..i + 12])
+        .collect();
+    assert_eq!(statuses, ["200", "403", "401", "403"], "{text}");
+    let fwd: Vec<String> = h
+        .forwarded()
+        .iter()
+        .filter(|q| !is_gate_own_request(q))
+        .map(|q| format!("{} {}", q.method, q.target))
+        .collect();
+    assert_eq!(fwd, ["POST /api/chat"]);
 }

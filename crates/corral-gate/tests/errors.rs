@@ -169,3 +169,92 @@ async fn non_streaming_answers_arrive_whole() {
     assert_eq!(r.status, 200);
     assert_eq!(r.text(), "Ollama is running");
 }
+
+/// Heads hyper refuses before the gate's service sees them: the answer still carries a JSON
+/// error in the dialect of the path, one audit record is written, and nothing goes upstream.
+#[tokio::test]
+async fn heads_the_http_parser_refuses_get_a_json_error_and_an_audit_record() {
+    let h = Harness::start().await;
+    let key = h.bearer("alice");
+    let cases: [(String, u16, &str); 4] = [
+        (
+            format!("POST /api/chat HTTP/1.1\r\nHost: x\r\nAuthorization: {key}\r\nX Y: z\r\nContent-Length: 2\r\n\r\n{{}}"),
+            400,
+            "ollama",
+        ),
+        (
+            format!("POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: {key}\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\n{{}}"),
+            400,
+            "openai",
+        ),
+        (
+            format!("POST /v1/messages HTTP/1.1\r\nHost: x\r\nAuthorization: {key}\r\nX: a\r\n b\r\n\r\n"),
+            400,
+            "anthropic",
+        ),
+        (
+            format!("GET /api/tags HTTP/1.1\r\nHost: x\r\nAuthorization: {key}\r\n{}\r\n", "X-Pad: 1\r\n".repeat(150)),
+            431,
+            "ollama",
+        ),
+    ];
+    for (raw, status, dialect) in &cases {
+        let r = raw_http(h.addr, raw.as_bytes()).await.unwrap();
+        assert_eq!(r.status, Some(*status), "{raw:.60}: {r:?}");
+        let ct = r.headers.iter().find(|(n, _)| n == "content-type");
+        assert_eq!(ct.map(|(_, v)| v.as_str()), Some("application/json"));
+        let v: serde_json::Value = serde_json::from_slice(&r.body).expect("a JSON body");
+        match *dialect {
+            "ollama" => assert!(v["error"].is_string(), "{v}"),
+            "openai" => assert_eq!(v["error"]["type"], "invalid_request_error", "{v}"),
+            _ => assert_eq!(v["type"], "error", "{v}"),
+        }
+    }
+    for want in [400, 431] {
+        let rec = h
+            .wait_audit(Duration::from_secs(5), |r| {
+                r["http"]["response"]["status_code"] == want
+            })
+            .await
+            .unwrap_or_else(|| panic!("no audit record of the {want}"));
+        assert_eq!(rec["event"]["action"], "bad_request");
+        assert_eq!(rec["corral"]["decision"], "deny");
+    }
+    let recs = h.audit_records();
+    assert_eq!(recs.len(), cases.len(), "one record per refused head");
+    assert_eq!(recs[0]["url"]["path"], "/api/chat");
+    assert_eq!(recs[0]["http"]["request"]["method"], "POST");
+    assert_eq!(recs[0]["corral"]["reason"], "malformed_request");
+    assert!(h.forwarded().is_empty(), "nothing reached upstream");
+
+    // After a request was served on a connection, a refused head still ends it with an error
+    // status (hyper's own, without a body) and is still audited.
+    let two = format!(
+        "GET /api/version HTTP/1.1\r\nHost: x\r\nAuthorization: {key}\r\n\r\nGET /api/version HTTP/1.1\r\nX Y: z\r\n\r\n"
+    );
+    let out = raw_bytes(h.addr, two.as_bytes()).await;
+    let text = String::from_utf8_lossy(&out);
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    assert!(text.contains("HTTP/1.1 400 Bad Request\r\n"), "{text}");
+    let malformed = || {
+        h.audit_records()
+            .iter()
+            .filter(|r| r["corral"]["reason"] == "malformed_request")
+            .count()
+    };
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while malformed() < 4 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert_eq!(malformed(), 4);
+}
+
+/// Everything the gate sends on a connection until it closes.
+async fn raw_bytes(addr: std::net::SocketAddr, request: &[u8]) -> Vec<u8> {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(request).await.unwrap();
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut out)).await;
+    out
+}

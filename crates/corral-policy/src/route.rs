@@ -158,6 +158,8 @@ impl RouteError {
         match self {
             RouteError::NotFound => 404,
             RouteError::MethodNotAllowed { .. } => 405,
+            // RFC 9110 §15.5.15: the target is longer than the gate will read.
+            RouteError::BadPath(PathError::TooLong) => 414,
             RouteError::BadPath(_) => 400,
         }
     }

@@ -175,6 +175,14 @@ fn bad_paths_are_400_before_matching() {
 }
 
 #[test]
+fn an_overlong_target_is_414() {
+    let long = format!("/api/{}", "a".repeat(crate::path::MAX_TARGET_LEN));
+    let e = route("POST", &long).unwrap_err();
+    assert_eq!(e, RouteError::BadPath(PathError::TooLong));
+    assert_eq!(e.status(), 414);
+}
+
+#[test]
 fn params_are_extracted() {
     let m = route("GET", "/v1/models/llama3.2%3Alatest").unwrap();
     assert_eq!(m.param, Some("llama3.2%3Alatest"));

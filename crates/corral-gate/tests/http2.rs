@@ -1,0 +1,281 @@
+//! The gate over HTTP/2 (prior knowledge on a plain connection, as `curl --http2-prior-knowledge`
+//! and gRPC-style clients speak it): authentication, default-deny routing, canonical paths,
+//! framing and Host checks, header filtering and audit hold as over HTTP/1.1.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::net::SocketAddr;
+
+use bytes::Bytes;
+use common::*;
+use http::Request;
+use http_body_util::{BodyExt as _, Full};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+
+/// Method, path, headers, body and the status the gate must answer with.
+type Case<'a> = (&'a str, &'a str, Vec<(&'a str, String)>, &'a [u8], u16);
+
+/// Sends one request over a fresh HTTP/2 connection; the target is `http://<gate><path>`.
+async fn h2(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, String)],
+    body: &[u8],
+) -> Reply {
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (mut sender, conn) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tcp))
+            .await
+            .expect("HTTP/2 handshake with the gate");
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    let mut b = Request::builder()
+        .method(method)
+        .uri(format!("http://{addr}{path}"));
+    for (k, v) in headers {
+        b = b.header(*k, v.as_str());
+    }
+    let req = b.body(Full::new(Bytes::copy_from_slice(body))).unwrap();
+    let resp = tokio::time::timeout(T, sender.send_request(req))
+        .await
+        .expect("answer within the time limit")
+        .expect("an HTTP/2 answer, not a stream reset");
+    assert_eq!(resp.version(), http::Version::HTTP_2);
+    let (parts, body) = resp.into_parts();
+    let body = tokio::time::timeout(T, body.collect())
+        .await
+        .expect("body within the time limit")
+        .map(|c| c.to_bytes())
+        .unwrap_or_default();
+    Reply {
+        status: parts.status.as_u16(),
+        headers: parts.headers,
+        body,
+    }
+}
+
+#[tokio::test]
+async fn http2_requests_pass_the_same_checks_as_http1() {
+    let h = Harness::with_policies().await;
+    let user = h.bearer("alice");
+    let chat = chat_body("llama3.2", false).to_string();
+    let json = ("content-type", "application/json".to_string());
+
+    // Allowed: forwarded over HTTP/1.1 with the upstream's Host and no client credentials.
+    let r = h2(
+        h.addr,
+        "POST",
+        "/api/chat",
+        &[
+            ("authorization", user.clone()),
+            ("cookie", "session=1".into()),
+            ("proxy-authorization", "Basic eDp5".into()),
+            ("x-forwarded-for", "203.0.113.9".into()),
+            json.clone(),
+        ],
+        chat.as_bytes(),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let fwd: Vec<_> = h
+        .forwarded()
+        .into_iter()
+        .filter(|q| !is_gate_own_request(q))
+        .collect();
+    assert_eq!(fwd.len(), 1);
+    let names: Vec<&str> = fwd[0].headers.iter().map(|(n, _)| n.as_str()).collect();
+    for banned in [
+        "authorization",
+        "cookie",
+        "proxy-authorization",
+        "x-forwarded-for",
+    ] {
+        assert!(
+            !names.contains(&banned),
+            "{banned} reached upstream: {names:?}"
+        );
+    }
+    let host = fwd[0].headers.iter().find(|(n, _)| n == "host").unwrap();
+    assert_eq!(host.1, h.mock.addr().to_string().as_bytes());
+    assert_eq!(fwd[0].version, "HTTP/1.1");
+    h.mock.clear();
+
+    let pull = br#"{"model":"llama3.2"}"#;
+    let refused: Vec<Case> = vec![
+        (
+            "POST",
+            "/api/chat",
+            vec![json.clone()],
+            chat.as_bytes(),
+            401,
+        ),
+        (
+            "POST",
+            "/api/chat",
+            vec![("authorization", "Bearer crl_x_y".into())],
+            chat.as_bytes(),
+            401,
+        ),
+        (
+            "POST",
+            "/api/pull",
+            vec![("authorization", user.clone())],
+            pull,
+            403,
+        ),
+        (
+            "DELETE",
+            "/api/delete",
+            vec![("authorization", user.clone())],
+            pull,
+            403,
+        ),
+        (
+            "GET",
+            "/api/chat",
+            vec![("authorization", user.clone())],
+            b"",
+            405,
+        ),
+        (
+            "POST",
+            "/api/nope",
+            vec![("authorization", user.clone())],
+            b"{}",
+            404,
+        ),
+        (
+            "POST",
+            "//api/chat",
+            vec![("authorization", user.clone())],
+            chat.as_bytes(),
+            400,
+        ),
+        (
+            "POST",
+            "/api/./chat",
+            vec![("authorization", user.clone())],
+            chat.as_bytes(),
+            400,
+        ),
+        (
+            "POST",
+            "/api/%2e%2e/api/pull",
+            vec![("authorization", h.bearer("root"))],
+            pull,
+            400,
+        ),
+        (
+            "POST",
+            "/api%2fchat",
+            vec![("authorization", user.clone())],
+            chat.as_bytes(),
+            400,
+        ),
+        (
+            "POST",
+            "/api/chat/",
+            vec![("authorization", user.clone())],
+            chat.as_bytes(),
+            400,
+        ),
+        (
+            "POST",
+            "/api/chat;x=1",
+            vec![("authorization", user.clone())],
+            chat.as_bytes(),
+            400,
+        ),
+        (
+            "POST",
+            "/api/chat?stream=true",
+            vec![("authorization", user.clone())],
+            chat.as_bytes(),
+            400,
+        ),
+        (
+            "POST",
+            "/api/chat",
+            vec![
+                ("authorization", user.clone()),
+                ("host", "evil.example".into()),
+            ],
+            chat.as_bytes(),
+            400,
+        ),
+        (
+            "POST",
+            "/api/chat",
+            vec![
+                ("authorization", user.clone()),
+                ("content-encoding", "br".into()),
+            ],
+            chat.as_bytes(),
+            415,
+        ),
+        (
+            "POST",
+            "/api/chat",
+            vec![("authorization", user.clone())],
+            b"model=llama3.2",
+            400,
+        ),
+        (
+            "POST",
+            "/api/chat",
+            vec![("authorization", user.clone())],
+            br#"{"model":"secret-model","messages":[]}"#,
+            403,
+        ),
+    ];
+    for (method, path, headers, body, want) in &refused {
+        let r = h2(h.addr, method, path, headers, body).await;
+        assert_eq!(r.status, *want, "{method} {path}: {}", r.text());
+        assert!(
+            r.json()["error"].is_string(),
+            "{method} {path}: {}",
+            r.text()
+        );
+        if *want == 401 {
+            assert_eq!(
+                r.header("www-authenticate"),
+                Some("Bearer realm=\"corral\"")
+            );
+        }
+    }
+    let leaked: Vec<String> = h
+        .forwarded()
+        .iter()
+        .filter(|q| !is_gate_own_request(q))
+        .map(|q| format!("{} {}", q.method, q.target))
+        .collect();
+    assert!(
+        leaked.is_empty(),
+        "reached upstream over HTTP/2: {leaked:?}"
+    );
+
+    // The OpenAI dialect over HTTP/2 too.
+    let r = h2(h.addr, "POST", "/v1/chat/completions", &[json], b"{}").await;
+    assert_eq!(r.status, 401);
+    assert_eq!(r.json()["error"]["type"], "authentication_error");
+
+    // One audit record per request, refused ones included.
+    let want = 1 + refused.len() + 1;
+    let recs = tokio::time::timeout(T, async {
+        loop {
+            let recs = h.audit_records();
+            if recs.len() >= want {
+                return recs;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        }
+    })
+    .await
+    .expect("every HTTP/2 request audited");
+    assert_eq!(recs.len(), want);
+    assert_eq!(recs[0]["corral"]["decision"], "allow");
+    assert!(recs[1..].iter().all(|r| r["corral"]["decision"] == "deny"));
+}
