@@ -229,8 +229,16 @@ async fn serve(
                 shared
                     .catalogue
                     .update_from_tags(&raw, std::time::Instant::now());
+            } else if !policy.cloud {
+                // `/v1/models` and `/api/ps` do not say which models are remote: the catalogue
+                // does, and a name it cannot vouch for is left out.
+                refresh_catalogue_if_stale(shared).await;
             }
-            let filtered = corral_policy::listing::filter(&policy, listing, &raw, &is_remote)
+            let hidden = |name: &str| {
+                shared.catalogue.is_remote(name)
+                    || (listing != Listing::Tags && shared.catalogue.unverified(name))
+            };
+            let filtered = corral_policy::listing::filter(&policy, listing, &raw, &hidden)
                 .map_err(|e| {
                     tracing::warn!(error = %e, "cannot filter an upstream listing");
                     Failure::new(
@@ -428,17 +436,24 @@ async fn collect_bounded(body: UpstreamBody, max: usize, idle: Duration) -> Resu
 /// Refreshes the catalogue from upstream `/api/tags` when `name` is unknown to it and the last
 /// refresh is old enough. Failures leave the catalogue as it was.
 async fn refresh_catalogue_if_unknown(shared: &Shared, name: &str) {
-    if !shared
-        .catalogue
-        .wants_refresh(name, std::time::Instant::now())
-    {
+    refresh_catalogue_when(shared, |now| shared.catalogue.wants_refresh(name, now)).await;
+}
+
+/// Refreshes the catalogue from upstream `/api/tags` when it was never fetched or its last
+/// refresh is old enough: before a listing other than `/api/tags` is filtered for a policy
+/// that refuses cloud models, so that remote models are known to the filter.
+async fn refresh_catalogue_if_stale(shared: &Shared) {
+    refresh_catalogue_when(shared, |now| shared.catalogue.is_stale(now)).await;
+}
+
+/// Fetches `/api/tags` into the catalogue when `wanted` says so, checked again once this
+/// request holds the refresh lock (another may have refreshed meanwhile).
+async fn refresh_catalogue_when(shared: &Shared, wanted: impl Fn(std::time::Instant) -> bool) {
+    if !wanted(std::time::Instant::now()) {
         return;
     }
     let _guard = shared.catalogue.refresh_lock().await;
-    if !shared
-        .catalogue
-        .wants_refresh(name, std::time::Instant::now())
-    {
+    if !wanted(std::time::Instant::now()) {
         return;
     }
     let fetched = async {

@@ -219,6 +219,32 @@ async fn listings_are_filtered_to_the_callers_models() {
 }
 
 #[tokio::test]
+async fn v1_models_hides_remote_models_before_any_tags_request() {
+    // `/v1/models` does not say which models are remote; a fresh gate must not list one that
+    // only `/api/tags` would have shown to be remote.
+    let h = Harness::with_policies().await;
+    let v1 = h.get("/v1/models", Some(&h.bearer("alice"))).await;
+    assert_eq!(v1.status, 200, "{}", v1.text());
+    let ids = names(&v1.json(), "data", "id");
+    assert!(ids.contains(&"llama3.2:latest".to_string()), "{ids:?}");
+    assert!(!ids.iter().any(|m| m.starts_with("kimi")), "{ids:?}");
+}
+
+#[tokio::test]
+async fn a_url_scheme_on_a_remote_models_name_is_still_refused() {
+    let h = Harness::with_policies().await;
+    for m in [
+        "https://registry.ollama.ai/library/kimi-k2:1t",
+        "http://registry.ollama.ai/library/glm-4.6:cloud",
+    ] {
+        let r = h
+            .post_json("/api/chat", "alice", &chat_body(m, false))
+            .await;
+        assert_refused(&h, &r, "cloud_denied", m);
+    }
+}
+
+#[tokio::test]
 async fn ps_is_filtered_for_a_policy_with_ops() {
     let cfg = format!(
         "{POLICIES}\n[policies.watcher]\nendpoints = [\"discovery\", \"ops\"]\nmodels = [\"llama3.2\"]\n"
