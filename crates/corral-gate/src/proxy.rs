@@ -372,6 +372,9 @@ async fn read_body(
         .map_err(body_failure)?;
     ctx.bytes_in = decoded.len() as u64;
     match kind {
+        // No body at all: the decision says whether the route needs one (the account routes,
+        // such as `POST /api/me` from `ollama signin`, are called without one).
+        BodyKind::Json if decoded.is_empty() => {}
         BodyKind::Json => {
             let value = corral_policy::inspect::parse_body(&decoded)
                 .map_err(|e| Failure::new(400, "bad_request", e.to_string()))?;

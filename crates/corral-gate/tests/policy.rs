@@ -105,6 +105,35 @@ async fn admin_reaches_admin_routes() {
 }
 
 #[tokio::test]
+async fn account_routes_are_reached_without_a_body_as_ollama_signin_sends_them() {
+    let h = Harness::start().await;
+    for path in ["/api/me", "/api/signout"] {
+        let r = common::send(
+            h.addr,
+            "POST",
+            path,
+            &[("authorization", h.bearer("root"))],
+            bytes::Bytes::new(),
+        )
+        .await;
+        assert_eq!(r.status, 200, "{path}: {}", r.text());
+    }
+    let fwd = h.forwarded();
+    assert_eq!(fwd.len(), 2, "{fwd:?}");
+    // A route that needs a model still refuses an empty body.
+    let r = common::send(
+        h.addr,
+        "POST",
+        "/api/chat",
+        &[("authorization", h.bearer("root"))],
+        bytes::Bytes::new(),
+    )
+    .await;
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert_eq!(h.forwarded().len(), 2);
+}
+
+#[tokio::test]
 async fn model_allowlist_from_config_in_both_dialects() {
     let h = Harness::with_policies().await;
     let ok = h
