@@ -29,6 +29,15 @@ use crate::route::{BodyKind, EndpointClass};
 
 pub use values::{parse_size, Upstream, UpstreamScheme};
 
+/// Parses a listen address (`server.listen`, `--listen`): an IP address and a port. The
+/// error says what is expected; host names are not resolved.
+pub fn parse_listen(s: &str) -> Result<SocketAddr, String> {
+    s.trim().parse().map_err(|_| raw::LISTEN_HINT.to_string())
+}
+
+/// Largest configuration file read, in bytes.
+pub const MAX_CONFIG_BYTES: u64 = MIB;
+
 /// 1 MiB.
 const MIB: u64 = 1024 * 1024;
 
