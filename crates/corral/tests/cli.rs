@@ -176,6 +176,44 @@ fn serve_refuses_plaintext_on_a_public_address_before_listening() {
         .code(2)
         .stdout(predicate::str::is_empty())
         .stderr(predicate::str::contains("--allow-plaintext"));
+    // Refused before the key store or the audit log is created.
+    assert!(!dir.path().join("keys.db").exists());
+    assert!(!dir.path().join("audit.ndjson").exists());
+}
+
+#[test]
+fn serve_explains_a_listen_address_that_is_a_host_name() {
+    let dir = tempfile::tempdir().unwrap();
+    corral(dir.path())
+        .args(["serve", "--listen", "localhost:11435"])
+        .timeout(std::time::Duration::from_secs(30))
+        .assert()
+        .code(2)
+        .stdout(predicate::str::is_empty())
+        .stderr(predicate::str::contains("127.0.0.1:11435"))
+        .stderr(predicate::str::contains("not resolved"));
+}
+
+#[test]
+fn a_config_file_that_is_not_a_small_text_file_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let big = format!("# {}\n", "x".repeat(2 << 20));
+    config_check(dir.path(), &big)
+        .code(2)
+        .stderr(predicate::str::contains("larger than 1024 KiB"));
+    corral(dir.path())
+        .args(["--config", "/dev/zero", "config", "check"])
+        .timeout(std::time::Duration::from_secs(30))
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("larger than 1024 KiB"));
+    corral(dir.path())
+        .arg("--config")
+        .arg(dir.path())
+        .args(["config", "check"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("cannot read config file"));
 }
 
 #[test]

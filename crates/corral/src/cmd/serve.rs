@@ -18,8 +18,6 @@ pub fn run(env: &Env, args: ServeArgs) -> Result<ExitCode> {
     init_tracing(args.log_format);
     let config = env.config()?;
     let data_dir = env.data_dir()?;
-    let store = env.store()?;
-    warn_unknown_policies(&store, &config)?;
 
     let server = &config.server;
     let listen = args.listen.or(server.listen).unwrap_or(DEFAULT_LISTEN);
@@ -34,6 +32,11 @@ pub fn run(env: &Env, args: ServeArgs) -> Result<ExitCode> {
         (None, None) => None,
         _ => anyhow::bail!("TLS needs both a certificate and a key (--tls-cert and --tls-key, or server.tls_cert and server.tls_key)"),
     };
+    let allow_plaintext = args.allow_plaintext || server.allow_plaintext;
+    if tls.is_none() && !allow_plaintext && !listen.ip().is_loopback() {
+        // Refused before the store and the audit log are touched.
+        return Err(corral_gate::GateError::PlaintextRefused { addr: listen }.into());
+    }
     let audit_path = args
         .audit_log
         .or_else(|| config.audit.path.clone())
@@ -49,11 +52,15 @@ pub fn run(env: &Env, args: ServeArgs) -> Result<ExitCode> {
         );
     }
 
+    // Opened once the listen address and the audit settings are accepted.
+    let store = env.store()?;
+    warn_unknown_policies(&store, &config)?;
+
     let settings = corral_gate::GateSettings {
         listen,
         upstream,
         tls,
-        allow_plaintext: args.allow_plaintext || server.allow_plaintext,
+        allow_plaintext,
         idle_timeout: args
             .idle_timeout
             .or(server.idle_timeout)
@@ -94,6 +101,13 @@ pub fn run(env: &Env, args: ServeArgs) -> Result<ExitCode> {
             "corral: gate on {scheme}://{addr} -> {upstream_display}; audit log {}",
             audit_path.display()
         );
+        if scheme == "http" && !addr.ip().is_loopback() {
+            eprintln!(
+                "corral: WARNING: listening on {addr} without TLS (allow_plaintext): API keys and \
+                 prompts cross the network in clear text; use --tls-cert/--tls-key unless this \
+                 network is trusted"
+            );
+        }
         for finding in gate.self_check().await {
             eprintln!("corral: WARNING: {finding}");
         }
