@@ -167,6 +167,32 @@ fn a_config_mistake_names_the_key_path() {
 }
 
 #[test]
+fn config_check_refuses_what_serve_would_refuse() {
+    let dir = tempfile::tempdir().unwrap();
+    config_check(dir.path(), "[server]\nlisten = \"0.0.0.0:11435\"\n")
+        .code(2)
+        .stderr(predicate::str::contains("allow-plaintext"));
+    config_check(
+        dir.path(),
+        "[server]\nlisten = \"0.0.0.0:11435\"\nallow_plaintext = true\n",
+    )
+    .success();
+    let cert = dir.path().join("c.pem");
+    std::fs::write(&cert, "not a certificate").unwrap();
+    config_check(
+        dir.path(),
+        &format!(
+            "[server]\ntls_cert = {:?}\ntls_key = {:?}\n",
+            cert.display().to_string(),
+            dir.path().join("missing.pem").display().to_string()
+        ),
+    )
+    .code(2)
+    .stderr(predicate::str::contains("c.pem"))
+    .stderr(predicate::str::contains("no PEM CERTIFICATE"));
+}
+
+#[test]
 fn serve_refuses_plaintext_on_a_public_address_before_listening() {
     let dir = tempfile::tempdir().unwrap();
     corral(dir.path())
@@ -177,6 +203,20 @@ fn serve_refuses_plaintext_on_a_public_address_before_listening() {
         .stdout(predicate::str::is_empty())
         .stderr(predicate::str::contains("--allow-plaintext"));
     // Refused before the key store or the audit log is created.
+    assert!(!dir.path().join("keys.db").exists());
+    assert!(!dir.path().join("audit.ndjson").exists());
+    // So is a TLS file that cannot be used.
+    let junk = dir.path().join("junk.pem");
+    std::fs::write(&junk, "junk").unwrap();
+    corral(dir.path())
+        .args(["serve", "--listen", "127.0.0.1:0", "--tls-cert"])
+        .arg(&junk)
+        .arg("--tls-key")
+        .arg(&junk)
+        .timeout(std::time::Duration::from_secs(30))
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("junk.pem"));
     assert!(!dir.path().join("keys.db").exists());
     assert!(!dir.path().join("audit.ndjson").exists());
 }

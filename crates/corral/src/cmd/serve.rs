@@ -10,7 +10,7 @@ use anyhow::{Context, Result};
 use super::Env;
 use crate::cli::{LogFormat, ServeArgs};
 
-const DEFAULT_LISTEN: SocketAddr =
+pub const DEFAULT_LISTEN: SocketAddr =
     SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::LOCALHOST), 11435);
 const DEFAULT_UPSTREAM: &str = "http://127.0.0.1:11434";
 
@@ -33,10 +33,8 @@ pub fn run(env: &Env, args: ServeArgs) -> Result<ExitCode> {
         _ => anyhow::bail!("TLS needs both a certificate and a key (--tls-cert and --tls-key, or server.tls_cert and server.tls_key)"),
     };
     let allow_plaintext = args.allow_plaintext || server.allow_plaintext;
-    if tls.is_none() && !allow_plaintext && !listen.ip().is_loopback() {
-        // Refused before the store and the audit log are touched.
-        return Err(corral_gate::GateError::PlaintextRefused { addr: listen }.into());
-    }
+    // Refused before the store and the audit log are touched.
+    check_listener(listen, tls.as_ref(), allow_plaintext)?;
     let audit_path = args
         .audit_log
         .or_else(|| config.audit.path.clone())
@@ -119,6 +117,23 @@ pub fn run(env: &Env, args: ServeArgs) -> Result<ExitCode> {
         Ok::<_, anyhow::Error>(())
     })?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The listen address and TLS files as the gate will check them: TLS files that load, or a
+/// loopback address, or plaintext allowed.
+pub fn check_listener(
+    listen: SocketAddr,
+    tls: Option<&corral_gate::TlsFiles>,
+    allow_plaintext: bool,
+) -> Result<()> {
+    match tls {
+        Some(files) => corral_gate::check_tls_files(files)?,
+        None if !allow_plaintext && !listen.ip().is_loopback() => {
+            return Err(corral_gate::GateError::PlaintextRefused { addr: listen }.into())
+        }
+        None => {}
+    }
+    Ok(())
 }
 
 /// Keys bound to a policy the configuration does not define are refused at request time;
