@@ -60,7 +60,10 @@ pub fn upstream_is_local(upstream: &Upstream, host_addrs: &[IpAddr]) -> bool {
         return true;
     }
     match host.parse::<IpAddr>() {
-        Ok(ip) => ip.is_loopback() || ip.is_unspecified() || host_addrs.contains(&ip),
+        Ok(ip) => {
+            let ip = ip.to_canonical();
+            ip.is_loopback() || ip.is_unspecified() || host_addrs.contains(&ip)
+        }
         Err(_) => false,
     }
 }
@@ -151,6 +154,10 @@ mod tests {
         ));
         assert!(!upstream_is_local(
             &Upstream::parse("ollama.internal").unwrap(),
+            &here
+        ));
+        assert!(upstream_is_local(
+            &Upstream::parse("[::ffff:127.0.0.1]:11434").unwrap(),
             &here
         ));
     }

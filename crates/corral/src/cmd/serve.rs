@@ -99,7 +99,7 @@ pub fn run(env: &Env, args: ServeArgs) -> Result<ExitCode> {
             "corral: gate on {scheme}://{addr} -> {upstream_display}; audit log {}",
             audit_path.display()
         );
-        if scheme == "http" && !addr.ip().is_loopback() {
+        if scheme == "http" && !corral_gate::settings::is_loopback_listen(&addr) {
             eprintln!(
                 "corral: WARNING: listening on {addr} without TLS (allow_plaintext): API keys and \
                  prompts cross the network in clear text; use --tls-cert/--tls-key unless this \
@@ -128,7 +128,7 @@ pub fn check_listener(
 ) -> Result<()> {
     match tls {
         Some(files) => corral_gate::check_tls_files(files)?,
-        None if !allow_plaintext && !listen.ip().is_loopback() => {
+        None if !allow_plaintext && !corral_gate::settings::is_loopback_listen(&listen) => {
             return Err(corral_gate::GateError::PlaintextRefused { addr: listen }.into())
         }
         None => {}
