@@ -193,6 +193,33 @@ fn config_check_refuses_what_serve_would_refuse() {
 }
 
 #[test]
+fn relative_tls_paths_in_the_config_file_are_taken_from_its_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let etc = dir.path().join("etc");
+    std::fs::create_dir(&etc).unwrap();
+    std::fs::write(etc.join("cert.pem"), "not a certificate").unwrap();
+    let config = etc.join("corral.toml");
+    std::fs::write(
+        &config,
+        "[server]\ntls_cert = \"cert.pem\"\ntls_key = \"key.pem\"\n",
+    )
+    .unwrap();
+    // Started elsewhere, the file's cert.pem is still the one next to it (read, and found
+    // not to be a certificate).
+    corral(dir.path())
+        .current_dir(dir.path())
+        .arg("--config")
+        .arg(&config)
+        .args(["config", "check"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(
+            etc.join("cert.pem").display().to_string(),
+        ))
+        .stderr(predicate::str::contains("no PEM CERTIFICATE"));
+}
+
+#[test]
 fn serve_refuses_plaintext_on_a_public_address_before_listening() {
     let dir = tempfile::tempdir().unwrap();
     corral(dir.path())

@@ -266,6 +266,24 @@ impl Config {
         raw::parse(text)
     }
 
+    /// Makes the file's relative paths (`server.tls_cert`, `server.tls_key`, `audit.path`)
+    /// relative to `dir`, the directory the configuration file is in, so that a file means
+    /// the same whatever directory the gate is started from.
+    pub fn resolve_paths_from(&mut self, dir: &std::path::Path) {
+        for p in [
+            &mut self.server.tls_cert,
+            &mut self.server.tls_key,
+            &mut self.audit.path,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            if p.is_relative() {
+                *p = dir.join(&*p);
+            }
+        }
+    }
+
     /// The policy called `name`.
     pub fn policy(&self, name: &str) -> Option<Arc<Policy>> {
         self.policies.get(name).cloned()

@@ -526,3 +526,24 @@ fn listen_addresses_from_the_command_line() {
         "{e}"
     );
 }
+
+#[test]
+fn relative_paths_are_taken_from_the_config_files_directory() {
+    let mut c = Config::from_toml_str(
+        "[server]\ntls_cert = \"tls/cert.pem\"\ntls_key = \"/etc/corral/key.pem\"\n[audit]\npath = \"audit.ndjson\"\n",
+    )
+    .unwrap();
+    c.resolve_paths_from(std::path::Path::new("/etc/corral"));
+    assert_eq!(
+        c.server.tls_cert.as_deref(),
+        Some(std::path::Path::new("/etc/corral/tls/cert.pem"))
+    );
+    assert_eq!(
+        c.server.tls_key.as_deref(),
+        Some(std::path::Path::new("/etc/corral/key.pem"))
+    );
+    assert_eq!(
+        c.audit.path.as_deref(),
+        Some(std::path::Path::new("/etc/corral/audit.ndjson"))
+    );
+}

@@ -78,8 +78,12 @@ impl Env {
         };
         let text = read_config(path)
             .with_context(|| format!("cannot read config file {}", path.display()))?;
-        corral_policy::config::Config::from_toml_str(&text)
-            .with_context(|| format!("invalid config file {}", path.display()))
+        let mut config = corral_policy::config::Config::from_toml_str(&text)
+            .with_context(|| format!("invalid config file {}", path.display()))?;
+        if let Some(dir) = path.parent() {
+            config.resolve_paths_from(dir);
+        }
+        Ok(config)
     }
 
     pub fn store(&self) -> Result<corral_store::KeyStore> {
