@@ -117,6 +117,14 @@ impl Catalogue {
         stale && !state.known.contains(normalized(name).as_ref())
     }
 
+    /// True when the catalogue was never fetched or its last refresh is [`REFRESH_EVERY`] old.
+    pub fn is_stale(&self, now: Instant) -> bool {
+        self.state
+            .load()
+            .fetched
+            .is_none_or(|t| now.saturating_duration_since(t) >= REFRESH_EVERY)
+    }
+
     /// Serialises refreshes; hold the guard while fetching.
     pub async fn refresh_lock(&self) -> tokio::sync::MutexGuard<'_, ()> {
         self.refresh.lock().await

@@ -40,8 +40,9 @@ pub enum GateError {
     /// A non-loopback listen address without TLS and without `allow_plaintext`.
     #[error(
         "refusing to listen on {addr} without TLS: it is not a loopback address, so API keys and \
-         prompts would cross the network in clear text. Use --tls-cert/--tls-key, or \
-         --allow-plaintext if the network between clients and this host is trusted"
+         prompts would cross the network in clear text. Use --tls-cert/--tls-key (server.tls_cert \
+         and server.tls_key), or --allow-plaintext (server.allow_plaintext = true) if the network \
+         between clients and this host is trusted"
     )]
     PlaintextRefused { addr: SocketAddr },
 

@@ -38,6 +38,13 @@ pub use selfcheck::Exposure;
 pub use server::Gate;
 pub use settings::{GateSettings, TlsFiles, Upstream};
 
+/// Loads a TLS certificate chain and key as the gate would, to check them before start-up
+/// (`corral config check`, or before anything else is opened). The error names the file and
+/// what is wrong with it.
+pub fn check_tls_files(files: &TlsFiles) -> Result<(), GateError> {
+    tls::server_config(files).map(drop)
+}
+
 /// Default idle timeout (see [`GateSettings::idle_timeout`]).
 pub const DEFAULT_IDLE_TIMEOUT: Duration = GateSettings::DEFAULT_IDLE_TIMEOUT;
 /// Default upstream connect timeout.

@@ -238,8 +238,16 @@ async fn serve(
                 shared
                     .catalogue
                     .update_from_tags(&raw, std::time::Instant::now());
+            } else if !policy.cloud {
+                // `/v1/models` and `/api/ps` do not say which models are remote: the catalogue
+                // does, and a name it cannot vouch for is left out.
+                refresh_catalogue_if_stale(shared).await;
             }
-            let filtered = corral_policy::listing::filter(&policy, listing, &raw, &is_remote)
+            let hidden = |name: &str| {
+                shared.catalogue.is_remote(name)
+                    || (listing != Listing::Tags && shared.catalogue.unverified(name))
+            };
+            let filtered = corral_policy::listing::filter(&policy, listing, &raw, &hidden)
                 .map_err(|e| {
                     tracing::warn!(error = %e, "cannot filter an upstream listing");
                     Failure::new(
@@ -379,6 +387,9 @@ async fn read_body(
         .map_err(body_failure)?;
     ctx.bytes_in = decoded.len() as u64;
     match kind {
+        // No body at all: the decision says whether the route needs one (the account routes,
+        // such as `POST /api/me` from `ollama signin`, are called without one).
+        BodyKind::Json if decoded.is_empty() => {}
         BodyKind::Json => {
             let value = corral_policy::inspect::parse_body(&decoded)
                 .map_err(|e| Failure::new(400, "bad_request", e.to_string()))?;
@@ -443,17 +454,24 @@ async fn collect_bounded(body: UpstreamBody, max: usize, idle: Duration) -> Resu
 /// Refreshes the catalogue from upstream `/api/tags` when `name` is unknown to it and the last
 /// refresh is old enough. Failures leave the catalogue as it was.
 async fn refresh_catalogue_if_unknown(shared: &Shared, name: &str) {
-    if !shared
-        .catalogue
-        .wants_refresh(name, std::time::Instant::now())
-    {
+    refresh_catalogue_when(shared, |now| shared.catalogue.wants_refresh(name, now)).await;
+}
+
+/// Refreshes the catalogue from upstream `/api/tags` when it was never fetched or its last
+/// refresh is old enough: before a listing other than `/api/tags` is filtered for a policy
+/// that refuses cloud models, so that remote models are known to the filter.
+async fn refresh_catalogue_if_stale(shared: &Shared) {
+    refresh_catalogue_when(shared, |now| shared.catalogue.is_stale(now)).await;
+}
+
+/// Fetches `/api/tags` into the catalogue when `wanted` says so, checked again once this
+/// request holds the refresh lock (another may have refreshed meanwhile).
+async fn refresh_catalogue_when(shared: &Shared, wanted: impl Fn(std::time::Instant) -> bool) {
+    if !wanted(std::time::Instant::now()) {
         return;
     }
     let _guard = shared.catalogue.refresh_lock().await;
-    if !shared
-        .catalogue
-        .wants_refresh(name, std::time::Instant::now())
-    {
+    if !wanted(std::time::Instant::now()) {
         return;
     }
     let fetched = async {

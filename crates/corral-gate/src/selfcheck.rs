@@ -60,9 +60,36 @@ pub fn upstream_is_local(upstream: &Upstream, host_addrs: &[IpAddr]) -> bool {
         return true;
     }
     match host.parse::<IpAddr>() {
-        Ok(ip) => ip.is_loopback() || ip.is_unspecified() || host_addrs.contains(&ip),
+        Ok(ip) => {
+            let ip = ip.to_canonical();
+            ip.is_loopback() || ip.is_unspecified() || host_addrs.contains(&ip)
+        }
         Err(_) => false,
     }
+}
+
+/// Whether an upstream given by a host name (not `localhost`, not an address) resolves to
+/// this host, e.g. the machine's own name: Ollama must then listen on that address.
+/// Resolution is bounded by [`PROBE_TIMEOUT`]; a name that does not resolve in time is not
+/// taken for local.
+pub async fn upstream_resolves_local(upstream: &Upstream, host_addrs: &[IpAddr]) -> bool {
+    let host = upstream.host();
+    if host.parse::<IpAddr>().is_ok() || host.eq_ignore_ascii_case("localhost") {
+        return false;
+    }
+    let lookup = tokio::net::lookup_host((host.to_owned(), upstream.port()));
+    match tokio::time::timeout(PROBE_TIMEOUT, lookup).await {
+        Ok(Ok(resolved)) => any_local(resolved.map(|a| a.ip()), host_addrs),
+        _ => false,
+    }
+}
+
+/// Whether any of `ips` is loopback or one of this host's addresses.
+fn any_local(mut ips: impl Iterator<Item = IpAddr>, host_addrs: &[IpAddr]) -> bool {
+    ips.any(|ip| {
+        let ip = ip.to_canonical();
+        ip.is_loopback() || ip.is_unspecified() || host_addrs.contains(&ip)
+    })
 }
 
 /// Connects to `port` on each of `addrs` at once; returns those that accepted.
@@ -92,7 +119,7 @@ pub async fn probe(addrs: &[IpAddr], port: u16, timeout: Duration) -> Vec<Exposu
 /// upstream is local, and logs a warning for each that answers.
 pub async fn check_upstream_exposure(upstream: &Upstream) -> Vec<Exposure> {
     let addrs = host_addresses();
-    if !upstream_is_local(upstream, &addrs) {
+    if !upstream_is_local(upstream, &addrs) && !upstream_resolves_local(upstream, &addrs).await {
         return Vec::new();
     }
     let found = probe(&addrs, upstream.port(), PROBE_TIMEOUT).await;
@@ -153,6 +180,32 @@ mod tests {
             &Upstream::parse("ollama.internal").unwrap(),
             &here
         ));
+        assert!(upstream_is_local(
+            &Upstream::parse("[::ffff:127.0.0.1]:11434").unwrap(),
+            &here
+        ));
+    }
+
+    #[test]
+    fn a_name_is_local_when_it_resolves_to_this_host() {
+        let here = [IpAddr::V4(Ipv4Addr::new(192, 0, 2, 7))];
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        assert!(any_local([ip("127.0.1.1")].into_iter(), &here));
+        assert!(any_local(
+            [ip("198.51.100.1"), ip("192.0.2.7")].into_iter(),
+            &here
+        ));
+        assert!(any_local([ip("::ffff:192.0.2.7")].into_iter(), &here));
+        assert!(!any_local([ip("198.51.100.1")].into_iter(), &here));
+        assert!(!any_local(std::iter::empty(), &here));
+    }
+
+    #[tokio::test]
+    async fn addresses_and_localhost_are_not_looked_up() {
+        let here: [IpAddr; 0] = [];
+        for u in ["127.0.0.1:1", "localhost:1", "[::1]:1", "192.0.2.8:1"] {
+            assert!(!upstream_resolves_local(&Upstream::parse(u).unwrap(), &here).await);
+        }
     }
 
     #[test]

@@ -67,7 +67,10 @@ impl Gate {
             Some(files) => Some(TlsAcceptor::from(tls::server_config(files)?)),
             None => None,
         };
-        if tls.is_none() && !settings.allow_plaintext && !settings.listen.ip().is_loopback() {
+        if tls.is_none()
+            && !settings.allow_plaintext
+            && !crate::settings::is_loopback_listen(&settings.listen)
+        {
             return Err(GateError::PlaintextRefused {
                 addr: settings.listen,
             });

@@ -62,6 +62,12 @@ impl GateSettings {
     }
 }
 
+/// Whether a listen address only accepts connections from this host: a loopback address,
+/// also written as an IPv4-mapped IPv6 one (`[::ffff:127.0.0.1]`).
+pub fn is_loopback_listen(addr: &SocketAddr) -> bool {
+    addr.ip().to_canonical().is_loopback()
+}
+
 /// PEM files of the server certificate chain and its private key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TlsFiles {

@@ -1,7 +1,7 @@
 //! TLS server configuration from PEM files (rustls with the ring provider).
 
 use std::fs::File;
-use std::io::BufReader;
+use std::io::{BufReader, Read};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -15,6 +15,7 @@ use crate::settings::TlsFiles;
 /// http/1.1. Every failure names the file and what is wrong with it.
 pub fn server_config(files: &TlsFiles) -> Result<Arc<ServerConfig>, GateError> {
     let certs = load_certs(&files.cert)?;
+    let chain_len = certs.len();
     let key = load_key(&files.key)?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut config = ServerConfig::builder_with_provider(provider)
@@ -29,25 +30,41 @@ pub fn server_config(files: &TlsFiles) -> Result<Arc<ServerConfig>, GateError> {
         .map_err(|e| GateError::TlsConfig {
             cert: files.cert.clone(),
             key: files.key.clone(),
-            reason: describe_pair_error(&e),
+            reason: describe_pair_error(&e, chain_len),
         })?;
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(Arc::new(config))
 }
 
-fn open(what: &'static str, path: &Path) -> Result<BufReader<File>, GateError> {
-    File::open(path)
-        .map(BufReader::new)
-        .map_err(|source| GateError::TlsRead {
+/// The whole file: a read failure (missing, unreadable, a directory) is told apart from
+/// contents that are not PEM.
+fn read(what: &'static str, path: &Path) -> Result<Vec<u8>, GateError> {
+    let fail = |source| GateError::TlsRead {
+        what,
+        path: path.to_owned(),
+        source,
+    };
+    let mut text = Vec::new();
+    BufReader::new(File::open(path).map_err(fail)?)
+        .take(MAX_PEM_BYTES + 1)
+        .read_to_end(&mut text)
+        .map_err(fail)?;
+    if text.len() as u64 > MAX_PEM_BYTES {
+        return Err(GateError::TlsInvalid {
             what,
             path: path.to_owned(),
-            source,
-        })
+            reason: "larger than 1 MiB: not a PEM file".to_owned(),
+        });
+    }
+    Ok(text)
 }
 
+/// Largest certificate chain or key file read.
+const MAX_PEM_BYTES: u64 = 1024 * 1024;
+
 fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, GateError> {
-    let mut reader = open("certificate", path)?;
-    let certs = rustls_pemfile::certs(&mut reader)
+    let text = read("certificate", path)?;
+    let certs = rustls_pemfile::certs(&mut text.as_slice())
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| GateError::TlsInvalid {
             what: "certificate",
@@ -65,13 +82,7 @@ fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, GateError> {
 }
 
 fn load_key(path: &Path) -> Result<PrivateKeyDer<'static>, GateError> {
-    let mut reader = open("key", path)?;
-    let mut text = Vec::new();
-    std::io::Read::read_to_end(&mut reader, &mut text).map_err(|source| GateError::TlsRead {
-        what: "key",
-        path: path.to_owned(),
-        source,
-    })?;
+    let text = read("key", path)?;
     if is_encrypted_pem(&text) {
         return Err(GateError::TlsInvalid {
             what: "key",
@@ -105,8 +116,13 @@ fn is_encrypted_pem(text: &[u8]) -> bool {
     has(b"-----BEGIN ENCRYPTED PRIVATE KEY-----") || has(b"Proc-Type: 4,ENCRYPTED")
 }
 
-fn describe_pair_error(e: &rustls::Error) -> String {
+fn describe_pair_error(e: &rustls::Error, chain_len: usize) -> String {
     match e {
+        rustls::Error::InconsistentKeys(_) if chain_len > 1 => {
+            "the private key does not belong to the first certificate in the file (the server's \
+             own certificate must come first, then the certificates that issued it)"
+                .to_owned()
+        }
         rustls::Error::InconsistentKeys(_) => {
             "the private key does not belong to the certificate".to_owned()
         }
@@ -239,8 +255,56 @@ mod tests {
     fn an_unsupported_key_says_which_keys_work() {
         let e =
             rustls::Error::General("failed to parse private key as RSA, ECDSA, or EdDSA".into());
-        let text = describe_pair_error(&e);
+        let text = describe_pair_error(&e, 1);
         assert!(text.contains("2048 bits"), "{text}");
         assert!(!text.contains("unexpected error"), "{text}");
+    }
+
+    #[test]
+    fn a_chain_in_the_wrong_order_and_a_directory_are_told_apart() {
+        let dir = tempfile::tempdir().unwrap();
+        let (cert, key) = pair();
+        let (other, _) = pair();
+        let key_p = write(dir.path(), "k.pem", &key);
+        let reversed = server_config(&TlsFiles {
+            cert: write(dir.path(), "chain.pem", &format!("{other}{cert}")),
+            key: key_p.clone(),
+        })
+        .unwrap_err();
+        assert!(
+            reversed.to_string().contains("must come first"),
+            "{reversed}"
+        );
+        let in_order = server_config(&TlsFiles {
+            cert: write(dir.path(), "chain2.pem", &format!("{cert}{other}")),
+            key: key_p.clone(),
+        });
+        assert!(in_order.is_ok());
+
+        let a_dir = server_config(&TlsFiles {
+            cert: dir.path().to_owned(),
+            key: key_p.clone(),
+        })
+        .unwrap_err();
+        assert!(
+            matches!(
+                a_dir,
+                GateError::TlsRead {
+                    what: "certificate",
+                    ..
+                }
+            ),
+            "{a_dir}"
+        );
+        let huge = write(dir.path(), "huge.pem", &"#".repeat(2 << 20));
+        let too_big = server_config(&TlsFiles {
+            cert: huge,
+            key: key_p,
+        })
+        .unwrap_err();
+        assert!(
+            too_big.to_string().contains("larger than 1 MiB"),
+            "{too_big}"
+        );
     }
 }

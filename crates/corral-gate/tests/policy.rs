@@ -105,6 +105,35 @@ async fn admin_reaches_admin_routes() {
 }
 
 #[tokio::test]
+async fn account_routes_are_reached_without_a_body_as_ollama_signin_sends_them() {
+    let h = Harness::start().await;
+    for path in ["/api/me", "/api/signout"] {
+        let r = common::send(
+            h.addr,
+            "POST",
+            path,
+            &[("authorization", h.bearer("root"))],
+            bytes::Bytes::new(),
+        )
+        .await;
+        assert_eq!(r.status, 200, "{path}: {}", r.text());
+    }
+    let fwd = h.forwarded();
+    assert_eq!(fwd.len(), 2, "{fwd:?}");
+    // A route that needs a model still refuses an empty body.
+    let r = common::send(
+        h.addr,
+        "POST",
+        "/api/chat",
+        &[("authorization", h.bearer("root"))],
+        bytes::Bytes::new(),
+    )
+    .await;
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert_eq!(h.forwarded().len(), 2);
+}
+
+#[tokio::test]
 async fn model_allowlist_from_config_in_both_dialects() {
     let h = Harness::with_policies().await;
     let ok = h
@@ -216,6 +245,32 @@ async fn listings_are_filtered_to_the_callers_models() {
     let ps = h.get("/api/ps", Some(&h.bearer("root"))).await;
     assert_eq!(ps.status, 200);
     assert!(names(&ps.json(), "models", "name").contains(&"secret-model:latest".to_string()));
+}
+
+#[tokio::test]
+async fn v1_models_hides_remote_models_before_any_tags_request() {
+    // `/v1/models` does not say which models are remote; a fresh gate must not list one that
+    // only `/api/tags` would have shown to be remote.
+    let h = Harness::with_policies().await;
+    let v1 = h.get("/v1/models", Some(&h.bearer("alice"))).await;
+    assert_eq!(v1.status, 200, "{}", v1.text());
+    let ids = names(&v1.json(), "data", "id");
+    assert!(ids.contains(&"llama3.2:latest".to_string()), "{ids:?}");
+    assert!(!ids.iter().any(|m| m.starts_with("kimi")), "{ids:?}");
+}
+
+#[tokio::test]
+async fn a_url_scheme_on_a_remote_models_name_is_still_refused() {
+    let h = Harness::with_policies().await;
+    for m in [
+        "https://registry.ollama.ai/library/kimi-k2:1t",
+        "http://registry.ollama.ai/library/glm-4.6:cloud",
+    ] {
+        let r = h
+            .post_json("/api/chat", "alice", &chat_body(m, false))
+            .await;
+        assert_refused(&h, &r, "cloud_denied", m);
+    }
 }
 
 #[tokio::test]

@@ -16,8 +16,9 @@ const DEFAULT_NAMESPACE: &str = "library/";
 /// Longest model name or pattern accepted, in bytes.
 pub const MAX_NAME_LEN: usize = 512;
 
-/// Normal form of a model name: lower-case, default registry and `library/` namespace
-/// removed, `:latest` added when no tag is given.
+/// Normal form of a model name: lower-case, a URL scheme before the registry host removed
+/// (see [`without_scheme`]), default registry and `library/` namespace removed, `:latest`
+/// added when no tag is given.
 pub fn normalize(name: &str) -> String {
     normalized(name).into_owned()
 }
@@ -26,6 +27,7 @@ pub fn normalize(name: &str) -> String {
 /// names the gate has normalised once already).
 pub fn normalized(name: &str) -> Cow<'_, str> {
     let already = !name.bytes().any(|b| b.is_ascii_uppercase())
+        && (!name.contains("://") || without_scheme(name).len() == name.len())
         && !name.starts_with(DEFAULT_REGISTRY)
         && !name.starts_with(DEFAULT_NAMESPACE)
         && split_tag(name).1.is_some_and(|t| !t.is_empty());
@@ -36,7 +38,7 @@ pub fn normalized(name: &str) -> Cow<'_, str> {
 }
 
 fn normalize_owned(name: &str) -> String {
-    let mut rest = name;
+    let mut rest = without_scheme(name);
     for prefix in [DEFAULT_REGISTRY, DEFAULT_NAMESPACE] {
         if let Some(r) = strip_prefix_ignore_case(rest, prefix) {
             rest = r;
@@ -54,6 +56,24 @@ fn normalize_owned(name: &str) -> String {
         n.push_str(":latest");
     }
     n
+}
+
+/// `name` without a URL scheme in front of its registry host, as Ollama reads it: a name of
+/// three or more parts (`host/namespace/model`) has its host part cut at the first `://`, so
+/// `https://registry.ollama.ai/library/x` is the model `x`. Other names are returned as they
+/// are.
+pub fn without_scheme(name: &str) -> &str {
+    let (untagged, _) = split_tag(name);
+    let Some(last) = untagged.rfind('/') else {
+        return name;
+    };
+    let Some(second) = untagged[..last].rfind('/') else {
+        return name;
+    };
+    match untagged[..second].find("://") {
+        Some(i) => &name[i + 3..],
+        None => name,
+    }
 }
 
 /// `s` without `prefix` (lower-case ASCII), compared ignoring ASCII case.
@@ -145,7 +165,7 @@ impl ModelPattern {
         }) {
             return Err(PatternError::NotNameChar(c));
         }
-        let mut g = raw.to_ascii_lowercase();
+        let mut g = without_scheme(raw).to_ascii_lowercase();
         if let Some(rest) = g.strip_prefix(DEFAULT_REGISTRY) {
             g = rest.to_string();
         }

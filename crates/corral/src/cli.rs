@@ -52,7 +52,7 @@ pub enum Command {
 #[derive(Debug, Args)]
 pub struct ServeArgs {
     /// Address to listen on [default: 127.0.0.1:11435, or server.listen]
-    #[arg(long, value_name = "ADDR")]
+    #[arg(long, value_name = "ADDR", value_parser = corral_policy::config::parse_listen)]
     pub listen: Option<SocketAddr>,
     /// Upstream Ollama (or OpenAI-compatible) server [default: http://127.0.0.1:11434, or server.upstream]
     #[arg(long, value_name = "URL")]

@@ -167,6 +167,59 @@ fn a_config_mistake_names_the_key_path() {
 }
 
 #[test]
+fn config_check_refuses_what_serve_would_refuse() {
+    let dir = tempfile::tempdir().unwrap();
+    config_check(dir.path(), "[server]\nlisten = \"0.0.0.0:11435\"\n")
+        .code(2)
+        .stderr(predicate::str::contains("allow-plaintext"));
+    config_check(
+        dir.path(),
+        "[server]\nlisten = \"0.0.0.0:11435\"\nallow_plaintext = true\n",
+    )
+    .success();
+    let cert = dir.path().join("c.pem");
+    std::fs::write(&cert, "not a certificate").unwrap();
+    config_check(
+        dir.path(),
+        &format!(
+            "[server]\ntls_cert = {:?}\ntls_key = {:?}\n",
+            cert.display().to_string(),
+            dir.path().join("missing.pem").display().to_string()
+        ),
+    )
+    .code(2)
+    .stderr(predicate::str::contains("c.pem"))
+    .stderr(predicate::str::contains("no PEM CERTIFICATE"));
+}
+
+#[test]
+fn relative_tls_paths_in_the_config_file_are_taken_from_its_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let etc = dir.path().join("etc");
+    std::fs::create_dir(&etc).unwrap();
+    std::fs::write(etc.join("cert.pem"), "not a certificate").unwrap();
+    let config = etc.join("corral.toml");
+    std::fs::write(
+        &config,
+        "[server]\ntls_cert = \"cert.pem\"\ntls_key = \"key.pem\"\n",
+    )
+    .unwrap();
+    // Started elsewhere, the file's cert.pem is still the one next to it (read, and found
+    // not to be a certificate).
+    corral(dir.path())
+        .current_dir(dir.path())
+        .arg("--config")
+        .arg(&config)
+        .args(["config", "check"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(
+            etc.join("cert.pem").display().to_string(),
+        ))
+        .stderr(predicate::str::contains("no PEM CERTIFICATE"));
+}
+
+#[test]
 fn serve_refuses_plaintext_on_a_public_address_before_listening() {
     let dir = tempfile::tempdir().unwrap();
     corral(dir.path())
@@ -176,6 +229,58 @@ fn serve_refuses_plaintext_on_a_public_address_before_listening() {
         .code(2)
         .stdout(predicate::str::is_empty())
         .stderr(predicate::str::contains("--allow-plaintext"));
+    // Refused before the key store or the audit log is created.
+    assert!(!dir.path().join("keys.db").exists());
+    assert!(!dir.path().join("audit.ndjson").exists());
+    // So is a TLS file that cannot be used.
+    let junk = dir.path().join("junk.pem");
+    std::fs::write(&junk, "junk").unwrap();
+    corral(dir.path())
+        .args(["serve", "--listen", "127.0.0.1:0", "--tls-cert"])
+        .arg(&junk)
+        .arg("--tls-key")
+        .arg(&junk)
+        .timeout(std::time::Duration::from_secs(30))
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("junk.pem"));
+    assert!(!dir.path().join("keys.db").exists());
+    assert!(!dir.path().join("audit.ndjson").exists());
+}
+
+#[test]
+fn serve_explains_a_listen_address_that_is_a_host_name() {
+    let dir = tempfile::tempdir().unwrap();
+    corral(dir.path())
+        .args(["serve", "--listen", "localhost:11435"])
+        .timeout(std::time::Duration::from_secs(30))
+        .assert()
+        .code(2)
+        .stdout(predicate::str::is_empty())
+        .stderr(predicate::str::contains("127.0.0.1:11435"))
+        .stderr(predicate::str::contains("not resolved"));
+}
+
+#[test]
+fn a_config_file_that_is_not_a_small_text_file_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let big = format!("# {}\n", "x".repeat(2 << 20));
+    config_check(dir.path(), &big)
+        .code(2)
+        .stderr(predicate::str::contains("larger than 1024 KiB"));
+    corral(dir.path())
+        .args(["--config", "/dev/zero", "config", "check"])
+        .timeout(std::time::Duration::from_secs(30))
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("larger than 1024 KiB"));
+    corral(dir.path())
+        .arg("--config")
+        .arg(dir.path())
+        .args(["config", "check"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("cannot read config file"));
 }
 
 #[test]

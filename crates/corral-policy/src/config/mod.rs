@@ -29,6 +29,15 @@ use crate::route::{BodyKind, EndpointClass};
 
 pub use values::{parse_size, Upstream, UpstreamScheme};
 
+/// Parses a listen address (`server.listen`, `--listen`): an IP address and a port. The
+/// error says what is expected; host names are not resolved.
+pub fn parse_listen(s: &str) -> Result<SocketAddr, String> {
+    s.trim().parse().map_err(|_| raw::LISTEN_HINT.to_string())
+}
+
+/// Largest configuration file read, in bytes.
+pub const MAX_CONFIG_BYTES: u64 = MIB;
+
 /// 1 MiB.
 const MIB: u64 = 1024 * 1024;
 
@@ -255,6 +264,24 @@ impl Config {
     /// Parses and validates a configuration file's text.
     pub fn from_toml_str(text: &str) -> Result<Config, ConfigError> {
         raw::parse(text)
+    }
+
+    /// Makes the file's relative paths (`server.tls_cert`, `server.tls_key`, `audit.path`)
+    /// relative to `dir`, the directory the configuration file is in, so that a file means
+    /// the same whatever directory the gate is started from.
+    pub fn resolve_paths_from(&mut self, dir: &std::path::Path) {
+        for p in [
+            &mut self.server.tls_cert,
+            &mut self.server.tls_key,
+            &mut self.audit.path,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            if p.is_relative() {
+                *p = dir.join(&*p);
+            }
+        }
     }
 
     /// The policy called `name`.

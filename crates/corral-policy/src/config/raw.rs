@@ -56,6 +56,11 @@ struct RawPolicy {
     max_body_bytes: Option<toml::Value>,
 }
 
+/// What a listen address looks like, for messages about one that is not.
+pub(crate) const LISTEN_HINT: &str =
+    "expected an IP address and a port such as \"127.0.0.1:11435\" \
+     or \"[::1]:11435\" (host names such as localhost are not resolved)";
+
 /// Longest policy name accepted.
 const MAX_POLICY_NAME: usize = 64;
 
@@ -77,7 +82,7 @@ fn server(raw: RawServer) -> Result<ServerSection, ConfigError> {
         let addr = listen.trim().parse().map_err(|_| {
             ConfigError::at(
                 "server.listen",
-                format!("invalid socket address {}", quoted(&listen)),
+                format!("invalid socket address {}: {LISTEN_HINT}", quoted(&listen)),
             )
         })?;
         s.listen = Some(addr);
@@ -111,6 +116,14 @@ fn server(raw: RawServer) -> Result<ServerSection, ConfigError> {
             ))
         }
         _ => {}
+    }
+    for (key, path) in [
+        ("server.tls_cert", &raw.tls_cert),
+        ("server.tls_key", &raw.tls_key),
+    ] {
+        if path.as_ref().is_some_and(|p| p.as_os_str().is_empty()) {
+            return Err(ConfigError::at(key, "must not be empty"));
+        }
     }
     s.tls_cert = raw.tls_cert;
     s.tls_key = raw.tls_key;
@@ -318,19 +331,47 @@ fn sanitize(s: &str) -> String {
 
 /// Turns a serde/TOML error into one naming the key path, found from the error's span.
 fn from_toml_error(text: &str, e: &toml::de::Error) -> ConfigError {
-    let message = e.message().trim().to_string();
+    let message = readable(e.message().trim());
     let Some(span) = e.span() else {
         return ConfigError::at("", message);
     };
     let line = text
         .get(..span.start.min(text.len()))
         .map(|t| t.matches('\n').count() + 1);
-    let path = key_path_at(text, span.start).unwrap_or_default();
+    let mut path = key_path_at(text, span.start).unwrap_or_default();
+    // In an inline table (`x = { tools = false, bogus = 1 }`) the span is the table's, and the
+    // line's key is the table's own: the unknown key is named only in the message.
+    if let Some(field) = unknown_field(&message) {
+        if path.rsplit('.').next() != Some(field) {
+            if !path.is_empty() {
+                path.push('.');
+            }
+            path.push_str(field);
+        }
+    }
     ConfigError {
         path,
         message,
         line,
     }
+}
+
+/// The key named by serde's "unknown field `x`, expected ..." message.
+fn unknown_field(message: &str) -> Option<&str> {
+    let rest = message.strip_prefix("unknown field `")?;
+    rest.split_once('`').map(|(field, _)| field)
+}
+
+/// serde's messages with the names of this module's structs replaced by what the file has.
+fn readable(message: &str) -> String {
+    [
+        "struct RawConfig",
+        "struct RawServer",
+        "struct RawAudit",
+        "struct RawPolicy",
+    ]
+    .iter()
+    .fold(message.to_string(), |m, s| m.replace(s, "a table"))
 }
 
 /// The dotted key path of the key or value at byte `offset`: the nearest table header above

@@ -249,7 +249,7 @@ fn errors_name_the_key_path() {
         (
             "[server]\nlisten = \"localhost:80\"\n",
             "server.listen",
-            "invalid socket address",
+            "host names such as localhost are not resolved",
         ),
         (
             "[server]\nupstream = \"ftp://x\"\n",
@@ -359,6 +359,16 @@ fn unknown_keys_are_reported_with_their_path() {
         ),
         ("trusted = true\n", "trusted", "unknown field `trusted`"),
         ("[policies.a.b]\n", "policies.a.b", "unknown field `b`"),
+        (
+            "[policies]\nx = { tools = false, bogus = 1 }\n",
+            "policies.x.bogus",
+            "unknown field `bogus`",
+        ),
+        (
+            "[server]\nlisten = \"127.0.0.1:1\"\n[policies.x]\nmodels = [\"a\"]\n[policies.y]\nlimits = { a = 1 }\n",
+            "policies.y.limits",
+            "unknown field `limits`",
+        ),
     ];
     for (text, path, msg) in cases {
         let e = err(text);
@@ -384,11 +394,15 @@ fn type_errors_name_the_key_path() {
         ("[audit]\nkeep = \"ten\"\n", "audit.keep"),
         ("[server]\nlisten = 5\n", "server.listen"),
         ("server = 5\n", "server"),
+        ("[policies]\nx = 5\n", "policies.x"),
     ];
     for (text, path) in cases {
         let e = err(text);
         assert_eq!(e.path, *path, "{text}: {e}");
+        assert!(!e.message.contains("Raw"), "{text}: {e}");
     }
+    let e = err("[policies]\nx = 5\n");
+    assert!(e.message.contains("expected a table"), "{e}");
 }
 
 #[test]
@@ -485,5 +499,51 @@ fn policy_summary_line() {
         p.to_string(),
         "endpoints=none models=none tools=yes images=yes cloud=yes max_num_ctx=unlimited \
          max_num_predict=unlimited max_keep_alive=unlimited max_body_bytes=unlimited"
+    );
+}
+
+#[test]
+fn empty_tls_paths_are_refused() {
+    let e = err("[server]\ntls_cert = \"\"\ntls_key = \"k.pem\"\n");
+    assert_eq!(e.to_string(), "server.tls_cert: must not be empty");
+    let e = err("[server]\ntls_cert = \"c.pem\"\ntls_key = \"\"\n");
+    assert_eq!(e.to_string(), "server.tls_key: must not be empty");
+}
+
+#[test]
+fn listen_addresses_from_the_command_line() {
+    assert_eq!(
+        parse_listen("[::1]:9000").unwrap().to_string(),
+        "[::1]:9000"
+    );
+    assert_eq!(
+        parse_listen(" 127.0.0.2:0 ").unwrap().to_string(),
+        "127.0.0.2:0"
+    );
+    let e = parse_listen("localhost:11435").unwrap_err();
+    assert!(
+        e.contains("127.0.0.1:11435") && e.contains("not resolved"),
+        "{e}"
+    );
+}
+
+#[test]
+fn relative_paths_are_taken_from_the_config_files_directory() {
+    let mut c = Config::from_toml_str(
+        "[server]\ntls_cert = \"tls/cert.pem\"\ntls_key = \"/etc/corral/key.pem\"\n[audit]\npath = \"audit.ndjson\"\n",
+    )
+    .unwrap();
+    c.resolve_paths_from(std::path::Path::new("/etc/corral"));
+    assert_eq!(
+        c.server.tls_cert.as_deref(),
+        Some(std::path::Path::new("/etc/corral/tls/cert.pem"))
+    );
+    assert_eq!(
+        c.server.tls_key.as_deref(),
+        Some(std::path::Path::new("/etc/corral/key.pem"))
+    );
+    assert_eq!(
+        c.audit.path.as_deref(),
+        Some(std::path::Path::new("/etc/corral/audit.ndjson"))
     );
 }

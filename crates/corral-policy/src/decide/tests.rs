@@ -378,6 +378,16 @@ fn cloud_models_are_denied_by_default() {
     assert_eq!(d.rule, "cloud_denied");
     let mut b = json!({"model": "local"});
     assert!(evaluate(&user(), &m, Some(&mut b), &remote).is_ok());
+    // Ollama cuts a URL scheme off a name's registry host: the same remote model.
+    for name in [
+        "https://registry.ollama.ai/library/my-remote",
+        "http://REGISTRY.ollama.ai/library/my-remote:latest",
+        "://registry.ollama.ai/library/my-remote",
+    ] {
+        let mut b = json!({"model": name});
+        let d = evaluate(&user(), &m, Some(&mut b), &remote).unwrap_err();
+        assert_eq!(d.rule, "cloud_denied", "{name}");
+    }
     let mut p = user();
     p.cloud = true;
     let mut b = json!({"model": "gpt-oss:120b-cloud"});

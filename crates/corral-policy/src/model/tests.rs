@@ -20,6 +20,14 @@ fn normalisation() {
         ("10.0.0.5:8443/library/x", "10.0.0.5:8443/library/x:latest"),
         ("hf.co/bartowski/Qwen:Q4_K_M", "hf.co/bartowski/qwen:q4_k_m"),
         ("gpt-oss:120b-cloud", "gpt-oss:120b-cloud"),
+        // Ollama cuts a URL scheme off the host part of a three-part name.
+        ("https://registry.ollama.ai/library/remote", "remote:latest"),
+        ("HTTP://Registry.Ollama.AI/library/Remote:V1", "remote:v1"),
+        ("://registry.ollama.ai/library/remote", "remote:latest"),
+        ("x/y://registry.ollama.ai/library/remote", "remote:latest"),
+        ("https://hf.co/someone/x:q4", "hf.co/someone/x:q4"),
+        // Two parts have no host: nothing is cut (Ollama refuses such a name).
+        ("http://x/y", "http://x/y:latest"),
     ];
     for (input, want) in cases {
         assert_eq!(normalize(input), want, "{input}");
@@ -211,6 +219,8 @@ fn the_borrowing_fast_path_agrees_with_the_full_normalisation() {
         ":",
         "a/b/c:d",
         "library/",
+        "https://registry.ollama.ai/library/x:latest",
+        "http://x/y:latest",
     ];
     for n in names {
         assert_eq!(normalized(n), normalize_owned(n), "{n:?}");
@@ -225,7 +235,7 @@ fn the_borrowing_fast_path_agrees_with_the_full_normalisation() {
 /// The normalisation as first written (lower-case the whole name, strip the prefixes, then
 /// add `:latest`), kept as the reference for the one-allocation version.
 fn reference_normalize(name: &str) -> String {
-    let mut n = name.to_ascii_lowercase();
+    let mut n = without_scheme(name).to_ascii_lowercase();
     if let Some(rest) = n.strip_prefix(DEFAULT_REGISTRY) {
         n = rest.to_string();
     }
@@ -273,4 +283,14 @@ fn normalisation_matches_the_reference_on_every_combination_of_parts() {
         }
     }
     assert_eq!(seen, 7 * 6 * 7 * 7);
+}
+
+#[test]
+fn a_url_scheme_before_the_registry_host_is_the_same_model() {
+    let pat = p("llama3.2");
+    assert!(pat.matches("https://registry.ollama.ai/library/llama3.2:1b"));
+    assert!(!pat.matches("https://10.0.0.5:8443/library/llama3.2"));
+    let hf = p("https://hf.co/someone/*");
+    assert!(hf.matches("hf.co/someone/x"));
+    assert!(hf.matches("http://hf.co/someone/x:q4"));
 }

@@ -11,6 +11,20 @@ pub fn run(env: &Env, cmd: ConfigCommand) -> Result<ExitCode> {
     match cmd {
         ConfigCommand::Check => {
             let config = env.config()?;
+            // What `corral serve` would refuse with this file and no flags.
+            let server = &config.server;
+            let tls = match (&server.tls_cert, &server.tls_key) {
+                (Some(cert), Some(key)) => Some(corral_gate::TlsFiles {
+                    cert: cert.clone(),
+                    key: key.clone(),
+                }),
+                _ => None,
+            };
+            super::serve::check_listener(
+                server.listen.unwrap_or(super::serve::DEFAULT_LISTEN),
+                tls.as_ref(),
+                server.allow_plaintext,
+            )?;
             for (name, policy) in &config.policies {
                 println!("policy {name}: {policy}");
             }

@@ -26,6 +26,22 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
     }
 }
 
+/// Reads a configuration file of at most [`MAX_CONFIG_BYTES`] (a device or a runaway file
+/// is refused rather than read until memory runs out).
+///
+/// [`MAX_CONFIG_BYTES`]: corral_policy::config::MAX_CONFIG_BYTES
+fn read_config(path: &std::path::Path) -> Result<String> {
+    use std::io::Read;
+    let max = corral_policy::config::MAX_CONFIG_BYTES;
+    let file = std::fs::File::open(path)?;
+    let mut bytes = Vec::new();
+    file.take(max + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > max {
+        anyhow::bail!("larger than {} KiB", max / 1024);
+    }
+    String::from_utf8(bytes).context("not UTF-8 text")
+}
+
 /// Library entry points return a process status (0 fine, 1 findings, 2 error).
 fn exit_code(status: i32) -> ExitCode {
     ExitCode::from(u8::try_from(status).unwrap_or(2))
@@ -60,10 +76,14 @@ impl Env {
         let Some(path) = &self.config_path else {
             return Ok(corral_policy::config::Config::builtin());
         };
-        let text = std::fs::read_to_string(path)
+        let text = read_config(path)
             .with_context(|| format!("cannot read config file {}", path.display()))?;
-        corral_policy::config::Config::from_toml_str(&text)
-            .with_context(|| format!("invalid config file {}", path.display()))
+        let mut config = corral_policy::config::Config::from_toml_str(&text)
+            .with_context(|| format!("invalid config file {}", path.display()))?;
+        if let Some(dir) = path.parent() {
+            config.resolve_paths_from(dir);
+        }
+        Ok(config)
     }
 
     pub fn store(&self) -> Result<corral_store::KeyStore> {

@@ -10,7 +10,7 @@ use anyhow::{Context, Result};
 use super::Env;
 use crate::cli::{LogFormat, ServeArgs};
 
-const DEFAULT_LISTEN: SocketAddr =
+pub const DEFAULT_LISTEN: SocketAddr =
     SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::LOCALHOST), 11435);
 const DEFAULT_UPSTREAM: &str = "http://127.0.0.1:11434";
 
@@ -18,8 +18,6 @@ pub fn run(env: &Env, args: ServeArgs) -> Result<ExitCode> {
     init_tracing(args.log_format);
     let config = env.config()?;
     let data_dir = env.data_dir()?;
-    let store = env.store()?;
-    warn_unknown_policies(&store, &config)?;
 
     let server = &config.server;
     let listen = args.listen.or(server.listen).unwrap_or(DEFAULT_LISTEN);
@@ -34,6 +32,9 @@ pub fn run(env: &Env, args: ServeArgs) -> Result<ExitCode> {
         (None, None) => None,
         _ => anyhow::bail!("TLS needs both a certificate and a key (--tls-cert and --tls-key, or server.tls_cert and server.tls_key)"),
     };
+    let allow_plaintext = args.allow_plaintext || server.allow_plaintext;
+    // Refused before the store and the audit log are touched.
+    check_listener(listen, tls.as_ref(), allow_plaintext)?;
     let audit_path = args
         .audit_log
         .or_else(|| config.audit.path.clone())
@@ -49,11 +50,15 @@ pub fn run(env: &Env, args: ServeArgs) -> Result<ExitCode> {
         );
     }
 
+    // Opened once the listen address and the audit settings are accepted.
+    let store = env.store()?;
+    warn_unknown_policies(&store, &config)?;
+
     let settings = corral_gate::GateSettings {
         listen,
         upstream,
         tls,
-        allow_plaintext: args.allow_plaintext || server.allow_plaintext,
+        allow_plaintext,
         idle_timeout: args
             .idle_timeout
             .or(server.idle_timeout)
@@ -94,6 +99,13 @@ pub fn run(env: &Env, args: ServeArgs) -> Result<ExitCode> {
             "corral: gate on {scheme}://{addr} -> {upstream_display}; audit log {}",
             audit_path.display()
         );
+        if scheme == "http" && !corral_gate::settings::is_loopback_listen(&addr) {
+            eprintln!(
+                "corral: WARNING: listening on {addr} without TLS (allow_plaintext): API keys and \
+                 prompts cross the network in clear text; use --tls-cert/--tls-key unless this \
+                 network is trusted"
+            );
+        }
         for finding in gate.self_check().await {
             eprintln!("corral: WARNING: {finding}");
         }
@@ -105,6 +117,23 @@ pub fn run(env: &Env, args: ServeArgs) -> Result<ExitCode> {
         Ok::<_, anyhow::Error>(())
     })?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The listen address and TLS files as the gate will check them: TLS files that load, or a
+/// loopback address, or plaintext allowed.
+pub fn check_listener(
+    listen: SocketAddr,
+    tls: Option<&corral_gate::TlsFiles>,
+    allow_plaintext: bool,
+) -> Result<()> {
+    match tls {
+        Some(files) => corral_gate::check_tls_files(files)?,
+        None if !allow_plaintext && !corral_gate::settings::is_loopback_listen(&listen) => {
+            return Err(corral_gate::GateError::PlaintextRefused { addr: listen }.into())
+        }
+        None => {}
+    }
+    Ok(())
 }
 
 /// Keys bound to a policy the configuration does not define are refused at request time;
