@@ -192,6 +192,7 @@ async fn serve(
         stream,
         modified,
         clamps,
+        hide_usage,
     } = verdict;
     ctx.model = model.or(named);
     if let Some(name) = &ctx.model {
@@ -267,17 +268,22 @@ async fn serve(
                 ctx.stream = true;
             }
             let tap = m.route.class == route::EndpointClass::Inference;
+            // The usage chunk the gate asked for on the client's behalf is taken out again;
+            // the body's length changes, so it goes out without the upstream's length.
+            let hide_usage =
+                hide_usage && format == ResponseFormat::Sse && up_parts.status.is_success();
             let body = GateBody::streaming(
                 up_body,
                 shared.idle_timeout,
                 format,
                 m.route.dialect,
                 tap,
+                hide_usage,
                 lease,
             );
             let mut resp = Response::new(body);
             *resp.status_mut() = up_parts.status;
-            *resp.headers_mut() = client_response_headers(&up_parts.headers, true);
+            *resp.headers_mut() = client_response_headers(&up_parts.headers, !hide_usage);
             Ok(resp)
         }
     }

@@ -9,6 +9,10 @@
 //! `{"error":"..."}`, OpenAI SSE a `data: {"error":{...}}` event, Anthropic SSE an `error`
 //! event. A length-delimited body cannot be extended, so it is cut short instead. A stream whose
 //! key is revoked or expires while it runs ends the same way.
+//!
+//! When the gate asked the upstream for a usage chunk the client did not ask for, the body
+//! passes through a [`UsageChunkFilter`] that takes that chunk out again (after the tap has
+//! read its counts).
 
 use std::future::Future as _;
 use std::pin::Pin;
@@ -17,7 +21,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use corral_policy::route::Dialect;
-use corral_policy::usage::{ResponseFormat, UsageTap};
+use corral_policy::usage::{ResponseFormat, UsageChunkFilter, UsageTap};
 use http_body::{Body, Frame, SizeHint};
 use tokio::time::{Instant, Sleep};
 use tokio_util::sync::WaitForCancellationFutureOwned;
@@ -62,6 +66,8 @@ struct Streaming {
     farewell: Option<(Dialect, ResponseFormat)>,
     /// The error event has been sent: the body is over.
     done: bool,
+    /// Takes out the usage chunk the client did not ask for.
+    hide_usage: Option<UsageChunkFilter>,
     /// The key's lease; the stream is cut when it ends.
     lease: Lease,
     /// Registered only when the body has to wait, as `idle` is.
@@ -91,17 +97,20 @@ impl GateBody {
 
     /// The upstream body, passed through with an idle timeout between chunks; `tap` counts
     /// tokens in a body of that format. A streamed (NDJSON or SSE) body without a length that
-    /// fails midway, or whose `lease` ends, ends with an error event in `dialect`.
+    /// fails midway, or whose `lease` ends, ends with an error event in `dialect`. `hide_usage`
+    /// drops the usage-only chunk of an OpenAI event stream (the body then has no known length).
     pub fn streaming(
         upstream: UpstreamBody,
         timeout: Duration,
         format: ResponseFormat,
         dialect: Dialect,
         tap: bool,
+        hide_usage: bool,
         lease: Lease,
     ) -> GateBody {
-        let farewell = (format != ResponseFormat::Json && upstream.size_hint().exact().is_none())
-            .then_some((dialect, format));
+        let farewell = (format != ResponseFormat::Json
+            && (hide_usage || upstream.size_hint().exact().is_none()))
+        .then_some((dialect, format));
         GateBody {
             kind: Kind::Stream(Streaming {
                 upstream,
@@ -111,6 +120,7 @@ impl GateBody {
                 failed: false,
                 farewell,
                 done: false,
+                hide_usage: hide_usage.then(UsageChunkFilter::new),
                 lease,
                 lease_ended: None,
             }),
@@ -175,13 +185,23 @@ impl Body for GateBody {
                 }
                 if s.lease.is_ended() {
                     *ending = Some(Ending::KeyNoLongerValid);
-                    return Poll::Ready(Some(s.fail(StreamError::KeyNoLongerValid)));
+                    return Poll::Ready(Some(s.fail(StreamError::KeyNoLongerValid, bytes_out)));
                 }
                 match Pin::new(&mut s.upstream).poll_frame(cx) {
                     Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
                         Ok(data) => {
                             s.last_data = Instant::now();
-                            count(&data);
+                            if let Some(tap) = tap {
+                                tap.feed(&data);
+                            }
+                            let data = match &mut s.hide_usage {
+                                Some(filter) => Bytes::from(filter.feed(&data)),
+                                None => data,
+                            };
+                            if data.is_empty() {
+                                continue;
+                            }
+                            *bytes_out += data.len() as u64;
                             return Poll::Ready(Some(Ok(Frame::data(data))));
                         }
                         // Trailers are not part of the Ollama API; they are not forwarded.
@@ -190,7 +210,7 @@ impl Body for GateBody {
                     Poll::Ready(Some(Err(_))) => {
                         if s.farewell.is_some() {
                             *ending = Some(Ending::UpstreamError);
-                            return Poll::Ready(Some(s.fail(StreamError::Upstream)));
+                            return Poll::Ready(Some(s.fail(StreamError::Upstream, bytes_out)));
                         }
                         // hyper drops output it has not yet written when a body fails. Pause
                         // once so the head and the chunks before the failure reach the
@@ -201,7 +221,13 @@ impl Body for GateBody {
                     }
                     Poll::Ready(None) => {
                         *ending = Some(Ending::Complete);
-                        return Poll::Ready(None);
+                        s.done = true;
+                        let rest = held_back(&mut s.hide_usage);
+                        if rest.is_empty() {
+                            return Poll::Ready(None);
+                        }
+                        *bytes_out += rest.len() as u64;
+                        return Poll::Ready(Some(Ok(Frame::data(Bytes::from(rest)))));
                     }
                     Poll::Pending => {
                         let deadline = s.last_data + s.timeout;
@@ -213,13 +239,15 @@ impl Body for GateBody {
                         }
                         if idle.as_mut().poll(cx).is_ready() {
                             *ending = Some(Ending::IdleTimeout);
-                            return Poll::Ready(Some(s.fail(StreamError::IdleTimeout)));
+                            return Poll::Ready(Some(s.fail(StreamError::IdleTimeout, bytes_out)));
                         }
                         let lease = &s.lease;
                         let ended = s.lease_ended.get_or_insert_with(|| Box::pin(lease.ended()));
                         if ended.as_mut().poll(cx).is_ready() {
                             *ending = Some(Ending::KeyNoLongerValid);
-                            return Poll::Ready(Some(s.fail(StreamError::KeyNoLongerValid)));
+                            return Poll::Ready(Some(
+                                s.fail(StreamError::KeyNoLongerValid, bytes_out),
+                            ));
                         }
                         return Poll::Pending;
                     }
@@ -231,7 +259,11 @@ impl Body for GateBody {
     fn is_end_stream(&self) -> bool {
         match &self.kind {
             Kind::Full(slot) => slot.is_none(),
-            Kind::Stream(s) => s.done || s.upstream.is_end_stream(),
+            Kind::Stream(s) => {
+                s.done
+                    || (s.upstream.is_end_stream()
+                        && s.hide_usage.as_ref().is_none_or(UsageChunkFilter::is_empty))
+            }
         }
     }
 
@@ -239,23 +271,33 @@ impl Body for GateBody {
         match &self.kind {
             Kind::Full(Some(b)) => SizeHint::with_exact(b.len() as u64),
             Kind::Full(None) => SizeHint::with_exact(0),
+            Kind::Stream(s) if s.hide_usage.is_some() => SizeHint::default(),
             Kind::Stream(s) => s.upstream.size_hint(),
         }
     }
 }
 
 impl Streaming {
-    /// Ends the stream for `e`: with an error event when it can take one, otherwise with an
-    /// error that makes hyper cut the response short.
-    fn fail(&mut self, e: StreamError) -> Result<Frame<Bytes>, BoxError> {
-        match self.farewell.take() {
-            Some(last) => {
-                self.done = true;
-                Ok(Frame::data(error_event(last, e)))
-            }
-            None => Err(Box::new(e)),
-        }
+    /// Ends the stream for `e`: with whatever the usage filter holds back and an error event
+    /// when it can take one, otherwise with an error that makes hyper cut the response short.
+    fn fail(&mut self, e: StreamError, bytes_out: &mut u64) -> Result<Frame<Bytes>, BoxError> {
+        let Some(last) = self.farewell.take() else {
+            return Err(Box::new(e));
+        };
+        self.done = true;
+        let mut event = held_back(&mut self.hide_usage);
+        event.extend_from_slice(&error_event(last, e));
+        *bytes_out += event.len() as u64;
+        Ok(Frame::data(Bytes::from(event)))
     }
+}
+
+/// The bytes a usage filter still holds back (an event the upstream never finished).
+fn held_back(filter: &mut Option<UsageChunkFilter>) -> Vec<u8> {
+    filter
+        .as_mut()
+        .map(UsageChunkFilter::finish)
+        .unwrap_or_default()
 }
 
 /// The last event of a stream that failed midway, in the client's dialect and framing.

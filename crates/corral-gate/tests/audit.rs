@@ -278,3 +278,69 @@ async fn a_stream_cut_at_the_end_of_the_grace_period_is_recorded_as_the_gates_do
     assert_eq!(rec["corral"]["reason"], "gate_shutdown", "{rec}");
     assert_eq!(rec["event"]["outcome"], "failure");
 }
+
+/// A streamed OpenAI completion whose client did not ask for usage is still audited with the
+/// upstream's token counts: the gate asks the upstream for them and keeps the extra usage
+/// chunk from the client, which gets the stream it asked for.
+#[tokio::test]
+async fn streamed_v1_completions_record_tokens_without_include_usage() {
+    let mut h = Harness::start().await;
+    let chat = json!({"model": "llama3.2", "stream": true,
+        "messages": [{"role": "user", "content": "hi"}]});
+    let completion = json!({"model": "llama3.2", "stream": true, "prompt": "hi"});
+    for (path, body) in [
+        ("/v1/chat/completions", &chat),
+        ("/v1/completions", &completion),
+    ] {
+        let (resp, _c) = h.stream_json(path, "alice", body).await;
+        assert_eq!(resp.status(), 200);
+        assert!(resp.headers().get("content-length").is_none());
+        let text = String::from_utf8(read_all(&mut resp.into_body(), T).await.unwrap()).unwrap();
+        assert!(text.ends_with("data: [DONE]\n\n"), "{text}");
+        assert!(
+            !text.contains("\"usage\""),
+            "usage chunk the client did not ask for: {text}"
+        );
+        let events: Vec<&str> = text.split("\n\n").filter(|e| !e.is_empty()).collect();
+        // Four content chunks, the finish chunk and [DONE]: every event whole.
+        assert_eq!(events.len(), 6, "{text}");
+        for e in &events[..5] {
+            let v: Value = serde_json::from_str(e.strip_prefix("data: ").unwrap()).unwrap();
+            assert!(!v["choices"].as_array().unwrap().is_empty(), "{e}");
+        }
+    }
+    // The client that asks keeps its usage chunk.
+    let mut asked = chat.clone();
+    asked["stream_options"] = json!({"include_usage": true});
+    let (resp, _c) = h.stream_json("/v1/chat/completions", "alice", &asked).await;
+    let text = String::from_utf8(read_all(&mut resp.into_body(), T).await.unwrap()).unwrap();
+    assert!(text.contains("\"usage\":{"), "{text}");
+
+    let sent: Vec<Value> = h
+        .forwarded()
+        .iter()
+        .filter(|r| r.target.starts_with("/v1/"))
+        .map(|r| r.json().unwrap())
+        .collect();
+    assert_eq!(sent.len(), 3);
+    for b in &sent {
+        assert_eq!(b["stream_options"]["include_usage"], true, "{b}");
+    }
+
+    h.stop().await;
+    let recs = h.audit_records();
+    let v1: Vec<&Value> = recs
+        .iter()
+        .filter(|r| s(r, "url.path").starts_with("/v1/"))
+        .collect();
+    assert_eq!(v1.len(), 3);
+    for r in v1 {
+        assert_eq!(field(r, "corral.streamed").unwrap(), true, "{r}");
+        assert_eq!(
+            field(r, "corral.prompt_tokens").unwrap(),
+            corral_testsupport::PROMPT_TOKENS,
+            "{r}"
+        );
+        assert_eq!(field(r, "corral.completion_tokens").unwrap(), 4, "{r}");
+    }
+}

@@ -10,11 +10,15 @@
 //! 4. cloud models (`cloud_denied`, 403);
 //! 5. tool definitions (`tools_denied`, 403);
 //! 6. image input (`images_denied`, 403);
-//! 7. clamps, which rewrite the body instead of refusing.
+//! 7. clamps, which rewrite the body instead of refusing;
+//! 8. a streamed `/v1` completion that does not ask for token usage is made to ask
+//!    (`stream_options.include_usage`), so the audit record gets the upstream's counts; the
+//!    gate then drops the usage chunk the client did not ask for ([`Verdict::hide_usage`]).
 
 mod clamp;
 mod content;
 mod fields;
+mod stream_usage;
 
 use std::borrow::Cow;
 
@@ -40,6 +44,9 @@ pub struct Verdict {
     /// Names of the clamps applied: `num_ctx`, `num_predict`, `max_tokens`,
     /// `max_completion_tokens`, `max_output_tokens`, `keep_alive`.
     pub clamps: Vec<&'static str>,
+    /// The gate asked the upstream for a streamed usage chunk the client did not ask for:
+    /// the response must pass through a [`crate::usage::UsageChunkFilter`].
+    pub hide_usage: bool,
 }
 
 /// A refusal. `message` is safe to show to the client: it names the policy and the rule,
@@ -146,6 +153,9 @@ pub fn evaluate(
     if let Some(Value::Bool(s)) = obj.get("stream") {
         verdict.stream = *s;
     }
+    if route.class == EndpointClass::Inference && verdict.stream {
+        stream_usage::request(route.name, obj, &mut verdict);
+    }
     Ok(verdict)
 }
 
@@ -170,6 +180,7 @@ pub fn evaluate_multipart(
     let mut verdict = evaluate(policy, m, Some(&mut value), is_remote)?;
     verdict.modified = false;
     verdict.clamps.clear();
+    verdict.hide_usage = false;
     Ok(verdict)
 }
 

@@ -1023,3 +1023,56 @@ fn unmodified_bodies_are_left_alone() {
     assert!(!v.modified && v.clamps.is_empty());
     assert_eq!(b.unwrap(), body);
 }
+
+#[test]
+fn streamed_v1_completions_are_made_to_report_usage() {
+    for path in ["/v1/chat/completions", "/v1/completions"] {
+        for body in [
+            json!({"model": "llama3.2", "stream": true}),
+            json!({"model": "llama3.2", "stream": true, "stream_options": null}),
+            json!({"model": "llama3.2", "stream": true, "stream_options": {}}),
+            json!({"model": "llama3.2", "stream": true, "stream_options": {"include_usage": false}}),
+        ] {
+            let (v, b) = eval(&user(), "POST", path, Some(body.clone())).unwrap();
+            assert!(v.hide_usage && v.modified, "{path} {body}");
+            assert!(v.clamps.is_empty(), "not a clamp: {:?}", v.clamps);
+            assert_eq!(b.unwrap()["stream_options"]["include_usage"], json!(true));
+        }
+        // Asked for by the client: forwarded as it is, and the client keeps its usage chunk.
+        let asked =
+            json!({"model": "llama3.2", "stream": true, "stream_options": {"include_usage": true}});
+        let (v, b) = eval(&user(), "POST", path, Some(asked.clone())).unwrap();
+        assert!(!v.hide_usage && !v.modified);
+        assert_eq!(b.unwrap(), asked);
+        // Not streamed: usage is in the answer anyway.
+        for body in [
+            json!({"model": "llama3.2"}),
+            json!({"model": "llama3.2", "stream": false}),
+        ] {
+            let (v, b) = eval(&user(), "POST", path, Some(body.clone())).unwrap();
+            assert!(!v.hide_usage && !v.modified);
+            assert_eq!(b.unwrap(), body);
+        }
+        // Not an object: left for Ollama to refuse.
+        let odd = json!({"model": "llama3.2", "stream": true, "stream_options": "yes"});
+        let (v, b) = eval(&user(), "POST", path, Some(odd.clone())).unwrap();
+        assert!(!v.hide_usage);
+        assert_eq!(b.unwrap(), odd);
+    }
+    // Other streams always report usage at their end.
+    for (path, body) in [
+        ("/api/chat", json!({"model": "llama3.2", "messages": []})),
+        (
+            "/v1/messages",
+            json!({"model": "llama3.2", "stream": true, "max_tokens": 5}),
+        ),
+        (
+            "/v1/responses",
+            json!({"model": "llama3.2", "stream": true, "input": "x"}),
+        ),
+    ] {
+        let (v, b) = eval(&user(), "POST", path, Some(body)).unwrap();
+        assert!(!v.hide_usage, "{path}");
+        assert!(b.unwrap().get("stream_options").is_none(), "{path}");
+    }
+}

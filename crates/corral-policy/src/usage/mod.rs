@@ -12,6 +12,13 @@
 //! The last value wins because every format puts the totals at the end. Raw newlines cannot
 //! occur inside JSON strings, so a newline resets the lexer, which bounds the damage of any
 //! non-JSON line (SSE comments, `data: [DONE]`).
+//!
+//! [`UsageChunkFilter`] removes from an OpenAI event stream the usage-only chunk that the
+//! gate asked for on the client's behalf (see [`crate::decide::Verdict::hide_usage`]).
+
+mod chunk_filter;
+
+pub use chunk_filter::UsageChunkFilter;
 
 /// How the response body is framed. All three are scanned the same way; the format is kept
 /// for callers' records and for future framing-specific checks.
