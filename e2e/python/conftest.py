@@ -39,6 +39,9 @@ models = ["llama3.2"]
 
 [policies.no-tools]
 tools = false
+
+[policies.no-images]
+images = false
 """
 
 

@@ -61,6 +61,8 @@ def audited(tmp_path_factory, mock):
                 c.list()  # 401
         with openai_client(gate, user) as c:
             c.chat.completions.create(model=mf.CHAT_MODEL, messages=MESSAGES)  # 200
+            # Streamed without stream_options.include_usage: tokens are recorded all the same.
+            list(c.completions.create(model=mf.CHAT_MODEL, prompt=MESSAGES[0]["content"], stream=True))
             with pytest.raises(openai.PermissionDeniedError):
                 c.chat.completions.create(model=mf.CLOUD_MODEL, messages=MESSAGES)  # 403
     finally:
@@ -101,6 +103,12 @@ def test_every_request_recorded_with_ecs_fields(audited):
     assert field(v1[0], "corral.completion_tokens") == mf.CHUNKS
     assert field(v1[1], "event.outcome") == "failure"
     assert field(v1[1], "corral.reason"), "a refusal records its rule"
+
+    completions = requests_by(records, "POST", "/v1/completions")
+    assert len(completions) == 1
+    assert field(completions[0], "corral.streamed") is True
+    assert field(completions[0], "corral.prompt_tokens") == mf.PROMPT_TOKENS
+    assert field(completions[0], "corral.completion_tokens") == mf.CHUNKS
 
     pulls = requests_by(records, "POST", "/api/pull")
     assert [field(r, "http.response.status_code") for r in pulls] == [403]

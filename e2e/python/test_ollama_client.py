@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import base64
 import time
 
 import ollama
@@ -154,10 +156,13 @@ def test_streamed_pull_refused_for_user_key(ol):
         pytest.param(lambda c: c.ps(), id="ps"),
     ],
 )
-def test_admin_and_ops_calls_refused_for_user_key(ol, call):
+def test_admin_and_ops_calls_refused_for_user_key(ol, call, request):
     with pytest.raises(ollama.ResponseError) as e:
         call(ol)
     assert e.value.status_code == 403
+    # The message names the rule: the policy and the endpoint class it does not allow.
+    cls = "ops" if request.node.callspec.id == "ps" else "admin"
+    assert e.value.error == f'policy "user" does not allow {cls} endpoints'
 
 
 def test_pull_allowed_for_admin_key(gate, admin_key):
@@ -193,3 +198,85 @@ def test_tools_denied_by_policy(gate, corral):
             c.chat(model=mf.CHAT_MODEL, messages=MESSAGES, tools=[mf.WEATHER_TOOL], stream=False)
         assert e.value.status_code == 403
         assert c.chat(model=mf.CHAT_MODEL, messages=MESSAGES, stream=False).message.content == mf.TEXT
+
+
+# --- images ----------------------------------------------------------------------------------
+
+# A PNG signature and a few bytes: the gate looks for image input, not at the picture.
+IMAGE = base64.b64encode(b"\x89PNG\r\n\x1a\n" + bytes(24)).decode()
+VISION_MODEL = "llava:7b"
+
+
+def test_images_allowed_for_user_key(ol):
+    r = ol.chat(
+        model=VISION_MODEL,
+        messages=[{"role": "user", "content": "What is this?", "images": [IMAGE]}],
+        stream=False,
+    )
+    assert r.done is True
+    assert ol.generate(model=VISION_MODEL, prompt="What is this?", images=[IMAGE]).done is True
+
+
+def test_images_denied_by_policy(gate, corral):
+    key = gate.new_key(unique("no-images"), "no-images")
+    with ollama_client(gate, key) as c:
+        for call in (
+            lambda: c.chat(
+                model=VISION_MODEL,
+                messages=[{"role": "user", "content": "What is this?", "images": [IMAGE]}],
+                stream=False,
+            ),
+            lambda: list(
+                c.chat(
+                    model=VISION_MODEL,
+                    messages=[{"role": "user", "content": "What is this?", "images": [IMAGE]}],
+                    stream=True,
+                )
+            ),
+            lambda: c.generate(model=VISION_MODEL, prompt="What is this?", images=[IMAGE]),
+        ):
+            with pytest.raises(ollama.ResponseError) as e:
+                call()
+            assert e.value.status_code == 403
+            assert e.value.error == 'policy "no-images" does not allow image input'
+        # The same key without an image is served.
+        assert c.chat(model=VISION_MODEL, messages=MESSAGES, stream=False).done is True
+
+
+# --- AsyncClient -----------------------------------------------------------------------------
+
+
+def test_async_client(gate, user_key):
+    async def run():
+        c = ollama.AsyncClient(
+            host=gate.url, headers={"Authorization": f"Bearer {user_key}"}, timeout=30
+        )
+        whole = await c.chat(model=mf.CHAT_MODEL, messages=MESSAGES, stream=False)
+        assert whole.message.content == mf.TEXT
+        parts = [p async for p in await c.chat(model=mf.CHAT_MODEL, messages=MESSAGES, stream=True)]
+        assert "".join(p.message.content for p in parts) == mf.TEXT
+        assert parts[-1].done and parts[-1].eval_count == mf.CHUNKS
+        gen = [p async for p in await c.generate(model=mf.CHAT_MODEL, prompt="hi", stream=True)]
+        assert "".join(p.response for p in gen) == mf.TEXT
+        emb = await c.embed(model=mf.EMBED_MODEL, input=["a"])
+        assert mf.close(emb.embeddings[0], mf.embedding(0))
+        assert {m.model for m in (await c.list()).models} == mf.LOCAL_MODELS
+        assert "tools" in ((await c.show(mf.CHAT_MODEL)).capabilities or [])
+        with pytest.raises(ollama.ResponseError) as e:
+            await c.pull(mf.CHAT_MODEL, stream=False)
+        assert e.value.status_code == 403
+        with pytest.raises(ollama.ResponseError) as e:
+            await c.ps()
+        assert e.value.status_code == 403
+
+        # A slow stream arrives chunk by chunk on the async client too.
+        t0 = time.monotonic()
+        arrivals = [
+            time.monotonic() - t0
+            async for _ in await c.generate(model=mf.SLOW_MODEL, prompt="count", stream=True)
+        ]
+        upstream_total = (mf.SLOW_CHUNKS - 1) * mf.SLOW_DELAY_S
+        assert len(arrivals) == mf.SLOW_CHUNKS + 1
+        assert arrivals[0] < upstream_total / 2, f"first chunk after {arrivals[0]:.2f}s"
+
+    asyncio.run(run())

@@ -39,6 +39,17 @@ def test_chat_completion_streamed_with_usage(oa):
     assert chunks[-1].usage.completion_tokens == mf.CHUNKS
 
 
+def test_chat_completion_streamed_without_usage_has_no_usage_chunk(oa):
+    # The gate asks the upstream for usage (for its audit log) but the client did not ask:
+    # it gets the stream it asked for, every chunk with a choice.
+    chunks = list(oa.chat.completions.create(model=mf.CHAT_MODEL, messages=MESSAGES, stream=True))
+    assert chunks and all(c.choices for c in chunks), chunks[-1]
+    assert all(c.usage is None for c in chunks)
+    assert "".join(c.choices[0].delta.content or "" for c in chunks) == mf.TEXT
+    texts = [c.choices[0].text for c in oa.completions.create(model=mf.CHAT_MODEL, prompt="x", stream=True)]
+    assert "".join(texts) == mf.TEXT
+
+
 def test_sse_arrives_before_upstream_finishes(oa):
     t0 = time.monotonic()
     arrivals = [
@@ -109,6 +120,14 @@ def test_responses_api(oa):
     r = oa.responses.create(model=mf.CHAT_MODEL, input="Say hello.")
     assert r.output_text == mf.TEXT
     assert r.usage.input_tokens == mf.PROMPT_TOKENS
+
+
+def test_responses_api_streamed(oa):
+    events = list(oa.responses.create(model=mf.CHAT_MODEL, input="Say hello.", stream=True))
+    text = "".join(e.delta for e in events if e.type == "response.output_text.delta")
+    assert text == mf.TEXT
+    assert events[-1].type == "response.completed"
+    assert events[-1].response.usage.input_tokens == mf.PROMPT_TOKENS
 
 
 def test_models_list_filtered(oa):
@@ -185,3 +204,43 @@ def test_unknown_v1_route_is_refused(oa):
     with pytest.raises(openai.NotFoundError) as e:
         oa.get("/fine_tuning/jobs", cast_to=object)
     assert_openai_error_shape(e.value, 404)
+
+
+def test_images_denied(gate, corral):
+    key = gate.new_key(unique("no-images-oa"), "no-images")
+    picture = [
+        {
+            "role": "user",
+            "content": [
+                {"type": "text", "text": "What is this?"},
+                {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}},
+            ],
+        }
+    ]
+    with openai_client(gate, key) as c:
+        with pytest.raises(openai.PermissionDeniedError) as e:
+            c.chat.completions.create(model="llava:7b", messages=picture)
+        err = assert_openai_error_shape(e.value, 403)
+        assert err["code"] == "images_denied"
+        assert err["message"] == 'policy "no-images" does not allow image input'
+        assert err["message"] in str(e.value)
+        with pytest.raises(openai.PermissionDeniedError):
+            c.chat.completions.create(model="llava:7b", messages=picture, stream=True)
+        assert c.chat.completions.create(model="llava:7b", messages=MESSAGES).choices[0].message.content == mf.TEXT
+
+
+def test_refusals_are_typed_with_the_gates_message(oa, gate):
+    with pytest.raises(openai.PermissionDeniedError) as e:
+        oa.responses.create(model=mf.CLOUD_MODEL, input="hi")
+    assert 'policy "user" does not allow cloud models' in str(e.value)
+    with pytest.raises(openai.NotFoundError) as e:
+        oa.post("/fine_tuning/jobs", cast_to=object, body={})
+    assert_openai_error_shape(e.value, 404)
+    with pytest.raises(openai.BadRequestError) as e:
+        oa.post("/chat/completions", cast_to=object, body=[{"model": mf.CHAT_MODEL}])
+    err = assert_openai_error_shape(e.value, 400)
+    assert err["message"] in str(e.value)
+    with openai_client(gate, "crl_AAAAAAAAAAAA_" + "B" * 43) as bad:
+        with pytest.raises(openai.AuthenticationError) as e:
+            bad.responses.create(model=mf.CHAT_MODEL, input="hi", stream=True)
+        assert_openai_error_shape(e.value, 401)

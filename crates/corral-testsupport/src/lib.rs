@@ -47,7 +47,9 @@
 //!
 //! [`MockOllama::requests`] returns each request (method, target, headers, body as received)
 //! and whether its client went away before the response ended; see
-//! [`MockOllama::wait_for_disconnect`].
+//! [`MockOllama::wait_for_disconnect`]. The `mock-ollama` binary records nothing unless run
+//! with `--report-ends`, which prints one JSON line on stdout as each response ends
+//! (completed, or the client disconnected), for end-to-end tests of cancellation.
 
 mod behaviour;
 mod body;

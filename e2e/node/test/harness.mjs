@@ -112,7 +112,12 @@ export class Stack {
       s.configPath = join(s.dir, 'corral.toml');
       writeFileSync(s.configPath, config);
     }
-    s.mock = new Proc([binary('MOCK_OLLAMA_BIN', 'mock-ollama'), '--listen', '127.0.0.1:0'], join(s.dir, 'mock.stderr'));
+    // --report-ends: the mock prints a line when each response is over, so a test can see
+    // when the upstream noticed a cancelled stream.
+    s.mock = new Proc(
+      [binary('MOCK_OLLAMA_BIN', 'mock-ollama'), '--listen', '127.0.0.1:0', '--report-ends'],
+      join(s.dir, 'mock.stderr'),
+    );
     try {
       const mockPort = port(await s.mock.firstLine(), /^listening on (?:http:\/\/)?127\.0\.0\.1:(\d+)$/);
       s.gate = new Proc(
@@ -167,6 +172,11 @@ export class Stack {
       `key ${name} accepted by the running gate`,
     );
     return key;
+  }
+
+  /** Responses the mock saw end, in order: { end, method, path, unix_ms }. */
+  upstreamEnds() {
+    return this.mock.lines.slice(1).map((l) => JSON.parse(l));
   }
 
   client(key) {

@@ -41,7 +41,15 @@ struct Args {
     /// Milliseconds before headers for `cold*` models.
     #[arg(long, default_value_t = 1500)]
     cold_delay_ms: u64,
+    /// Record requests and print one JSON line on stdout when each response is over:
+    /// `{"end":"completed"|"disconnected"|"aborted","method","path","unix_ms"}`. For end-to-end
+    /// tests that must see the upstream side of a cancelled stream; not with --fast.
+    #[arg(long, conflicts_with = "fast")]
+    report_ends: bool,
 }
+
+/// How often `--report-ends` looks for responses that ended.
+const REPORT_EVERY: Duration = Duration::from_millis(5);
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -57,19 +65,58 @@ async fn main() -> anyhow::Result<()> {
         slow_delay: Duration::from_millis(a.slow_delay_ms),
         cold_delay: Duration::from_millis(a.cold_delay_ms),
     };
-    // A long-running process must not grow a request log.
+    // A long-running process must not grow a request log, unless asked to report from it.
     let mock = MockOllama::builder()
         .listen(a.listen)
         .behaviour(behaviour)
         .fast(a.fast)
-        .record(false)
+        .record(a.report_ends)
         .start()
         .await?;
     let mut out = std::io::stdout().lock();
     writeln!(out, "listening on {}", mock.addr())?;
     out.flush()?;
     drop(out);
-    tokio::signal::ctrl_c().await?;
+    if a.report_ends {
+        tokio::select! {
+            r = tokio::signal::ctrl_c() => r?,
+            r = report_ends(&mock) => r?,
+        }
+    } else {
+        tokio::signal::ctrl_c().await?;
+    }
     mock.shutdown();
     Ok(())
+}
+
+/// Prints a line for every response that is over, in the order they end (to within
+/// [`REPORT_EVERY`]); `unix_ms` is when the mock noticed.
+async fn report_ends(mock: &MockOllama) -> anyhow::Result<()> {
+    let mut reported = std::collections::HashSet::new();
+    loop {
+        tokio::time::sleep(REPORT_EVERY).await;
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis())
+            .unwrap_or(0);
+        let mut out = std::io::stdout().lock();
+        for r in mock.requests() {
+            let end = if r.disconnected {
+                "disconnected"
+            } else if r.aborted_by_mock {
+                "aborted"
+            } else if r.completed {
+                "completed"
+            } else {
+                continue;
+            };
+            if reported.insert(r.seq) {
+                let line = serde_json::json!({
+                    "end": end, "method": r.method, "path": r.path, "unix_ms": now_ms,
+                });
+                writeln!(out, "{line}")?;
+            }
+        }
+        out.flush()?;
+    }
 }
