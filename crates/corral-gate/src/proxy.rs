@@ -12,7 +12,7 @@ use corral_policy::config::{Config, Policy};
 use corral_policy::decide::{self, Verdict};
 use corral_policy::route::{self, BodyKind, Listing, RouteError, RouteMatch};
 use corral_policy::usage::ResponseFormat;
-use http::header::{HeaderValue, CONTENT_TYPE};
+use http::header::{HeaderValue, CONTENT_ENCODING, CONTENT_TYPE};
 use http::request::Parts;
 use http::uri::PathAndQuery;
 use http::{Method, Request, Response, StatusCode, Version};
@@ -268,10 +268,13 @@ async fn serve(
                 ctx.stream = true;
             }
             let tap = m.route.class == route::EndpointClass::Inference;
-            // The usage chunk the gate asked for on the client's behalf is taken out again;
-            // the body's length changes, so it goes out without the upstream's length.
-            let hide_usage =
-                hide_usage && format == ResponseFormat::Sse && up_parts.status.is_success();
+            // The usage chunk the gate asked for on the client's behalf is taken out again
+            // (from plain SSE only: a coded body passes as it is); the body's length changes,
+            // so it goes out without the upstream's length.
+            let hide_usage = hide_usage
+                && format == ResponseFormat::Sse
+                && up_parts.status.is_success()
+                && !up_parts.headers.contains_key(CONTENT_ENCODING);
             let body = GateBody::streaming(
                 up_body,
                 shared.idle_timeout,
