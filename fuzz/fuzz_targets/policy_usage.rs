@@ -1,7 +1,8 @@
-//! Fuzzes the usage tap: the answer must not depend on how the body is cut into chunks.
+//! Fuzzes the usage tap and the usage-chunk filter: neither answer may depend on how the body
+//! is cut into chunks, and the filter only ever removes whole events.
 #![no_main]
 
-use corral_policy::usage::{ResponseFormat, UsageTap};
+use corral_policy::usage::{ResponseFormat, UsageChunkFilter, UsageTap};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -19,4 +20,21 @@ fuzz_target!(|data: &[u8]| {
         bytes.feed(std::slice::from_ref(b));
     }
     assert_eq!(whole.finish(), bytes.finish());
+
+    let filter = |pieces: &mut dyn Iterator<Item = &[u8]>| {
+        let mut f = UsageChunkFilter::new();
+        let mut out = Vec::new();
+        for p in pieces {
+            out.extend(f.feed(p));
+        }
+        out.extend(f.finish());
+        out
+    };
+    let once = filter(&mut std::iter::once(body));
+    assert_eq!(once, filter(&mut body.chunks(step)));
+    assert_eq!(once, filter(&mut body.chunks(1)));
+    assert!(once.len() <= body.len());
+    if !body.windows(7).any(|w| w == b"\"usage\"") {
+        assert_eq!(once, body);
+    }
 });

@@ -81,7 +81,8 @@ impl UsageChunkFilter {
     fn end_event(&mut self, tail: &[u8], out: &mut Vec<u8>) {
         if self.holding {
             self.held.extend_from_slice(tail);
-            if !is_usage_chunk(&self.held) {
+            // An event longer than MAX_HELD is never dropped, however it was cut into pieces.
+            if self.held.len() > MAX_HELD || !is_usage_chunk(&self.held) {
                 out.extend_from_slice(&self.held);
             }
             self.held.clear();
@@ -215,5 +216,16 @@ mod tests {
         out.extend(f.feed(DONE));
         out.extend(f.finish());
         assert_eq!(out, [big.as_bytes(), DONE].concat());
+    }
+
+    #[test]
+    fn an_oversized_usage_event_is_kept_however_it_arrives() {
+        let big = format!(
+            "data: {{\"choices\":[],\"usage\":{{\"prompt_tokens\":1}},\"pad\":\"{}\"}}\n\n",
+            "x".repeat(MAX_HELD)
+        );
+        assert_eq!(run(&[big.as_bytes()]), big.as_bytes());
+        let pieces: Vec<&[u8]> = big.as_bytes().chunks(100).collect();
+        assert_eq!(run(&pieces), big.as_bytes());
     }
 }
