@@ -167,3 +167,33 @@ def test_expired_key(corral, gate):
         time.sleep(0.1)
     assert time.monotonic() - t >= lifetime_s - 0.5, "key refused before its expiry"
     assert not openai_ok(gate, key)
+
+
+def test_running_streams_end_when_their_key_is_revoked(corral, gate):
+    """Revocation also stops a generation already streaming (that is GPU time), within a
+    second, with an API error each client raises."""
+    name = unique("revoke-streaming")
+    key = gate.new_key(name)
+    with ollama_client(gate, key) as c:
+        stream = c.chat(model="endless", messages=MESSAGES, stream=True)
+        next(stream)
+        corral.revoke(name)
+        t = time.monotonic()
+        with pytest.raises(ollama.ResponseError) as e:
+            for _ in stream:
+                assert time.monotonic() - t < 5, "the stream of a revoked key runs on"
+        assert time.monotonic() - t <= TAKES_EFFECT_S + 0.5
+        assert e.value.error == "the API key was revoked or expired while the request ran"
+
+    name = unique("rotate-streaming")
+    key = gate.new_key(name)
+    with openai_client(gate, key) as c:
+        stream = c.chat.completions.create(model="endless", messages=MESSAGES, stream=True)
+        next(iter(stream))
+        corral.rotate(name)
+        t = time.monotonic()
+        with pytest.raises(openai.APIError) as e:
+            for _ in stream:
+                assert time.monotonic() - t < 5, "the stream of a rotated key runs on"
+        assert time.monotonic() - t <= TAKES_EFFECT_S + 0.5
+        assert "revoked or expired" in str(e.value)
