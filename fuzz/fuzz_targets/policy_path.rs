@@ -29,7 +29,7 @@ fuzz_target!(|data: &[u8]| {
             }
         }
         Err(e) => {
-            assert!(matches!(e.status(), 400 | 404 | 405));
+            assert!(matches!(e.status(), 400 | 404 | 405 | 414));
             let msg = e.to_string();
             assert!(!msg.is_empty());
             if let RouteError::MethodNotAllowed { allow } = e {
