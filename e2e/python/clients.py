@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 
+import anthropic
 import ollama
 import openai
 
@@ -29,3 +30,10 @@ def openai_client(gate: Gate, key: str) -> openai.OpenAI:
         base_url=gate.url + "/v1", api_key=key, max_retries=0, timeout=CLIENT_TIMEOUT_S
     )
 
+
+
+def anthropic_client(gate: Gate, key: str) -> anthropic.Anthropic:
+    # As Anthropic's docs set it up: the key as api_key (sent in x-api-key), the gate as base_url.
+    return anthropic.Anthropic(
+        base_url=gate.url, api_key=key, max_retries=0, timeout=CLIENT_TIMEOUT_S
+    )

@@ -16,6 +16,9 @@ from harness import Corral, start_mock
 
 # Client libraries read these; a developer's shell must not change what the tests send.
 for _var in (
+    "ANTHROPIC_API_KEY",
+    "ANTHROPIC_AUTH_TOKEN",
+    "ANTHROPIC_BASE_URL",
     "OLLAMA_API_KEY",
     "OLLAMA_HOST",
     "OPENAI_API_KEY",

@@ -1,10 +1,14 @@
-//! Extracting the presented key from `Authorization`. Whether the key is valid is the key
+//! Extracting the presented key from `Authorization` (or `x-api-key`, the header Anthropic's
+//! clients send their key in). Whether the key is valid is the key
 //! snapshot's business; every failure here and there gets the same 401, so the response never
 //! tells which part was wrong.
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
-use http::header::{HeaderMap, AUTHORIZATION};
+use http::header::{HeaderMap, HeaderName, AUTHORIZATION};
+
+/// The header Anthropic's API (and its SDKs, given `api_key`) carries the key in.
+pub const X_API_KEY: HeaderName = HeaderName::from_static("x-api-key");
 
 /// Longest `Authorization` value looked at. Keys are ~70 bytes; anything much longer is junk.
 const MAX_AUTHORIZATION_LEN: usize = 1024;
@@ -31,10 +35,40 @@ impl std::fmt::Debug for Presented<'_> {
     }
 }
 
-/// The key from `Authorization: Bearer <key>` or `Authorization: Basic base64(user:key)` (the
-/// password is the key; the user name is ignored). `None` when the header is missing, repeated,
-/// too long, not text, of another scheme, or malformed.
+/// The key from `Authorization: Bearer <key>`, `Authorization: Basic base64(user:key)` (the
+/// password is the key; the user name is ignored) or `x-api-key: <key>`. `None` when there is
+/// none, when a header is repeated, too long, not text, of another scheme or malformed, and
+/// when `Authorization` and `x-api-key` are both sent with different keys.
 pub fn presented_key(headers: &HeaderMap) -> Option<Presented<'_>> {
+    let api_key = headers.contains_key(X_API_KEY);
+    let authorization = headers.contains_key(AUTHORIZATION);
+    match (authorization, api_key) {
+        (true, false) => from_authorization(headers),
+        (false, true) => from_api_key(headers),
+        (true, true) => {
+            let a = from_authorization(headers)?;
+            let b = from_api_key(headers)?;
+            (a.as_str() == b.as_str()).then_some(a)
+        }
+        (false, false) => None,
+    }
+}
+
+/// `x-api-key: <key>`, once, the key alone.
+fn from_api_key(headers: &HeaderMap) -> Option<Presented<'_>> {
+    let mut values = headers.get_all(X_API_KEY).iter();
+    let value = values.next()?;
+    if values.next().is_some() || value.len() > MAX_AUTHORIZATION_LEN {
+        return None;
+    }
+    let key = value.to_str().ok()?.trim();
+    if key.is_empty() || key.contains(' ') {
+        return None;
+    }
+    Some(Presented::Borrowed(key))
+}
+
+fn from_authorization(headers: &HeaderMap) -> Option<Presented<'_>> {
     let mut values = headers.get_all(AUTHORIZATION).iter();
     let value = values.next()?;
     if values.next().is_some() || value.len() > MAX_AUTHORIZATION_LEN {
@@ -113,6 +147,38 @@ mod tests {
         assert_eq!(key(&[&empty_pw]), None);
         let long = format!("Bearer {}", "a".repeat(2000));
         assert_eq!(key(&[&long]), None);
+    }
+
+    fn both(authorization: &[&str], api_key: &[&str]) -> Option<String> {
+        let mut h = with(authorization);
+        for v in api_key {
+            h.append(X_API_KEY, HeaderValue::from_str(v).unwrap());
+        }
+        presented_key(&h).map(|p| p.as_str().to_owned())
+    }
+
+    #[test]
+    fn x_api_key_alone_or_agreeing_with_authorization() {
+        assert_eq!(both(&[], &["crl_a_b"]).as_deref(), Some("crl_a_b"));
+        assert_eq!(both(&[], &[" crl_a_b "]).as_deref(), Some("crl_a_b"));
+        assert_eq!(
+            both(&["Bearer crl_a_b"], &["crl_a_b"]).as_deref(),
+            Some("crl_a_b")
+        );
+        let basic = format!("Basic {}", STANDARD.encode("u:crl_a_b"));
+        assert_eq!(both(&[&basic], &["crl_a_b"]).as_deref(), Some("crl_a_b"));
+    }
+
+    #[test]
+    fn x_api_key_malformed_repeated_or_disagreeing_is_none() {
+        assert_eq!(both(&[], &[""]), None);
+        assert_eq!(both(&[], &["Bearer crl_a_b"]), None);
+        assert_eq!(both(&[], &["crl_a_b", "crl_a_b"]), None);
+        assert_eq!(both(&[], &[&"a".repeat(2000)]), None);
+        // Two different keys: neither is guessed.
+        assert_eq!(both(&["Bearer crl_a_b"], &["crl_c_d"]), None);
+        // A broken Authorization is not rescued by a good x-api-key.
+        assert_eq!(both(&["Token crl_a_b"], &["crl_a_b"]), None);
     }
 
     #[test]

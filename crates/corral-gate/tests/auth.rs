@@ -424,3 +424,51 @@ async fn a_key_that_expires_mid_stream_is_cut_like_a_revoked_one() {
     assert_eq!(event["error"]["code"], "key_no_longer_valid");
     assert_eq!(event["error"]["type"], "authentication_error");
 }
+
+#[tokio::test]
+async fn anthropic_clients_key_in_x_api_key_is_accepted_and_never_forwarded() {
+    let h = Harness::start().await;
+    let body = serde_json::json!({
+        "model": "llama3.2",
+        "max_tokens": 16,
+        "messages": [{"role": "user", "content": "hi"}],
+    });
+    let post = |headers: Vec<(&'static str, String)>| {
+        let body = Bytes::from(body.to_string());
+        async move {
+            let mut all = headers;
+            all.push(("content-type", "application/json".to_string()));
+            all.push(("anthropic-version", "2023-06-01".to_string()));
+            send(h.addr, "POST", "/v1/messages", &all, body).await
+        }
+    };
+    let key = h.key("alice").to_string();
+    let r = post(vec![("x-api-key", key.clone())]).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let req = &h.forwarded()[0];
+    assert!(!req.has_header("x-api-key"), "{:?}", req.headers);
+    let all: Vec<u8> = req.headers.iter().flat_map(|(_, v)| v.clone()).collect();
+    assert!(!all.windows(key.len()).any(|w| w == key.as_bytes()));
+
+    // The same key in both headers is one key; two different keys are refused.
+    let r = post(vec![
+        ("x-api-key", key.clone()),
+        ("authorization", h.bearer("alice")),
+    ])
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    h.mock.clear();
+    for headers in [
+        vec![
+            ("x-api-key", h.key("root").to_string()),
+            ("authorization", h.bearer("alice")),
+        ],
+        vec![("x-api-key", "sk-ant-api03-abcdef".to_string())],
+    ] {
+        let r = post(headers).await;
+        assert_eq!(r.status, 401, "{}", r.text());
+        assert_eq!(r.json()["type"], "error");
+        assert_eq!(r.json()["error"]["type"], "authentication_error");
+    }
+    assert!(h.forwarded().is_empty());
+}
