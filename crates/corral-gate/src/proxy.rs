@@ -220,6 +220,10 @@ async fn serve(
         up_body,
         declared,
     )?;
+    if lease.is_ended() {
+        // Revoked since the request authenticated: it is not sent at all.
+        return Err(Failure::key_no_longer_valid().into());
+    }
     ctx.decision = Decision::Allowed;
     // A key revoked while the upstream works on the answer (a long `"stream": false`
     // generation) cuts the request then, not when the answer is ready.
