@@ -26,7 +26,8 @@ use crate::error::GateError;
 use crate::forward;
 use crate::keys::{self, Keys, SharedStore};
 use crate::proxy::{self, Shared};
-use crate::refused::{self, ConnWatch, Watched};
+use crate::refused::{self, ConnWatch, FirstLine, Watched};
+use crate::reply::{self, Failure};
 use crate::selfcheck::{self, Exposure};
 use crate::settings::GateSettings;
 use crate::tls;
@@ -40,6 +41,11 @@ const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 const MAX_HEAD_BYTES: usize = 64 * 1024;
 /// Pause after a failed accept (e.g. out of file descriptors) before trying again.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
+/// Bytes of a plaintext request on the TLS port looked at to name its path.
+const PLAIN_PEEK: usize = 256;
+/// Most bytes and time spent reading what such a client sent before closing.
+const PLAIN_DRAIN_BYTES: usize = 64 * 1024;
+const PLAIN_DRAIN_TIME: Duration = Duration::from_secs(1);
 /// How often idle upstream connections kept past `upstream::IDLE_KEEP` are closed.
 const IDLE_SWEEP: Duration = Duration::from_secs(10);
 
@@ -248,6 +254,13 @@ async fn serve_connection(
             watcher.watch(builder.serve_connection(io, service)).await
         }
         Some(acceptor) => {
+            if let Ok(Some(line)) =
+                tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, plaintext_request(&stream)).await
+            {
+                refuse_plaintext(stream, &line).await;
+                audit_plaintext(&shared, peer_ip, &line);
+                return;
+            }
             let tls_stream =
                 match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
                     Ok(Ok(s)) => s,
@@ -270,6 +283,69 @@ async fn serve_connection(
             audit_refused_head(&shared, peer_ip, &watch, e);
         }
     }
+}
+
+/// When a connection to the TLS port opens with plain HTTP (a client given `http://` for an
+/// `https://` gate), the request line it starts with; `None` for a TLS handshake, whose first
+/// byte is a record type (0x16), never a letter.
+async fn plaintext_request(stream: &TcpStream) -> Option<FirstLine> {
+    let mut buf = [0u8; PLAIN_PEEK];
+    let n = stream.peek(&mut buf).await.ok()?;
+    let seen = &buf[..n];
+    seen.first()
+        .is_some_and(u8::is_ascii_uppercase)
+        .then(|| FirstLine::parse(seen))
+}
+
+/// The refusal of a plaintext request on the TLS port.
+fn plaintext_failure() -> Failure {
+    Failure::new(
+        400,
+        "tls_required",
+        "this port speaks HTTPS only: use https:// (this request crossed the network unencrypted)",
+    )
+}
+
+/// Answers a plaintext request on the TLS port with a 400 in its path's dialect, then closes
+/// the connection after reading (and dropping) what the client sent, so that unread bytes do
+/// not make the kernel reset the connection before the client has read the answer.
+async fn refuse_plaintext(mut stream: TcpStream, line: &FirstLine) {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let body = reply::error_body(line.dialect(), &plaintext_failure());
+    let mut answer = format!(
+        "HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    answer.extend_from_slice(&body);
+    if stream.write_all(&answer).await.is_err() || stream.shutdown().await.is_err() {
+        return;
+    }
+    let mut sink = [0u8; 4096];
+    let mut left = PLAIN_DRAIN_BYTES;
+    let drain = async {
+        while left > 0 {
+            match stream.read(&mut sink).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => left = left.saturating_sub(n),
+            }
+        }
+    };
+    let _ = tokio::time::timeout(PLAIN_DRAIN_TIME, drain).await;
+}
+
+/// The audit record of a plaintext request refused on the TLS port.
+fn audit_plaintext(shared: &Shared, peer: IpAddr, line: &FirstLine) {
+    let method = line
+        .method
+        .as_deref()
+        .and_then(|m| http::Method::from_bytes(m.as_bytes()).ok());
+    let mut ctx = Box::new(RequestCtx::new(peer, method, &line.target));
+    ctx.status = 400;
+    ctx.reason = Some(plaintext_failure().rule);
+    shared
+        .audit
+        .emit(ctx, Ending::Complete, 0, Usage::default());
 }
 
 /// One audit record for a request hyper refused before the service saw it (a head it could

@@ -111,19 +111,72 @@ async fn serves_https_with_a_self_signed_certificate() {
 }
 
 #[tokio::test]
-async fn plaintext_http_to_the_tls_port_gets_no_answer() {
+async fn plaintext_http_to_the_tls_port_is_told_to_use_https() {
     let g = tls_gate().await;
-    let r = raw_http(
-        g.addr,
-        format!(
-            "GET /api/tags HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\nConnection: close\r\n\r\n",
-            g.key
+    for (path, openai) in [("/api/tags", false), ("/v1/models", true)] {
+        let r = raw_http(
+            g.addr,
+            format!(
+                "GET {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\nConnection: close\r\n\r\n",
+                g.key
+            )
+            .as_bytes(),
         )
-        .as_bytes(),
+        .await
+        .unwrap();
+        assert_eq!(r.status, Some(400), "{r:?}");
+        let body: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+        let message = if openai {
+            assert_eq!(body["error"]["code"], "tls_required");
+            body["error"]["message"].as_str().unwrap().to_string()
+        } else {
+            body["error"].as_str().unwrap().to_string()
+        };
+        assert!(message.contains("https://"), "{message}");
+        assert!(!message.contains(&g.key));
+    }
+    // Nothing was served: the upstream saw no request.
+    assert!(
+        g._mock.requests().iter().all(is_gate_own_request),
+        "{:?}",
+        g._mock.requests()
+    );
+    let records = wait_for_records(&g, 2).await;
+    assert_eq!(records.len(), 2, "{records:?}");
+    for rec in &records {
+        assert_eq!(rec["http"]["response"]["status_code"], 400);
+        assert_eq!(rec["http"]["request"]["method"], "GET");
+    }
+    assert_eq!(records[0]["url"]["path"], "/api/tags");
+    assert_eq!(records[1]["url"]["path"], "/v1/models");
+    // A real TLS client on the same port is still served.
+    let resp = tls_exchange(
+        &g,
+        format!(
+            "GET /api/tags HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {}\r\nConnection: close\r\n\r\n",
+            g.key
+        ),
     )
-    .await
-    .unwrap();
-    assert_ne!(r.status, Some(200), "{r:?}");
+    .await;
+    assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
+}
+
+/// The audit records of refused plaintext requests, once `n` are written.
+async fn wait_for_records(g: &TlsGate, n: usize) -> Vec<serde_json::Value> {
+    let path = g._dir.path().join("audit.ndjson");
+    let deadline = std::time::Instant::now() + T;
+    loop {
+        let text = std::fs::read_to_string(&path).unwrap_or_default();
+        let records: Vec<serde_json::Value> = text
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|r| r["corral"]["reason"] == "tls_required")
+            .collect();
+        if records.len() >= n || std::time::Instant::now() > deadline {
+            return records;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
 }
 
 #[tokio::test]
