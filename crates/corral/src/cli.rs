@@ -13,16 +13,34 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
     propagate_version = true
 )]
 pub struct Cli {
-    /// Where keys (keys.db) and the audit log live [default: the XDG data dir, e.g. ~/.local/share/corral]
-    #[arg(long, global = true, env = "CORRAL_DATA_DIR", value_name = "DIR")]
+    /// Where keys (keys.db) and the audit log live [env: CORRAL_DATA_DIR] [default: the XDG data dir, e.g. ~/.local/share/corral]
+    #[arg(long, global = true, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
 
-    /// TOML configuration file (server, audit and policies); built-in policies `user` and `admin` apply without one
-    #[arg(long, global = true, env = "CORRAL_CONFIG", value_name = "FILE")]
+    /// TOML configuration file (server, audit and policies); built-in policies `user` and `admin` apply without one [env: CORRAL_CONFIG]
+    #[arg(long, global = true, value_name = "FILE")]
     pub config: Option<PathBuf>,
 
     #[command(subcommand)]
     pub command: Command,
+}
+
+impl Cli {
+    /// Parses the command line; `--data-dir` and `--config` fall back to `CORRAL_DATA_DIR` and
+    /// `CORRAL_CONFIG`. A variable set but empty counts as unset (`CORRAL_CONFIG= corral ...`
+    /// is how a shell clears it for one command), rather than as an empty path.
+    pub fn parse_with_env() -> Cli {
+        let mut cli = Cli::parse();
+        cli.data_dir = cli.data_dir.or_else(|| env_path("CORRAL_DATA_DIR"));
+        cli.config = cli.config.or_else(|| env_path("CORRAL_CONFIG"));
+        cli
+    }
+}
+
+fn env_path(name: &str) -> Option<PathBuf> {
+    std::env::var_os(name)
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
 }
 
 #[derive(Debug, Subcommand)]

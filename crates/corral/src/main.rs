@@ -9,15 +9,13 @@ mod cmd;
 use std::io::Write;
 use std::process::ExitCode;
 
-use clap::Parser;
-
 /// mimalloc instead of the system allocator: the gate allocates and frees small buffers on every
 /// request, and glibc's malloc showed up at around a tenth of its CPU time.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
-    let cli = cli::Cli::parse();
+    let cli = cli::Cli::parse_with_env();
     match cmd::run(cli) {
         Ok(code) => code,
         Err(err) => {

@@ -420,3 +420,38 @@ fn audit_verify_says_when_a_file_is_empty() {
         .success()
         .stdout(predicate::str::contains("the file is empty"));
 }
+
+#[test]
+fn empty_environment_variables_count_as_unset() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home");
+    std::fs::create_dir(&home).unwrap();
+    // CORRAL_CONFIG= (empty): the built-in policies apply, as without the variable.
+    corral(&dir.path().join("data"))
+        .env("CORRAL_CONFIG", "")
+        .args(["config", "check"])
+        .assert()
+        .success();
+    // CORRAL_DATA_DIR= (empty): the XDG default is used, not an empty path or an error about a flag.
+    Command::cargo_bin("corral")
+        .unwrap()
+        .env("CORRAL_DATA_DIR", "")
+        .env_remove("CORRAL_CONFIG")
+        .env_remove("XDG_DATA_HOME")
+        .env("HOME", &home)
+        .args(["keys", "list", "--json"])
+        .assert()
+        .success()
+        .stderr(predicate::str::contains("--data-dir").not());
+    assert!(home.join(".local/share/corral/keys.db").exists());
+    // The flag still wins over the variable.
+    let flagged = dir.path().join("flagged");
+    corral(&dir.path().join("data"))
+        .args(["--data-dir"])
+        .arg(&flagged)
+        .args(["keys", "list"])
+        .assert()
+        .success();
+    assert!(flagged.join("keys.db").exists());
+    assert!(!dir.path().join("data").join("keys.db").exists());
+}
