@@ -112,6 +112,8 @@ const WATCHED: &[&str] = &[
     "max_output_tokens",
     "keep_alive",
     "stream",
+    "stream_options",
+    "include_usage",
 ];
 
 /// Subtrees Ollama decodes into free-form maps (exact keys) or that hold client data

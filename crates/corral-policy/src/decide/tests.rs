@@ -1076,3 +1076,24 @@ fn streamed_v1_completions_are_made_to_report_usage() {
         assert!(b.unwrap().get("stream_options").is_none(), "{path}");
     }
 }
+
+#[test]
+fn a_folded_stream_options_key_cannot_keep_usage_off_the_record() {
+    // Go reads `ſtream_options` (or `Stream_Options`) as `stream_options`, last match winning;
+    // the gate's own `stream_options` would sort before it and lose, so the upstream would
+    // send no usage and the audit record would have no token counts.
+    for body in [
+        json!({"model": "llama3.2", "stream": true, "\u{17f}tream_options": {"include_usage": false}}),
+        json!({"model": "llama3.2", "stream": true, "Stream_Options": {"include_usage": false}}),
+        json!({"model": "llama3.2", "stream": true, "stream_options": {"include_u\u{17f}age": false}}),
+        json!({"model": "llama3.2", "stream": true, "stream_options": {"Include_Usage": false}}),
+    ] {
+        let d = denial(&user(), "POST", "/v1/chat/completions", Some(body.clone()));
+        assert_eq!((d.status, d.rule), (400, "bad_request"), "{body}");
+        assert!(
+            d.message.starts_with("ambiguous field name"),
+            "{}",
+            d.message
+        );
+    }
+}
