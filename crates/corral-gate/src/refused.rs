@@ -91,8 +91,11 @@ impl FirstLine {
             .filter(|m| !m.is_empty() && m.len() <= 16)
             .filter(|m| http::Method::from_bytes(m).is_ok())
             .map(|m| String::from_utf8_lossy(m).into_owned());
+        // Without a method the bytes are not a request line (a TLS handshake on the plain
+        // port): nothing of them is kept as a path.
         let target = parts
             .next()
+            .filter(|_| method.is_some())
             .map(|t| String::from_utf8_lossy(t).into_owned())
             .unwrap_or_default();
         FirstLine { method, target }

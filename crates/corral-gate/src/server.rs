@@ -254,15 +254,17 @@ async fn serve_connection(
             watcher.watch(builder.serve_connection(io, service)).await
         }
         Some(acceptor) => {
+            // One deadline for the first byte and the handshake together.
+            let handshake_by = tokio::time::Instant::now() + TLS_HANDSHAKE_TIMEOUT;
             if let Ok(Some(line)) =
-                tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, plaintext_request(&stream)).await
+                tokio::time::timeout_at(handshake_by, plaintext_request(&stream)).await
             {
                 refuse_plaintext(stream, &line).await;
                 audit_plaintext(&shared, peer_ip, &line);
                 return;
             }
             let tls_stream =
-                match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                match tokio::time::timeout_at(handshake_by, acceptor.accept(stream)).await {
                     Ok(Ok(s)) => s,
                     Ok(Err(e)) => {
                         tracing::debug!(error = %e, %peer, "TLS handshake failed");

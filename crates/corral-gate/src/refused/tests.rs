@@ -62,6 +62,11 @@ fn the_body_is_in_the_dialect_of_the_first_request_line() {
     let junk = FirstLine::parse(b"\x16\x03\x01\x00");
     assert_eq!(junk.method, None);
     assert_eq!(junk.target, "");
+    // A ClientHello has spaces in it; what follows one is not a path.
+    let hello =
+        FirstLine::parse(b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03 /\x8a\x17junk more");
+    assert_eq!(hello.method, None);
+    assert_eq!(hello.target, "");
 }
 
 /// Drives a `Watched` over one end of a duplex pipe: the client end writes `request`, the
