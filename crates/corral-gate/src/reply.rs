@@ -38,10 +38,11 @@ impl Failure {
 
     /// The key a running request authenticated with was revoked, rotated, deleted or expired.
     pub fn key_no_longer_valid() -> Failure {
+        // The same words as the error event that ends such a stream.
         Failure::new(
             401,
             "key_no_longer_valid",
-            "the API key was revoked or expired while the request ran",
+            crate::stream::StreamError::KeyNoLongerValid.to_string(),
         )
     }
 

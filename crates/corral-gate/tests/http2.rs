@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 use bytes::Bytes;
 use common::*;
 use http::Request;
-use http_body_util::{BodyExt as _, Full};
+use http_body_util::Full;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 
 /// Method, path, headers, body and the status the gate must answer with.
@@ -44,17 +44,7 @@ async fn h2(
         .expect("answer within the time limit")
         .expect("an HTTP/2 answer, not a stream reset");
     assert_eq!(resp.version(), http::Version::HTTP_2);
-    let (parts, body) = resp.into_parts();
-    let body = tokio::time::timeout(T, body.collect())
-        .await
-        .expect("body within the time limit")
-        .map(|c| c.to_bytes())
-        .unwrap_or_default();
-    Reply {
-        status: parts.status.as_u16(),
-        headers: parts.headers,
-        body,
-    }
+    read_reply(resp).await
 }
 
 #[tokio::test]

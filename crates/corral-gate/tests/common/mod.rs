@@ -388,6 +388,11 @@ pub async fn send(
     body: Bytes,
 ) -> Reply {
     let (resp, _conn) = open(addr, method, path, headers, body).await;
+    read_reply(resp).await
+}
+
+/// Reads a whole response (HTTP/1 or HTTP/2) into a [`Reply`].
+pub async fn read_reply(resp: Response<Incoming>) -> Reply {
     let (parts, body) = resp.into_parts();
     let body = tokio::time::timeout(T, body.collect())
         .await
