@@ -82,7 +82,8 @@ class Server:
         return line
 
     def stderr_text(self) -> str:
-        self._log.flush()
+        if not self._log.closed:
+            self._log.flush()
         try:
             return self.log_path.read_text("utf-8", "replace")[-4000:]
         except OSError:

@@ -31,3 +31,49 @@ def test_descriptor_table_is_grown_before_the_threads_start(gate):
     # Reserved, not held: the gate's own descriptors stay few.
     open_fds = len(list(Path(f"/proc/{pid}/fd").iterdir()))
     assert open_fds < 256, f"{open_fds} descriptors open in an idle gate"
+
+
+def _serve_with_an_orphaned_key(tmp_path, mock, *extra: str):
+    """A gate whose store holds a key bound to a policy its configuration does not define,
+    which `serve` warns about at start-up. Returns the stopped gate's exit code and stderr."""
+    from harness import Corral
+
+    defines = tmp_path / "defines.toml"
+    defines.write_text("[policies.team]\nmodels = [\"llama3.2\"]\n")
+    lacks = tmp_path / "lacks.toml"
+    lacks.write_text("[policies.other]\nmodels = [\"llama3.2\"]\n")
+    Corral(data_dir=tmp_path / "data", config=defines).create_key("orphan", "team")
+    g = Corral(data_dir=tmp_path / "data", config=lacks).serve(
+        mock.url, tmp_path / "audit.ndjson", *extra
+    )
+    g.wait_ready()
+    code = g.stop()
+    return code, g.server.log_path.read_text("utf-8", "replace")
+
+
+def test_text_log_says_each_warning_once(tmp_path, mock):
+    code, stderr = _serve_with_an_orphaned_key(tmp_path, mock)
+    assert code == 0, stderr
+    warnings = [line for line in stderr.splitlines() if '"orphan"' in line]
+    assert len(warnings) == 1, stderr
+    assert warnings[0].startswith("corral: WARNING: key \"orphan\" uses policy \"team\"")
+    assert "corral: shutting down" in stderr
+
+
+def test_json_log_keeps_every_stderr_line_json(tmp_path, mock):
+    """`--log-format json` is for log shippers: no plain-text line may break the stream."""
+    import json
+
+    code, stderr = _serve_with_an_orphaned_key(tmp_path, mock, "--log-format", "json")
+    assert code == 0, stderr
+    events = []
+    for line in stderr.splitlines():
+        try:
+            events.append(json.loads(line))
+        except ValueError:
+            raise AssertionError(f"not JSON on stderr: {line!r}\n{stderr}") from None
+    messages = [(e.get("level"), e.get("fields", {}).get("message", "")) for e in events]
+    orphan = [m for m in messages if '"orphan"' in m[1]]
+    assert len(orphan) == 1 and orphan[0][0] == "WARN", messages
+    assert any(level == "INFO" and msg.startswith("gate on http://127.0.0.1:") for level, msg in messages)
+    assert any(msg.startswith("shutting down") for _, msg in messages), messages

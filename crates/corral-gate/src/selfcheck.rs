@@ -116,17 +116,13 @@ pub async fn probe(addrs: &[IpAddr], port: u16, timeout: Duration) -> Vec<Exposu
 }
 
 /// The whole check: probes the upstream's port on this host's non-loopback addresses when the
-/// upstream is local, and logs a warning for each that answers.
+/// upstream is local, and returns each address that answers (the caller tells the operator).
 pub async fn check_upstream_exposure(upstream: &Upstream) -> Vec<Exposure> {
     let addrs = host_addresses();
     if !upstream_is_local(upstream, &addrs) && !upstream_resolves_local(upstream, &addrs).await {
         return Vec::new();
     }
-    let found = probe(&addrs, upstream.port(), PROBE_TIMEOUT).await;
-    for e in &found {
-        tracing::warn!(addr = %e.addr, "{e}");
-    }
-    found
+    probe(&addrs, upstream.port(), PROBE_TIMEOUT).await
 }
 
 #[cfg(test)]

@@ -16,6 +16,7 @@ const DEFAULT_UPSTREAM: &str = "http://127.0.0.1:11434";
 
 pub fn run(env: &Env, args: ServeArgs) -> Result<ExitCode> {
     init_tracing(args.log_format);
+    let notices = Notices(args.log_format);
     let config = env.config()?;
     let data_dir = env.data_dir()?;
 
@@ -52,7 +53,7 @@ pub fn run(env: &Env, args: ServeArgs) -> Result<ExitCode> {
 
     // Opened once the listen address and the audit settings are accepted.
     let store = env.store()?;
-    warn_unknown_policies(&store, &config)?;
+    warn_unknown_policies(notices, &store, &config)?;
 
     let settings = corral_gate::GateSettings {
         listen,
@@ -95,21 +96,20 @@ pub fn run(env: &Env, args: ServeArgs) -> Result<ExitCode> {
         let addr = gate.local_addr();
         // First stdout line is a contract: scripts started with --listen ...:0 read the port from it.
         println!("listening on {scheme}://{addr}");
-        eprintln!(
-            "corral: gate on {scheme}://{addr} -> {upstream_display}; audit log {}",
+        notices.info(format_args!(
+            "gate on {scheme}://{addr} -> {upstream_display}; audit log {}",
             audit_path.display()
-        );
+        ));
         if scheme == "http" && !corral_gate::settings::is_loopback_listen(&addr) {
-            eprintln!(
-                "corral: WARNING: listening on {addr} without TLS (allow_plaintext): API keys and \
-                 prompts cross the network in clear text; use --tls-cert/--tls-key unless this \
-                 network is trusted"
-            );
+            notices.warn(format_args!(
+                "listening on {addr} without TLS (allow_plaintext): API keys and prompts cross \
+                 the network in clear text; use --tls-cert/--tls-key unless this network is trusted"
+            ));
         }
         for finding in gate.self_check().await {
-            eprintln!("corral: WARNING: {finding}");
+            notices.warn(format_args!("{finding}"));
         }
-        gate.run(shutdown_signal()).await?;
+        gate.run(shutdown_signal(notices)).await?;
         worker
             .await
             .context("the audit writer stopped unexpectedly")?
@@ -139,21 +139,22 @@ pub fn check_listener(
 /// Keys bound to a policy the configuration does not define are refused at request time;
 /// saying so at start-up saves an operator a confusing 403.
 fn warn_unknown_policies(
+    notices: Notices,
     store: &corral_store::KeyStore,
     config: &corral_policy::config::Config,
 ) -> Result<()> {
     for key in store.list()? {
         if key.revoked_at.is_none() && config.policy(&key.policy).is_none() {
-            eprintln!(
-                "corral: WARNING: key {:?} uses policy {:?}, which the configuration does not define; its requests will be refused",
+            notices.warn(format_args!(
+                "key {:?} uses policy {:?}, which the configuration does not define; its requests will be refused",
                 key.name, key.policy
-            );
+            ));
         }
     }
     Ok(())
 }
 
-async fn shutdown_signal() {
+async fn shutdown_signal(notices: Notices) {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
@@ -174,7 +175,38 @@ async fn shutdown_signal() {
     {
         let _ = ctrl_c.await;
     }
-    eprintln!("corral: shutting down; finishing in-flight requests");
+    notices.info(format_args!("shutting down; finishing in-flight requests"));
+}
+
+/// What `serve` tells its operator on stderr at start-up and shutdown. In text mode a plain
+/// `corral: ...` line (`corral: WARNING: ...` for a warning) and nothing else; in JSON mode a
+/// tracing event only, so that every line of stderr stays one JSON object.
+#[derive(Debug, Clone, Copy)]
+struct Notices(LogFormat);
+
+impl Notices {
+    fn info(self, msg: std::fmt::Arguments<'_>) {
+        match self.text_line(false, msg) {
+            Some(line) => eprintln!("{line}"),
+            None => tracing::info!(target: "corral", "{msg}"),
+        }
+    }
+
+    fn warn(self, msg: std::fmt::Arguments<'_>) {
+        match self.text_line(true, msg) {
+            Some(line) => eprintln!("{line}"),
+            None => tracing::warn!(target: "corral", "{msg}"),
+        }
+    }
+
+    /// The line printed in text mode; `None` in JSON mode (the message goes to tracing).
+    fn text_line(self, warning: bool, msg: std::fmt::Arguments<'_>) -> Option<String> {
+        match self.0 {
+            LogFormat::Text if warning => Some(format!("corral: WARNING: {msg}")),
+            LogFormat::Text => Some(format!("corral: {msg}")),
+            LogFormat::Json => None,
+        }
+    }
 }
 
 fn init_tracing(format: LogFormat) {
