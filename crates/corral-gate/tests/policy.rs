@@ -344,6 +344,58 @@ async fn clamps_are_visible_in_what_upstream_receives() {
     assert!(keep_alive_secs(&sent["keep_alive"]) <= 60.0, "{sent}");
 }
 
+/// Ollama's runners stop at `num_predict` only when it is positive: a zero limit (or an
+/// `options` number that truncates to zero) is no limit at all, in every dialect.
+#[tokio::test]
+async fn a_zero_token_limit_is_clamped_as_no_limit() {
+    let h = Harness::with_policies().await;
+    let hi = json!([{"role": "user", "content": "hi"}]);
+    let cases = [
+        (
+            "/api/chat",
+            json!({"model": "llama3.2", "messages": hi, "stream": false, "options": {"num_predict": 0}}),
+            "/options/num_predict",
+        ),
+        (
+            "/api/generate",
+            json!({"model": "llama3.2", "prompt": "hi", "stream": false, "options": {"num_predict": 0.5}}),
+            "/options/num_predict",
+        ),
+        (
+            "/v1/chat/completions",
+            json!({"model": "llama3.2", "messages": hi, "max_tokens": 0}),
+            "/max_tokens",
+        ),
+        (
+            "/v1/chat/completions",
+            json!({"model": "llama3.2", "messages": hi, "max_completion_tokens": 0}),
+            "/max_tokens",
+        ),
+        (
+            "/v1/completions",
+            json!({"model": "llama3.2", "prompt": "hi", "max_tokens": 0}),
+            "/max_tokens",
+        ),
+        (
+            "/v1/messages",
+            json!({"model": "llama3.2", "messages": hi, "max_tokens": 0}),
+            "/max_tokens",
+        ),
+        (
+            "/v1/responses",
+            json!({"model": "llama3.2", "input": "hi", "max_output_tokens": 0}),
+            "/max_output_tokens",
+        ),
+    ];
+    for (path, body, field) in cases {
+        h.mock.clear();
+        let r = h.post_json(path, "clara", &body).await;
+        assert_eq!(r.status, 200, "{path} {body}: {}", r.text());
+        let sent = h.forwarded().pop().unwrap().json().unwrap();
+        assert_eq!(sent.pointer(field), Some(&json!(128)), "{path}: {sent}");
+    }
+}
+
 #[tokio::test]
 async fn builtin_user_cannot_pin_a_model_forever() {
     let h = Harness::start().await;

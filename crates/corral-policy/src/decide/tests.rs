@@ -654,6 +654,19 @@ fn num_predict_clamp() {
             json!({"model": "llama3.2", "options": {"num_predict": null}}),
             json!(512),
         ),
+        // Ollama generates without limit for 0, and truncates 0.5 to 0.
+        (
+            json!({"model": "llama3.2", "options": {"num_predict": 0}}),
+            json!(512),
+        ),
+        (
+            json!({"model": "llama3.2", "options": {"num_predict": 0.5}}),
+            json!(512),
+        ),
+        (
+            json!({"model": "llama3.2", "options": {"num_predict": -0.0}}),
+            json!(512),
+        ),
     ];
     for path in ["/api/generate", "/api/chat"] {
         for (body, want) in &cases {
@@ -786,6 +799,46 @@ fn openai_and_anthropic_token_limits() {
             "/v1/messages",
             json!({"model": "llama3.2", "max_tokens": 512}),
             &[("max_tokens", json!(512))],
+            &[],
+        ),
+        // 0 is "no limit" to Ollama in every dialect.
+        (
+            "/v1/chat/completions",
+            json!({"model": "llama3.2", "max_tokens": 0}),
+            &[("max_tokens", json!(512))],
+            &["max_tokens"],
+        ),
+        (
+            "/v1/chat/completions",
+            json!({"model": "llama3.2", "max_completion_tokens": 0}),
+            &[
+                ("max_completion_tokens", json!(512)),
+                ("max_tokens", json!(512)),
+            ],
+            &["max_completion_tokens", "max_tokens"],
+        ),
+        (
+            "/v1/completions",
+            json!({"model": "llama3.2", "max_tokens": 0}),
+            &[("max_tokens", json!(512))],
+            &["max_tokens"],
+        ),
+        (
+            "/v1/responses",
+            json!({"model": "llama3.2", "max_output_tokens": 0}),
+            &[("max_output_tokens", json!(512))],
+            &["max_output_tokens"],
+        ),
+        (
+            "/v1/messages",
+            json!({"model": "llama3.2", "max_tokens": 0}),
+            &[("max_tokens", json!(512))],
+            &["max_tokens"],
+        ),
+        (
+            "/v1/messages",
+            json!({"model": "llama3.2", "max_tokens": 1}),
+            &[("max_tokens", json!(1))],
             &[],
         ),
     ];
