@@ -4,6 +4,7 @@
 
 mod common;
 
+use bytes::Bytes;
 use common::*;
 use serde_json::{json, Value};
 
@@ -295,6 +296,59 @@ async fn ps_is_filtered_for_a_policy_with_ops() {
         names(&ps.json(), "models", "name"),
         vec!["llama3.2:latest".to_string()]
     );
+}
+
+/// `library/*` names the library namespace of the default registry: it must not turn into
+/// `*`, which reaches every namespace and every registry.
+#[tokio::test]
+async fn a_library_pattern_reaches_library_models_only() {
+    let cfg = format!(
+        "{POLICIES}\n[policies.official]\nendpoints = [\"inference\", \"discovery\"]\nmodels = [\"library/*\"]\n\n[policies.ollamacom]\nendpoints = [\"inference\"]\nmodels = [\"registry.ollama.ai/*\"]\n"
+    );
+    let h = Harness::builder().config(&cfg).start().await;
+    let store = corral_store::KeyStore::open(&h.data_dir).unwrap();
+    let (_, lib) = store.create("libby", "official", None).unwrap();
+    let (_, reg) = store.create("reggie", "ollamacom", None).unwrap();
+    let post = |key: String, model: &'static str| {
+        let addr = h.addr;
+        async move {
+            let h = vec![
+                ("authorization", format!("Bearer {key}")),
+                ("content-type", "application/json".to_string()),
+            ];
+            let body = json!({"model": model, "messages": [], "stream": false});
+            send(addr, "POST", "/api/chat", &h, Bytes::from(body.to_string())).await
+        }
+    };
+    let mut r = post(lib.expose().to_string(), "llama3.2").await;
+    for _ in 0..50 {
+        if r.status != 401 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        r = post(lib.expose().to_string(), "llama3.2").await;
+    }
+    assert_eq!(r.status, 200, "{}", r.text());
+    for m in [
+        "someone/model",
+        "registry.ollama.ai/someone/model",
+        "hf.co/attacker/evil",
+        "10.0.0.5:8443/team/x",
+    ] {
+        h.mock.clear();
+        let r = post(lib.expose().to_string(), m).await;
+        assert_refused(&h, &r, "model_not_allowed", m);
+    }
+    assert_eq!(post(reg.expose().to_string(), "llama3.2").await.status, 200);
+    assert_eq!(
+        post(reg.expose().to_string(), "someone/model").await.status,
+        200
+    );
+    for m in ["hf.co/attacker/evil", "10.0.0.5:8443/team/x"] {
+        h.mock.clear();
+        let r = post(reg.expose().to_string(), m).await;
+        assert_refused(&h, &r, "model_not_allowed", m);
+    }
 }
 
 #[tokio::test]

@@ -121,7 +121,10 @@ pub fn is_cloud_tag_part(tag: &str) -> bool {
 /// registry is removed) is matched only by a pattern that names a host itself (its first part
 /// contains `.` or `:` or is `localhost`, or it has two or more `/`), or by `*`: a wildcard
 /// written for library models never reaches another registry (`qwen*` does not match
-/// `qwen.example.com/x/y`, nor `llama3.2` match `llama3.2:8443/attacker/x`).
+/// `qwen.example.com/x/y`, nor `llama3.2` match `llama3.2:8443/attacker/x`). A pattern that
+/// names the default registry stays on it (`registry.ollama.ai/*` matches `llama3.2` and
+/// `someone/x`, not `hf.co/a/b`), and one that names the `library` namespace matches library
+/// models only (`library/*` does not match `someone/x`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ModelPattern {
     raw: String,
@@ -131,6 +134,9 @@ pub struct ModelPattern {
     tag: Option<String>,
     /// The pattern names a registry host.
     host: bool,
+    /// The pattern names the `library` namespace (`library/*`): it matches library models
+    /// only, never another namespace or registry.
+    library: bool,
 }
 
 /// Why a pattern was refused.
@@ -166,13 +172,19 @@ impl ModelPattern {
             return Err(PatternError::NotNameChar(c));
         }
         let mut g = without_scheme(raw).to_ascii_lowercase();
+        // A pattern that spells out the default registry or namespace is limited to it:
+        // `registry.ollama.ai/*` is not `*`, which also reaches every other registry.
+        let mut scoped = false;
         if let Some(rest) = g.strip_prefix(DEFAULT_REGISTRY) {
             g = rest.to_string();
+            scoped = true;
         }
+        let mut library = false;
         if let Some(rest) = g.strip_prefix(DEFAULT_NAMESPACE) {
             g = rest.to_string();
+            library = true;
         }
-        if g == "*" {
+        if g == "*" && !scoped && !library {
             return Ok(ModelPattern::any_as(raw));
         }
         let (name, tag) = split_tag(&g);
@@ -184,6 +196,7 @@ impl ModelPattern {
             host: names_host(name),
             name: Some(name.to_string()),
             tag: tag.map(str::to_string),
+            library,
         })
     }
 
@@ -198,6 +211,7 @@ impl ModelPattern {
             name: None,
             tag: None,
             host: true,
+            library: false,
         }
     }
 
@@ -222,7 +236,8 @@ impl ModelPattern {
             return true;
         };
         let (name, tag) = split_tag(normalized);
-        if !self.host && name.matches('/').count() >= 2 {
+        let slashes = name.matches('/').count();
+        if (!self.host && slashes >= 2) || (self.library && slashes >= 1) {
             return false;
         }
         if !glob_match(pat_name.as_bytes(), name.as_bytes()) {

@@ -145,6 +145,41 @@ fn patterns_for_library_models_never_reach_another_registry() {
 }
 
 #[test]
+fn a_pattern_naming_the_default_registry_or_library_stays_there() {
+    for lib in [
+        "library/*",
+        "Library/*",
+        "registry.ollama.ai/library/*",
+        "https://registry.ollama.ai/library/*",
+    ] {
+        let pat = p(lib);
+        assert!(pat.matches("llama3.2"), "{lib}");
+        assert!(pat.matches("registry.ollama.ai/library/qwen3:8b"), "{lib}");
+        for other in [
+            "someone/model",
+            "registry.ollama.ai/someone/model:7b",
+            "hf.co/attacker/evil",
+            "10.0.0.5:8443/team/x",
+            "llama3.2:8443/attacker/x",
+        ] {
+            assert!(!pat.matches(other), "{lib} matched {other}");
+        }
+    }
+    let pat = p("library/llama*");
+    assert!(pat.matches("llama3.2:1b"));
+    assert!(!pat.matches("llama-fan/evil"));
+    let reg = p("registry.ollama.ai/*");
+    assert!(reg.matches("llama3.2"));
+    assert!(reg.matches("someone/model:7b"));
+    assert!(!reg.matches("hf.co/attacker/evil"));
+    assert!(!reg.matches("10.0.0.5:8443/team/x"));
+    assert!(p("registry.ollama.ai/library/*:7b").matches("mistral:7b"));
+    assert!(!p("registry.ollama.ai/library/*:7b").matches("x/mistral:7b"));
+    // `*` alone is still everything.
+    assert!(p("*").matches("hf.co/attacker/evil"));
+}
+
+#[test]
 fn the_tag_is_matched_as_a_tag() {
     assert!(p("qwen*:7b").matches("qwen2.5:7b"));
     assert!(!p("qwen*:7b").matches("qwen2.5:7b-instruct"));
