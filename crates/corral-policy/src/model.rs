@@ -18,7 +18,9 @@ pub const MAX_NAME_LEN: usize = 512;
 
 /// Normal form of a model name: lower-case, a URL scheme before the registry host removed
 /// (see [`without_scheme`]), default registry and `library/` namespace removed, `:latest`
-/// added when no tag is given.
+/// added when no tag is given. `library/` is the namespace only when the model name follows
+/// it: Ollama reads `library/someone/x` as host `library`, namespace `someone`, so it keeps
+/// its three parts.
 pub fn normalize(name: &str) -> String {
     normalized(name).into_owned()
 }
@@ -29,7 +31,7 @@ pub fn normalized(name: &str) -> Cow<'_, str> {
     let already = !name.bytes().any(|b| b.is_ascii_uppercase())
         && (!name.contains("://") || without_scheme(name).len() == name.len())
         && !name.starts_with(DEFAULT_REGISTRY)
-        && !name.starts_with(DEFAULT_NAMESPACE)
+        && strip_namespace(name).is_none()
         && split_tag(name).1.is_some_and(|t| !t.is_empty());
     if already {
         return Cow::Borrowed(name);
@@ -39,10 +41,11 @@ pub fn normalized(name: &str) -> Cow<'_, str> {
 
 fn normalize_owned(name: &str) -> String {
     let mut rest = without_scheme(name);
-    for prefix in [DEFAULT_REGISTRY, DEFAULT_NAMESPACE] {
-        if let Some(r) = strip_prefix_ignore_case(rest, prefix) {
-            rest = r;
-        }
+    if let Some(r) = strip_prefix_ignore_case(rest, DEFAULT_REGISTRY) {
+        rest = r;
+    }
+    if let Some(r) = strip_namespace(rest) {
+        rest = r;
     }
     let tagged = split_tag(rest).1.is_some_and(|t| !t.is_empty());
     let mut n = String::with_capacity(rest.len() + ":latest".len());
@@ -74,6 +77,12 @@ pub fn without_scheme(name: &str) -> &str {
         Some(i) => &name[i + 3..],
         None => name,
     }
+}
+
+/// `s` after a leading `library/` (any case) when that is the namespace, i.e. only the model
+/// name follows it.
+fn strip_namespace(s: &str) -> Option<&str> {
+    strip_prefix_ignore_case(s, DEFAULT_NAMESPACE).filter(|r| !r.contains('/'))
 }
 
 /// `s` without `prefix` (lower-case ASCII), compared ignoring ASCII case.
@@ -180,7 +189,7 @@ impl ModelPattern {
             scoped = true;
         }
         let mut library = false;
-        if let Some(rest) = g.strip_prefix(DEFAULT_NAMESPACE) {
+        if let Some(rest) = strip_namespace(&g) {
             g = rest.to_string();
             library = true;
         }

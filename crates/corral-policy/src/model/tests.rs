@@ -22,6 +22,12 @@ fn normalisation() {
         ("gpt-oss:120b-cloud", "gpt-oss:120b-cloud"),
         // Ollama cuts a URL scheme off the host part of a three-part name.
         ("https://registry.ollama.ai/library/remote", "remote:latest"),
+        // Host `library`, namespace `someone` to Ollama: not the default registry.
+        ("library/someone/x", "library/someone/x:latest"),
+        (
+            "registry.ollama.ai/library/someone/x",
+            "library/someone/x:latest",
+        ),
         ("HTTP://Registry.Ollama.AI/library/Remote:V1", "remote:v1"),
         ("://registry.ollama.ai/library/remote", "remote:latest"),
         ("x/y://registry.ollama.ai/library/remote", "remote:latest"),
@@ -175,6 +181,12 @@ fn a_pattern_naming_the_default_registry_or_library_stays_there() {
     assert!(!reg.matches("10.0.0.5:8443/team/x"));
     assert!(p("registry.ollama.ai/library/*:7b").matches("mistral:7b"));
     assert!(!p("registry.ollama.ai/library/*:7b").matches("x/mistral:7b"));
+    // `library/someone/x` is host `library` to Ollama, not the user namespace `someone`.
+    assert!(!p("someone/*").matches("library/someone/x"));
+    assert!(!p("*llama*").matches("library/someone/llama3"));
+    assert!(!p("library/*").matches("library/someone/x"));
+    assert!(p("library/someone/*").matches("library/someone/x:1b"));
+    assert!(!p("library/someone/*").matches("someone/x:1b"));
     // `*` alone is still everything.
     assert!(p("*").matches("hf.co/attacker/evil"));
 }
@@ -256,6 +268,9 @@ fn the_borrowing_fast_path_agrees_with_the_full_normalisation() {
         "library/",
         "https://registry.ollama.ai/library/x:latest",
         "http://x/y:latest",
+        "library/someone/x",
+        "library/someone/x:latest",
+        "Library/Someone/X",
     ];
     for n in names {
         assert_eq!(normalized(n), normalize_owned(n), "{n:?}");
@@ -275,7 +290,9 @@ fn reference_normalize(name: &str) -> String {
         n = rest.to_string();
     }
     if let Some(rest) = n.strip_prefix(DEFAULT_NAMESPACE) {
-        n = rest.to_string();
+        if !rest.contains('/') {
+            n = rest.to_string();
+        }
     }
     let (base, tag) = split_tag(&n);
     match tag {
