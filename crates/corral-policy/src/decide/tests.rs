@@ -628,6 +628,49 @@ fn num_ctx_clamp() {
 }
 
 #[test]
+fn render_only_requests_need_discovery() {
+    let mut p = strict();
+    p.endpoints = [EndpointClass::Inference].into_iter().collect();
+    let bodies = [
+        (
+            "/api/chat",
+            json!({"model": "llama3.2", "messages": [], "_debug_render_only": true}),
+        ),
+        (
+            "/api/generate",
+            json!({"model": "llama3.2", "prompt": "x", "_debug_render_only": true}),
+        ),
+        (
+            "/v1/chat/completions",
+            json!({"model": "llama3.2", "messages": [], "_debug_render_only": 1}),
+        ),
+        (
+            "/v1/completions",
+            json!({"model": "llama3.2", "prompt": "x", "_debug_render_only": "yes"}),
+        ),
+    ];
+    for (path, body) in &bodies {
+        let d = denial(&p, "POST", path, Some(body.clone()));
+        assert_eq!((d.status, d.rule), (403, "endpoint_class"), "{path}");
+        assert!(d.message.contains("discovery"), "{}", d.message);
+        // With discovery, as `/api/show` would tell the same.
+        assert!(eval(&strict(), "POST", path, Some(body.clone())).is_ok());
+    }
+    for off in [json!(false), json!(null)] {
+        let body = json!({"model": "llama3.2", "messages": [], "_debug_render_only": off});
+        assert!(eval(&p, "POST", "/api/chat", Some(body)).is_ok());
+    }
+    // Go would read a case variant as the same field.
+    let d = denial(
+        &p,
+        "POST",
+        "/api/chat",
+        Some(json!({"model": "llama3.2", "messages": [], "_DEBUG_render_only": true})),
+    );
+    assert_eq!(d.rule, "bad_request");
+}
+
+#[test]
 fn num_predict_clamp() {
     let p = strict();
     let cases = [
