@@ -4,6 +4,7 @@
 
 mod common;
 
+use bytes::Bytes;
 use common::*;
 use serde_json::{json, Value};
 
@@ -297,6 +298,59 @@ async fn ps_is_filtered_for_a_policy_with_ops() {
     );
 }
 
+/// `library/*` names the library namespace of the default registry: it must not turn into
+/// `*`, which reaches every namespace and every registry.
+#[tokio::test]
+async fn a_library_pattern_reaches_library_models_only() {
+    let cfg = format!(
+        "{POLICIES}\n[policies.official]\nendpoints = [\"inference\", \"discovery\"]\nmodels = [\"library/*\"]\n\n[policies.ollamacom]\nendpoints = [\"inference\"]\nmodels = [\"registry.ollama.ai/*\"]\n"
+    );
+    let h = Harness::builder().config(&cfg).start().await;
+    let store = corral_store::KeyStore::open(&h.data_dir).unwrap();
+    let (_, lib) = store.create("libby", "official", None).unwrap();
+    let (_, reg) = store.create("reggie", "ollamacom", None).unwrap();
+    let post = |key: String, model: &'static str| {
+        let addr = h.addr;
+        async move {
+            let h = vec![
+                ("authorization", format!("Bearer {key}")),
+                ("content-type", "application/json".to_string()),
+            ];
+            let body = json!({"model": model, "messages": [], "stream": false});
+            send(addr, "POST", "/api/chat", &h, Bytes::from(body.to_string())).await
+        }
+    };
+    let mut r = post(lib.expose().to_string(), "llama3.2").await;
+    for _ in 0..50 {
+        if r.status != 401 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        r = post(lib.expose().to_string(), "llama3.2").await;
+    }
+    assert_eq!(r.status, 200, "{}", r.text());
+    for m in [
+        "someone/model",
+        "registry.ollama.ai/someone/model",
+        "hf.co/attacker/evil",
+        "10.0.0.5:8443/team/x",
+    ] {
+        h.mock.clear();
+        let r = post(lib.expose().to_string(), m).await;
+        assert_refused(&h, &r, "model_not_allowed", m);
+    }
+    assert_eq!(post(reg.expose().to_string(), "llama3.2").await.status, 200);
+    assert_eq!(
+        post(reg.expose().to_string(), "someone/model").await.status,
+        200
+    );
+    for m in ["hf.co/attacker/evil", "10.0.0.5:8443/team/x"] {
+        h.mock.clear();
+        let r = post(reg.expose().to_string(), m).await;
+        assert_refused(&h, &r, "model_not_allowed", m);
+    }
+}
+
 #[tokio::test]
 async fn clamps_are_visible_in_what_upstream_receives() {
     let h = Harness::with_policies().await;
@@ -342,6 +396,58 @@ async fn clamps_are_visible_in_what_upstream_receives() {
     assert_eq!(sent["options"]["num_ctx"], 1024);
     assert_eq!(sent["options"]["num_predict"], 16);
     assert!(keep_alive_secs(&sent["keep_alive"]) <= 60.0, "{sent}");
+}
+
+/// Ollama's runners stop at `num_predict` only when it is positive: a zero limit (or an
+/// `options` number that truncates to zero) is no limit at all, in every dialect.
+#[tokio::test]
+async fn a_zero_token_limit_is_clamped_as_no_limit() {
+    let h = Harness::with_policies().await;
+    let hi = json!([{"role": "user", "content": "hi"}]);
+    let cases = [
+        (
+            "/api/chat",
+            json!({"model": "llama3.2", "messages": hi, "stream": false, "options": {"num_predict": 0}}),
+            "/options/num_predict",
+        ),
+        (
+            "/api/generate",
+            json!({"model": "llama3.2", "prompt": "hi", "stream": false, "options": {"num_predict": 0.5}}),
+            "/options/num_predict",
+        ),
+        (
+            "/v1/chat/completions",
+            json!({"model": "llama3.2", "messages": hi, "max_tokens": 0}),
+            "/max_tokens",
+        ),
+        (
+            "/v1/chat/completions",
+            json!({"model": "llama3.2", "messages": hi, "max_completion_tokens": 0}),
+            "/max_tokens",
+        ),
+        (
+            "/v1/completions",
+            json!({"model": "llama3.2", "prompt": "hi", "max_tokens": 0}),
+            "/max_tokens",
+        ),
+        (
+            "/v1/messages",
+            json!({"model": "llama3.2", "messages": hi, "max_tokens": 0}),
+            "/max_tokens",
+        ),
+        (
+            "/v1/responses",
+            json!({"model": "llama3.2", "input": "hi", "max_output_tokens": 0}),
+            "/max_output_tokens",
+        ),
+    ];
+    for (path, body, field) in cases {
+        h.mock.clear();
+        let r = h.post_json(path, "clara", &body).await;
+        assert_eq!(r.status, 200, "{path} {body}: {}", r.text());
+        let sent = h.forwarded().pop().unwrap().json().unwrap();
+        assert_eq!(sent.pointer(field), Some(&json!(128)), "{path}: {sent}");
+    }
 }
 
 #[tokio::test]

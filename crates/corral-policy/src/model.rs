@@ -18,7 +18,9 @@ pub const MAX_NAME_LEN: usize = 512;
 
 /// Normal form of a model name: lower-case, a URL scheme before the registry host removed
 /// (see [`without_scheme`]), default registry and `library/` namespace removed, `:latest`
-/// added when no tag is given.
+/// added when no tag is given. `library/` is the namespace only when the model name follows
+/// it: Ollama reads `library/someone/x` as host `library`, namespace `someone`, so it keeps
+/// its three parts.
 pub fn normalize(name: &str) -> String {
     normalized(name).into_owned()
 }
@@ -29,7 +31,7 @@ pub fn normalized(name: &str) -> Cow<'_, str> {
     let already = !name.bytes().any(|b| b.is_ascii_uppercase())
         && (!name.contains("://") || without_scheme(name).len() == name.len())
         && !name.starts_with(DEFAULT_REGISTRY)
-        && !name.starts_with(DEFAULT_NAMESPACE)
+        && strip_namespace(name).is_none()
         && split_tag(name).1.is_some_and(|t| !t.is_empty());
     if already {
         return Cow::Borrowed(name);
@@ -39,10 +41,11 @@ pub fn normalized(name: &str) -> Cow<'_, str> {
 
 fn normalize_owned(name: &str) -> String {
     let mut rest = without_scheme(name);
-    for prefix in [DEFAULT_REGISTRY, DEFAULT_NAMESPACE] {
-        if let Some(r) = strip_prefix_ignore_case(rest, prefix) {
-            rest = r;
-        }
+    if let Some(r) = strip_prefix_ignore_case(rest, DEFAULT_REGISTRY) {
+        rest = r;
+    }
+    if let Some(r) = strip_namespace(rest) {
+        rest = r;
     }
     let tagged = split_tag(rest).1.is_some_and(|t| !t.is_empty());
     let mut n = String::with_capacity(rest.len() + ":latest".len());
@@ -74,6 +77,12 @@ pub fn without_scheme(name: &str) -> &str {
         Some(i) => &name[i + 3..],
         None => name,
     }
+}
+
+/// `s` after a leading `library/` (any case) when that is the namespace, i.e. only the model
+/// name follows it.
+fn strip_namespace(s: &str) -> Option<&str> {
+    strip_prefix_ignore_case(s, DEFAULT_NAMESPACE).filter(|r| !r.contains('/'))
 }
 
 /// `s` without `prefix` (lower-case ASCII), compared ignoring ASCII case.
@@ -121,7 +130,10 @@ pub fn is_cloud_tag_part(tag: &str) -> bool {
 /// registry is removed) is matched only by a pattern that names a host itself (its first part
 /// contains `.` or `:` or is `localhost`, or it has two or more `/`), or by `*`: a wildcard
 /// written for library models never reaches another registry (`qwen*` does not match
-/// `qwen.example.com/x/y`, nor `llama3.2` match `llama3.2:8443/attacker/x`).
+/// `qwen.example.com/x/y`, nor `llama3.2` match `llama3.2:8443/attacker/x`). A pattern that
+/// names the default registry stays on it (`registry.ollama.ai/*` matches `llama3.2` and
+/// `someone/x`, not `hf.co/a/b`), and one that names the `library` namespace matches library
+/// models only (`library/*` does not match `someone/x`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ModelPattern {
     raw: String,
@@ -131,6 +143,9 @@ pub struct ModelPattern {
     tag: Option<String>,
     /// The pattern names a registry host.
     host: bool,
+    /// The pattern names the `library` namespace (`library/*`): it matches library models
+    /// only, never another namespace or registry.
+    library: bool,
 }
 
 /// Why a pattern was refused.
@@ -166,13 +181,19 @@ impl ModelPattern {
             return Err(PatternError::NotNameChar(c));
         }
         let mut g = without_scheme(raw).to_ascii_lowercase();
+        // A pattern that spells out the default registry or namespace is limited to it:
+        // `registry.ollama.ai/*` is not `*`, which also reaches every other registry.
+        let mut scoped = false;
         if let Some(rest) = g.strip_prefix(DEFAULT_REGISTRY) {
             g = rest.to_string();
+            scoped = true;
         }
-        if let Some(rest) = g.strip_prefix(DEFAULT_NAMESPACE) {
+        let mut library = false;
+        if let Some(rest) = strip_namespace(&g) {
             g = rest.to_string();
+            library = true;
         }
-        if g == "*" {
+        if g == "*" && !scoped && !library {
             return Ok(ModelPattern::any_as(raw));
         }
         let (name, tag) = split_tag(&g);
@@ -184,6 +205,7 @@ impl ModelPattern {
             host: names_host(name),
             name: Some(name.to_string()),
             tag: tag.map(str::to_string),
+            library,
         })
     }
 
@@ -198,6 +220,7 @@ impl ModelPattern {
             name: None,
             tag: None,
             host: true,
+            library: false,
         }
     }
 
@@ -222,7 +245,8 @@ impl ModelPattern {
             return true;
         };
         let (name, tag) = split_tag(normalized);
-        if !self.host && name.matches('/').count() >= 2 {
+        let slashes = name.matches('/').count();
+        if (!self.host && slashes >= 2) || (self.library && slashes >= 1) {
             return false;
         }
         if !glob_match(pat_name.as_bytes(), name.as_bytes()) {

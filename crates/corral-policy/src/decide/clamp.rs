@@ -205,11 +205,14 @@ fn bound_mark(map: &mut Map<String, Value>, key: &'static str, max: u64, verdict
     }
 }
 
-/// Sets `map[key]` to `max` when it is absent, null, negative (unlimited), not a number,
-/// or above `max`. Returns whether it changed.
+/// Sets `map[key]` to `max` when it is absent, null, not a number, above `max`, or a
+/// number Ollama reads as "no limit": negative, and also zero. Ollama's runners stop at
+/// `num_predict` only when it is positive, so `0` generates until the model stops by itself
+/// (or the context shifts forever), and `options` numbers are truncated to integers first,
+/// so `0.5` is `0` too. Returns whether it changed.
 fn bound(map: &mut Map<String, Value>, key: &str, max: u64) -> bool {
     let ok = match map.get(key) {
-        Some(v @ Value::Number(n)) => n.as_f64().is_some_and(|f| f >= 0.0) && within(v, max),
+        Some(v @ Value::Number(n)) => n.as_f64().is_some_and(|f| f >= 1.0) && within(v, max),
         _ => false,
     };
     if !ok {

@@ -11,6 +11,14 @@ pub(super) fn has_tools(obj: &Map<String, Value>) -> bool {
         .any(|k| obj.get(*k).is_some_and(non_empty))
 }
 
+/// True when the body asks Ollama for the rendered prompt instead of a generation
+/// (`_debug_render_only`, on the native and /v1 chat and generate routes). Any value but
+/// `null` and `false` counts.
+pub(super) fn renders_only(obj: &Map<String, Value>) -> bool {
+    obj.get("_debug_render_only")
+        .is_some_and(|v| !matches!(v, Value::Null | Value::Bool(false)))
+}
+
 /// True when the body carries image input in any of the shapes Ollama accepts.
 pub(super) fn has_images(route: &str, obj: &Map<String, Value>) -> bool {
     let roots: &[&str] = match route {

@@ -114,6 +114,7 @@ const WATCHED: &[&str] = &[
     "stream",
     "stream_options",
     "include_usage",
+    "_debug_render_only",
 ];
 
 /// Subtrees Ollama decodes into free-form maps (exact keys) or that hold client data

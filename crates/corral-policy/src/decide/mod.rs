@@ -8,7 +8,8 @@
 //!    route needs one (`bad_request`, 400);
 //! 3. model allow-list (`model_not_allowed`, 403) for every model the request names;
 //! 4. cloud models (`cloud_denied`, 403);
-//! 5. tool definitions (`tools_denied`, 403);
+//! 5. `_debug_render_only`, which shows the model's template, without discovery
+//!    (`endpoint_class`, 403); tool definitions (`tools_denied`, 403);
 //! 6. image input (`images_denied`, 403);
 //! 7. clamps, which rewrite the body instead of refusing;
 //! 8. a streamed `/v1` completion that does not ask for token usage is made to ask
@@ -133,6 +134,18 @@ pub fn evaluate(
     }
 
     if route.class == EndpointClass::Inference {
+        if !policy.allows_class(EndpointClass::Discovery) && content::renders_only(obj) {
+            // Ollama answers `_debug_render_only` with the rendered prompt: the model's
+            // template and system prompt, which `/api/show` (discovery) would show.
+            return Err(Denial::new(
+                403,
+                "endpoint_class",
+                format!(
+                    "policy \"{}\" does not allow discovery endpoints (_debug_render_only shows the model's template)",
+                    policy.name
+                ),
+            ));
+        }
         if !policy.tools && content::has_tools(obj) {
             return Err(Denial::new(
                 403,

@@ -628,6 +628,49 @@ fn num_ctx_clamp() {
 }
 
 #[test]
+fn render_only_requests_need_discovery() {
+    let mut p = strict();
+    p.endpoints = [EndpointClass::Inference].into_iter().collect();
+    let bodies = [
+        (
+            "/api/chat",
+            json!({"model": "llama3.2", "messages": [], "_debug_render_only": true}),
+        ),
+        (
+            "/api/generate",
+            json!({"model": "llama3.2", "prompt": "x", "_debug_render_only": true}),
+        ),
+        (
+            "/v1/chat/completions",
+            json!({"model": "llama3.2", "messages": [], "_debug_render_only": 1}),
+        ),
+        (
+            "/v1/completions",
+            json!({"model": "llama3.2", "prompt": "x", "_debug_render_only": "yes"}),
+        ),
+    ];
+    for (path, body) in &bodies {
+        let d = denial(&p, "POST", path, Some(body.clone()));
+        assert_eq!((d.status, d.rule), (403, "endpoint_class"), "{path}");
+        assert!(d.message.contains("discovery"), "{}", d.message);
+        // With discovery, as `/api/show` would tell the same.
+        assert!(eval(&strict(), "POST", path, Some(body.clone())).is_ok());
+    }
+    for off in [json!(false), json!(null)] {
+        let body = json!({"model": "llama3.2", "messages": [], "_debug_render_only": off});
+        assert!(eval(&p, "POST", "/api/chat", Some(body)).is_ok());
+    }
+    // Go would read a case variant as the same field.
+    let d = denial(
+        &p,
+        "POST",
+        "/api/chat",
+        Some(json!({"model": "llama3.2", "messages": [], "_DEBUG_render_only": true})),
+    );
+    assert_eq!(d.rule, "bad_request");
+}
+
+#[test]
 fn num_predict_clamp() {
     let p = strict();
     let cases = [
@@ -652,6 +695,19 @@ fn num_predict_clamp() {
         ),
         (
             json!({"model": "llama3.2", "options": {"num_predict": null}}),
+            json!(512),
+        ),
+        // Ollama generates without limit for 0, and truncates 0.5 to 0.
+        (
+            json!({"model": "llama3.2", "options": {"num_predict": 0}}),
+            json!(512),
+        ),
+        (
+            json!({"model": "llama3.2", "options": {"num_predict": 0.5}}),
+            json!(512),
+        ),
+        (
+            json!({"model": "llama3.2", "options": {"num_predict": -0.0}}),
             json!(512),
         ),
     ];
@@ -786,6 +842,46 @@ fn openai_and_anthropic_token_limits() {
             "/v1/messages",
             json!({"model": "llama3.2", "max_tokens": 512}),
             &[("max_tokens", json!(512))],
+            &[],
+        ),
+        // 0 is "no limit" to Ollama in every dialect.
+        (
+            "/v1/chat/completions",
+            json!({"model": "llama3.2", "max_tokens": 0}),
+            &[("max_tokens", json!(512))],
+            &["max_tokens"],
+        ),
+        (
+            "/v1/chat/completions",
+            json!({"model": "llama3.2", "max_completion_tokens": 0}),
+            &[
+                ("max_completion_tokens", json!(512)),
+                ("max_tokens", json!(512)),
+            ],
+            &["max_completion_tokens", "max_tokens"],
+        ),
+        (
+            "/v1/completions",
+            json!({"model": "llama3.2", "max_tokens": 0}),
+            &[("max_tokens", json!(512))],
+            &["max_tokens"],
+        ),
+        (
+            "/v1/responses",
+            json!({"model": "llama3.2", "max_output_tokens": 0}),
+            &[("max_output_tokens", json!(512))],
+            &["max_output_tokens"],
+        ),
+        (
+            "/v1/messages",
+            json!({"model": "llama3.2", "max_tokens": 0}),
+            &[("max_tokens", json!(512))],
+            &["max_tokens"],
+        ),
+        (
+            "/v1/messages",
+            json!({"model": "llama3.2", "max_tokens": 1}),
+            &[("max_tokens", json!(1))],
             &[],
         ),
     ];

@@ -22,6 +22,12 @@ fn normalisation() {
         ("gpt-oss:120b-cloud", "gpt-oss:120b-cloud"),
         // Ollama cuts a URL scheme off the host part of a three-part name.
         ("https://registry.ollama.ai/library/remote", "remote:latest"),
+        // Host `library`, namespace `someone` to Ollama: not the default registry.
+        ("library/someone/x", "library/someone/x:latest"),
+        (
+            "registry.ollama.ai/library/someone/x",
+            "library/someone/x:latest",
+        ),
         ("HTTP://Registry.Ollama.AI/library/Remote:V1", "remote:v1"),
         ("://registry.ollama.ai/library/remote", "remote:latest"),
         ("x/y://registry.ollama.ai/library/remote", "remote:latest"),
@@ -145,6 +151,47 @@ fn patterns_for_library_models_never_reach_another_registry() {
 }
 
 #[test]
+fn a_pattern_naming_the_default_registry_or_library_stays_there() {
+    for lib in [
+        "library/*",
+        "Library/*",
+        "registry.ollama.ai/library/*",
+        "https://registry.ollama.ai/library/*",
+    ] {
+        let pat = p(lib);
+        assert!(pat.matches("llama3.2"), "{lib}");
+        assert!(pat.matches("registry.ollama.ai/library/qwen3:8b"), "{lib}");
+        for other in [
+            "someone/model",
+            "registry.ollama.ai/someone/model:7b",
+            "hf.co/attacker/evil",
+            "10.0.0.5:8443/team/x",
+            "llama3.2:8443/attacker/x",
+        ] {
+            assert!(!pat.matches(other), "{lib} matched {other}");
+        }
+    }
+    let pat = p("library/llama*");
+    assert!(pat.matches("llama3.2:1b"));
+    assert!(!pat.matches("llama-fan/evil"));
+    let reg = p("registry.ollama.ai/*");
+    assert!(reg.matches("llama3.2"));
+    assert!(reg.matches("someone/model:7b"));
+    assert!(!reg.matches("hf.co/attacker/evil"));
+    assert!(!reg.matches("10.0.0.5:8443/team/x"));
+    assert!(p("registry.ollama.ai/library/*:7b").matches("mistral:7b"));
+    assert!(!p("registry.ollama.ai/library/*:7b").matches("x/mistral:7b"));
+    // `library/someone/x` is host `library` to Ollama, not the user namespace `someone`.
+    assert!(!p("someone/*").matches("library/someone/x"));
+    assert!(!p("*llama*").matches("library/someone/llama3"));
+    assert!(!p("library/*").matches("library/someone/x"));
+    assert!(p("library/someone/*").matches("library/someone/x:1b"));
+    assert!(!p("library/someone/*").matches("someone/x:1b"));
+    // `*` alone is still everything.
+    assert!(p("*").matches("hf.co/attacker/evil"));
+}
+
+#[test]
 fn the_tag_is_matched_as_a_tag() {
     assert!(p("qwen*:7b").matches("qwen2.5:7b"));
     assert!(!p("qwen*:7b").matches("qwen2.5:7b-instruct"));
@@ -221,6 +268,9 @@ fn the_borrowing_fast_path_agrees_with_the_full_normalisation() {
         "library/",
         "https://registry.ollama.ai/library/x:latest",
         "http://x/y:latest",
+        "library/someone/x",
+        "library/someone/x:latest",
+        "Library/Someone/X",
     ];
     for n in names {
         assert_eq!(normalized(n), normalize_owned(n), "{n:?}");
@@ -240,7 +290,9 @@ fn reference_normalize(name: &str) -> String {
         n = rest.to_string();
     }
     if let Some(rest) = n.strip_prefix(DEFAULT_NAMESPACE) {
-        n = rest.to_string();
+        if !rest.contains('/') {
+            n = rest.to_string();
+        }
     }
     let (base, tag) = split_tag(&n);
     match tag {
