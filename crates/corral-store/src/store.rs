@@ -337,13 +337,13 @@ impl KeyStore {
         expires_in: Option<Duration>,
     ) -> Result<PendingKey<'_>, StoreError> {
         if !key::valid_name(name) {
-            return Err(StoreError::InvalidName(name.to_string()));
+            return Err(StoreError::InvalidName(key::shown_arg(name)));
         }
         if key::reads_as_key_ref(name) {
-            return Err(StoreError::ReservedName(name.to_string()));
+            return Err(StoreError::ReservedName(key::shown_arg(name)));
         }
         if !key::valid_name(policy) {
-            return Err(StoreError::InvalidPolicy(policy.to_string()));
+            return Err(StoreError::InvalidPolicy(key::shown_arg(policy)));
         }
         if expires_in.is_some_and(|d| d < MIN_LIFETIME) {
             return Err(StoreError::ExpiryTooShort);
@@ -378,7 +378,7 @@ impl KeyStore {
         raw.into_iter().map(row8).collect()
     }
 
-    /// Revokes the active (or expired) key with this name, id or `crl_<id>` prefix. An argument
+    /// Revokes the active (or expired) key with this name, id, `crl_<id>` prefix or full key. An argument
     /// that is one key's name and another's id is refused as ambiguous.
     pub fn revoke(&self, name_or_id: &str) -> Result<KeyInfo, StoreError> {
         let tx = Transaction::new_unchecked(&self.conn, TransactionBehavior::Immediate)?;
@@ -526,9 +526,10 @@ fn row8(raw: RawRow) -> Result<Row8, StoreError> {
     })
 }
 
-/// The unrevoked key with this name, or with this id (bare or as the `crl_<id>` prefix). When
-/// the argument is one key's name and another key's id, neither is chosen: acting on the wrong
-/// key (revoking a bystander, leaving a leaked key working) is worse than asking again.
+/// The unrevoked key with this name, or with this id (bare, as the `crl_<id>` prefix, or as the
+/// full key: a leaked key is revoked by pasting it). When the argument is one key's name and
+/// another key's id, neither is chosen: acting on the wrong key (revoking a bystander, leaving a
+/// leaked key working) is worse than asking again.
 fn find_active(conn: &Connection, name_or_id: &str) -> Result<Row8, StoreError> {
     let by_name = conn
         .query_row(
@@ -537,7 +538,10 @@ fn find_active(conn: &Connection, name_or_id: &str) -> Result<Row8, StoreError> 
             raw_row,
         )
         .optional()?;
-    let id = name_or_id.strip_prefix(KEY_PREFIX).unwrap_or(name_or_id);
+    let id = match key::parse(name_or_id) {
+        Some((id, _secret)) => id,
+        None => name_or_id.strip_prefix(KEY_PREFIX).unwrap_or(name_or_id),
+    };
     let by_id = conn
         .query_row(
             &format!("SELECT {COLUMNS} FROM keys WHERE id = ?1 AND revoked_at IS NULL"),
@@ -547,12 +551,12 @@ fn find_active(conn: &Connection, name_or_id: &str) -> Result<Row8, StoreError> 
         .optional()?;
     match (by_name, by_id) {
         (Some(named), Some(with_id)) if named.0 != with_id.0 => Err(StoreError::Ambiguous {
-            arg: name_or_id.to_string(),
+            arg: key::shown_arg(name_or_id),
             named: format!("{KEY_PREFIX}{}", named.0),
             with_id: format!("{KEY_PREFIX}{}", with_id.0),
         }),
         (Some(r), _) | (None, Some(r)) => row8(r),
-        (None, None) => Err(StoreError::NotFound(name_or_id.to_string())),
+        (None, None) => Err(StoreError::NotFound(key::shown_arg(name_or_id))),
     }
 }
 

@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use chrono::{TimeZone, Utc};
 use corral_store::{
-    AuthError, FileState, KeyState, KeyStore, StoreError, DB_FILE, KEY_LEN, MIN_LIFETIME,
+    AuthError, FileState, KeyState, KeyStore, Secret, StoreError, DB_FILE, ID_LEN, KEY_LEN,
+    KEY_PREFIX, MIN_LIFETIME,
 };
 
 fn mode(p: &Path) -> u32 {
@@ -634,4 +635,71 @@ fn sqlite_errors_are_reported_once() {
     assert_eq!(err.to_string(), "key database: database is locked");
     // Nothing below it for a report to print again.
     assert!(std::error::Error::source(&err).is_none());
+}
+
+#[test]
+fn a_full_key_names_its_key_and_errors_never_echo_a_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = KeyStore::open(dir.path()).unwrap();
+    let (leaked, secret) = store.create("leaked", "user", None).unwrap();
+    let (_, other_secret) = store.create("other", "user", None).unwrap();
+    let secret_part = |s: &Secret| s.expose()[KEY_PREFIX.len() + ID_LEN + 1..].to_owned();
+
+    // The leaked key itself, pasted as it is, is enough to rotate and then revoke it.
+    let (rotated, new_secret) = store.rotate(secret.expose()).unwrap();
+    assert_eq!(rotated.name, "leaked");
+    assert_ne!(rotated.id, leaked.id);
+    assert_eq!(
+        store.revoke(new_secret.expose()).unwrap().id,
+        rotated.id,
+        "revoked by its full key"
+    );
+
+    // A key that names nothing active (the one just revoked) is refused, and no message
+    // repeats its secret; nor does one for a key pasted as a name.
+    let errors = [
+        store.revoke(new_secret.expose()).unwrap_err(),
+        store.rotate(secret.expose()).map(|_| ()).unwrap_err(),
+        store
+            .create(other_secret.expose(), "user", None)
+            .map(|_| ())
+            .unwrap_err(),
+        store
+            .create("ok", &format!("{} ", other_secret.expose()), None)
+            .map(|_| ())
+            .unwrap_err(),
+        store
+            .revoke(&format!("Bearer {}", other_secret.expose()))
+            .unwrap_err(),
+    ];
+    for err in errors {
+        let text = err.to_string();
+        for s in [&secret, &new_secret, &other_secret] {
+            assert!(!text.contains(&secret_part(s)), "secret echoed: {text}");
+        }
+        assert!(text.contains("_<redacted>"), "{text}");
+    }
+    let active: Vec<String> = store
+        .list()
+        .unwrap()
+        .into_iter()
+        .filter(|k| k.revoked_at.is_none())
+        .map(|k| k.name)
+        .collect();
+    assert_eq!(active, ["other"]);
+}
+
+#[test]
+fn a_huge_argument_is_not_repeated_in_full() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = KeyStore::open(dir.path()).unwrap();
+    let huge = "é".repeat(10_000);
+    for err in [
+        store.create(&huge, "user", None).map(|_| ()).unwrap_err(),
+        store.revoke(&huge).unwrap_err(),
+    ] {
+        let text = err.to_string();
+        assert!(text.len() < 400, "{} bytes: {text}", text.len());
+        assert!(text.contains("éé…"), "{text}");
+    }
 }

@@ -124,12 +124,12 @@ pub enum KeysCommand {
     },
     /// Revoke a key at once (a running gate notices within a second)
     Revoke {
-        /// Key name or id
+        /// Key name, id (crl_<id>) or the full key
         name: String,
     },
     /// Replace a key's secret; the old secret stops working at once
     Rotate {
-        /// Key name or id
+        /// Key name, id (crl_<id>) or the full key
         name: String,
         #[arg(long)]
         json: bool,
