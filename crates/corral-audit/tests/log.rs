@@ -671,3 +671,44 @@ fn an_io_error_names_the_file_and_gives_its_cause_once() {
     assert!(text.contains(plain.to_str().unwrap()), "{text}");
     assert_eq!(text.matches("os error").count(), 1, "{text}");
 }
+
+#[test]
+fn a_path_that_is_not_an_audit_log_is_refused_and_left_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let passwd = dir.path().join("passwd");
+    let text = "root:x:0:0:root:/root:/bin/bash\n";
+    std::fs::write(&passwd, text).unwrap();
+    std::fs::set_permissions(&passwd, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let err = AuditLog::open(&passwd, NO_ROTATION).unwrap_err();
+    assert!(matches!(err, AuditError::NotALog { .. }), "{err}");
+    assert!(err.to_string().contains("not a corral audit log"), "{err}");
+    assert_eq!(std::fs::read_to_string(&passwd).unwrap(), text);
+    assert_eq!(
+        std::fs::metadata(&passwd).unwrap().permissions().mode() & 0o777,
+        0o644,
+        "mode unchanged"
+    );
+    assert!(!lock_path(&passwd).exists(), "no lock file left beside it");
+
+    let sub = dir.path().join("logs");
+    std::fs::create_dir(&sub).unwrap();
+    let err = AuditLog::open(&sub, NO_ROTATION).unwrap_err();
+    assert!(err.to_string().contains("is a directory"), "{err}");
+    assert!(!lock_path(&sub).exists());
+}
+
+#[tokio::test]
+async fn a_log_whose_first_write_was_cut_short_is_still_continued() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.ndjson");
+    write(&path, NO_ROTATION, 0..1).await;
+    let first = std::fs::read(&path).unwrap();
+    // Cut inside the opening bytes every record shares, and further on.
+    for cut in [1, 5, 15, 40] {
+        std::fs::write(&path, &first[..cut]).unwrap();
+        write(&path, NO_ROTATION, 1..2).await;
+        let r = verify(std::slice::from_ref(&path)).unwrap();
+        assert!(r.is_ok(), "cut at {cut}: {r}");
+        assert_eq!(r.notices.len(), 1, "cut at {cut}: {r}");
+    }
+}
