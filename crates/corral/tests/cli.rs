@@ -455,3 +455,47 @@ fn empty_environment_variables_count_as_unset() {
     assert!(flagged.join("keys.db").exists());
     assert!(!dir.path().join("data").join("keys.db").exists());
 }
+
+#[test]
+fn serve_refuses_an_audit_log_path_that_is_not_a_log_before_listening() {
+    let dir = tempfile::tempdir().unwrap();
+    let notes = dir.path().join("notes.txt");
+    std::fs::write(&notes, "my notes\n").unwrap();
+    corral(dir.path())
+        .args(["serve", "--listen", "127.0.0.1:0", "--audit-log"])
+        .arg(&notes)
+        .timeout(std::time::Duration::from_secs(30))
+        .assert()
+        .code(2)
+        .stdout(predicate::str::is_empty())
+        .stderr(predicate::str::contains("not a corral audit log"));
+    assert_eq!(std::fs::read_to_string(&notes).unwrap(), "my notes\n");
+}
+
+#[test]
+fn a_leaked_key_is_revoked_by_pasting_it_and_never_echoed() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = corral(dir.path())
+        .args(["keys", "create", "leaky"])
+        .output()
+        .unwrap();
+    let key = String::from_utf8(out.stdout).unwrap().trim_end().to_owned();
+    assert!(is_key(&key), "{key:?}");
+    let secret = &key[17..];
+    corral(dir.path())
+        .args(["keys", "revoke", &key])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("revoked leaky"))
+        .stdout(predicate::str::contains(secret).not());
+    for args in [["keys", "revoke"], ["keys", "rotate"], ["keys", "create"]] {
+        corral(dir.path())
+            .args(args)
+            .arg(&key)
+            .assert()
+            .code(2)
+            .stdout(predicate::str::is_empty())
+            .stderr(predicate::str::contains("<redacted>"))
+            .stderr(predicate::str::contains(secret).not());
+    }
+}
