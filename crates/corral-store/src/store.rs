@@ -299,9 +299,28 @@ impl KeyStore {
     }
 
     fn migrate(&self) -> Result<(), StoreError> {
+        // A store already at this version is only read: opening it must not wait for (or fail
+        // on) the write lock another process holds, or `keys list` would need it.
+        let version: i64 = self
+            .conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        self.check_version(version)?;
+        if version == SCHEMA_VERSION {
+            return Ok(());
+        }
         // IMMEDIATE: two processes opening a fresh directory at once must not both create tables.
         let tx = Transaction::new_unchecked(&self.conn, TransactionBehavior::Immediate)?;
         let version: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        self.check_version(version)?;
+        if version < 1 {
+            tx.execute_batch(SCHEMA_V1)?;
+            tx.pragma_update(None, "user_version", 1)?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn check_version(&self, version: i64) -> Result<(), StoreError> {
         if version > SCHEMA_VERSION {
             return Err(StoreError::SchemaTooNew {
                 path: self.path.clone(),
@@ -309,11 +328,6 @@ impl KeyStore {
                 supported: SCHEMA_VERSION,
             });
         }
-        if version < 1 {
-            tx.execute_batch(SCHEMA_V1)?;
-            tx.pragma_update(None, "user_version", 1)?;
-        }
-        tx.commit()?;
         Ok(())
     }
 

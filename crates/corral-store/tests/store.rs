@@ -703,3 +703,27 @@ fn a_huge_argument_is_not_repeated_in_full() {
         assert!(text.contains("éé…"), "{text}");
     }
 }
+
+#[test]
+fn opening_and_listing_do_not_wait_for_another_process_s_write_lock() {
+    let dir = tempfile::tempdir().unwrap();
+    KeyStore::open(dir.path())
+        .unwrap()
+        .create("alice", "user", None)
+        .unwrap();
+    // Another process in the middle of a write (say, `corral keys create` writing its secret).
+    let writer = rusqlite::Connection::open(dir.path().join(DB_FILE)).unwrap();
+    writer.execute_batch("BEGIN IMMEDIATE").unwrap();
+
+    let started = std::time::Instant::now();
+    let store = KeyStore::open(dir.path()).unwrap();
+    let names: Vec<String> = store.list().unwrap().into_iter().map(|k| k.name).collect();
+    assert_eq!(names, ["alice"]);
+    assert!(store.snapshot().is_ok());
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "waited {:?} for a lock a reader does not need",
+        started.elapsed()
+    );
+    writer.execute_batch("ROLLBACK").unwrap();
+}
