@@ -495,8 +495,9 @@ impl Writer {
         let current = read_tail(path)?;
         let mut last = current.as_ref().and_then(|t| t.last.clone());
         if last.is_none() {
-            // A fresh file after rotation continues the chain of the newest rotated file.
-            for (_, p) in crate::rotated_files(path).into_iter().rev() {
+            // A fresh file after rotation continues the chain of the newest rotated file:
+            // `.1`, the first in number order (`.2` and on are older).
+            for (_, p) in crate::rotated_files(path) {
                 if let Some((seq, hash)) = read_tail(&p)?.and_then(|t| t.last) {
                     last = Some((seq, hash));
                     break;

@@ -192,6 +192,30 @@ async fn rotation_keeps_the_chain_and_only_keep_files() {
     let report = verify(&expand_rotated(&path)).unwrap();
     assert!(report.is_ok(), "{report}");
     assert_eq!(report.last_seq, Some(700));
+
+    // A gate stopped (or killed) right after a rotation leaves the new file empty, or with
+    // only a torn first line: the next start continues from the newest rotated file, `.1`,
+    // not from an older one (which would repeat seqs and read as tampering).
+    for leftover in ["", "{\"@timestamp\":\"20"] {
+        std::fs::rename(&path, dir.path().join("audit.ndjson.0")).unwrap();
+        for n in (0..4).rev() {
+            std::fs::rename(
+                dir.path().join(format!("audit.ndjson.{n}")),
+                dir.path().join(format!("audit.ndjson.{}", n + 1)),
+            )
+            .unwrap();
+        }
+        std::fs::remove_file(dir.path().join("audit.ndjson.4")).unwrap();
+        std::fs::write(&path, leftover).unwrap();
+        let before = verify(&expand_rotated(&path)).unwrap().last_seq.unwrap();
+        write(&path, rotation, 0..1).await;
+        let report = verify(&expand_rotated(&path)).unwrap();
+        assert!(report.is_ok(), "after {leftover:?}: {report}");
+        assert_eq!(
+            report.last_seq,
+            Some(before + 1 + u64::from(!leftover.is_empty()))
+        );
+    }
 }
 
 #[tokio::test]
