@@ -736,3 +736,38 @@ async fn a_log_whose_first_write_was_cut_short_is_still_continued() {
         assert_eq!(r.notices.len(), 1, "cut at {cut}: {r}");
     }
 }
+
+#[test]
+fn files_of_one_log_are_put_in_rotation_order_and_others_left_as_given() {
+    let p = |s: &str| PathBuf::from(s);
+    let glob = [
+        p("d/a.ndjson"),
+        p("d/a.ndjson.1"),
+        p("d/a.ndjson.10"),
+        p("d/a.ndjson.2"),
+    ];
+    assert_eq!(
+        corral_audit::rotation_order(&glob).unwrap(),
+        [
+            p("d/a.ndjson.10"),
+            p("d/a.ndjson.2"),
+            p("d/a.ndjson.1"),
+            p("d/a.ndjson")
+        ]
+    );
+    // Rotated files alone, too.
+    assert_eq!(
+        corral_audit::rotation_order(&[p("a.ndjson.1"), p("a.ndjson.3")]).unwrap(),
+        [p("a.ndjson.3"), p("a.ndjson.1")]
+    );
+    for other in [
+        vec![p("a.ndjson"), p("b.ndjson.1")],
+        vec![p("x/a.ndjson"), p("y/a.ndjson.1")],
+        vec![p("a.ndjson"), p("a.ndjson")],
+        vec![p("a.ndjson.1"), p("a.ndjson.01")],
+        vec![p("a.ndjson"), p("a.ndjson.0")],
+        vec![p("a.ndjson"), p("a.ndjson.old")],
+    ] {
+        assert_eq!(corral_audit::rotation_order(&other), None, "{other:?}");
+    }
+}

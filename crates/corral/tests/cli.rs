@@ -499,3 +499,43 @@ fn a_leaked_key_is_revoked_by_pasting_it_and_never_echoed() {
             .stderr(predicate::str::contains(secret).not());
     }
 }
+
+#[test]
+fn audit_verify_takes_a_shell_glob_of_a_rotated_log_in_rotation_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("audit.ndjson");
+    audit_log(&log, 6);
+    // Split the chain as rotation would: .2 oldest, .1, then the live log.
+    let text = std::fs::read_to_string(&log).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    let part = |r: std::ops::Range<usize>| {
+        lines[r]
+            .iter()
+            .map(|l| format!("{l}\n"))
+            .collect::<String>()
+    };
+    let rotated = |n: u32| dir.path().join(format!("audit.ndjson.{n}"));
+    std::fs::write(rotated(2), part(0..2)).unwrap();
+    std::fs::write(rotated(1), part(2..4)).unwrap();
+    std::fs::write(&log, part(4..6)).unwrap();
+    // What `audit.ndjson*` expands to: the live log first.
+    corral(dir.path())
+        .args(["audit", "verify"])
+        .arg(&log)
+        .arg(rotated(1))
+        .arg(rotated(2))
+        .assert()
+        .success()
+        .stdout(predicate::str::starts_with("OK: 6 record(s) in 3 file(s)"))
+        .stderr(predicate::str::contains("rotation order"));
+    // Tampering is still found, at its place in the chain.
+    std::fs::write(rotated(1), part(3..4)).unwrap();
+    corral(dir.path())
+        .args(["audit", "verify"])
+        .arg(&log)
+        .arg(rotated(1))
+        .arg(rotated(2))
+        .assert()
+        .code(1)
+        .stdout(predicate::str::contains("audit.ndjson.1:1: dropped"));
+}
