@@ -18,6 +18,13 @@ pub enum StoreError {
     },
     #[error("no active key named or with id {0:?}")]
     NotFound(String),
+    /// The argument names only keys that were revoked (or rotated away): nothing to act on.
+    #[error("key {arg:?} ({prefix}) was already revoked at {revoked_at}; no active key has that name or id")]
+    AlreadyRevoked {
+        arg: String,
+        prefix: String,
+        revoked_at: DateTime<Utc>,
+    },
     /// The argument is the name of one key and the id (or prefix) of another.
     #[error("{arg:?} is ambiguous: it is the name of key {named} and the id of key {with_id}; refusing to guess: name the key by its id, written with or without \"crl_\" so that it is no key's name")]
     Ambiguous {

@@ -570,7 +570,29 @@ fn find_active(conn: &Connection, name_or_id: &str) -> Result<Row8, StoreError> 
             with_id: format!("{KEY_PREFIX}{}", with_id.0),
         }),
         (Some(r), _) | (None, Some(r)) => row8(r),
-        (None, None) => Err(StoreError::NotFound(key::shown_arg(name_or_id))),
+        (None, None) => Err(revoked_or_not_found(conn, name_or_id, id)),
+    }
+}
+
+/// The error for an argument that names no active key: when it names a revoked one (the most
+/// recently revoked, for a name that was rotated), say so rather than that nothing exists.
+fn revoked_or_not_found(conn: &Connection, name_or_id: &str, id: &str) -> StoreError {
+    let revoked: Option<(String, i64)> = conn
+        .query_row(
+            "SELECT id, revoked_at FROM keys WHERE (name = ?1 OR id = ?2) \
+             AND revoked_at IS NOT NULL ORDER BY revoked_at DESC, rowid DESC LIMIT 1",
+            params![name_or_id, id],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()
+        .unwrap_or(None);
+    match revoked.and_then(|(id, at)| Some((id, DateTime::from_timestamp_millis(at)?))) {
+        Some((id, revoked_at)) => StoreError::AlreadyRevoked {
+            arg: key::shown_arg(name_or_id),
+            prefix: format!("{KEY_PREFIX}{id}"),
+            revoked_at,
+        },
+        None => StoreError::NotFound(key::shown_arg(name_or_id)),
     }
 }
 

@@ -36,8 +36,16 @@ fn create_list_revoke_rotate() {
     assert_eq!(revoked.id, alice.id);
     assert!(revoked.revoked_at.is_some());
     let err = store.revoke("alice").unwrap_err();
-    assert!(matches!(err, StoreError::NotFound(_)), "{err}");
-    assert_eq!(err.to_string(), "no active key named or with id \"alice\"");
+    assert!(matches!(err, StoreError::AlreadyRevoked { .. }), "{err}");
+    assert!(
+        err.to_string().starts_with(&format!(
+            "key \"alice\" ({}) was already revoked at ",
+            alice.prefix
+        )),
+        "{err}"
+    );
+    let err = store.revoke("nobody").unwrap_err();
+    assert_eq!(err.to_string(), "no active key named or with id \"nobody\"");
 
     // The name is free again once revoked.
     let (alice2, _) = store.create("alice", "user", None).unwrap();
@@ -726,4 +734,34 @@ fn opening_and_listing_do_not_wait_for_another_process_s_write_lock() {
         started.elapsed()
     );
     writer.execute_batch("ROLLBACK").unwrap();
+}
+
+#[test]
+fn acting_on_a_revoked_key_says_it_was_revoked() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = KeyStore::open(dir.path()).unwrap();
+    let (first, _) = store.create("ci", "user", None).unwrap();
+    let (second, _) = store.rotate("ci").unwrap();
+    let revoked = store.revoke("ci").unwrap();
+    assert_eq!(revoked.id, second.id);
+    for arg in ["ci", first.prefix.as_str(), second.id.as_str()] {
+        for err in [
+            store.revoke(arg).unwrap_err(),
+            store.rotate(arg).map(|_| ()).unwrap_err(),
+        ] {
+            let text = err.to_string();
+            assert!(
+                matches!(err, StoreError::AlreadyRevoked { .. }),
+                "{arg}: {text}"
+            );
+            assert!(text.contains("already revoked"), "{text}");
+        }
+    }
+    // The name names the most recently revoked key.
+    let text = store.revoke("ci").unwrap_err().to_string();
+    assert!(text.contains(&second.prefix), "{text}");
+    assert!(matches!(
+        store.revoke("nobody").unwrap_err(),
+        StoreError::NotFound(_)
+    ));
 }
