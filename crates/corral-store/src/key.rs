@@ -104,7 +104,7 @@ pub(crate) fn parse(presented: &str) -> Option<(&str, &str)> {
 }
 
 /// Names of keys and policies: 1-64 characters from `[A-Za-z0-9._@-]`.
-pub(crate) fn valid_name(name: &str) -> bool {
+pub fn valid_name(name: &str) -> bool {
     (1..=64).contains(&name.len())
         && name
             .bytes()

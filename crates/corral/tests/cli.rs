@@ -133,6 +133,16 @@ fn duplicate_names_and_unknown_policies_are_refused() {
         .code(2)
         .stdout(predicate::str::is_empty())
         .stderr(predicate::str::contains("no policy named \"root\""));
+    // A policy argument that cannot be a policy's name is called that, with the rule.
+    for bad in ["", "a b", "x]"] {
+        corral(dir.path())
+            .args(["keys", "create", "dave", "--policy", bad])
+            .assert()
+            .code(2)
+            .stdout(predicate::str::is_empty())
+            .stderr(predicate::str::contains("invalid policy name"))
+            .stderr(predicate::str::contains("[policies.").not());
+    }
 }
 
 /// `corral config check` on a config file holding `text`.
