@@ -392,8 +392,8 @@ impl KeyStore {
         raw.into_iter().map(row8).collect()
     }
 
-    /// Revokes the active (or expired) key with this name, id, `crl_<id>` prefix or full key. An argument
-    /// that is one key's name and another's id is refused as ambiguous.
+    /// Revokes the active (or expired) key with this name, id, `crl_<id>` prefix or full key. An
+    /// argument that is one key's name and another's id is refused as ambiguous.
     pub fn revoke(&self, name_or_id: &str) -> Result<KeyInfo, StoreError> {
         let tx = Transaction::new_unchecked(&self.conn, TransactionBehavior::Immediate)?;
         let mut row = find_active(&tx, name_or_id)?;
