@@ -415,8 +415,9 @@ fn check_target(path: &Path) -> Result<(), AuditError> {
                 .map(|_| ())
         })
         .map_err(io_err(path))?;
+    // The writer never starts a file with a newline: an empty first line is not its own.
     let first_line = head.split(|&b| b == b'\n').next().unwrap_or_default();
-    if RECORD_START.starts_with(first_line) {
+    if head.is_empty() || (!first_line.is_empty() && RECORD_START.starts_with(first_line)) {
         return Ok(());
     }
     Err(AuditError::NotALog {

@@ -713,6 +713,20 @@ fn a_path_that_is_not_an_audit_log_is_refused_and_left_alone() {
         "mode unchanged"
     );
     assert!(!lock_path(&passwd).exists(), "no lock file left beside it");
+    for foreign in [
+        "\n{\"@timestamp\":\"x\"}\n",
+        "{\"x\":1}\n",
+        "{\"@timestamp\"x",
+        "hello",
+    ] {
+        std::fs::write(&passwd, foreign).unwrap();
+        let err = AuditLog::open(&passwd, NO_ROTATION).unwrap_err();
+        assert!(
+            matches!(err, AuditError::NotALog { .. }),
+            "{foreign:?}: {err}"
+        );
+        assert_eq!(std::fs::read_to_string(&passwd).unwrap(), foreign);
+    }
 
     let sub = dir.path().join("logs");
     std::fs::create_dir(&sub).unwrap();
