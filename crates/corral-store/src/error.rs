@@ -63,6 +63,13 @@ pub enum StoreError {
     },
     #[error("key database: corrupt row for key {id:?}: {what}")]
     CorruptRow { id: String, what: &'static str },
+    /// Another process held the database's write lock for longer than the store waits.
+    #[error(
+        "key database: another process kept it locked for more than {secs} s (another `corral keys` \
+         command still writing its output?); nothing was changed: try again",
+        secs = crate::store::BUSY_TIMEOUT.as_secs()
+    )]
+    Busy,
     /// SQLite's message is part of this one and not kept as a source: rusqlite's error repeats
     /// it as its own source, and a report walking the chain would print it three times.
     #[error("key database: {0}")]
@@ -73,6 +80,11 @@ pub enum StoreError {
 
 impl From<rusqlite::Error> for StoreError {
     fn from(e: rusqlite::Error) -> Self {
-        StoreError::Sqlite(e)
+        match &e {
+            rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::DatabaseBusy => {
+                StoreError::Busy
+            }
+            _ => StoreError::Sqlite(e),
+        }
     }
 }

@@ -22,7 +22,7 @@ pub const DB_FILE: &str = "keys.db";
 pub const SCHEMA_VERSION: i64 = 1;
 
 /// How long a writer waits for another process's lock before failing.
-const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+pub(crate) const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Shortest lifetime a key may be created with: anything shorter is dead on arrival.
 pub const MIN_LIFETIME: Duration = Duration::from_secs(1);

@@ -636,11 +636,11 @@ fn error_messages_escape_control_characters() {
 #[test]
 fn sqlite_errors_are_reported_once() {
     let sqlite = rusqlite::Error::SqliteFailure(
-        rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_BUSY),
-        Some("database is locked".to_owned()),
+        rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_IOERR),
+        Some("disk I/O error".to_owned()),
     );
     let err = StoreError::from(sqlite);
-    assert_eq!(err.to_string(), "key database: database is locked");
+    assert_eq!(err.to_string(), "key database: disk I/O error");
     // Nothing below it for a report to print again.
     assert!(std::error::Error::source(&err).is_none());
 }
@@ -710,6 +710,21 @@ fn a_huge_argument_is_not_repeated_in_full() {
         assert!(text.len() < 400, "{} bytes: {text}", text.len());
         assert!(text.contains("éé…"), "{text}");
     }
+}
+
+#[test]
+fn a_write_lock_held_too_long_is_explained_and_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = KeyStore::open(dir.path()).unwrap();
+    let writer = rusqlite::Connection::open(dir.path().join(DB_FILE)).unwrap();
+    writer.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let err = store.create("late", "user", None).map(|_| ()).unwrap_err();
+    assert!(matches!(err, StoreError::Busy), "{err}");
+    let text = err.to_string();
+    assert!(text.contains("another process kept it locked"), "{text}");
+    assert!(text.contains("try again"), "{text}");
+    writer.execute_batch("ROLLBACK").unwrap();
+    assert!(store.list().unwrap().is_empty());
 }
 
 #[test]
