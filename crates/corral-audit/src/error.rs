@@ -17,6 +17,13 @@ pub enum AuditError {
          each log needs its own `corral serve`"
     )]
     Locked { log: PathBuf, lock: PathBuf },
+    /// The path names something that is not an audit log: a directory, or a file whose first
+    /// line no corral writer wrote. Nothing was created, changed or appended.
+    #[error(
+        "{path}: {why}; refusing to write the audit log there (and to change its mode): \
+         choose another path, or move the file away"
+    )]
+    NotALog { path: PathBuf, why: &'static str },
     /// A rotation size so small that files would hold a handful of records, or none.
     #[error(
         "rotation size {max_bytes} bytes is below the minimum of {min} bytes (64 KiB)",

@@ -126,3 +126,33 @@ pub fn expand_rotated(path: &Path) -> Vec<PathBuf> {
     out.push(path.to_path_buf());
     out
 }
+
+/// Files of one log given in any order (`audit.ndjson*` from a shell lists the live log
+/// first), put in chain order, oldest first: `<log>.N` … `<log>.1`, `<log>`. `None` unless every
+/// file is `<log>` or `<log>.<n>` (n ≥ 1) of one `<log>` in one directory, each once: files of
+/// other names are taken in the order given.
+pub fn rotation_order(files: &[PathBuf]) -> Option<Vec<PathBuf>> {
+    let mut log: Option<&str> = None;
+    let mut numbered: Vec<(u64, &PathBuf)> = Vec::with_capacity(files.len());
+    for f in files {
+        let text = f.to_str()?;
+        let (base, n) = match text.rsplit_once('.') {
+            Some((base, digits))
+                if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) =>
+            {
+                (base, digits.parse::<u64>().ok().filter(|&n| n > 0)?)
+            }
+            _ => (text, 0),
+        };
+        if *log.get_or_insert(base) != base {
+            return None;
+        }
+        numbered.push((n, f));
+    }
+    // Newest (the live log, n = 0) last.
+    numbered.sort_by_key(|&(n, _)| std::cmp::Reverse(n));
+    if numbered.windows(2).any(|w| w[0].0 == w[1].0) {
+        return None;
+    }
+    Some(numbered.into_iter().map(|(_, p)| p.clone()).collect())
+}

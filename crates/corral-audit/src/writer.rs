@@ -87,7 +87,9 @@ impl AuditLog {
     /// Opens `path` (creating its parent directory with mode 0700 and the file with mode 0600,
     /// tightening an existing file that is group/other accessible) and continues its chain, or
     /// the chain of its newest rotated file. If the file ends in a torn or corrupt line, an
-    /// `audit_restart` record is appended first so that verification reports the damage.
+    /// `audit_restart` record is appended first so that verification reports the damage. A
+    /// path naming a directory, or a file whose first line is not a record's beginning, is
+    /// refused with [`AuditError::NotALog`] before anything is created or changed.
     ///
     /// Only one writer per log: the writer holds an exclusive lock on `<path>.lock` (a file
     /// beside the log, which rotation does not rename) for its life, and opening a log whose
@@ -382,6 +384,48 @@ fn read_tail(path: &Path) -> Result<Option<Tail>, AuditError> {
     }
 }
 
+/// How every line the writer seals begins (canonical JSON puts `@timestamp` first).
+const RECORD_START: &[u8] = b"{\"@timestamp\":\"";
+
+/// Refuses a path that names a directory, or a regular file with content whose first line
+/// does not begin as a record does (or as the beginning of one, cut short by a crash). An audit
+/// log path that names the wrong file (`--audit-log /etc/passwd`) must be an error, not a file
+/// appended to and made unreadable to everyone else. Checked before anything is created.
+fn check_target(path: &Path) -> Result<(), AuditError> {
+    let meta = match std::fs::metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(io_err(path)(e)),
+    };
+    if meta.is_dir() {
+        return Err(AuditError::NotALog {
+            path: path.to_path_buf(),
+            why: "is a directory",
+        });
+    }
+    if !meta.is_file() {
+        // A device or pipe the operator chose (say, /dev/stdout) is written as it is.
+        return Ok(());
+    }
+    let mut head = Vec::with_capacity(RECORD_START.len());
+    File::open(path)
+        .and_then(|f| {
+            f.take(RECORD_START.len() as u64)
+                .read_to_end(&mut head)
+                .map(|_| ())
+        })
+        .map_err(io_err(path))?;
+    // The writer never starts a file with a newline: an empty first line is not its own.
+    let first_line = head.split(|&b| b == b'\n').next().unwrap_or_default();
+    if head.is_empty() || (!first_line.is_empty() && RECORD_START.starts_with(first_line)) {
+        return Ok(());
+    }
+    Err(AuditError::NotALog {
+        path: path.to_path_buf(),
+        why: "exists and is not a corral audit log (its first line is not an audit record)",
+    })
+}
+
 /// Opens (creating) `<path>.lock` and locks it, or says who is in the way.
 fn lock(path: &Path) -> Result<File, AuditError> {
     let lock = lock_path(path);
@@ -446,13 +490,15 @@ impl Writer {
                 max_bytes: rotation.max_bytes,
             });
         }
+        check_target(path)?;
         make_parent(path)?;
         let lock = lock(path)?;
         let current = read_tail(path)?;
         let mut last = current.as_ref().and_then(|t| t.last.clone());
         if last.is_none() {
-            // A fresh file after rotation continues the chain of the newest rotated file.
-            for (_, p) in crate::rotated_files(path).into_iter().rev() {
+            // A fresh file after rotation continues the chain of the newest rotated file:
+            // `.1`, the first in number order (`.2` and on are older).
+            for (_, p) in crate::rotated_files(path) {
                 if let Some((seq, hash)) = read_tail(&p)?.and_then(|t| t.last) {
                     last = Some((seq, hash));
                     break;

@@ -192,6 +192,30 @@ async fn rotation_keeps_the_chain_and_only_keep_files() {
     let report = verify(&expand_rotated(&path)).unwrap();
     assert!(report.is_ok(), "{report}");
     assert_eq!(report.last_seq, Some(700));
+
+    // A gate stopped (or killed) right after a rotation leaves the new file empty, or with
+    // only a torn first line: the next start continues from the newest rotated file, `.1`,
+    // not from an older one (which would repeat seqs and read as tampering).
+    for leftover in ["", "{\"@timestamp\":\"20"] {
+        std::fs::rename(&path, dir.path().join("audit.ndjson.0")).unwrap();
+        for n in (0..4).rev() {
+            std::fs::rename(
+                dir.path().join(format!("audit.ndjson.{n}")),
+                dir.path().join(format!("audit.ndjson.{}", n + 1)),
+            )
+            .unwrap();
+        }
+        std::fs::remove_file(dir.path().join("audit.ndjson.4")).unwrap();
+        std::fs::write(&path, leftover).unwrap();
+        let before = verify(&expand_rotated(&path)).unwrap().last_seq.unwrap();
+        write(&path, rotation, 0..1).await;
+        let report = verify(&expand_rotated(&path)).unwrap();
+        assert!(report.is_ok(), "after {leftover:?}: {report}");
+        assert_eq!(
+            report.last_seq,
+            Some(before + 1 + u64::from(!leftover.is_empty()))
+        );
+    }
 }
 
 #[tokio::test]
@@ -670,4 +694,94 @@ fn an_io_error_names_the_file_and_gives_its_cause_once() {
     let text = chain_text(&err);
     assert!(text.contains(plain.to_str().unwrap()), "{text}");
     assert_eq!(text.matches("os error").count(), 1, "{text}");
+}
+
+#[test]
+fn a_path_that_is_not_an_audit_log_is_refused_and_left_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let passwd = dir.path().join("passwd");
+    let text = "root:x:0:0:root:/root:/bin/bash\n";
+    std::fs::write(&passwd, text).unwrap();
+    std::fs::set_permissions(&passwd, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let err = AuditLog::open(&passwd, NO_ROTATION).unwrap_err();
+    assert!(matches!(err, AuditError::NotALog { .. }), "{err}");
+    assert!(err.to_string().contains("not a corral audit log"), "{err}");
+    assert_eq!(std::fs::read_to_string(&passwd).unwrap(), text);
+    assert_eq!(
+        std::fs::metadata(&passwd).unwrap().permissions().mode() & 0o777,
+        0o644,
+        "mode unchanged"
+    );
+    assert!(!lock_path(&passwd).exists(), "no lock file left beside it");
+    for foreign in [
+        "\n{\"@timestamp\":\"x\"}\n",
+        "{\"x\":1}\n",
+        "{\"@timestamp\"x",
+        "hello",
+    ] {
+        std::fs::write(&passwd, foreign).unwrap();
+        let err = AuditLog::open(&passwd, NO_ROTATION).unwrap_err();
+        assert!(
+            matches!(err, AuditError::NotALog { .. }),
+            "{foreign:?}: {err}"
+        );
+        assert_eq!(std::fs::read_to_string(&passwd).unwrap(), foreign);
+    }
+
+    let sub = dir.path().join("logs");
+    std::fs::create_dir(&sub).unwrap();
+    let err = AuditLog::open(&sub, NO_ROTATION).unwrap_err();
+    assert!(err.to_string().contains("is a directory"), "{err}");
+    assert!(!lock_path(&sub).exists());
+}
+
+#[tokio::test]
+async fn a_log_whose_first_write_was_cut_short_is_still_continued() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.ndjson");
+    write(&path, NO_ROTATION, 0..1).await;
+    let first = std::fs::read(&path).unwrap();
+    // Cut inside the opening bytes every record shares, and further on.
+    for cut in [1, 5, 15, 40] {
+        std::fs::write(&path, &first[..cut]).unwrap();
+        write(&path, NO_ROTATION, 1..2).await;
+        let r = verify(std::slice::from_ref(&path)).unwrap();
+        assert!(r.is_ok(), "cut at {cut}: {r}");
+        assert_eq!(r.notices.len(), 1, "cut at {cut}: {r}");
+    }
+}
+
+#[test]
+fn files_of_one_log_are_put_in_rotation_order_and_others_left_as_given() {
+    let p = |s: &str| PathBuf::from(s);
+    let glob = [
+        p("d/a.ndjson"),
+        p("d/a.ndjson.1"),
+        p("d/a.ndjson.10"),
+        p("d/a.ndjson.2"),
+    ];
+    assert_eq!(
+        corral_audit::rotation_order(&glob).unwrap(),
+        [
+            p("d/a.ndjson.10"),
+            p("d/a.ndjson.2"),
+            p("d/a.ndjson.1"),
+            p("d/a.ndjson")
+        ]
+    );
+    // Rotated files alone, too.
+    assert_eq!(
+        corral_audit::rotation_order(&[p("a.ndjson.1"), p("a.ndjson.3")]).unwrap(),
+        [p("a.ndjson.3"), p("a.ndjson.1")]
+    );
+    for other in [
+        vec![p("a.ndjson"), p("b.ndjson.1")],
+        vec![p("x/a.ndjson"), p("y/a.ndjson.1")],
+        vec![p("a.ndjson"), p("a.ndjson")],
+        vec![p("a.ndjson.1"), p("a.ndjson.01")],
+        vec![p("a.ndjson"), p("a.ndjson.0")],
+        vec![p("a.ndjson"), p("a.ndjson.old")],
+    ] {
+        assert_eq!(corral_audit::rotation_order(&other), None, "{other:?}");
+    }
 }

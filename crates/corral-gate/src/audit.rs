@@ -89,6 +89,9 @@ fn to_record(f: Finished) -> AuditRecord {
         (Decision::Failed, _) => action::UPSTREAM_ERROR,
         (Decision::Denied, 401) => action::AUTH_FAILURE,
         (Decision::Denied, 403) => action::DENY,
+        // Refused because the upstream could not answer what the decision needed (its model
+        // list): the client's request was not at fault.
+        (Decision::Denied, 502 | 504) => action::UPSTREAM_ERROR,
         (Decision::Denied, _) => action::BAD_REQUEST,
     };
     let outcome =

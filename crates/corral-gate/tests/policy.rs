@@ -682,6 +682,10 @@ async fn an_unknown_model_is_refused_while_the_upstream_model_list_cannot_be_rea
         .await
         .expect("the refusal is recorded");
     assert_eq!(rec["corral"]["model"], "llama3.2:latest");
+    // The upstream's failure, not a bad request.
+    assert_eq!(rec["event"]["action"], "upstream_error");
+    assert_eq!(rec["corral"]["decision"], "deny");
+    assert_eq!(rec["http"]["response"]["status_code"], 502);
     // A policy that allows cloud models has nothing to verify.
     let r = h
         .post_json("/api/chat", "cleo", &chat_body("llama3.2", false))

@@ -18,6 +18,13 @@ pub enum StoreError {
     },
     #[error("no active key named or with id {0:?}")]
     NotFound(String),
+    /// The argument names only keys that were revoked (or rotated away): nothing to act on.
+    #[error("key {arg:?} ({prefix}) was already revoked at {revoked_at}; no active key has that name or id")]
+    AlreadyRevoked {
+        arg: String,
+        prefix: String,
+        revoked_at: DateTime<Utc>,
+    },
     /// The argument is the name of one key and the id (or prefix) of another.
     #[error("{arg:?} is ambiguous: it is the name of key {named} and the id of key {with_id}; refusing to guess: name the key by its id, written with or without \"crl_\" so that it is no key's name")]
     Ambiguous {
@@ -56,6 +63,13 @@ pub enum StoreError {
     },
     #[error("key database: corrupt row for key {id:?}: {what}")]
     CorruptRow { id: String, what: &'static str },
+    /// Another process held the database's write lock for longer than the store waits.
+    #[error(
+        "key database: another process kept it locked for more than {secs} s (another `corral keys` \
+         command still writing its output?); nothing was changed: try again",
+        secs = crate::store::BUSY_TIMEOUT.as_secs()
+    )]
+    Busy,
     /// SQLite's message is part of this one and not kept as a source: rusqlite's error repeats
     /// it as its own source, and a report walking the chain would print it three times.
     #[error("key database: {0}")]
@@ -66,6 +80,11 @@ pub enum StoreError {
 
 impl From<rusqlite::Error> for StoreError {
     fn from(e: rusqlite::Error) -> Self {
-        StoreError::Sqlite(e)
+        match &e {
+            rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::DatabaseBusy => {
+                StoreError::Busy
+            }
+            _ => StoreError::Sqlite(e),
+        }
     }
 }

@@ -104,7 +104,7 @@ pub(crate) fn parse(presented: &str) -> Option<(&str, &str)> {
 }
 
 /// Names of keys and policies: 1-64 characters from `[A-Za-z0-9._@-]`.
-pub(crate) fn valid_name(name: &str) -> bool {
+pub fn valid_name(name: &str) -> bool {
     (1..=64).contains(&name.len())
         && name
             .bytes()
@@ -117,6 +117,46 @@ pub(crate) fn reads_as_key_ref(name: &str) -> bool {
     name.as_bytes()
         .get(..KEY_PREFIX.len())
         .is_some_and(|p| p.eq_ignore_ascii_case(KEY_PREFIX.as_bytes()))
+}
+
+/// Longest argument shown in full in an error message; a longer one is cut short with `…`.
+const SHOWN_MAX: usize = 80;
+
+/// An argument (a name, id or key) as an error message may show it: the secret of anything
+/// shaped like a full key replaced by `<redacted>`, so that a leaked key pasted into
+/// `corral keys revoke` is not echoed into a terminal's scrollback or a CI log, and cut short
+/// after [`SHOWN_MAX`] characters (a 10 KB argument is not repeated back in full).
+pub(crate) fn shown_arg(arg: &str) -> String {
+    let mut out = String::with_capacity(arg.len().min(SHOWN_MAX + 16));
+    let mut rest = arg;
+    while let Some(at) = rest.find(KEY_PREFIX) {
+        let (before, from) = rest.split_at(at);
+        out.push_str(before);
+        let b = from.as_bytes();
+        let id_end = KEY_PREFIX.len() + ID_LEN;
+        let shaped = b.len() > id_end + 1
+            && b.get(KEY_PREFIX.len()..id_end)
+                .is_some_and(|id| id.iter().all(|&c| is_base62(c)))
+            && b.get(id_end) == Some(&b'_')
+            && b.get(id_end + 1).is_some_and(|&c| is_base62(c));
+        if shaped {
+            let secret_len = b
+                .get(id_end + 1..)
+                .map_or(0, |s| s.iter().take_while(|&&c| is_base62(c)).count());
+            // Everything up to the secret is ASCII, so these are char boundaries.
+            out.push_str(from.get(..=id_end).unwrap_or(""));
+            out.push_str("<redacted>");
+            rest = from.get(id_end + 1 + secret_len..).unwrap_or("");
+        } else {
+            out.push_str(KEY_PREFIX);
+            rest = from.get(KEY_PREFIX.len()..).unwrap_or("");
+        }
+    }
+    out.push_str(rest);
+    match out.char_indices().nth(SHOWN_MAX) {
+        Some((cut, _)) => format!("{}…", out.get(..cut).unwrap_or("")),
+        None => out,
+    }
 }
 
 #[cfg(test)]
@@ -223,5 +263,20 @@ mod tests {
         for ok in ["crl", "crlx_a", "alice_crl_", "c", "", "é"] {
             assert!(!reads_as_key_ref(ok), "{ok}");
         }
+    }
+
+    #[test]
+    fn shown_args_redact_secrets_and_stay_short() {
+        let (_, key, _) = generate().unwrap();
+        let id = key.id().to_owned();
+        let shown = shown_arg(&format!("x {} y", key.expose()));
+        assert_eq!(shown, format!("x crl_{id}_<redacted> y"));
+        for plain in ["alice", "crl_", "crl_crl_", "crl_short_abc", "é", ""] {
+            assert_eq!(shown_arg(plain), plain);
+        }
+        let id_only = format!("crl_{id}_");
+        assert_eq!(shown_arg(&id_only), id_only, "no secret to redact");
+        let long = "ab".repeat(100);
+        assert_eq!(shown_arg(&long), format!("{}…", &long[..SHOWN_MAX]));
     }
 }

@@ -22,7 +22,7 @@ pub const DB_FILE: &str = "keys.db";
 pub const SCHEMA_VERSION: i64 = 1;
 
 /// How long a writer waits for another process's lock before failing.
-const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+pub(crate) const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Shortest lifetime a key may be created with: anything shorter is dead on arrival.
 pub const MIN_LIFETIME: Duration = Duration::from_secs(1);
@@ -299,9 +299,28 @@ impl KeyStore {
     }
 
     fn migrate(&self) -> Result<(), StoreError> {
+        // A store already at this version is only read: opening it must not wait for (or fail
+        // on) the write lock another process holds, or `keys list` would need it.
+        let version: i64 = self
+            .conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        self.check_version(version)?;
+        if version == SCHEMA_VERSION {
+            return Ok(());
+        }
         // IMMEDIATE: two processes opening a fresh directory at once must not both create tables.
         let tx = Transaction::new_unchecked(&self.conn, TransactionBehavior::Immediate)?;
         let version: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        self.check_version(version)?;
+        if version < 1 {
+            tx.execute_batch(SCHEMA_V1)?;
+            tx.pragma_update(None, "user_version", 1)?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn check_version(&self, version: i64) -> Result<(), StoreError> {
         if version > SCHEMA_VERSION {
             return Err(StoreError::SchemaTooNew {
                 path: self.path.clone(),
@@ -309,11 +328,6 @@ impl KeyStore {
                 supported: SCHEMA_VERSION,
             });
         }
-        if version < 1 {
-            tx.execute_batch(SCHEMA_V1)?;
-            tx.pragma_update(None, "user_version", 1)?;
-        }
-        tx.commit()?;
         Ok(())
     }
 
@@ -337,13 +351,13 @@ impl KeyStore {
         expires_in: Option<Duration>,
     ) -> Result<PendingKey<'_>, StoreError> {
         if !key::valid_name(name) {
-            return Err(StoreError::InvalidName(name.to_string()));
+            return Err(StoreError::InvalidName(key::shown_arg(name)));
         }
         if key::reads_as_key_ref(name) {
-            return Err(StoreError::ReservedName(name.to_string()));
+            return Err(StoreError::ReservedName(key::shown_arg(name)));
         }
         if !key::valid_name(policy) {
-            return Err(StoreError::InvalidPolicy(policy.to_string()));
+            return Err(StoreError::InvalidPolicy(key::shown_arg(policy)));
         }
         if expires_in.is_some_and(|d| d < MIN_LIFETIME) {
             return Err(StoreError::ExpiryTooShort);
@@ -378,8 +392,8 @@ impl KeyStore {
         raw.into_iter().map(row8).collect()
     }
 
-    /// Revokes the active (or expired) key with this name, id or `crl_<id>` prefix. An argument
-    /// that is one key's name and another's id is refused as ambiguous.
+    /// Revokes the active (or expired) key with this name, id, `crl_<id>` prefix or full key. An
+    /// argument that is one key's name and another's id is refused as ambiguous.
     pub fn revoke(&self, name_or_id: &str) -> Result<KeyInfo, StoreError> {
         let tx = Transaction::new_unchecked(&self.conn, TransactionBehavior::Immediate)?;
         let mut row = find_active(&tx, name_or_id)?;
@@ -526,9 +540,10 @@ fn row8(raw: RawRow) -> Result<Row8, StoreError> {
     })
 }
 
-/// The unrevoked key with this name, or with this id (bare or as the `crl_<id>` prefix). When
-/// the argument is one key's name and another key's id, neither is chosen: acting on the wrong
-/// key (revoking a bystander, leaving a leaked key working) is worse than asking again.
+/// The unrevoked key with this name, or with this id (bare, as the `crl_<id>` prefix, or as the
+/// full key: a leaked key is revoked by pasting it). When the argument is one key's name and
+/// another key's id, neither is chosen: acting on the wrong key (revoking a bystander, leaving a
+/// leaked key working) is worse than asking again.
 fn find_active(conn: &Connection, name_or_id: &str) -> Result<Row8, StoreError> {
     let by_name = conn
         .query_row(
@@ -537,7 +552,10 @@ fn find_active(conn: &Connection, name_or_id: &str) -> Result<Row8, StoreError> 
             raw_row,
         )
         .optional()?;
-    let id = name_or_id.strip_prefix(KEY_PREFIX).unwrap_or(name_or_id);
+    let id = match key::parse(name_or_id) {
+        Some((id, _secret)) => id,
+        None => name_or_id.strip_prefix(KEY_PREFIX).unwrap_or(name_or_id),
+    };
     let by_id = conn
         .query_row(
             &format!("SELECT {COLUMNS} FROM keys WHERE id = ?1 AND revoked_at IS NULL"),
@@ -547,12 +565,34 @@ fn find_active(conn: &Connection, name_or_id: &str) -> Result<Row8, StoreError> 
         .optional()?;
     match (by_name, by_id) {
         (Some(named), Some(with_id)) if named.0 != with_id.0 => Err(StoreError::Ambiguous {
-            arg: name_or_id.to_string(),
+            arg: key::shown_arg(name_or_id),
             named: format!("{KEY_PREFIX}{}", named.0),
             with_id: format!("{KEY_PREFIX}{}", with_id.0),
         }),
         (Some(r), _) | (None, Some(r)) => row8(r),
-        (None, None) => Err(StoreError::NotFound(name_or_id.to_string())),
+        (None, None) => Err(revoked_or_not_found(conn, name_or_id, id)),
+    }
+}
+
+/// The error for an argument that names no active key: when it names a revoked one (the most
+/// recently revoked, for a name that was rotated), say so rather than that nothing exists.
+fn revoked_or_not_found(conn: &Connection, name_or_id: &str, id: &str) -> StoreError {
+    let revoked: Option<(String, i64)> = conn
+        .query_row(
+            "SELECT id, revoked_at FROM keys WHERE (name = ?1 OR id = ?2) \
+             AND revoked_at IS NOT NULL ORDER BY revoked_at DESC, rowid DESC LIMIT 1",
+            params![name_or_id, id],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()
+        .unwrap_or(None);
+    match revoked.and_then(|(id, at)| Some((id, DateTime::from_timestamp_millis(at)?))) {
+        Some((id, revoked_at)) => StoreError::AlreadyRevoked {
+            arg: key::shown_arg(name_or_id),
+            prefix: format!("{KEY_PREFIX}{id}"),
+            revoked_at,
+        },
+        None => StoreError::NotFound(key::shown_arg(name_or_id)),
     }
 }
 

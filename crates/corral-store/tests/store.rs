@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use chrono::{TimeZone, Utc};
 use corral_store::{
-    AuthError, FileState, KeyState, KeyStore, StoreError, DB_FILE, KEY_LEN, MIN_LIFETIME,
+    AuthError, FileState, KeyState, KeyStore, Secret, StoreError, DB_FILE, ID_LEN, KEY_LEN,
+    KEY_PREFIX, MIN_LIFETIME,
 };
 
 fn mode(p: &Path) -> u32 {
@@ -35,8 +36,16 @@ fn create_list_revoke_rotate() {
     assert_eq!(revoked.id, alice.id);
     assert!(revoked.revoked_at.is_some());
     let err = store.revoke("alice").unwrap_err();
-    assert!(matches!(err, StoreError::NotFound(_)), "{err}");
-    assert_eq!(err.to_string(), "no active key named or with id \"alice\"");
+    assert!(matches!(err, StoreError::AlreadyRevoked { .. }), "{err}");
+    assert!(
+        err.to_string().starts_with(&format!(
+            "key \"alice\" ({}) was already revoked at ",
+            alice.prefix
+        )),
+        "{err}"
+    );
+    let err = store.revoke("nobody").unwrap_err();
+    assert_eq!(err.to_string(), "no active key named or with id \"nobody\"");
 
     // The name is free again once revoked.
     let (alice2, _) = store.create("alice", "user", None).unwrap();
@@ -627,11 +636,147 @@ fn error_messages_escape_control_characters() {
 #[test]
 fn sqlite_errors_are_reported_once() {
     let sqlite = rusqlite::Error::SqliteFailure(
-        rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_BUSY),
-        Some("database is locked".to_owned()),
+        rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_IOERR),
+        Some("disk I/O error".to_owned()),
     );
     let err = StoreError::from(sqlite);
-    assert_eq!(err.to_string(), "key database: database is locked");
+    assert_eq!(err.to_string(), "key database: disk I/O error");
     // Nothing below it for a report to print again.
     assert!(std::error::Error::source(&err).is_none());
+}
+
+#[test]
+fn a_full_key_names_its_key_and_errors_never_echo_a_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = KeyStore::open(dir.path()).unwrap();
+    let (leaked, secret) = store.create("leaked", "user", None).unwrap();
+    let (_, other_secret) = store.create("other", "user", None).unwrap();
+    let secret_part = |s: &Secret| s.expose()[KEY_PREFIX.len() + ID_LEN + 1..].to_owned();
+
+    // The leaked key itself, pasted as it is, is enough to rotate and then revoke it.
+    let (rotated, new_secret) = store.rotate(secret.expose()).unwrap();
+    assert_eq!(rotated.name, "leaked");
+    assert_ne!(rotated.id, leaked.id);
+    assert_eq!(
+        store.revoke(new_secret.expose()).unwrap().id,
+        rotated.id,
+        "revoked by its full key"
+    );
+
+    // A key that names nothing active (the one just revoked) is refused, and no message
+    // repeats its secret; nor does one for a key pasted as a name.
+    let errors = [
+        store.revoke(new_secret.expose()).unwrap_err(),
+        store.rotate(secret.expose()).map(|_| ()).unwrap_err(),
+        store
+            .create(other_secret.expose(), "user", None)
+            .map(|_| ())
+            .unwrap_err(),
+        store
+            .create("ok", &format!("{} ", other_secret.expose()), None)
+            .map(|_| ())
+            .unwrap_err(),
+        store
+            .revoke(&format!("Bearer {}", other_secret.expose()))
+            .unwrap_err(),
+    ];
+    for err in errors {
+        let text = err.to_string();
+        for s in [&secret, &new_secret, &other_secret] {
+            assert!(!text.contains(&secret_part(s)), "secret echoed: {text}");
+        }
+        assert!(text.contains("_<redacted>"), "{text}");
+    }
+    let active: Vec<String> = store
+        .list()
+        .unwrap()
+        .into_iter()
+        .filter(|k| k.revoked_at.is_none())
+        .map(|k| k.name)
+        .collect();
+    assert_eq!(active, ["other"]);
+}
+
+#[test]
+fn a_huge_argument_is_not_repeated_in_full() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = KeyStore::open(dir.path()).unwrap();
+    let huge = "é".repeat(10_000);
+    for err in [
+        store.create(&huge, "user", None).map(|_| ()).unwrap_err(),
+        store.revoke(&huge).unwrap_err(),
+    ] {
+        let text = err.to_string();
+        assert!(text.len() < 400, "{} bytes: {text}", text.len());
+        assert!(text.contains("éé…"), "{text}");
+    }
+}
+
+#[test]
+fn a_write_lock_held_too_long_is_explained_and_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = KeyStore::open(dir.path()).unwrap();
+    let writer = rusqlite::Connection::open(dir.path().join(DB_FILE)).unwrap();
+    writer.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let err = store.create("late", "user", None).map(|_| ()).unwrap_err();
+    assert!(matches!(err, StoreError::Busy), "{err}");
+    let text = err.to_string();
+    assert!(text.contains("another process kept it locked"), "{text}");
+    assert!(text.contains("try again"), "{text}");
+    writer.execute_batch("ROLLBACK").unwrap();
+    assert!(store.list().unwrap().is_empty());
+}
+
+#[test]
+fn opening_and_listing_do_not_wait_for_another_process_s_write_lock() {
+    let dir = tempfile::tempdir().unwrap();
+    KeyStore::open(dir.path())
+        .unwrap()
+        .create("alice", "user", None)
+        .unwrap();
+    // Another process in the middle of a write (say, `corral keys create` writing its secret).
+    let writer = rusqlite::Connection::open(dir.path().join(DB_FILE)).unwrap();
+    writer.execute_batch("BEGIN IMMEDIATE").unwrap();
+
+    let started = std::time::Instant::now();
+    let store = KeyStore::open(dir.path()).unwrap();
+    let names: Vec<String> = store.list().unwrap().into_iter().map(|k| k.name).collect();
+    assert_eq!(names, ["alice"]);
+    assert!(store.snapshot().is_ok());
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "waited {:?} for a lock a reader does not need",
+        started.elapsed()
+    );
+    writer.execute_batch("ROLLBACK").unwrap();
+}
+
+#[test]
+fn acting_on_a_revoked_key_says_it_was_revoked() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = KeyStore::open(dir.path()).unwrap();
+    let (first, _) = store.create("ci", "user", None).unwrap();
+    let (second, _) = store.rotate("ci").unwrap();
+    let revoked = store.revoke("ci").unwrap();
+    assert_eq!(revoked.id, second.id);
+    for arg in ["ci", first.prefix.as_str(), second.id.as_str()] {
+        for err in [
+            store.revoke(arg).unwrap_err(),
+            store.rotate(arg).map(|_| ()).unwrap_err(),
+        ] {
+            let text = err.to_string();
+            assert!(
+                matches!(err, StoreError::AlreadyRevoked { .. }),
+                "{arg}: {text}"
+            );
+            assert!(text.contains("already revoked"), "{text}");
+        }
+    }
+    // The name names the most recently revoked key.
+    let text = store.revoke("ci").unwrap_err().to_string();
+    assert!(text.contains(&second.prefix), "{text}");
+    assert!(matches!(
+        store.revoke("nobody").unwrap_err(),
+        StoreError::NotFound(_)
+    ));
 }

@@ -124,12 +124,12 @@ pub enum KeysCommand {
     },
     /// Revoke a key at once (a running gate notices within a second)
     Revoke {
-        /// Key name or id
+        /// Key name, id (crl_<id>) or the full key
         name: String,
     },
     /// Replace a key's secret; the old secret stops working at once
     Rotate {
-        /// Key name or id
+        /// Key name, id (crl_<id>) or the full key
         name: String,
         #[arg(long)]
         json: bool,
@@ -140,7 +140,7 @@ pub enum KeysCommand {
 pub enum AuditCommand {
     /// Check the hash chain of an audit log and report the first edited, dropped or reordered record
     Verify {
-        /// Log files in chain order (oldest first); a single live log also picks up its rotated files
+        /// Log files in chain order (oldest first; LOG, LOG.1, ... of one log are put in rotation order); a single live log also picks up its rotated files
         #[arg(required = true, value_name = "FILE")]
         files: Vec<PathBuf>,
         /// Fail unless the chain starts at the log's first record (seq 1): for logs that are

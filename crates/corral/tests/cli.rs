@@ -133,6 +133,16 @@ fn duplicate_names_and_unknown_policies_are_refused() {
         .code(2)
         .stdout(predicate::str::is_empty())
         .stderr(predicate::str::contains("no policy named \"root\""));
+    // A policy argument that cannot be a policy's name is called that, with the rule.
+    for bad in ["", "a b", "x]"] {
+        corral(dir.path())
+            .args(["keys", "create", "dave", "--policy", bad])
+            .assert()
+            .code(2)
+            .stdout(predicate::str::is_empty())
+            .stderr(predicate::str::contains("invalid policy name"))
+            .stderr(predicate::str::contains("[policies.").not());
+    }
 }
 
 /// `corral config check` on a config file holding `text`.
@@ -454,4 +464,88 @@ fn empty_environment_variables_count_as_unset() {
         .success();
     assert!(flagged.join("keys.db").exists());
     assert!(!dir.path().join("data").join("keys.db").exists());
+}
+
+#[test]
+fn serve_refuses_an_audit_log_path_that_is_not_a_log_before_listening() {
+    let dir = tempfile::tempdir().unwrap();
+    let notes = dir.path().join("notes.txt");
+    std::fs::write(&notes, "my notes\n").unwrap();
+    corral(dir.path())
+        .args(["serve", "--listen", "127.0.0.1:0", "--audit-log"])
+        .arg(&notes)
+        .timeout(std::time::Duration::from_secs(30))
+        .assert()
+        .code(2)
+        .stdout(predicate::str::is_empty())
+        .stderr(predicate::str::contains("not a corral audit log"));
+    assert_eq!(std::fs::read_to_string(&notes).unwrap(), "my notes\n");
+}
+
+#[test]
+fn a_leaked_key_is_revoked_by_pasting_it_and_never_echoed() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = corral(dir.path())
+        .args(["keys", "create", "leaky"])
+        .output()
+        .unwrap();
+    let key = String::from_utf8(out.stdout).unwrap().trim_end().to_owned();
+    assert!(is_key(&key), "{key:?}");
+    let secret = &key[17..];
+    corral(dir.path())
+        .args(["keys", "revoke", &key])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("revoked leaky"))
+        .stdout(predicate::str::contains(secret).not());
+    for args in [["keys", "revoke"], ["keys", "rotate"], ["keys", "create"]] {
+        corral(dir.path())
+            .args(args)
+            .arg(&key)
+            .assert()
+            .code(2)
+            .stdout(predicate::str::is_empty())
+            .stderr(predicate::str::contains("<redacted>"))
+            .stderr(predicate::str::contains(secret).not());
+    }
+}
+
+#[test]
+fn audit_verify_takes_a_shell_glob_of_a_rotated_log_in_rotation_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("audit.ndjson");
+    audit_log(&log, 6);
+    // Split the chain as rotation would: .2 oldest, .1, then the live log.
+    let text = std::fs::read_to_string(&log).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    let part = |r: std::ops::Range<usize>| {
+        lines[r]
+            .iter()
+            .map(|l| format!("{l}\n"))
+            .collect::<String>()
+    };
+    let rotated = |n: u32| dir.path().join(format!("audit.ndjson.{n}"));
+    std::fs::write(rotated(2), part(0..2)).unwrap();
+    std::fs::write(rotated(1), part(2..4)).unwrap();
+    std::fs::write(&log, part(4..6)).unwrap();
+    // What `audit.ndjson*` expands to: the live log first.
+    corral(dir.path())
+        .args(["audit", "verify"])
+        .arg(&log)
+        .arg(rotated(1))
+        .arg(rotated(2))
+        .assert()
+        .success()
+        .stdout(predicate::str::starts_with("OK: 6 record(s) in 3 file(s)"))
+        .stderr(predicate::str::contains("rotation order"));
+    // Tampering is still found, at its place in the chain.
+    std::fs::write(rotated(1), part(3..4)).unwrap();
+    corral(dir.path())
+        .args(["audit", "verify"])
+        .arg(&log)
+        .arg(rotated(1))
+        .arg(rotated(2))
+        .assert()
+        .code(1)
+        .stdout(predicate::str::contains("audit.ndjson.1:1: dropped"));
 }

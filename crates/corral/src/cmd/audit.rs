@@ -16,7 +16,17 @@ pub fn run(cmd: AuditCommand) -> Result<ExitCode> {
                     let alone = all.len() == 1;
                     (all, alone)
                 }
-                _ => (files, false),
+                // The files of one log in rotation order, however they were listed
+                // (`audit.ndjson*` puts the live log first).
+                _ => match corral_audit::rotation_order(&files) {
+                    Some(ordered) if ordered != files => {
+                        let names: Vec<String> =
+                            ordered.iter().map(|p| p.display().to_string()).collect();
+                        eprintln!("note: checking in rotation order: {}", names.join(" "));
+                        (ordered, false)
+                    }
+                    _ => (files, false),
+                },
             };
             let report = corral_audit::Verifier::new()
                 .require_start(from_start)

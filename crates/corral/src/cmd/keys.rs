@@ -32,6 +32,9 @@ pub fn run(env: &Env, cmd: KeysCommand) -> Result<ExitCode> {
                     humantime::format_duration(d)
                 );
             }
+            if !corral_store::is_valid_name(&policy) {
+                bail!("{}", corral_store::StoreError::InvalidPolicy(policy));
+            }
             let config = env.config()?;
             if config.policy(&policy).is_none() {
                 let known: Vec<&str> = config.policies.keys().map(String::as_str).collect();
