@@ -25,7 +25,7 @@ use crate::audit::AuditSink;
 use crate::auth::presented_key;
 use crate::body::{self, BodyError, Encoding};
 use crate::catalogue::Catalogue;
-use crate::context::{Decision, RequestCtx};
+use crate::context::{Decision, Ending, RequestCtx};
 use crate::forward::{self, UpBody, UpstreamClient};
 use crate::headers::{ambiguous_framing, client_response_headers, host_problem};
 use crate::keys::{Authenticated, Keys};
@@ -75,9 +75,12 @@ pub async fn handle(
     req: Request<Incoming>,
 ) -> Result<Response<GateBody>, Infallible> {
     let raw = req.uri().path_and_query().map_or("", PathAndQuery::as_str);
-    let mut ctx = Box::new(RequestCtx::new(peer, Some(req.method().clone()), raw));
+    let ctx = Box::new(RequestCtx::new(peer, Some(req.method().clone()), raw));
+    let mut unanswered = Unanswered::new(ctx, shared.audit.clone());
     // Boxed: the request's whole state machine is large, and hyper moves this future around.
-    let resp = match Box::pin(serve(&shared, &mut ctx, req)).await {
+    let served = Box::pin(serve(&shared, unanswered.ctx_mut(), req)).await;
+    let mut ctx = unanswered.answered();
+    let resp = match served {
         Ok(resp) => resp,
         Err(Refusal { failure, allow }) => {
             // A reason set on the way (why a key was refused) is more precise than the rule
@@ -93,6 +96,61 @@ pub async fn handle(
     let (parts, mut body) = resp.into_parts();
     body.audit_with(ctx, shared.audit.clone());
     Ok(Response::from_parts(parts, body))
+}
+
+/// The facts of a request that has no response yet. hyper drops the service's future when the
+/// client goes away before the response head (during a cold load, or a long `"stream": false`
+/// generation), and the gate's connections are aborted at the end of the shutdown grace period:
+/// then no response body exists to emit the record, so this does, with status 499 (nginx's
+/// "client closed request"; nothing was sent).
+struct Unanswered {
+    ctx: Option<Box<RequestCtx>>,
+    audit: AuditSink,
+}
+
+/// The status recorded for a request whose client left before any response was sent.
+pub const CLIENT_CLOSED_REQUEST: u16 = 499;
+
+impl Unanswered {
+    fn new(ctx: Box<RequestCtx>, audit: AuditSink) -> Unanswered {
+        Unanswered {
+            ctx: Some(ctx),
+            audit,
+        }
+    }
+
+    fn ctx_mut(&mut self) -> &mut RequestCtx {
+        // Only `answered` empties the slot, and it consumes the guard: never a placeholder.
+        self.ctx.get_or_insert_with(placeholder)
+    }
+
+    /// A response exists: its body takes over the record.
+    fn answered(mut self) -> Box<RequestCtx> {
+        self.ctx.take().unwrap_or_else(placeholder)
+    }
+}
+
+fn placeholder() -> Box<RequestCtx> {
+    Box::new(RequestCtx::new(IpAddr::from([0, 0, 0, 0]), None, ""))
+}
+
+impl Drop for Unanswered {
+    fn drop(&mut self) {
+        let Some(mut ctx) = self.ctx.take() else {
+            return;
+        };
+        let ending = if self.audit.is_cutting() {
+            Ending::Shutdown
+        } else {
+            Ending::ClientGone
+        };
+        ctx.status = CLIENT_CLOSED_REQUEST;
+        if ctx.reason.is_none() {
+            ctx.reason = ending.reason();
+        }
+        self.audit
+            .emit(ctx, ending, 0, corral_policy::usage::Usage::default());
+    }
 }
 
 async fn serve(

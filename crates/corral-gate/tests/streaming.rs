@@ -197,6 +197,16 @@ async fn client_disconnect_during_a_cold_start_cancels_upstream() {
         "{:?}",
         left.elapsed()
     );
+    // The generation was started upstream: the request is on record although no response was.
+    let record = h
+        .wait_audit(T, |r| r["url"]["path"] == "/api/chat")
+        .await
+        .expect("a request whose client left before the answer still has its audit record");
+    assert_eq!(record["corral"]["reason"], "client_disconnected");
+    assert_eq!(record["corral"]["decision"], "allow");
+    assert_eq!(record["corral"]["model"], "cold:latest");
+    assert_eq!(record["http"]["response"]["status_code"], 499);
+    assert_eq!(record["event"]["outcome"], "failure");
 }
 
 #[tokio::test]
