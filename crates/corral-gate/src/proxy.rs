@@ -28,7 +28,7 @@ use crate::catalogue::Catalogue;
 use crate::context::{Decision, Ending, RequestCtx};
 use crate::forward::{self, UpBody, UpstreamClient};
 use crate::headers::{ambiguous_framing, client_response_headers, host_problem};
-use crate::keys::{Authenticated, Keys};
+use crate::keys::{Authenticated, Keys, Lease};
 use crate::reply::{error_response, Failure};
 use crate::settings::Upstream;
 use crate::stream::{BoxError, GateBody};
@@ -279,8 +279,8 @@ async fn serve(
         declared,
     )?;
     if lease.is_ended() {
-        // Revoked since the request authenticated: it is not sent at all.
-        return Err(Failure::key_no_longer_valid().into());
+        // Revoked since the request authenticated (or the gate is cutting): not sent at all.
+        return Err(lease_failure(&lease).into());
     }
     ctx.decision = Decision::Allowed;
     // A key revoked while the upstream works on the answer (a long `"stream": false`
@@ -288,7 +288,7 @@ async fn serve(
     let up_resp = tokio::select! {
         biased;
         sent = forward::send(&shared.client, up_req, shared.idle_timeout) => sent?,
-        () = lease.ended() => return Err(Failure::key_no_longer_valid().into()),
+        () = lease.ended() => return Err(lease_failure(&lease).into()),
     };
 
     // 6. Response.
@@ -351,6 +351,16 @@ async fn serve(
             *resp.headers_mut() = client_response_headers(&up_parts.headers, !hide_usage);
             Ok(resp)
         }
+    }
+}
+
+/// The answer to a request whose lease ended before the upstream's answer: its key is no
+/// longer valid, or the gate's shutdown grace period is over.
+fn lease_failure(lease: &Lease) -> Failure {
+    if lease.cut_by_shutdown() {
+        Failure::gate_shutdown()
+    } else {
+        Failure::key_no_longer_valid()
     }
 }
 
