@@ -255,12 +255,18 @@ async fn serve(
     ctx.model = model.or(named);
     if let Some(name) = &ctx.model {
         if !policy.cloud && shared.catalogue.unverified(name) {
-            return Err(Failure::new(
-                502,
-                "catalogue_unavailable",
-                "cannot tell whether the model is a cloud model: the upstream's model list is unavailable",
-            )
-            .into());
+            // An upstream that is down is reported as such, not as a missing model list.
+            return Err(shared
+                .catalogue
+                .unanswered()
+                .unwrap_or_else(|| {
+                    Failure::new(
+                        502,
+                        "catalogue_unavailable",
+                        "cannot tell whether the model is a cloud model: the upstream's model list is unavailable",
+                    )
+                })
+                .into());
         }
     }
     ctx.stream = stream;
@@ -545,6 +551,14 @@ async fn refresh_catalogue_if_stale(shared: &Shared) {
     refresh_catalogue_when(shared, |now| shared.catalogue.is_stale(now)).await;
 }
 
+/// Why a catalogue refresh got no model list.
+enum RefreshError {
+    /// The upstream did not answer (down, or silent past the timeout): 502 or 504.
+    Unanswered(Failure),
+    /// It answered, but not with a usable model list.
+    Unusable,
+}
+
 /// Fetches `/api/tags` into the catalogue when `wanted` says so, checked again once this
 /// request holds the refresh lock (another may have refreshed meanwhile).
 async fn refresh_catalogue_when(shared: &Shared, wanted: impl Fn(std::time::Instant) -> bool) {
@@ -555,7 +569,7 @@ async fn refresh_catalogue_when(shared: &Shared, wanted: impl Fn(std::time::Inst
     if !wanted(std::time::Instant::now()) {
         return;
     }
-    let fetched = async {
+    let fetched: Result<Option<Bytes>, RefreshError> = async {
         let req = forward::build_request(
             &shared.upstream_host,
             Method::GET,
@@ -563,15 +577,20 @@ async fn refresh_catalogue_when(shared: &Shared, wanted: impl Fn(std::time::Inst
             &http::HeaderMap::new(),
             UpBody::Full(None),
             None,
-        )?;
+        )
+        .map_err(|_| RefreshError::Unusable)?;
         let timeout = shared.idle_timeout.min(CATALOGUE_FETCH_TIMEOUT);
-        let resp = forward::send(&shared.client, req, timeout).await?;
+        let resp = forward::send(&shared.client, req, timeout)
+            .await
+            .map_err(RefreshError::Unanswered)?;
         match resp.status() {
             StatusCode::OK => {}
             StatusCode::NOT_FOUND => return Ok(None),
-            _ => return Err(Failure::upstream_unavailable()),
+            _ => return Err(RefreshError::Unusable),
         }
-        let body = collect_bounded(resp.into_body(), LISTING_MAX, timeout).await?;
+        let body = collect_bounded(resp.into_body(), LISTING_MAX, timeout)
+            .await
+            .map_err(|_| RefreshError::Unusable)?;
         Ok(Some(body))
     }
     .await;
@@ -580,7 +599,11 @@ async fn refresh_catalogue_when(shared: &Shared, wanted: impl Fn(std::time::Inst
         Ok(Some(body)) => shared.catalogue.update_from_tags(&body, now),
         // Not an Ollama server (an OpenAI-compatible one): it has no remote models.
         Ok(None) => shared.catalogue.update_from_tags(b"{\"models\":[]}", now),
-        Err(_) => {
+        Err(RefreshError::Unanswered(failure)) => {
+            tracing::warn!("cannot refresh the model catalogue: the upstream did not answer");
+            shared.catalogue.refresh_unanswered(now, failure);
+        }
+        Err(RefreshError::Unusable) => {
             tracing::warn!("cannot refresh the model catalogue from upstream /api/tags");
             shared.catalogue.refresh_failed(now);
         }
