@@ -29,6 +29,18 @@ pub enum BodyError {
 }
 
 impl BodyError {
+    /// The refusal for this error, in the words the client is shown.
+    pub fn failure(self) -> crate::reply::Failure {
+        let rule = match self {
+            BodyError::TooLarge => "body_too_large",
+            BodyError::UnsupportedEncoding => "unsupported_encoding",
+            BodyError::BadEncoding => "bad_encoding",
+            BodyError::Read => "bad_body",
+            BodyError::Timeout => "body_timeout",
+        };
+        crate::reply::Failure::new(self.status(), rule, self.to_string())
+    }
+
     pub fn status(&self) -> u16 {
         match self {
             BodyError::TooLarge => 413,

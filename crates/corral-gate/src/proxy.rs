@@ -503,14 +503,7 @@ async fn read_body(
 }
 
 fn body_failure(e: BodyError) -> Failure {
-    let rule = match e {
-        BodyError::TooLarge => "body_too_large",
-        BodyError::UnsupportedEncoding => "unsupported_encoding",
-        BodyError::BadEncoding => "bad_encoding",
-        BodyError::Read => "bad_body",
-        BodyError::Timeout => "body_timeout",
-    };
-    Failure::new(e.status(), rule, e.to_string())
+    e.failure()
 }
 
 /// Buffers an upstream body of at most `max` bytes, with the idle timeout between chunks.

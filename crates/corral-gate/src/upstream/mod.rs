@@ -61,6 +61,10 @@ pub enum PoolError {
     Body(BoxError),
     #[error("the request body does not match its Content-Length")]
     BodyLength,
+    #[error("the client sent no more of the request body within the idle timeout")]
+    BodyTimeout,
+    #[error("the upstream was idle for longer than the idle timeout")]
+    Timeout,
 }
 
 impl PoolError {
@@ -143,9 +147,15 @@ impl Pool {
     /// Sends `req` (origin-form URI, `Host` set, `Content-Length` set for a body whose length
     /// is known) and reads the response head. A buffered body is sent again on a fresh
     /// connection when a reused one turns out to have been closed by the upstream.
+    ///
+    /// `idle` bounds each wait: for a buffered request, sending it and the response head
+    /// together; for a streamed upload, which may take far longer than that as a whole, each
+    /// piece of the body from the client ([`PoolError::BodyTimeout`]), each write to the
+    /// upstream and the response head ([`PoolError::Timeout`]).
     pub async fn send(
         self: &Arc<Self>,
         req: Request<UpBody>,
+        idle: Duration,
     ) -> Result<Response<UpstreamBody>, PoolError> {
         let (mut parts, body) = req.into_parts();
         let path = parts
@@ -164,14 +174,17 @@ impl Pool {
                     other => other,
                 };
                 let head = head.freeze();
-                loop {
-                    let (mut conn, reused) = self.checkout().await?;
-                    match exchange(&mut conn, &head, rest.as_ref(), &parts.method).await {
-                        Ok(h) => return Ok(self.response(conn, h)),
-                        Err(e) if reused && e.is_stale() => continue,
-                        Err(e) => return Err(e),
+                let sent = async {
+                    loop {
+                        let (mut conn, reused) = self.checkout().await?;
+                        match exchange(&mut conn, &head, rest.as_ref(), &parts.method).await {
+                            Ok(h) => return Ok(self.response(conn, h)),
+                            Err(e) if reused && e.is_stale() => continue,
+                            Err(e) => return Err(e),
+                        }
                     }
-                }
+                };
+                within(idle, PoolError::Timeout, sent).await?
             }
             UpBody::Stream(mut body) => {
                 let chunked = !parts.headers.contains_key(CONTENT_LENGTH);
@@ -185,9 +198,13 @@ impl Pool {
                 // A streamed body can be read only once: no retry, so no idle connection the
                 // upstream may be closing; a fresh one.
                 let mut conn = self.connect().await?;
-                conn.stream.write_all(&head).await?;
+                within(idle, PoolError::Timeout, conn.stream.write_all(&head)).await??;
                 let mut sent = 0u64;
-                while let Some(frame) = poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)).await {
+                loop {
+                    let next = poll_fn(|cx| Pin::new(&mut body).poll_frame(cx));
+                    let Some(frame) = within(idle, PoolError::BodyTimeout, next).await? else {
+                        break;
+                    };
                     let frame = frame.map_err(PoolError::Body)?;
                     let Ok(data) = frame.into_data() else {
                         continue;
@@ -199,21 +216,35 @@ impl Pool {
                     if declared.is_some_and(|d| sent > d) {
                         return Err(PoolError::BodyLength);
                     }
-                    if chunked {
-                        let size = format!("{:x}\r\n", data.len());
-                        conn.stream.write_all(size.as_bytes()).await?;
-                        conn.stream.write_all(&data).await?;
-                        conn.stream.write_all(b"\r\n").await?;
-                    } else {
-                        conn.stream.write_all(&data).await?;
-                    }
+                    let stream = &mut conn.stream;
+                    let write = async {
+                        if chunked {
+                            let size = format!("{:x}\r\n", data.len());
+                            stream.write_all(size.as_bytes()).await?;
+                            stream.write_all(&data).await?;
+                            stream.write_all(b"\r\n").await
+                        } else {
+                            stream.write_all(&data).await
+                        }
+                    };
+                    within(idle, PoolError::Timeout, write).await??;
                 }
                 if chunked {
-                    conn.stream.write_all(b"0\r\n\r\n").await?;
+                    within(
+                        idle,
+                        PoolError::Timeout,
+                        conn.stream.write_all(b"0\r\n\r\n"),
+                    )
+                    .await??;
                 } else if declared.is_some_and(|d| sent != d) {
                     return Err(PoolError::BodyLength);
                 }
-                let h = read_head(&mut conn, &parts.method).await?;
+                let h = within(
+                    idle,
+                    PoolError::Timeout,
+                    read_head(&mut conn, &parts.method),
+                )
+                .await??;
                 Ok(self.response(conn, h))
             }
         }
@@ -288,6 +319,15 @@ impl Pool {
     pub(crate) fn idle_len(&self) -> usize {
         self.idle.lock().map_or(0, |i| i.len())
     }
+}
+
+/// `f`, or `late` when it takes longer than `limit`.
+async fn within<F: std::future::Future>(
+    limit: Duration,
+    late: PoolError,
+    f: F,
+) -> Result<F::Output, PoolError> {
+    tokio::time::timeout(limit, f).await.map_err(|_| late)
 }
 
 /// Writes a buffered request and reads the response head.
