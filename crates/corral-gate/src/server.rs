@@ -50,6 +50,11 @@ const PLAIN_DRAIN_TIME: Duration = Duration::from_secs(1);
 /// How long the requests cut at the end of the shutdown grace period have to deliver their
 /// error before their connections are closed.
 const FAREWELL_TIME: Duration = Duration::from_secs(1);
+/// Most bytes an HTTP/2 stream buffers for a client that does not read (hyper's default is
+/// 400 KiB): with up to 512 streams on each connection, a client that never opens its flow
+/// control window would otherwise hold the gate's memory at hundreds of megabytes. Generations
+/// arrive far slower than this drains.
+const H2_SEND_BUF: usize = 32 * 1024;
 /// How often idle upstream connections kept past `upstream::IDLE_KEEP` are closed.
 const IDLE_SWEEP: Duration = Duration::from_secs(10);
 
@@ -187,6 +192,7 @@ impl Gate {
             .http2()
             .timer(TokioTimer::new())
             .max_concurrent_streams(512)
+            .max_send_buf_size(H2_SEND_BUF)
             .max_header_list_size(MAX_HEAD_BYTES as u32)
             .keep_alive_interval(Some(Duration::from_secs(30)));
         let builder = Arc::new(builder);
