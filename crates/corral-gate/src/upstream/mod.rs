@@ -26,6 +26,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use http::header::{HeaderValue, CONTENT_LENGTH, TRANSFER_ENCODING};
 use http::{Method, Request, Response};
 use http_body::Body as _;
+use http_body_util::combinators::UnsyncBoxBody;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
@@ -198,46 +199,29 @@ impl Pool {
                 // A streamed body can be read only once: no retry, so no idle connection the
                 // upstream may be closing; a fresh one.
                 let mut conn = self.connect().await?;
-                within(idle, PoolError::Timeout, conn.stream.write_all(&head)).await??;
-                let mut sent = 0u64;
-                loop {
-                    let next = poll_fn(|cx| Pin::new(&mut body).poll_frame(cx));
-                    let Some(frame) = within(idle, PoolError::BodyTimeout, next).await? else {
-                        break;
-                    };
-                    let frame = frame.map_err(PoolError::Body)?;
-                    let Ok(data) = frame.into_data() else {
-                        continue;
-                    };
-                    if data.is_empty() {
-                        continue;
+                let upload = Upload {
+                    chunked,
+                    declared,
+                    idle,
+                };
+                match upload.send(&mut conn, &head, &mut body).await {
+                    Ok(()) => {}
+                    // The upstream answered before it had read the whole body, and closed
+                    // (Ollama does so for a blob it already has): its answer is the response.
+                    Err(e) if e.is_stale() => {
+                        let early = within(
+                            idle,
+                            PoolError::Timeout,
+                            read_head(&mut conn, &parts.method),
+                        )
+                        .await;
+                        let Ok(Ok(mut h)) = early else {
+                            return Err(e);
+                        };
+                        h.reusable = false;
+                        return Ok(self.response(conn, h));
                     }
-                    sent += data.len() as u64;
-                    if declared.is_some_and(|d| sent > d) {
-                        return Err(PoolError::BodyLength);
-                    }
-                    let stream = &mut conn.stream;
-                    let write = async {
-                        if chunked {
-                            let size = format!("{:x}\r\n", data.len());
-                            stream.write_all(size.as_bytes()).await?;
-                            stream.write_all(&data).await?;
-                            stream.write_all(b"\r\n").await
-                        } else {
-                            stream.write_all(&data).await
-                        }
-                    };
-                    within(idle, PoolError::Timeout, write).await??;
-                }
-                if chunked {
-                    within(
-                        idle,
-                        PoolError::Timeout,
-                        conn.stream.write_all(b"0\r\n\r\n"),
-                    )
-                    .await??;
-                } else if declared.is_some_and(|d| sent != d) {
-                    return Err(PoolError::BodyLength);
+                    Err(e) => return Err(e),
                 }
                 let h = within(
                     idle,
@@ -318,6 +302,71 @@ impl Pool {
     #[cfg(test)]
     pub(crate) fn idle_len(&self) -> usize {
         self.idle.lock().map_or(0, |i| i.len())
+    }
+}
+
+/// How a streamed request body is written upstream.
+struct Upload {
+    chunked: bool,
+    declared: Option<u64>,
+    idle: Duration,
+}
+
+impl Upload {
+    /// Writes the head and the body as the client sends it, each wait bounded by `idle`.
+    async fn send(
+        &self,
+        conn: &mut UpConn,
+        head: &[u8],
+        body: &mut UnsyncBoxBody<Bytes, BoxError>,
+    ) -> Result<(), PoolError> {
+        let Upload {
+            chunked,
+            declared,
+            idle,
+        } = *self;
+        within(idle, PoolError::Timeout, conn.stream.write_all(head)).await??;
+        let mut sent = 0u64;
+        loop {
+            let next = poll_fn(|cx| Pin::new(&mut *body).poll_frame(cx));
+            let Some(frame) = within(idle, PoolError::BodyTimeout, next).await? else {
+                break;
+            };
+            let frame = frame.map_err(PoolError::Body)?;
+            let Ok(data) = frame.into_data() else {
+                continue;
+            };
+            if data.is_empty() {
+                continue;
+            }
+            sent += data.len() as u64;
+            if declared.is_some_and(|d| sent > d) {
+                return Err(PoolError::BodyLength);
+            }
+            let stream = &mut conn.stream;
+            let write = async {
+                if chunked {
+                    let size = format!("{:x}\r\n", data.len());
+                    stream.write_all(size.as_bytes()).await?;
+                    stream.write_all(&data).await?;
+                    stream.write_all(b"\r\n").await
+                } else {
+                    stream.write_all(&data).await
+                }
+            };
+            within(idle, PoolError::Timeout, write).await??;
+        }
+        if chunked {
+            within(
+                idle,
+                PoolError::Timeout,
+                conn.stream.write_all(b"0\r\n\r\n"),
+            )
+            .await??;
+        } else if declared.is_some_and(|d| sent != d) {
+            return Err(PoolError::BodyLength);
+        }
+        Ok(())
     }
 }
 

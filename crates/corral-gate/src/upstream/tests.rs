@@ -569,3 +569,48 @@ async fn a_streamed_upload_must_match_its_declared_length() {
         assert!(matches!(err, PoolError::BodyLength), "{err}");
     }
 }
+
+#[tokio::test]
+async fn an_answer_sent_before_the_upload_was_read_is_the_response() {
+    // Ollama answers 200 at once for a blob it already has, without reading the body, and
+    // closes the connection: the upload then fails to write, but the answer is there.
+    let (port, _) = serve_each(|mut s| async move {
+        if read_request(&mut s).await {
+            let _ = s
+                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{}")
+                .await;
+        }
+        // Dropped with the body unread: the kernel resets the connection.
+    })
+    .await;
+    let piece = Bytes::from(vec![b'b'; 256 * 1024]);
+    let frames: Vec<Result<http_body::Frame<Bytes>, std::convert::Infallible>> = (0..64)
+        .map(|_| Ok(http_body::Frame::data(piece.clone())))
+        .collect();
+    let body = http_body_util::StreamBody::new(futures_util::stream::iter(frames));
+    let req = Request::builder()
+        .method(Method::POST)
+        .uri("/api/blobs/sha256:00")
+        .header("host", "127.0.0.1")
+        .header("content-length", (64 * 256 * 1024).to_string())
+        .body(UpBody::Stream(
+            http_body_util::combinators::UnsyncBoxBody::new(http_body_util::Limited::new(
+                body,
+                usize::MAX,
+            )),
+        ))
+        .unwrap();
+    let pool = pool(port, 8);
+    let resp = pool
+        .send(req, IDLE)
+        .await
+        .expect("the upstream's own answer");
+    assert_eq!(resp.status(), 200);
+    let body = resp.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(body, Bytes::from_static(b"{}"));
+    assert_eq!(
+        pool.idle_len(),
+        0,
+        "a connection the upstream closed is not reused"
+    );
+}
