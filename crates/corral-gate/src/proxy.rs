@@ -68,15 +68,25 @@ impl From<Failure> for Refusal {
     }
 }
 
-/// The hyper service function.
-pub async fn handle(
+/// The hyper service function. The request is on record from the moment hyper hands it over:
+/// a future hyper drops before polling it (the client closed its side as soon as it had sent
+/// the request) still leaves its audit record.
+pub fn handle(
     shared: Arc<Shared>,
     peer: IpAddr,
     req: Request<Incoming>,
-) -> Result<Response<GateBody>, Infallible> {
+) -> impl std::future::Future<Output = Result<Response<GateBody>, Infallible>> {
     let raw = req.uri().path_and_query().map_or("", PathAndQuery::as_str);
     let ctx = Box::new(RequestCtx::new(peer, Some(req.method().clone()), raw));
-    let mut unanswered = Unanswered::new(ctx, shared.audit.clone());
+    let unanswered = Unanswered::new(ctx, shared.audit.clone());
+    respond(shared, unanswered, req)
+}
+
+async fn respond(
+    shared: Arc<Shared>,
+    mut unanswered: Unanswered,
+    req: Request<Incoming>,
+) -> Result<Response<GateBody>, Infallible> {
     // Boxed: the request's whole state machine is large, and hyper moves this future around.
     let served = Box::pin(serve(&shared, unanswered.ctx_mut(), req)).await;
     let mut ctx = unanswered.answered();

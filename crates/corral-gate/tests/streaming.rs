@@ -469,3 +469,30 @@ async fn requests_running_at_the_end_of_the_grace_period_end_in_their_dialect() 
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// A client that closes its side as soon as it has sent the request leaves at once as far as
+/// the gate is concerned (nothing more can be told to it reliably), but the request is still
+/// on record.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_whose_client_closes_at_once_is_still_recorded() {
+    use tokio::io::AsyncWriteExt;
+    let h = Harness::start().await;
+    for i in 0..5 {
+        let body = chat_body("slow", true).to_string();
+        let req = raw_post(h.addr, "/api/chat", &h.bearer("alice"), "", body.as_bytes());
+        let mut s = tokio::net::TcpStream::connect(h.addr).await.unwrap();
+        s.write_all(&req).await.unwrap();
+        s.shutdown().await.unwrap();
+        let n = i + 1;
+        let recorded = h
+            .wait_audit(T, |_| {
+                h.audit_records()
+                    .iter()
+                    .filter(|r| r["url"]["path"] == "/api/chat")
+                    .count()
+                    >= n
+            })
+            .await;
+        assert!(recorded.is_some(), "request {n} left no audit record");
+    }
+}
