@@ -4,6 +4,7 @@
 
 use std::convert::Infallible;
 use std::net::IpAddr;
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -471,8 +472,12 @@ async fn read_body(
         if encoding != Encoding::Identity {
             return Err(body_failure(BodyError::UnsupportedEncoding));
         }
-        ctx.bytes_in = declared.unwrap_or(0);
-        out.stream = Some(UnsyncBoxBody::new(Limited::new(body, limit)));
+        let uploaded = Arc::new(AtomicU64::new(0));
+        ctx.uploaded = Some(Arc::clone(&uploaded));
+        out.stream = Some(UnsyncBoxBody::new(body::Counted::new(
+            Limited::new(body, limit),
+            uploaded,
+        )));
         return Ok(out);
     }
     let raw = tokio::time::timeout(BODY_READ_TIMEOUT, body::read_limited(body, limit, declared))

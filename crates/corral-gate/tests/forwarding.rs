@@ -329,6 +329,17 @@ async fn a_steady_upload_longer_than_the_idle_timeout_goes_through() {
         .find(|r| r.path.starts_with("/api/blobs/"))
         .expect("the upload reached upstream");
     assert_eq!(upload.body.len(), 12 * 4096);
+    // A chunked upload declares no length: the record counts what was forwarded.
+    let rec = h
+        .wait_audit(T, |r| {
+            r["url"]["path"]
+                .as_str()
+                .unwrap_or("")
+                .starts_with("/api/blobs/")
+        })
+        .await
+        .expect("the upload is recorded");
+    assert_eq!(rec["corral"]["bytes_in"], 12 * 4096, "{rec}");
 }
 
 /// A streamed upload that breaks the policy's size limit midway is the client's error (413),
