@@ -81,6 +81,9 @@ pub fn run(env: &Env, args: ServeArgs) -> Result<ExitCode> {
         .build()
         .context("cannot start the async runtime")?;
     runtime.block_on(async move {
+        // Listened to from the start, so that no signal falls back to the default action
+        // (dying with audit records unflushed).
+        let mut signals = Signals::new();
         // The error names the file (the log, its directory or its lock).
         let (audit, worker) = corral_audit::AuditLog::open(&audit_path, rotation)
             .context("cannot open the audit log")?;
@@ -114,7 +117,6 @@ pub fn run(env: &Env, args: ServeArgs) -> Result<ExitCode> {
         let hurry = gate.hurry_token();
         let (first_tx, first_rx) = tokio::sync::oneshot::channel::<()>();
         let signals = tokio::spawn(async move {
-            let mut signals = Signals::new();
             signals.next().await;
             eprintln!("corral: shutting down; finishing in-flight requests (signal again to cut them now)");
             let _ = first_tx.send(());
