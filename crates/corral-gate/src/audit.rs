@@ -125,7 +125,10 @@ fn to_record(f: Finished) -> AuditRecord {
         prompt_tokens: usage.prompt_tokens,
         completion_tokens: usage.completion_tokens,
         streamed: ctx.stream,
-        bytes_in: ctx.bytes_in,
+        bytes_in: ctx
+            .uploaded
+            .as_ref()
+            .map_or(ctx.bytes_in, |n| n.load(Ordering::Relaxed)),
         bytes_out,
         clamps: ctx.clamps.iter().map(|c| Text::Borrowed(c)).collect(),
         upstream_status: ctx.upstream_status,

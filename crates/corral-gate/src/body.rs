@@ -2,10 +2,14 @@
 //! output, so the bytes inspected by the policy are exactly the bytes forwarded.
 
 use std::io::Read;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
 
 use bytes::{Bytes, BytesMut};
 use http::header::{HeaderMap, CONTENT_ENCODING, CONTENT_LENGTH};
-use http_body::Body;
+use http_body::{Body, Frame, SizeHint};
 use http_body_util::BodyExt;
 
 /// Compressed bodies above this size are decoded off the async runtime.
@@ -29,6 +33,18 @@ pub enum BodyError {
 }
 
 impl BodyError {
+    /// The refusal for this error, in the words the client is shown.
+    pub fn failure(self) -> crate::reply::Failure {
+        let rule = match self {
+            BodyError::TooLarge => "body_too_large",
+            BodyError::UnsupportedEncoding => "unsupported_encoding",
+            BodyError::BadEncoding => "bad_encoding",
+            BodyError::Read => "bad_body",
+            BodyError::Timeout => "body_timeout",
+        };
+        crate::reply::Failure::new(self.status(), rule, self.to_string())
+    }
+
     pub fn status(&self) -> u16 {
         match self {
             BodyError::TooLarge => 413,
@@ -36,6 +52,45 @@ impl BodyError {
             BodyError::BadEncoding | BodyError::Read => 400,
             BodyError::Timeout => 408,
         }
+    }
+}
+
+/// A streamed request body that counts the bytes taken from it into `count`.
+pub struct Counted<B> {
+    inner: B,
+    count: Arc<AtomicU64>,
+}
+
+impl<B> Counted<B> {
+    pub fn new(inner: B, count: Arc<AtomicU64>) -> Counted<B> {
+        Counted { inner, count }
+    }
+}
+
+impl<B: Body<Data = Bytes> + Unpin> Body for Counted<B> {
+    type Data = Bytes;
+    type Error = B::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
+        let this = self.get_mut();
+        let polled = Pin::new(&mut this.inner).poll_frame(cx);
+        if let Poll::Ready(Some(Ok(frame))) = &polled {
+            if let Some(data) = frame.data_ref() {
+                this.count.fetch_add(data.len() as u64, Ordering::Relaxed);
+            }
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
     }
 }
 

@@ -3,7 +3,9 @@
 //!
 //! It is updated from every `/api/tags` response that passes through the gate, and refreshed
 //! from upstream before a request that names a model the catalogue does not know, at most once
-//! per [`REFRESH_EVERY`] (so random model names cannot make the gate hammer the upstream).
+//! per [`REFRESH_EVERY`] (so random model names cannot make the gate hammer the upstream), or
+//! per [`RETRY_FAILED`] after a refresh that failed (an upstream that is starting, restarting or
+//! briefly down is asked again soon after it is back, not half a minute later).
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -13,8 +15,12 @@ use arc_swap::ArcSwap;
 use corral_policy::model::{normalize, normalized};
 use serde::Deserialize;
 
+use crate::reply::Failure;
+
 /// Shortest interval between two catalogue refreshes triggered by unknown model names.
 pub const REFRESH_EVERY: Duration = Duration::from_secs(30);
+/// Shortest interval between two refreshes after one that failed.
+pub const RETRY_FAILED: Duration = Duration::from_secs(1);
 
 #[derive(Default)]
 struct State {
@@ -23,6 +29,21 @@ struct State {
     fetched: Option<Instant>,
     /// The last refresh failed: a model not in `known` may be remote for all the gate knows.
     failed: bool,
+    /// The last refresh got no answer at all (the upstream is down or silent): what the
+    /// requests it cannot verify are told.
+    unanswered: Option<Failure>,
+}
+
+impl State {
+    fn is_stale(&self, now: Instant) -> bool {
+        let every = if self.failed {
+            RETRY_FAILED
+        } else {
+            REFRESH_EVERY
+        };
+        self.fetched
+            .is_none_or(|t| now.saturating_duration_since(t) >= every)
+    }
 }
 
 /// Model names known upstream, normalised.
@@ -78,6 +99,7 @@ impl Catalogue {
             remote,
             fetched: Some(at),
             failed: false,
+            unanswered: None,
         }));
     }
 
@@ -85,13 +107,30 @@ impl Catalogue {
     /// a broken upstream is not asked again at once), and unknown names are unverified until a
     /// refresh succeeds.
     pub fn refresh_failed(&self, at: Instant) {
+        self.store_failure(at, None);
+    }
+
+    /// Records a refresh the upstream did not answer (`failure`: it could not be reached, or
+    /// sent nothing in time), which is what the requests the catalogue cannot verify are told
+    /// until a refresh succeeds.
+    pub fn refresh_unanswered(&self, at: Instant, failure: Failure) {
+        self.store_failure(at, Some(failure));
+    }
+
+    fn store_failure(&self, at: Instant, unanswered: Option<Failure>) {
         let old = self.state.load();
         self.state.store(Arc::new(State {
             known: old.known.clone(),
             remote: old.remote.clone(),
             fetched: Some(at),
             failed: true,
+            unanswered,
         }));
+    }
+
+    /// When the last refresh got no answer from the upstream, that failure.
+    pub fn unanswered(&self) -> Option<Failure> {
+        self.state.load().unanswered.clone()
     }
 
     /// True when the last refresh failed and `name` is not a model the catalogue knows: whether
@@ -111,18 +150,13 @@ impl Catalogue {
     /// True when `name` is unknown and the catalogue may be refreshed now.
     pub fn wants_refresh(&self, name: &str, now: Instant) -> bool {
         let state = self.state.load();
-        let stale = state
-            .fetched
-            .is_none_or(|t| now.saturating_duration_since(t) >= REFRESH_EVERY);
-        stale && !state.known.contains(normalized(name).as_ref())
+        state.is_stale(now) && !state.known.contains(normalized(name).as_ref())
     }
 
-    /// True when the catalogue was never fetched or its last refresh is [`REFRESH_EVERY`] old.
+    /// True when the catalogue was never fetched, or its last refresh is [`REFRESH_EVERY`] old
+    /// ([`RETRY_FAILED`] when it failed).
     pub fn is_stale(&self, now: Instant) -> bool {
-        self.state
-            .load()
-            .fetched
-            .is_none_or(|t| now.saturating_duration_since(t) >= REFRESH_EVERY)
+        self.state.load().is_stale(now)
     }
 
     /// Serialises refreshes; hold the guard while fetching.
@@ -163,5 +197,22 @@ mod tests {
         let t0 = Instant::now();
         c.update_from_tags(b"<html>", t0);
         assert!(!c.wants_refresh("x", t0));
+        assert!(c.unanswered().is_none(), "the upstream did answer");
+    }
+
+    #[test]
+    fn a_failed_refresh_is_retried_soon_and_an_unanswered_one_says_why() {
+        let c = Catalogue::default();
+        let t0 = Instant::now();
+        c.refresh_unanswered(t0, Failure::upstream_unavailable());
+        assert!(c.unverified("llama3.2"));
+        assert_eq!(c.unanswered(), Some(Failure::upstream_unavailable()));
+        assert!(!c.wants_refresh("llama3.2", t0));
+        assert!(c.wants_refresh("llama3.2", t0 + RETRY_FAILED));
+        assert!(c.is_stale(t0 + RETRY_FAILED));
+        c.update_from_tags(TAGS, t0 + RETRY_FAILED);
+        assert!(!c.unverified("llama3.2"));
+        assert!(c.unanswered().is_none());
+        assert!(!c.wants_refresh("unknown", t0 + RETRY_FAILED * 2));
     }
 }

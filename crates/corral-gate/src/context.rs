@@ -2,6 +2,8 @@
 //! response ends.
 
 use std::net::IpAddr;
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
 use std::time::Instant;
 
 use chrono::{DateTime, Utc};
@@ -73,6 +75,9 @@ pub struct RequestCtx {
     pub clamps: Vec<&'static str>,
     pub stream: bool,
     pub bytes_in: u64,
+    /// For a body streamed through (an upload), the bytes forwarded so far: what the record
+    /// says however the upload ended, where `bytes_in` could only say what was declared.
+    pub uploaded: Option<Arc<AtomicU64>>,
     pub status: u16,
     pub upstream_status: Option<u16>,
 }
@@ -103,6 +108,7 @@ impl RequestCtx {
             clamps: Vec::new(),
             stream: false,
             bytes_in: 0,
+            uploaded: None,
             status: 0,
             upstream_status: None,
         }

@@ -13,11 +13,14 @@ use http::{Method, Request, Response, Uri};
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::combinators::UnsyncBoxBody;
 
+use http_body_util::LengthLimitError;
+
+use crate::body::BodyError;
 use crate::headers::upstream_request_headers;
 use crate::reply::Failure;
 use crate::settings::Upstream;
 use crate::stream::BoxError;
-use crate::upstream::{Pool, UpstreamBody};
+use crate::upstream::{Pool, PoolError, UpstreamBody};
 
 /// Request body sent upstream.
 pub enum UpBody {
@@ -102,23 +105,31 @@ pub fn build_request(
     Ok(req)
 }
 
-/// Sends a request, waiting at most `idle_timeout` for the response head. A connection
-/// failure is a 502, a silent upstream a 504; neither says more to the client. The body's
-/// connection returns to the pool once the body has been read to its end.
+/// Sends a request, waiting at most `idle_timeout` at a time (for the response head; for a
+/// streamed upload also between its pieces, which may take far longer as a whole). A connection
+/// failure is a 502, a silent upstream a 504; neither says more to the client. A streamed
+/// request body that fails is the client's doing: over the policy's limit 413, not sent in
+/// time 408, unreadable (the client went away) 400. The body's connection returns to the pool
+/// once the body has been read to its end.
 pub async fn send(
     client: &UpstreamClient,
     req: Request<UpBody>,
     idle_timeout: Duration,
 ) -> Result<Response<UpstreamBody>, Failure> {
-    match tokio::time::timeout(idle_timeout, client.send(req)).await {
-        Ok(Ok(sent)) => Ok(sent),
-        Ok(Err(e)) => {
+    match client.send(req, idle_timeout).await {
+        Ok(sent) => Ok(sent),
+        Err(PoolError::Timeout) => {
+            tracing::warn!("upstream idle for longer than the idle timeout before its answer");
+            Err(Failure::upstream_timeout())
+        }
+        Err(PoolError::Body(e)) if e.downcast_ref::<LengthLimitError>().is_some() => {
+            Err(BodyError::TooLarge.failure())
+        }
+        Err(PoolError::Body(_) | PoolError::BodyLength) => Err(BodyError::Read.failure()),
+        Err(PoolError::BodyTimeout) => Err(BodyError::Timeout.failure()),
+        Err(e) => {
             tracing::warn!(error = %e, connect = e.is_connect(), "upstream request failed");
             Err(Failure::upstream_unavailable())
-        }
-        Err(_) => {
-            tracing::warn!("upstream sent no response head within the idle timeout");
-            Err(Failure::upstream_timeout())
         }
     }
 }

@@ -34,6 +34,9 @@ const CLOSED_REMINDER: Duration = Duration::from_secs(60);
 pub struct Keys {
     snapshot: ArcSwap<KeySnapshot>,
     uses: Mutex<Uses>,
+    /// Parent of every lease: cancelled when the gate cuts the requests still running at the
+    /// end of its shutdown grace period.
+    gate: CancellationToken,
 }
 
 #[derive(Default)]
@@ -43,23 +46,32 @@ struct Uses {
     leases: HashMap<String, Lease>,
 }
 
-/// A running request's hold on its key, ended when the key stops being usable.
+/// A running request's hold on its key, ended when the key stops being usable or when the
+/// gate cuts its running requests at shutdown.
 #[derive(Debug, Clone, Default)]
-pub struct Lease(CancellationToken);
+pub struct Lease {
+    key: CancellationToken,
+    gate: CancellationToken,
+}
 
 impl Lease {
-    /// True once the key was revoked, rotated, deleted or expired.
+    /// True once the key was revoked, rotated, deleted or expired, or the gate cut it.
     pub fn is_ended(&self) -> bool {
-        self.0.is_cancelled()
+        self.key.is_cancelled()
     }
 
     /// Completes when the lease ends.
     pub fn ended(&self) -> WaitForCancellationFutureOwned {
-        self.0.clone().cancelled_owned()
+        self.key.clone().cancelled_owned()
+    }
+
+    /// True when the lease ended because the gate is shutting down, not because of the key.
+    pub fn cut_by_shutdown(&self) -> bool {
+        self.gate.is_cancelled()
     }
 
     fn end(&self) {
-        self.0.cancel();
+        self.key.cancel();
     }
 }
 
@@ -78,7 +90,14 @@ impl Keys {
         Keys {
             snapshot: ArcSwap::from_pointee(snapshot),
             uses: Mutex::new(Uses::default()),
+            gate: CancellationToken::new(),
         }
+    }
+
+    /// Ends every lease, now and to come: the requests still running when the shutdown grace
+    /// period is over end with an error in their dialect instead of a dropped connection.
+    pub fn cut_all(&self) {
+        self.gate.cancel();
     }
 
     /// Authenticates against the current snapshot, notes the use and hands out the key's lease.
@@ -101,7 +120,7 @@ impl Keys {
             tracing::error!(
                 "key bookkeeping lock poisoned; revocation cannot cut running requests"
             );
-            return Lease::default();
+            return self.new_lease();
         };
         match uses.last_used.get_mut(id) {
             Some(t) => *t = now,
@@ -112,10 +131,17 @@ impl Keys {
         match uses.leases.get(id) {
             Some(lease) => lease.clone(),
             None => {
-                let lease = Lease::default();
+                let lease = self.new_lease();
                 uses.leases.insert(id.to_owned(), lease.clone());
                 lease
             }
+        }
+    }
+
+    fn new_lease(&self) -> Lease {
+        Lease {
+            key: self.gate.child_token(),
+            gate: self.gate.clone(),
         }
     }
 

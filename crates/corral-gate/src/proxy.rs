@@ -4,6 +4,7 @@
 
 use std::convert::Infallible;
 use std::net::IpAddr;
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -25,10 +26,10 @@ use crate::audit::AuditSink;
 use crate::auth::presented_key;
 use crate::body::{self, BodyError, Encoding};
 use crate::catalogue::Catalogue;
-use crate::context::{Decision, RequestCtx};
+use crate::context::{Decision, Ending, RequestCtx};
 use crate::forward::{self, UpBody, UpstreamClient};
 use crate::headers::{ambiguous_framing, client_response_headers, host_problem};
-use crate::keys::{Authenticated, Keys};
+use crate::keys::{Authenticated, Keys, Lease};
 use crate::reply::{error_response, Failure};
 use crate::settings::Upstream;
 use crate::stream::{BoxError, GateBody};
@@ -68,16 +69,29 @@ impl From<Failure> for Refusal {
     }
 }
 
-/// The hyper service function.
-pub async fn handle(
+/// The hyper service function. The request is on record from the moment hyper hands it over:
+/// a future hyper drops before polling it (the client closed its side as soon as it had sent
+/// the request) still leaves its audit record.
+pub fn handle(
     shared: Arc<Shared>,
     peer: IpAddr,
     req: Request<Incoming>,
-) -> Result<Response<GateBody>, Infallible> {
+) -> impl std::future::Future<Output = Result<Response<GateBody>, Infallible>> {
     let raw = req.uri().path_and_query().map_or("", PathAndQuery::as_str);
-    let mut ctx = Box::new(RequestCtx::new(peer, Some(req.method().clone()), raw));
+    let ctx = Box::new(RequestCtx::new(peer, Some(req.method().clone()), raw));
+    let unanswered = Unanswered::new(ctx, shared.audit.clone());
+    respond(shared, unanswered, req)
+}
+
+async fn respond(
+    shared: Arc<Shared>,
+    mut unanswered: Unanswered,
+    req: Request<Incoming>,
+) -> Result<Response<GateBody>, Infallible> {
     // Boxed: the request's whole state machine is large, and hyper moves this future around.
-    let resp = match Box::pin(serve(&shared, &mut ctx, req)).await {
+    let served = Box::pin(serve(&shared, unanswered.ctx_mut(), req)).await;
+    let mut ctx = unanswered.answered();
+    let resp = match served {
         Ok(resp) => resp,
         Err(Refusal { failure, allow }) => {
             // A reason set on the way (why a key was refused) is more precise than the rule
@@ -93,6 +107,61 @@ pub async fn handle(
     let (parts, mut body) = resp.into_parts();
     body.audit_with(ctx, shared.audit.clone());
     Ok(Response::from_parts(parts, body))
+}
+
+/// The facts of a request that has no response yet. hyper drops the service's future when the
+/// client goes away before the response head (during a cold load, or a long `"stream": false`
+/// generation), and the gate's connections are aborted at the end of the shutdown grace period:
+/// then no response body exists to emit the record, so this does, with status 499 (nginx's
+/// "client closed request"; nothing was sent).
+struct Unanswered {
+    ctx: Option<Box<RequestCtx>>,
+    audit: AuditSink,
+}
+
+/// The status recorded for a request whose client left before any response was sent.
+pub const CLIENT_CLOSED_REQUEST: u16 = 499;
+
+impl Unanswered {
+    fn new(ctx: Box<RequestCtx>, audit: AuditSink) -> Unanswered {
+        Unanswered {
+            ctx: Some(ctx),
+            audit,
+        }
+    }
+
+    fn ctx_mut(&mut self) -> &mut RequestCtx {
+        // Only `answered` empties the slot, and it consumes the guard: never a placeholder.
+        self.ctx.get_or_insert_with(placeholder)
+    }
+
+    /// A response exists: its body takes over the record.
+    fn answered(mut self) -> Box<RequestCtx> {
+        self.ctx.take().unwrap_or_else(placeholder)
+    }
+}
+
+fn placeholder() -> Box<RequestCtx> {
+    Box::new(RequestCtx::new(IpAddr::from([0, 0, 0, 0]), None, ""))
+}
+
+impl Drop for Unanswered {
+    fn drop(&mut self) {
+        let Some(mut ctx) = self.ctx.take() else {
+            return;
+        };
+        let ending = if self.audit.is_cutting() {
+            Ending::Shutdown
+        } else {
+            Ending::ClientGone
+        };
+        ctx.status = CLIENT_CLOSED_REQUEST;
+        if ctx.reason.is_none() {
+            ctx.reason = ending.reason();
+        }
+        self.audit
+            .emit(ctx, ending, 0, corral_policy::usage::Usage::default());
+    }
 }
 
 async fn serve(
@@ -197,12 +266,18 @@ async fn serve(
     ctx.model = model.or(named);
     if let Some(name) = &ctx.model {
         if !policy.cloud && shared.catalogue.unverified(name) {
-            return Err(Failure::new(
-                502,
-                "catalogue_unavailable",
-                "cannot tell whether the model is a cloud model: the upstream's model list is unavailable",
-            )
-            .into());
+            // An upstream that is down is reported as such, not as a missing model list.
+            return Err(shared
+                .catalogue
+                .unanswered()
+                .unwrap_or_else(|| {
+                    Failure::new(
+                        502,
+                        "catalogue_unavailable",
+                        "cannot tell whether the model is a cloud model: the upstream's model list is unavailable",
+                    )
+                })
+                .into());
         }
     }
     ctx.stream = stream;
@@ -221,8 +296,8 @@ async fn serve(
         declared,
     )?;
     if lease.is_ended() {
-        // Revoked since the request authenticated: it is not sent at all.
-        return Err(Failure::key_no_longer_valid().into());
+        // Revoked since the request authenticated (or the gate is cutting): not sent at all.
+        return Err(lease_failure(&lease).into());
     }
     ctx.decision = Decision::Allowed;
     // A key revoked while the upstream works on the answer (a long `"stream": false`
@@ -230,7 +305,7 @@ async fn serve(
     let up_resp = tokio::select! {
         biased;
         sent = forward::send(&shared.client, up_req, shared.idle_timeout) => sent?,
-        () = lease.ended() => return Err(Failure::key_no_longer_valid().into()),
+        () = lease.ended() => return Err(lease_failure(&lease).into()),
     };
 
     // 6. Response.
@@ -293,6 +368,16 @@ async fn serve(
             *resp.headers_mut() = client_response_headers(&up_parts.headers, !hide_usage);
             Ok(resp)
         }
+    }
+}
+
+/// The answer to a request whose lease ended before the upstream's answer: its key is no
+/// longer valid, or the gate's shutdown grace period is over.
+fn lease_failure(lease: &Lease) -> Failure {
+    if lease.cut_by_shutdown() {
+        Failure::gate_shutdown()
+    } else {
+        Failure::key_no_longer_valid()
     }
 }
 
@@ -387,8 +472,12 @@ async fn read_body(
         if encoding != Encoding::Identity {
             return Err(body_failure(BodyError::UnsupportedEncoding));
         }
-        ctx.bytes_in = declared.unwrap_or(0);
-        out.stream = Some(UnsyncBoxBody::new(Limited::new(body, limit)));
+        let uploaded = Arc::new(AtomicU64::new(0));
+        ctx.uploaded = Some(Arc::clone(&uploaded));
+        out.stream = Some(UnsyncBoxBody::new(body::Counted::new(
+            Limited::new(body, limit),
+            uploaded,
+        )));
         return Ok(out);
     }
     let raw = tokio::time::timeout(BODY_READ_TIMEOUT, body::read_limited(body, limit, declared))
@@ -429,14 +518,7 @@ async fn read_body(
 }
 
 fn body_failure(e: BodyError) -> Failure {
-    let rule = match e {
-        BodyError::TooLarge => "body_too_large",
-        BodyError::UnsupportedEncoding => "unsupported_encoding",
-        BodyError::BadEncoding => "bad_encoding",
-        BodyError::Read => "bad_body",
-        BodyError::Timeout => "body_timeout",
-    };
-    Failure::new(e.status(), rule, e.to_string())
+    e.failure()
 }
 
 /// Buffers an upstream body of at most `max` bytes, with the idle timeout between chunks.
@@ -477,6 +559,14 @@ async fn refresh_catalogue_if_stale(shared: &Shared) {
     refresh_catalogue_when(shared, |now| shared.catalogue.is_stale(now)).await;
 }
 
+/// Why a catalogue refresh got no model list.
+enum RefreshError {
+    /// The upstream did not answer (down, or silent past the timeout): 502 or 504.
+    Unanswered(Failure),
+    /// It answered, but not with a usable model list.
+    Unusable,
+}
+
 /// Fetches `/api/tags` into the catalogue when `wanted` says so, checked again once this
 /// request holds the refresh lock (another may have refreshed meanwhile).
 async fn refresh_catalogue_when(shared: &Shared, wanted: impl Fn(std::time::Instant) -> bool) {
@@ -487,7 +577,7 @@ async fn refresh_catalogue_when(shared: &Shared, wanted: impl Fn(std::time::Inst
     if !wanted(std::time::Instant::now()) {
         return;
     }
-    let fetched = async {
+    let fetched: Result<Option<Bytes>, RefreshError> = async {
         let req = forward::build_request(
             &shared.upstream_host,
             Method::GET,
@@ -495,15 +585,20 @@ async fn refresh_catalogue_when(shared: &Shared, wanted: impl Fn(std::time::Inst
             &http::HeaderMap::new(),
             UpBody::Full(None),
             None,
-        )?;
+        )
+        .map_err(|_| RefreshError::Unusable)?;
         let timeout = shared.idle_timeout.min(CATALOGUE_FETCH_TIMEOUT);
-        let resp = forward::send(&shared.client, req, timeout).await?;
+        let resp = forward::send(&shared.client, req, timeout)
+            .await
+            .map_err(RefreshError::Unanswered)?;
         match resp.status() {
             StatusCode::OK => {}
             StatusCode::NOT_FOUND => return Ok(None),
-            _ => return Err(Failure::upstream_unavailable()),
+            _ => return Err(RefreshError::Unusable),
         }
-        let body = collect_bounded(resp.into_body(), LISTING_MAX, timeout).await?;
+        let body = collect_bounded(resp.into_body(), LISTING_MAX, timeout)
+            .await
+            .map_err(|_| RefreshError::Unusable)?;
         Ok(Some(body))
     }
     .await;
@@ -512,7 +607,11 @@ async fn refresh_catalogue_when(shared: &Shared, wanted: impl Fn(std::time::Inst
         Ok(Some(body)) => shared.catalogue.update_from_tags(&body, now),
         // Not an Ollama server (an OpenAI-compatible one): it has no remote models.
         Ok(None) => shared.catalogue.update_from_tags(b"{\"models\":[]}", now),
-        Err(_) => {
+        Err(RefreshError::Unanswered(failure)) => {
+            tracing::warn!("cannot refresh the model catalogue: the upstream did not answer");
+            shared.catalogue.refresh_unanswered(now, failure);
+        }
+        Err(RefreshError::Unusable) => {
             tracing::warn!("cannot refresh the model catalogue from upstream /api/tags");
             shared.catalogue.refresh_failed(now);
         }

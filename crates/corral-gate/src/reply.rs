@@ -46,6 +46,15 @@ impl Failure {
         )
     }
 
+    /// The gate's shutdown grace period ended before the upstream answered.
+    pub fn gate_shutdown() -> Failure {
+        Failure::new(
+            503,
+            "gate_shutdown",
+            crate::stream::StreamError::Shutdown.to_string(),
+        )
+    }
+
     pub fn upstream_unavailable() -> Failure {
         Failure::new(502, "upstream_unavailable", "upstream unavailable")
     }

@@ -18,6 +18,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
+use tokio_util::sync::CancellationToken;
 
 use crate::audit::AuditSink;
 use crate::catalogue::Catalogue;
@@ -46,6 +47,14 @@ const PLAIN_PEEK: usize = 256;
 /// Most bytes and time spent reading what such a client sent before closing.
 const PLAIN_DRAIN_BYTES: usize = 64 * 1024;
 const PLAIN_DRAIN_TIME: Duration = Duration::from_secs(1);
+/// How long the requests cut at the end of the shutdown grace period have to deliver their
+/// error before their connections are closed.
+const FAREWELL_TIME: Duration = Duration::from_secs(1);
+/// Most bytes an HTTP/2 stream buffers for a client that does not read (hyper's default is
+/// 400 KiB): with up to 512 streams on each connection, a client that never opens its flow
+/// control window would otherwise hold the gate's memory at hundreds of megabytes. Generations
+/// arrive far slower than this drains.
+const H2_SEND_BUF: usize = 32 * 1024;
 /// How often idle upstream connections kept past `upstream::IDLE_KEEP` are closed.
 const IDLE_SWEEP: Duration = Duration::from_secs(10);
 
@@ -59,6 +68,7 @@ pub struct Gate {
     store_version: i64,
     key_reload_interval: Duration,
     shutdown_grace: Duration,
+    hurry: CancellationToken,
 }
 
 impl Gate {
@@ -120,6 +130,7 @@ impl Gate {
             store_version,
             key_reload_interval: settings.key_reload_interval,
             shutdown_grace: GateSettings::DEFAULT_SHUTDOWN_GRACE,
+            hurry: CancellationToken::new(),
         })
     }
 
@@ -133,6 +144,12 @@ impl Gate {
         self.shutdown_grace = grace;
     }
 
+    /// A token that, cancelled once shutdown has started, ends the grace period at once (an
+    /// operator's second SIGTERM or Ctrl-C): the requests still running are cut as at its end.
+    pub fn hurry_token(&self) -> CancellationToken {
+        self.hurry.clone()
+    }
+
     /// Probes whether the upstream port also answers on a non-loopback address of this host
     /// (Ollama reachable around the gate) and returns each address that answers.
     pub async fn self_check(&self) -> Vec<Exposure> {
@@ -140,7 +157,8 @@ impl Gate {
     }
 
     /// Serves until `shutdown` completes, then stops accepting, lets in-flight requests finish
-    /// within the grace period, writes pending last-used times, and hands every audit record
+    /// within the grace period (cut with an error in their dialect after it, or once the
+    /// [`Gate::hurry_token`] is cancelled), writes pending last-used times, and hands every audit record
     /// to the audit writer before returning (the caller then awaits the audit worker).
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<(), GateError> {
         let Gate {
@@ -152,6 +170,7 @@ impl Gate {
             store_version,
             key_reload_interval,
             shutdown_grace,
+            hurry,
         } = self;
         let (stop_tx, stop_rx) = watch::channel(false);
         let watcher = tokio::spawn(keys::watch_store(
@@ -173,6 +192,7 @@ impl Gate {
             .http2()
             .timer(TokioTimer::new())
             .max_concurrent_streams(512)
+            .max_send_buf_size(H2_SEND_BUF)
             .max_header_list_size(MAX_HEAD_BYTES as u32)
             .keep_alive_interval(Some(Duration::from_secs(30)));
         let builder = Arc::new(builder);
@@ -210,13 +230,29 @@ impl Gate {
 
         drop(listener);
         tracing::info!(in_flight = graceful.count(), "shutting down");
-        if tokio::time::timeout(shutdown_grace, graceful.shutdown())
-            .await
-            .is_err()
-        {
-            tracing::warn!("grace period over; closing the remaining connections");
+        let drained = graceful.shutdown();
+        let mut drained = std::pin::pin!(drained);
+        let in_grace = async {
+            tokio::select! {
+                () = &mut drained => true,
+                () = tokio::time::sleep(shutdown_grace) => false,
+                () = hurry.cancelled() => false,
+            }
+        };
+        if !in_grace.await {
+            // Requests still waiting for the upstream are answered 503 and streams end with an
+            // error event in their dialect; whatever cannot be ended so within
+            // `FAREWELL_TIME` (a client that reads nothing) is closed.
+            tracing::warn!("grace period over; cutting the requests still running");
             shared.audit.cutting_in_flight();
-            conns.abort_all();
+            shared.keys.cut_all();
+            if tokio::time::timeout(FAREWELL_TIME, &mut drained)
+                .await
+                .is_err()
+            {
+                tracing::warn!("closing the remaining connections");
+                conns.abort_all();
+            }
         }
         while conns.join_next().await.is_some() {}
         // The connections are gone: the last audit sinks are the shared state's; dropping it

@@ -8,7 +8,8 @@
 //! failed streams, so clients raise an API error instead of a transport error: NDJSON gets
 //! `{"error":"..."}`, OpenAI SSE a `data: {"error":{...}}` event, Anthropic SSE an `error`
 //! event. A length-delimited body cannot be extended, so it is cut short instead. A stream whose
-//! key is revoked or expires while it runs ends the same way.
+//! key is revoked or expires while it runs ends the same way, and so does one still running when
+//! the gate's shutdown grace period is over.
 //!
 //! When the gate asked the upstream for a usage chunk the client did not ask for, the body
 //! passes through a [`UsageChunkFilter`] that takes that chunk out again (after the tap has
@@ -43,6 +44,8 @@ pub enum StreamError {
     Upstream,
     #[error("the API key was revoked or expired while the request ran")]
     KeyNoLongerValid,
+    #[error("the gate is shutting down; the request was cut")]
+    Shutdown,
 }
 
 enum Kind {
@@ -184,8 +187,9 @@ impl Body for GateBody {
                     return Poll::Ready(Some(Err(Box::new(StreamError::Upstream))));
                 }
                 if s.lease.is_ended() {
-                    *ending = Some(Ending::KeyNoLongerValid);
-                    return Poll::Ready(Some(s.fail(StreamError::KeyNoLongerValid, bytes_out)));
+                    let (end, e) = lease_end(&s.lease);
+                    *ending = Some(end);
+                    return Poll::Ready(Some(s.fail(e, bytes_out)));
                 }
                 match Pin::new(&mut s.upstream).poll_frame(cx) {
                     Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
@@ -244,10 +248,9 @@ impl Body for GateBody {
                         let lease = &s.lease;
                         let ended = s.lease_ended.get_or_insert_with(|| Box::pin(lease.ended()));
                         if ended.as_mut().poll(cx).is_ready() {
-                            *ending = Some(Ending::KeyNoLongerValid);
-                            return Poll::Ready(Some(
-                                s.fail(StreamError::KeyNoLongerValid, bytes_out),
-                            ));
+                            let (end, e) = lease_end(&s.lease);
+                            *ending = Some(end);
+                            return Poll::Ready(Some(s.fail(e, bytes_out)));
                         }
                         return Poll::Pending;
                     }
@@ -292,6 +295,15 @@ impl Streaming {
     }
 }
 
+/// Why a stream whose lease ended is cut: its key, or the gate's shutdown.
+fn lease_end(lease: &Lease) -> (Ending, StreamError) {
+    if lease.cut_by_shutdown() {
+        (Ending::Shutdown, StreamError::Shutdown)
+    } else {
+        (Ending::KeyNoLongerValid, StreamError::KeyNoLongerValid)
+    }
+}
+
 /// The bytes a usage filter still holds back (an event the upstream never finished).
 fn held_back(filter: &mut Option<UsageChunkFilter>) -> Vec<u8> {
     filter
@@ -307,10 +319,11 @@ fn error_event((dialect, format): (Dialect, ResponseFormat), e: StreamError) -> 
         StreamError::IdleTimeout => "upstream_idle_timeout",
         StreamError::Upstream => "upstream_stream_error",
         StreamError::KeyNoLongerValid => "key_no_longer_valid",
+        StreamError::Shutdown => "gate_shutdown",
     };
     let error_type = match e {
         StreamError::KeyNoLongerValid => "authentication_error",
-        StreamError::IdleTimeout | StreamError::Upstream => "api_error",
+        StreamError::IdleTimeout | StreamError::Upstream | StreamError::Shutdown => "api_error",
     };
     let text = match (format, dialect) {
         (ResponseFormat::Sse, Dialect::Anthropic) => format!(

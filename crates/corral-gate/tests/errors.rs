@@ -64,6 +64,51 @@ async fn upstream_down_is_502_in_each_dialect() {
     assert_eq!(r.status, 502, "{}", r.text());
 }
 
+/// A gate started before Ollama (or running while it restarts) says the upstream is down, not
+/// that a model list is missing, and serves again soon after Ollama is up.
+#[tokio::test]
+async fn an_upstream_that_comes_up_is_served_soon_and_until_then_reported_down() {
+    let down = unused_addr();
+    let h = Harness::builder()
+        .upstream(&format!("http://{down}"))
+        .start()
+        .await;
+    let body = chat_body("llama3.2", false);
+    let ask = || h.post_json("/v1/chat/completions", "alice", &body);
+    let r = ask().await;
+    assert_eq!(r.status, 502, "{}", r.text());
+    assert_eq!(
+        r.json()["error"]["code"],
+        "upstream_unavailable",
+        "{}",
+        r.text()
+    );
+    let r = ask().await;
+    assert_eq!(
+        r.json()["error"]["code"],
+        "upstream_unavailable",
+        "a request that did not itself try is told the same: {}",
+        r.text()
+    );
+
+    let _up = MockOllama::builder().listen(down).start().await.unwrap();
+    // Well before the 30 s between two refreshes of a catalogue that was read.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let r = ask().await;
+        if r.status == 200 {
+            break;
+        }
+        assert_eq!(r.status, 502, "{}", r.text());
+        assert!(
+            Instant::now() < deadline,
+            "still refused after the upstream came up: {}",
+            r.text()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 #[tokio::test]
 async fn upstream_silent_before_headers_is_504() {
     let h = Harness::builder()

@@ -273,3 +273,108 @@ async fn finished_answers_hand_the_upstream_connection_back_for_reuse() {
     // One after another, every request (and any catalogue refresh) rode one connection.
     assert_eq!(h.mock.connection_count(), 1);
 }
+
+/// A blob upload (`ollama create` sends model files this way) streamed through in `pieces`
+/// chunks `gap` apart, on a raw connection; returns the status line and the body.
+async fn upload_in_pieces(
+    h: &Harness,
+    key: &str,
+    pieces: usize,
+    piece: usize,
+    gap: std::time::Duration,
+) -> (String, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let digest = format!("sha256:{}", "ab".repeat(32));
+    let mut s = tokio::net::TcpStream::connect(h.addr).await.unwrap();
+    let head = format!(
+        "POST /api/blobs/{digest} HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {}\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n",
+        h.addr,
+        h.key(key)
+    );
+    s.write_all(head.as_bytes()).await.unwrap();
+    let data = vec![b'g'; piece];
+    for _ in 0..pieces {
+        tokio::time::sleep(gap).await;
+        let mut chunk = format!("{piece:x}\r\n").into_bytes();
+        chunk.extend_from_slice(&data);
+        chunk.extend_from_slice(b"\r\n");
+        // The gate may answer and close before the whole body is sent.
+        if s.write_all(&chunk).await.is_err() {
+            break;
+        }
+    }
+    let _ = s.write_all(b"0\r\n\r\n").await;
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(T, s.read_to_end(&mut out)).await;
+    let text = String::from_utf8_lossy(&out).into_owned();
+    let status = text.lines().next().unwrap_or("").to_owned();
+    let body = text.split("\r\n\r\n").nth(1).unwrap_or("").to_owned();
+    (status, body)
+}
+
+/// The idle timeout is for silence, not for the length of an upload: a multi-gigabyte model
+/// file takes longer than five minutes on most links.
+#[tokio::test]
+async fn a_steady_upload_longer_than_the_idle_timeout_goes_through() {
+    let h = Harness::builder()
+        .idle_timeout(std::time::Duration::from_millis(300))
+        .start()
+        .await;
+    let gap = std::time::Duration::from_millis(60);
+    let (status, body) = upload_in_pieces(&h, "root", 12, 4096, gap).await;
+    assert!(status.contains(" 201 "), "{status} {body}");
+    let sent = h.forwarded();
+    let upload = sent
+        .iter()
+        .find(|r| r.path.starts_with("/api/blobs/"))
+        .expect("the upload reached upstream");
+    assert_eq!(upload.body.len(), 12 * 4096);
+    // A chunked upload declares no length: the record counts what was forwarded.
+    let rec = h
+        .wait_audit(T, |r| {
+            r["url"]["path"]
+                .as_str()
+                .unwrap_or("")
+                .starts_with("/api/blobs/")
+        })
+        .await
+        .expect("the upload is recorded");
+    assert_eq!(rec["corral"]["bytes_in"], 12 * 4096, "{rec}");
+}
+
+/// A streamed upload that breaks the policy's size limit midway is the client's error (413),
+/// not a gateway failure, and the upstream never gets a complete body.
+#[tokio::test]
+async fn a_streamed_upload_over_the_limit_is_413() {
+    let h = Harness::builder()
+        .config(
+            r#"
+[policies.admin]
+endpoints = ["all"]
+models = ["*"]
+cloud = true
+max_body_bytes = 65536
+"#,
+        )
+        .start()
+        .await;
+    let (status, body) =
+        upload_in_pieces(&h, "root", 8, 16384, std::time::Duration::from_millis(5)).await;
+    assert!(status.contains(" 413 "), "{status} {body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert!(v["error"].as_str().unwrap().contains("larger"), "{v}");
+    let rec = h
+        .wait_audit(T, |r| {
+            r["url"]["path"]
+                .as_str()
+                .unwrap_or("")
+                .starts_with("/api/blobs/")
+        })
+        .await
+        .expect("the upload is recorded");
+    assert_eq!(rec["corral"]["reason"], "body_too_large", "{rec}");
+    assert!(h
+        .forwarded()
+        .iter()
+        .all(|r| !r.completed || r.body.len() <= 65536));
+}

@@ -269,3 +269,56 @@ async fn http2_requests_pass_the_same_checks_as_http1() {
     assert_eq!(recs[0]["corral"]["decision"], "allow");
     assert!(recs[1..].iter().all(|r| r["corral"]["decision"] == "deny"));
 }
+
+/// A client that resets one HTTP/2 stream cancels that generation at once; the other streams
+/// of the connection go on to their end.
+#[tokio::test]
+async fn a_reset_stream_cancels_its_generation_and_only_that_one() {
+    use std::time::{Duration, Instant};
+    let h = Harness::start().await;
+    let tcp = tokio::net::TcpStream::connect(h.addr).await.unwrap();
+    let (sender, conn) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tcp))
+            .await
+            .unwrap();
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    let open = |model: &str| {
+        let mut sender = sender.clone();
+        let req = Request::builder()
+            .method("POST")
+            .uri(format!("http://{}/api/chat", h.addr))
+            .header("authorization", h.bearer("alice"))
+            .header("content-type", "application/json")
+            .body(Full::new(Bytes::from(chat_body(model, true).to_string())))
+            .unwrap();
+        async move { sender.send_request(req).await.unwrap() }
+    };
+    let kept = open("slow").await;
+    let cut = open("endless").await;
+    assert_eq!(kept.status(), 200);
+    assert_eq!(cut.status(), 200);
+    let mut cut = cut.into_body();
+    assert!(next_data(&mut cut, T).await.unwrap().is_some());
+    drop(cut); // RST_STREAM
+    let left = Instant::now();
+    let gone = h
+        .mock
+        .wait_for_disconnect(Duration::from_secs(3))
+        .await
+        .expect("the reset stream's generation is cancelled");
+    assert!(
+        left.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        left.elapsed()
+    );
+    assert!(String::from_utf8_lossy(&gone.body).contains("endless"));
+    let rest = read_all(&mut kept.into_body(), T).await.unwrap();
+    assert!(String::from_utf8_lossy(&rest).contains("\"done\":true"));
+    let rec = h
+        .wait_audit(T, |r| r["corral"]["model"] == "endless:latest")
+        .await
+        .expect("the reset stream is recorded");
+    assert_eq!(rec["corral"]["reason"], "client_disconnected");
+}

@@ -197,6 +197,16 @@ async fn client_disconnect_during_a_cold_start_cancels_upstream() {
         "{:?}",
         left.elapsed()
     );
+    // The generation was started upstream: the request is on record although no response was.
+    let record = h
+        .wait_audit(T, |r| r["url"]["path"] == "/api/chat")
+        .await
+        .expect("a request whose client left before the answer still has its audit record");
+    assert_eq!(record["corral"]["reason"], "client_disconnected");
+    assert_eq!(record["corral"]["decision"], "allow");
+    assert_eq!(record["corral"]["model"], "cold:latest");
+    assert_eq!(record["http"]["response"]["status_code"], 499);
+    assert_eq!(record["event"]["outcome"], "failure");
 }
 
 #[tokio::test]
@@ -369,4 +379,120 @@ async fn many_concurrent_streams_all_complete() {
         assert!(!body.is_empty());
     }
     assert_eq!(h.forwarded().len(), 32);
+}
+
+/// When the shutdown grace period is over, a stream still running ends with an error event in
+/// its dialect (a complete, well-framed response, as for an idle upstream), a request still
+/// waiting for the upstream's answer gets a 503 in its dialect, both upstream requests are
+/// cancelled, and each request has its audit record.
+#[tokio::test]
+async fn requests_running_at_the_end_of_the_grace_period_end_in_their_dialect() {
+    let mut h = Harness::builder()
+        .mock(MockOllama::builder().cold_delay(Duration::from_secs(30)))
+        .shutdown_grace(Duration::from_millis(300))
+        .start()
+        .await;
+    let (resp, _c) = h
+        .stream_json("/api/chat", "alice", &chat_body("endless", true))
+        .await;
+    assert_eq!(resp.status(), 200);
+    let mut body = resp.into_body();
+    assert!(next_data(&mut body, T).await.unwrap().is_some());
+    let (sse, _c2) = h
+        .stream_json(
+            "/v1/chat/completions",
+            "alice",
+            &json!({"model": "endless", "stream": true,
+                "messages": [{"role": "user", "content": "hi"}]}),
+        )
+        .await;
+    assert_eq!(sse.status(), 200);
+    let mut sse = sse.into_body();
+    assert!(next_data(&mut sse, T).await.unwrap().is_some());
+    let addr = h.addr;
+    let auth = h.bearer("alice");
+    let cold = tokio::spawn(async move {
+        send(
+            addr,
+            "POST",
+            "/v1/chat/completions",
+            &[
+                ("authorization", auth),
+                ("content-type", "application/json".into()),
+            ],
+            json!({"model": "cold", "messages": [{"role": "user", "content": "hi"}]})
+                .to_string()
+                .into(),
+        )
+        .await
+    });
+    let deadline = Instant::now() + T;
+    while h.forwarded().len() < 3 {
+        assert!(
+            Instant::now() < deadline,
+            "the cold request never reached upstream"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    let reading = tokio::spawn(async move {
+        let ndjson = read_all(&mut body, T).await;
+        let sse = read_all(&mut sse, T).await;
+        (ndjson, sse)
+    });
+    h.stop().await;
+    let (ndjson, sse) = reading.await.unwrap();
+    let ndjson = String::from_utf8(ndjson.expect("the NDJSON stream ends cleanly")).unwrap();
+    let last: Value = serde_json::from_str(ndjson.lines().last().unwrap()).unwrap();
+    assert_eq!(
+        last,
+        json!({"error": "the gate is shutting down; the request was cut"})
+    );
+    let sse = String::from_utf8(sse.expect("the SSE stream ends cleanly")).unwrap();
+    let event = sse.trim_end().rsplit("\n\n").next().unwrap();
+    let v: Value = serde_json::from_str(event.strip_prefix("data: ").unwrap()).unwrap();
+    assert_eq!(v["error"]["code"], "gate_shutdown", "{sse}");
+    let cold = cold.await.unwrap();
+    assert_eq!(cold.status, 503);
+    assert_eq!(cold.json()["error"]["code"], "gate_shutdown");
+
+    let recs = h.audit_records();
+    let cut: Vec<&Value> = recs
+        .iter()
+        .filter(|r| r["corral"]["reason"] == "gate_shutdown")
+        .collect();
+    assert_eq!(cut.len(), 3, "{recs:?}");
+    // The three generations were cancelled upstream.
+    let deadline = Instant::now() + T;
+    while h.forwarded().iter().filter(|r| r.disconnected).count() < 3 {
+        assert!(Instant::now() < deadline, "{:?}", h.forwarded());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A client that closes its side as soon as it has sent the request leaves at once as far as
+/// the gate is concerned (nothing more can be told to it reliably), but the request is still
+/// on record.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_whose_client_closes_at_once_is_still_recorded() {
+    use tokio::io::AsyncWriteExt;
+    let h = Harness::start().await;
+    for i in 0..5 {
+        let body = chat_body("slow", true).to_string();
+        let req = raw_post(h.addr, "/api/chat", &h.bearer("alice"), "", body.as_bytes());
+        let mut s = tokio::net::TcpStream::connect(h.addr).await.unwrap();
+        s.write_all(&req).await.unwrap();
+        s.shutdown().await.unwrap();
+        let n = i + 1;
+        let recorded = h
+            .wait_audit(T, |_| {
+                h.audit_records()
+                    .iter()
+                    .filter(|r| r["url"]["path"] == "/api/chat")
+                    .count()
+                    >= n
+            })
+            .await;
+        assert!(recorded.is_some(), "request {n} left no audit record");
+    }
 }

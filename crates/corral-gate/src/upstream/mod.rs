@@ -26,6 +26,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use http::header::{HeaderValue, CONTENT_LENGTH, TRANSFER_ENCODING};
 use http::{Method, Request, Response};
 use http_body::Body as _;
+use http_body_util::combinators::UnsyncBoxBody;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
@@ -61,6 +62,10 @@ pub enum PoolError {
     Body(BoxError),
     #[error("the request body does not match its Content-Length")]
     BodyLength,
+    #[error("the client sent no more of the request body within the idle timeout")]
+    BodyTimeout,
+    #[error("the upstream was idle for longer than the idle timeout")]
+    Timeout,
 }
 
 impl PoolError {
@@ -143,9 +148,15 @@ impl Pool {
     /// Sends `req` (origin-form URI, `Host` set, `Content-Length` set for a body whose length
     /// is known) and reads the response head. A buffered body is sent again on a fresh
     /// connection when a reused one turns out to have been closed by the upstream.
+    ///
+    /// `idle` bounds each wait: for a buffered request, sending it and the response head
+    /// together; for a streamed upload, which may take far longer than that as a whole, each
+    /// piece of the body from the client ([`PoolError::BodyTimeout`]), each write to the
+    /// upstream and the response head ([`PoolError::Timeout`]).
     pub async fn send(
         self: &Arc<Self>,
         req: Request<UpBody>,
+        idle: Duration,
     ) -> Result<Response<UpstreamBody>, PoolError> {
         let (mut parts, body) = req.into_parts();
         let path = parts
@@ -164,14 +175,17 @@ impl Pool {
                     other => other,
                 };
                 let head = head.freeze();
-                loop {
-                    let (mut conn, reused) = self.checkout().await?;
-                    match exchange(&mut conn, &head, rest.as_ref(), &parts.method).await {
-                        Ok(h) => return Ok(self.response(conn, h)),
-                        Err(e) if reused && e.is_stale() => continue,
-                        Err(e) => return Err(e),
+                let sent = async {
+                    loop {
+                        let (mut conn, reused) = self.checkout().await?;
+                        match exchange(&mut conn, &head, rest.as_ref(), &parts.method).await {
+                            Ok(h) => return Ok(self.response(conn, h)),
+                            Err(e) if reused && e.is_stale() => continue,
+                            Err(e) => return Err(e),
+                        }
                     }
-                }
+                };
+                within(idle, PoolError::Timeout, sent).await?
             }
             UpBody::Stream(mut body) => {
                 let chunked = !parts.headers.contains_key(CONTENT_LENGTH);
@@ -185,35 +199,36 @@ impl Pool {
                 // A streamed body can be read only once: no retry, so no idle connection the
                 // upstream may be closing; a fresh one.
                 let mut conn = self.connect().await?;
-                conn.stream.write_all(&head).await?;
-                let mut sent = 0u64;
-                while let Some(frame) = poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)).await {
-                    let frame = frame.map_err(PoolError::Body)?;
-                    let Ok(data) = frame.into_data() else {
-                        continue;
-                    };
-                    if data.is_empty() {
-                        continue;
+                let upload = Upload {
+                    chunked,
+                    declared,
+                    idle,
+                };
+                match upload.send(&mut conn, &head, &mut body).await {
+                    Ok(()) => {}
+                    // The upstream answered before it had read the whole body, and closed
+                    // (Ollama does so for a blob it already has): its answer is the response.
+                    Err(e) if e.is_stale() => {
+                        let early = within(
+                            idle,
+                            PoolError::Timeout,
+                            read_head(&mut conn, &parts.method),
+                        )
+                        .await;
+                        let Ok(Ok(mut h)) = early else {
+                            return Err(e);
+                        };
+                        h.reusable = false;
+                        return Ok(self.response(conn, h));
                     }
-                    sent += data.len() as u64;
-                    if declared.is_some_and(|d| sent > d) {
-                        return Err(PoolError::BodyLength);
-                    }
-                    if chunked {
-                        let size = format!("{:x}\r\n", data.len());
-                        conn.stream.write_all(size.as_bytes()).await?;
-                        conn.stream.write_all(&data).await?;
-                        conn.stream.write_all(b"\r\n").await?;
-                    } else {
-                        conn.stream.write_all(&data).await?;
-                    }
+                    Err(e) => return Err(e),
                 }
-                if chunked {
-                    conn.stream.write_all(b"0\r\n\r\n").await?;
-                } else if declared.is_some_and(|d| sent != d) {
-                    return Err(PoolError::BodyLength);
-                }
-                let h = read_head(&mut conn, &parts.method).await?;
+                let h = within(
+                    idle,
+                    PoolError::Timeout,
+                    read_head(&mut conn, &parts.method),
+                )
+                .await??;
                 Ok(self.response(conn, h))
             }
         }
@@ -288,6 +303,80 @@ impl Pool {
     pub(crate) fn idle_len(&self) -> usize {
         self.idle.lock().map_or(0, |i| i.len())
     }
+}
+
+/// How a streamed request body is written upstream.
+struct Upload {
+    chunked: bool,
+    declared: Option<u64>,
+    idle: Duration,
+}
+
+impl Upload {
+    /// Writes the head and the body as the client sends it, each wait bounded by `idle`.
+    async fn send(
+        &self,
+        conn: &mut UpConn,
+        head: &[u8],
+        body: &mut UnsyncBoxBody<Bytes, BoxError>,
+    ) -> Result<(), PoolError> {
+        let Upload {
+            chunked,
+            declared,
+            idle,
+        } = *self;
+        within(idle, PoolError::Timeout, conn.stream.write_all(head)).await??;
+        let mut sent = 0u64;
+        loop {
+            let next = poll_fn(|cx| Pin::new(&mut *body).poll_frame(cx));
+            let Some(frame) = within(idle, PoolError::BodyTimeout, next).await? else {
+                break;
+            };
+            let frame = frame.map_err(PoolError::Body)?;
+            let Ok(data) = frame.into_data() else {
+                continue;
+            };
+            if data.is_empty() {
+                continue;
+            }
+            sent += data.len() as u64;
+            if declared.is_some_and(|d| sent > d) {
+                return Err(PoolError::BodyLength);
+            }
+            let stream = &mut conn.stream;
+            let write = async {
+                if chunked {
+                    let size = format!("{:x}\r\n", data.len());
+                    stream.write_all(size.as_bytes()).await?;
+                    stream.write_all(&data).await?;
+                    stream.write_all(b"\r\n").await
+                } else {
+                    stream.write_all(&data).await
+                }
+            };
+            within(idle, PoolError::Timeout, write).await??;
+        }
+        if chunked {
+            within(
+                idle,
+                PoolError::Timeout,
+                conn.stream.write_all(b"0\r\n\r\n"),
+            )
+            .await??;
+        } else if declared.is_some_and(|d| sent != d) {
+            return Err(PoolError::BodyLength);
+        }
+        Ok(())
+    }
+}
+
+/// `f`, or `late` when it takes longer than `limit`.
+async fn within<F: std::future::Future>(
+    limit: Duration,
+    late: PoolError,
+    f: F,
+) -> Result<F::Output, PoolError> {
+    tokio::time::timeout(limit, f).await.map_err(|_| late)
 }
 
 /// Writes a buffered request and reads the response head.

@@ -132,6 +132,9 @@ async fn closing_server(reply: &'static [u8], at_next: bool) -> (u16, Arc<Atomic
     .await
 }
 
+/// The idle timeout of the tests' requests.
+const IDLE: Duration = Duration::from_secs(10);
+
 fn pool(port: u16, max_idle: usize) -> Arc<Pool> {
     Pool::new("127.0.0.1", port, Duration::from_secs(2), max_idle)
 }
@@ -141,7 +144,7 @@ async fn a_finished_body_hands_its_connection_back_for_reuse() {
     let (port, accepted) = server("{\"version\":\"0.12.0\"}").await;
     let pool = pool(port, 8);
     for _ in 0..5 {
-        let resp = pool.send(get()).await.unwrap();
+        let resp = pool.send(get(), IDLE).await.unwrap();
         let body = resp.into_body().collect().await.unwrap().to_bytes();
         assert_eq!(body, Bytes::from_static(b"{\"version\":\"0.12.0\"}"));
     }
@@ -155,7 +158,7 @@ async fn idle_connections_unused_past_the_limit_are_closed_and_newer_ones_kept()
     let pool = pool(port, 8);
     let mut held = Vec::new();
     for _ in 0..3 {
-        held.push(pool.send(get()).await.unwrap().into_body());
+        held.push(pool.send(get(), IDLE).await.unwrap().into_body());
     }
     let mut bodies = held.into_iter();
     let _ = bodies.next().unwrap().collect().await.unwrap();
@@ -171,7 +174,7 @@ async fn idle_connections_unused_past_the_limit_are_closed_and_newer_ones_kept()
     pool.sweep_at(older + IDLE_KEEP + Duration::from_millis(10));
     assert_eq!(pool.idle_len(), 1);
     // The one kept is the newest and still carries requests.
-    let resp = pool.send(get()).await.unwrap();
+    let resp = pool.send(get(), IDLE).await.unwrap();
     let _ = resp.into_body().collect().await.unwrap();
     assert_eq!(accepted.load(Ordering::SeqCst), 3);
     pool.sweep_at(Instant::now() + IDLE_KEEP + Duration::from_secs(1));
@@ -203,7 +206,7 @@ async fn a_swept_connection_is_closed_at_the_upstream() {
     })
     .await;
     let pool = pool(port, 8);
-    let resp = pool.send(get()).await.unwrap();
+    let resp = pool.send(get(), IDLE).await.unwrap();
     let _ = resp.into_body().collect().await.unwrap();
     assert_eq!(pool.idle_len(), 1);
     pool.sweep_at(Instant::now() + IDLE_KEEP + Duration::from_secs(1));
@@ -219,7 +222,7 @@ async fn a_body_dropped_before_its_end_closes_its_connection() {
         raw_server(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n3\r\nabc\r\n").await;
     let pool = pool(port, 8);
     for _ in 0..3 {
-        let resp = pool.send(get()).await.unwrap();
+        let resp = pool.send(get(), IDLE).await.unwrap();
         let mut body = resp.into_body();
         let first = body.frame().await.unwrap().unwrap().into_data().unwrap();
         assert_eq!(first, Bytes::from_static(b"abc"));
@@ -236,7 +239,7 @@ async fn bodies_held_at_once_open_connections_and_at_most_max_idle_stay() {
     let pool = pool(port, 2);
     let mut held = Vec::new();
     for _ in 0..4 {
-        held.push(pool.send(get()).await.unwrap().into_body());
+        held.push(pool.send(get(), IDLE).await.unwrap().into_body());
     }
     assert_eq!(accepted.load(Ordering::SeqCst), 4);
     for body in held {
@@ -252,7 +255,7 @@ async fn a_connection_closed_by_the_upstream_is_replaced_and_the_request_resent(
     let pool = pool(port, 8);
     // Straight after each answer: the close may or may not have arrived yet.
     for _ in 0..20 {
-        let resp = pool.send(get()).await.unwrap();
+        let resp = pool.send(get(), IDLE).await.unwrap();
         let body = resp.into_body().collect().await.unwrap().to_bytes();
         assert_eq!(body, Bytes::from_static(b"{}"));
     }
@@ -266,7 +269,13 @@ async fn a_request_lost_on_a_reused_connection_is_sent_again_on_a_fresh_one() {
         closing_server(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}", true).await;
     let pool = pool(port, 8);
     for _ in 0..2 {
-        let body = pool.send(get()).await.unwrap().into_body().collect().await;
+        let body = pool
+            .send(get(), IDLE)
+            .await
+            .unwrap()
+            .into_body()
+            .collect()
+            .await;
         assert_eq!(body.unwrap().to_bytes(), Bytes::from_static(b"{}"));
     }
     assert_eq!(accepted.load(Ordering::SeqCst), 2);
@@ -275,7 +284,7 @@ async fn a_request_lost_on_a_reused_connection_is_sent_again_on_a_fresh_one() {
 #[tokio::test]
 async fn a_fresh_connection_closed_without_an_answer_is_an_error_not_a_retry() {
     let (port, accepted) = closing_server(b"", false).await;
-    let err = pool(port, 8).send(get()).await.err().unwrap();
+    let err = pool(port, 8).send(get(), IDLE).await.err().unwrap();
     assert!(matches!(err, PoolError::Closed), "{err}");
     assert_eq!(accepted.load(Ordering::SeqCst), 1);
 }
@@ -285,7 +294,7 @@ async fn nothing_listening_is_a_connect_error() {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     drop(listener);
-    let err = pool(port, 8).send(get()).await.err().unwrap();
+    let err = pool(port, 8).send(get(), IDLE).await.err().unwrap();
     assert!(err.is_connect(), "{err}");
 }
 
@@ -296,7 +305,7 @@ async fn a_chunked_answer_arrives_piece_by_piece_and_ends() {
     )
     .await;
     let pool = pool(port, 8);
-    let resp = pool.send(get()).await.unwrap();
+    let resp = pool.send(get(), IDLE).await.unwrap();
     assert_eq!(resp.headers()["content-type"], "application/x-ndjson");
     let body = resp.into_body().collect().await.unwrap().to_bytes();
     assert_eq!(body, Bytes::from_static(b"{\"a\":1}\n"));
@@ -308,7 +317,7 @@ async fn a_chunked_answer_arrives_piece_by_piece_and_ends() {
 async fn first_frame(reply: &'static [u8]) -> (Arc<Pool>, UpstreamBody, Bytes) {
     let (port, _, _seen) = raw_server(reply).await;
     let pool = pool(port, 8);
-    let mut body = pool.send(get()).await.unwrap().into_body();
+    let mut body = pool.send(get(), IDLE).await.unwrap().into_body();
     let frame = body.frame().await.unwrap().unwrap().into_data().unwrap();
     (pool, body, frame)
 }
@@ -354,7 +363,7 @@ async fn an_answer_cut_short_is_an_error_and_the_connection_is_not_kept() {
     ] {
         let (port, _) = closing_server(reply, false).await;
         let pool = pool(port, 8);
-        let resp = pool.send(get()).await.unwrap();
+        let resp = pool.send(get(), IDLE).await.unwrap();
         assert!(resp.into_body().collect().await.is_err());
         assert_eq!(pool.idle_len(), 0);
     }
@@ -364,7 +373,13 @@ async fn an_answer_cut_short_is_an_error_and_the_connection_is_not_kept() {
 async fn a_close_delimited_answer_ends_at_the_close() {
     let (port, _) = closing_server(b"HTTP/1.1 200 OK\r\n\r\nall of it", false).await;
     let pool = pool(port, 8);
-    let body = pool.send(get()).await.unwrap().into_body().collect().await;
+    let body = pool
+        .send(get(), IDLE)
+        .await
+        .unwrap()
+        .into_body()
+        .collect()
+        .await;
     assert_eq!(body.unwrap().to_bytes(), Bytes::from_static(b"all of it"));
     assert_eq!(pool.idle_len(), 0);
 }
@@ -373,7 +388,7 @@ async fn a_close_delimited_answer_ends_at_the_close() {
 async fn bad_heads_and_extra_bytes_are_refused() {
     let (port, _, _seen) =
         raw_server(b"HTTP/1.1 200 OK\r\ncontent-length: 1\r\ncontent-length: 2\r\n\r\nab").await;
-    let err = pool(port, 8).send(get()).await.err().unwrap();
+    let err = pool(port, 8).send(get(), IDLE).await.err().unwrap();
     assert!(
         matches!(err, PoolError::Head(HeadError::BadLength)),
         "{err}"
@@ -384,7 +399,13 @@ async fn bad_heads_and_extra_bytes_are_refused() {
         raw_server(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}HTTP/1.1 200 OK\r\n\r\n").await;
     let pool = pool(port, 8);
     for _ in 0..2 {
-        let body = pool.send(get()).await.unwrap().into_body().collect().await;
+        let body = pool
+            .send(get(), IDLE)
+            .await
+            .unwrap()
+            .into_body()
+            .collect()
+            .await;
         assert_eq!(body.unwrap().to_bytes(), Bytes::from_static(b"{}"));
     }
     assert_eq!(accepted.load(Ordering::SeqCst), 2);
@@ -429,7 +450,13 @@ async fn bytes_that_reach_an_idle_connection_later_retire_it() {
     let (port, accepted) = late_bytes_server(Duration::from_millis(20)).await;
     let pool = pool(port, 8);
     for round in 1..=3 {
-        let body = pool.send(get()).await.unwrap().into_body().collect().await;
+        let body = pool
+            .send(get(), IDLE)
+            .await
+            .unwrap()
+            .into_body()
+            .collect()
+            .await;
         assert_eq!(
             body.unwrap().to_bytes(),
             Bytes::from_static(b"{}"),
@@ -447,7 +474,13 @@ async fn a_quiet_idle_connection_carries_the_next_request() {
     let (port, accepted) = late_bytes_server(Duration::from_secs(60)).await;
     let pool = pool(port, 8);
     for _ in 0..3 {
-        let body = pool.send(get()).await.unwrap().into_body().collect().await;
+        let body = pool
+            .send(get(), IDLE)
+            .await
+            .unwrap()
+            .into_body()
+            .collect()
+            .await;
         assert_eq!(body.unwrap().to_bytes(), Bytes::from_static(b"{}"));
         tokio::time::sleep(Duration::from_millis(30)).await;
     }
@@ -464,7 +497,7 @@ async fn head_answers_have_no_body_whatever_they_declare() {
         .header("host", "127.0.0.1")
         .body(UpBody::Full(None))
         .unwrap();
-    let resp = pool.send(req).await.unwrap();
+    let resp = pool.send(req, IDLE).await.unwrap();
     assert_eq!(resp.headers()["content-length"], "99");
     let body = resp.into_body();
     assert!(body.is_end_stream());
@@ -483,7 +516,7 @@ async fn request_heads_and_bodies_go_out_as_written() {
         .header("content-length", "7")
         .body(UpBody::Full(Some(Bytes::from_static(b"{\"a\":1}"))))
         .unwrap();
-    let resp = pool.send(req).await.unwrap();
+    let resp = pool.send(req, IDLE).await.unwrap();
     assert!(resp.into_body().is_end_stream());
     assert_eq!(
         seen.recv().await.unwrap(),
@@ -513,7 +546,7 @@ async fn a_streamed_upload_without_a_length_goes_chunked() {
         .header("host", "h")
         .body(streamed(&[b"abc", b"", b"defgh"]))
         .unwrap();
-    let resp = pool(port, 8).send(req).await.unwrap();
+    let resp = pool(port, 8).send(req, IDLE).await.unwrap();
     assert_eq!(resp.status(), 201);
     assert_eq!(
         seen.recv().await.unwrap(),
@@ -532,7 +565,52 @@ async fn a_streamed_upload_must_match_its_declared_length() {
             .header("content-length", declared)
             .body(streamed(pieces))
             .unwrap();
-        let err = pool(port, 8).send(req).await.err().unwrap();
+        let err = pool(port, 8).send(req, IDLE).await.err().unwrap();
         assert!(matches!(err, PoolError::BodyLength), "{err}");
     }
+}
+
+#[tokio::test]
+async fn an_answer_sent_before_the_upload_was_read_is_the_response() {
+    // Ollama answers 200 at once for a blob it already has, without reading the body, and
+    // closes the connection: the upload then fails to write, but the answer is there.
+    let (port, _) = serve_each(|mut s| async move {
+        if read_request(&mut s).await {
+            let _ = s
+                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{}")
+                .await;
+        }
+        // Dropped with the body unread: the kernel resets the connection.
+    })
+    .await;
+    let piece = Bytes::from(vec![b'b'; 256 * 1024]);
+    let frames: Vec<Result<http_body::Frame<Bytes>, std::convert::Infallible>> = (0..64)
+        .map(|_| Ok(http_body::Frame::data(piece.clone())))
+        .collect();
+    let body = http_body_util::StreamBody::new(futures_util::stream::iter(frames));
+    let req = Request::builder()
+        .method(Method::POST)
+        .uri("/api/blobs/sha256:00")
+        .header("host", "127.0.0.1")
+        .header("content-length", (64 * 256 * 1024).to_string())
+        .body(UpBody::Stream(
+            http_body_util::combinators::UnsyncBoxBody::new(http_body_util::Limited::new(
+                body,
+                usize::MAX,
+            )),
+        ))
+        .unwrap();
+    let pool = pool(port, 8);
+    let resp = pool
+        .send(req, IDLE)
+        .await
+        .expect("the upstream's own answer");
+    assert_eq!(resp.status(), 200);
+    let body = resp.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(body, Bytes::from_static(b"{}"));
+    assert_eq!(
+        pool.idle_len(),
+        0,
+        "a connection the upstream closed is not reused"
+    );
 }

@@ -82,6 +82,9 @@ pub fn run(env: &Env, args: ServeArgs) -> Result<ExitCode> {
         .build()
         .context("cannot start the async runtime")?;
     runtime.block_on(async move {
+        // Listened to from the start, so that no signal falls back to the default action
+        // (dying with audit records unflushed).
+        let mut signals = Signals::new();
         // The error names the file (the log, its directory or its lock).
         let (audit, worker) = corral_audit::AuditLog::open(&audit_path, rotation)
             .context("cannot open the audit log")?;
@@ -109,7 +112,27 @@ pub fn run(env: &Env, args: ServeArgs) -> Result<ExitCode> {
         for finding in gate.self_check().await {
             notices.warn(format_args!("{finding}"));
         }
-        gate.run(shutdown_signal(notices)).await?;
+        // The first SIGTERM/SIGINT starts the graceful shutdown; a second one ends its grace
+        // period at once (the requests still running are cut with an error in their dialect).
+        let hurry = gate.hurry_token();
+        let (first_tx, first_rx) = tokio::sync::oneshot::channel::<()>();
+        let signals = tokio::spawn(async move {
+            signals.next().await;
+            notices.info(format_args!(
+                "shutting down; finishing in-flight requests (signal again to cut them now)"
+            ));
+            let _ = first_tx.send(());
+            signals.next().await;
+            notices.info(format_args!(
+                "second signal; cutting in-flight requests now"
+            ));
+            hurry.cancel();
+        });
+        gate.run(async move {
+            let _ = first_rx.await;
+        })
+        .await?;
+        signals.abort();
         worker
             .await
             .context("the audit writer stopped unexpectedly")?
@@ -154,28 +177,57 @@ fn warn_unknown_policies(
     Ok(())
 }
 
-async fn shutdown_signal(notices: Notices) {
-    let ctrl_c = tokio::signal::ctrl_c();
+/// SIGTERM and SIGINT (Ctrl-C), listened to from start-up on, so that a second signal sent
+/// during the shutdown grace period is seen.
+struct Signals {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = ctrl_c => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = ctrl_c.await;
+    term: Option<tokio::signal::unix::Signal>,
+    #[cfg(unix)]
+    int: Option<tokio::signal::unix::Signal>,
+}
+
+impl Signals {
+    fn new() -> Signals {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            Signals {
+                term: signal(SignalKind::terminate()).ok(),
+                int: signal(SignalKind::interrupt()).ok(),
             }
         }
+        #[cfg(not(unix))]
+        {
+            Signals {}
+        }
     }
-    #[cfg(not(unix))]
-    {
-        let _ = ctrl_c.await;
+
+    /// The next SIGTERM or SIGINT.
+    async fn next(&mut self) {
+        #[cfg(unix)]
+        {
+            async fn recv(s: &mut Option<tokio::signal::unix::Signal>) {
+                match s {
+                    Some(s) => {
+                        s.recv().await;
+                    }
+                    None => std::future::pending().await,
+                }
+            }
+            if self.term.is_none() && self.int.is_none() {
+                let _ = tokio::signal::ctrl_c().await;
+                return;
+            }
+            tokio::select! {
+                () = recv(&mut self.term) => {}
+                () = recv(&mut self.int) => {}
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
-    notices.info(format_args!("shutting down; finishing in-flight requests"));
 }
 
 /// What `serve` tells its operator on stderr at start-up and shutdown. In text mode a plain
