@@ -127,6 +127,17 @@ pub fn expand_rotated(path: &Path) -> Vec<PathBuf> {
     out
 }
 
+/// `files` without the writer's lock files (`<log>.lock`, see [`lock_path`]) of a log that is
+/// among them too: `audit.ndjson*` from a shell lists the lock beside the log, and it holds no
+/// records. Returns the files kept and the lock files left out.
+pub fn without_lock_files(files: &[PathBuf]) -> (Vec<PathBuf>, Vec<PathBuf>) {
+    let (locks, kept): (Vec<PathBuf>, Vec<PathBuf>) = files
+        .iter()
+        .cloned()
+        .partition(|f| files.iter().any(|log| lock_path(log) == *f));
+    (kept, locks)
+}
+
 /// Files of one log given in any order (`audit.ndjson*` from a shell lists the live log
 /// first), put in chain order, oldest first: `<log>.N` … `<log>.1`, `<log>`. `None` unless every
 /// file is `<log>` or `<log>.<n>` (n ≥ 1) of one `<log>` in one directory, each once: files of

@@ -9,6 +9,14 @@ use crate::cli::AuditCommand;
 pub fn run(cmd: AuditCommand) -> Result<ExitCode> {
     match cmd {
         AuditCommand::Verify { files, from_start } => {
+            // `audit.ndjson*` lists the writer's lock file beside the log; it holds no records.
+            let (files, locks) = corral_audit::without_lock_files(&files);
+            for lock in &locks {
+                eprintln!(
+                    "note: leaving out {} (the gate's lock file, not part of the log)",
+                    lock.display()
+                );
+            }
             // One live log stands for itself and its rotated predecessors.
             let (files, no_rotated) = match files.as_slice() {
                 [one] => {
