@@ -20,7 +20,8 @@ pub mod action {
     pub const AUTH_FAILURE: &str = "auth_failure";
     /// Refused before authentication: unknown route, bad path, bad body.
     pub const BAD_REQUEST: &str = "bad_request";
-    /// Upstream unreachable, idle past the limit, or unable to answer what a decision needed.
+    /// Not the client's fault: upstream unreachable, idle past the limit, or unable to answer
+    /// what a decision needed, or the request cut by the gate's shutdown.
     pub const UPSTREAM_ERROR: &str = "upstream_error";
     /// Written by the log itself when it restarts its chain: after a torn last line, after
     /// writes failed and succeed again, or when the path names a new file

@@ -90,8 +90,8 @@ fn to_record(f: Finished) -> AuditRecord {
         (Decision::Denied, 401) => action::AUTH_FAILURE,
         (Decision::Denied, 403) => action::DENY,
         // Refused because the upstream could not answer what the decision needed (its model
-        // list): the client's request was not at fault.
-        (Decision::Denied, 502 | 504) => action::UPSTREAM_ERROR,
+        // list), or because the gate is shutting down: the client's request was not at fault.
+        (Decision::Denied, 500..=599) => action::UPSTREAM_ERROR,
         (Decision::Denied, _) => action::BAD_REQUEST,
     };
     let outcome =
@@ -163,5 +163,39 @@ mod tests {
         assert!(sink.available());
         drop(worker);
         assert!(!sink.available(), "a stopped writer audits nothing");
+    }
+
+    fn action_of(decision: Decision, status: u16) -> String {
+        let mut ctx = RequestCtx::new(
+            std::net::IpAddr::from([127, 0, 0, 1]),
+            Some(http::Method::POST),
+            "/api/chat",
+        );
+        ctx.decision = decision;
+        ctx.status = status;
+        let rec = to_record(Finished {
+            ctx: Box::new(ctx),
+            ending: Ending::Complete,
+            bytes_out: 0,
+            usage: Usage::default(),
+            duration: std::time::Duration::ZERO,
+        });
+        rec.action.to_string()
+    }
+
+    #[test]
+    fn the_action_says_whose_fault_a_refusal_was() {
+        assert_eq!(action_of(Decision::Allowed, 200), action::PROXY);
+        assert_eq!(action_of(Decision::Failed, 502), action::UPSTREAM_ERROR);
+        assert_eq!(action_of(Decision::Denied, 401), action::AUTH_FAILURE);
+        assert_eq!(action_of(Decision::Denied, 403), action::DENY);
+        for client in [400, 404, 405, 408, 413, 415] {
+            assert_eq!(action_of(Decision::Denied, client), action::BAD_REQUEST);
+        }
+        // Refused before forwarding, but not for anything the client did: the model list
+        // could not be read (502/504) or the gate is shutting down (503).
+        for gate in [502, 503, 504] {
+            assert_eq!(action_of(Decision::Denied, gate), action::UPSTREAM_ERROR);
+        }
     }
 }

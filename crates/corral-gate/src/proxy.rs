@@ -98,7 +98,14 @@ async fn respond(
             // the client is told (always `unauthenticated` for a key).
             ctx.reason.get_or_insert(failure.rule);
             if ctx.decision == Decision::Allowed {
-                ctx.decision = Decision::Failed;
+                // Allowed, then refused on the way: the gate's or the upstream's failure (5xx),
+                // or the client's (a streamed body over the limit, broken off or too slow; a key
+                // that stopped being valid), recorded as any refusal of that status is.
+                ctx.decision = if failure.status.is_server_error() {
+                    Decision::Failed
+                } else {
+                    Decision::Denied
+                };
             }
             error_response(ctx.dialect, &failure, allow)
         }

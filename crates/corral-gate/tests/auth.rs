@@ -379,6 +379,13 @@ async fn a_key_revoked_while_the_upstream_works_gets_401_at_once() {
         .wait_for_disconnect(Duration::from_secs(2))
         .await
         .is_some());
+    // Recorded as the authentication failure it is, not as an upstream error.
+    let rec = h
+        .wait_audit(T, |r| r["corral"]["reason"] == "key_no_longer_valid")
+        .await
+        .expect("the refusal is recorded");
+    assert_eq!(rec["event"]["action"], "auth_failure", "{rec}");
+    assert_eq!(rec["http"]["response"]["status_code"], 401, "{rec}");
 }
 
 #[tokio::test]

@@ -373,6 +373,10 @@ max_body_bytes = 65536
         .await
         .expect("the upload is recorded");
     assert_eq!(rec["corral"]["reason"], "body_too_large", "{rec}");
+    // The client's fault, recorded as a refusal, not as a failure of the upstream.
+    assert_eq!(rec["event"]["action"], "bad_request", "{rec}");
+    assert_eq!(rec["corral"]["decision"], "deny", "{rec}");
+    assert_eq!(rec["http"]["response"]["status_code"], 413, "{rec}");
     assert!(h
         .forwarded()
         .iter()
