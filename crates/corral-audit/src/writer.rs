@@ -387,10 +387,13 @@ fn read_tail(path: &Path) -> Result<Option<Tail>, AuditError> {
 /// How every line the writer seals begins (canonical JSON puts `@timestamp` first).
 const RECORD_START: &[u8] = b"{\"@timestamp\":\"";
 
-/// Refuses a path that names a directory, or a regular file with content whose first line
-/// does not begin as a record does (or as the beginning of one, cut short by a crash). An audit
-/// log path that names the wrong file (`--audit-log /etc/passwd`) must be an error, not a file
-/// appended to and made unreadable to everyone else. Checked before anything is created.
+/// Refuses a path that names a directory, or a regular file with content whose first line is
+/// not a record (or the beginning of one, cut short by a crash). An audit log path that names
+/// the wrong file (`--audit-log /etc/passwd`, another program's JSON log) must be an error, not
+/// a file appended to and made unreadable to everyone else. A complete first line must be a
+/// sealed record: a JSON object with `corral.chain.hash`. A file that starts with NUL bytes
+/// (blocks a crash left unwritten) is taken as a torn log and continued, as a torn last line
+/// is. Checked before anything is created.
 fn check_target(path: &Path) -> Result<(), AuditError> {
     let meta = match std::fs::metadata(path) {
         Ok(m) => m,
@@ -407,23 +410,45 @@ fn check_target(path: &Path) -> Result<(), AuditError> {
         // A device or pipe the operator chose (say, /dev/stdout) is written as it is.
         return Ok(());
     }
-    let mut head = Vec::with_capacity(RECORD_START.len());
+    let mut head = Vec::with_capacity(4096);
     File::open(path)
-        .and_then(|f| {
-            f.take(RECORD_START.len() as u64)
-                .read_to_end(&mut head)
-                .map(|_| ())
-        })
+        .and_then(|f| f.take(FIRST_LINE_MAX).read_to_end(&mut head).map(|_| ()))
         .map_err(io_err(path))?;
-    // The writer never starts a file with a newline: an empty first line is not its own.
-    let first_line = head.split(|&b| b == b'\n').next().unwrap_or_default();
-    if head.is_empty() || (!first_line.is_empty() && RECORD_START.starts_with(first_line)) {
+    if starts_as_log(&head) {
         return Ok(());
     }
     Err(AuditError::NotALog {
         path: path.to_path_buf(),
         why: "exists and is not a corral audit log (its first line is not an audit record)",
     })
+}
+
+/// How much of an existing file is read to judge its first line; a record is far shorter.
+const FIRST_LINE_MAX: u64 = 64 * 1024;
+
+/// Whether `head`, the start of a file, is the start of an audit log: empty, NUL bytes a crash
+/// left, a first line cut short that begins as a record does, or a complete first line that
+/// is a sealed record.
+fn starts_as_log(head: &[u8]) -> bool {
+    if head.is_empty() || head[0] == 0 {
+        return true;
+    }
+    match head.iter().position(|&b| b == b'\n') {
+        // The writer never starts a file with a newline: an empty first line is not its own.
+        Some(0) => false,
+        Some(end) => is_sealed_record(&head[..end]),
+        // No line end in what was read: a torn first line, or a line too long to be a record.
+        None => {
+            (head.len() as u64) < FIRST_LINE_MAX
+                && (RECORD_START.starts_with(head) || head.starts_with(RECORD_START))
+        }
+    }
+}
+
+fn is_sealed_record(line: &[u8]) -> bool {
+    line.starts_with(RECORD_START)
+        && serde_json::from_slice::<serde_json::Value>(line)
+            .is_ok_and(|v| v["corral"]["chain"]["hash"].is_string())
 }
 
 /// Opens (creating) `<path>.lock` and locks it, or says who is in the way.

@@ -715,6 +715,9 @@ fn a_path_that_is_not_an_audit_log_is_refused_and_left_alone() {
     assert!(!lock_path(&passwd).exists(), "no lock file left beside it");
     for foreign in [
         "\n{\"@timestamp\":\"x\"}\n",
+        // Another program's JSON log that happens to put @timestamp first.
+        "{\"@timestamp\":\"2026-01-01T00:00:00Z\",\"message\":\"hello\"}\n",
+        "{\"@timestamp\":\"2026-01-01T00:00:00Z\",\"corral\":{\"chain\":{}}}\n",
         "{\"x\":1}\n",
         "{\"@timestamp\"x",
         "hello",
@@ -749,6 +752,18 @@ async fn a_log_whose_first_write_was_cut_short_is_still_continued() {
         assert!(r.is_ok(), "cut at {cut}: {r}");
         assert_eq!(r.notices.len(), 1, "cut at {cut}: {r}");
     }
+}
+
+#[tokio::test]
+async fn a_log_that_starts_with_blocks_a_crash_left_unwritten_is_continued() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.ndjson");
+    // A power loss can leave a file's first blocks as NUL bytes.
+    std::fs::write(&path, [0u8; 4096]).unwrap();
+    write(&path, NO_ROTATION, 0..2).await;
+    let text = std::fs::read(&path).unwrap();
+    assert!(text.starts_with(&[0u8; 4096]), "the old bytes are kept");
+    assert!(text.ends_with(b"\n"));
 }
 
 #[test]
