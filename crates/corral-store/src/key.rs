@@ -126,7 +126,7 @@ const SHOWN_MAX: usize = 80;
 /// shaped like a full key replaced by `<redacted>`, so that a leaked key pasted into
 /// `corral keys revoke` is not echoed into a terminal's scrollback or a CI log, and cut short
 /// after [`SHOWN_MAX`] characters (a 10 KB argument is not repeated back in full).
-pub(crate) fn shown_arg(arg: &str) -> String {
+pub fn shown_arg(arg: &str) -> String {
     let mut out = String::with_capacity(arg.len().min(SHOWN_MAX + 16));
     let mut rest = arg;
     while let Some(at) = rest.find(KEY_PREFIX) {

@@ -22,7 +22,9 @@ mod snapshot;
 mod store;
 
 pub use error::StoreError;
-pub use key::{valid_name as is_valid_name, Secret, ID_LEN, KEY_LEN, KEY_PREFIX, SECRET_LEN};
+pub use key::{
+    shown_arg, valid_name as is_valid_name, Secret, ID_LEN, KEY_LEN, KEY_PREFIX, SECRET_LEN,
+};
 pub use snapshot::{AuthError, KeyEntry, KeySnapshot};
 pub use store::{
     FileState, KeyInfo, KeyState, KeyStore, PendingKey, DB_FILE, MIN_LIFETIME, SCHEMA_VERSION,

@@ -508,6 +508,16 @@ fn a_leaked_key_is_revoked_by_pasting_it_and_never_echoed() {
             .stderr(predicate::str::contains("<redacted>"))
             .stderr(predicate::str::contains(secret).not());
     }
+    // Pasted into --policy: a valid name in form, so refused as an unknown policy.
+    corral(dir.path())
+        .args(["keys", "create", "other", "--policy"])
+        .arg(&key)
+        .assert()
+        .code(2)
+        .stdout(predicate::str::is_empty())
+        .stderr(predicate::str::contains("no policy named"))
+        .stderr(predicate::str::contains("<redacted>"))
+        .stderr(predicate::str::contains(secret).not());
 }
 
 #[test]
@@ -528,16 +538,29 @@ fn audit_verify_takes_a_shell_glob_of_a_rotated_log_in_rotation_order() {
     std::fs::write(rotated(2), part(0..2)).unwrap();
     std::fs::write(rotated(1), part(2..4)).unwrap();
     std::fs::write(&log, part(4..6)).unwrap();
-    // What `audit.ndjson*` expands to: the live log first.
+    // What `audit.ndjson*` expands to: the live log first, and the writer's lock file, which
+    // stays beside the log.
+    let lock = dir.path().join("audit.ndjson.lock");
+    std::fs::write(&lock, "").unwrap();
     corral(dir.path())
         .args(["audit", "verify"])
         .arg(&log)
         .arg(rotated(1))
         .arg(rotated(2))
+        .arg(&lock)
         .assert()
         .success()
         .stdout(predicate::str::starts_with("OK: 6 record(s) in 3 file(s)"))
-        .stderr(predicate::str::contains("rotation order"));
+        .stderr(predicate::str::contains("rotation order"))
+        .stderr(predicate::str::contains("leaving out"));
+    // The log and its lock alone: the log is checked with its rotated files.
+    corral(dir.path())
+        .args(["audit", "verify"])
+        .arg(&log)
+        .arg(&lock)
+        .assert()
+        .success()
+        .stdout(predicate::str::starts_with("OK: 6 record(s) in 3 file(s)"));
     // Tampering is still found, at its place in the chain.
     std::fs::write(rotated(1), part(3..4)).unwrap();
     corral(dir.path())

@@ -32,16 +32,18 @@ pub fn run(env: &Env, cmd: KeysCommand) -> Result<ExitCode> {
                     humantime::format_duration(d)
                 );
             }
+            // Never echo a key pasted into the wrong argument.
+            let shown_policy = corral_store::shown_arg(&policy);
             if !corral_store::is_valid_name(&policy) {
-                bail!("{}", corral_store::StoreError::InvalidPolicy(policy));
+                bail!("{}", corral_store::StoreError::InvalidPolicy(shown_policy));
             }
             let config = env.config()?;
             if config.policy(&policy).is_none() {
                 let known: Vec<&str> = config.policies.keys().map(String::as_str).collect();
                 bail!(
-                    "no policy named {policy:?} (known: {}); define it under [policies.{}] in the config",
+                    "no policy named {shown_policy:?} (known: {}); define it under [policies.{}] in the config",
                     known.join(", "),
-                    shown(&policy)
+                    shown(&shown_policy)
                 );
             }
             let mut out = secret_stdout()?;
