@@ -77,3 +77,33 @@ def test_json_log_keeps_every_stderr_line_json(tmp_path, mock):
     assert len(orphan) == 1 and orphan[0][0] == "WARN", messages
     assert any(level == "INFO" and msg.startswith("gate on http://127.0.0.1:") for level, msg in messages)
     assert any(msg.startswith("shutting down") for _, msg in messages), messages
+
+
+def test_json_log_says_why_serve_stops_in_json(tmp_path):
+    """A start-up refusal is the last line a log shipper sees: it must be JSON too."""
+    import json
+    import subprocess
+
+    from harness import Corral
+
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not an audit log\n")
+    c = Corral(data_dir=tmp_path / "data")
+    proc = subprocess.run(
+        c.base_argv()
+        + ["serve", "--listen", "127.0.0.1:0", "--audit-log", str(notes), "--log-format", "json"],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env=c.env(),
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stdout == ""
+    lines = proc.stderr.splitlines()
+    assert lines, "no reason given"
+    events = [json.loads(line) for line in lines]
+    last = events[-1]
+    assert last["level"] == "ERROR", last
+    assert "not a corral audit log" in last["fields"]["message"], last
+    assert notes.read_text() == "not an audit log\n"

@@ -35,7 +35,7 @@ fn main() -> ExitCode {
 /// The error and its causes, each said once: many errors already name their cause in their own
 /// message, and repeating it (`No such file or directory: No such file or directory`) only
 /// makes the message harder to read.
-fn describe(err: &anyhow::Error) -> String {
+pub(crate) fn describe(err: &anyhow::Error) -> String {
     let mut out = err.to_string();
     for cause in err.chain().skip(1) {
         let text = cause.to_string();

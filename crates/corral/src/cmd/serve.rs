@@ -17,6 +17,17 @@ const DEFAULT_UPSTREAM: &str = "http://127.0.0.1:11434";
 pub fn run(env: &Env, args: ServeArgs) -> Result<ExitCode> {
     init_tracing(args.log_format);
     let notices = Notices(args.log_format);
+    match serve(env, args, notices) {
+        // In JSON mode the reason `serve` stops is one more JSON line, not a plain one.
+        Err(err) if matches!(notices.0, LogFormat::Json) => {
+            tracing::error!(target: "corral", "{}", crate::describe(&err));
+            Ok(ExitCode::from(2))
+        }
+        done => done,
+    }
+}
+
+fn serve(env: &Env, args: ServeArgs, notices: Notices) -> Result<ExitCode> {
     let config = env.config()?;
     let data_dir = env.data_dir()?;
 
