@@ -495,4 +495,12 @@ async fn a_request_whose_client_closes_at_once_is_still_recorded() {
             .await;
         assert!(recorded.is_some(), "request {n} left no audit record");
     }
+    // Once each, never twice (a 499 record and the stream's own).
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let records: Vec<_> = h
+        .audit_records()
+        .into_iter()
+        .filter(|r| r["url"]["path"] == "/api/chat")
+        .collect();
+    assert_eq!(records.len(), 5, "{records:#?}");
 }
