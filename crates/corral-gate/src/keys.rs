@@ -196,25 +196,14 @@ async fn with_store<T: Send + 'static>(
     .map_err(|e| GateError::Task(format!("key store task: {e}")))?
 }
 
-/// The first snapshot and the data version it was read at. Warns when the data directory is
-/// open to group or others.
+/// The first snapshot and the data version it was read at. (`corral serve` warns about a data
+/// directory open to group or others itself, in its own notice format.)
 pub async fn load(store: &SharedStore) -> Result<(KeySnapshot, i64), GateError> {
-    let (snapshot, version, loose) = with_store(store, |s| {
+    with_store(store, |s| {
         let version = s.data_version()?;
-        let loose = s
-            .loose_dir_mode()
-            .zip(s.path().parent().map(|d| d.to_path_buf()));
-        Ok((s.snapshot()?, version, loose))
+        Ok((s.snapshot()?, version))
     })
-    .await?;
-    if let Some((mode, dir)) = loose {
-        tracing::warn!(
-            dir = %dir.display(),
-            mode = format_args!("{mode:04o}"),
-            "the data directory is open to group or others; restrict it with chmod 700"
-        );
-    }
-    Ok((snapshot, version))
+    .await
 }
 
 /// What one look at the store found.

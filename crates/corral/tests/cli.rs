@@ -572,3 +572,80 @@ fn audit_verify_takes_a_shell_glob_of_a_rotated_log_in_rotation_order() {
         .code(1)
         .stdout(predicate::str::contains("audit.ndjson.1:1: dropped"));
 }
+
+/// Starts `corral serve` on a free loopback port, waits until its stderr contains `until`
+/// (at most 30 s), stops it and returns its stdout and stderr.
+fn serve_until(data: &Path, until: &str) -> (String, String) {
+    use std::io::Read;
+    use std::process::Stdio;
+    let bin = assert_cmd::cargo::cargo_bin("corral");
+    let mut child = std::process::Command::new(bin)
+        .env("CORRAL_DATA_DIR", data)
+        .env_remove("CORRAL_CONFIG")
+        .env_remove("CORRAL_LOG")
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--upstream",
+            "http://127.0.0.1:9",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let mut stderr = child.stderr.take().unwrap();
+    let out = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = stdout.read_to_string(&mut s);
+        s
+    });
+    let err = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sink = std::sync::Arc::clone(&err);
+    let reader = std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = stderr.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            sink.lock().unwrap().extend_from_slice(&buf[..n]);
+        }
+    });
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !String::from_utf8_lossy(&err.lock().unwrap()).contains(until)
+        && std::time::Instant::now() < deadline
+    {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    reader.join().unwrap();
+    let stderr = String::from_utf8_lossy(&err.lock().unwrap()).into_owned();
+    (out.join().unwrap(), stderr)
+}
+
+#[cfg(unix)]
+#[test]
+fn serve_warns_about_a_loose_data_directory_as_a_notice_and_logs_without_colour_codes() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o770)).unwrap();
+    let (stdout, stderr) = serve_until(&data, "gate listening");
+    assert!(
+        stdout.starts_with("listening on http://127.0.0.1:"),
+        "{stdout:?}"
+    );
+    // The same warning, in the same form, as the `keys` commands give.
+    assert!(
+        stderr.lines().any(
+            |l| l.starts_with("corral: WARNING: the data directory") && l.contains("mode 0770")
+        ),
+        "{stderr}"
+    );
+    assert!(stderr.contains("gate listening"), "{stderr}");
+    // stderr is a pipe here, not a terminal: the tracing log carries no ANSI escapes.
+    assert!(!stderr.contains('\u{1b}'), "{stderr:?}");
+}

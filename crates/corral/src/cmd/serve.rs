@@ -64,6 +64,12 @@ fn serve(env: &Env, args: ServeArgs, notices: Notices) -> Result<ExitCode> {
 
     // Opened once the listen address and the audit settings are accepted.
     let store = env.store()?;
+    if let Some(mode) = store.loose_dir_mode() {
+        notices.warn(format_args!(
+            "the data directory {:?} has mode {mode:04o} (open to group or others); restrict it with chmod 700",
+            data_dir.display().to_string()
+        ));
+    }
     warn_unknown_policies(notices, &store, &config)?;
 
     let settings = corral_gate::GateSettings {
@@ -276,8 +282,11 @@ fn init_tracing(format: LogFormat) {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_env("CORRAL_LOG")
         .unwrap_or_else(|_| EnvFilter::new("corral=info,corral_gate=info,warn"));
+    // Colour codes only for a person at a terminal, not in a file, a pipe or a journal.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(ansi)
         .with_writer(std::io::stderr);
     let _ = match format {
         LogFormat::Text => builder.try_init(),
