@@ -85,6 +85,7 @@ pub struct ServeArgs {
     #[arg(long)]
     pub allow_plaintext: bool,
     /// Longest silence allowed from upstream between chunks (and before the first), e.g. 5m
+    /// [default: 5m, or server.idle_timeout]
     #[arg(long, value_name = "DURATION", value_parser = parse_timeout)]
     pub idle_timeout: Option<std::time::Duration>,
     /// Audit log file [default: DATA_DIR/audit.ndjson, or audit.path]
@@ -119,6 +120,7 @@ pub enum KeysCommand {
     },
     /// List keys (never their secrets)
     List {
+        /// Print a JSON array instead of the table
         #[arg(long)]
         json: bool,
     },
@@ -131,6 +133,7 @@ pub enum KeysCommand {
     Rotate {
         /// Key name, id (crl_<id>) or the full key
         name: String,
+        /// Print a JSON object (with the new secret) instead of the secret alone
         #[arg(long)]
         json: bool,
     },
@@ -138,7 +141,8 @@ pub enum KeysCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum AuditCommand {
-    /// Check the hash chain of an audit log and report the first edited, dropped or reordered record
+    /// Check the hash chain of an audit log and report the first edited, dropped, reordered,
+    /// duplicated or inserted record
     Verify {
         /// Log files in chain order (oldest first; LOG, LOG.1, ... of one log are put in rotation order); a single live log also picks up its rotated files
         #[arg(required = true, value_name = "FILE")]

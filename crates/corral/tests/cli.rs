@@ -649,3 +649,26 @@ fn serve_warns_about_a_loose_data_directory_as_a_notice_and_logs_without_colour_
     // stderr is a pipe here, not a terminal: the tracing log carries no ANSI escapes.
     assert!(!stderr.contains('\u{1b}'), "{stderr:?}");
 }
+
+#[test]
+fn help_texts_describe_every_option_and_default_the_readme_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let help = |args: &[&str]| {
+        let out = corral(dir.path())
+            .args(args)
+            .arg("--help")
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        // Whitespace collapsed: the columns and the wrapping are clap's.
+        let text = String::from_utf8(out.stdout).unwrap();
+        text.split_whitespace().collect::<Vec<_>>().join(" ")
+    };
+    assert!(help(&["keys", "list"]).contains("--json Print a JSON array"));
+    assert!(help(&["keys", "rotate"]).contains("--json Print a JSON object"));
+    assert!(help(&["serve"]).contains("[default: 5m, or server.idle_timeout]"));
+    let verify = help(&["audit", "verify"]);
+    for kind in ["edited", "dropped", "reordered", "duplicated", "inserted"] {
+        assert!(verify.contains(kind), "{kind} missing: {verify}");
+    }
+}
