@@ -126,12 +126,12 @@ pub enum KeysCommand {
     },
     /// Revoke a key at once (a running gate notices within a second)
     Revoke {
-        /// Key name, id (crl_<id>) or the full key
+        /// Key name, id (with or without its `crl_` prefix, as `keys list` shows it) or the full key
         name: String,
     },
     /// Replace a key's secret; the old secret stops working at once
     Rotate {
-        /// Key name, id (crl_<id>) or the full key
+        /// Key name, id (with or without its `crl_` prefix, as `keys list` shows it) or the full key
         name: String,
         /// Print a JSON object (with the new secret) instead of the secret alone
         #[arg(long)]

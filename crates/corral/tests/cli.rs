@@ -667,6 +667,9 @@ fn help_texts_describe_every_option_and_default_the_readme_names() {
     assert!(help(&["keys", "list"]).contains("--json Print a JSON array"));
     assert!(help(&["keys", "rotate"]).contains("--json Print a JSON object"));
     assert!(help(&["serve"]).contains("[default: 5m, or server.idle_timeout]"));
+    for cmd in ["revoke", "rotate"] {
+        assert!(help(&["keys", cmd]).contains("id (with or without its `crl_` prefix"));
+    }
     let verify = help(&["audit", "verify"]);
     for kind in ["edited", "dropped", "reordered", "duplicated", "inserted"] {
         assert!(verify.contains(kind), "{kind} missing: {verify}");
