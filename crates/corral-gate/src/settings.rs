@@ -101,7 +101,7 @@ impl Upstream {
             .map_err(|_| bad("not a URL of the form http://host:port"))?;
         let scheme = uri.scheme().cloned().ok_or_else(|| bad("missing scheme"))?;
         if scheme != Scheme::HTTP && scheme != Scheme::HTTPS {
-            return Err(bad("the scheme must be http or https"));
+            return Err(bad("the scheme must be http"));
         }
         if scheme == Scheme::HTTPS {
             return Err(bad(

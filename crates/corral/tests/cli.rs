@@ -200,6 +200,37 @@ fn config_check_refuses_what_serve_would_refuse() {
     .code(2)
     .stderr(predicate::str::contains("c.pem"))
     .stderr(predicate::str::contains("no PEM CERTIFICATE"));
+    // serve reaches Ollama over plain HTTP only.
+    config_check(
+        dir.path(),
+        "[server]\nupstream = \"https://127.0.0.1:11434\"\n",
+    )
+    .code(2)
+    .stderr(predicate::str::contains(
+        "https upstreams are not supported",
+    ));
+}
+
+#[test]
+fn serve_names_an_invalid_upstream_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = corral(dir.path())
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--upstream",
+            "ftp://127.0.0.1:1",
+        ])
+        .timeout(std::time::Duration::from_secs(30))
+        .assert()
+        .code(2)
+        .get_output()
+        .stderr
+        .clone();
+    let stderr = String::from_utf8(out).unwrap();
+    assert_eq!(stderr.matches("invalid upstream").count(), 1, "{stderr}");
+    assert!(stderr.contains("the scheme must be http"), "{stderr}");
 }
 
 #[test]

@@ -13,6 +13,9 @@ pub fn run(env: &Env, cmd: ConfigCommand) -> Result<ExitCode> {
             let config = env.config()?;
             // What `corral serve` would refuse with this file and no flags.
             let server = &config.server;
+            if let Some(url) = &server.upstream {
+                corral_gate::Upstream::parse(url)?;
+            }
             let tls = match (&server.tls_cert, &server.tls_key) {
                 (Some(cert), Some(key)) => Some(corral_gate::TlsFiles {
                     cert: cert.clone(),

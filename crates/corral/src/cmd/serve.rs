@@ -37,8 +37,8 @@ fn serve(env: &Env, args: ServeArgs, notices: Notices) -> Result<ExitCode> {
         .upstream
         .or_else(|| server.upstream.clone())
         .unwrap_or_else(|| DEFAULT_UPSTREAM.to_owned());
-    let upstream = corral_gate::Upstream::parse(&upstream_url)
-        .with_context(|| format!("invalid upstream {upstream_url:?}"))?;
+    // The error names the URL itself.
+    let upstream = corral_gate::Upstream::parse(&upstream_url)?;
     let tls = match (args.tls_cert.or_else(|| server.tls_cert.clone()), args.tls_key.or_else(|| server.tls_key.clone())) {
         (Some(cert), Some(key)) => Some(corral_gate::TlsFiles { cert, key }),
         (None, None) => None,
