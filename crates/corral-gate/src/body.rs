@@ -20,7 +20,13 @@ const ZSTD_WINDOW_LOG_MAX: u32 = 24;
 /// Why a request body was not accepted. Each maps to one client status.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum BodyError {
-    #[error("request body is larger than this key's policy allows")]
+    /// Over the policy's `max_body_bytes`; for a JSON body whose policy sets none (`admin`),
+    /// over the most the gate reads to inspect one
+    /// ([`corral_policy::config::DEFAULT_INSPECTED_BODY_LIMIT`]).
+    #[error(
+        "request body is larger than this key's policy allows (its max_body_bytes; a JSON body \
+         is read up to 32 MiB when the policy sets no limit)"
+    )]
     TooLarge,
     #[error("unsupported Content-Encoding; use gzip, zstd or none")]
     UnsupportedEncoding,

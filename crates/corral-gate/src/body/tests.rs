@@ -148,3 +148,11 @@ fn declared_length_parses() {
     h.insert(CONTENT_LENGTH, HeaderValue::from_static("42"));
     assert_eq!(declared_length(&h), Some(42));
 }
+
+#[test]
+fn the_too_large_message_names_the_inspection_limit_it_enforces() {
+    let mib = corral_policy::config::DEFAULT_INSPECTED_BODY_LIMIT / (1024 * 1024);
+    let text = BodyError::TooLarge.to_string();
+    assert!(text.contains(&format!("{mib} MiB")), "{text}");
+    assert_eq!(BodyError::TooLarge.failure().status.as_u16(), 413);
+}
