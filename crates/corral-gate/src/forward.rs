@@ -109,8 +109,8 @@ pub fn build_request(
 /// streamed upload also between its pieces, which may take far longer as a whole). A connection
 /// failure is a 502, a silent upstream a 504; neither says more to the client. A streamed
 /// request body that fails is the client's doing: over the policy's limit 413, not sent in
-/// time 408, unreadable (the client went away) 400. The body's connection returns to the pool
-/// once the body has been read to its end.
+/// time 408, unreadable 400; a client that goes away mid-body is recorded as gone (499). The
+/// body's connection returns to the pool once the body has been read to its end.
 pub async fn send(
     client: &UpstreamClient,
     req: Request<UpBody>,
@@ -125,6 +125,11 @@ pub async fn send(
         Err(PoolError::Body(e)) if e.downcast_ref::<LengthLimitError>().is_some() => {
             Err(BodyError::TooLarge.failure())
         }
+        Err(PoolError::Body(e)) if client_left(e.as_ref()) => Err(Failure::new(
+            crate::proxy::CLIENT_CLOSED_REQUEST,
+            "client_disconnected",
+            "the client closed the connection before sending the whole request body",
+        )),
         Err(PoolError::Body(_) | PoolError::BodyLength) => Err(BodyError::Read.failure()),
         Err(PoolError::BodyTimeout) => Err(BodyError::Timeout.failure()),
         Err(e) => {
@@ -132,6 +137,31 @@ pub async fn send(
             Err(Failure::upstream_unavailable())
         }
     }
+}
+
+/// Whether a streamed request body failed because its client went away mid-body (the
+/// connection closed or reset), rather than because it sent something unreadable.
+fn client_left(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = Some(e);
+    while let Some(err) = cause {
+        if let Some(h) = err.downcast_ref::<hyper::Error>() {
+            if h.is_incomplete_message() || h.is_canceled() {
+                return true;
+            }
+        }
+        if let Some(io) = err.downcast_ref::<std::io::Error>() {
+            if matches!(
+                io.kind(),
+                std::io::ErrorKind::ConnectionReset
+                    | std::io::ErrorKind::BrokenPipe
+                    | std::io::ErrorKind::UnexpectedEof
+            ) {
+                return true;
+            }
+        }
+        cause = err.source();
+    }
+    false
 }
 
 /// The canonical upstream path for a matched route: the checked target itself, which

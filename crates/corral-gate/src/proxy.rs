@@ -97,7 +97,10 @@ async fn respond(
             // A reason set on the way (why a key was refused) is more precise than the rule
             // the client is told (always `unauthenticated` for a key).
             ctx.reason.get_or_insert(failure.rule);
-            if ctx.decision == Decision::Allowed {
+            // A client that left mid-body is recorded as one that left before any answer: the
+            // request was allowed and forwarded, the client ended it.
+            if ctx.decision == Decision::Allowed && failure.status.as_u16() != CLIENT_CLOSED_REQUEST
+            {
                 // Allowed, then refused on the way: the gate's or the upstream's failure (5xx),
                 // or the client's (a streamed body over the limit, broken off or too slow; a key
                 // that stopped being valid), recorded as any refusal of that status is.

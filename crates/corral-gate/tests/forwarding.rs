@@ -382,3 +382,41 @@ max_body_bytes = 65536
         .iter()
         .all(|r| !r.completed || r.body.len() <= 65536));
 }
+
+/// A client that goes away in the middle of an upload ended the request itself: recorded as a
+/// client that left (499, `client_disconnected`), not as a malformed body or an upstream failure.
+#[tokio::test]
+async fn a_client_that_leaves_mid_upload_is_recorded_as_gone() {
+    use tokio::io::AsyncWriteExt;
+    let h = Harness::start().await;
+    let digest = format!("sha256:{}", "cd".repeat(32));
+    let mut s = tokio::net::TcpStream::connect(h.addr).await.unwrap();
+    let head = format!(
+        "POST /api/blobs/{digest} HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {}\r\nTransfer-Encoding: chunked\r\n\r\n",
+        h.addr,
+        h.key("root")
+    );
+    s.write_all(head.as_bytes()).await.unwrap();
+    let piece = vec![b'g'; 4096];
+    for _ in 0..3 {
+        let mut chunk = format!("{:x}\r\n", piece.len()).into_bytes();
+        chunk.extend_from_slice(&piece);
+        chunk.extend_from_slice(b"\r\n");
+        s.write_all(&chunk).await.unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    drop(s);
+    let rec = h
+        .wait_audit(T, |r| {
+            r["url"]["path"]
+                .as_str()
+                .unwrap_or("")
+                .starts_with("/api/blobs/")
+        })
+        .await
+        .expect("the upload is recorded");
+    assert_eq!(rec["http"]["response"]["status_code"], 499, "{rec}");
+    assert_eq!(rec["corral"]["reason"], "client_disconnected", "{rec}");
+    assert_eq!(rec["event"]["action"], "proxy", "{rec}");
+    assert_eq!(rec["event"]["outcome"], "failure", "{rec}");
+}
