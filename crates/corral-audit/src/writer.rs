@@ -15,7 +15,7 @@ use chrono::{SecondsFormat, Utc};
 use serde_json::json;
 use tokio::sync::mpsc;
 
-use crate::canon::{check_line, seal, GENESIS_PREV};
+use crate::canon::{check_line, seal, LineFault, GENESIS_PREV};
 use crate::error::io_err;
 use crate::line::seal_record;
 use crate::record::{action, ECS_VERSION};
@@ -391,7 +391,7 @@ const RECORD_START: &[u8] = b"{\"@timestamp\":\"";
 /// not a record (or the beginning of one, cut short by a crash). An audit log path that names
 /// the wrong file (`--audit-log /etc/passwd`, another program's JSON log) must be an error, not
 /// a file appended to and made unreadable to everyone else. A complete first line must be a
-/// sealed record: a JSON object with `corral.chain.hash`. A file that starts with NUL bytes
+/// sealed record: a JSON object with its `corral.chain` fields. A file that starts with NUL bytes
 /// (blocks a crash left unwritten) is taken as a torn log and continued, as a torn last line
 /// is. Checked before anything is created.
 fn check_target(path: &Path) -> Result<(), AuditError> {
@@ -445,10 +445,10 @@ fn starts_as_log(head: &[u8]) -> bool {
     }
 }
 
+/// A line shaped as a sealed record: JSON with its chain fields. One whose content no longer
+/// matches its hash is still the log's (edited, which `audit verify` reports), not another file.
 fn is_sealed_record(line: &[u8]) -> bool {
-    line.starts_with(RECORD_START)
-        && serde_json::from_slice::<serde_json::Value>(line)
-            .is_ok_and(|v| v["corral"]["chain"]["hash"].is_string())
+    line.starts_with(RECORD_START) && !matches!(check_line(line), Err(LineFault::Malformed(_)))
 }
 
 /// Opens (creating) `<path>.lock` and locks it, or says who is in the way.

@@ -755,6 +755,22 @@ async fn a_log_whose_first_write_was_cut_short_is_still_continued() {
 }
 
 #[tokio::test]
+async fn a_log_whose_first_record_was_edited_is_still_taken_as_the_log() {
+    // Tampering is for `audit verify` to report; the gate goes on appending to its own log.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.ndjson");
+    write(&path, NO_ROTATION, 0..2).await;
+    let text = std::fs::read_to_string(&path).unwrap();
+    let edited = text.replacen("\"user\":{\"name\":\"", "\"user\":{\"name\":\"x", 1);
+    assert_ne!(edited, text, "the test edits the first record");
+    std::fs::write(&path, &edited).unwrap();
+    write(&path, NO_ROTATION, 2..3).await;
+    let r = verify(std::slice::from_ref(&path)).unwrap();
+    assert!(!r.is_ok(), "the edit is still found: {r}");
+    assert_eq!(std::fs::read_to_string(&path).unwrap().lines().count(), 3);
+}
+
+#[tokio::test]
 async fn a_log_that_starts_with_blocks_a_crash_left_unwritten_is_continued() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("audit.ndjson");

@@ -276,14 +276,9 @@ async fn finished_answers_hand_the_upstream_connection_back_for_reuse() {
 
 /// A blob upload (`ollama create` sends model files this way) streamed through in `pieces`
 /// chunks `gap` apart, on a raw connection; returns the status line and the body.
-async fn upload_in_pieces(
-    h: &Harness,
-    key: &str,
-    pieces: usize,
-    piece: usize,
-    gap: std::time::Duration,
-) -> (String, String) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+/// Opens a connection and sends the head of a chunked blob upload with `key`.
+async fn open_upload(h: &Harness, key: &str) -> tokio::net::TcpStream {
+    use tokio::io::AsyncWriteExt;
     let digest = format!("sha256:{}", "ab".repeat(32));
     let mut s = tokio::net::TcpStream::connect(h.addr).await.unwrap();
     let head = format!(
@@ -292,14 +287,31 @@ async fn upload_in_pieces(
         h.key(key)
     );
     s.write_all(head.as_bytes()).await.unwrap();
-    let data = vec![b'g'; piece];
+    s
+}
+
+/// Sends one chunk of `len` bytes; false when the gate already closed the connection.
+async fn send_piece(s: &mut tokio::net::TcpStream, len: usize) -> bool {
+    use tokio::io::AsyncWriteExt;
+    let mut chunk = format!("{len:x}\r\n").into_bytes();
+    chunk.extend(std::iter::repeat_n(b'g', len));
+    chunk.extend_from_slice(b"\r\n");
+    s.write_all(&chunk).await.is_ok()
+}
+
+async fn upload_in_pieces(
+    h: &Harness,
+    key: &str,
+    pieces: usize,
+    piece: usize,
+    gap: std::time::Duration,
+) -> (String, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = open_upload(h, key).await;
     for _ in 0..pieces {
         tokio::time::sleep(gap).await;
-        let mut chunk = format!("{piece:x}\r\n").into_bytes();
-        chunk.extend_from_slice(&data);
-        chunk.extend_from_slice(b"\r\n");
         // The gate may answer and close before the whole body is sent.
-        if s.write_all(&chunk).await.is_err() {
+        if !send_piece(&mut s, piece).await {
             break;
         }
     }
@@ -310,6 +322,18 @@ async fn upload_in_pieces(
     let status = text.lines().next().unwrap_or("").to_owned();
     let body = text.split("\r\n\r\n").nth(1).unwrap_or("").to_owned();
     (status, body)
+}
+
+/// The audit record of the (one) blob upload a test made.
+async fn upload_record(h: &Harness) -> serde_json::Value {
+    h.wait_audit(T, |r| {
+        r["url"]["path"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("/api/blobs/")
+    })
+    .await
+    .expect("the upload is recorded")
 }
 
 /// The idle timeout is for silence, not for the length of an upload: a multi-gigabyte model
@@ -330,15 +354,7 @@ async fn a_steady_upload_longer_than_the_idle_timeout_goes_through() {
         .expect("the upload reached upstream");
     assert_eq!(upload.body.len(), 12 * 4096);
     // A chunked upload declares no length: the record counts what was forwarded.
-    let rec = h
-        .wait_audit(T, |r| {
-            r["url"]["path"]
-                .as_str()
-                .unwrap_or("")
-                .starts_with("/api/blobs/")
-        })
-        .await
-        .expect("the upload is recorded");
+    let rec = upload_record(&h).await;
     assert_eq!(rec["corral"]["bytes_in"], 12 * 4096, "{rec}");
 }
 
@@ -363,15 +379,7 @@ max_body_bytes = 65536
     assert!(status.contains(" 413 "), "{status} {body}");
     let v: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert!(v["error"].as_str().unwrap().contains("larger"), "{v}");
-    let rec = h
-        .wait_audit(T, |r| {
-            r["url"]["path"]
-                .as_str()
-                .unwrap_or("")
-                .starts_with("/api/blobs/")
-        })
-        .await
-        .expect("the upload is recorded");
+    let rec = upload_record(&h).await;
     assert_eq!(rec["corral"]["reason"], "body_too_large", "{rec}");
     // The client's fault, recorded as a refusal, not as a failure of the upstream.
     assert_eq!(rec["event"]["action"], "bad_request", "{rec}");
@@ -387,34 +395,14 @@ max_body_bytes = 65536
 /// client that left (499, `client_disconnected`), not as a malformed body or an upstream failure.
 #[tokio::test]
 async fn a_client_that_leaves_mid_upload_is_recorded_as_gone() {
-    use tokio::io::AsyncWriteExt;
     let h = Harness::start().await;
-    let digest = format!("sha256:{}", "cd".repeat(32));
-    let mut s = tokio::net::TcpStream::connect(h.addr).await.unwrap();
-    let head = format!(
-        "POST /api/blobs/{digest} HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {}\r\nTransfer-Encoding: chunked\r\n\r\n",
-        h.addr,
-        h.key("root")
-    );
-    s.write_all(head.as_bytes()).await.unwrap();
-    let piece = vec![b'g'; 4096];
+    let mut s = open_upload(&h, "root").await;
     for _ in 0..3 {
-        let mut chunk = format!("{:x}\r\n", piece.len()).into_bytes();
-        chunk.extend_from_slice(&piece);
-        chunk.extend_from_slice(b"\r\n");
-        s.write_all(&chunk).await.unwrap();
+        assert!(send_piece(&mut s, 4096).await);
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
     drop(s);
-    let rec = h
-        .wait_audit(T, |r| {
-            r["url"]["path"]
-                .as_str()
-                .unwrap_or("")
-                .starts_with("/api/blobs/")
-        })
-        .await
-        .expect("the upload is recorded");
+    let rec = upload_record(&h).await;
     assert_eq!(rec["http"]["response"]["status_code"], 499, "{rec}");
     assert_eq!(rec["corral"]["reason"], "client_disconnected", "{rec}");
     assert_eq!(rec["event"]["action"], "proxy", "{rec}");

@@ -139,13 +139,18 @@ fn pool(port: u16, max_idle: usize) -> Arc<Pool> {
     Pool::new("127.0.0.1", port, Duration::from_secs(2), max_idle)
 }
 
+/// Sends a GET and reads its whole answer body.
+async fn get_body(pool: &Arc<Pool>) -> Bytes {
+    let resp = pool.send(get(), IDLE).await.unwrap();
+    resp.into_body().collect().await.unwrap().to_bytes()
+}
+
 #[tokio::test]
 async fn a_finished_body_hands_its_connection_back_for_reuse() {
     let (port, accepted) = server("{\"version\":\"0.12.0\"}").await;
     let pool = pool(port, 8);
     for _ in 0..5 {
-        let resp = pool.send(get(), IDLE).await.unwrap();
-        let body = resp.into_body().collect().await.unwrap().to_bytes();
+        let body = get_body(&pool).await;
         assert_eq!(body, Bytes::from_static(b"{\"version\":\"0.12.0\"}"));
     }
     assert_eq!(accepted.load(Ordering::SeqCst), 1);
@@ -174,8 +179,7 @@ async fn idle_connections_unused_past_the_limit_are_closed_and_newer_ones_kept()
     pool.sweep_at(older + IDLE_KEEP + Duration::from_millis(10));
     assert_eq!(pool.idle_len(), 1);
     // The one kept is the newest and still carries requests.
-    let resp = pool.send(get(), IDLE).await.unwrap();
-    let _ = resp.into_body().collect().await.unwrap();
+    get_body(&pool).await;
     assert_eq!(accepted.load(Ordering::SeqCst), 3);
     pool.sweep_at(Instant::now() + IDLE_KEEP + Duration::from_secs(1));
     assert_eq!(pool.idle_len(), 0);
@@ -206,8 +210,7 @@ async fn a_swept_connection_is_closed_at_the_upstream() {
     })
     .await;
     let pool = pool(port, 8);
-    let resp = pool.send(get(), IDLE).await.unwrap();
-    let _ = resp.into_body().collect().await.unwrap();
+    get_body(&pool).await;
     assert_eq!(pool.idle_len(), 1);
     pool.sweep_at(Instant::now() + IDLE_KEEP + Duration::from_secs(1));
     tokio::time::timeout(Duration::from_secs(5), closed_rx.recv())
@@ -255,8 +258,7 @@ async fn a_connection_closed_by_the_upstream_is_replaced_and_the_request_resent(
     let pool = pool(port, 8);
     // Straight after each answer: the close may or may not have arrived yet.
     for _ in 0..20 {
-        let resp = pool.send(get(), IDLE).await.unwrap();
-        let body = resp.into_body().collect().await.unwrap().to_bytes();
+        let body = get_body(&pool).await;
         assert_eq!(body, Bytes::from_static(b"{}"));
     }
     assert_eq!(accepted.load(Ordering::SeqCst), 20);
@@ -269,14 +271,8 @@ async fn a_request_lost_on_a_reused_connection_is_sent_again_on_a_fresh_one() {
         closing_server(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}", true).await;
     let pool = pool(port, 8);
     for _ in 0..2 {
-        let body = pool
-            .send(get(), IDLE)
-            .await
-            .unwrap()
-            .into_body()
-            .collect()
-            .await;
-        assert_eq!(body.unwrap().to_bytes(), Bytes::from_static(b"{}"));
+        let body = get_body(&pool).await;
+        assert_eq!(body, Bytes::from_static(b"{}"));
     }
     assert_eq!(accepted.load(Ordering::SeqCst), 2);
 }
@@ -373,14 +369,8 @@ async fn an_answer_cut_short_is_an_error_and_the_connection_is_not_kept() {
 async fn a_close_delimited_answer_ends_at_the_close() {
     let (port, _) = closing_server(b"HTTP/1.1 200 OK\r\n\r\nall of it", false).await;
     let pool = pool(port, 8);
-    let body = pool
-        .send(get(), IDLE)
-        .await
-        .unwrap()
-        .into_body()
-        .collect()
-        .await;
-    assert_eq!(body.unwrap().to_bytes(), Bytes::from_static(b"all of it"));
+    let body = get_body(&pool).await;
+    assert_eq!(body, Bytes::from_static(b"all of it"));
     assert_eq!(pool.idle_len(), 0);
 }
 
@@ -399,14 +389,8 @@ async fn bad_heads_and_extra_bytes_are_refused() {
         raw_server(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}HTTP/1.1 200 OK\r\n\r\n").await;
     let pool = pool(port, 8);
     for _ in 0..2 {
-        let body = pool
-            .send(get(), IDLE)
-            .await
-            .unwrap()
-            .into_body()
-            .collect()
-            .await;
-        assert_eq!(body.unwrap().to_bytes(), Bytes::from_static(b"{}"));
+        let body = get_body(&pool).await;
+        assert_eq!(body, Bytes::from_static(b"{}"));
     }
     assert_eq!(accepted.load(Ordering::SeqCst), 2);
     assert_eq!(pool.idle_len(), 0);
@@ -450,18 +434,8 @@ async fn bytes_that_reach_an_idle_connection_later_retire_it() {
     let (port, accepted) = late_bytes_server(Duration::from_millis(20)).await;
     let pool = pool(port, 8);
     for round in 1..=3 {
-        let body = pool
-            .send(get(), IDLE)
-            .await
-            .unwrap()
-            .into_body()
-            .collect()
-            .await;
-        assert_eq!(
-            body.unwrap().to_bytes(),
-            Bytes::from_static(b"{}"),
-            "round {round}"
-        );
+        let body = get_body(&pool).await;
+        assert_eq!(body, Bytes::from_static(b"{}"), "round {round}");
         assert_eq!(pool.idle_len(), 1);
         tokio::time::sleep(Duration::from_millis(150)).await;
     }
@@ -474,14 +448,8 @@ async fn a_quiet_idle_connection_carries_the_next_request() {
     let (port, accepted) = late_bytes_server(Duration::from_secs(60)).await;
     let pool = pool(port, 8);
     for _ in 0..3 {
-        let body = pool
-            .send(get(), IDLE)
-            .await
-            .unwrap()
-            .into_body()
-            .collect()
-            .await;
-        assert_eq!(body.unwrap().to_bytes(), Bytes::from_static(b"{}"));
+        let body = get_body(&pool).await;
+        assert_eq!(body, Bytes::from_static(b"{}"));
         tokio::time::sleep(Duration::from_millis(30)).await;
     }
     assert_eq!(accepted.load(Ordering::SeqCst), 1);

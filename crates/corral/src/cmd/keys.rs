@@ -84,13 +84,8 @@ pub fn run(env: &Env, cmd: KeysCommand) -> Result<ExitCode> {
 /// Opens the store and warns when the data directory is open to group or others.
 fn open_store(env: &Env) -> Result<KeyStore> {
     let store = env.store()?;
-    if let Some(mode) = store.loose_dir_mode() {
-        let dir = store.path().parent().map(|d| d.display().to_string());
-        let _ = writeln!(
-            std::io::stderr(),
-            "corral: WARNING: the data directory {:?} has mode {mode:04o} (open to group or others); restrict it with chmod 700",
-            dir.unwrap_or_default()
-        );
+    if let Some(warning) = super::loose_dir_warning(&store) {
+        let _ = writeln!(std::io::stderr(), "corral: WARNING: {warning}");
     }
     Ok(store)
 }

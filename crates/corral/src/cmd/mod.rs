@@ -92,3 +92,13 @@ impl Env {
             .with_context(|| format!("cannot open the key store in {}", dir.display()))
     }
 }
+
+/// The warning for a store whose data directory is open to group or others, if it is.
+fn loose_dir_warning(store: &corral_store::KeyStore) -> Option<String> {
+    let mode = store.loose_dir_mode()?;
+    let dir = store.path().parent().map(|d| d.display().to_string());
+    Some(format!(
+        "the data directory {:?} has mode {mode:04o} (open to group or others); restrict it with chmod 700",
+        dir.unwrap_or_default()
+    ))
+}

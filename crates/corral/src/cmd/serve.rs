@@ -64,11 +64,8 @@ fn serve(env: &Env, args: ServeArgs, notices: Notices) -> Result<ExitCode> {
 
     // Opened once the listen address and the audit settings are accepted.
     let store = env.store()?;
-    if let Some(mode) = store.loose_dir_mode() {
-        notices.warn(format_args!(
-            "the data directory {:?} has mode {mode:04o} (open to group or others); restrict it with chmod 700",
-            data_dir.display().to_string()
-        ));
+    if let Some(warning) = super::loose_dir_warning(&store) {
+        notices.warn(format_args!("{warning}"));
     }
     warn_unknown_policies(notices, &store, &config)?;
 
