@@ -1,5 +1,6 @@
-//! Fuzzes the usage tap and the usage-chunk filter: neither answer may depend on how the body
-//! is cut into chunks, and the filter only ever removes whole events.
+//! Fuzzes the usage tap and the usage-chunk filter: neither answer (the counts, whether the
+//! upstream reported an error) may depend on how the body is cut into chunks, and the filter
+//! only ever removes whole events.
 #![no_main]
 
 use corral_policy::usage::{ResponseFormat, UsageChunkFilter, UsageTap};
@@ -15,11 +16,17 @@ fuzz_target!(|data: &[u8]| {
         pieces.feed(chunk);
     }
     assert_eq!(whole.finish(), pieces.finish());
+    assert_eq!(whole.reported_error(), pieces.reported_error());
+    // An error needs the word.
+    if whole.reported_error() {
+        assert!(body.windows(5).any(|w| w == b"error"));
+    }
     let mut bytes = UsageTap::new(ResponseFormat::Json);
     for b in body {
         bytes.feed(std::slice::from_ref(b));
     }
     assert_eq!(whole.finish(), bytes.finish());
+    assert_eq!(whole.reported_error(), bytes.reported_error());
 
     let filter = |pieces: &mut dyn Iterator<Item = &[u8]>| {
         let mut f = UsageChunkFilter::new();

@@ -35,6 +35,9 @@ pub enum Ending {
     IdleTimeout,
     /// The upstream connection failed mid-stream.
     UpstreamError,
+    /// The upstream ended the body in good order, but with an error of its own in it (an
+    /// NDJSON `{"error":...}` line, an SSE error event) after a success status.
+    UpstreamReported,
     /// The gate cut the response at the end of its shutdown grace period.
     Shutdown,
     /// The key was revoked, rotated, deleted or expired while the response ran.
@@ -49,6 +52,7 @@ impl Ending {
             Ending::ClientGone => Some("client_disconnected"),
             Ending::IdleTimeout => Some("upstream_idle_timeout"),
             Ending::UpstreamError => Some("upstream_stream_error"),
+            Ending::UpstreamReported => Some("upstream_reported_error"),
             Ending::Shutdown => Some("gate_shutdown"),
             Ending::KeyNoLongerValid => Some("key_no_longer_valid"),
         }

@@ -80,7 +80,11 @@ struct Streaming {
 /// Response body of every gate response.
 pub struct GateBody {
     kind: Kind,
+    /// Reads token counts (inference) and errors the upstream reports inside a body it began
+    /// as a success (every NDJSON or SSE stream, and inference answers).
     tap: Option<UsageTap>,
+    /// Whether the tap's token counts go into the record (inference routes only).
+    counts_tokens: bool,
     bytes_out: u64,
     ending: Option<Ending>,
     audit: Option<(Box<RequestCtx>, AuditSink)>,
@@ -92,6 +96,7 @@ impl GateBody {
         GateBody {
             kind: Kind::Full((!bytes.is_empty()).then_some(bytes)),
             tap: None,
+            counts_tokens: false,
             bytes_out: 0,
             ending: None,
             audit: None,
@@ -99,7 +104,8 @@ impl GateBody {
     }
 
     /// The upstream body, passed through with an idle timeout between chunks; `tap` counts
-    /// tokens in a body of that format. A streamed (NDJSON or SSE) body without a length that
+    /// tokens in a body of that format (an NDJSON or SSE body is read for an error the upstream
+    /// reports in it either way). A streamed (NDJSON or SSE) body without a length that
     /// fails midway, or whose `lease` ends, ends with an error event in `dialect`. `hide_usage`
     /// drops the usage-only chunk of an OpenAI event stream (the body then has no known length).
     pub fn streaming(
@@ -127,7 +133,8 @@ impl GateBody {
                 lease,
                 lease_ended: None,
             }),
-            tap: tap.then(|| UsageTap::new(format)),
+            tap: (tap || format != ResponseFormat::Json).then(|| UsageTap::new(format)),
+            counts_tokens: tap,
             bytes_out: 0,
             ending: None,
             audit: None,
@@ -353,10 +360,21 @@ impl Drop for GateBody {
             None if sink.is_cutting() => Ending::Shutdown,
             None => Ending::ClientGone,
         };
+        // The upstream said it failed, in a body that began as a success.
+        let ending = if ending == Ending::Complete
+            && self.tap.as_ref().is_some_and(UsageTap::reported_error)
+        {
+            Ending::UpstreamReported
+        } else {
+            ending
+        };
         if ctx.reason.is_none() {
             ctx.reason = ending.reason();
         }
-        let usage = self.tap.as_ref().map(UsageTap::finish).unwrap_or_default();
+        let usage = match &self.tap {
+            Some(tap) if self.counts_tokens => tap.finish(),
+            _ => corral_policy::usage::Usage::default(),
+        };
         sink.emit(ctx, ending, self.bytes_out, usage);
     }
 }

@@ -344,3 +344,73 @@ async fn streamed_v1_completions_record_tokens_without_include_usage() {
         assert_eq!(field(r, "corral.completion_tokens").unwrap(), 4, "{r}");
     }
 }
+
+/// A generation (or pull) that fails after the upstream sent its success status ends with an
+/// error inside the body, which the client gets as it was sent; the record says the request
+/// failed, and why, instead of calling it a success.
+#[tokio::test]
+async fn errors_the_upstream_reports_inside_a_stream_make_the_record_a_failure() {
+    let mut h = Harness::start().await;
+    let streams = [
+        ("/api/chat", "alice", chat_body("failing", true)),
+        (
+            "/api/generate",
+            "alice",
+            json!({"model": "failing", "prompt": "hi"}),
+        ),
+        (
+            "/v1/chat/completions",
+            "alice",
+            json!({"model": "failing", "stream": true,
+                   "messages": [{"role": "user", "content": "hi"}]}),
+        ),
+        (
+            "/v1/messages",
+            "alice",
+            json!({"model": "failing", "stream": true, "max_tokens": 50,
+                   "messages": [{"role": "user", "content": "hi"}]}),
+        ),
+        (
+            "/v1/responses",
+            "alice",
+            json!({"model": "failing", "stream": true, "input": "hi"}),
+        ),
+        ("/api/pull", "root", json!({"model": "failing"})),
+    ];
+    for (path, key, body) in &streams {
+        let (resp, _c) = h.stream_json(path, key, body).await;
+        assert_eq!(resp.status(), 200, "{path}");
+        let text = String::from_utf8(read_all(&mut resp.into_body(), T).await.unwrap()).unwrap();
+        assert!(
+            text.contains(corral_testsupport::FAILURE_MESSAGE),
+            "{path}: the upstream's error reaches the client: {text}"
+        );
+    }
+    // The same stream without the failure stays a success.
+    let (resp, _c) = h
+        .stream_json("/api/chat", "alice", &chat_body("llama3.2", true))
+        .await;
+    read_all(&mut resp.into_body(), T).await.unwrap();
+    h.stop().await;
+
+    let recs = h.audit_records();
+    for (path, _, _) in &streams {
+        let rec: Vec<&Value> = by_path(&recs, path)
+            .into_iter()
+            .filter(|r| s(r, "corral.model").starts_with("failing"))
+            .collect();
+        assert_eq!(rec.len(), 1, "{path}");
+        let rec = rec[0];
+        assert_eq!(s(rec, "event.outcome"), "failure", "{path}: {rec}");
+        assert_eq!(s(rec, "corral.reason"), "upstream_reported_error", "{rec}");
+        assert_eq!(s(rec, "event.action"), "proxy", "{rec}");
+        assert_eq!(field(rec, "http.response.status_code").unwrap(), 200);
+    }
+    let ok: Vec<&Value> = by_path(&recs, "/api/chat")
+        .into_iter()
+        .filter(|r| !s(r, "corral.model").starts_with("failing"))
+        .collect();
+    assert_eq!(ok.len(), 1);
+    assert_eq!(s(ok[0], "event.outcome"), "success", "{}", ok[0]);
+    assert!(field(ok[0], "corral.reason").is_none_or(Value::is_null));
+}

@@ -19,6 +19,10 @@ pub struct MockBehaviour {
     pub close_after: Option<usize>,
     /// Stop sending (without closing) after this many content chunks, until the client leaves.
     pub stall_after: Option<usize>,
+    /// After this many content chunks, end the stream in good order with an error in it (an
+    /// NDJSON `{"error":...}` line, an SSE error event), as a server whose generation failed
+    /// after the success status went out does.
+    pub fail_after: Option<usize>,
     /// Stream content chunks until the client goes away (bounded by [`ENDLESS_CAP`]).
     pub endless: bool,
     /// Chunk delay used for `slow*` models.
@@ -45,6 +49,7 @@ impl Default for MockBehaviour {
             error_status: None,
             close_after: None,
             stall_after: None,
+            fail_after: None,
             endless: false,
             slow_delay: Duration::from_millis(150),
             cold_delay: Duration::from_millis(1500),
@@ -68,6 +73,8 @@ impl MockBehaviour {
             b.stall_after = Some(1);
         } else if base.starts_with("close") {
             b.close_after = Some(2);
+        } else if base.starts_with("failing") {
+            b.fail_after = Some(2);
         } else if base.starts_with("endless") {
             b.endless = true;
             b.chunk_delay = b.chunk_delay.max(Duration::from_millis(20));
@@ -102,6 +109,7 @@ mod tests {
         );
         assert_eq!(g.for_model(Some("stall:1b")).stall_after, Some(1));
         assert_eq!(g.for_model(Some("close")).close_after, Some(2));
+        assert_eq!(g.for_model(Some("failing")).fail_after, Some(2));
         assert!(g.for_model(Some("endless")).endless);
         assert_eq!(g.for_model(Some("long:7b")).chunks, LONG_CHUNKS);
         assert_eq!(g.for_model(Some("error500")).error_status, Some(500));

@@ -19,7 +19,16 @@ pub(crate) trait StreamShape: Send + 'static {
     }
     fn chunk(&self, i: usize) -> Bytes;
     fn suffix(&self, sent: usize) -> Vec<Bytes>;
+    /// How the server ends this stream when the generation fails after the success status was
+    /// sent: Ollama's NDJSON error line unless the format has its own error event.
+    fn failure(&self) -> Bytes {
+        crate::streams::ndjson(&serde_json::json!({ "error": FAILURE_MESSAGE }))
+    }
 }
+
+/// The message of a stream's in-band error (see [`crate::MockBehaviour::fail_after`]).
+pub const FAILURE_MESSAGE: &str =
+    "an error was encountered while running the model: unexpected EOF";
 
 pub(crate) enum Item {
     Data(Bytes),
@@ -83,6 +92,11 @@ async fn produce(tx: mpsc::Sender<Item>, shape: Box<dyn StreamShape>, b: MockBeh
         }
         if b.close_after == Some(i) {
             let _ = tx.send(Item::Abort).await;
+            return;
+        }
+        if b.fail_after == Some(i) {
+            // The status is long sent: the error goes in the body, which then ends in order.
+            let _ = tx.send(Item::Data(shape.failure())).await;
             return;
         }
         if tx.send(Item::Data(shape.chunk(i))).await.is_err() {

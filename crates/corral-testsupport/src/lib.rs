@@ -35,6 +35,7 @@
 //! | `cold`     | waits `cold_delay` (1.5 s) before sending the response headers |
 //! | `stall`    | sends one chunk, then nothing (connection kept open) until the client leaves |
 //! | `close`    | sends two chunks, then aborts the connection |
+//! | `failing`  | sends two chunks, then an error in the stream's format, and ends it in order |
 //! | `endless`  | streams (≥ 20 ms apart) until the client leaves (capped at [`ENDLESS_CAP`]) |
 //! | `long`     | [`LONG_CHUNKS`] chunks |
 //! | `errorNNN` | status NNN (400–599) with an error body in the path's dialect |
@@ -63,7 +64,7 @@ pub mod shapes;
 mod streams;
 
 pub use behaviour::{MockBehaviour, ENDLESS_CAP, LONG_CHUNKS, SLOW_CHUNKS};
-pub use body::MockBody;
+pub use body::{MockBody, FAILURE_MESSAGE};
 pub use raw::{raw_http, raw_http_timeout, RawResponse, RAW_TIMEOUT};
 pub use record::RecordedRequest;
 pub use server::{MockBuilder, MockOllama};

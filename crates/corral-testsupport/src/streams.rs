@@ -3,7 +3,7 @@
 use bytes::Bytes;
 use serde_json::{json, Value};
 
-use crate::body::StreamShape;
+use crate::body::{StreamShape, FAILURE_MESSAGE};
 use crate::shapes::{digest_of, tool_arguments, word, CREATED_AT, CREATED_UNIX, PROMPT_TOKENS};
 
 pub(crate) fn ndjson(v: &Value) -> Bytes {
@@ -167,6 +167,11 @@ impl StreamShape for OpenAiChat {
         out.push(Bytes::from_static(b"data: [DONE]\n\n"));
         out
     }
+    fn failure(&self) -> Bytes {
+        sse(
+            &json!({ "error": { "message": FAILURE_MESSAGE, "type": "api_error", "param": null, "code": null } }),
+        )
+    }
 }
 
 pub(crate) struct OpenAiCompletion {
@@ -199,6 +204,11 @@ impl StreamShape for OpenAiCompletion {
         }
         out.push(Bytes::from_static(b"data: [DONE]\n\n"));
         out
+    }
+    fn failure(&self) -> Bytes {
+        sse(
+            &json!({ "error": { "message": FAILURE_MESSAGE, "type": "api_error", "param": null, "code": null } }),
+        )
     }
 }
 
@@ -268,6 +278,12 @@ impl StreamShape for Anthropic {
             sse_event("message_stop", &json!({ "type": "message_stop" })),
         ]
     }
+    fn failure(&self) -> Bytes {
+        sse_event(
+            "error",
+            &json!({ "type": "error", "error": { "type": "api_error", "message": FAILURE_MESSAGE } }),
+        )
+    }
 }
 
 pub(crate) struct Responses {
@@ -312,6 +328,13 @@ impl StreamShape for Responses {
             &json!({ "type": "response.completed", "sequence_number": sent + 1,
                      "response": response_object(&self.model, &text, "completed", sent) }),
         )]
+    }
+    fn failure(&self) -> Bytes {
+        sse_event(
+            "error",
+            &json!({ "type": "error", "sequence_number": 1, "code": "server_error",
+                     "message": FAILURE_MESSAGE, "param": null }),
+        )
     }
 }
 

@@ -13,6 +13,14 @@
 //! occur inside JSON strings, so a newline resets the lexer, which bounds the damage of any
 //! non-JSON line (SSE comments, `data: [DONE]`).
 //!
+//! The tap also notices an error the upstream reports inside a body it answered with a success
+//! status ([`UsageTap::reported_error`]): Ollama ends a failed stream (a generation, a pull) with
+//! a line `{"error":"..."}`, OpenAI-style servers with an event `data: {"error":{...}}`,
+//! Anthropic-style ones with `event: error`. Only a line whose object opens with the key
+//! `error` (with a value other than `null`) or an `error` event counts, so a key of that name
+//! inside generated text or tool-call arguments, or the Responses API's `"error": null`, does
+//! not.
+//!
 //! [`UsageChunkFilter`] removes from an OpenAI event stream the usage-only chunk that the
 //! gate asked for on the client's behalf (see [`crate::decide::Verdict::hide_usage`]).
 
@@ -57,7 +65,37 @@ const KEYS: &[(&[u8], Counter)] = &[
 enum Counter {
     Prompt,
     Completion,
+    /// Not a count: the first key of a line's object, spelled `error`.
+    Error,
 }
+
+/// How a line starts, read byte by byte until its first key opens (a few bytes per line):
+/// blanks, then `{`, `data:` and `{`, or `event:` and a name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Lead {
+    /// At the start of a line, or after blanks there.
+    Start,
+    /// Matched this many bytes of `data:`.
+    Data(u8),
+    /// Matched this many bytes of `event:`.
+    Event(u8),
+    /// After `data:`, before the object.
+    AfterData,
+    /// After `event:` and blanks: matched this many bytes of `error`.
+    EventName(u8),
+    /// `event: error` and blanks: the line is an error event if nothing else follows.
+    ErrorEvent,
+    /// After the line's opening `{`, before its first key.
+    AfterBrace,
+    /// The line's first key is open; the lexer reads it.
+    FirstKey,
+    /// Nothing more to learn on this line.
+    Done,
+}
+
+const DATA: &[u8] = b"data:";
+const EVENT: &[u8] = b"event:";
+const ERROR: &[u8] = b"error";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
@@ -84,6 +122,8 @@ pub struct UsageTap {
     value: u64,
     digits: u8,
     usage: Usage,
+    lead: Lead,
+    reported_error: bool,
 }
 
 impl UsageTap {
@@ -97,7 +137,16 @@ impl UsageTap {
             value: 0,
             digits: 0,
             usage: Usage::default(),
+            lead: Lead::Start,
+            reported_error: false,
         }
+    }
+
+    /// Whether the body carried an error of the upstream's own (see the module's docs): a
+    /// response that began as a success and then failed.
+    pub fn reported_error(&self) -> bool {
+        // `event: error` at the very end of the body, with no newline after it, counts too.
+        self.reported_error || self.lead == Lead::ErrorEvent
     }
 
     /// The framing this tap was created for.
@@ -114,6 +163,17 @@ impl UsageTap {
     pub fn feed(&mut self, chunk: &[u8]) {
         let mut rest = chunk;
         while !rest.is_empty() {
+            if self.reading_lead() {
+                // The lexer is in `Scan` here (a line starts there, and only a quote, which
+                // ends the lead, leaves it), so it gets the same bytes it would otherwise.
+                let Some((&b, tail)) = rest.split_first() else {
+                    return;
+                };
+                self.lead_step(b);
+                self.step(b);
+                rest = tail;
+                continue;
+            }
             let at = if self.in_run() {
                 let stop = next_special(rest);
                 if self.state == (State::Str { escaped: false }) {
@@ -133,6 +193,52 @@ impl UsageTap {
             self.step(b);
             rest = tail;
         }
+    }
+
+    /// Still reading how the line starts.
+    fn reading_lead(&self) -> bool {
+        !matches!(self.lead, Lead::FirstKey | Lead::Done)
+    }
+
+    fn lead_step(&mut self, b: u8) {
+        let blank = matches!(b, b' ' | b'\t' | b'\r');
+        self.lead = match (self.lead, b) {
+            (Lead::ErrorEvent, b'\n') => {
+                self.reported_error = true;
+                Lead::Start
+            }
+            (_, b'\n') => Lead::Start,
+            (Lead::Start, _) if blank => Lead::Start,
+            (Lead::Start | Lead::AfterData, b'{') => Lead::AfterBrace,
+            (Lead::Start, b'd') => Lead::Data(1),
+            (Lead::Start, b'e') => Lead::Event(1),
+            (Lead::Data(n), _) if DATA.get(usize::from(n)) == Some(&b) => {
+                if usize::from(n) + 1 == DATA.len() {
+                    Lead::AfterData
+                } else {
+                    Lead::Data(n + 1)
+                }
+            }
+            (Lead::Event(n), _) if EVENT.get(usize::from(n)) == Some(&b) => {
+                if usize::from(n) + 1 == EVENT.len() {
+                    Lead::EventName(0)
+                } else {
+                    Lead::Event(n + 1)
+                }
+            }
+            (Lead::AfterData | Lead::EventName(0), _) if blank => self.lead,
+            (Lead::EventName(n), _) if ERROR.get(usize::from(n)) == Some(&b) => {
+                if usize::from(n) + 1 == ERROR.len() {
+                    Lead::ErrorEvent
+                } else {
+                    Lead::EventName(n + 1)
+                }
+            }
+            (Lead::ErrorEvent, _) if blank => Lead::ErrorEvent,
+            (Lead::AfterBrace, _) if blank => Lead::AfterBrace,
+            (Lead::AfterBrace, b'"') => Lead::FirstKey,
+            _ => Lead::Done,
+        };
     }
 
     /// In a state where only `"`, `\` and newlines matter (outside strings, or inside one
@@ -168,6 +274,7 @@ impl UsageTap {
         if b == b'\n' {
             self.finish_value();
             self.state = State::Scan;
+            self.lead = Lead::Start;
             return;
         }
         self.state = match self.state {
@@ -190,10 +297,19 @@ impl UsageTap {
                     self.key_overflow = true;
                     State::Str { escaped: true }
                 }
-                b'"' => match self.counter() {
-                    Some(c) => State::AfterKey(c),
-                    None => State::Scan,
-                },
+                b'"' => {
+                    let first = self.lead == Lead::FirstKey;
+                    if first {
+                        self.lead = Lead::Done;
+                    }
+                    match self.counter() {
+                        Some(c) => State::AfterKey(c),
+                        None if first && !self.key_overflow && self.key() == ERROR => {
+                            State::AfterKey(Counter::Error)
+                        }
+                        None => State::Scan,
+                    }
+                }
                 _ => {
                     self.push_key(b);
                     State::Str { escaped: false }
@@ -203,6 +319,15 @@ impl UsageTap {
                 b' ' | b'\t' | b'\r' => State::AfterKey(c),
                 b':' => State::BeforeValue(c),
                 _ => self.rescan(b),
+            },
+            State::BeforeValue(Counter::Error) => match b {
+                b' ' | b'\t' | b'\r' => State::BeforeValue(Counter::Error),
+                // `"error": null` (the Responses API's successful answers) is no error.
+                b'n' => State::Scan,
+                _ => {
+                    self.reported_error = true;
+                    self.rescan(b)
+                }
             },
             State::BeforeValue(c) => match b {
                 b' ' | b'\t' | b'\r' => State::BeforeValue(c),
@@ -257,8 +382,12 @@ impl UsageTap {
         if self.key_overflow {
             return None;
         }
-        let k = &self.key[..self.key_len];
+        let k = self.key();
         KEYS.iter().find(|(name, _)| *name == k).map(|(_, c)| *c)
+    }
+
+    fn key(&self) -> &[u8] {
+        self.key.get(..self.key_len).unwrap_or(&[])
     }
 }
 
@@ -306,6 +435,8 @@ fn set(u: &mut Usage, c: Counter, v: u64) {
     match c {
         Counter::Prompt => u.prompt_tokens = Some(v),
         Counter::Completion => u.completion_tokens = Some(v),
+        // Never reaches a value: `BeforeValue(Error)` decides on the value's first byte.
+        Counter::Error => {}
     }
 }
 

@@ -256,3 +256,84 @@ fn xorshift(mut seed: u64) -> impl FnMut() -> u64 {
         seed
     }
 }
+
+fn reports_error(body: &[u8]) -> bool {
+    let mut whole = UsageTap::new(ResponseFormat::Ndjson);
+    whole.feed(body);
+    // Any split of the body tells the same.
+    for cut in 0..=body.len() {
+        let mut t = UsageTap::new(ResponseFormat::Ndjson);
+        t.feed(&body[..cut]);
+        t.feed(&body[cut..]);
+        assert_eq!(t.reported_error(), whole.reported_error(), "cut at {cut}");
+    }
+    let mut bytes = UsageTap::new(ResponseFormat::Ndjson);
+    for b in body {
+        bytes.feed(std::slice::from_ref(b));
+    }
+    assert_eq!(bytes.reported_error(), whole.reported_error());
+    whole.reported_error()
+}
+
+#[test]
+fn errors_the_upstream_reports_in_a_successful_answer_are_noticed() {
+    // Ollama ends a failed generation or pull with an error line.
+    let mut ollama = NDJSON[..NDJSON.len() / 2].to_vec();
+    ollama
+        .extend_from_slice(b"\n{\"error\":\"an error was encountered while running the model\"}\n");
+    assert!(reports_error(&ollama));
+    assert!(reports_error(
+        b"{\"status\":\"pulling manifest\"}\n{\"error\":\"pull model manifest: file does not exist\"}"
+    ));
+    assert!(reports_error(b"  { \"error\" : {\"message\":\"x\"}}\n"));
+    // OpenAI-style event.
+    let mut openai = SSE[..SSE.len() - "data: [DONE]\n\n".len()].to_vec();
+    openai.extend_from_slice(
+        b"data: {\"error\":{\"message\":\"model runner crashed\",\"type\":\"api_error\"}}\n\n",
+    );
+    assert!(reports_error(&openai));
+    assert!(reports_error(b"data:{\"error\":\"x\"}\n\n"));
+    // Anthropic-style event, with or without a newline at the end of the body.
+    assert!(reports_error(
+        b"event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"api_error\",\"message\":\"x\"}}\n\n"
+    ));
+    assert!(reports_error(b"event: error\r\n"));
+    assert!(reports_error(b"event:error"));
+}
+
+#[test]
+fn the_word_error_elsewhere_is_no_error() {
+    for body in [NDJSON, SSE, ANTHROPIC_SSE] {
+        assert!(!reports_error(body));
+    }
+    let quiet: &[&[u8]] = &[
+        // The Responses API's successful answer carries `"error": null`.
+        br#"{"id":"resp","status":"completed","error":null,"output":[]}"#,
+        b"{\"error\" :  null}\n",
+        // Not the first key of the line's object.
+        b"{\"model\":\"m\",\"error\":\"x\"}\n",
+        // Nested: tool-call arguments, generated text.
+        br#"{"message":{"tool_calls":[{"function":{"name":"f","arguments":{"error":"boom"}}}]},"done":false}"#,
+        b"{\"message\":{\"content\":\"{\\\"error\\\":\\\"x\\\"}\"}}\n",
+        b"data: {\"choices\":[{\"delta\":{\"content\":\"error\"}}]}\n\n",
+        // Keys that only start or end like it; other events.
+        b"{\"errors\":[\"x\"]}\n{\"an_error\":1}\n{\"err\":1}\n",
+        b"event: errors\ndata: {}\n\nevent: message_error\n\nevent: error_count\n\n",
+        b"event: response.output_text.delta\ndata: {\"type\":\"response.output_text.delta\",\"delta\":\"error\"}\n\n",
+        // Comments and other fields.
+        b": error\n\nid: error\n\ndata: error\n\n",
+    ];
+    for body in quiet {
+        assert!(!reports_error(body), "{}", String::from_utf8_lossy(body));
+    }
+}
+
+#[test]
+fn an_error_line_leaves_the_counts_alone() {
+    let mut body = NDJSON.to_vec();
+    body.extend_from_slice(b"{\"error\":\"x\",\"eval_count\":5}\n");
+    let mut t = UsageTap::new(ResponseFormat::Ndjson);
+    t.feed(&body);
+    assert!(t.reported_error());
+    assert_eq!(t.finish(), usage(26, 5));
+}

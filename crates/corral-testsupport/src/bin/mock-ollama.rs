@@ -35,6 +35,9 @@ struct Args {
     /// Stall streams after this many chunks.
     #[arg(long)]
     stall_after: Option<usize>,
+    /// End streams with an in-band error (status already 200) after this many chunks.
+    #[arg(long)]
+    fail_after: Option<usize>,
     /// Milliseconds between chunks for `slow*` models.
     #[arg(long, default_value_t = 150)]
     slow_delay_ms: u64,
@@ -61,6 +64,7 @@ async fn main() -> anyhow::Result<()> {
         error_status: a.error_status,
         close_after: a.close_after,
         stall_after: a.stall_after,
+        fail_after: a.fail_after,
         endless: false,
         slow_delay: Duration::from_millis(a.slow_delay_ms),
         cold_delay: Duration::from_millis(a.cold_delay_ms),
