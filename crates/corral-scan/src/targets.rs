@@ -97,12 +97,20 @@ impl IpRange {
         false
     }
 
+    /// Whether `ip` is in the range. An IPv4-mapped IPv6 address (`::ffff:a.b.c.d`) is the
+    /// IPv4 host it maps to (a connection to it reaches that host), so it matches in either
+    /// spelling: an exclusion of `10.0.0.0/8` also keeps `::ffff:10.0.0.5` untouched.
     pub fn contains(&self, ip: IpAddr) -> bool {
-        match (*self, ip) {
+        let hit = |ip: IpAddr| match (*self, ip) {
             (IpRange::V4(a, b), IpAddr::V4(x)) => (a..=b).contains(&u32::from(x)),
             (IpRange::V6(a, b), IpAddr::V6(x)) => (a..=b).contains(&u128::from(x)),
             _ => false,
-        }
+        };
+        let other = match ip {
+            IpAddr::V4(x) => Some(IpAddr::V6(x.to_ipv6_mapped())),
+            IpAddr::V6(x) => x.to_ipv4_mapped().map(IpAddr::V4),
+        };
+        hit(ip) || other.is_some_and(hit)
     }
 }
 
@@ -360,7 +368,8 @@ impl Shard {
             h ^= u64::from(b);
             h = h.wrapping_mul(0x0100_0000_01b3);
         };
-        match ip {
+        // A mapped `::ffff:a.b.c.d` is the IPv4 host: it lands in the same shard.
+        match ip.to_canonical() {
             IpAddr::V4(a) => a.octets().into_iter().for_each(&mut feed),
             IpAddr::V6(a) => a.octets().into_iter().for_each(&mut feed),
         }

@@ -212,6 +212,44 @@ fn exclusions_remove_addresses() {
 }
 
 #[test]
+fn exclusions_cover_ipv4_mapped_ipv6_spellings() {
+    // `::ffff:127.0.0.2` reaches the host 127.0.0.2: excluding one spelling excludes both.
+    let exclude = parse_exclusions(&["127.0.0.2".into(), "::ffff:127.0.0.8/127".into()]).unwrap();
+    let filter = Filter {
+        exclude,
+        shard: None,
+    };
+    let got = collect(
+        vec![
+            arg("::ffff:127.0.0.1-::ffff:127.0.0.3"),
+            arg("127.0.0.8"),
+            arg("127.0.0.9"),
+            arg("127.0.0.10"),
+            arg("::2"),
+        ],
+        InputFormat::List,
+        vec![1],
+        filter.clone(),
+    );
+    let ips: Vec<String> = got.iter().map(|(ip, _)| ip.to_string()).collect();
+    assert_eq!(
+        ips,
+        ["::ffff:127.0.0.1", "::ffff:127.0.0.3", "127.0.0.10", "::2"]
+    );
+    assert!(!filter.admits(v4("::ffff:127.0.0.2"), 1));
+    assert!(!filter.admits(v4("127.0.0.9"), 1));
+    // Both spellings of one host fall in the same shard.
+    for i in 1..=5 {
+        let s = Shard::parse(&format!("{i}/5")).unwrap();
+        for last in 0..=255u8 {
+            let plain = IpAddr::V4(Ipv4Addr::new(127, 0, 3, last));
+            let mapped = IpAddr::V6(Ipv4Addr::new(127, 0, 3, last).to_ipv6_mapped());
+            assert_eq!(s.owns(plain, 11434), s.owns(mapped, 11434));
+        }
+    }
+}
+
+#[test]
 fn shards_partition_deterministically() {
     assert!(Shard::parse("0/3").is_err());
     assert!(Shard::parse("4/3").is_err());
