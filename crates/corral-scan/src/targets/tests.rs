@@ -412,6 +412,23 @@ fn masscan_json_output_with_trailing_commas() {
 }
 
 #[test]
+fn masscan_json_output_with_leading_commas() {
+    // masscan 1.3: `,` on its own line before every record after the first.
+    let got = discovery(
+        InputFormat::Masscan,
+        "[\n{   \"ip\": \"127.0.0.6\",   \"timestamp\": \"1699123456\", \"ports\": [ {\"port\": 11434, \"proto\": \"tcp\", \"status\": \"open\", \"reason\": \"syn-ack\", \"ttl\": 64} ] }\n,\n{   \"ip\": \"127.0.0.7\",   \"timestamp\": \"1699123456\", \"ports\": [ {\"port\": 4000, \"proto\": \"tcp\", \"status\": \"open\", \"reason\": \"syn-ack\", \"ttl\": 64} ] }\n,{\"ip\": \"127.0.0.8\", \"ports\": [ {\"port\": 1234, \"status\": \"open\"} ] }\n]\n",
+    );
+    assert_eq!(
+        got,
+        vec![
+            (v4("127.0.0.6"), 11434),
+            (v4("127.0.0.7"), 4000),
+            (v4("127.0.0.8"), 1234)
+        ]
+    );
+}
+
+#[test]
 fn masscan_ndjson_output() {
     let got = discovery(
         InputFormat::Masscan,
