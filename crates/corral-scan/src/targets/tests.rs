@@ -298,6 +298,56 @@ fn shards_partition_deterministically() {
 }
 
 #[test]
+fn stray_bytes_and_endless_lines_do_not_end_the_input() {
+    // A Latin-1 byte in a comment, a non-UTF-8 token, a line far over the limit: each is at
+    // most that line's problem; the lines after it are still read.
+    let mut text: Vec<u8> = b"#masscan\nopen tcp 11434 127.0.0.1 1\n# caf\xe9\n".to_vec();
+    text.extend_from_slice(b"open tcp 11434 127.0.0.\xff 1\n");
+    text.extend(std::iter::repeat_n(b'x', MAX_LINE * 3));
+    text.extend_from_slice(b"\nopen tcp 11434 127.0.0.2 1\n# end\n");
+    let mut f = tempfile::NamedTempFile::new().unwrap();
+    f.write_all(&text).unwrap();
+    let items: Vec<_> = TargetStream::new(
+        vec![Input::File(f.path().into())],
+        InputFormat::Masscan,
+        vec![1],
+        Filter::default(),
+        None,
+    )
+    .collect();
+    assert_eq!(items.len(), 4, "{items:?}");
+    assert_eq!(items[0].as_ref().unwrap().ip, v4("127.0.0.1"));
+    assert!(matches!(items[1], Err(TargetError::Line { line: 4, .. })));
+    match &items[2] {
+        Err(TargetError::Line {
+            line: 5, reason, ..
+        }) => assert!(reason.contains("longer")),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(items[3].as_ref().unwrap().ip, v4("127.0.0.2"));
+    // Counting a file reads it the same way: the stray byte in the comment is no error.
+    let ok = file_with_bytes(b"127.0.0.1 # caf\xe9\n127.0.0.2\n");
+    assert_eq!(
+        TargetStream::count(&[Input::File(ok.path().into())], InputFormat::List).unwrap(),
+        2
+    );
+    let mut long = b"127.0.0.1\n".to_vec();
+    long.extend(std::iter::repeat_n(b' ', MAX_LINE + 1));
+    long.push(b'\n');
+    let long = file_with_bytes(&long);
+    assert!(matches!(
+        TargetStream::count(&[Input::File(long.path().into())], InputFormat::List),
+        Err(TargetError::Line { line: 2, .. })
+    ));
+}
+
+fn file_with_bytes(b: &[u8]) -> tempfile::NamedTempFile {
+    let mut f = tempfile::NamedTempFile::new().unwrap();
+    f.write_all(b).unwrap();
+    f
+}
+
+#[test]
 fn huge_ranges_stream_lazily_and_respect_the_limit() {
     let mut s = TargetStream::new(
         vec![arg("10.0.0.0/8")],
