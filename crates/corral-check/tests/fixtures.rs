@@ -696,3 +696,31 @@ fn cli_main_exit_codes() {
     );
     assert!(out.is_empty(), "errors go to stderr only");
 }
+
+#[test]
+fn a_shell_that_calls_itself_a_runner_is_still_a_shell() {
+    // `exec -a "ollama runner" bash`: argv[0] is the parent's choice, comm is the file run.
+    let fx = Fx::new();
+    fx.ollama(&[]);
+    fx.process(
+        101,
+        OLLAMA,
+        "bash",
+        &["ollama", "runner", "--model", "/m"],
+        &[],
+    );
+    fx.process(102, OLLAMA, "python3", &["llama-server", "-c", "x"], &[]);
+    fx.process(
+        103,
+        OLLAMA,
+        "ollama",
+        &["/usr/local/bin/ollama", "runner", "--model", "/m"],
+        &[],
+    );
+    let r = run(&fx.opts()).unwrap();
+    let c = with_id(&r, "process.child");
+    assert_eq!(c.len(), 2, "{c:#?}");
+    assert!(c.iter().all(|f| f.severity == Severity::Critical));
+    assert!(c[0].title.contains("a shell") && c[0].title.contains("bash(101)"));
+    assert!(c[1].title.contains("an interpreter") && c[1].title.contains("python3(102)"));
+}
