@@ -447,6 +447,8 @@ fn cut_chunks(
     let mut header = zeek::Header::default();
     let mut skipping = false;
     let mut target = CHUNK;
+    let mut failed: Option<io::Error> = None;
+    let end = |failed: Option<io::Error>| failed.map_or(Ok(()), Err);
     loop {
         let want = target + carry.len() + 64 * 1024;
         let mut buf = match free.try_recv() {
@@ -461,10 +463,20 @@ fn cut_chunks(
         let mut eof = false;
         while buf.len() < target {
             let want = (target - buf.len()) as u64;
-            let n = stream.by_ref().take(want).read_to_end(&mut buf)?;
-            if n == 0 {
-                eof = true;
-                break;
+            // On an error (a truncated gzip member, a failing disk) the bytes read before it
+            // are in `buf`: they are matched like the end of the input, then the error is
+            // returned, so what could be read is never thrown away.
+            match stream.by_ref().take(want).read_to_end(&mut buf) {
+                Ok(0) => {
+                    eof = true;
+                    break;
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    failed = Some(e);
+                    eof = true;
+                    break;
+                }
             }
         }
         if skipping {
@@ -478,7 +490,7 @@ fn cut_chunks(
                 None => {
                     offset += buf.len() as u64;
                     if eof {
-                        return Ok(());
+                        return end(failed);
                     }
                     continue;
                 }
@@ -509,7 +521,7 @@ fn cut_chunks(
             }
         }
         if buf.is_empty() && eof {
-            return Ok(());
+            return end(failed);
         }
         let hdr = (reader == Reader::ZeekTsv).then(|| Arc::new(header.clone()));
         if reader == Reader::ZeekTsv {
@@ -543,7 +555,7 @@ fn cut_chunks(
         offset += len;
         target = CHUNK;
         if eof {
-            return Ok(());
+            return end(failed);
         }
     }
 }
