@@ -9,7 +9,13 @@ pub struct Opened {
     pub head: Vec<u8>,
     pub stream: Box<dyn Read + Send>,
     pub compression: Option<&'static str>,
+    /// Bytes left out at the start (a UTF-8 byte order mark): where `stream` starts in the
+    /// decompressed input, so reported offsets stay those of the file.
+    pub start: u64,
 }
+
+/// The UTF-8 byte order mark Windows tools (PowerShell 5, Notepad) write at the start.
+const BOM: &[u8] = b"\xef\xbb\xbf";
 
 pub const HEAD: usize = 64 * 1024;
 
@@ -43,11 +49,18 @@ pub fn open(path: &Path) -> io::Result<Opened> {
         Err(e) if head.is_empty() => return Err(e),
         Err(e) => Box::new(Failed(Some(e))),
     };
+    let start = if head.starts_with(BOM) {
+        head.drain(..BOM.len());
+        BOM.len() as u64
+    } else {
+        0
+    };
     let stream = Box::new(Cursor::new(head.clone()).chain(rest));
     Ok(Opened {
         head,
         stream,
         compression,
+        start,
     })
 }
 

@@ -90,12 +90,32 @@ pub fn run(
     name: &str,
     on_alerts: &mut dyn FnMut(Vec<Alert>),
 ) -> (Findings, Option<InputError>) {
+    run_at(
+        engine, reader, stream, 0, file, threads, progress, name, on_alerts,
+    )
+}
+
+/// [`run`] for a stream that starts `start` bytes into the input (after a byte order mark),
+/// so reported offsets are the input's.
+#[allow(clippy::too_many_arguments)]
+pub fn run_at(
+    engine: &Engine,
+    reader: Reader,
+    stream: Box<dyn Read + Send>,
+    start: u64,
+    file: usize,
+    threads: usize,
+    progress: &mut Progress,
+    name: &str,
+    on_alerts: &mut dyn FnMut(Vec<Alert>),
+) -> (Findings, Option<InputError>) {
     let (mut found, err) = match reader {
         Reader::JsonLines | Reader::ZeekTsv | Reader::Gin => {
             let (found, err) = parallel(
                 engine,
                 reader,
                 stream,
+                start,
                 file,
                 threads.max(1),
                 progress,
@@ -105,11 +125,11 @@ pub fn run(
             (found, err.map(InputError::Read))
         }
         Reader::Auditd => {
-            let (found, err) = serial_auditd(engine, stream, file, progress, name);
+            let (found, err) = serial_auditd(engine, stream, start, file, progress, name);
             (found, err.map(InputError::Read))
         }
         Reader::JsonStream => {
-            let (found, err) = serial_json_stream(engine, stream, file, progress, name);
+            let (found, err) = serial_json_stream(engine, stream, start, file, progress, name);
             (found, err.map(InputError::Read))
         }
         Reader::Evtx => serial_evtx(engine, stream, file, progress, name),
@@ -207,6 +227,7 @@ fn parallel(
     engine: &Engine,
     reader: Reader,
     mut stream: Box<dyn Read + Send>,
+    start: u64,
     file: usize,
     threads: usize,
     progress: &mut Progress,
@@ -223,7 +244,15 @@ fn parallel(
         let (free_tx, free_rx) = sync_channel::<Vec<u8>>(threads * 4);
         let reader_res = res_tx.clone();
         let read_handle = s.spawn(move || {
-            cut_chunks(engine, reader, &mut stream, &work_tx, &reader_res, &free_rx)
+            cut_chunks(
+                engine,
+                reader,
+                &mut stream,
+                start,
+                &work_tx,
+                &reader_res,
+                &free_rx,
+            )
         });
         for _ in 0..threads {
             let rx = Arc::clone(&work_rx);
@@ -436,13 +465,14 @@ fn cut_chunks(
     engine: &Engine,
     reader: Reader,
     stream: &mut Box<dyn Read + Send>,
+    start: u64,
     tx: &std::sync::mpsc::SyncSender<Work>,
     res: &std::sync::mpsc::SyncSender<(u64, Findings)>,
     free: &Receiver<Vec<u8>>,
 ) -> io::Result<()> {
     let mut seq = 0u64;
     let mut line = 1u64;
-    let mut offset = 0u64;
+    let mut offset = start;
     let mut carry: Vec<u8> = Vec::new();
     let mut header = zeek::Header::default();
     let mut skipping = false;
@@ -563,6 +593,7 @@ fn cut_chunks(
 fn serial_auditd(
     engine: &Engine,
     stream: Box<dyn Read + Send>,
+    start: u64,
     file: usize,
     progress: &mut Progress,
     name: &str,
@@ -590,7 +621,7 @@ fn serial_auditd(
     let mut error = None;
     let mut lines = BufReader::with_capacity(256 * 1024, stream);
     let mut buf = Vec::new();
-    let (mut line_no, mut offset) = (0u64, 0u64);
+    let (mut line_no, mut offset) = (0u64, start);
     loop {
         buf.clear();
         match lines
@@ -663,6 +694,7 @@ fn serial_auditd(
 fn serial_json_stream(
     engine: &Engine,
     stream: Box<dyn Read + Send>,
+    start: u64,
     file: usize,
     progress: &mut Progress,
     name: &str,
@@ -674,7 +706,7 @@ fn serial_json_stream(
     let mut depth = 0i64;
     let mut in_str = false;
     let mut esc = false;
-    let (mut line_no, mut offset) = (0u64, 0u64);
+    let (mut line_no, mut offset) = (0u64, start);
     let (mut start_line, mut start_off) = (0u64, 0u64);
     let mut path = String::new();
     let mut error = None;

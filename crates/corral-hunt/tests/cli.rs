@@ -330,3 +330,67 @@ fn a_truncated_gzip_still_yields_what_was_written_before_the_cut() {
         assert_eq!(got, want);
     }
 }
+
+#[test]
+fn a_utf8_byte_order_mark_is_not_part_of_the_first_record() {
+    // PowerShell 5 and Notepad start UTF-8 files with EF BB BF.
+    let dir = tempfile::tempdir().unwrap();
+    for name in [
+        "ecs_endpoint.ndjson",
+        "zeek_conn.log",
+        "ollama_journal.log",
+        "audit.log",
+        "sysmon_evtx_dump.json",
+    ] {
+        let plain = std::fs::read(corpus(name)).unwrap();
+        let mut bom = b"\xef\xbb\xbf".to_vec();
+        bom.extend_from_slice(&plain);
+        let with_bom = dir.path().join(format!("bom-{name}"));
+        std::fs::write(&with_bom, &bom).unwrap();
+        let want = dir.path().join("want.ndjson");
+        let got = dir.path().join("got.ndjson");
+        let code = hunt(&[
+            &corpus(name),
+            "--format",
+            "ndjson",
+            "-o",
+            want.to_str().unwrap(),
+        ]);
+        assert_eq!(
+            hunt(&[
+                with_bom.to_str().unwrap(),
+                "--format",
+                "ndjson",
+                "-o",
+                got.to_str().unwrap()
+            ]),
+            code,
+            "{name}"
+        );
+        let parse = |p: &std::path::Path| -> Vec<serde_json::Value> {
+            std::fs::read_to_string(p)
+                .unwrap()
+                .lines()
+                .map(|l| serde_json::from_str(l).unwrap())
+                .collect()
+        };
+        let (want, got) = (parse(&want), parse(&got));
+        assert!(!want.is_empty(), "{name}");
+        assert_eq!(got.len(), want.len(), "{name}");
+        for (g, w) in got.iter().zip(&want) {
+            assert_eq!(g["rule"]["id"], w["rule"]["id"], "{name}");
+            assert_eq!(
+                g["corral"]["hunt"]["line"], w["corral"]["hunt"]["line"],
+                "{name}"
+            );
+            assert_eq!(
+                g["corral"]["hunt"]["event"], w["corral"]["hunt"]["event"],
+                "{name}"
+            );
+            // Offsets are the file's: the mark's three bytes come first.
+            if let (Some(g), Some(w)) = (g["log"]["offset"].as_u64(), w["log"]["offset"].as_u64()) {
+                assert_eq!(g, w + 3, "{name}");
+            }
+        }
+    }
+}
