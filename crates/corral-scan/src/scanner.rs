@@ -130,10 +130,16 @@ where
                     let po = probe_opts.clone();
                     let deadline = opts.host_timeout;
                     set.spawn(async move {
-                        tokio::time::timeout(deadline, fingerprint::probe(&client, &ep, &po))
-                            .await
-                            .ok()
-                            .flatten()
+                        // A server identified before the deadline is reported with what was
+                        // learnt by then, not dropped.
+                        let mut slot = None;
+                        let probe = fingerprint::probe_into(&client, &ep, &po, &mut slot);
+                        if tokio::time::timeout(deadline, probe).await.is_err() {
+                            if let Some(r) = slot.as_mut() {
+                                fingerprint::cut_short(r, deadline);
+                            }
+                        }
+                        slot
                     });
                 }
             }
