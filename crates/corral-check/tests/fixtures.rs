@@ -724,3 +724,44 @@ fn a_shell_that_calls_itself_a_runner_is_still_a_shell() {
     assert!(c[0].title.contains("a shell") && c[0].title.contains("bash(101)"));
     assert!(c[1].title.contains("an interpreter") && c[1].title.contains("python3(102)"));
 }
+
+#[test]
+fn a_fifo_where_a_blob_or_environment_file_should_be_does_not_hang_the_check() {
+    // Whoever can write to the models directory could plant a FIFO named like a blob; opening
+    // it for reading blocks until a writer comes, so `--verify` would never finish.
+    let fx = Fx::new();
+    fx.ollama(&[]);
+    fx.model(
+        STORE,
+        "registry.ollama.ai",
+        "library",
+        "llama3",
+        "latest",
+        &[b"cfg", b"weights"],
+    );
+    let fifo_blob = fx.path(&format!("{STORE}/blobs/sha256-{}", "ab".repeat(32)));
+    let fifo_env = fx.path("/etc/environment");
+    std::fs::create_dir_all(fifo_env.parent().unwrap()).unwrap();
+    for p in [&fifo_blob, &fifo_env] {
+        assert!(std::process::Command::new("mkfifo")
+            .arg(p)
+            .status()
+            .unwrap()
+            .success());
+    }
+    let mut o = fx.opts();
+    o.verify = true;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(run(&o).map(|r| (r.verified_blobs, r.notes.clone())));
+    });
+    let (verified, notes) = rx
+        .recv_timeout(std::time::Duration::from_secs(20))
+        .expect("corral check hung on a FIFO")
+        .unwrap();
+    assert_eq!(verified, Some(3));
+    assert!(
+        notes.iter().any(|n| n.contains("not a regular file")),
+        "{notes:?}"
+    );
+}
