@@ -146,6 +146,13 @@ pub async fn probe_into(
     }
 }
 
+/// Finishes a report whose probe was stopped by Ctrl-C after the server was identified.
+pub fn interrupted(r: &mut HostReport) {
+    r.notes
+        .push("probe interrupted (Ctrl-C): later checks missing".to_string());
+    r.findings = findings::assess(r);
+}
+
 /// Finishes a report whose probe hit the per-host deadline: the server was identified, so it
 /// is reported with what was learnt and a note that the rest is missing.
 pub fn cut_short(r: &mut HostReport, deadline: std::time::Duration) {

@@ -458,3 +458,36 @@ async fn a_server_identified_before_the_host_deadline_is_reported() {
     assert!(h.notes.iter().any(|n| n.contains("per-host timeout")));
     assert!(m.count("GET", "/api/version") == 1);
 }
+
+#[tokio::test]
+async fn ctrl_c_keeps_servers_identified_by_then() {
+    // The banner answers at once, the rest after 1.5 s: at the interrupt (0.8 s) the server
+    // is known to be Ollama; it is reported with a note rather than forgotten.
+    let m = spawn("127.0.3.22", 0, Kind::Sluggish).await;
+    let port = m.addr.port();
+    let _slow = spawn("127.0.3.23", port, Kind::Slow).await;
+    let stream = TargetStream::new(
+        vec![Input::Arg("127.0.3.22-127.0.3.23".into())],
+        InputFormat::List,
+        vec![port],
+        Filter::default(),
+        None,
+    );
+    let mut found = Vec::new();
+    let outcome = scanner::run(
+        &ScanOptions::default(),
+        stream,
+        tokio::time::sleep(Duration::from_millis(800)),
+        Arc::default(),
+        |h| found.push(h),
+        |_| {},
+    )
+    .await
+    .unwrap();
+    assert!(outcome.interrupted);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0].ip.to_string(), "127.0.3.22");
+    assert_eq!(found[0].server, ServerKind::Ollama);
+    assert!(found[0].notes.iter().any(|n| n.contains("interrupted")));
+    assert!(rules(&found[0]).contains(&"ollama-unauthenticated"));
+}
