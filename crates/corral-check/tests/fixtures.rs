@@ -765,3 +765,44 @@ fn a_fifo_where_a_blob_or_environment_file_should_be_does_not_hang_the_check() {
         "{notes:?}"
     );
 }
+
+#[test]
+fn a_manifest_planted_as_a_symlink_is_still_a_model() {
+    // Ollama lists manifests through symlinks (os.Stat), so a linked manifest is served as a
+    // model: it must not be invisible to the registry and baseline checks.
+    let fx = Fx::new();
+    fx.ollama(&[]);
+    fx.model(
+        STORE,
+        "registry.ollama.ai",
+        "library",
+        "llama3",
+        "latest",
+        &[b"cfg", b"weights"],
+    );
+    let real = fx.path(&format!(
+        "{STORE}/manifests/registry.ollama.ai/library/llama3/latest"
+    ));
+    let stash = fx.write("/var/tmp/m/latest", std::fs::read(&real).unwrap());
+    let link = fx.path(&format!(
+        "{STORE}/manifests/203.0.113.9:8443/attacker/leak/latest"
+    ));
+    std::fs::create_dir_all(link.parent().unwrap()).unwrap();
+    std::os::unix::fs::symlink(&stash, &link).unwrap();
+    // A directory link too, and a loop that must not hang the walk.
+    let dir_link = fx.path(&format!("{STORE}/manifests/198.51.100.4:443/ns/x"));
+    std::fs::create_dir_all(dir_link.parent().unwrap()).unwrap();
+    std::os::unix::fs::symlink(real.parent().unwrap(), &dir_link).unwrap();
+    let lp = fx.path(&format!("{STORE}/manifests/registry.ollama.ai/loop"));
+    std::os::unix::fs::symlink(fx.path(&format!("{STORE}/manifests")), &lp).unwrap();
+    let r = run(&fx.opts()).unwrap();
+    let mut names: Vec<&str> = r.stores[0].models.iter().map(|m| m.name.as_str()).collect();
+    names.sort();
+    assert!(
+        names.contains(&"203.0.113.9:8443/attacker/leak:latest"),
+        "{names:?}"
+    );
+    assert!(names.contains(&"198.51.100.4:443/ns/x:latest"), "{names:?}");
+    let foreign = with_id(&r, "model.foreign-registry");
+    assert_eq!(foreign.len(), 2, "{foreign:#?}");
+}

@@ -177,7 +177,10 @@ fn manifest_files(dir: &Path) -> Vec<(PathBuf, Vec<String>)> {
             let Some(name) = p.file_name().and_then(|n| n.to_str()).map(str::to_string) else {
                 continue;
             };
-            let Ok(meta) = fs::symlink_metadata(&p) else {
+            // Symlinks are followed, as Ollama follows them when it lists its models: a
+            // manifest planted as a link is a model all the same. The depth limit below keeps
+            // a link loop finite.
+            let Ok(meta) = fs::metadata(&p) else {
                 continue;
             };
             let mut next = parts.clone();
