@@ -637,6 +637,32 @@ fn serial_auditd(
                 out.bytes += n as u64;
                 if n >= MAX_LINE && buf.last() != Some(&b'\n') {
                     out.malformed(line_no, "line too long");
+                    // The rest of the line belongs to it: skip it rather than read it as
+                    // further records.
+                    loop {
+                        buf.clear();
+                        match lines
+                            .by_ref()
+                            .take(MAX_LINE as u64)
+                            .read_until(b'\n', &mut buf)
+                        {
+                            Ok(0) => break,
+                            Ok(m) => {
+                                offset += m as u64;
+                                out.bytes += m as u64;
+                                if buf.last() == Some(&b'\n') {
+                                    break;
+                                }
+                            }
+                            Err(e) => {
+                                error = Some(e);
+                                break;
+                            }
+                        }
+                    }
+                    if error.is_some() {
+                        break;
+                    }
                     continue;
                 }
                 let text = String::from_utf8_lossy(&buf);
