@@ -252,8 +252,14 @@ pub fn run(opts: &CheckOptions) -> Result<Report, CheckError> {
             p.display().to_string()
         }
     };
-    let mut stores: Vec<models::StoreScan> =
-        dirs.iter().map(|d| models::scan_store(d, &show)).collect();
+    // A fixture or evidence tree's absolute links point into that tree's host, not ours.
+    let confine = (!root.is_live())
+        .then(|| std::fs::canonicalize(root.base()).ok())
+        .flatten();
+    let mut stores: Vec<models::StoreScan> = dirs
+        .iter()
+        .map(|d| models::scan_store(d, &show, confine.as_deref()))
+        .collect();
     let all_models: Vec<models::ModelEntry> = stores
         .iter()
         .flat_map(|s| s.models.iter().cloned())

@@ -795,9 +795,17 @@ fn a_manifest_planted_as_a_symlink_is_still_a_model() {
     std::os::unix::fs::symlink(real.parent().unwrap(), &dir_link).unwrap();
     let lp = fx.path(&format!("{STORE}/manifests/registry.ollama.ai/loop"));
     std::os::unix::fs::symlink(fx.path(&format!("{STORE}/manifests")), &lp).unwrap();
+    // Under --root a link out of the tree is not followed into this machine's files.
+    let outside = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(outside.path(), std::fs::read(&real).unwrap()).unwrap();
+    let out_link = fx.path(&format!(
+        "{STORE}/manifests/registry.ollama.ai/library/llama3/out"
+    ));
+    std::os::unix::fs::symlink(outside.path(), &out_link).unwrap();
     let r = run(&fx.opts()).unwrap();
     let mut names: Vec<&str> = r.stores[0].models.iter().map(|m| m.name.as_str()).collect();
     names.sort();
+    assert!(!names.contains(&"llama3:out"), "{names:?}");
     assert!(
         names.contains(&"203.0.113.9:8443/attacker/leak:latest"),
         "{names:?}"
