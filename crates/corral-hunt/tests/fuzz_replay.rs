@@ -162,6 +162,44 @@ fn an_overlong_auditd_line_is_one_malformed_record() {
     assert_eq!(lines, [1, 5]);
 }
 
+#[test]
+fn a_damaged_evtx_record_header_costs_that_record_not_its_chunk() {
+    use corral_hunt::formats::evtx::fixture::{sample_events, sysmon_file};
+    let engine = Engine::new(corral_hunt::builtin::rules().unwrap()).unwrap();
+    let good = sysmon_file(&sample_events());
+    let count = |data: Vec<u8>| {
+        let mut p = Progress::new(false);
+        let (f, err) = run(
+            &engine,
+            Reader::Evtx,
+            Box::new(Cursor::new(data)),
+            0,
+            1,
+            &mut p,
+            "x",
+            &mut |_| {},
+        );
+        assert!(err.is_none());
+        (f.events, f.malformed)
+    };
+    let (all, _) = count(good.clone());
+    assert!(all >= 3);
+    // First record: size field out of bounds; then its signature broken.
+    let mut huge = good.clone();
+    huge[4096 + 516..4096 + 520].copy_from_slice(&u32::MAX.to_le_bytes());
+    let mut sig = good.clone();
+    sig[4096 + 512] = b'X';
+    for damaged in [huge, sig] {
+        let (events, malformed) = count(damaged);
+        assert!(malformed >= 1);
+        assert_eq!(
+            events,
+            all - 1,
+            "the records after the damaged one were lost"
+        );
+    }
+}
+
 /// EVTX seeds: a valid generated file and damaged copies (truncated header, bad checksums,
 /// huge sizes, unknown tokens). `WRITE_EVTX_SEEDS=1` rewrites them from the fixture writer.
 #[test]
