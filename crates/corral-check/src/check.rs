@@ -215,6 +215,7 @@ pub fn run(opts: &CheckOptions) -> Result<Report, CheckError> {
             owners: &owners,
             host: &host_addrs,
             firewall: &fw,
+            firewall_at: &|port| firewall::status(&dumps, port),
             bind_fix,
         },
         &listening,

@@ -814,3 +814,30 @@ fn a_manifest_planted_as_a_symlink_is_still_a_model() {
     let foreign = with_id(&r, "model.foreign-registry");
     assert_eq!(foreign.len(), 2, "{foreign:#?}");
 }
+
+#[test]
+fn the_firewall_is_judged_for_the_port_ollama_actually_listens_on() {
+    // OLLAMA_HOST moved Ollama to 8080; the firewall drops only 11434. The socket on 8080 is
+    // not protected by that rule.
+    let fx = Fx::new();
+    fx.ollama(&[("OLLAMA_HOST", "0.0.0.0:8080")]);
+    fx.fd_socket(OLLAMA, 3, 4001);
+    fx.fd_socket(OLLAMA, 4, 4002);
+    fx.sockets(&[("0.0.0.0:8080", 0x0A, 4001), ("0.0.0.0:11434", 0x0A, 4002)]);
+    let drop_11434 =
+        "*filter\n:INPUT ACCEPT [0:0]\n-A INPUT -p tcp -m tcp --dport 11434 -j DROP\nCOMMIT\n";
+    fx.write("/corral-fixtures/iptables-save.txt", drop_11434);
+    let r = run(&fx.opts()).unwrap();
+    let s = with_id(&r, "socket.exposed");
+    assert_eq!(s.len(), 2, "{s:#?}");
+    let on_8080 = s.iter().find(|f| f.title.contains(":8080")).unwrap();
+    assert_eq!(on_8080.severity, Severity::Critical, "{on_8080:#?}");
+    assert!(
+        !on_8080.title.contains("firewall drops"),
+        "{}",
+        on_8080.title
+    );
+    let on_11434 = s.iter().find(|f| f.title.contains(":11434")).unwrap();
+    assert_eq!(on_11434.severity, Severity::High);
+    assert!(on_11434.title.contains("firewall drops"));
+}
