@@ -81,6 +81,10 @@ pub fn open_regular(p: &Path) -> std::io::Result<fs::File> {
 }
 
 pub fn read_bytes_at(p: &Path) -> Option<Vec<u8>> {
+    // systemd masks a unit by linking it to /dev/null: that reads as an empty file.
+    if fs::canonicalize(p).is_ok_and(|t| t == Path::new("/dev/null")) {
+        return Some(Vec::new());
+    }
     let f = open_regular(p).ok()?;
     let mut buf = Vec::new();
     f.take(MAX_TEXT).read_to_end(&mut buf).ok()?;

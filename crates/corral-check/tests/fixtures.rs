@@ -841,3 +841,23 @@ fn the_firewall_is_judged_for_the_port_ollama_actually_listens_on() {
     assert_eq!(on_11434.severity, Severity::High);
     assert!(on_11434.title.contains("firewall drops"));
 }
+
+#[test]
+fn a_unit_masked_with_dev_null_hides_the_packaged_unit() {
+    // `systemctl mask ollama` links /etc/systemd/system/ollama.service to /dev/null: the
+    // packaged unit below it does not apply, so its settings are not the service's.
+    let fx = Fx::new();
+    fx.write(
+        "/usr/lib/systemd/system/ollama.service",
+        "[Service]\nEnvironment=OLLAMA_HOST=0.0.0.0\n",
+    );
+    let masked = fx.path("/etc/systemd/system/ollama.service");
+    std::fs::create_dir_all(masked.parent().unwrap()).unwrap();
+    std::os::unix::fs::symlink("/dev/null", &masked).unwrap();
+    let r = run(&fx.opts()).unwrap();
+    assert!(with_id(&r, "config.host").is_empty(), "{:#?}", r.findings);
+    assert_eq!(
+        r.unit_files,
+        vec!["/etc/systemd/system/ollama.service".to_string()]
+    );
+}
