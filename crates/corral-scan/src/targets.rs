@@ -780,6 +780,12 @@ impl Iterator for TargetStream {
         loop {
             let Some(ex) = self.expander.as_mut() else {
                 match self.next_spec()? {
+                    // One line from stdin larger than the limit (a `/8` typed for a `/24`) is
+                    // refused before any of it is scanned, as it would be as an argument.
+                    Ok(spec) if self.limit.is_some_and(|l| spec.address_count() > l) => {
+                        self.stopped = true;
+                        return Some(Err(TargetError::TooLarge(spec.address_count())));
+                    }
                     Ok(spec) => match self.expander_for(spec) {
                         Ok(e) => self.expander = Some(e),
                         Err(e) => return Some(Err(e)),

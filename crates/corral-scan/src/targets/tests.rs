@@ -371,6 +371,21 @@ fn huge_ranges_stream_lazily_and_respect_the_limit() {
     );
     let last = limited.last().unwrap();
     assert!(matches!(last, Err(TargetError::TooLarge(_))));
+    // A single spec over the limit (a `/8` on stdin, where nothing is counted ahead) is
+    // refused before any address of it is produced.
+    let f = file_with("127.0.0.1\n10.0.0.0/8\n127.0.0.2\n");
+    let items: Vec<_> = TargetStream::new(
+        vec![Input::File(f.path().into())],
+        InputFormat::List,
+        vec![1],
+        Filter::default(),
+        Some(CONFIRM_ABOVE),
+    )
+    .take(10)
+    .collect();
+    assert_eq!(items.len(), 2, "{:?}", &items[..items.len().min(3)]);
+    assert_eq!(items[0].as_ref().unwrap().ip, v4("127.0.0.1"));
+    assert!(matches!(items[1], Err(TargetError::TooLarge(16_777_216))));
     // The very end of the address space terminates.
     let end = collect(
         vec![arg("255.255.255.254/31")],
