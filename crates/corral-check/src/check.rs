@@ -215,6 +215,7 @@ pub fn run(opts: &CheckOptions) -> Result<Report, CheckError> {
             owners: &owners,
             host: &host_addrs,
             firewall: &fw,
+            firewall_at: &|port| firewall::status(&dumps, port),
             bind_fix,
         },
         &listening,
@@ -252,8 +253,14 @@ pub fn run(opts: &CheckOptions) -> Result<Report, CheckError> {
             p.display().to_string()
         }
     };
-    let mut stores: Vec<models::StoreScan> =
-        dirs.iter().map(|d| models::scan_store(d, &show)).collect();
+    // A fixture or evidence tree's absolute links point into that tree's host, not ours.
+    let confine = (!root.is_live())
+        .then(|| std::fs::canonicalize(root.base()).ok())
+        .flatten();
+    let mut stores: Vec<models::StoreScan> = dirs
+        .iter()
+        .map(|d| models::scan_store(d, &show, confine.as_deref()))
+        .collect();
     let all_models: Vec<models::ModelEntry> = stores
         .iter()
         .flat_map(|s| s.models.iter().cloned())

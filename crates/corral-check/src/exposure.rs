@@ -38,7 +38,10 @@ pub struct SocketCtx<'a> {
     pub procs: &'a BTreeMap<u32, Proc>,
     pub owners: &'a HashMap<u64, Vec<u32>>,
     pub host: &'a [HostAddr],
+    /// The firewall's verdict for `port`.
     pub firewall: &'a FirewallStatus,
+    /// The verdict for another port (an Ollama socket elsewhere, e.g. `OLLAMA_HOST=0.0.0.0:8080`).
+    pub firewall_at: &'a dyn Fn(u16) -> FirewallStatus,
     /// Remediation for the bind itself, from the configuration finding when there is one.
     pub bind_fix: String,
 }
@@ -75,10 +78,18 @@ pub fn sockets(
         if r == Reach::Loopback {
             continue;
         }
-        let fw = if s.local.is_ipv4() {
-            &ctx.firewall.ipv4
+        // Judged for the port this socket is on: that 11434 is dropped says nothing of 8080.
+        let elsewhere;
+        let status = if s.local.port() == ctx.port {
+            ctx.firewall
         } else {
-            &ctx.firewall.ipv6
+            elsewhere = (ctx.firewall_at)(s.local.port());
+            &elsewhere
+        };
+        let fw = if s.local.is_ipv4() {
+            &status.ipv4
+        } else {
+            &status.ipv6
         };
         let dropped = matches!(fw, PortVerdict::Dropped { .. });
         let who = if programs.is_empty() {

@@ -103,10 +103,20 @@ pub enum ChildKind {
 }
 
 pub fn classify_child(p: &Proc) -> ChildKind {
+    // The kernel names a process after the file it executed (`comm`); argv[0] is whatever its
+    // parent passed (`exec -a ollama sh`, `execve("/bin/sh", ["ollama", "runner"])`). A comm
+    // that names a shell, interpreter or network tool decides, whatever argv[0] claims.
+    if let Some(kind) = suspicious(&p.comm) {
+        return kind;
+    }
     if is_runner(p) || is_ollama(p) {
         return ChildKind::Runner;
     }
-    let prog = p.program();
+    suspicious(p.program()).unwrap_or(ChildKind::Other)
+}
+
+/// The kind of a program name that should never run below Ollama.
+fn suspicious(prog: &str) -> Option<ChildKind> {
     let base = prog.trim_end_matches(|c: char| c.is_ascii_digit() || c == '.');
     const SHELLS: &[&str] = &[
         "sh", "bash", "dash", "zsh", "ksh", "mksh", "ash", "fish", "csh", "tcsh", "busybox",
@@ -135,13 +145,13 @@ pub fn classify_child(p: &Proc) -> ChildKind {
         "tftp", "rsync",
     ];
     if SHELLS.contains(&base) || SHELLS.contains(&prog) {
-        ChildKind::Shell
+        Some(ChildKind::Shell)
     } else if INTERP.contains(&base) || INTERP.contains(&prog) {
-        ChildKind::Interpreter
+        Some(ChildKind::Interpreter)
     } else if NET.contains(&base) || NET.contains(&prog) {
-        ChildKind::Network
+        Some(ChildKind::Network)
     } else {
-        ChildKind::Other
+        None
     }
 }
 
@@ -316,6 +326,23 @@ mod tests {
             ChildKind::Interpreter
         );
         assert_eq!(classify_child(&p(2, 1, "curl", &[])), ChildKind::Network);
+        // argv[0] is the parent's choice: a shell started as `ollama runner` is still a shell.
+        assert_eq!(
+            classify_child(&p(2, 1, "bash", &["ollama", "runner"])),
+            ChildKind::Shell
+        );
+        assert_eq!(
+            classify_child(&p(2, 1, "python3", &["llama-server"])),
+            ChildKind::Interpreter
+        );
+        assert_eq!(
+            classify_child(&p(2, 1, "nc", &["ollama_llama_server"])),
+            ChildKind::Network
+        );
+        assert_eq!(
+            classify_child(&p(2, 1, "sh", &["/usr/local/bin/ollama", "serve"])),
+            ChildKind::Shell
+        );
         assert_eq!(
             classify_child(&p(2, 1, "nvidia-smi", &[])),
             ChildKind::Other

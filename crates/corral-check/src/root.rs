@@ -64,8 +64,28 @@ impl Root {
     }
 }
 
+/// Opens `p` for reading only if it is a regular file (after symlinks). A FIFO planted where
+/// a blob, manifest or environment file is expected would block `open` until some process
+/// writes to it: the check would hang instead of reporting.
+pub fn open_regular(p: &Path) -> std::io::Result<fs::File> {
+    let not_regular =
+        || std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a regular file");
+    if !fs::metadata(p)?.file_type().is_file() {
+        return Err(not_regular());
+    }
+    let f = fs::File::open(p)?;
+    if !f.metadata()?.file_type().is_file() {
+        return Err(not_regular());
+    }
+    Ok(f)
+}
+
 pub fn read_bytes_at(p: &Path) -> Option<Vec<u8>> {
-    let f = fs::File::open(p).ok()?;
+    // systemd masks a unit by linking it to /dev/null: that reads as an empty file.
+    if fs::canonicalize(p).is_ok_and(|t| t == Path::new("/dev/null")) {
+        return Some(Vec::new());
+    }
+    let f = open_regular(p).ok()?;
     let mut buf = Vec::new();
     f.take(MAX_TEXT).read_to_end(&mut buf).ok()?;
     Some(buf)

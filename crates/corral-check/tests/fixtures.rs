@@ -696,3 +696,168 @@ fn cli_main_exit_codes() {
     );
     assert!(out.is_empty(), "errors go to stderr only");
 }
+
+#[test]
+fn a_shell_that_calls_itself_a_runner_is_still_a_shell() {
+    // `exec -a "ollama runner" bash`: argv[0] is the parent's choice, comm is the file run.
+    let fx = Fx::new();
+    fx.ollama(&[]);
+    fx.process(
+        101,
+        OLLAMA,
+        "bash",
+        &["ollama", "runner", "--model", "/m"],
+        &[],
+    );
+    fx.process(102, OLLAMA, "python3", &["llama-server", "-c", "x"], &[]);
+    fx.process(
+        103,
+        OLLAMA,
+        "ollama",
+        &["/usr/local/bin/ollama", "runner", "--model", "/m"],
+        &[],
+    );
+    let r = run(&fx.opts()).unwrap();
+    let c = with_id(&r, "process.child");
+    assert_eq!(c.len(), 2, "{c:#?}");
+    assert!(c.iter().all(|f| f.severity == Severity::Critical));
+    assert!(c[0].title.contains("a shell") && c[0].title.contains("bash(101)"));
+    assert!(c[1].title.contains("an interpreter") && c[1].title.contains("python3(102)"));
+}
+
+#[test]
+fn a_fifo_where_a_blob_or_environment_file_should_be_does_not_hang_the_check() {
+    // Whoever can write to the models directory could plant a FIFO named like a blob; opening
+    // it for reading blocks until a writer comes, so `--verify` would never finish.
+    let fx = Fx::new();
+    fx.ollama(&[]);
+    fx.model(
+        STORE,
+        "registry.ollama.ai",
+        "library",
+        "llama3",
+        "latest",
+        &[b"cfg", b"weights"],
+    );
+    let fifo_blob = fx.path(&format!("{STORE}/blobs/sha256-{}", "ab".repeat(32)));
+    let fifo_env = fx.path("/etc/environment");
+    std::fs::create_dir_all(fifo_env.parent().unwrap()).unwrap();
+    for p in [&fifo_blob, &fifo_env] {
+        assert!(std::process::Command::new("mkfifo")
+            .arg(p)
+            .status()
+            .unwrap()
+            .success());
+    }
+    let mut o = fx.opts();
+    o.verify = true;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(run(&o).map(|r| (r.verified_blobs, r.notes.clone())));
+    });
+    let (verified, notes) = rx
+        .recv_timeout(std::time::Duration::from_secs(20))
+        .expect("corral check hung on a FIFO")
+        .unwrap();
+    assert_eq!(verified, Some(3));
+    assert!(
+        notes.iter().any(|n| n.contains("not a regular file")),
+        "{notes:?}"
+    );
+}
+
+#[test]
+fn a_manifest_planted_as_a_symlink_is_still_a_model() {
+    // Ollama lists manifests through symlinks (os.Stat), so a linked manifest is served as a
+    // model: it must not be invisible to the registry and baseline checks.
+    let fx = Fx::new();
+    fx.ollama(&[]);
+    fx.model(
+        STORE,
+        "registry.ollama.ai",
+        "library",
+        "llama3",
+        "latest",
+        &[b"cfg", b"weights"],
+    );
+    let real = fx.path(&format!(
+        "{STORE}/manifests/registry.ollama.ai/library/llama3/latest"
+    ));
+    let stash = fx.write("/var/tmp/m/latest", std::fs::read(&real).unwrap());
+    let link = fx.path(&format!(
+        "{STORE}/manifests/203.0.113.9:8443/attacker/leak/latest"
+    ));
+    std::fs::create_dir_all(link.parent().unwrap()).unwrap();
+    std::os::unix::fs::symlink(&stash, &link).unwrap();
+    // A directory link too, and a loop that must not hang the walk.
+    let dir_link = fx.path(&format!("{STORE}/manifests/198.51.100.4:443/ns/x"));
+    std::fs::create_dir_all(dir_link.parent().unwrap()).unwrap();
+    std::os::unix::fs::symlink(real.parent().unwrap(), &dir_link).unwrap();
+    let lp = fx.path(&format!("{STORE}/manifests/registry.ollama.ai/loop"));
+    std::os::unix::fs::symlink(fx.path(&format!("{STORE}/manifests")), &lp).unwrap();
+    // Under --root a link out of the tree is not followed into this machine's files.
+    let outside = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(outside.path(), std::fs::read(&real).unwrap()).unwrap();
+    let out_link = fx.path(&format!(
+        "{STORE}/manifests/registry.ollama.ai/library/llama3/out"
+    ));
+    std::os::unix::fs::symlink(outside.path(), &out_link).unwrap();
+    let r = run(&fx.opts()).unwrap();
+    let mut names: Vec<&str> = r.stores[0].models.iter().map(|m| m.name.as_str()).collect();
+    names.sort();
+    assert!(!names.contains(&"llama3:out"), "{names:?}");
+    assert!(
+        names.contains(&"203.0.113.9:8443/attacker/leak:latest"),
+        "{names:?}"
+    );
+    assert!(names.contains(&"198.51.100.4:443/ns/x:latest"), "{names:?}");
+    let foreign = with_id(&r, "model.foreign-registry");
+    assert_eq!(foreign.len(), 2, "{foreign:#?}");
+}
+
+#[test]
+fn the_firewall_is_judged_for_the_port_ollama_actually_listens_on() {
+    // OLLAMA_HOST moved Ollama to 8080; the firewall drops only 11434. The socket on 8080 is
+    // not protected by that rule.
+    let fx = Fx::new();
+    fx.ollama(&[("OLLAMA_HOST", "0.0.0.0:8080")]);
+    fx.fd_socket(OLLAMA, 3, 4001);
+    fx.fd_socket(OLLAMA, 4, 4002);
+    fx.sockets(&[("0.0.0.0:8080", 0x0A, 4001), ("0.0.0.0:11434", 0x0A, 4002)]);
+    let drop_11434 =
+        "*filter\n:INPUT ACCEPT [0:0]\n-A INPUT -p tcp -m tcp --dport 11434 -j DROP\nCOMMIT\n";
+    fx.write("/corral-fixtures/iptables-save.txt", drop_11434);
+    let r = run(&fx.opts()).unwrap();
+    let s = with_id(&r, "socket.exposed");
+    assert_eq!(s.len(), 2, "{s:#?}");
+    let on_8080 = s.iter().find(|f| f.title.contains(":8080")).unwrap();
+    assert_eq!(on_8080.severity, Severity::Critical, "{on_8080:#?}");
+    assert!(
+        !on_8080.title.contains("firewall drops"),
+        "{}",
+        on_8080.title
+    );
+    let on_11434 = s.iter().find(|f| f.title.contains(":11434")).unwrap();
+    assert_eq!(on_11434.severity, Severity::High);
+    assert!(on_11434.title.contains("firewall drops"));
+}
+
+#[test]
+fn a_unit_masked_with_dev_null_hides_the_packaged_unit() {
+    // `systemctl mask ollama` links /etc/systemd/system/ollama.service to /dev/null: the
+    // packaged unit below it does not apply, so its settings are not the service's.
+    let fx = Fx::new();
+    fx.write(
+        "/usr/lib/systemd/system/ollama.service",
+        "[Service]\nEnvironment=OLLAMA_HOST=0.0.0.0\n",
+    );
+    let masked = fx.path("/etc/systemd/system/ollama.service");
+    std::fs::create_dir_all(masked.parent().unwrap()).unwrap();
+    std::os::unix::fs::symlink("/dev/null", &masked).unwrap();
+    let r = run(&fx.opts()).unwrap();
+    assert!(with_id(&r, "config.host").is_empty(), "{:#?}", r.findings);
+    assert_eq!(
+        r.unit_files,
+        vec!["/etc/systemd/system/ollama.service".to_string()]
+    );
+}

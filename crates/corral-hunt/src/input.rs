@@ -9,7 +9,13 @@ pub struct Opened {
     pub head: Vec<u8>,
     pub stream: Box<dyn Read + Send>,
     pub compression: Option<&'static str>,
+    /// Bytes left out at the start (a UTF-8 byte order mark): where `stream` starts in the
+    /// decompressed input, so reported offsets stay those of the file.
+    pub start: u64,
 }
+
+/// The UTF-8 byte order mark Windows tools (PowerShell 5, Notepad) write at the start.
+const BOM: &[u8] = b"\xef\xbb\xbf";
 
 pub const HEAD: usize = 64 * 1024;
 
@@ -36,11 +42,36 @@ pub fn open(path: &Path) -> io::Result<Opened> {
     };
     let mut head = Vec::with_capacity(HEAD);
     let mut decoded = decoded;
-    (&mut decoded).take(HEAD as u64).read_to_end(&mut head)?;
-    let stream = Box::new(Cursor::new(head.clone()).chain(decoded));
+    // A file that fails early (a gzip cut off within its first 64 KiB) still yields what was
+    // decoded before the failure; the error comes after it, where it happened.
+    let rest: Box<dyn Read + Send> = match (&mut decoded).take(HEAD as u64).read_to_end(&mut head) {
+        Ok(_) => decoded,
+        Err(e) if head.is_empty() => return Err(e),
+        Err(e) => Box::new(Failed(Some(e))),
+    };
+    let start = if head.starts_with(BOM) {
+        head.drain(..BOM.len());
+        BOM.len() as u64
+    } else {
+        0
+    };
+    let stream = Box::new(Cursor::new(head.clone()).chain(rest));
     Ok(Opened {
         head,
         stream,
         compression,
+        start,
     })
+}
+
+/// A stream that ends in the error it stored.
+struct Failed(Option<io::Error>);
+
+impl Read for Failed {
+    fn read(&mut self, _: &mut [u8]) -> io::Result<usize> {
+        match self.0.take() {
+            Some(e) => Err(e),
+            None => Ok(0),
+        }
+    }
 }

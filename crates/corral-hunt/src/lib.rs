@@ -89,16 +89,17 @@ pub fn hunt_paths_streaming(
                     None => summary.error = Some(InputError::UnknownFormat),
                     Some(reader) => summary.format = Some(reader.name()),
                 }
-                reader.map(|r| (r, opened.stream))
+                reader.map(|r| (r, opened.stream, opened.start))
             }
         };
         run.files.push(summary);
-        if let Some((reader, stream)) = opened {
+        if let Some((reader, stream, start)) = opened {
             let files = &run.files;
-            let (found, error) = pipeline::run(
+            let (found, error) = pipeline::run_at(
                 engine,
                 reader,
                 stream,
+                start,
                 i,
                 threads,
                 &mut prog,

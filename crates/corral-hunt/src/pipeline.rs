@@ -90,12 +90,32 @@ pub fn run(
     name: &str,
     on_alerts: &mut dyn FnMut(Vec<Alert>),
 ) -> (Findings, Option<InputError>) {
+    run_at(
+        engine, reader, stream, 0, file, threads, progress, name, on_alerts,
+    )
+}
+
+/// [`run`] for a stream that starts `start` bytes into the input (after a byte order mark),
+/// so reported offsets are the input's.
+#[allow(clippy::too_many_arguments)]
+pub fn run_at(
+    engine: &Engine,
+    reader: Reader,
+    stream: Box<dyn Read + Send>,
+    start: u64,
+    file: usize,
+    threads: usize,
+    progress: &mut Progress,
+    name: &str,
+    on_alerts: &mut dyn FnMut(Vec<Alert>),
+) -> (Findings, Option<InputError>) {
     let (mut found, err) = match reader {
         Reader::JsonLines | Reader::ZeekTsv | Reader::Gin => {
             let (found, err) = parallel(
                 engine,
                 reader,
                 stream,
+                start,
                 file,
                 threads.max(1),
                 progress,
@@ -105,11 +125,11 @@ pub fn run(
             (found, err.map(InputError::Read))
         }
         Reader::Auditd => {
-            let (found, err) = serial_auditd(engine, stream, file, progress, name);
+            let (found, err) = serial_auditd(engine, stream, start, file, progress, name);
             (found, err.map(InputError::Read))
         }
         Reader::JsonStream => {
-            let (found, err) = serial_json_stream(engine, stream, file, progress, name);
+            let (found, err) = serial_json_stream(engine, stream, start, file, progress, name);
             (found, err.map(InputError::Read))
         }
         Reader::Evtx => serial_evtx(engine, stream, file, progress, name),
@@ -207,6 +227,7 @@ fn parallel(
     engine: &Engine,
     reader: Reader,
     mut stream: Box<dyn Read + Send>,
+    start: u64,
     file: usize,
     threads: usize,
     progress: &mut Progress,
@@ -223,7 +244,15 @@ fn parallel(
         let (free_tx, free_rx) = sync_channel::<Vec<u8>>(threads * 4);
         let reader_res = res_tx.clone();
         let read_handle = s.spawn(move || {
-            cut_chunks(engine, reader, &mut stream, &work_tx, &reader_res, &free_rx)
+            cut_chunks(
+                engine,
+                reader,
+                &mut stream,
+                start,
+                &work_tx,
+                &reader_res,
+                &free_rx,
+            )
         });
         for _ in 0..threads {
             let rx = Arc::clone(&work_rx);
@@ -436,17 +465,20 @@ fn cut_chunks(
     engine: &Engine,
     reader: Reader,
     stream: &mut Box<dyn Read + Send>,
+    start: u64,
     tx: &std::sync::mpsc::SyncSender<Work>,
     res: &std::sync::mpsc::SyncSender<(u64, Findings)>,
     free: &Receiver<Vec<u8>>,
 ) -> io::Result<()> {
     let mut seq = 0u64;
     let mut line = 1u64;
-    let mut offset = 0u64;
+    let mut offset = start;
     let mut carry: Vec<u8> = Vec::new();
     let mut header = zeek::Header::default();
     let mut skipping = false;
     let mut target = CHUNK;
+    let mut failed: Option<io::Error> = None;
+    let end = |failed: Option<io::Error>| failed.map_or(Ok(()), Err);
     loop {
         let want = target + carry.len() + 64 * 1024;
         let mut buf = match free.try_recv() {
@@ -461,10 +493,20 @@ fn cut_chunks(
         let mut eof = false;
         while buf.len() < target {
             let want = (target - buf.len()) as u64;
-            let n = stream.by_ref().take(want).read_to_end(&mut buf)?;
-            if n == 0 {
-                eof = true;
-                break;
+            // On an error (a truncated gzip member, a failing disk) the bytes read before it
+            // are in `buf`: they are matched like the end of the input, then the error is
+            // returned, so what could be read is never thrown away.
+            match stream.by_ref().take(want).read_to_end(&mut buf) {
+                Ok(0) => {
+                    eof = true;
+                    break;
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    failed = Some(e);
+                    eof = true;
+                    break;
+                }
             }
         }
         if skipping {
@@ -478,7 +520,7 @@ fn cut_chunks(
                 None => {
                     offset += buf.len() as u64;
                     if eof {
-                        return Ok(());
+                        return end(failed);
                     }
                     continue;
                 }
@@ -509,7 +551,7 @@ fn cut_chunks(
             }
         }
         if buf.is_empty() && eof {
-            return Ok(());
+            return end(failed);
         }
         let hdr = (reader == Reader::ZeekTsv).then(|| Arc::new(header.clone()));
         if reader == Reader::ZeekTsv {
@@ -543,7 +585,7 @@ fn cut_chunks(
         offset += len;
         target = CHUNK;
         if eof {
-            return Ok(());
+            return end(failed);
         }
     }
 }
@@ -551,6 +593,7 @@ fn cut_chunks(
 fn serial_auditd(
     engine: &Engine,
     stream: Box<dyn Read + Send>,
+    start: u64,
     file: usize,
     progress: &mut Progress,
     name: &str,
@@ -578,7 +621,7 @@ fn serial_auditd(
     let mut error = None;
     let mut lines = BufReader::with_capacity(256 * 1024, stream);
     let mut buf = Vec::new();
-    let (mut line_no, mut offset) = (0u64, 0u64);
+    let (mut line_no, mut offset) = (0u64, start);
     loop {
         buf.clear();
         match lines
@@ -594,6 +637,32 @@ fn serial_auditd(
                 out.bytes += n as u64;
                 if n >= MAX_LINE && buf.last() != Some(&b'\n') {
                     out.malformed(line_no, "line too long");
+                    // The rest of the line belongs to it: skip it rather than read it as
+                    // further records.
+                    loop {
+                        buf.clear();
+                        match lines
+                            .by_ref()
+                            .take(MAX_LINE as u64)
+                            .read_until(b'\n', &mut buf)
+                        {
+                            Ok(0) => break,
+                            Ok(m) => {
+                                offset += m as u64;
+                                out.bytes += m as u64;
+                                if buf.last() == Some(&b'\n') {
+                                    break;
+                                }
+                            }
+                            Err(e) => {
+                                error = Some(e);
+                                break;
+                            }
+                        }
+                    }
+                    if error.is_some() {
+                        break;
+                    }
                     continue;
                 }
                 let text = String::from_utf8_lossy(&buf);
@@ -651,6 +720,7 @@ fn serial_auditd(
 fn serial_json_stream(
     engine: &Engine,
     stream: Box<dyn Read + Send>,
+    start: u64,
     file: usize,
     progress: &mut Progress,
     name: &str,
@@ -662,7 +732,7 @@ fn serial_json_stream(
     let mut depth = 0i64;
     let mut in_str = false;
     let mut esc = false;
-    let (mut line_no, mut offset) = (0u64, 0u64);
+    let (mut line_no, mut offset) = (0u64, start);
     let (mut start_line, mut start_off) = (0u64, 0u64);
     let mut path = String::new();
     let mut error = None;

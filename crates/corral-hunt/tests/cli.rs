@@ -257,3 +257,140 @@ fn streamed_ndjson_equals_the_collected_output() {
     assert!(run.alerts.len() > 10, "{}", run.alerts.len());
     assert_eq!(streamed, String::from_utf8(collected).unwrap());
 }
+
+/// Alert lines of an NDJSON output, without the file name they carry.
+fn alert_rules(path: &std::path::Path) -> Vec<String> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            format!(
+                "{} {} {} {}",
+                v["rule"]["id"],
+                v["log"]["offset"],
+                v["corral"]["hunt"]["line"],
+                v["corral"]["hunt"]["event"]
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn a_truncated_gzip_still_yields_what_was_written_before_the_cut() {
+    use std::io::{Read, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let one = std::fs::read(corpus("ecs_endpoint.ndjson")).unwrap();
+    // Small (cut inside the first 64 KiB) and large (cut after several 1 MiB chunks).
+    for copies in [1usize, 700] {
+        let plain: Vec<u8> = one.repeat(copies);
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(&plain).unwrap();
+        let gz = gz.finish().unwrap();
+        let cut = &gz[..gz.len() * 2 / 3];
+        let truncated = dir.path().join(format!("cut{copies}.ndjson.gz"));
+        std::fs::write(&truncated, cut).unwrap();
+        // What a decompressor gets out of the cut file before it fails.
+        let mut prefix = Vec::new();
+        let mut d = flate2::read::MultiGzDecoder::new(cut);
+        let mut buf = [0u8; 4096];
+        loop {
+            match d.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => prefix.extend_from_slice(&buf[..n]),
+            }
+        }
+        assert!(prefix.len() > one.len() / 2, "{copies}: {}", prefix.len());
+        let readable = dir.path().join(format!("prefix{copies}.ndjson"));
+        std::fs::write(&readable, &prefix).unwrap();
+
+        let want = dir.path().join("want.ndjson");
+        let got = dir.path().join("got.ndjson");
+        hunt(&[
+            readable.to_str().unwrap(),
+            "--format",
+            "ndjson",
+            "-o",
+            want.to_str().unwrap(),
+        ]);
+        // The cut is an error (exit 2), but the alerts before it are all there.
+        assert_eq!(
+            hunt(&[
+                truncated.to_str().unwrap(),
+                "--format",
+                "ndjson",
+                "-o",
+                got.to_str().unwrap()
+            ]),
+            2
+        );
+        let (want, got) = (alert_rules(&want), alert_rules(&got));
+        assert!(!want.is_empty());
+        assert_eq!(got.len(), want.len(), "{copies} copies");
+        assert_eq!(got, want);
+    }
+}
+
+#[test]
+fn a_utf8_byte_order_mark_is_not_part_of_the_first_record() {
+    // PowerShell 5 and Notepad start UTF-8 files with EF BB BF.
+    let dir = tempfile::tempdir().unwrap();
+    for name in [
+        "ecs_endpoint.ndjson",
+        "zeek_conn.log",
+        "ollama_journal.log",
+        "audit.log",
+        "sysmon_evtx_dump.json",
+    ] {
+        let plain = std::fs::read(corpus(name)).unwrap();
+        let mut bom = b"\xef\xbb\xbf".to_vec();
+        bom.extend_from_slice(&plain);
+        let with_bom = dir.path().join(format!("bom-{name}"));
+        std::fs::write(&with_bom, &bom).unwrap();
+        let want = dir.path().join("want.ndjson");
+        let got = dir.path().join("got.ndjson");
+        let code = hunt(&[
+            &corpus(name),
+            "--format",
+            "ndjson",
+            "-o",
+            want.to_str().unwrap(),
+        ]);
+        assert_eq!(
+            hunt(&[
+                with_bom.to_str().unwrap(),
+                "--format",
+                "ndjson",
+                "-o",
+                got.to_str().unwrap()
+            ]),
+            code,
+            "{name}"
+        );
+        let parse = |p: &std::path::Path| -> Vec<serde_json::Value> {
+            std::fs::read_to_string(p)
+                .unwrap()
+                .lines()
+                .map(|l| serde_json::from_str(l).unwrap())
+                .collect()
+        };
+        let (want, got) = (parse(&want), parse(&got));
+        assert!(!want.is_empty(), "{name}");
+        assert_eq!(got.len(), want.len(), "{name}");
+        for (g, w) in got.iter().zip(&want) {
+            assert_eq!(g["rule"]["id"], w["rule"]["id"], "{name}");
+            assert_eq!(
+                g["corral"]["hunt"]["line"], w["corral"]["hunt"]["line"],
+                "{name}"
+            );
+            assert_eq!(
+                g["corral"]["hunt"]["event"], w["corral"]["hunt"]["event"],
+                "{name}"
+            );
+            // Offsets are the file's: the mark's three bytes come first.
+            if let (Some(g), Some(w)) = (g["log"]["offset"].as_u64(), w["log"]["offset"].as_u64()) {
+                assert_eq!(g, w + 3, "{name}");
+            }
+        }
+    }
+}

@@ -124,6 +124,82 @@ fn overlong_and_unterminated_input() {
     assert_eq!(f.malformed, 1);
 }
 
+#[test]
+fn an_overlong_auditd_line_is_one_malformed_record() {
+    // The part of a line past the 16 MiB limit is the same line: it must not be read as
+    // further records (nor shift the line numbers of the records after it).
+    let engine = Engine::new(corral_hunt::builtin::rules().unwrap()).unwrap();
+    let mut progress = Progress::new(false);
+    let record = |serial: u32| {
+        format!(
+            "type=SYSCALL msg=audit(1768039300.100:{serial}): arch=c000003e syscall=49 success=yes exit=0 a0=3 items=0 ppid=1 pid=900 uid=998 comm=\"ollama\" exe=\"/usr/local/bin/ollama\"\ntype=SOCKADDR msg=audit(1768039300.100:{serial}): saddr=02002CAA000000000000000000000000\ntype=EOE msg=audit(1768039300.100:{serial}):\n"
+        )
+    };
+    let mut data = record(1).into_bytes();
+    data.extend_from_slice(b"type=PROCTITLE msg=audit(1768039300.100:2): proctitle=");
+    data.extend(std::iter::repeat_n(b'A', (16 << 20) + 10));
+    // What a naive reader would take for three more records.
+    data.extend_from_slice(record(3).replace('\n', " ").as_bytes());
+    data.extend_from_slice(b"\n");
+    data.extend_from_slice(record(4).as_bytes());
+    let mut lines: Vec<u64> = Vec::new();
+    let (f, err) = run(
+        &engine,
+        Reader::Auditd,
+        Box::new(Cursor::new(data)),
+        0,
+        1,
+        &mut progress,
+        "x",
+        &mut |alerts| lines.extend(alerts.iter().map(|a| a.line)),
+    );
+    assert!(err.is_none());
+    assert_eq!(f.malformed, 1, "{:?}", f.malformed_samples);
+    assert_eq!(f.malformed_samples[0].line, 4);
+    assert_eq!(f.events, 2);
+    // The last group starts on line 5: the long line counted once.
+    lines.dedup();
+    assert_eq!(lines, [1, 5]);
+}
+
+#[test]
+fn a_damaged_evtx_record_header_costs_that_record_not_its_chunk() {
+    use corral_hunt::formats::evtx::fixture::{sample_events, sysmon_file};
+    let engine = Engine::new(corral_hunt::builtin::rules().unwrap()).unwrap();
+    let good = sysmon_file(&sample_events());
+    let count = |data: Vec<u8>| {
+        let mut p = Progress::new(false);
+        let (f, err) = run(
+            &engine,
+            Reader::Evtx,
+            Box::new(Cursor::new(data)),
+            0,
+            1,
+            &mut p,
+            "x",
+            &mut |_| {},
+        );
+        assert!(err.is_none());
+        (f.events, f.malformed)
+    };
+    let (all, _) = count(good.clone());
+    assert!(all >= 3);
+    // First record: size field out of bounds; then its signature broken.
+    let mut huge = good.clone();
+    huge[4096 + 516..4096 + 520].copy_from_slice(&u32::MAX.to_le_bytes());
+    let mut sig = good.clone();
+    sig[4096 + 512] = b'X';
+    for damaged in [huge, sig] {
+        let (events, malformed) = count(damaged);
+        assert!(malformed >= 1);
+        assert_eq!(
+            events,
+            all - 1,
+            "the records after the damaged one were lost"
+        );
+    }
+}
+
 /// EVTX seeds: a valid generated file and damaged copies (truncated header, bad checksums,
 /// huge sizes, unknown tokens). `WRITE_EVTX_SEEDS=1` rewrites them from the fixture writer.
 #[test]

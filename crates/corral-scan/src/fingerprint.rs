@@ -61,6 +61,20 @@ impl Probe<'_> {
 
 /// Fingerprints one endpoint; `None` when nothing LLM-related answers there.
 pub async fn probe(client: &Client, ep: &Endpoint, opts: &ProbeOptions) -> Option<HostReport> {
+    let mut slot = None;
+    probe_into(client, ep, opts, &mut slot).await;
+    slot
+}
+
+/// [`probe`] that fills `slot` as it learns: the report is there as soon as the server is
+/// identified, so a caller whose deadline cuts the probe short still has what was found
+/// (see [`cut_short`]). On return the report is complete and assessed.
+pub async fn probe_into(
+    client: &Client,
+    ep: &Endpoint,
+    opts: &ProbeOptions,
+    slot: &mut Option<HostReport>,
+) {
     let host = ep.host.as_deref();
     let mut p = Probe {
         client,
@@ -75,14 +89,16 @@ pub async fn probe(client: &Client, ep: &Endpoint, opts: &ProbeOptions) -> Optio
     let root = match p.get("/").await {
         Ok(r) if !p.conn.tls && classify::wants_tls(&r) => {
             p.conn.tls = true;
-            p.get("/").await.ok()?
+            let Ok(r) = p.get("/").await else { return };
+            r
         }
         Ok(r) => r,
         Err(HttpError::TlsLooking | HttpError::Empty | HttpError::Io(_)) if !p.conn.tls => {
             p.conn.tls = true;
-            p.get("/").await.ok()?
+            let Ok(r) = p.get("/").await else { return };
+            r
         }
-        Err(_) => return None,
+        Err(_) => return,
     };
     let scheme = if p.conn.tls {
         Scheme::Https
@@ -90,42 +106,61 @@ pub async fn probe(client: &Client, ep: &Endpoint, opts: &ProbeOptions) -> Optio
         Scheme::Http
     };
     let new = |kind| {
-        HostReport::new(
+        let mut r = HostReport::new(
             ep.ip,
             ep.port,
             ep.host.as_deref().map(str::to_string),
             scheme,
             kind,
-        )
+        );
+        r.tls_cert_error = root.cert_error.clone();
+        r
     };
-    let mut report = if classify::is_ollama_banner(&root) {
-        let mut r = new(ServerKind::Ollama);
+    if classify::is_ollama_banner(&root) {
+        let r = slot.insert(new(ServerKind::Ollama));
         r.evidence
             .push(("banner", classify::evidence("GET", "/", &root)));
-        ollama(&p, &mut r, opts).await;
-        r
+        ollama(&p, r, opts).await;
     } else if classify::is_corral_gate(&root) {
-        let mut r = new(ServerKind::CorralGate);
+        let r = slot.insert(new(ServerKind::CorralGate));
         r.auth = Auth::Protected;
         r.evidence
             .push(("auth", classify::evidence("GET", "/", &root)));
-        r
     } else if classify::is_denied(&root) {
-        let mut r = new(ServerKind::UnknownProtected);
+        let r = slot.insert(new(ServerKind::UnknownProtected));
         r.auth = Auth::Protected;
         r.evidence
             .push(("auth", classify::evidence("GET", "/", &root)));
-        r
     } else {
-        let mut r = other(&p, &root, &new).await?;
-        if r.server == ServerKind::OllamaCompatible {
-            ollama(&p, &mut r, opts).await;
+        let Some(found) = other(&p, &root, &new, slot).await else {
+            return;
+        };
+        if found == ServerKind::OllamaCompatible {
+            if let Some(r) = slot.as_mut() {
+                ollama(&p, r, opts).await;
+            }
         }
-        r
-    };
-    report.tls_cert_error = root.cert_error.clone();
-    report.findings = findings::assess(&report);
-    Some(report)
+    }
+    if let Some(r) = slot.as_mut() {
+        r.findings = findings::assess(r);
+    }
+}
+
+/// Finishes a report whose probe was stopped by Ctrl-C after the server was identified.
+pub fn interrupted(r: &mut HostReport) {
+    r.notes
+        .push("probe interrupted (Ctrl-C): later checks missing".to_string());
+    r.findings = findings::assess(r);
+}
+
+/// Finishes a report whose probe hit the per-host deadline: the server was identified, so it
+/// is reported with what was learnt and a note that the rest is missing.
+pub fn cut_short(r: &mut HostReport, deadline: std::time::Duration) {
+    r.notes.push(format!(
+        "probe cut short by the per-host timeout ({} s): later checks missing",
+        deadline.as_secs_f64()
+    ));
+    r.findings = findings::assess(r);
 }
 
 async fn ollama(p: &Probe<'_>, r: &mut HostReport, opts: &ProbeOptions) {
@@ -221,7 +256,13 @@ async fn ollama(p: &Probe<'_>, r: &mut HostReport, opts: &ProbeOptions) {
     }
 }
 
-async fn other<F>(p: &Probe<'_>, root: &Response, new: &F) -> Option<HostReport>
+/// Identifies a server other than Ollama and puts its report in `slot`; returns its kind.
+async fn other<F>(
+    p: &Probe<'_>,
+    root: &Response,
+    new: &F,
+    slot: &mut Option<HostReport>,
+) -> Option<ServerKind>
 where
     F: Fn(ServerKind) -> HostReport,
 {
@@ -241,8 +282,8 @@ where
             hit?
         }
     };
-    let mut r = new(kind);
-    apply(&mut r, detected);
+    let r = slot.insert(new(kind));
+    apply(r, detected);
     r.evidence.push(("identity", ev));
     if matches!(
         kind,
@@ -251,7 +292,7 @@ where
             | ServerKind::OllamaCompatible
             | ServerKind::OpenWebui
     ) {
-        return Some(r);
+        return Some(kind);
     }
     // Whether the model list is open decides whether strangers can use the server.
     if let Ok(m) = p.get("/v1/models").await {
@@ -264,7 +305,7 @@ where
                 .push(("models", classify::evidence("GET", "/v1/models", &m)));
         }
     }
-    Some(r)
+    Some(kind)
 }
 
 fn apply(r: &mut HostReport, d: Detected) {

@@ -3,7 +3,7 @@
 //! Targets are produced on a blocking thread (files, stdin and name resolution block) into a
 //! small channel, so memory stays flat however large the target set is.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -17,6 +17,9 @@ use crate::http::{Client, HttpConfig};
 use crate::report::HostReport;
 use crate::targets::{Endpoint, TargetError};
 use crate::tls::TlsContext;
+
+/// Where a probe keeps its report while it runs.
+type Slot = Arc<tokio::sync::Mutex<Option<HostReport>>>;
 
 #[derive(Debug, Clone)]
 pub struct ScanOptions {
@@ -107,6 +110,7 @@ where
     });
     let mut pending: VecDeque<Result<Endpoint, TargetError>> = VecDeque::with_capacity(batch);
     let mut set: JoinSet<Option<HostReport>> = JoinSet::new();
+    let mut in_flight: HashMap<tokio::task::Id, Slot> = HashMap::new();
     let mut input_done = false;
     let mut outcome = ScanOutcome {
         scanned: 0,
@@ -129,12 +133,23 @@ where
                     let client = client.clone();
                     let po = probe_opts.clone();
                     let deadline = opts.host_timeout;
-                    set.spawn(async move {
-                        tokio::time::timeout(deadline, fingerprint::probe(&client, &ep, &po))
-                            .await
-                            .ok()
-                            .flatten()
+                    // The report as far as it got; still readable here if the task is
+                    // aborted (Ctrl-C), so a server identified by then is not lost.
+                    let slot: Slot = Arc::new(tokio::sync::Mutex::new(None));
+                    let mine = slot.clone();
+                    let task = set.spawn(async move {
+                        let mut report = mine.lock_owned().await;
+                        let probe = fingerprint::probe_into(&client, &ep, &po, &mut report);
+                        // A server identified before the deadline is reported with what was
+                        // learnt by then, not dropped.
+                        if tokio::time::timeout(deadline, probe).await.is_err() {
+                            if let Some(r) = report.as_mut() {
+                                fingerprint::cut_short(r, deadline);
+                            }
+                        }
+                        report.take()
                     });
+                    in_flight.insert(task.id(), slot);
                 }
             }
         }
@@ -148,12 +163,20 @@ where
                 outcome.interrupted = true;
                 break;
             }
-            Some(joined) = set.join_next(), if !set.is_empty() => {
+            Some(joined) = set.join_next_with_id(), if !set.is_empty() => {
                 progress.done.fetch_add(1, Ordering::Relaxed);
                 outcome.scanned += 1;
-                if let Ok(Some(report)) = joined {
-                    progress.found.fetch_add(1, Ordering::Relaxed);
-                    on_host(report);
+                match joined {
+                    Ok((id, report)) => {
+                        in_flight.remove(&id);
+                        if let Some(report) = report {
+                            progress.found.fetch_add(1, Ordering::Relaxed);
+                            on_host(report);
+                        }
+                    }
+                    Err(e) => {
+                        in_flight.remove(&e.id());
+                    }
                 }
             }
             items = rx.recv(), if !input_done && pending.is_empty() && set.len() < concurrency => match items {
@@ -167,6 +190,17 @@ where
     drop(rx);
     set.abort_all();
     while set.join_next().await.is_some() {}
+    // Probes stopped by Ctrl-C: servers already identified are reported as far as they got.
+    let mut cut: Vec<HostReport> = in_flight
+        .into_values()
+        .filter_map(|slot| slot.try_lock().ok().and_then(|mut r| r.take()))
+        .collect();
+    cut.sort_by_key(|r| (r.ip, r.port));
+    for mut r in cut {
+        fingerprint::interrupted(&mut r);
+        progress.found.fetch_add(1, Ordering::Relaxed);
+        on_host(r);
+    }
     if outcome.interrupted {
         producer.abort();
     } else {

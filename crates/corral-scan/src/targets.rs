@@ -97,12 +97,20 @@ impl IpRange {
         false
     }
 
+    /// Whether `ip` is in the range. An IPv4-mapped IPv6 address (`::ffff:a.b.c.d`) is the
+    /// IPv4 host it maps to (a connection to it reaches that host), so it matches in either
+    /// spelling: an exclusion of `10.0.0.0/8` also keeps `::ffff:10.0.0.5` untouched.
     pub fn contains(&self, ip: IpAddr) -> bool {
-        match (*self, ip) {
+        let hit = |ip: IpAddr| match (*self, ip) {
             (IpRange::V4(a, b), IpAddr::V4(x)) => (a..=b).contains(&u32::from(x)),
             (IpRange::V6(a, b), IpAddr::V6(x)) => (a..=b).contains(&u128::from(x)),
             _ => false,
-        }
+        };
+        let other = match ip {
+            IpAddr::V4(x) => Some(IpAddr::V6(x.to_ipv6_mapped())),
+            IpAddr::V6(x) => x.to_ipv4_mapped().map(IpAddr::V4),
+        };
+        hit(ip) || other.is_some_and(hit)
     }
 }
 
@@ -360,13 +368,54 @@ impl Shard {
             h ^= u64::from(b);
             h = h.wrapping_mul(0x0100_0000_01b3);
         };
-        match ip {
+        // A mapped `::ffff:a.b.c.d` is the IPv4 host: it lands in the same shard.
+        match ip.to_canonical() {
             IpAddr::V4(a) => a.octets().into_iter().for_each(&mut feed),
             IpAddr::V6(a) => a.octets().into_iter().for_each(&mut feed),
         }
         port.to_be_bytes().into_iter().for_each(&mut feed);
         h % self.count == self.index
     }
+}
+
+/// Longest input line read (a masscan or zmap line is under 300 bytes): the rest of a longer
+/// line is skipped and the line reported, so one endless line cannot exhaust memory.
+pub const MAX_LINE: usize = 64 * 1024;
+
+/// Reads one line through its `\n` into `buf`, keeping at most [`MAX_LINE`] bytes. Returns
+/// the bytes consumed (0 at the end of input) and whether the line was cut. Lines are bytes,
+/// not UTF-8: a stray byte in a comment or banner must not end the input.
+fn read_line_bounded(r: &mut dyn BufRead, buf: &mut Vec<u8>) -> std::io::Result<(usize, bool)> {
+    buf.clear();
+    let mut consumed = 0usize;
+    let mut cut = false;
+    loop {
+        let avail = match r.fill_buf() {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if avail.is_empty() {
+            break;
+        }
+        let (take, end) = match avail.iter().position(|b| *b == b'\n') {
+            Some(i) => (i + 1, true),
+            None => (avail.len(), false),
+        };
+        let room = MAX_LINE.saturating_sub(buf.len());
+        cut |= take > room;
+        buf.extend_from_slice(avail.get(..take.min(room)).unwrap_or(&[]));
+        r.consume(take);
+        consumed = consumed.saturating_add(take);
+        if end {
+            break;
+        }
+    }
+    Ok((consumed, cut))
+}
+
+fn too_long() -> String {
+    format!("line longer than {} KiB", MAX_LINE / 1024)
 }
 
 /// Where target text comes from.
@@ -576,18 +625,28 @@ impl TargetStream {
                         reason: e.kind().to_string(),
                     })?;
                     let mut zmap = None;
-                    for (i, line) in BufReader::new(f).lines().enumerate() {
-                        let line = line.map_err(|e| TargetError::Read {
-                            path: name.clone(),
-                            reason: e.kind().to_string(),
-                        })?;
-                        let specs = parse_line(format, &line, &mut zmap).map_err(|reason| {
-                            TargetError::Line {
-                                source_name: name.clone(),
-                                line: i + 1,
-                                reason,
+                    let mut reader = BufReader::new(f);
+                    let mut bytes = Vec::new();
+                    for i in 0.. {
+                        let (n, cut) = read_line_bounded(&mut reader, &mut bytes).map_err(|e| {
+                            TargetError::Read {
+                                path: name.clone(),
+                                reason: e.kind().to_string(),
                             }
                         })?;
+                        if n == 0 {
+                            break;
+                        }
+                        let line_err = |reason| TargetError::Line {
+                            source_name: name.clone(),
+                            line: i + 1,
+                            reason,
+                        };
+                        if cut {
+                            return Err(line_err(too_long()));
+                        }
+                        let line = String::from_utf8_lossy(&bytes);
+                        let specs = parse_line(format, &line, &mut zmap).map_err(line_err)?;
                         total = specs
                             .iter()
                             .fold(total, |t, s| t.saturating_add(s.address_count()));
@@ -605,11 +664,19 @@ impl TargetStream {
                 return Some(Ok(s));
             }
             if let Some((name, reader, line_no)) = self.reader.as_mut() {
-                let mut line = String::new();
-                match reader.read_line(&mut line) {
-                    Ok(0) => self.reader = None,
-                    Ok(_) => {
+                let mut bytes = Vec::new();
+                match read_line_bounded(reader.as_mut(), &mut bytes) {
+                    Ok((0, _)) => self.reader = None,
+                    Ok((_, cut)) => {
                         *line_no += 1;
+                        if cut {
+                            return Some(Err(TargetError::Line {
+                                source_name: name.clone(),
+                                line: *line_no,
+                                reason: too_long(),
+                            }));
+                        }
+                        let line = String::from_utf8_lossy(&bytes);
                         match parse_line(self.format, &line, &mut self.zmap) {
                             Ok(specs) => self.specs.extend(specs),
                             Err(reason) => {
@@ -713,6 +780,12 @@ impl Iterator for TargetStream {
         loop {
             let Some(ex) = self.expander.as_mut() else {
                 match self.next_spec()? {
+                    // One line from stdin larger than the limit (a `/8` typed for a `/24`) is
+                    // refused before any of it is scanned, as it would be as an argument.
+                    Ok(spec) if self.limit.is_some_and(|l| spec.address_count() > l) => {
+                        self.stopped = true;
+                        return Some(Err(TargetError::TooLarge(spec.address_count())));
+                    }
                     Ok(spec) => match self.expander_for(spec) {
                         Ok(e) => self.expander = Some(e),
                         Err(e) => return Some(Err(e)),

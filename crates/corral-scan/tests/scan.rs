@@ -417,3 +417,77 @@ async fn cancellation_returns_what_was_found() {
     assert_eq!(found.len(), 1);
     assert_eq!(found[0].server, ServerKind::Ollama);
 }
+
+#[tokio::test]
+async fn a_server_identified_before_the_host_deadline_is_reported() {
+    // Banner at once, then 1.5 s per request: the 2 s per-host deadline ends the probe after
+    // /api/version. What was learnt is reported, with a note, rather than dropped.
+    let m = spawn("127.0.3.21", 0, Kind::Sluggish).await;
+    let port = m.addr.port();
+    let stream = TargetStream::new(
+        vec![Input::Arg("127.0.3.21".into())],
+        InputFormat::List,
+        vec![port],
+        Filter::default(),
+        None,
+    );
+    let deadline = Duration::from_secs(2);
+    let opts = ScanOptions {
+        host_timeout: deadline,
+        ..ScanOptions::default()
+    };
+    let mut found = Vec::new();
+    let t = Instant::now();
+    let outcome = scanner::run(
+        &opts,
+        stream,
+        std::future::pending::<()>(),
+        Arc::default(),
+        |h| found.push(h),
+        |_| {},
+    )
+    .await
+    .unwrap();
+    assert!(t.elapsed() < Duration::from_secs(4));
+    assert_eq!(outcome.scanned, 1);
+    assert_eq!(found.len(), 1, "the identified server was dropped");
+    let h = &found[0];
+    assert_eq!(h.server, ServerKind::Ollama);
+    assert_eq!(h.version.as_deref(), Some("0.1.10"));
+    assert!(rules(h).contains(&"ollama-critical-cve"), "{:?}", rules(h));
+    assert!(h.notes.iter().any(|n| n.contains("per-host timeout")));
+    assert!(m.count("GET", "/api/version") == 1);
+}
+
+#[tokio::test]
+async fn ctrl_c_keeps_servers_identified_by_then() {
+    // The banner answers at once, the rest after 1.5 s: at the interrupt (0.8 s) the server
+    // is known to be Ollama; it is reported with a note rather than forgotten.
+    let m = spawn("127.0.3.22", 0, Kind::Sluggish).await;
+    let port = m.addr.port();
+    let _slow = spawn("127.0.3.23", port, Kind::Slow).await;
+    let stream = TargetStream::new(
+        vec![Input::Arg("127.0.3.22-127.0.3.23".into())],
+        InputFormat::List,
+        vec![port],
+        Filter::default(),
+        None,
+    );
+    let mut found = Vec::new();
+    let outcome = scanner::run(
+        &ScanOptions::default(),
+        stream,
+        tokio::time::sleep(Duration::from_millis(800)),
+        Arc::default(),
+        |h| found.push(h),
+        |_| {},
+    )
+    .await
+    .unwrap();
+    assert!(outcome.interrupted);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0].ip.to_string(), "127.0.3.22");
+    assert_eq!(found[0].server, ServerKind::Ollama);
+    assert!(found[0].notes.iter().any(|n| n.contains("interrupted")));
+    assert!(rules(&found[0]).contains(&"ollama-unauthenticated"));
+}

@@ -53,8 +53,9 @@ pub struct StoreScan {
 }
 
 /// Walk one models directory. `dir` is the real path, `show` turns a real path into the host
-/// path used in evidence.
-pub fn scan_store(dir: &Path, show: &dyn Fn(&Path) -> String) -> StoreScan {
+/// path used in evidence. With `confine`, links in the manifests tree are followed only where
+/// they resolve inside that directory (the `--root` tree).
+pub fn scan_store(dir: &Path, show: &dyn Fn(&Path) -> String, confine: Option<&Path>) -> StoreScan {
     let mut scan = StoreScan {
         dir: show(dir),
         models: Vec::new(),
@@ -83,7 +84,7 @@ pub fn scan_store(dir: &Path, show: &dyn Fn(&Path) -> String) -> StoreScan {
     scan.blob_count = scan.blobs.len();
 
     let mut referenced: BTreeSet<String> = BTreeSet::new();
-    for (path, parts) in manifest_files(&dir.join("manifests")) {
+    for (path, parts) in manifest_files(&dir.join("manifests"), confine) {
         let shown = show(&path);
         let parts: Vec<&str> = parts.iter().map(String::as_str).collect();
         let Some(mref) = ModelRef::from_parts(&parts) else {
@@ -169,7 +170,7 @@ pub fn scan_store(dir: &Path, show: &dyn Fn(&Path) -> String) -> StoreScan {
 }
 
 /// Manifest files exactly four levels below `manifests/`, with their path components.
-fn manifest_files(dir: &Path) -> Vec<(PathBuf, Vec<String>)> {
+fn manifest_files(dir: &Path, confine: Option<&Path>) -> Vec<(PathBuf, Vec<String>)> {
     let mut out = Vec::new();
     let mut stack: Vec<(PathBuf, Vec<String>)> = vec![(dir.to_path_buf(), Vec::new())];
     while let Some((d, parts)) = stack.pop() {
@@ -177,9 +178,18 @@ fn manifest_files(dir: &Path) -> Vec<(PathBuf, Vec<String>)> {
             let Some(name) = p.file_name().and_then(|n| n.to_str()).map(str::to_string) else {
                 continue;
             };
-            let Ok(meta) = fs::symlink_metadata(&p) else {
+            // Symlinks are followed, as Ollama follows them when it lists its models: a
+            // manifest planted as a link is a model all the same. The depth limit below keeps
+            // a link loop finite.
+            let Ok(meta) = fs::metadata(&p) else {
                 continue;
             };
+            if let Some(inside) = confine {
+                let linked = fs::symlink_metadata(&p).is_ok_and(|m| m.file_type().is_symlink());
+                if linked && !fs::canonicalize(&p).is_ok_and(|t| t.starts_with(inside)) {
+                    continue;
+                }
+            }
             let mut next = parts.clone();
             next.push(name);
             if meta.is_dir() && next.len() < 4 {

@@ -2,9 +2,8 @@
 
 use super::Blob;
 use sha2::{Digest, Sha256};
-use std::fs::File;
 use std::io::{Read, Write};
-use std::path::PathBuf;
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
@@ -16,8 +15,8 @@ pub enum BlobResult {
     Unreadable { error: String },
 }
 
-pub fn hash_file(path: &PathBuf) -> std::io::Result<String> {
-    let mut f = File::open(path)?;
+pub fn hash_file(path: &Path) -> std::io::Result<String> {
+    let mut f = crate::root::open_regular(path)?;
     let mut h = Sha256::new();
     let mut buf = vec![0u8; 1 << 20];
     loop {
@@ -52,8 +51,13 @@ pub fn verify_blobs(blobs: &[&Blob], progress: bool) -> Vec<(String, BlobResult)
                 let r = match hash_file(&b.path) {
                     Ok(actual) if actual == b.hex => BlobResult::Ok,
                     Ok(actual) => BlobResult::Mismatch { actual },
+                    // Our own errors (not a regular file) carry their text; OS errors
+                    // are named by kind, without the errno.
                     Err(e) => BlobResult::Unreadable {
-                        error: e.kind().to_string(),
+                        error: match e.get_ref() {
+                            Some(inner) => inner.to_string(),
+                            None => e.kind().to_string(),
+                        },
                     },
                 };
                 done_bytes.fetch_add(b.size, Ordering::Relaxed);

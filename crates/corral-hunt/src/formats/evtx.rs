@@ -96,6 +96,14 @@ pub fn chunk_records(
             why: "record data checksum mismatch",
         });
     }
+    // After a damaged record header the walk resumes at the next record signature, so one bad
+    // record does not cost the rest of its chunk.
+    let next_record = |from: usize| {
+        chunk
+            .get(from..free)
+            .and_then(|rest| memchr::memmem::find(rest, &RECORD_MAGIC))
+            .map(|i| from + i)
+    };
     let mut pos = 512usize;
     while pos + 28 <= free {
         let record_id = u64_at(chunk, pos + 8).unwrap_or(0);
@@ -103,18 +111,30 @@ pub fn chunk_records(
             on_error(EvtxError::Record {
                 record: record_id,
                 chunk: index,
-                why: "bad record signature; rest of chunk skipped",
+                why: "bad record signature; skipped to the next record",
             });
-            return;
+            match next_record(pos + 1) {
+                Some(p) => {
+                    pos = p;
+                    continue;
+                }
+                None => return,
+            }
         }
         let size = u32_at(chunk, pos + 4).unwrap_or(0) as usize;
         if size < 28 || pos + size > free {
             on_error(EvtxError::Record {
                 record: record_id,
                 chunk: index,
-                why: "record size out of bounds; rest of chunk skipped",
+                why: "record size out of bounds; skipped to the next record",
             });
-            return;
+            match next_record(pos + 4) {
+                Some(p) => {
+                    pos = p;
+                    continue;
+                }
+                None => return,
+            }
         }
         if u32_at(chunk, pos + size - 4) != Some(size as u32) {
             on_error(EvtxError::Record {

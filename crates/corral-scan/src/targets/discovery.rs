@@ -98,7 +98,10 @@ fn masscan_grepable(line: &str) -> Result<Vec<Spec>, String> {
 }
 
 fn masscan(line: &str) -> Result<Vec<Spec>, String> {
+    // masscan 1.3 -oJ writes the separator before each record after the first (`,` on a line
+    // of its own); other writers put it in front of the object.
     let t = line.trim();
+    let t = t.strip_prefix(',').map_or(t, str::trim_start);
     if t.is_empty() || t.starts_with('#') || t == "[" || t == "]" || t == "]," {
         return Ok(Vec::new());
     }

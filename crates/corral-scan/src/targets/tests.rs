@@ -212,6 +212,44 @@ fn exclusions_remove_addresses() {
 }
 
 #[test]
+fn exclusions_cover_ipv4_mapped_ipv6_spellings() {
+    // `::ffff:127.0.0.2` reaches the host 127.0.0.2: excluding one spelling excludes both.
+    let exclude = parse_exclusions(&["127.0.0.2".into(), "::ffff:127.0.0.8/127".into()]).unwrap();
+    let filter = Filter {
+        exclude,
+        shard: None,
+    };
+    let got = collect(
+        vec![
+            arg("::ffff:127.0.0.1-::ffff:127.0.0.3"),
+            arg("127.0.0.8"),
+            arg("127.0.0.9"),
+            arg("127.0.0.10"),
+            arg("::2"),
+        ],
+        InputFormat::List,
+        vec![1],
+        filter.clone(),
+    );
+    let ips: Vec<String> = got.iter().map(|(ip, _)| ip.to_string()).collect();
+    assert_eq!(
+        ips,
+        ["::ffff:127.0.0.1", "::ffff:127.0.0.3", "127.0.0.10", "::2"]
+    );
+    assert!(!filter.admits(v4("::ffff:127.0.0.2"), 1));
+    assert!(!filter.admits(v4("127.0.0.9"), 1));
+    // Both spellings of one host fall in the same shard.
+    for i in 1..=5 {
+        let s = Shard::parse(&format!("{i}/5")).unwrap();
+        for last in 0..=255u8 {
+            let plain = IpAddr::V4(Ipv4Addr::new(127, 0, 3, last));
+            let mapped = IpAddr::V6(Ipv4Addr::new(127, 0, 3, last).to_ipv6_mapped());
+            assert_eq!(s.owns(plain, 11434), s.owns(mapped, 11434));
+        }
+    }
+}
+
+#[test]
 fn shards_partition_deterministically() {
     assert!(Shard::parse("0/3").is_err());
     assert!(Shard::parse("4/3").is_err());
@@ -260,6 +298,56 @@ fn shards_partition_deterministically() {
 }
 
 #[test]
+fn stray_bytes_and_endless_lines_do_not_end_the_input() {
+    // A Latin-1 byte in a comment, a non-UTF-8 token, a line far over the limit: each is at
+    // most that line's problem; the lines after it are still read.
+    let mut text: Vec<u8> = b"#masscan\nopen tcp 11434 127.0.0.1 1\n# caf\xe9\n".to_vec();
+    text.extend_from_slice(b"open tcp 11434 127.0.0.\xff 1\n");
+    text.extend(std::iter::repeat_n(b'x', MAX_LINE * 3));
+    text.extend_from_slice(b"\nopen tcp 11434 127.0.0.2 1\n# end\n");
+    let mut f = tempfile::NamedTempFile::new().unwrap();
+    f.write_all(&text).unwrap();
+    let items: Vec<_> = TargetStream::new(
+        vec![Input::File(f.path().into())],
+        InputFormat::Masscan,
+        vec![1],
+        Filter::default(),
+        None,
+    )
+    .collect();
+    assert_eq!(items.len(), 4, "{items:?}");
+    assert_eq!(items[0].as_ref().unwrap().ip, v4("127.0.0.1"));
+    assert!(matches!(items[1], Err(TargetError::Line { line: 4, .. })));
+    match &items[2] {
+        Err(TargetError::Line {
+            line: 5, reason, ..
+        }) => assert!(reason.contains("longer")),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(items[3].as_ref().unwrap().ip, v4("127.0.0.2"));
+    // Counting a file reads it the same way: the stray byte in the comment is no error.
+    let ok = file_with_bytes(b"127.0.0.1 # caf\xe9\n127.0.0.2\n");
+    assert_eq!(
+        TargetStream::count(&[Input::File(ok.path().into())], InputFormat::List).unwrap(),
+        2
+    );
+    let mut long = b"127.0.0.1\n".to_vec();
+    long.extend(std::iter::repeat_n(b' ', MAX_LINE + 1));
+    long.push(b'\n');
+    let long = file_with_bytes(&long);
+    assert!(matches!(
+        TargetStream::count(&[Input::File(long.path().into())], InputFormat::List),
+        Err(TargetError::Line { line: 2, .. })
+    ));
+}
+
+fn file_with_bytes(b: &[u8]) -> tempfile::NamedTempFile {
+    let mut f = tempfile::NamedTempFile::new().unwrap();
+    f.write_all(b).unwrap();
+    f
+}
+
+#[test]
 fn huge_ranges_stream_lazily_and_respect_the_limit() {
     let mut s = TargetStream::new(
         vec![arg("10.0.0.0/8")],
@@ -283,6 +371,21 @@ fn huge_ranges_stream_lazily_and_respect_the_limit() {
     );
     let last = limited.last().unwrap();
     assert!(matches!(last, Err(TargetError::TooLarge(_))));
+    // A single spec over the limit (a `/8` on stdin, where nothing is counted ahead) is
+    // refused before any address of it is produced.
+    let f = file_with("127.0.0.1\n10.0.0.0/8\n127.0.0.2\n");
+    let items: Vec<_> = TargetStream::new(
+        vec![Input::File(f.path().into())],
+        InputFormat::List,
+        vec![1],
+        Filter::default(),
+        Some(CONFIRM_ABOVE),
+    )
+    .take(10)
+    .collect();
+    assert_eq!(items.len(), 2, "{:?}", &items[..items.len().min(3)]);
+    assert_eq!(items[0].as_ref().unwrap().ip, v4("127.0.0.1"));
+    assert!(matches!(items[1], Err(TargetError::TooLarge(16_777_216))));
     // The very end of the address space terminates.
     let end = collect(
         vec![arg("255.255.255.254/31")],
@@ -371,6 +474,23 @@ fn masscan_json_output_with_trailing_commas() {
         "[\n{   \"ip\": \"127.0.0.6\",   \"timestamp\": \"1699123456\", \"ports\": [ {\"port\": 11434, \"proto\": \"tcp\", \"status\": \"open\", \"reason\": \"syn-ack\", \"ttl\": 64} ] },\n{   \"ip\": \"127.0.0.7\",   \"timestamp\": \"1699123456\", \"ports\": [ {\"port\": 1234, \"proto\": \"tcp\", \"status\": \"closed\"}, {\"port\": 4000, \"proto\": \"tcp\", \"status\": \"open\"} ] },\n]\n",
     );
     assert_eq!(got, vec![(v4("127.0.0.6"), 11434), (v4("127.0.0.7"), 4000)]);
+}
+
+#[test]
+fn masscan_json_output_with_leading_commas() {
+    // masscan 1.3: `,` on its own line before every record after the first.
+    let got = discovery(
+        InputFormat::Masscan,
+        "[\n{   \"ip\": \"127.0.0.6\",   \"timestamp\": \"1699123456\", \"ports\": [ {\"port\": 11434, \"proto\": \"tcp\", \"status\": \"open\", \"reason\": \"syn-ack\", \"ttl\": 64} ] }\n,\n{   \"ip\": \"127.0.0.7\",   \"timestamp\": \"1699123456\", \"ports\": [ {\"port\": 4000, \"proto\": \"tcp\", \"status\": \"open\", \"reason\": \"syn-ack\", \"ttl\": 64} ] }\n,{\"ip\": \"127.0.0.8\", \"ports\": [ {\"port\": 1234, \"status\": \"open\"} ] }\n]\n",
+    );
+    assert_eq!(
+        got,
+        vec![
+            (v4("127.0.0.6"), 11434),
+            (v4("127.0.0.7"), 4000),
+            (v4("127.0.0.8"), 1234)
+        ]
+    );
 }
 
 #[test]

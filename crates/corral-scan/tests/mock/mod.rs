@@ -29,6 +29,8 @@ pub enum Kind {
     Litellm,
     /// Accepts and never answers.
     Slow,
+    /// Ollama 0.1.10 that answers its banner at once and everything else after 1.5 s.
+    Sluggish,
     /// Sends headers, then an endless body.
     Endless,
     /// Sends bytes that are not HTTP.
@@ -405,6 +407,15 @@ fn route(kind: &Kind, method: &str, path: &str, body: &[u8]) -> Vec<u8> {
             ),
             _ => reply(404, &[("Server", "nginx")], "<html>404</html>"),
         },
+        Kind::Sluggish => route(
+            &Kind::Ollama {
+                version: "0.1.10",
+                caps: true,
+            },
+            method,
+            path,
+            body,
+        ),
         Kind::Slow | Kind::Endless | Kind::Garbage => not_found,
     }
 }
@@ -444,6 +455,9 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(mut s: S, kind: Kind, log: Log
             }
         }
         return;
+    }
+    if kind == Kind::Sluggish && path != "/" {
+        tokio::time::sleep(Duration::from_millis(1500)).await;
     }
     let _ = s.write_all(&route(&kind, &method, &path, &body)).await;
     let _ = s.shutdown().await;
