@@ -228,12 +228,21 @@ pub fn run(opts: &CheckOptions) -> Result<Report, CheckError> {
     findings.extend(exposure::children(&procs));
 
     // Version.
-    let version = read_version(&root, opts);
+    let server_sockets: Vec<std::net::SocketAddr> = sockets
+        .iter()
+        .filter(|s| s.pids.iter().any(|p| servers.contains(p)))
+        .filter_map(|s| s.local.parse().ok())
+        .collect();
+    let probed = version::probe_targets(opts.port, &server_sockets);
+    let version = read_version(&root, opts, &probed);
     match &version {
         Some(v) => findings.extend(version::cve_findings(&v.version, &Evidence::at(v.source.clone(), None, format!("version {}", v.version)))),
         None if !servers.is_empty() => findings.push(
             Finding::new("version.unknown", Severity::Info, "Ollama's version cannot be determined")
-                .with(Evidence::note(format!("nothing answered GET /api/version on 127.0.0.1:{}", opts.port)))
+                .with(Evidence::note(format!(
+                    "nothing answered GET /api/version on {}",
+                    probed.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+                )))
                 .fix("Run `ollama --version` and compare it with the CVE table (fixed in 0.17.1 for the latest critical one)"),
         ),
         None => {}
@@ -351,14 +360,22 @@ pub fn run(opts: &CheckOptions) -> Result<Report, CheckError> {
     })
 }
 
-fn read_version(root: &Root, opts: &CheckOptions) -> Option<VersionFact> {
+/// The version from the live server (asked at each of `targets` in turn), or from the
+/// fixture file under another root.
+fn read_version(
+    root: &Root,
+    opts: &CheckOptions,
+    targets: &[std::net::SocketAddr],
+) -> Option<VersionFact> {
     if root.is_live() {
         if !opts.probe_live_version {
             return None;
         }
-        return version::probe(opts.port, Duration::from_millis(1500)).map(|v| VersionFact {
-            version: v,
-            source: format!("http://127.0.0.1:{}/api/version", opts.port),
+        return version::probe_any(targets, Duration::from_millis(1500)).map(|(v, at)| {
+            VersionFact {
+                version: v,
+                source: format!("http://{at}/api/version"),
+            }
         });
     }
     let host = format!("{FIXTURES}/version.json");

@@ -49,14 +49,45 @@ pub fn cve_findings(version: &str, source: &Evidence) -> Vec<Finding> {
         .collect()
 }
 
+/// Where to ask a live Ollama for its version: the configured port on loopback first, then
+/// each other port an Ollama server process listens on (`OLLAMA_HOST=0.0.0.0:8080` moves it),
+/// on loopback when the socket is bound to a wildcard or loopback address, else on the address
+/// it is bound to (one of this host's). No address twice.
+pub fn probe_targets(port: u16, server_sockets: &[SocketAddr]) -> Vec<SocketAddr> {
+    let mut out = vec![SocketAddr::from(([127, 0, 0, 1], port))];
+    for s in server_sockets {
+        let ip = match s.ip() {
+            ip if ip.is_unspecified() && ip.is_ipv4() => std::net::IpAddr::from([127, 0, 0, 1]),
+            ip if ip.is_unspecified() => std::net::IpAddr::from(std::net::Ipv6Addr::LOCALHOST),
+            ip => ip,
+        };
+        let a = SocketAddr::new(ip, s.port());
+        if !out.contains(&a) {
+            out.push(a);
+        }
+    }
+    out
+}
+
+/// [`probe`] each of `targets` in turn: the first version any of them gives, and where.
+pub fn probe_any(targets: &[SocketAddr], timeout: Duration) -> Option<(String, SocketAddr)> {
+    targets
+        .iter()
+        .find_map(|a| probe_addr(*a, timeout).map(|v| (v, *a)))
+}
+
 /// `GET /api/version` on loopback with short timeouts and a bounded read.
 pub fn probe(port: u16, timeout: Duration) -> Option<String> {
-    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    probe_addr(SocketAddr::from(([127, 0, 0, 1], port)), timeout)
+}
+
+/// `GET /api/version` at `addr` (this host's own) with short timeouts and a bounded read.
+pub fn probe_addr(addr: SocketAddr, timeout: Duration) -> Option<String> {
     let mut s = TcpStream::connect_timeout(&addr, timeout).ok()?;
     s.set_read_timeout(Some(timeout)).ok()?;
     s.set_write_timeout(Some(timeout)).ok()?;
     s.write_all(
-        format!("GET /api/version HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUser-Agent: corral-check\r\nAccept: application/json\r\nConnection: close\r\n\r\n")
+        format!("GET /api/version HTTP/1.1\r\nHost: {addr}\r\nUser-Agent: corral-check\r\nAccept: application/json\r\nConnection: close\r\n\r\n")
             .as_bytes(),
     )
     .ok()?;
@@ -142,5 +173,61 @@ mod tests {
             Some("0.3.14")
         );
         t.join().unwrap();
+    }
+
+    #[test]
+    fn the_ports_ollama_listens_on_are_asked_after_the_configured_one() {
+        let a = |s: &str| s.parse::<SocketAddr>().unwrap();
+        assert_eq!(
+            probe_targets(
+                11434,
+                &[
+                    a("0.0.0.0:8080"),
+                    a("127.0.0.1:11434"),
+                    a("[::]:9090"),
+                    a("192.0.2.7:7070"),
+                    a("127.0.0.1:8080"),
+                ]
+            ),
+            vec![
+                a("127.0.0.1:11434"),
+                a("127.0.0.1:8080"),
+                a("[::1]:9090"),
+                a("192.0.2.7:7070"),
+            ]
+        );
+        assert_eq!(probe_targets(11434, &[]), vec![a("127.0.0.1:11434")]);
+    }
+
+    /// An Ollama moved to another port (`OLLAMA_HOST=0.0.0.0:PORT`) still has its version read
+    /// when nothing answers on the configured one.
+    #[test]
+    fn the_version_comes_from_whichever_port_answers() {
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let closed_port = closed.local_addr().unwrap().port();
+        drop(closed);
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let open = l.local_addr().unwrap();
+        let t = std::thread::spawn(move || {
+            let (mut c, _) = l.accept().unwrap();
+            let mut req = [0u8; 1024];
+            let n = c.read(&mut req).unwrap();
+            let req = String::from_utf8_lossy(&req[..n]).into_owned();
+            c.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 19\r\n\r\n{\"version\":\"0.1.9\"}")
+                .unwrap();
+            req
+        });
+        let targets = probe_targets(
+            closed_port,
+            &[SocketAddr::from(([0, 0, 0, 0], open.port()))],
+        );
+        assert_eq!(targets.len(), 2);
+        assert_eq!(
+            probe_any(&targets, Duration::from_secs(2)),
+            Some(("0.1.9".to_owned(), open))
+        );
+        let req = t.join().unwrap();
+        assert!(req.contains(&format!("Host: {open}\r\n")), "{req}");
+        assert_eq!(probe_any(&targets[..1], Duration::from_millis(500)), None);
     }
 }
