@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 
 use crate::engine::{Alert, Engine, Findings, Location};
 use crate::error::{EvtxError, InputError};
-use crate::event::Event;
 use crate::event::Val;
+use crate::event::{Event, Schema};
 use crate::formats::{auditd, derive, evtx, gin, json, json_check, zeek, Reader};
 use crate::rule::prefilter::{Dialect, Scan};
 
@@ -409,6 +409,10 @@ pub fn process_chunk(
                     out.malformed(line_here, "line is not valid UTF-8");
                     continue;
                 };
+                if reader == Reader::Gin && gin::is_journal_entry(line) {
+                    journal_line(engine, schema, file, line_here, offset, text, out);
+                    continue;
+                }
                 if reader == Reader::Gin {
                     ev.clear();
                     match gin::parse_line(text, &mut ev) {
@@ -454,6 +458,54 @@ pub fn process_chunk(
             Reader::Auditd | Reader::JsonStream | Reader::Evtx => {}
         }
     }
+}
+
+/// One `journalctl -o json` entry of the server log: its `MESSAGE` read as a log line.
+fn journal_line(
+    engine: &Engine,
+    schema: &Schema,
+    file: usize,
+    line: u64,
+    offset: u64,
+    text: &str,
+    out: &mut Findings,
+) {
+    let message = match gin::journal_message(text.as_bytes()) {
+        Ok(Some(m)) => m,
+        Ok(None) => {
+            out.skipped += 1;
+            return;
+        }
+        Err(why) => {
+            out.malformed(line, why);
+            return;
+        }
+    };
+    let mut ev = Event::new(schema);
+    match gin::parse_line(&message, &mut ev) {
+        gin::Line::Access => {}
+        gin::Line::Other => {
+            out.skipped += 1;
+            return;
+        }
+        gin::Line::Malformed(why) => {
+            out.malformed(line, why);
+            return;
+        }
+    }
+    derive::common(&mut ev);
+    out.events += 1;
+    engine.check(
+        &ev,
+        Location {
+            file,
+            line,
+            offset,
+            original: text,
+            json: true,
+        },
+        out,
+    );
 }
 
 fn trim_ascii(b: &[u8]) -> &[u8] {

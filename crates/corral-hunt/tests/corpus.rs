@@ -20,6 +20,7 @@ const CORPUS: &[&str] = &[
     "winlogbeat.ndjson",
     "audit.log",
     "ollama_journal.log",
+    "ollama_journal.json",
     "ollama_volume.log",
     "corral_audit.ndjson",
     "corral_audit_burst.ndjson",
@@ -165,6 +166,26 @@ fn ollama_server_log() {
             (11, ADMIN),
         ],
     );
+}
+
+/// `journalctl -u ollama -o json` of the same log: the same alerts on the same lines.
+#[test]
+fn ollama_server_log_as_journal_json() {
+    expect(
+        "ollama_journal.json",
+        &[
+            (2, GIN),
+            (2, ADMIN),
+            (5, ADMIN),
+            (8, GIN),
+            (9, GIN),
+            (9, ADMIN),
+            (11, GIN),
+            (11, ADMIN),
+        ],
+    );
+    let run = run(&engine(), &[corpus("ollama_journal.json")]);
+    assert_eq!(run.files[0].format, Some("ollama-log"));
 }
 
 #[test]

@@ -32,7 +32,7 @@ pub enum InputFormat {
     Zeek,
     /// Linux audit log (auditd)
     Auditd,
-    /// Ollama's server log (gin access lines; journalctl output works)
+    /// Ollama's server log (gin access lines; journalctl's text and `-o json` output work)
     OllamaLog,
 }
 
@@ -98,6 +98,10 @@ pub fn detect(head: &[u8]) -> Option<Reader> {
     if first.starts_with("Record ") {
         return Some(Reader::JsonStream);
     }
+    if gin::is_journal_entry(first.as_bytes()) {
+        // `journalctl -o json`: the server log's lines, one JSON entry each.
+        return Some(Reader::Gin);
+    }
     if first.starts_with('{') {
         let one_line = serde_json::from_str::<serde::de::IgnoredAny>(first).is_ok();
         // A cut-off first line (head ended mid-record) is still JSON lines.
@@ -146,6 +150,10 @@ mod tests {
         );
         assert_eq!(
             detect(b"[GIN] 2026/01/10 - 10:00:00 | 200 | 1s | ::1 | GET \"/\"\n"),
+            Some(Reader::Gin)
+        );
+        assert_eq!(
+            detect(b"{\"__REALTIME_TIMESTAMP\":\"1\",\"MESSAGE\":\"x\"}\n"),
             Some(Reader::Gin)
         );
         assert_eq!(detect(b"hello world\n"), None);
