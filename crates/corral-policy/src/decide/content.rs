@@ -36,7 +36,14 @@ pub(super) fn has_server_web_search(obj: &Map<String, Value>) -> bool {
         };
         t.iter().any(|(k, v)| {
             let is_type = k == "type" || super::fields::go_fold(k).as_deref() == Some("type");
-            is_type && v.as_str().is_some_and(|s| s.starts_with("web_search"))
+            // Ollama compares exactly; any case and surrounding spaces are refused too, so
+            // that a server that normalises the type cannot be reached around this check.
+            is_type
+                && v.as_str().is_some_and(|s| {
+                    s.trim()
+                        .get(..10)
+                        .is_some_and(|p| p.eq_ignore_ascii_case("web_search"))
+                })
         })
     })
 }

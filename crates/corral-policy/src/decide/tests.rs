@@ -698,6 +698,10 @@ fn server_web_search_tools_need_account() {
             "/v1/responses",
             json!({"model": "llama3.2", "input": "x", "tools": [{"Type": "web_search"}]}),
         ),
+        (
+            "/v1/responses",
+            json!({"model": "llama3.2", "input": "x", "tools": [{"type": " Web_Search "}]}),
+        ),
     ];
     for (path, body) in &bodies {
         let d = denial(&p, "POST", path, Some(body.clone()));
