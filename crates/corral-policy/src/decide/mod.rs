@@ -154,7 +154,7 @@ pub fn evaluate(
                 403,
                 "endpoint_class",
                 format!(
-                    "policy \"{}\" does not allow account endpoints (a web_search tool makes Ollama search the web with the server's ollama.com account)",
+                    "policy \"{}\" does not allow account endpoints (a web_search or web_fetch tool makes Ollama use ollama.com's web API with the server's account)",
                     policy.name
                 ),
             ));

@@ -702,6 +702,11 @@ fn server_web_search_tools_need_account() {
             "/v1/responses",
             json!({"model": "llama3.2", "input": "x", "tools": [{"type": " Web_Search "}]}),
         ),
+        (
+            "/v1/messages",
+            json!({"model": "llama3.2", "max_tokens": 9, "messages": [],
+                   "tools": [{"type": "web_fetch_20250910", "name": "web_fetch"}]}),
+        ),
     ];
     for (path, body) in &bodies {
         let d = denial(&p, "POST", path, Some(body.clone()));
