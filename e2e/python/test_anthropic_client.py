@@ -69,3 +69,19 @@ def test_tools_refused_by_policy(gate):
         with pytest.raises(anthropic.PermissionDeniedError) as e:
             c.messages.create(model=mf.CHAT_MODEL, max_tokens=64, messages=MESSAGES, tools=[tool])
     assert "tool" in e.value.message.lower()
+
+
+def test_web_search_tool_needs_the_account_class(an, gate, admin_key):
+    # Ollama runs this tool itself, from ollama.com with the server's account.
+    web_search = {"type": "web_search_20250305", "name": "web_search", "max_uses": 2}
+    with pytest.raises(anthropic.PermissionDeniedError) as e:
+        an.messages.create(
+            model=mf.CHAT_MODEL, max_tokens=64, messages=MESSAGES, tools=[web_search]
+        )
+    assert e.value.status_code == 403
+    assert "account" in e.value.message
+    with anthropic_client(gate, admin_key) as admin:
+        r = admin.messages.create(
+            model=mf.CHAT_MODEL, max_tokens=64, messages=MESSAGES, tools=[web_search]
+        )
+    assert r.content[0].text == mf.TEXT

@@ -244,3 +244,12 @@ def test_refusals_are_typed_with_the_gates_message(oa, gate):
         with pytest.raises(openai.AuthenticationError) as e:
             bad.responses.create(model=mf.CHAT_MODEL, input="hi", stream=True)
         assert_openai_error_shape(e.value, 401)
+
+
+def test_responses_web_search_tool_needs_the_account_class(oa):
+    # Ollama runs this tool itself, from ollama.com with the server's account.
+    with pytest.raises(openai.PermissionDeniedError) as e:
+        oa.responses.create(model=mf.CHAT_MODEL, input="news?", tools=[{"type": "web_search"}])
+    assert e.value.status_code == 403
+    assert e.value.code == "endpoint_class"
+    assert "account" in e.value.message

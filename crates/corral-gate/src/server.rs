@@ -37,6 +37,12 @@ use crate::tls;
 const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Longest a client may take to send a request head.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// Longest a connection may stay open (after its TLS handshake) before its first request
+/// reaches the gate. hyper's `header_read_timeout` only starts once it knows the protocol, and
+/// telling HTTP/1 from HTTP/2 (up to the 24 bytes of the preface) has no deadline of its own:
+/// without this a client that connects and sends nothing, or part of the preface, or an
+/// HTTP/2 connection without a request, holds a descriptor for ever.
+const FIRST_REQUEST_TIMEOUT: Duration = HEADER_READ_TIMEOUT;
 /// Largest request head accepted (hyper answers 431 past it); Ollama clients send a few hundred
 /// bytes, so anything near this is an attack on a parser somewhere.
 const MAX_HEAD_BYTES: usize = 64 * 1024;
@@ -68,6 +74,7 @@ pub struct Gate {
     store_version: i64,
     key_reload_interval: Duration,
     shutdown_grace: Duration,
+    first_request_timeout: Duration,
     hurry: CancellationToken,
 }
 
@@ -130,6 +137,7 @@ impl Gate {
             store_version,
             key_reload_interval: settings.key_reload_interval,
             shutdown_grace: GateSettings::DEFAULT_SHUTDOWN_GRACE,
+            first_request_timeout: FIRST_REQUEST_TIMEOUT,
             hurry: CancellationToken::new(),
         })
     }
@@ -142,6 +150,12 @@ impl Gate {
     /// How long in-flight requests may run on once shutdown starts (default 10 s).
     pub fn set_shutdown_grace(&mut self, grace: Duration) {
         self.shutdown_grace = grace;
+    }
+
+    /// How long a new connection may go without a request before it is closed (default
+    /// 30 s, counted after the TLS handshake).
+    pub fn set_first_request_timeout(&mut self, limit: Duration) {
+        self.first_request_timeout = limit;
     }
 
     /// A token that, cancelled once shutdown has started, ends the grace period at once (an
@@ -170,6 +184,7 @@ impl Gate {
             store_version,
             key_reload_interval,
             shutdown_grace,
+            first_request_timeout,
             hurry,
         } = self;
         let (stop_tx, stop_rx) = watch::channel(false);
@@ -216,6 +231,7 @@ impl Gate {
                             Arc::clone(&builder),
                             Arc::clone(&shared),
                             graceful.watcher(),
+                            first_request_timeout,
                         );
                         conns.spawn(conn);
                     }
@@ -272,6 +288,7 @@ async fn serve_connection(
     builder: Arc<auto::Builder<TokioExecutor>>,
     shared: Arc<Shared>,
     watcher: Watcher,
+    first_request_timeout: Duration,
 ) {
     let _ = stream.set_nodelay(true);
     let peer_ip = peer.ip();
@@ -287,7 +304,8 @@ async fn serve_connection(
     let ended = match tls {
         None => {
             let io = TokioIo::new(Watched::new(stream, Arc::clone(&watch)));
-            watcher.watch(builder.serve_connection(io, service)).await
+            let conn = watcher.watch(builder.serve_connection(io, service));
+            first_request_within(conn, &watch, first_request_timeout).await
         }
         Some(acceptor) => {
             // One deadline for the first byte and the handshake together.
@@ -312,14 +330,39 @@ async fn serve_connection(
                     }
                 };
             let io = TokioIo::new(Watched::new(tls_stream, Arc::clone(&watch)));
-            watcher.watch(builder.serve_connection(io, service)).await
+            let conn = watcher.watch(builder.serve_connection(io, service));
+            first_request_within(conn, &watch, first_request_timeout).await
         }
+    };
+    let Some(ended) = ended else {
+        tracing::debug!(%peer, "closed a connection that sent no request in time");
+        return;
     };
     if let Err(e) = ended {
         tracing::debug!(error = %e, %peer, "connection ended with an error");
         if let Some(e) = e.downcast_ref::<hyper::Error>() {
             audit_refused_head(&shared, peer_ip, &watch, e);
         }
+    }
+}
+
+/// Runs a connection, and drops it (closing it) when no request has reached the service
+/// `limit` after it started; `None` then. A connection that has served a request runs on
+/// under hyper's own timeouts.
+async fn first_request_within<F: Future>(
+    conn: F,
+    watch: &ConnWatch,
+    limit: Duration,
+) -> Option<F::Output> {
+    let mut conn = std::pin::pin!(conn);
+    tokio::select! {
+        out = &mut conn => return Some(out),
+        () = tokio::time::sleep(limit) => {}
+    }
+    if watch.served() {
+        Some(conn.await)
+    } else {
+        None
     }
 }
 

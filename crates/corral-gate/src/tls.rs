@@ -11,10 +11,14 @@ use rustls::ServerConfig;
 use crate::error::GateError;
 use crate::settings::TlsFiles;
 
+mod validity;
+
 /// Loads the certificate chain and key and builds a server configuration offering h2 and
-/// http/1.1. Every failure names the file and what is wrong with it.
+/// http/1.1. Every failure names the file and what is wrong with it; a server certificate
+/// that has expired or is not valid yet is refused, as every client would refuse it.
 pub fn server_config(files: &TlsFiles) -> Result<Arc<ServerConfig>, GateError> {
     let certs = load_certs(&files.cert)?;
+    check_dates(&files.cert, &certs, unix_now())?;
     let chain_len = certs.len();
     let key = load_key(&files.key)?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
@@ -107,6 +111,38 @@ fn load_key(path: &Path) -> Result<PrivateKeyDer<'static>, GateError> {
             path: path.to_owned(),
             reason: format!("not valid PEM: {e}"),
         }),
+    }
+}
+
+/// Refuses a server certificate (the first in the file) outside its validity period at
+/// `now` (seconds since the Unix epoch). A certificate whose dates cannot be read is left to
+/// rustls and the clients.
+fn check_dates(path: &Path, certs: &[CertificateDer<'_>], now: i64) -> Result<(), GateError> {
+    let Some(dates) = certs.first().and_then(|c| validity::read(c)) else {
+        return Ok(());
+    };
+    let reason = match dates.check(now) {
+        Ok(()) => return Ok(()),
+        Err(validity::OutOfDate::Expired(at)) => format!(
+            "the certificate expired on {at}; every client would refuse it (renew it, or \
+             issue a new one)"
+        ),
+        Err(validity::OutOfDate::NotYetValid(at)) => format!(
+            "the certificate is not valid before {at}; every client would refuse it until \
+             then (check this host's clock)"
+        ),
+    };
+    Err(GateError::TlsInvalid {
+        what: "certificate",
+        path: path.to_owned(),
+        reason,
+    })
+}
+
+fn unix_now() -> i64 {
+    match std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) {
+        Ok(d) => i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
+        Err(e) => i64::try_from(e.duration().as_secs()).map_or(i64::MIN, |s| -s),
     }
 }
 
@@ -224,6 +260,57 @@ mod tests {
             matches!(mismatched, GateError::TlsConfig { .. }),
             "{mismatched}"
         );
+    }
+
+    #[test]
+    fn a_certificate_outside_its_dates_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = rcgen::KeyPair::generate().unwrap();
+        let key_p = write(dir.path(), "k.pem", &key.serialize_pem());
+        let dated = |name: &str, from: i32, to: i32| {
+            let mut p = rcgen::CertificateParams::new(vec!["localhost".to_owned()]).unwrap();
+            p.not_before = rcgen::date_time_ymd(from, 1, 1);
+            p.not_after = rcgen::date_time_ymd(to, 1, 1);
+            write(dir.path(), name, &p.self_signed(&key).unwrap().pem())
+        };
+        let expired = server_config(&TlsFiles {
+            cert: dated("old.pem", 2020, 2021),
+            key: key_p.clone(),
+        })
+        .unwrap_err();
+        let text = expired.to_string();
+        assert!(
+            matches!(
+                expired,
+                GateError::TlsInvalid {
+                    what: "certificate",
+                    ..
+                }
+            ),
+            "{text}"
+        );
+        assert!(text.contains("old.pem"), "{text}");
+        assert!(
+            text.contains("expired on 2021-01-01 00:00:00 UTC"),
+            "{text}"
+        );
+
+        let future = server_config(&TlsFiles {
+            cert: dated("future.pem", 2090, 2091),
+            key: key_p.clone(),
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(
+            future.contains("not valid before 2090-01-01 00:00:00 UTC"),
+            "{future}"
+        );
+
+        assert!(server_config(&TlsFiles {
+            cert: dated("now.pem", 2020, 2090),
+            key: key_p,
+        })
+        .is_ok());
     }
 
     #[test]

@@ -6,6 +6,7 @@
 mod common;
 
 use std::net::SocketAddr;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use common::*;
@@ -321,4 +322,53 @@ async fn a_reset_stream_cancels_its_generation_and_only_that_one() {
         .await
         .expect("the reset stream is recorded");
     assert_eq!(rec["corral"]["reason"], "client_disconnected");
+}
+
+#[tokio::test]
+async fn a_connection_that_sends_no_request_is_closed() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let limit = Duration::from_millis(500);
+    let h = Harness::builder()
+        .first_request_timeout(limit)
+        .start()
+        .await;
+    // Silent; part of the HTTP/2 preface (hyper waits for the rest before it can tell the
+    // protocol); a whole preface and SETTINGS but no request.
+    let openers: [&[u8]; 3] = [
+        b"",
+        b"PRI * HTTP/2.0\r\n",
+        b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00",
+    ];
+    for opener in openers {
+        let mut s = tokio::net::TcpStream::connect(h.addr).await.unwrap();
+        s.write_all(opener).await.unwrap();
+        let started = Instant::now();
+        let mut seen = Vec::new();
+        let closed = tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut seen)).await;
+        assert!(
+            closed.is_ok(),
+            "{:?}: still open after 10 s",
+            String::from_utf8_lossy(opener)
+        );
+        assert!(started.elapsed() >= limit - Duration::from_millis(100));
+    }
+    assert!(h.forwarded().is_empty(), "{:?}", h.forwarded());
+
+    // A connection that has served a request is left to hyper's own timeouts.
+    let stream = tokio::net::TcpStream::connect(h.addr).await.unwrap();
+    let (mut sender, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .unwrap();
+    let _conn = tokio::spawn(conn);
+    for _ in 0..2 {
+        let req = Request::get("/api/version")
+            .header("host", h.addr.to_string())
+            .header("authorization", h.bearer("alice"))
+            .body(http_body_util::Empty::<Bytes>::new())
+            .unwrap();
+        let r = read_reply(sender.send_request(req).await.unwrap()).await;
+        assert_eq!(r.status, 200, "{}", r.text());
+        tokio::time::sleep(limit * 3).await;
+    }
 }

@@ -560,6 +560,39 @@ async fn tools_and_images_are_refused_when_the_policy_says_so() {
 }
 
 #[tokio::test]
+async fn a_web_search_tool_that_ollama_runs_needs_the_account_class() {
+    // Ollama answers the model's web_search calls itself, from ollama.com with the server's
+    // signed-in account: the account class, whatever the tools rule says.
+    let h = Harness::start().await;
+    let messages = json!({"model": "llama3.2", "max_tokens": 64,
+        "messages": [{"role": "user", "content": "news?"}],
+        "tools": [{"type": "web_search_20250305", "name": "web_search", "max_uses": 3}]});
+    let r = h.post_json("/v1/messages", "alice", &messages).await;
+    assert_refused(&h, &r, "endpoint_class", "/v1/messages web_search");
+    let v = r.json();
+    assert_eq!(v["type"], "error", "{v}");
+    assert_eq!(v["error"]["type"], "permission_error", "{v}");
+    assert!(
+        v["error"]["message"].as_str().unwrap().contains("account"),
+        "{v}"
+    );
+
+    let responses = json!({"model": "llama3.2", "input": "news?", "stream": true,
+        "tools": [{"type": "web_search_preview"}]});
+    let r = h.post_json("/v1/responses", "alice", &responses).await;
+    assert_refused(&h, &r, "endpoint_class", "/v1/responses web_search");
+    assert_openai_error(&r, "endpoint_class");
+
+    // An ordinary function tool still passes for user, and admin may search.
+    let function = json!({"model": "llama3.2", "input": "x",
+        "tools": [{"type": "function", "name": "web_search", "parameters": {"type": "object"}}]});
+    let r = h.post_json("/v1/responses", "alice", &function).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let r = h.post_json("/v1/messages", "root", &messages).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+}
+
+#[tokio::test]
 async fn cloud_models_are_refused_for_user() {
     let h = Harness::with_policies().await;
     for m in ["gpt-oss:120b-cloud", "glm-4.6:cloud", "kimi-k2:1t"] {

@@ -87,6 +87,7 @@ pub struct HarnessBuilder {
     upstream: Option<String>,
     audit_path: Option<PathBuf>,
     shutdown_grace: Option<Duration>,
+    first_request_timeout: Option<Duration>,
 }
 
 impl HarnessBuilder {
@@ -110,6 +111,11 @@ impl HarnessBuilder {
     /// How long in-flight requests may run on once the gate is stopped.
     pub fn shutdown_grace(mut self, d: Duration) -> Self {
         self.shutdown_grace = Some(d);
+        self
+    }
+    /// How long a new connection may go without a request.
+    pub fn first_request_timeout(mut self, d: Duration) -> Self {
+        self.first_request_timeout = Some(d);
         self
     }
     /// Writes the audit log at `path` instead of in the harness's directory.
@@ -165,6 +171,9 @@ impl HarnessBuilder {
             .expect("gate binds");
         if let Some(d) = self.shutdown_grace {
             gate.set_shutdown_grace(d);
+        }
+        if let Some(d) = self.first_request_timeout {
+            gate.set_first_request_timeout(d);
         }
         let addr = gate.local_addr();
         let (tx, rx) = oneshot::channel::<()>();

@@ -341,8 +341,13 @@ fn from_toml_error(text: &str, e: &toml::de::Error) -> ConfigError {
     let mut path = key_path_at(text, span.start).unwrap_or_default();
     // In an inline table (`x = { tools = false, bogus = 1 }`) the span is the table's, and the
     // line's key is the table's own: the unknown key is named only in the message.
+    // A table header under an unknown key (`[polices.x]`) names more than the key: the path
+    // ends at the unknown key.
     if let Some(field) = unknown_field(&message) {
-        if path.rsplit('.').next() != Some(field) {
+        let parts: Vec<&str> = path.split('.').collect();
+        if let Some(at) = parts.iter().rposition(|p| *p == field) {
+            path = parts[..=at].join(".");
+        } else {
             if !path.is_empty() {
                 path.push('.');
             }

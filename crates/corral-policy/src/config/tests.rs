@@ -358,6 +358,16 @@ fn unknown_keys_are_reported_with_their_path() {
             "unknown field `servr`",
         ),
         ("trusted = true\n", "trusted", "unknown field `trusted`"),
+        (
+            "[polices.x]\nendpoints = [\"all\"]\n",
+            "polices",
+            "unknown field `polices`",
+        ),
+        (
+            "[policies.x]\nx = 1\n",
+            "policies.x.x",
+            "unknown field `x`",
+        ),
         ("[policies.a.b]\n", "policies.a.b", "unknown field `b`"),
         (
             "[policies]\nx = { tools = false, bogus = 1 }\n",

@@ -19,6 +19,42 @@ pub(super) fn renders_only(obj: &Map<String, Value>) -> bool {
         .is_some_and(|v| !matches!(v, Value::Null | Value::Bool(false)))
 }
 
+/// True when the body defines a web search tool that Ollama runs itself: on `/v1/messages`
+/// a tool whose `type` starts with `web_search` (`web_search_20250305`), on `/v1/responses`
+/// `web_search`, `web_search_preview` and their dated variants (and `web_fetch*`, see
+/// [`is_server_web_tool`]). When the model calls it,
+/// Ollama queries ollama.com's web search with the server's signed-in account, as
+/// `/api/experimental/web_search` (account class) does. Checked on every inference route's
+/// `tools`; Go reads the tool's `type` field under any case, so every key that folds onto
+/// `type` counts.
+pub(super) fn has_server_web_search(obj: &Map<String, Value>) -> bool {
+    let Some(Value::Array(tools)) = obj.get("tools") else {
+        return false;
+    };
+    tools.iter().any(|tool| {
+        let Value::Object(t) = tool else {
+            return false;
+        };
+        t.iter().any(|(k, v)| {
+            let is_type = k == "type" || super::fields::go_fold(k).as_deref() == Some("type");
+            // Ollama compares exactly; any case and surrounding spaces are refused too, so
+            // that a server that normalises the type cannot be reached around this check.
+            is_type && v.as_str().is_some_and(is_server_web_tool)
+        })
+    })
+}
+
+/// A tool type naming a web tool the server runs: `web_search*`, and `web_fetch*` (the other
+/// half of ollama.com's web API, `/api/experimental/web_fetch`, and Anthropic's companion
+/// server tool), in any case.
+fn is_server_web_tool(t: &str) -> bool {
+    let t = t.trim();
+    ["web_search", "web_fetch"].iter().any(|p| {
+        t.get(..p.len())
+            .is_some_and(|head| head.eq_ignore_ascii_case(p))
+    })
+}
+
 /// True when the body carries image input in any of the shapes Ollama accepts.
 pub(super) fn has_images(route: &str, obj: &Map<String, Value>) -> bool {
     let roots: &[&str] = match route {

@@ -179,7 +179,7 @@ fn walk_value(v: &Value, depth: usize) -> Result<(), Denial> {
 }
 
 /// The ASCII key `k` folds to under Go's rules, or `None` if it folds to non-ASCII.
-fn go_fold(k: &str) -> Option<String> {
+pub(super) fn go_fold(k: &str) -> Option<String> {
     k.chars()
         .map(|c| match c {
             'A'..='Z' => Some(c.to_ascii_lowercase()),

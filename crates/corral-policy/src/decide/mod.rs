@@ -8,7 +8,8 @@
 //!    route needs one (`bad_request`, 400);
 //! 3. model allow-list (`model_not_allowed`, 403) for every model the request names;
 //! 4. cloud models (`cloud_denied`, 403);
-//! 5. `_debug_render_only`, which shows the model's template, without discovery
+//! 5. `_debug_render_only`, which shows the model's template, without discovery, and a web
+//!    search tool that Ollama runs on the server's ollama.com account, without account
 //!    (`endpoint_class`, 403); tool definitions (`tools_denied`, 403);
 //! 6. image input (`images_denied`, 403);
 //! 7. clamps, which rewrite the body instead of refusing;
@@ -142,6 +143,18 @@ pub fn evaluate(
                 "endpoint_class",
                 format!(
                     "policy \"{}\" does not allow discovery endpoints (_debug_render_only shows the model's template)",
+                    policy.name
+                ),
+            ));
+        }
+        if !policy.allows_class(EndpointClass::Account) && content::has_server_web_search(obj) {
+            // Ollama runs these tools itself: it answers the model's search calls from
+            // ollama.com, signed with the server's account (`/api/experimental/web_search`).
+            return Err(Denial::new(
+                403,
+                "endpoint_class",
+                format!(
+                    "policy \"{}\" does not allow account endpoints (a web_search or web_fetch tool makes Ollama use ollama.com's web API with the server's account)",
                     policy.name
                 ),
             ));

@@ -424,7 +424,7 @@ fn tools_denied() {
         ),
         (
             "/v1/responses",
-            json!({"model": "llama3.2", "tools": [{"type": "web_search"}]}),
+            json!({"model": "llama3.2", "tools": [{"type": "function", "name": "f"}]}),
         ),
         (
             "/v1/messages",
@@ -668,6 +668,76 @@ fn render_only_requests_need_discovery() {
         Some(json!({"model": "llama3.2", "messages": [], "_DEBUG_render_only": true})),
     );
     assert_eq!(d.rule, "bad_request");
+}
+
+#[test]
+fn server_web_search_tools_need_account() {
+    // Ollama runs these tools itself, on ollama.com with the server's account.
+    let mut p = user();
+    p.name = "tooly".to_string();
+    let bodies = [
+        (
+            "/v1/messages",
+            json!({"model": "llama3.2", "max_tokens": 9, "messages": [],
+                   "tools": [{"type": "web_search_20250305", "name": "web_search"}]}),
+        ),
+        (
+            "/v1/messages",
+            json!({"model": "llama3.2", "max_tokens": 9, "messages": [],
+                   "tools": [{"name": "f", "input_schema": {}}, {"TYPE": "web_search_x", "name": "s"}]}),
+        ),
+        (
+            "/v1/responses",
+            json!({"model": "llama3.2", "input": "x", "tools": [{"type": "web_search"}]}),
+        ),
+        (
+            "/v1/responses",
+            json!({"model": "llama3.2", "input": "x", "tools": [{"type": "web_search_preview_2025_03_11"}]}),
+        ),
+        (
+            "/v1/responses",
+            json!({"model": "llama3.2", "input": "x", "tools": [{"Type": "web_search"}]}),
+        ),
+        (
+            "/v1/responses",
+            json!({"model": "llama3.2", "input": "x", "tools": [{"type": " Web_Search "}]}),
+        ),
+        (
+            "/v1/messages",
+            json!({"model": "llama3.2", "max_tokens": 9, "messages": [],
+                   "tools": [{"type": "web_fetch_20250910", "name": "web_fetch"}]}),
+        ),
+    ];
+    for (path, body) in &bodies {
+        let d = denial(&p, "POST", path, Some(body.clone()));
+        assert_eq!((d.status, d.rule), (403, "endpoint_class"), "{path} {body}");
+        assert!(d.message.contains("account"), "{}", d.message);
+        assert!(d.message.contains("web_search"), "{}", d.message);
+        // A policy with the account class may.
+        assert!(
+            eval(&admin(), "POST", path, Some(body.clone())).is_ok(),
+            "{body}"
+        );
+    }
+    // Client-side tools, and a function merely named web_search, stay tool calls.
+    for (path, body) in [
+        (
+            "/v1/messages",
+            json!({"model": "llama3.2", "max_tokens": 9, "messages": [],
+                   "tools": [{"name": "web_search", "input_schema": {}}]}),
+        ),
+        (
+            "/v1/responses",
+            json!({"model": "llama3.2", "input": "x",
+                   "tools": [{"type": "function", "name": "web_search", "parameters": {"type": "web_search"}}]}),
+        ),
+        (
+            "/v1/responses",
+            json!({"model": "llama3.2", "input": "x", "tools": [{"type": "tool_search", "execution": "client"}]}),
+        ),
+    ] {
+        assert!(eval(&p, "POST", path, Some(body.clone())).is_ok(), "{body}");
+    }
 }
 
 #[test]
