@@ -9,18 +9,30 @@ use corral_policy::route::{self, BodyKind, ROUTES};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let Some((&sel, rest)) = data.split_first() else { return };
+    let Some((&sel, rest)) = data.split_first() else {
+        return;
+    };
     let json_routes: Vec<_> = ROUTES.iter().filter(|r| r.body == BodyKind::Json).collect();
     let r = json_routes[usize::from(sel) % json_routes.len()];
-    let mut policy = if sel & 0x80 == 0 { Policy::builtin_user() } else { Policy::builtin_admin() };
+    let mut policy = if sel & 0x80 == 0 {
+        Policy::builtin_user()
+    } else {
+        Policy::builtin_admin()
+    };
     if sel & 0x40 != 0 {
         policy.tools = false;
         policy.images = false;
         policy.max_num_predict = Some(256);
     }
-    let Ok(target) = std::str::from_utf8(r.path.as_bytes()) else { return };
-    let Ok(m) = route::route(r.methods[0], target) else { return };
-    let Ok(mut body) = corral_policy::inspect::parse_body(rest) else { return };
+    let Ok(target) = std::str::from_utf8(r.path.as_bytes()) else {
+        return;
+    };
+    let Ok(m) = route::route(r.methods[0], target) else {
+        return;
+    };
+    let Ok(mut body) = corral_policy::inspect::parse_body(rest) else {
+        return;
+    };
     let remote = |n: &str| n.starts_with("remote");
     match decide::evaluate(&policy, &m, Some(&mut body), &remote) {
         Ok(v) => {

@@ -6,7 +6,9 @@ use corral_policy::config::Config;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(text) = std::str::from_utf8(data) else { return };
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
     match Config::from_toml_str(text) {
         Ok(c) => {
             assert!(c.policy("user").is_some());

@@ -7,7 +7,9 @@ use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     let split = data.iter().position(|&b| b == b'\n').unwrap_or(data.len());
-    let Ok(ct) = std::str::from_utf8(&data[..split]) else { return };
+    let Ok(ct) = std::str::from_utf8(&data[..split]) else {
+        return;
+    };
     let body = data.get(split + 1..).unwrap_or(&[]);
     if let Ok(Some(model)) = inspect::multipart_model(ct, body) {
         assert!(!model.is_empty() && model.len() <= 512);

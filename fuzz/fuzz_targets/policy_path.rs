@@ -7,7 +7,9 @@ use corral_policy::route::{self, RouteError};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(s) = std::str::from_utf8(data) else { return };
+    let Ok(s) = std::str::from_utf8(data) else {
+        return;
+    };
     let (method, target) = s.split_once(' ').unwrap_or(("GET", s));
     match route::route(method, target) {
         Ok(m) => {

@@ -7,7 +7,9 @@ use corral_policy::usage::{ResponseFormat, UsageChunkFilter, UsageTap};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let Some((&cut, body)) = data.split_first() else { return };
+    let Some((&cut, body)) = data.split_first() else {
+        return;
+    };
     let mut whole = UsageTap::new(ResponseFormat::Ndjson);
     whole.feed(body);
     let mut pieces = UsageTap::new(ResponseFormat::Sse);

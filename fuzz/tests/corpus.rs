@@ -11,8 +11,15 @@ const TARGETS: &[(&str, &str)] = &[
     ("check_firewall", env!("CARGO_BIN_EXE_check_firewall")),
     ("check_manifest", env!("CARGO_BIN_EXE_check_manifest")),
     ("check_proc_net", env!("CARGO_BIN_EXE_check_proc_net")),
-    ("check_systemd_unit", env!("CARGO_BIN_EXE_check_systemd_unit")),
+    (
+        "check_systemd_unit",
+        env!("CARGO_BIN_EXE_check_systemd_unit"),
+    ),
     ("gate_auth", env!("CARGO_BIN_EXE_gate_auth")),
+    (
+        "gate_cert_validity",
+        env!("CARGO_BIN_EXE_gate_cert_validity"),
+    ),
     ("gate_decode", env!("CARGO_BIN_EXE_gate_decode")),
     ("gate_upstream", env!("CARGO_BIN_EXE_gate_upstream")),
     ("hunt_auditd", env!("CARGO_BIN_EXE_hunt_auditd")),
@@ -25,7 +32,10 @@ const TARGETS: &[(&str, &str)] = &[
     ("policy_multipart", env!("CARGO_BIN_EXE_policy_multipart")),
     ("policy_path", env!("CARGO_BIN_EXE_policy_path")),
     ("policy_usage", env!("CARGO_BIN_EXE_policy_usage")),
-    ("scan_http_response", env!("CARGO_BIN_EXE_scan_http_response")),
+    (
+        "scan_http_response",
+        env!("CARGO_BIN_EXE_scan_http_response"),
+    ),
     ("scan_ollama_json", env!("CARGO_BIN_EXE_scan_ollama_json")),
     ("scan_targets", env!("CARGO_BIN_EXE_scan_targets")),
     ("store_parse_key", env!("CARGO_BIN_EXE_store_parse_key")),
@@ -38,7 +48,11 @@ fn every_target_has_a_corpus_and_survives_it() {
     for (name, exe) in TARGETS {
         let corpus = root.join("corpus").join(name);
         let inputs = std::fs::read_dir(&corpus)
-            .map(|d| d.filter_map(Result::ok).filter(|e| e.path().is_file()).count())
+            .map(|d| {
+                d.filter_map(Result::ok)
+                    .filter(|e| e.path().is_file())
+                    .count()
+            })
             .unwrap_or(0);
         if inputs == 0 {
             failures.push(format!("{name}: no corpus inputs in {}", corpus.display()));
@@ -68,5 +82,9 @@ fn every_target_has_a_corpus_and_survives_it() {
             Err(e) => failures.push(format!("{name}: cannot run {exe}: {e}")),
         }
     }
-    assert!(failures.is_empty(), "fuzz corpus replay failed:\n{}", failures.join("\n\n"));
+    assert!(
+        failures.is_empty(),
+        "fuzz corpus replay failed:\n{}",
+        failures.join("\n\n")
+    );
 }

@@ -65,6 +65,30 @@ pub mod fuzzing {
         crate::auth::presented_key(&h).map(|p| p.as_str().to_owned())
     }
 
+    /// Reads the validity period of a DER certificate (as `--tls-cert` is checked at start-up):
+    /// `notBefore` and `notAfter` in seconds since the Unix epoch, each checked against the
+    /// verdict it gives at its edges.
+    pub fn cert_validity(der: &[u8]) -> Option<(i64, i64)> {
+        use crate::tls::validity::{read, OutOfDate};
+        let v = read(der)?;
+        let (before, after) = (v.not_before.unix(), v.not_after.unix());
+        assert!(matches!(
+            v.check(after.saturating_add(1)),
+            Err(OutOfDate::Expired(_))
+        ));
+        assert!(matches!(
+            v.check(before.saturating_sub(1)),
+            Err(OutOfDate::NotYetValid(_)) | Err(OutOfDate::Expired(_))
+        ));
+        if before <= after {
+            assert_eq!(v.check(before), Ok(()));
+            assert_eq!(v.check(after), Ok(()));
+        }
+        // Every date it reads can be printed.
+        assert!(!v.not_after.to_string().is_empty());
+        Some((before, after))
+    }
+
     /// Decodes `body` as the named `Content-Encoding` with an output bound of `limit` bytes;
     /// returns the decoded length or the client status of the refusal.
     pub fn decode(encoding: &[u8], body: &[u8], limit: usize) -> Result<usize, u16> {

@@ -11,7 +11,7 @@ use rustls::ServerConfig;
 use crate::error::GateError;
 use crate::settings::TlsFiles;
 
-mod validity;
+pub(crate) mod validity;
 
 /// Loads the certificate chain and key and builds a server configuration offering h2 and
 /// http/1.1. Every failure names the file and what is wrong with it; a server certificate
