@@ -12,13 +12,16 @@
 //! requests with stream resets, which carry no body.
 //!
 //! [`ConnWatch`] is what the service and the stream share; after the connection ends the server
-//! asks it what was answered and which request line came first, for the audit record.
+//! asks it what was answered and which request line came first, for the audit record. It also
+//! counts the connection's requests in flight ([`InFlight`]), so the server can close a
+//! connection that has had none for a while, whatever its protocol.
 
 use std::io;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU16, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{ready, Context, Poll};
+use std::time::{Duration, Instant};
 
 use corral_policy::route::{dialect_for_path, Dialect};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -33,7 +36,7 @@ const H2_PREFACE_START: &[u8] = b"PRI ";
 const EMPTY_LENGTH: &[u8] = b"\r\ncontent-length: 0\r\n";
 
 /// What the service and the byte stream of one connection share.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct ConnWatch {
     /// The service has been handed a request on this connection.
     served: AtomicBool,
@@ -41,12 +44,57 @@ pub struct ConnWatch {
     answered: AtomicU16,
     /// The request line of that first request.
     first: Mutex<Option<FirstLine>>,
+    /// When the connection opened (after its TLS handshake).
+    opened: Instant,
+    /// Requests handed to the service whose response has not ended.
+    in_flight: AtomicUsize,
+    /// Milliseconds after `opened` at which the last request ended (0: none has).
+    idle_since_ms: AtomicU64,
+}
+
+impl Default for ConnWatch {
+    fn default() -> Self {
+        ConnWatch {
+            served: AtomicBool::new(false),
+            answered: AtomicU16::new(0),
+            first: Mutex::new(None),
+            opened: Instant::now(),
+            in_flight: AtomicUsize::new(0),
+            idle_since_ms: AtomicU64::new(0),
+        }
+    }
+}
+
+/// A request of the connection in flight: from when the service is handed it until its
+/// response body is dropped (or, with no response, its future is).
+#[derive(Debug)]
+pub struct InFlight(Arc<ConnWatch>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        let since = u64::try_from(self.0.opened.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.0.idle_since_ms.store(since, Ordering::Relaxed);
+        self.0.in_flight.fetch_sub(1, Ordering::Release);
+    }
 }
 
 impl ConnWatch {
-    /// Called by the service for every request it is handed.
-    pub fn serving(&self) {
+    /// Called by the service for every request it is handed; the request counts as in flight
+    /// until the returned guard is dropped.
+    pub fn serving(self: &Arc<Self>) -> InFlight {
         self.served.store(true, Ordering::Relaxed);
+        self.in_flight.fetch_add(1, Ordering::Acquire);
+        InFlight(Arc::clone(self))
+    }
+
+    /// How long the connection has had no request in flight (since it opened, or since its
+    /// last request ended); `None` while one is.
+    pub fn idle_for(&self) -> Option<Duration> {
+        if self.in_flight.load(Ordering::Acquire) > 0 {
+            return None;
+        }
+        let since = Duration::from_millis(self.idle_since_ms.load(Ordering::Relaxed));
+        Some(self.opened.elapsed().saturating_sub(since))
     }
 
     /// Whether the service has been handed any request on this connection.

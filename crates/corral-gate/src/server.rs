@@ -37,12 +37,14 @@ use crate::tls;
 const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Longest a client may take to send a request head.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
-/// Longest a connection may stay open (after its TLS handshake) before its first request
-/// reaches the gate. hyper's `header_read_timeout` only starts once it knows the protocol, and
-/// telling HTTP/1 from HTTP/2 (up to the 24 bytes of the preface) has no deadline of its own:
-/// without this a client that connects and sends nothing, or part of the preface, or an
-/// HTTP/2 connection without a request, holds a descriptor for ever.
-const FIRST_REQUEST_TIMEOUT: Duration = HEADER_READ_TIMEOUT;
+/// Longest a connection may stay open (after its TLS handshake) with no request in flight:
+/// before its first request reaches the gate, or after its last one ended. hyper's
+/// `header_read_timeout` only starts once it knows the protocol, and telling HTTP/1 from
+/// HTTP/2 (up to the 24 bytes of the preface) has no deadline of its own; an HTTP/2 connection
+/// has no idle limit in hyper at all, and its client answering the gate's pings keeps it open.
+/// Without this a client that connects and sends nothing, part of the preface, or an HTTP/2
+/// connection with no (more) requests, holds a descriptor for ever, authenticated or not.
+const IDLE_CONNECTION_TIMEOUT: Duration = HEADER_READ_TIMEOUT;
 /// Largest request head accepted (hyper answers 431 past it); Ollama clients send a few hundred
 /// bytes, so anything near this is an attack on a parser somewhere.
 const MAX_HEAD_BYTES: usize = 64 * 1024;
@@ -74,7 +76,7 @@ pub struct Gate {
     store_version: i64,
     key_reload_interval: Duration,
     shutdown_grace: Duration,
-    first_request_timeout: Duration,
+    idle_connection_timeout: Duration,
     hurry: CancellationToken,
 }
 
@@ -137,7 +139,7 @@ impl Gate {
             store_version,
             key_reload_interval: settings.key_reload_interval,
             shutdown_grace: GateSettings::DEFAULT_SHUTDOWN_GRACE,
-            first_request_timeout: FIRST_REQUEST_TIMEOUT,
+            idle_connection_timeout: IDLE_CONNECTION_TIMEOUT,
             hurry: CancellationToken::new(),
         })
     }
@@ -152,10 +154,10 @@ impl Gate {
         self.shutdown_grace = grace;
     }
 
-    /// How long a new connection may go without a request before it is closed (default
-    /// 30 s, counted after the TLS handshake).
-    pub fn set_first_request_timeout(&mut self, limit: Duration) {
-        self.first_request_timeout = limit;
+    /// How long a connection may go with no request in flight before it is closed: from
+    /// when it opened (after the TLS handshake) or its last request ended (default 30 s).
+    pub fn set_idle_connection_timeout(&mut self, limit: Duration) {
+        self.idle_connection_timeout = limit;
     }
 
     /// A token that, cancelled once shutdown has started, ends the grace period at once (an
@@ -184,7 +186,7 @@ impl Gate {
             store_version,
             key_reload_interval,
             shutdown_grace,
-            first_request_timeout,
+            idle_connection_timeout,
             hurry,
         } = self;
         let (stop_tx, stop_rx) = watch::channel(false);
@@ -231,7 +233,7 @@ impl Gate {
                             Arc::clone(&builder),
                             Arc::clone(&shared),
                             graceful.watcher(),
-                            first_request_timeout,
+                            idle_connection_timeout,
                         );
                         conns.spawn(conn);
                     }
@@ -288,7 +290,7 @@ async fn serve_connection(
     builder: Arc<auto::Builder<TokioExecutor>>,
     shared: Arc<Shared>,
     watcher: Watcher,
-    first_request_timeout: Duration,
+    idle_connection_timeout: Duration,
 ) {
     let _ = stream.set_nodelay(true);
     let peer_ip = peer.ip();
@@ -297,15 +299,20 @@ async fn serve_connection(
         let shared = Arc::clone(&shared);
         let watch = Arc::clone(&watch);
         service_fn(move |req| {
-            watch.serving();
-            proxy::handle(Arc::clone(&shared), peer_ip, req)
+            let in_flight = watch.serving();
+            let answer = proxy::handle(Arc::clone(&shared), peer_ip, req);
+            async move {
+                let mut resp = answer.await?;
+                resp.body_mut().hold(in_flight);
+                Ok::<_, std::convert::Infallible>(resp)
+            }
         })
     };
     let ended = match tls {
         None => {
             let io = TokioIo::new(Watched::new(stream, Arc::clone(&watch)));
             let conn = watcher.watch(builder.serve_connection(io, service));
-            first_request_within(conn, &watch, first_request_timeout).await
+            close_when_idle(conn, &watch, idle_connection_timeout).await
         }
         Some(acceptor) => {
             // One deadline for the first byte and the handshake together.
@@ -331,11 +338,11 @@ async fn serve_connection(
                 };
             let io = TokioIo::new(Watched::new(tls_stream, Arc::clone(&watch)));
             let conn = watcher.watch(builder.serve_connection(io, service));
-            first_request_within(conn, &watch, first_request_timeout).await
+            close_when_idle(conn, &watch, idle_connection_timeout).await
         }
     };
     let Some(ended) = ended else {
-        tracing::debug!(%peer, "closed a connection that sent no request in time");
+        tracing::debug!(%peer, "closed a connection that had no request in flight for too long");
         return;
     };
     if let Err(e) = ended {
@@ -346,23 +353,25 @@ async fn serve_connection(
     }
 }
 
-/// Runs a connection, and drops it (closing it) when no request has reached the service
-/// `limit` after it started; `None` then. A connection that has served a request runs on
-/// under hyper's own timeouts.
-async fn first_request_within<F: Future>(
+/// Runs a connection, and drops it (closing it) once it has had no request in flight for
+/// `limit`: none since it opened, or none since its last one ended; `None` then.
+async fn close_when_idle<F: Future>(
     conn: F,
     watch: &ConnWatch,
     limit: Duration,
 ) -> Option<F::Output> {
     let mut conn = std::pin::pin!(conn);
-    tokio::select! {
-        out = &mut conn => return Some(out),
-        () = tokio::time::sleep(limit) => {}
-    }
-    if watch.served() {
-        Some(conn.await)
-    } else {
-        None
+    let mut wait = limit;
+    loop {
+        tokio::select! {
+            out = &mut conn => return Some(out),
+            () = tokio::time::sleep(wait) => {}
+        }
+        wait = match watch.idle_for() {
+            Some(idle) if idle >= limit => return None,
+            Some(idle) => limit - idle,
+            None => limit,
+        };
     }
 }
 

@@ -30,6 +30,7 @@ use tokio_util::sync::WaitForCancellationFutureOwned;
 use crate::audit::AuditSink;
 use crate::context::{Ending, RequestCtx};
 use crate::keys::Lease;
+use crate::refused::InFlight;
 use crate::upstream::UpstreamBody;
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -88,6 +89,8 @@ pub struct GateBody {
     bytes_out: u64,
     ending: Option<Ending>,
     audit: Option<(Box<RequestCtx>, AuditSink)>,
+    /// Keeps the request counted as in flight on its connection until the body is dropped.
+    in_flight: Option<InFlight>,
 }
 
 impl GateBody {
@@ -100,6 +103,7 @@ impl GateBody {
             bytes_out: 0,
             ending: None,
             audit: None,
+            in_flight: None,
         }
     }
 
@@ -138,7 +142,13 @@ impl GateBody {
             bytes_out: 0,
             ending: None,
             audit: None,
+            in_flight: None,
         }
+    }
+
+    /// Counts the request as in flight on its connection for as long as this body lives.
+    pub fn hold(&mut self, in_flight: InFlight) {
+        self.in_flight = Some(in_flight);
     }
 
     /// Emit `ctx` as an audit record when this body ends or is dropped.

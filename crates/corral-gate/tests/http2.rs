@@ -325,11 +325,11 @@ async fn a_reset_stream_cancels_its_generation_and_only_that_one() {
 }
 
 #[tokio::test]
-async fn a_connection_that_sends_no_request_is_closed() {
+async fn connections_with_no_request_in_flight_are_closed() {
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
     let limit = Duration::from_millis(500);
     let h = Harness::builder()
-        .first_request_timeout(limit)
+        .idle_connection_timeout(limit)
         .start()
         .await;
     // Silent; part of the HTTP/2 preface (hyper waits for the rest before it can tell the
@@ -354,21 +354,56 @@ async fn a_connection_that_sends_no_request_is_closed() {
     }
     assert!(h.forwarded().is_empty(), "{:?}", h.forwarded());
 
-    // A connection that has served a request is left to hyper's own timeouts.
+    // A request in flight keeps its connection open past the limit however long it runs; once
+    // the connection has had none for the limit, it is closed, over HTTP/1.1 and over HTTP/2
+    // (whose client answers the gate's pings, which alone kept it open for ever).
     let stream = tokio::net::TcpStream::connect(h.addr).await.unwrap();
     let (mut sender, conn) =
         hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
             .await
             .unwrap();
-    let _conn = tokio::spawn(conn);
-    for _ in 0..2 {
-        let req = Request::get("/api/version")
-            .header("host", h.addr.to_string())
-            .header("authorization", h.bearer("alice"))
-            .body(http_body_util::Empty::<Bytes>::new())
+    let h1 = tokio::spawn(conn);
+    let slow = Request::post("/api/chat")
+        .header("host", h.addr.to_string())
+        .header("authorization", h.bearer("alice"))
+        .header("content-type", "application/json")
+        .body(http_body_util::Full::new(Bytes::from(
+            chat_body("slow", true).to_string(),
+        )))
+        .unwrap();
+    let started = Instant::now();
+    let r = read_reply(sender.send_request(slow).await.unwrap()).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(
+        started.elapsed() > limit * 2,
+        "the stream outlasts the limit: {:?}",
+        started.elapsed()
+    );
+    let ended = Instant::now();
+    tokio::time::timeout(Duration::from_secs(10), h1)
+        .await
+        .expect("an idle HTTP/1.1 connection is closed")
+        .unwrap()
+        .unwrap();
+    assert!(ended.elapsed() >= limit - Duration::from_millis(100));
+
+    let tcp = tokio::net::TcpStream::connect(h.addr).await.unwrap();
+    let (mut h2, h2_conn) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tcp))
+            .await
             .unwrap();
-        let r = read_reply(sender.send_request(req).await.unwrap()).await;
-        assert_eq!(r.status, 200, "{}", r.text());
-        tokio::time::sleep(limit * 3).await;
-    }
+    let h2_conn = tokio::spawn(h2_conn);
+    let req = Request::get(format!("http://{}/api/version", h.addr))
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let r = read_reply(h2.send_request(req).await.unwrap()).await;
+    assert_eq!(r.status, 401, "an unauthenticated request: {}", r.text());
+    let ended = Instant::now();
+    tokio::time::timeout(Duration::from_secs(10), h2_conn)
+        .await
+        .expect("an idle HTTP/2 connection is closed")
+        .unwrap()
+        .ok();
+    assert!(ended.elapsed() >= limit - Duration::from_millis(100));
+    drop(h2);
 }

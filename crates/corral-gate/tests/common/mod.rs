@@ -87,7 +87,7 @@ pub struct HarnessBuilder {
     upstream: Option<String>,
     audit_path: Option<PathBuf>,
     shutdown_grace: Option<Duration>,
-    first_request_timeout: Option<Duration>,
+    idle_connection_timeout: Option<Duration>,
 }
 
 impl HarnessBuilder {
@@ -113,9 +113,9 @@ impl HarnessBuilder {
         self.shutdown_grace = Some(d);
         self
     }
-    /// How long a new connection may go without a request.
-    pub fn first_request_timeout(mut self, d: Duration) -> Self {
-        self.first_request_timeout = Some(d);
+    /// How long a connection may go with no request in flight.
+    pub fn idle_connection_timeout(mut self, d: Duration) -> Self {
+        self.idle_connection_timeout = Some(d);
         self
     }
     /// Writes the audit log at `path` instead of in the harness's directory.
@@ -172,8 +172,8 @@ impl HarnessBuilder {
         if let Some(d) = self.shutdown_grace {
             gate.set_shutdown_grace(d);
         }
-        if let Some(d) = self.first_request_timeout {
-            gate.set_first_request_timeout(d);
+        if let Some(d) = self.idle_connection_timeout {
+            gate.set_idle_connection_timeout(d);
         }
         let addr = gate.local_addr();
         let (tx, rx) = oneshot::channel::<()>();
