@@ -1,5 +1,6 @@
 //! Fuzzes request routing: `METHOD SP TARGET` in, a route or a refusal out, never a panic.
-//! Every accepted target must be canonical and match its route's pattern exactly.
+//! Every accepted target must be canonical and match its route's pattern exactly (apart from
+//! a query its route accepts, which is not forwarded).
 #![no_main]
 
 use corral_policy::path;
@@ -13,6 +14,14 @@ fuzz_target!(|data: &[u8]| {
     let (method, target) = s.split_once(' ').unwrap_or(("GET", s));
     match route::route(method, target) {
         Ok(m) => {
+            // The whole target, or the path and a query its route accepts exactly.
+            if m.path != target {
+                let query = target
+                    .strip_prefix(m.path)
+                    .and_then(|q| q.strip_prefix('?'));
+                assert!(query.is_some_and(|q| route::ACCEPTED_QUERIES.contains(&(m.route.name, q))));
+            }
+            let target = m.path;
             assert_eq!(path::check(target), Ok(target));
             assert!(m.route.methods.contains(&method));
             assert!(!target.contains("..") || target.split('/').all(|seg| seg != ".."));

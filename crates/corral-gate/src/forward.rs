@@ -164,8 +164,8 @@ fn client_left(e: &(dyn std::error::Error + 'static)) -> bool {
     false
 }
 
-/// The canonical upstream path for a matched route: the checked target itself, which
-/// `corral_policy::path::check` guarantees is canonical and query-free.
+/// The canonical upstream path for a matched route: its checked path (`RouteMatch::path`),
+/// which `corral_policy::path::check` guarantees is canonical and query-free.
 pub fn canonical_path(checked_target: &str) -> Result<PathAndQuery, Failure> {
     PathAndQuery::from_maybe_shared(Bytes::copy_from_slice(checked_target.as_bytes()))
         .map_err(|_| Failure::new(400, "bad_path", "bad request path"))

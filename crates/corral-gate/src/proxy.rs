@@ -295,7 +295,7 @@ async fn serve(
     let up_body = inspected.into_upstream(modified)?;
 
     // 5. Forward.
-    let path = forward::canonical_path(target)?;
+    let path = forward::canonical_path(m.path)?;
     let declared = body::declared_length(&parts.headers);
     let up_req = forward::build_request(
         &shared.upstream_host,

@@ -408,3 +408,27 @@ async fn a_client_that_leaves_mid_upload_is_recorded_as_gone() {
     assert_eq!(rec["event"]["action"], "proxy", "{rec}");
     assert_eq!(rec["event"]["outcome"], "failure", "{rec}");
 }
+
+/// Anthropic's SDK calls its beta messages API (Claude Code does) as
+/// `POST /v1/messages?beta=true`: accepted, and forwarded without the query; any other query
+/// is still refused before the upstream.
+#[tokio::test]
+async fn the_anthropic_beta_query_is_accepted_on_messages_only() {
+    let h = Harness::start().await;
+    let body = serde_json::json!({"model": "llama3.2", "max_tokens": 20,
+        "messages": [{"role": "user", "content": "hi"}]});
+    let r = h.post_json("/v1/messages?beta=true", "alice", &body).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["type"], "message");
+    let sent = h.forwarded();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].target, "/v1/messages");
+    for target in [
+        "/v1/messages?beta=true&x=1",
+        "/v1/chat/completions?beta=true",
+    ] {
+        let r = h.post_json(target, "alice", &body).await;
+        assert_eq!(r.status, 400, "{target}: {}", r.text());
+    }
+    assert_eq!(h.forwarded().len(), 1, "nothing more reached upstream");
+}

@@ -128,7 +128,16 @@ pub struct RouteMatch<'a> {
     /// The raw `{model}`, `{digest}` or `{key}` segment. For `{model}` it may contain `%3A`;
     /// [`RouteMatch::model_param`] decodes it.
     pub param: Option<&'a str>,
+    /// The checked, canonical path: the whole target, or the target without a query this
+    /// route accepts (see [`ACCEPTED_QUERIES`]). This is what goes upstream.
+    pub path: &'a str,
 }
+
+/// The only query strings accepted, by route name, each exactly as written; the gate forwards
+/// the path without them. Anthropic's SDK calls its beta messages API (what Claude Code uses)
+/// as `POST /v1/messages?beta=true`, which Ollama answers as `/v1/messages`. Any other query,
+/// on any route, is refused.
+pub const ACCEPTED_QUERIES: &[(&str, &str)] = &[("v1.messages", "beta=true")];
 
 impl RouteMatch<'_> {
     /// The decoded `{model}` of `/v1/models/{model}`, if this is that route.
@@ -244,15 +253,32 @@ pub static ROUTES: &[Route] = &[
 /// Matches `method` and the raw request-target against the route table. The target is
 /// checked by [`path::check`] first; on success it is the canonical path to forward as is.
 pub fn route<'a>(method: &str, target: &'a str) -> Result<RouteMatch<'a>, RouteError> {
+    // A query is looked at only when it is one some route accepts, spelled exactly so;
+    // otherwise the whole target goes through the path check, which refuses it.
+    let (target, query) = match target.split_once('?') {
+        Some((path, query)) if ACCEPTED_QUERIES.iter().any(|(_, q)| *q == query) => {
+            (path, Some(query))
+        }
+        _ => (target, None),
+    };
     let target = path::check(target)?;
     let mut found: Option<RouteMatch<'a>> = None;
     for route in ROUTES {
         if let Some(param) = match_path(route.path, target) {
-            found = Some(RouteMatch { route, param });
+            found = Some(RouteMatch {
+                route,
+                param,
+                path: target,
+            });
             break;
         }
     }
     let m = found.ok_or(RouteError::NotFound)?;
+    if let Some(query) = query {
+        if !ACCEPTED_QUERIES.contains(&(m.route.name, query)) {
+            return Err(RouteError::BadPath(path::PathError::Query));
+        }
+    }
     if !m.route.methods.contains(&method) {
         return Err(RouteError::MethodNotAllowed {
             allow: m.route.methods,

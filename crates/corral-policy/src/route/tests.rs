@@ -249,3 +249,43 @@ fn class_display_and_serde() {
     assert_eq!(EndpointClass::parse("ops"), Some(EndpointClass::Ops));
     assert_eq!(EndpointClass::parse("all"), None);
 }
+
+#[test]
+fn only_the_queries_a_route_accepts_pass_and_the_path_goes_on_without_them() {
+    let m = route("POST", "/v1/messages?beta=true").unwrap();
+    assert_eq!(m.route.name, "v1.messages");
+    assert_eq!(m.path, "/v1/messages");
+    assert_eq!(route("POST", "/v1/messages").unwrap().path, "/v1/messages");
+    let query = Err(RouteError::BadPath(path::PathError::Query));
+    for target in [
+        // Another route, another query, another spelling, more after it.
+        "/api/chat?beta=true",
+        "/v1/chat/completions?beta=true",
+        "/v1/messages?beta=false",
+        "/v1/messages?BETA=true",
+        "/v1/messages?beta=true&x=1",
+        "/v1/messages?beta=true?beta=true",
+        "/v1/messages?beta=true#x",
+        "/v1/messages?",
+        "/v1/messages?x=1",
+    ] {
+        assert_eq!(route("POST", target), query, "{target}");
+    }
+    // The path before an accepted query is checked as ever.
+    assert!(matches!(
+        route("POST", "/v1//messages?beta=true"),
+        Err(RouteError::BadPath(path::PathError::EmptySegment))
+    ));
+    assert!(matches!(
+        route("POST", "/v1/messages/?beta=true"),
+        Err(RouteError::BadPath(path::PathError::TrailingSlash))
+    ));
+    assert_eq!(
+        route("POST", "/v1/nope?beta=true"),
+        Err(RouteError::NotFound)
+    );
+    assert!(matches!(
+        route("GET", "/v1/messages?beta=true"),
+        Err(RouteError::MethodNotAllowed { .. })
+    ));
+}
