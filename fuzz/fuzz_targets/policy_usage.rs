@@ -1,5 +1,5 @@
 //! Fuzzes the usage tap and the usage-chunk filter: neither answer (the counts, whether the
-//! upstream reported an error) may depend on how the body is cut into chunks, and the filter
+//! upstream reported an error, whether the stream reached its end) may depend on how the body is cut into chunks, and the filter
 //! only ever removes whole events.
 #![no_main]
 
@@ -19,6 +19,7 @@ fuzz_target!(|data: &[u8]| {
     }
     assert_eq!(whole.finish(), pieces.finish());
     assert_eq!(whole.reported_error(), pieces.reported_error());
+    assert_eq!(whole.saw_end(), pieces.saw_end());
     // An error needs the word.
     if whole.reported_error() {
         assert!(body.windows(5).any(|w| w == b"error"));
@@ -29,6 +30,7 @@ fuzz_target!(|data: &[u8]| {
     }
     assert_eq!(whole.finish(), bytes.finish());
     assert_eq!(whole.reported_error(), bytes.reported_error());
+    assert_eq!(whole.saw_end(), bytes.saw_end());
 
     let filter = |pieces: &mut dyn Iterator<Item = &[u8]>| {
         let mut f = UsageChunkFilter::new();

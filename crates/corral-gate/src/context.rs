@@ -38,6 +38,8 @@ pub enum Ending {
     /// The upstream ended the body in good order, but with an error of its own in it (an
     /// NDJSON `{"error":...}` line, an SSE error event) after a success status.
     UpstreamReported,
+    /// The upstream ended a generation's stream in order but without its end marker.
+    UpstreamIncomplete,
     /// The gate cut the response at the end of its shutdown grace period.
     Shutdown,
     /// The key was revoked, rotated, deleted or expired while the response ran.
@@ -53,6 +55,7 @@ impl Ending {
             Ending::IdleTimeout => Some("upstream_idle_timeout"),
             Ending::UpstreamError => Some("upstream_stream_error"),
             Ending::UpstreamReported => Some("upstream_reported_error"),
+            Ending::UpstreamIncomplete => Some("upstream_stream_incomplete"),
             Ending::Shutdown => Some("gate_shutdown"),
             Ending::KeyNoLongerValid => Some("key_no_longer_valid"),
         }

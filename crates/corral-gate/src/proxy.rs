@@ -32,7 +32,7 @@ use crate::headers::{ambiguous_framing, client_response_headers, host_problem};
 use crate::keys::{Authenticated, Keys, Lease};
 use crate::reply::{error_response, Failure};
 use crate::settings::Upstream;
-use crate::stream::{BoxError, GateBody};
+use crate::stream::{BoxError, GateBody, Reading};
 use crate::upstream::UpstreamBody;
 
 /// Longest a client may take to send a body that the gate inspects.
@@ -356,7 +356,18 @@ async fn serve(
             if matches!(format, ResponseFormat::Ndjson | ResponseFormat::Sse) {
                 ctx.stream = true;
             }
-            let tap = m.route.class == route::EndpointClass::Inference;
+            let streamed = matches!(format, ResponseFormat::Ndjson | ResponseFormat::Sse);
+            let reading = if m.route.class != route::EndpointClass::Inference {
+                Reading::Errors
+            } else if streamed
+                && m.route.streams_generation()
+                && up_parts.status.is_success()
+                && !up_parts.headers.contains_key(CONTENT_ENCODING)
+            {
+                Reading::Generation
+            } else {
+                Reading::Tokens
+            };
             // The usage chunk the gate asked for on the client's behalf is taken out again
             // (from plain SSE only: a coded body passes as it is); the body's length changes,
             // so it goes out without the upstream's length.
@@ -369,7 +380,7 @@ async fn serve(
                 shared.idle_timeout,
                 format,
                 m.route.dialect,
-                tap,
+                reading,
                 hide_usage,
                 lease,
             );

@@ -49,6 +49,18 @@ pub enum StreamError {
     Shutdown,
 }
 
+/// What the gate reads in an upstream body besides passing it on, for the audit record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reading {
+    /// Only an error the upstream reports inside an NDJSON or SSE body.
+    Errors,
+    /// Also the upstream's token counts (inference routes).
+    Tokens,
+    /// Also whether a generation's stream reached its end marker (`done: true`, `[DONE]`,
+    /// `message_stop`, `response.completed`); one that ends without it was cut short.
+    Generation,
+}
+
 enum Kind {
     Full(Option<Bytes>),
     Stream(Streaming),
@@ -84,8 +96,8 @@ pub struct GateBody {
     /// Reads token counts (inference) and errors the upstream reports inside a body it began
     /// as a success (every NDJSON or SSE stream, and inference answers).
     tap: Option<UsageTap>,
-    /// Whether the tap's token counts go into the record (inference routes only).
-    counts_tokens: bool,
+    /// What the tap is read for.
+    reading: Reading,
     bytes_out: u64,
     ending: Option<Ending>,
     audit: Option<(Box<RequestCtx>, AuditSink)>,
@@ -99,7 +111,7 @@ impl GateBody {
         GateBody {
             kind: Kind::Full((!bytes.is_empty()).then_some(bytes)),
             tap: None,
-            counts_tokens: false,
+            reading: Reading::Errors,
             bytes_out: 0,
             ending: None,
             audit: None,
@@ -107,9 +119,9 @@ impl GateBody {
         }
     }
 
-    /// The upstream body, passed through with an idle timeout between chunks; `tap` counts
-    /// tokens in a body of that format (an NDJSON or SSE body is read for an error the upstream
-    /// reports in it either way). A streamed (NDJSON or SSE) body without a length that
+    /// The upstream body, passed through with an idle timeout between chunks and read as
+    /// `reading` says (an NDJSON or SSE body is always read for an error the upstream reports
+    /// in it). A streamed (NDJSON or SSE) body without a length that
     /// fails midway, or whose `lease` ends, ends with an error event in `dialect`. `hide_usage`
     /// drops the usage-only chunk of an OpenAI event stream (the body then has no known length).
     pub fn streaming(
@@ -117,7 +129,7 @@ impl GateBody {
         timeout: Duration,
         format: ResponseFormat,
         dialect: Dialect,
-        tap: bool,
+        reading: Reading,
         hide_usage: bool,
         lease: Lease,
     ) -> GateBody {
@@ -137,8 +149,9 @@ impl GateBody {
                 lease,
                 lease_ended: None,
             }),
-            tap: (tap || format != ResponseFormat::Json).then(|| UsageTap::new(format)),
-            counts_tokens: tap,
+            tap: (reading != Reading::Errors || format != ResponseFormat::Json)
+                .then(|| UsageTap::new(format)),
+            reading,
             bytes_out: 0,
             ending: None,
             audit: None,
@@ -370,19 +383,26 @@ impl Drop for GateBody {
             None if sink.is_cutting() => Ending::Shutdown,
             None => Ending::ClientGone,
         };
-        // The upstream said it failed, in a body that began as a success.
-        let ending = if ending == Ending::Complete
-            && self.tap.as_ref().is_some_and(UsageTap::reported_error)
-        {
-            Ending::UpstreamReported
-        } else {
-            ending
+        let ending = match &self.tap {
+            // The upstream said it failed, in a body that began as a success.
+            Some(tap) if ending == Ending::Complete && tap.reported_error() => {
+                Ending::UpstreamReported
+            }
+            // The generation's stream stopped in order but before its end.
+            Some(tap)
+                if ending == Ending::Complete
+                    && self.reading == Reading::Generation
+                    && !tap.saw_end() =>
+            {
+                Ending::UpstreamIncomplete
+            }
+            _ => ending,
         };
         if ctx.reason.is_none() {
             ctx.reason = ending.reason();
         }
         let usage = match &self.tap {
-            Some(tap) if self.counts_tokens => tap.finish(),
+            Some(tap) if self.reading != Reading::Errors => tap.finish(),
             _ => corral_policy::usage::Usage::default(),
         };
         sink.emit(ctx, ending, self.bytes_out, usage);

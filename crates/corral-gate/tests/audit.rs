@@ -414,3 +414,66 @@ async fn errors_the_upstream_reports_inside_a_stream_make_the_record_a_failure()
     assert_eq!(s(ok[0], "event.outcome"), "success", "{}", ok[0]);
     assert!(field(ok[0], "corral.reason").is_none_or(Value::is_null));
 }
+
+/// A generation whose stream the upstream ends in order but before its end marker (Ollama's
+/// OpenAI layer does so when the generation fails) is recorded as cut short, not as a success;
+/// streams that are not generations (a pull's progress) are not held to it.
+#[tokio::test]
+async fn a_generation_stream_that_stops_before_its_end_is_recorded_as_cut_short() {
+    let mut h = Harness::start().await;
+    let generations = [
+        ("/api/chat", chat_body("truncated", true)),
+        (
+            "/api/generate",
+            json!({"model": "truncated", "prompt": "hi"}),
+        ),
+        (
+            "/v1/chat/completions",
+            json!({"model": "truncated", "stream": true,
+                   "messages": [{"role": "user", "content": "hi"}]}),
+        ),
+        (
+            "/v1/completions",
+            json!({"model": "truncated", "stream": true, "prompt": "hi"}),
+        ),
+        (
+            "/v1/messages",
+            json!({"model": "truncated", "stream": true, "max_tokens": 50,
+                   "messages": [{"role": "user", "content": "hi"}]}),
+        ),
+        (
+            "/v1/responses",
+            json!({"model": "truncated", "stream": true, "input": "hi"}),
+        ),
+    ];
+    for (path, body) in &generations {
+        let (resp, _c) = h.stream_json(path, "alice", body).await;
+        assert_eq!(resp.status(), 200, "{path}");
+        read_all(&mut resp.into_body(), T).await.unwrap();
+        // The whole stream, for contrast.
+        let mut whole = body.clone();
+        whole["model"] = json!("llama3.2");
+        let (resp, _c) = h.stream_json(path, "alice", &whole).await;
+        read_all(&mut resp.into_body(), T).await.unwrap();
+    }
+    let (resp, _c) = h
+        .stream_json("/api/pull", "root", &json!({"model": "truncated"}))
+        .await;
+    read_all(&mut resp.into_body(), T).await.unwrap();
+    h.stop().await;
+
+    let recs = h.audit_records();
+    for (path, _) in &generations {
+        for r in by_path(&recs, path) {
+            if s(r, "corral.model").starts_with("truncated") {
+                assert_eq!(s(r, "event.outcome"), "failure", "{path}: {r}");
+                assert_eq!(s(r, "corral.reason"), "upstream_stream_incomplete", "{r}");
+            } else {
+                assert_eq!(s(r, "event.outcome"), "success", "{path}: {r}");
+            }
+        }
+        assert_eq!(by_path(&recs, path).len(), 2, "{path}");
+    }
+    let pull = by_path(&recs, "/api/pull");
+    assert_eq!(s(pull[0], "event.outcome"), "success", "{}", pull[0]);
+}

@@ -121,6 +121,23 @@ pub struct Route {
     pub dialect: Dialect,
 }
 
+impl Route {
+    /// Whether a streamed answer of this route is a generation whose stream ends with an end
+    /// marker (see [`crate::usage::UsageTap::saw_end`]): one that stops without it was cut
+    /// short upstream.
+    pub fn streams_generation(&self) -> bool {
+        matches!(
+            self.name,
+            "api.generate"
+                | "api.chat"
+                | "v1.chat.completions"
+                | "v1.completions"
+                | "v1.responses"
+                | "v1.messages"
+        )
+    }
+}
+
 /// A matched route and its path parameter, borrowed from the request target.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RouteMatch<'a> {

@@ -23,6 +23,9 @@ pub struct MockBehaviour {
     /// NDJSON `{"error":...}` line, an SSE error event), as a server whose generation failed
     /// after the success status went out does.
     pub fail_after: Option<usize>,
+    /// After this many content chunks, end the stream in good order but without the rest of
+    /// the answer (no final `done` object, `[DONE]`, `message_stop`...): a generation cut short.
+    pub end_after: Option<usize>,
     /// Stream content chunks until the client goes away (bounded by [`ENDLESS_CAP`]).
     pub endless: bool,
     /// Chunk delay used for `slow*` models.
@@ -50,6 +53,7 @@ impl Default for MockBehaviour {
             close_after: None,
             stall_after: None,
             fail_after: None,
+            end_after: None,
             endless: false,
             slow_delay: Duration::from_millis(150),
             cold_delay: Duration::from_millis(1500),
@@ -75,6 +79,8 @@ impl MockBehaviour {
             b.close_after = Some(2);
         } else if base.starts_with("failing") {
             b.fail_after = Some(2);
+        } else if base.starts_with("truncated") {
+            b.end_after = Some(2);
         } else if base.starts_with("endless") {
             b.endless = true;
             b.chunk_delay = b.chunk_delay.max(Duration::from_millis(20));
@@ -110,6 +116,7 @@ mod tests {
         assert_eq!(g.for_model(Some("stall:1b")).stall_after, Some(1));
         assert_eq!(g.for_model(Some("close")).close_after, Some(2));
         assert_eq!(g.for_model(Some("failing")).fail_after, Some(2));
+        assert_eq!(g.for_model(Some("truncated")).end_after, Some(2));
         assert!(g.for_model(Some("endless")).endless);
         assert_eq!(g.for_model(Some("long:7b")).chunks, LONG_CHUNKS);
         assert_eq!(g.for_model(Some("error500")).error_status, Some(500));

@@ -94,6 +94,10 @@ async fn produce(tx: mpsc::Sender<Item>, shape: Box<dyn StreamShape>, b: MockBeh
             let _ = tx.send(Item::Abort).await;
             return;
         }
+        if b.end_after == Some(i) {
+            // Ends in order, but before the format's end marker (`done`, `[DONE]`, ...).
+            return;
+        }
         if b.fail_after == Some(i) {
             // The status is long sent: the error goes in the body, which then ends in order.
             let _ = tx.send(Item::Data(shape.failure())).await;

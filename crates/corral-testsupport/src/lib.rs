@@ -36,6 +36,7 @@
 //! | `stall`    | sends one chunk, then nothing (connection kept open) until the client leaves |
 //! | `close`    | sends two chunks, then aborts the connection |
 //! | `failing`  | sends two chunks, then an error in the stream's format, and ends it in order |
+//! | `truncated`| sends two chunks, then ends the stream in order without its end (`done`, `[DONE]`...) |
 //! | `endless`  | streams (≥ 20 ms apart) until the client leaves (capped at [`ENDLESS_CAP`]) |
 //! | `long`     | [`LONG_CHUNKS`] chunks |
 //! | `errorNNN` | status NNN (400–599) with an error body in the path's dialect |

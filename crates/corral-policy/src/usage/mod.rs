@@ -17,9 +17,15 @@
 //! status ([`UsageTap::reported_error`]): Ollama ends a failed stream (a generation, a pull) with
 //! a line `{"error":"..."}`, OpenAI-style servers with an event `data: {"error":{...}}`,
 //! Anthropic-style ones with `event: error`. Only a line whose object opens with the key
-//! `error` (with a value other than `null`) or an `error` event counts, so a key of that name
-//! inside generated text or tool-call arguments, or the Responses API's `"error": null`, does
-//! not.
+//! `error` (with a value other than `null`) or an `error` (or `response.failed`) event counts,
+//! so a key of that name inside generated text or tool-call arguments, or the Responses API's
+//! `"error": null`, does not.
+//!
+//! And it notices whether a generation's stream reached its end marker
+//! ([`UsageTap::saw_end`]): Ollama's `"done": true`, OpenAI's `data: [DONE]`, Anthropic's
+//! `message_stop` event, the Responses API's `response.completed` (or `response.incomplete`).
+//! A stream that stops in good order without one was cut short upstream (Ollama's OpenAI layer
+//! drops a generation's error and just ends the stream).
 //!
 //! [`UsageChunkFilter`] removes from an OpenAI event stream the usage-only chunk that the
 //! gate asked for on the client's behalf (see [`crate::decide::Verdict::hide_usage`]).
@@ -67,6 +73,11 @@ enum Counter {
     Completion,
     /// Not a count: the first key of a line's object, spelled `error`.
     Error,
+    /// Not a count: the key `done`, whose `true` ends an Ollama stream.
+    Done,
+    /// Not a count: the first key of a line's object, spelled `type`, whose value names the
+    /// event (for servers that send SSE events without an `event:` line).
+    Type,
 }
 
 /// How a line starts, read byte by byte until its first key opens (a few bytes per line):
@@ -81,10 +92,12 @@ enum Lead {
     Event(u8),
     /// After `data:`, before the object.
     AfterData,
-    /// After `event:` and blanks: matched this many bytes of `error`.
-    EventName(u8),
-    /// `event: error` and blanks: the line is an error event if nothing else follows.
-    ErrorEvent,
+    /// After `data:`: matched this many bytes of `[DONE]`.
+    DoneMarker(u8),
+    /// `data: [DONE]` and blanks: the stream's end marker if nothing else follows.
+    DoneSeen,
+    /// After `event:`: the name is being collected (`event_len` bytes so far).
+    EventName,
     /// After the line's opening `{`, before its first key.
     AfterBrace,
     /// The line's first key is open; the lexer reads it.
@@ -96,6 +109,20 @@ enum Lead {
 const DATA: &[u8] = b"data:";
 const EVENT: &[u8] = b"event:";
 const ERROR: &[u8] = b"error";
+const DONE_KEY: &[u8] = b"done";
+const TYPE_KEY: &[u8] = b"type";
+const DONE_MARKER: &[u8] = b"[DONE]";
+/// Longest event name kept; a longer one is none of those below.
+const MAX_EVENT: usize = 24;
+/// Events (an `event:` line, or the `type` that opens an event's object) that say the upstream
+/// failed.
+const ERROR_EVENTS: &[&[u8]] = &[b"error", b"response.failed"];
+/// Events that end a generation's stream in order.
+const END_EVENTS: &[&[u8]] = &[
+    b"message_stop",
+    b"response.completed",
+    b"response.incomplete",
+];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
@@ -124,6 +151,11 @@ pub struct UsageTap {
     usage: Usage,
     lead: Lead,
     reported_error: bool,
+    saw_end: bool,
+    /// The string being read is the value of a line's first key `type`.
+    type_value: bool,
+    event: [u8; MAX_EVENT],
+    event_len: usize,
 }
 
 impl UsageTap {
@@ -139,14 +171,35 @@ impl UsageTap {
             usage: Usage::default(),
             lead: Lead::Start,
             reported_error: false,
+            saw_end: false,
+            type_value: false,
+            event: [0; MAX_EVENT],
+            event_len: 0,
         }
     }
 
     /// Whether the body carried an error of the upstream's own (see the module's docs): a
     /// response that began as a success and then failed.
     pub fn reported_error(&self) -> bool {
-        // `event: error` at the very end of the body, with no newline after it, counts too.
-        self.reported_error || self.lead == Lead::ErrorEvent
+        // An event line at the very end of the body, with no newline after it, counts too.
+        self.reported_error || self.pending_event_in(ERROR_EVENTS)
+    }
+
+    /// Whether the body carried a generation stream's end marker (see the module's docs).
+    pub fn saw_end(&self) -> bool {
+        self.saw_end || self.lead == Lead::DoneSeen || self.pending_event_in(END_EVENTS)
+    }
+
+    /// The event line being read names one of `names`.
+    fn pending_event_in(&self, names: &[&[u8]]) -> bool {
+        self.lead == Lead::EventName && names.contains(&self.event_name())
+    }
+
+    fn event_name(&self) -> &[u8] {
+        self.event
+            .get(..self.event_len)
+            .unwrap_or(&[])
+            .trim_ascii_end()
     }
 
     /// The framing this tap was created for.
@@ -203,8 +256,13 @@ impl UsageTap {
     fn lead_step(&mut self, b: u8) {
         let blank = matches!(b, b' ' | b'\t' | b'\r');
         self.lead = match (self.lead, b) {
-            (Lead::ErrorEvent, b'\n') => {
-                self.reported_error = true;
+            (Lead::DoneSeen, b'\n') => {
+                self.saw_end = true;
+                Lead::Start
+            }
+            (Lead::EventName, b'\n') => {
+                self.reported_error |= self.pending_event_in(ERROR_EVENTS);
+                self.saw_end |= self.pending_event_in(END_EVENTS);
                 Lead::Start
             }
             (_, b'\n') => Lead::Start,
@@ -221,20 +279,31 @@ impl UsageTap {
             }
             (Lead::Event(n), _) if EVENT.get(usize::from(n)) == Some(&b) => {
                 if usize::from(n) + 1 == EVENT.len() {
-                    Lead::EventName(0)
+                    self.event_len = 0;
+                    Lead::EventName
                 } else {
                     Lead::Event(n + 1)
                 }
             }
-            (Lead::AfterData | Lead::EventName(0), _) if blank => self.lead,
-            (Lead::EventName(n), _) if ERROR.get(usize::from(n)) == Some(&b) => {
-                if usize::from(n) + 1 == ERROR.len() {
-                    Lead::ErrorEvent
+            (Lead::AfterData, _) if blank => Lead::AfterData,
+            (Lead::AfterData, b'[') => Lead::DoneMarker(1),
+            (Lead::DoneMarker(n), _) if DONE_MARKER.get(usize::from(n)) == Some(&b) => {
+                if usize::from(n) + 1 == DONE_MARKER.len() {
+                    Lead::DoneSeen
                 } else {
-                    Lead::EventName(n + 1)
+                    Lead::DoneMarker(n + 1)
                 }
             }
-            (Lead::ErrorEvent, _) if blank => Lead::ErrorEvent,
+            (Lead::DoneSeen, _) if blank => Lead::DoneSeen,
+            (Lead::EventName, _) if blank && self.event_len == 0 => Lead::EventName,
+            (Lead::EventName, _) => match self.event.get_mut(self.event_len) {
+                Some(slot) => {
+                    *slot = b;
+                    self.event_len += 1;
+                    Lead::EventName
+                }
+                None => Lead::Done,
+            },
             (Lead::AfterBrace, _) if blank => Lead::AfterBrace,
             (Lead::AfterBrace, b'"') => Lead::FirstKey,
             _ => Lead::Done,
@@ -275,6 +344,7 @@ impl UsageTap {
             self.finish_value();
             self.state = State::Scan;
             self.lead = Lead::Start;
+            self.type_value = false;
             return;
         }
         self.state = match self.state {
@@ -302,12 +372,27 @@ impl UsageTap {
                     if first {
                         self.lead = Lead::Done;
                     }
-                    match self.counter() {
-                        Some(c) => State::AfterKey(c),
-                        None if first && !self.key_overflow && self.key() == ERROR => {
-                            State::AfterKey(Counter::Error)
+                    if std::mem::take(&mut self.type_value) {
+                        // `{"type":"NAME"`: the event's name, as an `event:` line gives it.
+                        if !self.key_overflow {
+                            self.reported_error |= ERROR_EVENTS.contains(&self.key());
+                            self.saw_end |= END_EVENTS.contains(&self.key());
                         }
-                        None => State::Scan,
+                        State::Scan
+                    } else {
+                        match self.counter() {
+                            Some(c) => State::AfterKey(c),
+                            None if first && !self.key_overflow && self.key() == ERROR => {
+                                State::AfterKey(Counter::Error)
+                            }
+                            None if !self.key_overflow && self.key() == DONE_KEY => {
+                                State::AfterKey(Counter::Done)
+                            }
+                            None if first && !self.key_overflow && self.key() == TYPE_KEY => {
+                                State::AfterKey(Counter::Type)
+                            }
+                            None => State::Scan,
+                        }
                     }
                 }
                 _ => {
@@ -328,6 +413,24 @@ impl UsageTap {
                     self.reported_error = true;
                     self.rescan(b)
                 }
+            },
+            State::BeforeValue(Counter::Type) => match b {
+                b' ' | b'\t' | b'\r' => State::BeforeValue(Counter::Type),
+                b'"' => {
+                    self.type_value = true;
+                    self.key_len = 0;
+                    self.key_overflow = false;
+                    State::Str { escaped: false }
+                }
+                _ => self.rescan(b),
+            },
+            State::BeforeValue(Counter::Done) => match b {
+                b' ' | b'\t' | b'\r' => State::BeforeValue(Counter::Done),
+                b't' => {
+                    self.saw_end = true;
+                    State::Scan
+                }
+                _ => self.rescan(b),
             },
             State::BeforeValue(c) => match b {
                 b' ' | b'\t' | b'\r' => State::BeforeValue(c),
@@ -435,8 +538,8 @@ fn set(u: &mut Usage, c: Counter, v: u64) {
     match c {
         Counter::Prompt => u.prompt_tokens = Some(v),
         Counter::Completion => u.completion_tokens = Some(v),
-        // Never reaches a value: `BeforeValue(Error)` decides on the value's first byte.
-        Counter::Error => {}
+        // Never reach a value: `BeforeValue` decides on the value's first byte.
+        Counter::Error | Counter::Done | Counter::Type => {}
     }
 }
 

@@ -337,3 +337,76 @@ fn an_error_line_leaves_the_counts_alone() {
     assert!(t.reported_error());
     assert_eq!(t.finish(), usage(26, 5));
 }
+
+/// `saw_end` of `body`, the same however the body is cut.
+fn ends(body: &[u8]) -> bool {
+    let mut whole = UsageTap::new(ResponseFormat::Sse);
+    whole.feed(body);
+    for cut in 0..=body.len() {
+        let mut t = UsageTap::new(ResponseFormat::Sse);
+        t.feed(&body[..cut]);
+        t.feed(&body[cut..]);
+        assert_eq!(t.saw_end(), whole.saw_end(), "cut at {cut}");
+    }
+    whole.saw_end()
+}
+
+#[test]
+fn the_end_markers_of_each_format_are_seen() {
+    assert!(ends(NDJSON));
+    assert!(ends(SSE));
+    assert!(ends(ANTHROPIC_SSE));
+    assert!(ends(
+        b"event: response.output_text.delta\ndata: {\"delta\":\"x\"}\n\nevent: response.completed\ndata: {\"type\":\"response.completed\"}\n\n"
+    ));
+    assert!(ends(b"event: response.incomplete\r\ndata: {}\r\n\r\n"));
+    assert!(ends(b"{\"done\" : true}"));
+    assert!(ends(b"data:[DONE]"));
+    assert!(ends(b"data: [DONE]  \r\n"));
+    assert!(ends(b"event:message_stop"));
+    // Servers that send events without `event:` lines: the `type` that opens the object.
+    assert!(ends(b"data: {\"type\":\"message_stop\"}\n\n"));
+    assert!(ends(
+        b"data: {\"type\":\"response.output_text.delta\",\"delta\":\"x\"}\n\ndata: { \"type\" : \"response.completed\", \"response\":{}}\n\n"
+    ));
+}
+
+#[test]
+fn a_stream_cut_short_has_no_end_marker() {
+    for body in [NDJSON, SSE, ANTHROPIC_SSE] {
+        // Everything but the last line or event.
+        let text = std::str::from_utf8(body).unwrap().trim_end();
+        let cut = text.rfind("\n\n").or_else(|| text.rfind('\n')).unwrap();
+        assert!(!ends(&body[..cut]), "{}", &text[..cut]);
+    }
+    let quiet: &[&[u8]] = &[
+        b"{\"done\":false}\n{\"message\":{\"content\":\"done\"},\"done\":false}\n",
+        b"{\"status\":\"done\"}\n{\"x\":\"\\\"done\\\": true\"}\n",
+        b"data: [DONE]x\n\ndata: [DON\n\ndata: {\"[DONE]\":1}\n\n",
+        b"event: message_stopped\n\nevent: response.completed.partial\n\n: [DONE]\n\n",
+        // `type` that is not the first key, or nested, or not a string.
+        b"data: {\"x\":1,\"type\":\"message_stop\"}\n\n",
+        b"data: {\"response\":{\"type\":\"response.completed\"}}\n\n",
+        b"data: {\"type\":[\"message_stop\"]}\n\ndata: {\"type\":\"message_stop_\"}\n\n",
+    ];
+    for body in quiet {
+        assert!(!ends(body), "{}", String::from_utf8_lossy(body));
+    }
+}
+
+#[test]
+fn a_failed_responses_stream_is_an_error() {
+    assert!(reports_error(
+        b"event: response.created\ndata: {}\n\nevent: response.failed\ndata: {\"type\":\"response.failed\"}\n\n"
+    ));
+    assert!(!reports_error(b"event: response.failed_over\n\n"));
+    assert!(reports_error(
+        b"data: {\"type\":\"response.failed\",\"response\":{}}\n\n"
+    ));
+    assert!(reports_error(
+        b"data: {\"type\":\"error\",\"error\":{\"type\":\"api_error\"}}\n\n"
+    ));
+    assert!(!reports_error(
+        b"data: {\"type\":\"content_block_delta\",\"delta\":{\"type\":\"error\"}}\n\n"
+    ));
+}

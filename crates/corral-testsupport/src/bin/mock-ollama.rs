@@ -38,6 +38,9 @@ struct Args {
     /// End streams with an in-band error (status already 200) after this many chunks.
     #[arg(long)]
     fail_after: Option<usize>,
+    /// End streams in order, without their final object or end marker, after this many chunks.
+    #[arg(long)]
+    end_after: Option<usize>,
     /// Milliseconds between chunks for `slow*` models.
     #[arg(long, default_value_t = 150)]
     slow_delay_ms: u64,
@@ -65,6 +68,7 @@ async fn main() -> anyhow::Result<()> {
         close_after: a.close_after,
         stall_after: a.stall_after,
         fail_after: a.fail_after,
+        end_after: a.end_after,
         endless: false,
         slow_delay: Duration::from_millis(a.slow_delay_ms),
         cold_delay: Duration::from_millis(a.cold_delay_ms),
