@@ -45,6 +45,12 @@ pub fn check_tls_files(files: &TlsFiles) -> Result<(), GateError> {
     tls::server_config(files).map(drop)
 }
 
+/// A warning when the TLS certificate expires within two weeks (it is loaded once, at
+/// start-up); `None` otherwise.
+pub fn tls_expiry_warning(files: &TlsFiles) -> Option<String> {
+    tls::expiry_warning(files)
+}
+
 /// Default idle timeout (see [`GateSettings::idle_timeout`]).
 pub const DEFAULT_IDLE_TIMEOUT: Duration = GateSettings::DEFAULT_IDLE_TIMEOUT;
 /// Default upstream connect timeout.

@@ -139,6 +139,39 @@ fn check_dates(path: &Path, certs: &[CertificateDer<'_>], now: i64) -> Result<()
     })
 }
 
+/// How close to its end a certificate's validity must be for [`expiry_warning`] to speak.
+pub const EXPIRY_WARNING_DAYS: i64 = 14;
+
+/// A warning when the server certificate (the first in `files.cert`) expires within
+/// [`EXPIRY_WARNING_DAYS`] of `now` (seconds since the Unix epoch): the gate loads it once at
+/// start-up and serves it until it stops, so after that date every handshake fails. `None`
+/// when it has longer, or when its file or dates cannot be read (that is an error elsewhere).
+pub fn expiry_warning_at(files: &TlsFiles, now: i64) -> Option<String> {
+    let certs = load_certs(&files.cert).ok()?;
+    let dates = certs.first().and_then(|c| validity::read(c))?;
+    let left = dates.not_after.unix().checked_sub(now)?;
+    if !(0..EXPIRY_WARNING_DAYS * 86_400).contains(&left) {
+        return None;
+    }
+    let days = left / 86_400;
+    let when = match days {
+        0 => "in less than a day".to_owned(),
+        1 => "in 1 day".to_owned(),
+        n => format!("in {n} days"),
+    };
+    Some(format!(
+        "the TLS certificate {} expires on {} ({when}); the gate does not reload it, so renew \
+         it and restart corral serve before then, or every client's handshake will fail",
+        files.cert.display(),
+        dates.not_after
+    ))
+}
+
+/// [`expiry_warning_at`] now.
+pub fn expiry_warning(files: &TlsFiles) -> Option<String> {
+    expiry_warning_at(files, unix_now())
+}
+
 fn unix_now() -> i64 {
     match std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) {
         Ok(d) => i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
@@ -294,6 +327,29 @@ mod tests {
             text.contains("expired on 2021-01-01 00:00:00 UTC"),
             "{text}"
         );
+
+        // Valid, but not for long: a warning, with the date, only inside the last 14 days.
+        let ending = TlsFiles {
+            cert: dated("ending.pem", 2020, 2050),
+            key: key_p.clone(),
+        };
+        let end = 2_524_608_000; // 2050-01-01 00:00:00 UTC
+        let warning = expiry_warning_at(&ending, end - 3 * 86_400 - 60).unwrap();
+        assert!(warning.contains("ending.pem"), "{warning}");
+        assert!(
+            warning.contains("expires on 2050-01-01 00:00:00 UTC (in 3 days)"),
+            "{warning}"
+        );
+        assert!(expiry_warning_at(&ending, end - 600)
+            .unwrap()
+            .contains("in less than a day"));
+        assert_eq!(expiry_warning_at(&ending, end - 15 * 86_400), None);
+        assert_eq!(
+            expiry_warning_at(&ending, end + 1),
+            None,
+            "expired: refused elsewhere"
+        );
+        assert_eq!(expiry_warning(&ending), None);
 
         let future = server_config(&TlsFiles {
             cert: dated("future.pem", 2090, 2091),
