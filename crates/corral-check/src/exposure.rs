@@ -153,14 +153,20 @@ pub fn children(procs_: &BTreeMap<u32, Proc>) -> Vec<Finding> {
             let Some(p) = chain.last().and_then(|pid| procs_.get(pid)) else {
                 continue;
             };
-            let kind = procs::classify_child(p);
-            if kind == ChildKind::Runner {
+            let mut kind = procs::classify_child(p);
+            let renamed = kind == ChildKind::Runner && procs::is_other_binary(p, server);
+            if kind == ChildKind::Runner && !renamed {
                 continue;
+            }
+            if renamed {
+                kind = ChildKind::Other;
             }
             let sev = match kind {
                 ChildKind::Shell | ChildKind::Interpreter | ChildKind::Network => {
                     Severity::Critical
                 }
+                // Something posing as one of Ollama's runners.
+                _ if renamed => Severity::High,
                 _ => Severity::Medium,
             };
             let path: Vec<String> = chain
@@ -172,10 +178,10 @@ pub fn children(procs_: &BTreeMap<u32, Proc>) -> Vec<Finding> {
                 ChildKind::Shell => "a shell",
                 ChildKind::Interpreter => "an interpreter",
                 ChildKind::Network => "a network tool",
+                _ if renamed => "a program named like Ollama that is not its executable",
                 _ => "an unexpected program",
             };
-            out.push(
-                Finding::new(
+            let mut finding = Finding::new(
                     "process.child",
                     sev,
                     format!("Ollama (pid {}) has {kind_s} below it: {}", server.pid, path.join(" → ")),
@@ -185,8 +191,20 @@ pub fn children(procs_: &BTreeMap<u32, Proc>) -> Vec<Finding> {
                 .fix(format!(
                     "Ollama starts only its own runners. Preserve evidence first (`ls -l /proc/{pid}/exe /proc/{pid}/cwd`, `cat /proc/{pid}/environ | tr '\\0' '\\n'`, `ss -tnp`), then stop Ollama (`systemctl stop ollama`) and the process (`kill {pid}`), upgrade Ollama and bind it to 127.0.0.1",
                     pid = p.pid
-                )),
-            );
+                ));
+            if renamed {
+                finding = finding.with(Evidence::at(
+                    format!("/proc/{}/exe", p.pid),
+                    None,
+                    format!(
+                        "runs {}; the Ollama server (pid {}) runs {}",
+                        p.exe.as_deref().unwrap_or("?"),
+                        server.pid,
+                        server.exe.as_deref().unwrap_or("?")
+                    ),
+                ));
+            }
+            out.push(finding);
         }
     }
     out

@@ -12,6 +12,9 @@ pub struct Proc {
     pub ppid: u32,
     pub comm: String,
     pub cmdline: Vec<String>,
+    /// The file it runs (`/proc/PID/exe`), when it can be read (another user's process needs
+    /// root).
+    pub exe: Option<String>,
 }
 
 impl Proc {
@@ -155,6 +158,20 @@ fn suspicious(prog: &str) -> Option<ChildKind> {
     }
 }
 
+/// Whether `child`, which calls itself Ollama, runs another file than its `server`: Ollama
+/// starts its runners from its own executable, so an `ollama` below it that is not that file is
+/// something else renamed (a copied shell, say). Unknown when either link cannot be read, or
+/// names a file replaced since it started (`... (deleted)`, as after an upgrade).
+pub fn is_other_binary(child: &Proc, server: &Proc) -> bool {
+    let known = |p: &Proc| {
+        p.exe
+            .as_deref()
+            .filter(|e| !e.is_empty() && !e.ends_with(" (deleted)"))
+            .map(str::to_owned)
+    };
+    is_ollama(child) && matches!((known(child), known(server)), (Some(c), Some(s)) if c != s)
+}
+
 /// Ollama processes whose parent is not Ollama: the servers.
 pub fn servers(procs: &BTreeMap<u32, Proc>) -> Vec<&Proc> {
     procs
@@ -212,6 +229,11 @@ pub fn read_procs(root: &Root) -> BTreeMap<u32, Proc> {
         let cmdline = read_bytes_at(&dir.join("cmdline"))
             .map(|b| split_nul(&b))
             .unwrap_or_default();
+        // The link's text only: never followed (under another --root it names a file of the
+        // analysed host, not of this one).
+        let exe = std::fs::read_link(dir.join("exe"))
+            .ok()
+            .map(|t| t.to_string_lossy().into_owned());
         out.insert(
             pid,
             Proc {
@@ -219,6 +241,7 @@ pub fn read_procs(root: &Root) -> BTreeMap<u32, Proc> {
                 ppid,
                 comm,
                 cmdline,
+                exe,
             },
         );
     }
@@ -278,6 +301,7 @@ mod tests {
             ppid,
             comm: comm.into(),
             cmdline: cmd.iter().map(|s| s.to_string()).collect(),
+            exe: None,
         }
     }
 

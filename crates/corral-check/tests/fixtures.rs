@@ -725,6 +725,38 @@ fn a_shell_that_calls_itself_a_runner_is_still_a_shell() {
     assert!(c[1].title.contains("an interpreter") && c[1].title.contains("python3(102)"));
 }
 
+/// Ollama starts its runners from its own executable: a child that calls itself `ollama`
+/// (comm and argv) but runs another file is a renamed program, whatever it claims.
+#[test]
+fn a_runner_that_is_not_ollamas_executable_is_reported() {
+    let fx = Fx::new();
+    fx.ollama(&[]);
+    fx.exe(OLLAMA, "/usr/local/bin/ollama");
+    let runner = ["/usr/local/bin/ollama", "runner", "--model", "/m"];
+    fx.process(101, OLLAMA, "ollama", &runner, &[]);
+    fx.exe(101, "/usr/local/bin/ollama");
+    fx.process(102, OLLAMA, "ollama", &runner, &[]);
+    fx.exe(102, "/tmp/.x/ollama");
+    // Unknown (unreadable, or replaced by an upgrade since it started): not judged.
+    fx.process(103, OLLAMA, "ollama", &runner, &[]);
+    fx.process(104, OLLAMA, "ollama", &runner, &[]);
+    fx.exe(104, "/usr/local/bin/ollama (deleted)");
+    let r = run(&fx.opts()).unwrap();
+    let c = with_id(&r, "process.child");
+    assert_eq!(c.len(), 1, "{c:#?}");
+    assert_eq!(c[0].severity, Severity::High);
+    assert!(c[0].title.contains("ollama(102)"), "{}", c[0].title);
+    assert!(c[0].title.contains("not its executable"), "{}", c[0].title);
+    assert!(
+        c[0].evidence
+            .iter()
+            .any(|e| e.detail.contains("/tmp/.x/ollama")
+                && e.detail.contains("/usr/local/bin/ollama")),
+        "{:#?}",
+        c[0].evidence
+    );
+}
+
 #[test]
 fn a_fifo_where_a_blob_or_environment_file_should_be_does_not_hang_the_check() {
     // Whoever can write to the models directory could plant a FIFO named like a blob; opening

@@ -64,6 +64,13 @@ impl Fx {
     }
 
     /// The usual server: `/usr/local/bin/ollama serve` under systemd (pid 1).
+    /// `/proc/PID/exe`: a link naming the file the process runs (never followed).
+    pub fn exe(&self, pid: u32, target: &str) {
+        let link = self.path(&format!("/proc/{pid}/exe"));
+        fs::create_dir_all(link.parent().unwrap()).unwrap();
+        std::os::unix::fs::symlink(target, link).unwrap();
+    }
+
     pub fn ollama(&self, environ: &[(&str, &str)]) {
         self.process(1, 0, "systemd", &["/sbin/init"], &[]);
         self.process(
