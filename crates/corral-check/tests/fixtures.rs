@@ -834,10 +834,33 @@ fn a_manifest_planted_as_a_symlink_is_still_a_model() {
         "{STORE}/manifests/registry.ollama.ai/library/llama3/out"
     ));
     std::os::unix::fs::symlink(outside.path(), &out_link).unwrap();
+    // A link to nothing is not followed either; both are reported as unchecked.
+    let dangling = fx.path(&format!(
+        "{STORE}/manifests/registry.ollama.ai/library/llama3/gone"
+    ));
+    std::os::unix::fs::symlink(fx.path("/var/tmp/nowhere"), &dangling).unwrap();
     let r = run(&fx.opts()).unwrap();
     let mut names: Vec<&str> = r.stores[0].models.iter().map(|m| m.name.as_str()).collect();
     names.sort();
     assert!(!names.contains(&"llama3:out"), "{names:?}");
+    assert!(!names.contains(&"llama3:gone"), "{names:?}");
+    // Each seen twice: in its own directory and through the directory link to it.
+    let unchecked = with_id(&r, "model.unchecked-manifest");
+    assert_eq!(unchecked.len(), 4, "{unchecked:#?}");
+    let kind = |end: &str, why: &str| {
+        unchecked
+            .iter()
+            .filter(|f| {
+                f.title.contains(why)
+                    && f.evidence[0]
+                        .path
+                        .as_deref()
+                        .is_some_and(|p| p.ends_with(end))
+            })
+            .count()
+    };
+    assert_eq!(kind("/gone", "dangling"), 2, "{unchecked:#?}");
+    assert_eq!(kind("/out", "--root"), 2, "{unchecked:#?}");
     assert!(
         names.contains(&"203.0.113.9:8443/attacker/leak:latest"),
         "{names:?}"

@@ -84,13 +84,21 @@ pub fn scan_store(dir: &Path, show: &dyn Fn(&Path) -> String, confine: Option<&P
     scan.blob_count = scan.blobs.len();
 
     let mut referenced: BTreeSet<String> = BTreeSet::new();
-    for (path, parts) in manifest_files(&dir.join("manifests"), confine) {
+    let (manifests, skipped) = manifest_files(&dir.join("manifests"), confine);
+    for (path, why) in skipped {
+        scan.findings.push(unseen_manifest(&show(&path), why));
+    }
+    for (path, parts) in manifests {
         let shown = show(&path);
         let parts: Vec<&str> = parts.iter().map(String::as_str).collect();
         let Some(mref) = ModelRef::from_parts(&parts) else {
             continue;
         };
         let Some(bytes) = crate::root::read_bytes_at(&path) else {
+            scan.findings.push(unseen_manifest(
+                &shown,
+                "cannot be read (run as root, or as the user Ollama runs as)",
+            ));
             continue;
         };
         let modified = fs::metadata(&path)
@@ -169,9 +177,28 @@ pub fn scan_store(dir: &Path, show: &dyn Fn(&Path) -> String, confine: Option<&P
     scan
 }
 
-/// Manifest files exactly four levels below `manifests/`, with their path components.
-fn manifest_files(dir: &Path, confine: Option<&Path>) -> Vec<(PathBuf, Vec<String>)> {
+/// A manifest the check could not look at: whatever model it is stays unchecked, which the
+/// report must say rather than pass over.
+fn unseen_manifest(shown: &str, why: &str) -> Finding {
+    Finding::new(
+        "model.unchecked-manifest",
+        Severity::Low,
+        format!("A manifest could not be checked: {why}"),
+    )
+    .with(Evidence::at(shown.to_owned(), None, why.to_owned()))
+    .fix(format!(
+        "Look at {shown} by hand (`ls -l`, `readlink -f`); a manifest you did not create is a model someone else put there"
+    ))
+}
+
+/// Entries the walk of `manifests/` passed over, and why.
+type Skipped = Vec<(PathBuf, &'static str)>;
+
+/// Manifest files exactly four levels below `manifests/`, with their path components, and the
+/// links the walk could not or would not follow.
+fn manifest_files(dir: &Path, confine: Option<&Path>) -> (Vec<(PathBuf, Vec<String>)>, Skipped) {
     let mut out = Vec::new();
+    let mut skipped = Vec::new();
     let mut stack: Vec<(PathBuf, Vec<String>)> = vec![(dir.to_path_buf(), Vec::new())];
     while let Some((d, parts)) = stack.pop() {
         for p in list_dir(&d) {
@@ -181,12 +208,18 @@ fn manifest_files(dir: &Path, confine: Option<&Path>) -> Vec<(PathBuf, Vec<Strin
             // Symlinks are followed, as Ollama follows them when it lists its models: a
             // manifest planted as a link is a model all the same. The depth limit below keeps
             // a link loop finite.
+            let linked = fs::symlink_metadata(&p).is_ok_and(|m| m.file_type().is_symlink());
             let Ok(meta) = fs::metadata(&p) else {
+                if linked && skipped.len() < MAX_MANIFESTS {
+                    skipped.push((p, "a link to nothing (dangling, or a loop)"));
+                }
                 continue;
             };
             if let Some(inside) = confine {
-                let linked = fs::symlink_metadata(&p).is_ok_and(|m| m.file_type().is_symlink());
                 if linked && !fs::canonicalize(&p).is_ok_and(|t| t.starts_with(inside)) {
+                    if skipped.len() < MAX_MANIFESTS {
+                        skipped.push((p, "a link out of the --root tree, not followed"));
+                    }
                     continue;
                 }
             }
@@ -197,13 +230,14 @@ fn manifest_files(dir: &Path, confine: Option<&Path>) -> Vec<(PathBuf, Vec<Strin
             } else if meta.is_file() && next.len() == 4 {
                 out.push((p, next));
                 if out.len() >= MAX_MANIFESTS {
-                    return out;
+                    return (out, skipped);
                 }
             }
         }
     }
     out.sort();
-    out
+    skipped.sort();
+    (out, skipped)
 }
 
 /// Findings about where models came from and when.
