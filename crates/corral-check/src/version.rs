@@ -76,11 +76,6 @@ pub fn probe_any(targets: &[SocketAddr], timeout: Duration) -> Option<(String, S
         .find_map(|a| probe_addr(*a, timeout).map(|v| (v, *a)))
 }
 
-/// `GET /api/version` on loopback with short timeouts and a bounded read.
-pub fn probe(port: u16, timeout: Duration) -> Option<String> {
-    probe_addr(SocketAddr::from(([127, 0, 0, 1], port)), timeout)
-}
-
 /// `GET /api/version` at `addr` (this host's own) with short timeouts and a bounded read.
 pub fn probe_addr(addr: SocketAddr, timeout: Duration) -> Option<String> {
     let mut s = TcpStream::connect_timeout(&addr, timeout).ok()?;
@@ -169,7 +164,11 @@ mod tests {
                 .unwrap();
         });
         assert_eq!(
-            probe(port, Duration::from_secs(2)).as_deref(),
+            probe_addr(
+                SocketAddr::from(([127, 0, 0, 1], port)),
+                Duration::from_secs(2)
+            )
+            .as_deref(),
             Some("0.3.14")
         );
         t.join().unwrap();

@@ -415,16 +415,8 @@ pub fn process_chunk(
                 }
                 if reader == Reader::Gin {
                     ev.clear();
-                    match gin::parse_line(text, &mut ev) {
-                        gin::Line::Access => {}
-                        gin::Line::Other => {
-                            out.skipped += 1;
-                            continue;
-                        }
-                        gin::Line::Malformed(why) => {
-                            out.malformed(line_here, why);
-                            continue;
-                        }
+                    if !gin_access(text, &mut ev, line_here, out) {
+                        continue;
                     }
                 } else if text.starts_with('#') {
                     hdr.directive(text, schema);
@@ -460,6 +452,22 @@ pub fn process_chunk(
     }
 }
 
+/// Reads a server-log line into `ev`: true for an access line; a line of another kind is
+/// counted as skipped, a broken access line as malformed.
+fn gin_access<'a>(text: &'a str, ev: &mut Event<'a>, line: u64, out: &mut Findings) -> bool {
+    match gin::parse_line(text, ev) {
+        gin::Line::Access => true,
+        gin::Line::Other => {
+            out.skipped += 1;
+            false
+        }
+        gin::Line::Malformed(why) => {
+            out.malformed(line, why);
+            false
+        }
+    }
+}
+
 /// One `journalctl -o json` entry of the server log: its `MESSAGE` read as a log line.
 fn journal_line(
     engine: &Engine,
@@ -482,16 +490,8 @@ fn journal_line(
         }
     };
     let mut ev = Event::new(schema);
-    match gin::parse_line(&message, &mut ev) {
-        gin::Line::Access => {}
-        gin::Line::Other => {
-            out.skipped += 1;
-            return;
-        }
-        gin::Line::Malformed(why) => {
-            out.malformed(line, why);
-            return;
-        }
+    if !gin_access(&message, &mut ev, line, out) {
+        return;
     }
     derive::common(&mut ev);
     out.events += 1;

@@ -23,6 +23,11 @@ fn hunt(args: &[&str]) -> i32 {
     }
 }
 
+/// `corral hunt INPUT --format ndjson -o OUT`: the exit status.
+fn hunt_ndjson(input: &str, out: &std::path::Path) -> i32 {
+    hunt(&[input, "--format", "ndjson", "-o", out.to_str().unwrap()])
+}
+
 fn rules(args: &[&str]) -> i32 {
     let mut full = vec!["corral", "rules"];
     full.extend_from_slice(args);
@@ -41,10 +46,7 @@ fn exit_codes_and_output_file() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("alerts.ndjson");
     let out_s = out.to_str().unwrap();
-    assert_eq!(
-        hunt(&[&corpus("zeek_conn.log"), "--format", "ndjson", "-o", out_s]),
-        1
-    );
+    assert_eq!(hunt_ndjson(&corpus("zeek_conn.log"), &out), 1);
     let text = std::fs::read_to_string(&out).unwrap();
     assert_eq!(text.lines().count(), 3);
 
@@ -306,24 +308,9 @@ fn a_truncated_gzip_still_yields_what_was_written_before_the_cut() {
 
         let want = dir.path().join("want.ndjson");
         let got = dir.path().join("got.ndjson");
-        hunt(&[
-            readable.to_str().unwrap(),
-            "--format",
-            "ndjson",
-            "-o",
-            want.to_str().unwrap(),
-        ]);
+        hunt_ndjson(readable.to_str().unwrap(), &want);
         // The cut is an error (exit 2), but the alerts before it are all there.
-        assert_eq!(
-            hunt(&[
-                truncated.to_str().unwrap(),
-                "--format",
-                "ndjson",
-                "-o",
-                got.to_str().unwrap()
-            ]),
-            2
-        );
+        assert_eq!(hunt_ndjson(truncated.to_str().unwrap(), &got), 2);
         let (want, got) = (alert_rules(&want), alert_rules(&got));
         assert!(!want.is_empty());
         assert_eq!(got.len(), want.len(), "{copies} copies");
@@ -349,21 +336,9 @@ fn a_utf8_byte_order_mark_is_not_part_of_the_first_record() {
         std::fs::write(&with_bom, &bom).unwrap();
         let want = dir.path().join("want.ndjson");
         let got = dir.path().join("got.ndjson");
-        let code = hunt(&[
-            &corpus(name),
-            "--format",
-            "ndjson",
-            "-o",
-            want.to_str().unwrap(),
-        ]);
+        let code = hunt_ndjson(&corpus(name), &want);
         assert_eq!(
-            hunt(&[
-                with_bom.to_str().unwrap(),
-                "--format",
-                "ndjson",
-                "-o",
-                got.to_str().unwrap()
-            ]),
+            hunt_ndjson(with_bom.to_str().unwrap(), &got),
             code,
             "{name}"
         );

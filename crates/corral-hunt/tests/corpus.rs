@@ -151,39 +151,27 @@ fn auditd_groups() {
     expect("audit.log", &[(1, BIND), (8, BIND), (11, SHELL)]);
 }
 
+/// The alerts of the Ollama server log corpus, in whichever form journalctl printed it.
+const SERVER_LOG_ALERTS: &[(u64, &str)] = &[
+    (2, GIN),
+    (2, ADMIN),
+    (5, ADMIN),
+    (8, GIN),
+    (9, GIN),
+    (9, ADMIN),
+    (11, GIN),
+    (11, ADMIN),
+];
+
 #[test]
 fn ollama_server_log() {
-    expect(
-        "ollama_journal.log",
-        &[
-            (2, GIN),
-            (2, ADMIN),
-            (5, ADMIN),
-            (8, GIN),
-            (9, GIN),
-            (9, ADMIN),
-            (11, GIN),
-            (11, ADMIN),
-        ],
-    );
+    expect("ollama_journal.log", SERVER_LOG_ALERTS);
 }
 
 /// `journalctl -u ollama -o json` of the same log: the same alerts on the same lines.
 #[test]
 fn ollama_server_log_as_journal_json() {
-    expect(
-        "ollama_journal.json",
-        &[
-            (2, GIN),
-            (2, ADMIN),
-            (5, ADMIN),
-            (8, GIN),
-            (9, GIN),
-            (9, ADMIN),
-            (11, GIN),
-            (11, ADMIN),
-        ],
-    );
+    expect("ollama_journal.json", SERVER_LOG_ALERTS);
     let run = run(&engine(), &[corpus("ollama_journal.json")]);
     assert_eq!(run.files[0].format, Some("ollama-log"));
 }

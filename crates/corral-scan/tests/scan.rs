@@ -47,6 +47,35 @@ fn rules(r: &HostReport) -> Vec<&'static str> {
     r.findings.iter().map(|f| f.rule).collect()
 }
 
+/// Scans `range` on `port` until it is done or `stop` completes: the outcome and the hosts
+/// found (target warnings ignored).
+async fn scan_range(
+    range: &str,
+    port: u16,
+    opts: &ScanOptions,
+    stop: impl std::future::Future<Output = ()>,
+) -> (scanner::ScanOutcome, Vec<HostReport>) {
+    let stream = TargetStream::new(
+        vec![Input::Arg(range.into())],
+        InputFormat::List,
+        vec![port],
+        Filter::default(),
+        None,
+    );
+    let mut found = Vec::new();
+    let outcome = scanner::run(
+        opts,
+        stream,
+        stop,
+        Arc::default(),
+        |h| found.push(h),
+        |_| {},
+    )
+    .await
+    .unwrap();
+    (outcome, found)
+}
+
 fn assert_read_only(mocks: &[&Mock]) {
     for m in mocks {
         for (method, path) in m.requests() {
@@ -389,29 +418,13 @@ async fn cancellation_returns_what_was_found() {
     .await;
     let port = m.addr.port();
     let _slow = spawn("127.0.3.2", port, Kind::Slow).await;
-    let stream = TargetStream::new(
-        vec![Input::Arg("127.0.3.1-2".into())],
-        InputFormat::List,
-        vec![port],
-        Filter::default(),
-        None,
-    );
     let opts = ScanOptions {
         concurrency: 4,
         ..ScanOptions::default()
     };
-    let mut found = Vec::new();
     let t = Instant::now();
-    let outcome = scanner::run(
-        &opts,
-        stream,
-        tokio::time::sleep(Duration::from_millis(1500)),
-        Arc::default(),
-        |h| found.push(h),
-        |_| {},
-    )
-    .await
-    .unwrap();
+    let stop = tokio::time::sleep(Duration::from_millis(1500));
+    let (outcome, found) = scan_range("127.0.3.1-2", port, &opts, stop).await;
     assert!(outcome.interrupted);
     assert!(t.elapsed() < Duration::from_secs(4));
     assert_eq!(found.len(), 1);
@@ -424,30 +437,13 @@ async fn a_server_identified_before_the_host_deadline_is_reported() {
     // /api/version. What was learnt is reported, with a note, rather than dropped.
     let m = spawn("127.0.3.21", 0, Kind::Sluggish).await;
     let port = m.addr.port();
-    let stream = TargetStream::new(
-        vec![Input::Arg("127.0.3.21".into())],
-        InputFormat::List,
-        vec![port],
-        Filter::default(),
-        None,
-    );
-    let deadline = Duration::from_secs(2);
     let opts = ScanOptions {
-        host_timeout: deadline,
+        host_timeout: Duration::from_secs(2),
         ..ScanOptions::default()
     };
-    let mut found = Vec::new();
     let t = Instant::now();
-    let outcome = scanner::run(
-        &opts,
-        stream,
-        std::future::pending::<()>(),
-        Arc::default(),
-        |h| found.push(h),
-        |_| {},
-    )
-    .await
-    .unwrap();
+    let (outcome, found) =
+        scan_range("127.0.3.21", port, &opts, std::future::pending::<()>()).await;
     assert!(t.elapsed() < Duration::from_secs(4));
     assert_eq!(outcome.scanned, 1);
     assert_eq!(found.len(), 1, "the identified server was dropped");
@@ -466,24 +462,9 @@ async fn ctrl_c_keeps_servers_identified_by_then() {
     let m = spawn("127.0.3.22", 0, Kind::Sluggish).await;
     let port = m.addr.port();
     let _slow = spawn("127.0.3.23", port, Kind::Slow).await;
-    let stream = TargetStream::new(
-        vec![Input::Arg("127.0.3.22-127.0.3.23".into())],
-        InputFormat::List,
-        vec![port],
-        Filter::default(),
-        None,
-    );
-    let mut found = Vec::new();
-    let outcome = scanner::run(
-        &ScanOptions::default(),
-        stream,
-        tokio::time::sleep(Duration::from_millis(800)),
-        Arc::default(),
-        |h| found.push(h),
-        |_| {},
-    )
-    .await
-    .unwrap();
+    let stop = tokio::time::sleep(Duration::from_millis(800));
+    let (outcome, found) =
+        scan_range("127.0.3.22-127.0.3.23", port, &ScanOptions::default(), stop).await;
     assert!(outcome.interrupted);
     assert_eq!(found.len(), 1, "{found:?}");
     assert_eq!(found[0].ip.to_string(), "127.0.3.22");

@@ -91,14 +91,7 @@ pub fn evaluate(
 ) -> Result<Verdict, Denial> {
     let route = m.route;
     if !policy.allows_class(route.class) {
-        return Err(Denial::new(
-            403,
-            "endpoint_class",
-            format!(
-                "policy \"{}\" does not allow {} endpoints",
-                policy.name, route.class
-            ),
-        ));
+        return Err(class_denied(policy, route.class, None));
     }
     let mut verdict = Verdict {
         stream: fields::default_stream(route.name),
@@ -138,25 +131,19 @@ pub fn evaluate(
         if !policy.allows_class(EndpointClass::Discovery) && content::renders_only(obj) {
             // Ollama answers `_debug_render_only` with the rendered prompt: the model's
             // template and system prompt, which `/api/show` (discovery) would show.
-            return Err(Denial::new(
-                403,
-                "endpoint_class",
-                format!(
-                    "policy \"{}\" does not allow discovery endpoints (_debug_render_only shows the model's template)",
-                    policy.name
-                ),
+            return Err(class_denied(
+                policy,
+                EndpointClass::Discovery,
+                Some("_debug_render_only shows the model's template"),
             ));
         }
         if !policy.allows_class(EndpointClass::Account) && content::has_server_web_search(obj) {
             // Ollama runs these tools itself: it answers the model's search calls from
             // ollama.com, signed with the server's account (`/api/experimental/web_search`).
-            return Err(Denial::new(
-                403,
-                "endpoint_class",
-                format!(
-                    "policy \"{}\" does not allow account endpoints (a web_search or web_fetch tool makes Ollama use ollama.com's web API with the server's account)",
-                    policy.name
-                ),
+            return Err(class_denied(
+                policy,
+                EndpointClass::Account,
+                Some("a web_search or web_fetch tool makes Ollama use ollama.com's web API with the server's account"),
             ));
         }
         if !policy.tools && content::has_tools(obj) {
@@ -183,6 +170,20 @@ pub fn evaluate(
         stream_usage::request(route.name, obj, &mut verdict);
     }
     Ok(verdict)
+}
+
+/// The refusal of a request that needs `class`, which `policy` does not allow; `why` says what
+/// in the request needs it when that is not the route itself.
+fn class_denied(policy: &Policy, class: EndpointClass, why: Option<&str>) -> Denial {
+    let because = why.map(|w| format!(" ({w})")).unwrap_or_default();
+    Denial::new(
+        403,
+        "endpoint_class",
+        format!(
+            "policy \"{}\" does not allow {class} endpoints{because}",
+            policy.name
+        ),
+    )
 }
 
 /// [`evaluate`] for a `multipart/form-data` route: finds the `model` field and decides on

@@ -86,14 +86,10 @@ enum Counter {
 enum Lead {
     /// At the start of a line, or after blanks there.
     Start,
-    /// Matched this many bytes of `data:`.
-    Data(u8),
-    /// Matched this many bytes of `event:`.
-    Event(u8),
+    /// Matched this many bytes of the word.
+    Spelling(Word, u8),
     /// After `data:`, before the object.
     AfterData,
-    /// After `data:`: matched this many bytes of `[DONE]`.
-    DoneMarker(u8),
     /// `data: [DONE]` and blanks: the stream's end marker if nothing else follows.
     DoneSeen,
     /// After `event:`: the name is being collected (`event_len` bytes so far).
@@ -106,12 +102,30 @@ enum Lead {
     Done,
 }
 
-const DATA: &[u8] = b"data:";
-const EVENT: &[u8] = b"event:";
+/// The words a line may start with, spelled byte by byte by [`Lead::Spelling`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Word {
+    /// `data:` at the start of a line.
+    Data,
+    /// `event:` at the start of a line.
+    Event,
+    /// `[DONE]` after `data:`.
+    DoneMarker,
+}
+
+impl Word {
+    fn text(self) -> &'static [u8] {
+        match self {
+            Word::Data => b"data:",
+            Word::Event => b"event:",
+            Word::DoneMarker => b"[DONE]",
+        }
+    }
+}
+
 const ERROR: &[u8] = b"error";
 const DONE_KEY: &[u8] = b"done";
 const TYPE_KEY: &[u8] = b"type";
-const DONE_MARKER: &[u8] = b"[DONE]";
 /// Longest event name kept; a longer one is none of those below.
 const MAX_EVENT: usize = 24;
 /// Events (an `event:` line, or the `type` that opens an event's object) that say the upstream
@@ -268,32 +282,24 @@ impl UsageTap {
             (_, b'\n') => Lead::Start,
             (Lead::Start, _) if blank => Lead::Start,
             (Lead::Start | Lead::AfterData, b'{') => Lead::AfterBrace,
-            (Lead::Start, b'd') => Lead::Data(1),
-            (Lead::Start, b'e') => Lead::Event(1),
-            (Lead::Data(n), _) if DATA.get(usize::from(n)) == Some(&b) => {
-                if usize::from(n) + 1 == DATA.len() {
-                    Lead::AfterData
+            (Lead::Start, b'd') => Lead::Spelling(Word::Data, 1),
+            (Lead::Start, b'e') => Lead::Spelling(Word::Event, 1),
+            (Lead::AfterData, b'[') => Lead::Spelling(Word::DoneMarker, 1),
+            (Lead::Spelling(w, n), _) if w.text().get(usize::from(n)) == Some(&b) => {
+                if usize::from(n) + 1 < w.text().len() {
+                    Lead::Spelling(w, n + 1)
                 } else {
-                    Lead::Data(n + 1)
-                }
-            }
-            (Lead::Event(n), _) if EVENT.get(usize::from(n)) == Some(&b) => {
-                if usize::from(n) + 1 == EVENT.len() {
-                    self.event_len = 0;
-                    Lead::EventName
-                } else {
-                    Lead::Event(n + 1)
+                    match w {
+                        Word::Data => Lead::AfterData,
+                        Word::Event => {
+                            self.event_len = 0;
+                            Lead::EventName
+                        }
+                        Word::DoneMarker => Lead::DoneSeen,
+                    }
                 }
             }
             (Lead::AfterData, _) if blank => Lead::AfterData,
-            (Lead::AfterData, b'[') => Lead::DoneMarker(1),
-            (Lead::DoneMarker(n), _) if DONE_MARKER.get(usize::from(n)) == Some(&b) => {
-                if usize::from(n) + 1 == DONE_MARKER.len() {
-                    Lead::DoneSeen
-                } else {
-                    Lead::DoneMarker(n + 1)
-                }
-            }
             (Lead::DoneSeen, _) if blank => Lead::DoneSeen,
             (Lead::EventName, _) if blank && self.event_len == 0 => Lead::EventName,
             (Lead::EventName, _) => match self.event.get_mut(self.event_len) {

@@ -257,22 +257,27 @@ fn xorshift(mut seed: u64) -> impl FnMut() -> u64 {
     }
 }
 
-fn reports_error(body: &[u8]) -> bool {
+/// What `verdict` says of `body` fed whole, after asserting that every split of it into two
+/// pieces, and feeding it byte by byte, says the same.
+fn judged(body: &[u8], verdict: fn(&UsageTap) -> bool) -> bool {
     let mut whole = UsageTap::new(ResponseFormat::Ndjson);
     whole.feed(body);
-    // Any split of the body tells the same.
     for cut in 0..=body.len() {
         let mut t = UsageTap::new(ResponseFormat::Ndjson);
         t.feed(&body[..cut]);
         t.feed(&body[cut..]);
-        assert_eq!(t.reported_error(), whole.reported_error(), "cut at {cut}");
+        assert_eq!(verdict(&t), verdict(&whole), "cut at {cut}");
     }
     let mut bytes = UsageTap::new(ResponseFormat::Ndjson);
     for b in body {
         bytes.feed(std::slice::from_ref(b));
     }
-    assert_eq!(bytes.reported_error(), whole.reported_error());
-    whole.reported_error()
+    assert_eq!(verdict(&bytes), verdict(&whole));
+    verdict(&whole)
+}
+
+fn reports_error(body: &[u8]) -> bool {
+    judged(body, UsageTap::reported_error)
 }
 
 #[test]
@@ -338,17 +343,8 @@ fn an_error_line_leaves_the_counts_alone() {
     assert_eq!(t.finish(), usage(26, 5));
 }
 
-/// `saw_end` of `body`, the same however the body is cut.
 fn ends(body: &[u8]) -> bool {
-    let mut whole = UsageTap::new(ResponseFormat::Sse);
-    whole.feed(body);
-    for cut in 0..=body.len() {
-        let mut t = UsageTap::new(ResponseFormat::Sse);
-        t.feed(&body[..cut]);
-        t.feed(&body[cut..]);
-        assert_eq!(t.saw_end(), whole.saw_end(), "cut at {cut}");
-    }
-    whole.saw_end()
+    judged(body, UsageTap::saw_end)
 }
 
 #[test]

@@ -18,6 +18,18 @@ fn collect(
         .collect()
 }
 
+/// Everything the stream makes of the file at `path` (port 1, no filter), errors included.
+fn items_of(path: &std::path::Path, format: InputFormat) -> Vec<Result<Endpoint, TargetError>> {
+    TargetStream::new(
+        vec![Input::File(path.into())],
+        format,
+        vec![1],
+        Filter::default(),
+        None,
+    )
+    .collect()
+}
+
 fn arg(s: &str) -> Input {
     Input::Arg(s.to_string())
 }
@@ -307,14 +319,7 @@ fn stray_bytes_and_endless_lines_do_not_end_the_input() {
     text.extend_from_slice(b"\nopen tcp 11434 127.0.0.2 1\n# end\n");
     let mut f = tempfile::NamedTempFile::new().unwrap();
     f.write_all(&text).unwrap();
-    let items: Vec<_> = TargetStream::new(
-        vec![Input::File(f.path().into())],
-        InputFormat::Masscan,
-        vec![1],
-        Filter::default(),
-        None,
-    )
-    .collect();
+    let items = items_of(f.path(), InputFormat::Masscan);
     assert_eq!(items.len(), 4, "{items:?}");
     assert_eq!(items[0].as_ref().unwrap().ip, v4("127.0.0.1"));
     assert!(matches!(items[1], Err(TargetError::Line { line: 4, .. })));
@@ -514,14 +519,7 @@ fn masscan_grepable_output() {
 #[test]
 fn masscan_garbage_is_an_error_per_line() {
     let f = file_with("open tcp 11434 127.0.0.5 1\nwhat is this\nopen tcp 70000 127.0.0.5 1\n");
-    let items: Vec<_> = TargetStream::new(
-        vec![Input::File(f.path().into())],
-        InputFormat::Masscan,
-        vec![1],
-        Filter::default(),
-        None,
-    )
-    .collect();
+    let items = items_of(f.path(), InputFormat::Masscan);
     assert_eq!(items.len(), 3);
     assert!(items[0].is_ok());
     assert!(matches!(items[1], Err(TargetError::Line { line: 2, .. })));
