@@ -839,6 +839,15 @@ fn a_manifest_planted_as_a_symlink_is_still_a_model() {
         "{STORE}/manifests/registry.ollama.ai/library/llama3/gone"
     ));
     std::os::unix::fs::symlink(fx.path("/var/tmp/nowhere"), &dangling).unwrap();
+    // A FIFO where a manifest belongs is not opened (it would block), but reported.
+    let fifo = fx.path(&format!(
+        "{STORE}/manifests/registry.ollama.ai/library/llama3/pipe"
+    ));
+    assert!(std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
     let r = run(&fx.opts()).unwrap();
     let mut names: Vec<&str> = r.stores[0].models.iter().map(|m| m.name.as_str()).collect();
     names.sort();
@@ -846,7 +855,7 @@ fn a_manifest_planted_as_a_symlink_is_still_a_model() {
     assert!(!names.contains(&"llama3:gone"), "{names:?}");
     // Each seen twice: in its own directory and through the directory link to it.
     let unchecked = with_id(&r, "model.unchecked-manifest");
-    assert_eq!(unchecked.len(), 4, "{unchecked:#?}");
+    assert_eq!(unchecked.len(), 6, "{unchecked:#?}");
     let kind = |end: &str, why: &str| {
         unchecked
             .iter()
@@ -861,6 +870,7 @@ fn a_manifest_planted_as_a_symlink_is_still_a_model() {
     };
     assert_eq!(kind("/gone", "dangling"), 2, "{unchecked:#?}");
     assert_eq!(kind("/out", "--root"), 2, "{unchecked:#?}");
+    assert_eq!(kind("/pipe", "not a regular file"), 2, "{unchecked:#?}");
     assert!(
         names.contains(&"203.0.113.9:8443/attacker/leak:latest"),
         "{names:?}"

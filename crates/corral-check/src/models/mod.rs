@@ -232,6 +232,9 @@ fn manifest_files(dir: &Path, confine: Option<&Path>) -> (Vec<(PathBuf, Vec<Stri
                 if out.len() >= MAX_MANIFESTS {
                     return (out, skipped);
                 }
+            } else if next.len() == 4 && !meta.is_dir() && skipped.len() < MAX_MANIFESTS {
+                // A FIFO or socket where a manifest file belongs.
+                skipped.push((p, "not a regular file"));
             }
         }
     }
