@@ -256,7 +256,7 @@ impl Findings {
         if self.malformed_samples.len() < Self::MALFORMED_KEPT {
             self.malformed_samples.push(Malformed {
                 line,
-                reason: reason.into(),
+                reason: printable_reason(&reason.into()),
             });
         }
     }
@@ -281,4 +281,26 @@ impl Findings {
         self.malformed_samples
             .extend(other.malformed_samples.into_iter().take(room));
     }
+}
+
+/// Longest reason kept for a malformed record, in characters. A parser's message may quote the
+/// record (serde_json quotes a whole string value), and records run to 16 MiB.
+const REASON_CHARS: usize = 200;
+
+/// A malformed record's reason as it is shown on a terminal or in a report: at most
+/// [`REASON_CHARS`] characters, control characters escaped (the input is untrusted).
+fn printable_reason(reason: &str) -> String {
+    let mut out = String::with_capacity(reason.len().min(REASON_CHARS + 8));
+    for (n, c) in reason.chars().enumerate() {
+        if n == REASON_CHARS {
+            out.push('…');
+            break;
+        }
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }

@@ -788,6 +788,10 @@ fn serial_json_stream(
     let (mut start_line, mut start_off) = (0u64, 0u64);
     let mut path = String::new();
     let mut error = None;
+    // Set while the rest of a record too large to keep is read past: its bytes are scanned for
+    // its end (so what it contains is never read as further records) but not kept.
+    let mut oversized = false;
+    let mut mid_line = false;
     loop {
         buf.clear();
         match lines
@@ -797,11 +801,15 @@ fn serial_json_stream(
         {
             Ok(0) => break,
             Ok(n) => {
-                line_no += 1;
+                // A piece of a line longer than the limit is still that line.
+                if !mid_line {
+                    line_no += 1;
+                }
+                mid_line = buf.last() != Some(&b'\n');
                 let here = offset;
                 offset += n as u64;
                 out.bytes += n as u64;
-                if depth == 0 {
+                if depth == 0 && !oversized {
                     let t = buf.trim_ascii();
                     if t.is_empty() || t.starts_with(b"Record ") {
                         continue;
@@ -810,12 +818,10 @@ fn serial_json_stream(
                     start_off = here;
                     obj.clear();
                 }
-                if obj.len() + buf.len() > MAX_LINE {
+                if !oversized && obj.len() + buf.len() > MAX_LINE {
                     out.malformed(start_line, "JSON record larger than 16 MiB");
-                    obj.clear();
-                    depth = 0;
-                    in_str = false;
-                    continue;
+                    obj = Vec::new();
+                    oversized = true;
                 }
                 for &b in &buf {
                     if in_str {
@@ -834,8 +840,16 @@ fn serial_json_stream(
                         }
                     }
                 }
-                obj.extend_from_slice(&buf);
-                if depth <= 0 {
+                if oversized {
+                    if depth <= 0 {
+                        depth = 0;
+                        in_str = false;
+                        oversized = false;
+                    }
+                } else {
+                    obj.extend_from_slice(&buf);
+                }
+                if depth <= 0 && !obj.is_empty() {
                     depth = 0;
                     in_str = false;
                     let mut ev = Event::new(&engine.schema);
@@ -866,7 +880,7 @@ fn serial_json_stream(
             }
         }
     }
-    if !obj.trim_ascii().is_empty() {
+    if !oversized && !obj.trim_ascii().is_empty() {
         out.malformed(start_line, "truncated JSON record at end of input");
     }
     (out, error)

@@ -163,6 +163,82 @@ fn an_overlong_auditd_line_is_one_malformed_record() {
 }
 
 #[test]
+fn an_oversized_pretty_json_record_is_one_malformed_record() {
+    // What a record over the 16 MiB limit contains is part of it: an object nested in it must
+    // not be read as an event of its own, nor its closing lines as malformed records.
+    let engine = Engine::new(corral_hunt::builtin::rules().unwrap()).unwrap();
+    let mut progress = Progress::new(false);
+    let accepted = |ip: &str| {
+        format!(
+            "{{\"event\":{{\"action\":\"connection_accepted\"}},\"process\":{{\"name\":\"ollama\"}},\"destination\":{{\"port\":11434}},\"source\":{{\"ip\":\"{ip}\"}}}}"
+        )
+    };
+    let piece = format!("    \"{}\",\n", "A".repeat(1 << 20));
+    for one_line in [false, true] {
+        let mut data = format!("{}\n", accepted("203.0.113.1")).into_bytes();
+        data.extend_from_slice(b"{\n  \"pad\": [\n");
+        for _ in 0..17 {
+            let p = if one_line { piece.trim() } else { &piece };
+            data.extend_from_slice(p.as_bytes());
+        }
+        // Braces and a quote inside strings are not structure.
+        data.extend_from_slice(b"    \"} ] { \\\" \",\n");
+        data.extend_from_slice(format!("    {},\n", accepted("203.0.113.2")).as_bytes());
+        data.extend_from_slice(b"    1\n  ],\n  \"x\": {\"y\": 1}\n}\n");
+        data.extend_from_slice(format!("{}\n", accepted("203.0.113.3")).as_bytes());
+        let mut ips: Vec<String> = Vec::new();
+        let mut lines: Vec<u64> = Vec::new();
+        let (f, err) = run(
+            &engine,
+            Reader::JsonStream,
+            Box::new(Cursor::new(data)),
+            0,
+            1,
+            &mut progress,
+            "x",
+            &mut |alerts| {
+                for a in alerts {
+                    lines.push(a.line);
+                    ips.push(a.source_ip.clone().unwrap_or_default());
+                }
+            },
+        );
+        assert!(err.is_none());
+        assert_eq!(f.malformed, 1, "{:?}", f.malformed_samples);
+        assert_eq!(f.malformed_samples[0].line, 2);
+        assert_eq!(f.events, 2, "one_line={one_line}");
+        assert_eq!(ips, ["203.0.113.1", "203.0.113.3"], "one_line={one_line}");
+        let last = if one_line { 10 } else { 27 };
+        assert_eq!(lines, [1, last], "one_line={one_line}");
+    }
+}
+
+#[test]
+fn malformed_reasons_are_short_and_printable() {
+    // serde_json quotes a string value in its message: the reason must not carry a megabyte of
+    // the record, nor its control characters, to the terminal.
+    let engine = Engine::new(corral_hunt::builtin::rules().unwrap()).unwrap();
+    let mut out = Findings::default();
+    let data = format!("\"{}\"\n", "A".repeat(1 << 20));
+    process_chunk(
+        &engine,
+        Reader::JsonLines,
+        0,
+        data.as_bytes(),
+        1,
+        0,
+        None,
+        &mut out,
+    );
+    out.malformed(2, "bad \u{1b}[31mred\r");
+    assert_eq!(out.malformed, 2);
+    let first = &out.malformed_samples[0].reason;
+    assert!(first.contains("AAAA"), "{first}");
+    assert!(first.chars().count() <= 201, "{} chars", first.len());
+    assert_eq!(out.malformed_samples[1].reason, "bad \\u{1b}[31mred\\r");
+}
+
+#[test]
 fn a_damaged_evtx_record_header_costs_that_record_not_its_chunk() {
     use corral_hunt::formats::evtx::fixture::{sample_events, sysmon_file};
     let engine = Engine::new(corral_hunt::builtin::rules().unwrap()).unwrap();
