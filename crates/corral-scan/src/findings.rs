@@ -19,6 +19,7 @@ pub fn rule_description(rule: &str) -> &'static str {
     match rule {
         "ollama-admin-exposed" => "Ollama admin routes (pull, push, create, delete, blobs) reachable without authentication",
         "ollama-unauthenticated" => "Ollama serves models without authentication",
+        "ollama-auth-undetermined" => "Ollama reachable, but whether it requires authentication could not be established",
         "ollama-critical-cve" => "Ollama version with a remote-code-execution, file-write or memory-disclosure CVE",
         "ollama-known-cves" => "Ollama version with known CVEs, reachable without authentication",
         "ollama-vulnerable-version-protected" => "Ollama version with known CVEs behind authentication",
@@ -62,6 +63,9 @@ fn is_ollama(r: &HostReport) -> bool {
 pub fn assess(r: &HostReport) -> Vec<Finding> {
     let mut out = Vec::new();
     let open = r.auth == Auth::Open;
+    // A version answered without credentials is exposed whether or not the model list was
+    // seen; only a server that asked for credentials keeps its CVEs behind them.
+    let protected = r.auth == Auth::Protected;
     let cves = r
         .version
         .as_deref()
@@ -81,6 +85,12 @@ pub fn assess(r: &HostReport) -> Vec<Finding> {
             "Anyone who can reach this port can list models and run inference on the owner's hardware (LLMjacking).".into(),
             &["banner", "tags"], FIX_AUTH));
     }
+    if is_ollama(r) && r.auth == Auth::Unknown {
+        out.push(finding(r, "ollama-auth-undetermined", Severity::Medium,
+            "Ollama reachable; whether it requires authentication is unknown".into(),
+            "The server answered as Ollama, but neither /api/tags nor /api/ps answered (timeout, error or a probe cut short), so the scan could not tell whether its models are open to anyone. Scan it again with a longer --timeout or --host-timeout.".into(),
+            &["banner", "version"], FIX_AUTH));
+    }
     let critical: Vec<_> = cves.iter().filter(|c| c.impact.is_critical()).collect();
     let lesser: Vec<_> = cves.iter().filter(|c| !c.impact.is_critical()).collect();
     let version = r.version.clone().unwrap_or_default();
@@ -90,7 +100,7 @@ pub fn assess(r: &HostReport) -> Vec<Finding> {
             .collect::<Vec<_>>()
             .join("; ")
     };
-    if !cves.is_empty() && !open {
+    if !cves.is_empty() && protected {
         out.push(finding(
             r,
             "ollama-vulnerable-version-protected",
@@ -111,7 +121,7 @@ pub fn assess(r: &HostReport) -> Vec<Finding> {
             FIX_UPGRADE,
         ));
     }
-    if open && !lesser.is_empty() {
+    if !protected && !lesser.is_empty() {
         out.push(finding(
             r,
             "ollama-known-cves",
@@ -214,7 +224,7 @@ pub fn assess(r: &HostReport) -> Vec<Finding> {
             &["identity", "models"], FIX_OTHER)),
         _ => {}
     }
-    if !open && !matches!(r.server, ServerKind::CorralGate | ServerKind::OpenWebui) {
+    if protected && !matches!(r.server, ServerKind::CorralGate | ServerKind::OpenWebui) {
         out.push(finding(
             r,
             "protected",

@@ -164,6 +164,11 @@ pub fn cut_short(r: &mut HostReport, deadline: std::time::Duration) {
 }
 
 async fn ollama(p: &Probe<'_>, r: &mut HostReport, opts: &ProbeOptions) {
+    // Open is claimed only once a discovery route answers without credentials: a probe cut
+    // before that (deadline, Ctrl-C) or a model list that fails leaves it unknown.
+    if r.auth != Auth::Protected {
+        r.auth = Auth::Unknown;
+    }
     if let Ok(v) = p.get("/api/version").await {
         if v.status == 200 {
             r.version = v.json().and_then(|j| {
@@ -192,6 +197,7 @@ async fn ollama(p: &Probe<'_>, r: &mut HostReport, opts: &ProbeOptions) {
                 .push(("auth", classify::evidence("GET", "/api/tags", &t)));
         }
         Ok(t) if t.status == 200 => {
+            r.auth = Auth::Open;
             if let Some((models, all_caps)) = t
                 .json()
                 .and_then(|j| classify::parse_tags(&j, opts.max_models))
@@ -234,7 +240,14 @@ async fn ollama(p: &Probe<'_>, r: &mut HostReport, opts: &ProbeOptions) {
         }
     }
     if let Ok(ps) = p.get("/api/ps").await {
+        if classify::is_denied(&ps) && r.auth == Auth::Unknown {
+            r.auth = Auth::Protected;
+            r.evidence
+                .push(("auth", classify::evidence("GET", "/api/ps", &ps)));
+            return;
+        }
         if ps.status == 200 {
+            r.auth = Auth::Open;
             r.loaded_models = ps
                 .json()
                 .map(|j| classify::parse_ps(&j))

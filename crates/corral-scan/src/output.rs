@@ -33,6 +33,7 @@ pub fn table_row(w: &mut dyn Write, h: &HostReport) -> io::Result<()> {
     let auth = match h.auth {
         crate::report::Auth::Open => "open",
         crate::report::Auth::Protected => "protected",
+        crate::report::Auth::Unknown => "unknown",
     };
     writeln!(
         w,

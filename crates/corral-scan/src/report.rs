@@ -71,8 +71,13 @@ impl ServerKind {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Auth {
+    /// Discovery routes answered without credentials.
     Open,
+    /// Discovery routes asked for credentials (401/403).
     Protected,
+    /// The server was identified but the route that would tell did not answer (timeout,
+    /// error, a cut probe): neither open nor protected can be claimed.
+    Unknown,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -470,5 +470,29 @@ async fn ctrl_c_keeps_servers_identified_by_then() {
     assert_eq!(found[0].ip.to_string(), "127.0.3.22");
     assert_eq!(found[0].server, ServerKind::Ollama);
     assert!(found[0].notes.iter().any(|n| n.contains("interrupted")));
-    assert!(rules(&found[0]).contains(&"ollama-unauthenticated"));
+    // Its model list had not answered: open is not claimed, nor protected.
+    assert_eq!(found[0].auth, Auth::Unknown);
+    assert_eq!(rules(&found[0]), ["ollama-auth-undetermined"]);
+}
+
+#[tokio::test]
+async fn an_ollama_whose_model_list_fails_is_not_graded_open() {
+    let c = client(1 << 20);
+    let opts = ProbeOptions::default();
+    // Neither /api/tags nor /api/ps answers: unknown, and said so (medium), not "unauthenticated".
+    let m = spawn("127.0.3.24", 0, Kind::OllamaFailing { ps_ok: false }).await;
+    let r = probe(&c, &ep(&m), &opts).await.expect("identified");
+    assert_eq!((r.server, r.auth), (ServerKind::Ollama, Auth::Unknown));
+    assert_eq!(rules(&r), ["ollama-auth-undetermined"]);
+    assert_eq!(r.findings[0].severity, Severity::Medium);
+    assert!(m.requests().iter().all(|(mm, p)| !mock::forbidden(mm, p)));
+    // /api/ps answering without credentials shows the server open.
+    let m = spawn("127.0.3.25", 0, Kind::OllamaFailing { ps_ok: true }).await;
+    let r = probe(&c, &ep(&m), &opts).await.expect("identified");
+    assert_eq!((r.server, r.auth), (ServerKind::Ollama, Auth::Open));
+    assert!(
+        rules(&r).contains(&"ollama-unauthenticated"),
+        "{:?}",
+        rules(&r)
+    );
 }

@@ -31,6 +31,11 @@ pub enum Kind {
     Slow,
     /// Ollama 0.1.10 that answers its banner at once and everything else after 1.5 s.
     Sluggish,
+    /// Ollama 0.17.4 whose /api/tags fails with a 500 (a broken model store), and /api/ps
+    /// too unless `ps_ok`.
+    OllamaFailing {
+        ps_ok: bool,
+    },
     /// Sends headers, then an endless body.
     Endless,
     /// Sends bytes that are not HTTP.
@@ -416,6 +421,19 @@ fn route(kind: &Kind, method: &str, path: &str, body: &[u8]) -> Vec<u8> {
             path,
             body,
         ),
+        Kind::OllamaFailing { ps_ok } => match path {
+            "/api/tags" => reply(500, &[], &j(json!({"error": "failed to read manifests"}))),
+            "/api/ps" if !ps_ok => reply(500, &[], &j(json!({"error": "server busy"}))),
+            _ => route(
+                &Kind::Ollama {
+                    version: "0.17.4",
+                    caps: true,
+                },
+                method,
+                path,
+                body,
+            ),
+        },
         Kind::Slow | Kind::Endless | Kind::Garbage => not_found,
     }
 }
