@@ -21,6 +21,14 @@ pub fn targets(data: &[u8]) {
 
 /// A raw HTTP response, then everything the fingerprinter reads from its body.
 pub fn http_response(data: &[u8]) {
+    // Where the read loop ends a chunked body, the decoder agrees the body is whole.
+    if let Some(n) = http::chunked_len(data) {
+        assert!(n <= data.len());
+        assert!(
+            http::dechunk(data.get(..n).unwrap_or(&[])).1,
+            "chunked end without a clean decode"
+        );
+    }
     for head_only in [false, true] {
         let Ok(resp) = http::parse_response(data, head_only) else {
             continue;

@@ -423,7 +423,10 @@ async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
         let done = match framing {
             Some((_, BodyLen::None)) => true,
             Some((end, BodyLen::Exact(n))) => buf.len() >= end.saturating_add(n),
-            Some((_, BodyLen::Chunked)) => buf.ends_with(b"0\r\n\r\n"),
+            // Every complete chunked body ends with CRLF; only then is it walked.
+            Some((end, BodyLen::Chunked)) => {
+                buf.ends_with(b"\r\n") && chunked_len(buf.get(end..).unwrap_or(&[])).is_some()
+            }
             _ => false,
         };
         if done {
@@ -439,8 +442,7 @@ async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
     let exact = framing.is_some_and(|(end, len)| match len {
         BodyLen::Exact(n) => buf.len() == end.saturating_add(n),
         BodyLen::None => buf.len() == end,
-        // A chunked body is complete when it ends the buffer; trailers are not used.
-        BodyLen::Chunked => true,
+        BodyLen::Chunked => chunked_len(buf.get(end..).unwrap_or(&[])) == Some(buf.len() - end),
         BodyLen::UntilClose => false,
     });
     let reuse = complete && exact && !resp.truncated && keeps_alive(&buf, &resp);
@@ -513,8 +515,41 @@ pub fn parse_response(buf: &[u8], head_only: bool) -> Result<Response, HttpError
     Ok(resp)
 }
 
+/// The length of the complete chunked body (last chunk and trailer section included) at the
+/// start of `rest`, or `None` while it is incomplete or when it is not chunked encoding. Walks
+/// chunk headers only, so a chunk whose data ends in `0\r\n\r\n` does not end the body.
+pub(crate) fn chunked_len(rest: &[u8]) -> Option<usize> {
+    let line_end = |from: usize| -> Option<usize> {
+        let tail = rest.get(from..)?;
+        tail.windows(2).position(|w| w == b"\r\n").map(|p| from + p)
+    };
+    let mut at = 0usize;
+    loop {
+        let eol = line_end(at)?;
+        let size_text = std::str::from_utf8(rest.get(at..eol)?).ok()?;
+        let size_text = size_text.split(';').next().unwrap_or("").trim();
+        let size = usize::from_str_radix(size_text, 16).ok()?;
+        at = eol + 2;
+        if size == 0 {
+            // Trailer fields, then an empty line.
+            loop {
+                let eol = line_end(at)?;
+                let empty = eol == at;
+                at = eol + 2;
+                if empty {
+                    return Some(at);
+                }
+            }
+        }
+        at = at.checked_add(size)?.checked_add(2)?;
+        if rest.get(at - 2..at)? != b"\r\n" {
+            return None;
+        }
+    }
+}
+
 /// Decodes chunked encoding; returns what could be decoded and whether it ended cleanly.
-fn dechunk(mut rest: &[u8]) -> (Vec<u8>, bool) {
+pub(crate) fn dechunk(mut rest: &[u8]) -> (Vec<u8>, bool) {
     let mut out = Vec::new();
     loop {
         let Some(eol) = rest.windows(2).position(|w| w == b"\r\n") else {
@@ -603,6 +638,65 @@ mod tests {
         )
         .unwrap();
         assert!(r.truncated);
+    }
+
+    #[test]
+    fn chunked_length_walks_chunk_headers() {
+        assert_eq!(chunked_len(b"3\r\nabc\r\n0\r\n\r\n"), Some(13));
+        assert_eq!(chunked_len(b"0;ext=1\r\n\r\n"), Some(11));
+        assert_eq!(chunked_len(b"0\r\nX-T: 1\r\n\r\nNEXT"), Some(13));
+        // Data that looks like the last chunk is data.
+        assert_eq!(chunked_len(b"5\r\nab0\r\n\r\n"), None);
+        assert_eq!(chunked_len(b"4\r\nx0\r\n\r\n"), None);
+        assert_eq!(chunked_len(b"0\r\nX-T: 1\r\n"), None);
+        assert_eq!(chunked_len(b"3\r\nabcXY0\r\n\r\n"), None);
+        assert_eq!(chunked_len(b"zz\r\n"), None);
+        assert_eq!(chunked_len(b"ffffffffffffffffff\r\n"), None);
+        assert_eq!(chunked_len(b""), None);
+    }
+
+    #[tokio::test]
+    async fn a_chunked_body_ends_where_its_last_chunk_says() {
+        use tokio::io::AsyncWriteExt;
+        let head = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n";
+        let cases: [(&[&str], &[u8]); 3] = [
+            // A read that ends with data looking like the last chunk is not the end.
+            (&["4\r\nx0\r\n\r\n", "3\r\nyz!\r\n0\r\n\r\n"], b"x0\r\nyz!"),
+            // A last chunk with an extension, and one with a trailer, are the end.
+            (&["2\r\nok\r\n0;done\r\n\r\n"], b"ok"),
+            (&["2\r\nok\r\n0\r\nX-T: 1\r\n", "\r\n"], b"ok"),
+        ];
+        for (pieces, body) in cases {
+            let (mut client, mut server) = tokio::io::duplex(1 << 16);
+            let pieces: Vec<String> = pieces.iter().map(|p| p.to_string()).collect();
+            let head = head.to_string();
+            // The server keeps the connection open: only the framing can end the exchange.
+            let writer = tokio::spawn(async move {
+                let mut req = [0u8; 64];
+                let _ = tokio::io::AsyncReadExt::read(&mut server, &mut req).await;
+                server.write_all(head.as_bytes()).await.unwrap();
+                for p in pieces {
+                    tokio::time::sleep(Duration::from_millis(30)).await;
+                    server.write_all(p.as_bytes()).await.unwrap();
+                }
+                tokio::time::sleep(Duration::from_secs(5)).await;
+                drop(server);
+            });
+            let (resp, reuse) = tokio::time::timeout(
+                Duration::from_secs(2),
+                exchange(&mut client, b"GET / HTTP/1.1\r\n\r\n", false, 1 << 20),
+            )
+            .await
+            .expect("the framing ends the exchange")
+            .unwrap();
+            assert_eq!(resp.body, body);
+            assert!(!resp.truncated);
+            assert!(
+                reuse,
+                "a complete chunked reply leaves the connection usable"
+            );
+            writer.abort();
+        }
     }
 
     #[test]
