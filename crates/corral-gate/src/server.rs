@@ -15,7 +15,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::watch;
+use tokio::sync::{watch, Notify};
 use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
@@ -32,6 +32,7 @@ use crate::reply::{self, Failure};
 use crate::selfcheck::{self, Exposure};
 use crate::settings::GateSettings;
 use crate::tls;
+use crate::tls::reload::CertReloader;
 
 /// Longest a TLS handshake may take; a stalled handshake only ever holds its own task.
 const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -70,7 +71,7 @@ const IDLE_SWEEP: Duration = Duration::from_secs(10);
 pub struct Gate {
     listener: TcpListener,
     local_addr: SocketAddr,
-    tls: Option<TlsAcceptor>,
+    tls: Option<CertReloader>,
     shared: Arc<Shared>,
     store: SharedStore,
     store_version: i64,
@@ -78,6 +79,8 @@ pub struct Gate {
     shutdown_grace: Duration,
     idle_connection_timeout: Duration,
     hurry: CancellationToken,
+    cert_check_interval: Duration,
+    cert_reload: Arc<Notify>,
 }
 
 impl Gate {
@@ -89,7 +92,7 @@ impl Gate {
         audit: AuditHandle,
     ) -> Result<Gate, GateError> {
         let tls = match &settings.tls {
-            Some(files) => Some(TlsAcceptor::from(tls::server_config(files)?)),
+            Some(files) => Some(CertReloader::new(files.clone(), tls::server_config(files)?)),
             None => None,
         };
         if tls.is_none()
@@ -141,6 +144,8 @@ impl Gate {
             shutdown_grace: GateSettings::DEFAULT_SHUTDOWN_GRACE,
             idle_connection_timeout: IDLE_CONNECTION_TIMEOUT,
             hurry: CancellationToken::new(),
+            cert_check_interval: tls::reload::CHECK_INTERVAL,
+            cert_reload: Arc::new(Notify::new()),
         })
     }
 
@@ -158,6 +163,17 @@ impl Gate {
     /// when it opened (after the TLS handshake) or its last request ended (default 30 s).
     pub fn set_idle_connection_timeout(&mut self, limit: Duration) {
         self.idle_connection_timeout = limit;
+    }
+
+    /// How often the TLS certificate and key files are looked at for a renewal (default 30 s).
+    pub fn set_cert_check_interval(&mut self, every: Duration) {
+        self.cert_check_interval = every;
+    }
+
+    /// Notified (an operator's SIGHUP), the gate reloads its TLS certificate and key at once,
+    /// even if the files look unchanged. Without TLS it does nothing.
+    pub fn cert_reload_trigger(&self) -> Arc<Notify> {
+        Arc::clone(&self.cert_reload)
     }
 
     /// A token that, cancelled once shutdown has started, ends the grace period at once (an
@@ -188,7 +204,11 @@ impl Gate {
             shutdown_grace,
             idle_connection_timeout,
             hurry,
+            cert_check_interval,
+            cert_reload,
         } = self;
+        let mut tls = tls;
+        let tls_current = tls.as_ref().map(CertReloader::current);
         let (stop_tx, stop_rx) = watch::channel(false);
         let watcher = tokio::spawn(keys::watch_store(
             Arc::clone(&shared.keys),
@@ -220,16 +240,33 @@ impl Gate {
         let mut shutdown = std::pin::pin!(shutdown);
         let mut sweep = tokio::time::interval(IDLE_SWEEP);
         sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut cert_check = tokio::time::interval_at(
+            tokio::time::Instant::now() + cert_check_interval,
+            cert_check_interval.max(Duration::from_millis(10)),
+        );
+        cert_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 () = &mut shutdown => break,
                 _ = sweep.tick() => shared.client.sweep(),
+                // File checks are a few stat calls; a reload parses two small PEM files.
+                _ = cert_check.tick(), if tls.is_some() => {
+                    if let Some(r) = tls.as_mut() {
+                        r.check_and_log(false);
+                    }
+                }
+                () = cert_reload.notified() => match tls.as_mut() {
+                    Some(r) => r.check_and_log(true),
+                    None => tracing::info!("reload asked for; no TLS certificate to reload"),
+                },
                 accepted = listener.accept() => match accepted {
                     Ok((stream, peer)) => {
                         let conn = serve_connection(
                             stream,
                             peer,
-                            tls.clone(),
+                            tls_current
+                                .as_ref()
+                                .map(|c| TlsAcceptor::from(c.load_full())),
                             Arc::clone(&builder),
                             Arc::clone(&shared),
                             graceful.watcher(),

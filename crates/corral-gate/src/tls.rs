@@ -11,6 +11,7 @@ use rustls::ServerConfig;
 use crate::error::GateError;
 use crate::settings::TlsFiles;
 
+pub mod reload;
 pub(crate) mod validity;
 
 /// Loads the certificate chain and key and builds a server configuration offering h2 and
@@ -160,8 +161,9 @@ pub fn expiry_warning_at(files: &TlsFiles, now: i64) -> Option<String> {
         n => format!("in {n} days"),
     };
     Some(format!(
-        "the TLS certificate {} expires on {} ({when}); the gate does not reload it, so renew \
-         it and restart corral serve before then, or every client's handshake will fail",
+        "the TLS certificate {} expires on {} ({when}); renew it before then, or every \
+         client's handshake will fail (the gate picks up renewed files within 30 s, or at once \
+         on SIGHUP)",
         files.cert.display(),
         dates.not_after
     ))

@@ -22,9 +22,15 @@ struct TlsGate {
     _mock: MockOllama,
     _dir: tempfile::TempDir,
     _stop: tokio::sync::oneshot::Sender<()>,
+    reload: Arc<tokio::sync::Notify>,
 }
 
 async fn tls_gate() -> TlsGate {
+    tls_gate_checking(None).await
+}
+
+/// A TLS gate that looks at its certificate files every `every` (the default when `None`).
+async fn tls_gate_checking(every: Option<std::time::Duration>) -> TlsGate {
     let mock = MockOllama::start().await;
     let dir = tempfile::tempdir().unwrap();
     let ck =
@@ -47,7 +53,11 @@ async fn tls_gate() -> TlsGate {
         cert: cert_path,
         key: key_path,
     });
-    let gate = Gate::bind(settings, store, audit).await.unwrap();
+    let mut gate = Gate::bind(settings, store, audit).await.unwrap();
+    if let Some(every) = every {
+        gate.set_cert_check_interval(every);
+    }
+    let reload = gate.cert_reload_trigger();
     let addr = gate.local_addr();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(gate.run(async move {
@@ -60,6 +70,7 @@ async fn tls_gate() -> TlsGate {
         _mock: mock,
         _dir: dir,
         _stop: tx,
+        reload,
     }
 }
 
@@ -258,4 +269,146 @@ async fn bad_tls_files_are_refused_at_bind() {
         key: dir.path().join("missing-key.pem"),
     };
     assert!(bind_on("127.0.0.1:0", Some(missing), false).await.is_err());
+}
+
+/// The certificate the gate presents to a new handshake.
+async fn presented(addr: SocketAddr) -> CertificateDer<'static> {
+    // Trust nothing: the handshake is only read up to the server's certificate.
+    #[derive(Debug)]
+    struct Capture(Arc<std::sync::Mutex<Option<CertificateDer<'static>>>>);
+    impl rustls::client::danger::ServerCertVerifier for Capture {
+        fn verify_server_cert(
+            &self,
+            end_entity: &CertificateDer<'_>,
+            _: &[CertificateDer<'_>],
+            _: &ServerName<'_>,
+            _: &[u8],
+            _: rustls::pki_types::UnixTime,
+        ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+            *self.0.lock().unwrap() = Some(end_entity.clone().into_owned());
+            Err(rustls::Error::General("captured".into()))
+        }
+        fn verify_tls12_signature(
+            &self,
+            _: &[u8],
+            _: &CertificateDer<'_>,
+            _: &rustls::DigitallySignedStruct,
+        ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+            Err(rustls::Error::General("captured".into()))
+        }
+        fn verify_tls13_signature(
+            &self,
+            _: &[u8],
+            _: &CertificateDer<'_>,
+            _: &rustls::DigitallySignedStruct,
+        ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+            Err(rustls::Error::General("captured".into()))
+        }
+        fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+            rustls::crypto::ring::default_provider()
+                .signature_verification_algorithms
+                .supported_schemes()
+        }
+    }
+    let seen = Arc::new(std::sync::Mutex::new(None));
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let cfg = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(Capture(Arc::clone(&seen))))
+        .with_no_client_auth();
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(cfg));
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let _ = connector
+        .connect(ServerName::try_from("localhost").unwrap(), tcp)
+        .await;
+    let cert = seen.lock().unwrap().take();
+    cert.expect("the gate presented a certificate")
+}
+
+/// Waits until new handshakes present `want`.
+async fn wait_presented(addr: SocketAddr, want: &CertificateDer<'static>) -> bool {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while std::time::Instant::now() < deadline {
+        if &presented(addr).await == want {
+            return true;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    false
+}
+
+/// Writes a new self-signed pair over the gate's files the way ACME clients do (a rename
+/// over each), and returns its certificate.
+fn renew(g: &TlsGate) -> CertificateDer<'static> {
+    let ck =
+        rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()]).unwrap();
+    let dir = g._dir.path();
+    std::fs::write(dir.join("cert.new"), ck.cert.pem()).unwrap();
+    std::fs::write(dir.join("key.new"), ck.key_pair.serialize_pem()).unwrap();
+    std::fs::rename(dir.join("key.new"), dir.join("key.pem")).unwrap();
+    std::fs::rename(dir.join("cert.new"), dir.join("cert.pem")).unwrap();
+    ck.cert.der().clone()
+}
+
+#[tokio::test]
+async fn a_renewed_certificate_is_served_without_a_restart() {
+    let g = tls_gate_checking(Some(std::time::Duration::from_millis(100))).await;
+    assert_eq!(presented(g.addr).await, g.cert);
+    // A keep-alive connection opened before the renewal.
+    let connector = tokio_rustls::TlsConnector::from(client_config(&g.cert));
+    let tcp = tokio::net::TcpStream::connect(g.addr).await.unwrap();
+    let mut old = connector
+        .connect(ServerName::try_from("localhost").unwrap(), tcp)
+        .await
+        .unwrap();
+
+    let second = renew(&g);
+    assert!(
+        wait_presented(g.addr, &second).await,
+        "the renewed certificate was not picked up"
+    );
+
+    // The connection from before keeps its session and is served.
+    old.write_all(
+        format!(
+            "GET /api/tags HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {}\r\nConnection: close\r\n\r\n",
+            g.key
+        )
+        .as_bytes(),
+    )
+    .await
+    .unwrap();
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(T, old.read_to_end(&mut out)).await;
+    assert!(String::from_utf8_lossy(&out).starts_with("HTTP/1.1 200"));
+
+    // Half a renewal (a certificate whose key is not there yet) and then garbage: the
+    // renewed pair stays in service.
+    let ck = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+    std::fs::write(g._dir.path().join("cert.pem"), ck.cert.pem()).unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    assert_eq!(presented(g.addr).await, second);
+    std::fs::write(
+        g._dir.path().join("key.pem"),
+        "-----BEGIN PRIVATE KEY-----\ngarbage\n",
+    )
+    .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    assert_eq!(presented(g.addr).await, second);
+    // Completing it puts the new pair in service.
+    std::fs::write(g._dir.path().join("key.pem"), ck.key_pair.serialize_pem()).unwrap();
+    assert!(wait_presented(g.addr, &ck.cert.der().clone()).await);
+}
+
+#[tokio::test]
+async fn a_reload_trigger_loads_the_files_at_once() {
+    // Files looked at only once an hour: the trigger (SIGHUP in `corral serve`) does it now.
+    let g = tls_gate_checking(Some(std::time::Duration::from_secs(3600))).await;
+    let second = renew(&g);
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(presented(g.addr).await, g.cert, "no look at the files yet");
+    g.reload.notify_one();
+    assert!(wait_presented(g.addr, &second).await);
 }

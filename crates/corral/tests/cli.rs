@@ -706,3 +706,98 @@ fn help_texts_describe_every_option_and_default_the_readme_names() {
         assert!(verify.contains(kind), "{kind} missing: {verify}");
     }
 }
+
+#[cfg(unix)]
+#[test]
+fn sighup_reloads_the_tls_certificate_and_does_not_stop_the_gate() {
+    use std::io::Read;
+    use std::process::Stdio;
+    let dir = tempfile::tempdir().unwrap();
+    let pair = || {
+        let ck = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+        (ck.cert.pem(), ck.key_pair.serialize_pem())
+    };
+    let (cert, key) = pair();
+    let (cert_path, key_path) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    std::fs::write(&cert_path, cert).unwrap();
+    std::fs::write(&key_path, key).unwrap();
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("corral"))
+        .env("CORRAL_DATA_DIR", dir.path().join("data"))
+        .env_remove("CORRAL_CONFIG")
+        .env_remove("CORRAL_LOG")
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--upstream",
+            "http://127.0.0.1:9",
+        ])
+        .arg("--audit-log")
+        .arg(dir.path().join("audit.ndjson"))
+        .arg("--tls-cert")
+        .arg(&cert_path)
+        .arg("--tls-key")
+        .arg(&key_path)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = child.stderr.take().unwrap();
+    let err = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sink = std::sync::Arc::clone(&err);
+    let reader = std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = stderr.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            sink.lock().unwrap().extend_from_slice(&buf[..n]);
+        }
+    });
+    let text = || String::from_utf8_lossy(&err.lock().unwrap()).into_owned();
+    let wait_for = |what: &str| {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while !text().contains(what) && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        text().contains(what)
+    };
+    let hup = || {
+        let ok = std::process::Command::new("kill")
+            .args(["-HUP", &child.id().to_string()])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "kill -HUP");
+    };
+    assert!(wait_for("gate listening"), "{}", text());
+    // A renewed pair, then SIGHUP: reloaded, and the gate goes on.
+    let (cert, key) = pair();
+    std::fs::write(&cert_path, cert).unwrap();
+    std::fs::write(&key_path, key).unwrap();
+    hup();
+    assert!(wait_for("TLS certificate reloaded"), "{}", text());
+    // A key that does not match: an error naming the file, and the gate still runs.
+    let (_, other_key) = pair();
+    std::fs::write(&key_path, other_key).unwrap();
+    hup();
+    assert!(
+        wait_for("cannot reload the TLS certificate; still serving the previous one"),
+        "{}",
+        text()
+    );
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "SIGHUP stopped the gate: {}",
+        text()
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
+    reader.join().unwrap();
+    assert!(
+        text().contains("SIGHUP: reloading the TLS certificate and key"),
+        "{}",
+        text()
+    );
+}

@@ -132,6 +132,16 @@ fn serve(env: &Env, args: ServeArgs, notices: Notices) -> Result<ExitCode> {
         // The first SIGTERM/SIGINT starts the graceful shutdown; a second one ends its grace
         // period at once (the requests still running are cut with an error in their dialect).
         let hurry = gate.hurry_token();
+        let reload = gate.cert_reload_trigger();
+        let tls_on = scheme == "https";
+        let hangups = signals.on_hangup(move || {
+            if tls_on {
+                notices.info(format_args!(
+                    "SIGHUP: reloading the TLS certificate and key"
+                ));
+            }
+            reload.notify_one();
+        });
         let (first_tx, first_rx) = tokio::sync::oneshot::channel::<()>();
         let signals = tokio::spawn(async move {
             signals.next().await;
@@ -150,6 +160,7 @@ fn serve(env: &Env, args: ServeArgs, notices: Notices) -> Result<ExitCode> {
         })
         .await?;
         signals.abort();
+        hangups.abort();
         worker
             .await
             .context("the audit writer stopped unexpectedly")?
@@ -201,6 +212,9 @@ struct Signals {
     term: Option<tokio::signal::unix::Signal>,
     #[cfg(unix)]
     int: Option<tokio::signal::unix::Signal>,
+    /// SIGHUP: reload the TLS certificate (and never the default action, dying).
+    #[cfg(unix)]
+    hup: Option<tokio::signal::unix::Signal>,
 }
 
 impl Signals {
@@ -211,12 +225,29 @@ impl Signals {
             Signals {
                 term: signal(SignalKind::terminate()).ok(),
                 int: signal(SignalKind::interrupt()).ok(),
+                hup: signal(SignalKind::hangup()).ok(),
             }
         }
         #[cfg(not(unix))]
         {
             Signals {}
         }
+    }
+
+    /// Calls `on_hangup` at each SIGHUP, for as long as the returned task runs.
+    fn on_hangup(&mut self, on_hangup: impl Fn() + Send + 'static) -> tokio::task::JoinHandle<()> {
+        #[cfg(unix)]
+        let hup = self.hup.take();
+        tokio::spawn(async move {
+            #[cfg(unix)]
+            if let Some(mut hup) = hup {
+                while hup.recv().await.is_some() {
+                    on_hangup();
+                }
+            }
+            #[cfg(not(unix))]
+            let _ = on_hangup;
+        })
     }
 
     /// The next SIGTERM or SIGINT.

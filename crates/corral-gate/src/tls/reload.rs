@@ -1,0 +1,219 @@
+//! Picking up renewed certificate files while the gate runs.
+//!
+//! Certificates from an ACME client are replaced every few weeks. The gate looks at the two
+//! files every [`CHECK_INTERVAL`] (and at once when asked, on SIGHUP); when either changed it
+//! builds a new configuration with [`super::server_config`], which checks the pair as at
+//! start-up, and new handshakes use it. A pair that does not load (a renewal half written, a
+//! key that does not match, an expired certificate) leaves the previous certificate in
+//! service and is reported once per change. Connections already open keep their session.
+
+use std::fs::Metadata;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use arc_swap::ArcSwap;
+use rustls::ServerConfig;
+
+use crate::error::GateError;
+use crate::settings::TlsFiles;
+
+/// How often the certificate and key files are looked at.
+pub const CHECK_INTERVAL: Duration = Duration::from_secs(30);
+/// How often the coming expiry of the certificate in service is repeated in the log.
+const EXPIRY_REMINDER: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// What identifies one version of a file: a rename over it (as ACME clients and editors do)
+/// changes the inode, a rewrite in place changes the size or the modification time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Stamp {
+    dev: u64,
+    ino: u64,
+    len: u64,
+    modified: Option<SystemTime>,
+}
+
+impl Stamp {
+    fn of(m: &Metadata) -> Stamp {
+        #[cfg(unix)]
+        let (dev, ino) = {
+            use std::os::unix::fs::MetadataExt;
+            (m.dev(), m.ino())
+        };
+        #[cfg(not(unix))]
+        let (dev, ino) = (0, 0);
+        Stamp {
+            dev,
+            ino,
+            len: m.len(),
+            modified: m.modified().ok(),
+        }
+    }
+}
+
+/// Both files' stamps; `None` for a file that cannot be looked at (being replaced, removed).
+fn stamps(files: &TlsFiles) -> (Option<Stamp>, Option<Stamp>) {
+    let of = |p: &std::path::Path| std::fs::metadata(p).ok().map(|m| Stamp::of(&m));
+    (of(&files.cert), of(&files.key))
+}
+
+/// What one look at the files did.
+#[derive(Debug)]
+pub enum Checked {
+    /// Neither file changed since the last look.
+    Unchanged,
+    /// A changed pair was loaded and is in service for new handshakes.
+    Reloaded,
+    /// A changed pair did not load; the previous one stays in service.
+    Failed(GateError),
+}
+
+/// The configuration new TLS handshakes use, and the files it came from.
+pub struct CertReloader {
+    files: TlsFiles,
+    current: Arc<ArcSwap<ServerConfig>>,
+    /// The stamps of the last look, whether or not that pair loaded, so that a bad pair is
+    /// reported once rather than at every look.
+    seen: (Option<Stamp>, Option<Stamp>),
+    last_reminder: Option<std::time::Instant>,
+}
+
+impl CertReloader {
+    /// Starts from the configuration loaded at start-up from `files`.
+    pub fn new(files: TlsFiles, config: Arc<ServerConfig>) -> CertReloader {
+        let seen = stamps(&files);
+        CertReloader {
+            files,
+            current: Arc::new(ArcSwap::new(config)),
+            seen,
+            last_reminder: None,
+        }
+    }
+
+    /// The configuration in service; the accept loop takes it for each new connection.
+    pub fn current(&self) -> Arc<ArcSwap<ServerConfig>> {
+        Arc::clone(&self.current)
+    }
+
+    /// Looks at the files; loads them when either changed since the last look (or always,
+    /// with `force`: SIGHUP asks for a reload even of files that look the same).
+    pub fn check(&mut self, force: bool) -> Checked {
+        let now = stamps(&self.files);
+        if now == self.seen && !force {
+            return Checked::Unchanged;
+        }
+        self.seen = now;
+        match super::server_config(&self.files) {
+            Ok(config) => {
+                self.current.store(config);
+                // A new certificate gets its own reminder if it is close to its end too.
+                self.last_reminder = None;
+                Checked::Reloaded
+            }
+            Err(e) => Checked::Failed(e),
+        }
+    }
+
+    /// The expiry warning for the certificate files, at most once per [`EXPIRY_REMINDER`].
+    pub fn expiry_reminder(&mut self) -> Option<String> {
+        if self
+            .last_reminder
+            .is_some_and(|at| at.elapsed() < EXPIRY_REMINDER)
+        {
+            return None;
+        }
+        let warning = super::expiry_warning(&self.files)?;
+        self.last_reminder = Some(std::time::Instant::now());
+        Some(warning)
+    }
+
+    /// Looks at the files and logs what happened: a reload at info level, a pair that did not
+    /// load as an error (the previous certificate is still served), an expiry within
+    /// [`super::EXPIRY_WARNING_DAYS`] as a daily warning.
+    pub fn check_and_log(&mut self, force: bool) {
+        match self.check(force) {
+            Checked::Unchanged => {}
+            Checked::Reloaded => tracing::info!(
+                cert = %self.files.cert.display(),
+                "TLS certificate reloaded; new connections use it"
+            ),
+            Checked::Failed(e) => tracing::error!(
+                error = %e,
+                "cannot reload the TLS certificate; still serving the previous one"
+            ),
+        }
+        if let Some(warning) = self.expiry_reminder() {
+            tracing::warn!("{warning}");
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+
+    fn pair() -> (String, String) {
+        let ck = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+        (ck.cert.pem(), ck.key_pair.serialize_pem())
+    }
+
+    fn served(r: &CertReloader) -> Arc<ServerConfig> {
+        r.current().load_full()
+    }
+
+    #[test]
+    fn a_changed_pair_is_loaded_and_a_bad_one_leaves_the_old_in_service() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = TlsFiles {
+            cert: dir.path().join("cert.pem"),
+            key: dir.path().join("key.pem"),
+        };
+        let (c1, k1) = pair();
+        std::fs::write(&files.cert, &c1).unwrap();
+        std::fs::write(&files.key, &k1).unwrap();
+        let first = super::super::server_config(&files).unwrap();
+        let mut r = CertReloader::new(files.clone(), Arc::clone(&first));
+        assert!(matches!(r.check(false), Checked::Unchanged));
+        assert!(Arc::ptr_eq(&served(&r), &first));
+
+        // A renewal written by rename (new inode): loaded.
+        let (c2, k2) = pair();
+        std::fs::write(dir.path().join("new.pem"), &c2).unwrap();
+        std::fs::write(dir.path().join("newkey.pem"), &k2).unwrap();
+        std::fs::rename(dir.path().join("new.pem"), &files.cert).unwrap();
+        std::fs::rename(dir.path().join("newkey.pem"), &files.key).unwrap();
+        assert!(matches!(r.check(false), Checked::Reloaded));
+        let second = served(&r);
+        assert!(!Arc::ptr_eq(&second, &first));
+        assert!(matches!(r.check(false), Checked::Unchanged));
+
+        // Half a renewal: the new certificate with the old key. Reported once, old pair kept.
+        let (c3, _k3) = pair();
+        std::fs::write(&files.cert, &c3).unwrap();
+        match r.check(false) {
+            Checked::Failed(e) => assert!(e.to_string().contains("cert.pem"), "{e}"),
+            other => panic!("{other:?}"),
+        }
+        assert!(Arc::ptr_eq(&served(&r), &second));
+        assert!(matches!(r.check(false), Checked::Unchanged));
+
+        // Garbage in the key file: still the old pair.
+        std::fs::write(&files.key, "not a key").unwrap();
+        assert!(matches!(r.check(false), Checked::Failed(_)));
+        assert!(Arc::ptr_eq(&served(&r), &second));
+
+        // A forced look at a good pair reloads even when nothing changed since.
+        std::fs::write(&files.cert, &c2).unwrap();
+        std::fs::write(&files.key, &k2).unwrap();
+        assert!(matches!(r.check(false), Checked::Reloaded));
+        let third = served(&r);
+        assert!(matches!(r.check(true), Checked::Reloaded));
+        assert!(!Arc::ptr_eq(&served(&r), &third));
+
+        // Files removed: the pair in service stays.
+        let before = served(&r);
+        std::fs::remove_file(&files.cert).unwrap();
+        assert!(matches!(r.check(false), Checked::Failed(_)));
+        assert!(Arc::ptr_eq(&served(&r), &before));
+    }
+}
