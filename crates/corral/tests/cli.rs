@@ -626,34 +626,58 @@ fn serve_until(data: &Path, until: &str) -> (String, String) {
         .spawn()
         .unwrap();
     let mut stdout = child.stdout.take().unwrap();
-    let mut stderr = child.stderr.take().unwrap();
     let out = std::thread::spawn(move || {
         let mut s = String::new();
         let _ = stdout.read_to_string(&mut s);
         s
     });
-    let err = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-    let sink = std::sync::Arc::clone(&err);
-    let reader = std::thread::spawn(move || {
-        let mut buf = [0u8; 4096];
-        while let Ok(n) = stderr.read(&mut buf) {
-            if n == 0 {
-                break;
-            }
-            sink.lock().unwrap().extend_from_slice(&buf[..n]);
-        }
-    });
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while !String::from_utf8_lossy(&err.lock().unwrap()).contains(until)
-        && std::time::Instant::now() < deadline
-    {
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    let stderr = Captured::start(child.stderr.take().unwrap());
+    stderr.wait_for(until);
     child.kill().unwrap();
     child.wait().unwrap();
-    reader.join().unwrap();
-    let stderr = String::from_utf8_lossy(&err.lock().unwrap()).into_owned();
-    (out.join().unwrap(), stderr)
+    (out.join().unwrap(), stderr.finish())
+}
+
+/// A child's stderr, read on a thread as it comes.
+struct Captured {
+    text: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
+    reader: std::thread::JoinHandle<()>,
+}
+
+impl Captured {
+    fn start(mut from: impl std::io::Read + Send + 'static) -> Captured {
+        let text = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = std::sync::Arc::clone(&text);
+        let reader = std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = from.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                sink.lock().unwrap().extend_from_slice(&buf[..n]);
+            }
+        });
+        Captured { text, reader }
+    }
+
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.text.lock().unwrap()).into_owned()
+    }
+
+    /// Waits (30 s at most) until `what` has been written; whether it was.
+    fn wait_for(&self, what: &str) -> bool {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while !self.text().contains(what) && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        self.text().contains(what)
+    }
+
+    /// Everything written, once the child has exited.
+    fn finish(self) -> String {
+        self.reader.join().unwrap();
+        String::from_utf8_lossy(&self.text.lock().unwrap()).into_owned()
+    }
 }
 
 #[cfg(unix)]
@@ -710,7 +734,6 @@ fn help_texts_describe_every_option_and_default_the_readme_names() {
 #[cfg(unix)]
 #[test]
 fn sighup_reloads_the_tls_certificate_and_does_not_stop_the_gate() {
-    use std::io::Read;
     use std::process::Stdio;
     let dir = tempfile::tempdir().unwrap();
     let pair = || {
@@ -742,26 +765,9 @@ fn sighup_reloads_the_tls_certificate_and_does_not_stop_the_gate() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut stderr = child.stderr.take().unwrap();
-    let err = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-    let sink = std::sync::Arc::clone(&err);
-    let reader = std::thread::spawn(move || {
-        let mut buf = [0u8; 4096];
-        while let Ok(n) = stderr.read(&mut buf) {
-            if n == 0 {
-                break;
-            }
-            sink.lock().unwrap().extend_from_slice(&buf[..n]);
-        }
-    });
-    let text = || String::from_utf8_lossy(&err.lock().unwrap()).into_owned();
-    let wait_for = |what: &str| {
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-        while !text().contains(what) && std::time::Instant::now() < deadline {
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        }
-        text().contains(what)
-    };
+    let err = Captured::start(child.stderr.take().unwrap());
+    let text = || err.text();
+    let wait_for = |what: &str| err.wait_for(what);
     let hup = || {
         let ok = std::process::Command::new("kill")
             .args(["-HUP", &child.id().to_string()])
@@ -794,10 +800,9 @@ fn sighup_reloads_the_tls_certificate_and_does_not_stop_the_gate() {
     );
     child.kill().unwrap();
     child.wait().unwrap();
-    reader.join().unwrap();
+    let all = err.finish();
     assert!(
-        text().contains("SIGHUP: reloading the TLS certificate and key"),
-        "{}",
-        text()
+        all.contains("SIGHUP: reloading the TLS certificate and key"),
+        "{all}"
     );
 }
