@@ -455,7 +455,11 @@ impl Inspected {
         }
         if modified {
             if let Some(json) = &self.json {
-                let bytes = serde_json::to_vec(json).map_err(|_| Failure::internal())?;
+                // Only the fields the decision rewrote change; the rest (key order included,
+                // which a JSON schema's grammar follows) stays as the client wrote it.
+                let original = self.bytes.as_deref().unwrap_or_default();
+                let bytes = corral_policy::decide::rewritten_body(original, json)
+                    .ok_or_else(Failure::internal)?;
                 return Ok(UpBody::Full(Some(Bytes::from(bytes))));
             }
         }

@@ -111,6 +111,89 @@ impl<'de> Visitor<'de> for Strict<'_> {
     }
 }
 
+/// Writes `body` (the decision's rewrite of the JSON object `original`) as the client wrote
+/// it except where it changed: the top-level members appear in the client's order, and every
+/// member not named in `rewritten`, or named but left equal, is copied from `original` byte
+/// for byte. Members named in `rewritten` that changed are written from `body`, in place (or
+/// after the others when the client did not send them).
+///
+/// Re-serialising the whole tree would sort every object's keys, and key order carries
+/// meaning to Ollama: a JSON schema in `format` or `response_format` becomes a grammar that
+/// generates the properties in their written order, and tool parameters reach the model's
+/// prompt in theirs.
+///
+/// `original` must be the bytes [`parse_body`] accepted; `None` when it is not a JSON object.
+pub fn rewrite_members(
+    original: &[u8],
+    body: &Map<String, Value>,
+    rewritten: &[&str],
+) -> Option<Vec<u8>> {
+    let Members(members) = serde_json::from_slice(original).ok()?;
+    let mut out = Vec::with_capacity(original.len() + 64);
+    out.push(b'{');
+    let mut first = true;
+    let mut put = |out: &mut Vec<u8>, key: &str, text: &[u8]| -> Option<()> {
+        if !first {
+            out.push(b',');
+        }
+        first = false;
+        serde_json::to_writer(&mut *out, key).ok()?;
+        out.push(b':');
+        out.extend_from_slice(text);
+        Some(())
+    };
+    for (key, raw) in &members {
+        if !rewritten.contains(&key.as_str()) {
+            put(&mut out, key, raw.get().as_bytes())?;
+            continue;
+        }
+        let Some(now) = body.get(key.as_str()) else {
+            continue;
+        };
+        let before: Option<Value> = serde_json::from_str(raw.get()).ok();
+        if before.as_ref() == Some(now) {
+            put(&mut out, key, raw.get().as_bytes())?;
+        } else {
+            put(&mut out, key, &serde_json::to_vec(now).ok()?)?;
+        }
+    }
+    for key in rewritten {
+        if members.iter().any(|(k, _)| k == key) {
+            continue;
+        }
+        if let Some(now) = body.get(*key) {
+            put(&mut out, key, &serde_json::to_vec(now).ok()?)?;
+        }
+    }
+    out.push(b'}');
+    Some(out)
+}
+
+/// The top-level members of a JSON object in their written order, values as written.
+struct Members<'a>(Vec<(String, &'a serde_json::value::RawValue)>);
+
+impl<'de: 'a, 'a> serde::Deserialize<'de> for Members<'a> {
+    fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> Visitor<'de> for V<'a> {
+            type Value = Members<'a>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Members<'a>, A::Error> {
+                let mut out = Vec::new();
+                while let Some((k, v)) =
+                    map.next_entry::<String, &'a serde_json::value::RawValue>()?
+                {
+                    out.push((k, v));
+                }
+                Ok(Members(out))
+            }
+        }
+        d.deserialize_map(V(std::marker::PhantomData))
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
@@ -179,6 +262,49 @@ mod tests {
                 String::from_utf8_lossy(b)
             );
         }
+    }
+
+    #[test]
+    fn rewritten_members_keep_the_clients_order_and_text() {
+        let original = br#" {"model":"m","format":{"properties":{"b":{"type":"string"},"a":{"maximum":1e0}}},"keep_alive":-1 ,"options":{"z":0.50,"num_ctx":99999},"stream":true}"#;
+        let mut body = parse_body(original).unwrap();
+        let obj = body.as_object_mut().unwrap();
+        obj.insert("keep_alive".into(), Value::from("30m"));
+        obj.insert(
+            "stream_options".into(),
+            serde_json::json!({"include_usage": true}),
+        );
+        let out =
+            rewrite_members(original, obj, &["keep_alive", "options", "stream_options"]).unwrap();
+        assert_eq!(
+            std::str::from_utf8(&out).unwrap(),
+            r#"{"model":"m","format":{"properties":{"b":{"type":"string"},"a":{"maximum":1e0}}},"keep_alive":"30m","options":{"z":0.50,"num_ctx":99999},"stream":true,"stream_options":{"include_usage":true}}"#
+        );
+        // A changed nested member is written from the decision's value.
+        obj.insert(
+            "options".into(),
+            serde_json::json!({"z": 0.5, "num_ctx": 32768}),
+        );
+        let out =
+            rewrite_members(original, obj, &["keep_alive", "options", "stream_options"]).unwrap();
+        let v: Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(v, body_value(obj));
+        assert!(std::str::from_utf8(&out)
+            .unwrap()
+            .starts_with(r#"{"model":"m","format":{"properties":{"b""#));
+        // Escaped keys are the same keys.
+        let escaped = br#"{"\u006beep_alive":-1,"model":"m"}"#;
+        let mut b = parse_body(escaped).unwrap();
+        b.as_object_mut()
+            .unwrap()
+            .insert("keep_alive".into(), Value::from("5m"));
+        let out = rewrite_members(escaped, b.as_object().unwrap(), &["keep_alive"]).unwrap();
+        assert_eq!(out, br#"{"keep_alive":"5m","model":"m"}"#);
+        assert_eq!(rewrite_members(b"[1]", b.as_object().unwrap(), &[]), None);
+    }
+
+    fn body_value(m: &Map<String, Value>) -> Value {
+        Value::Object(m.clone())
     }
 
     #[test]
