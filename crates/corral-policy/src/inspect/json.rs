@@ -37,6 +37,64 @@ pub fn parse_body(bytes: &[u8]) -> Result<Value, BodyJsonError> {
     }
 }
 
+/// [`parse_body`] for a request body as Ollama reads it. Go's decoder reads a `\u` escape of a
+/// UTF-16 surrogate that is not half of a pair (`"\ud83d"`, which `JSON.stringify` writes for
+/// a string cut inside an emoji) as U+FFFD, where serde_json refuses the body. When `bytes`
+/// has such escapes, they are rewritten to `\ufffd` (same length) and the rewritten bytes are
+/// returned with the value: decide on that value and forward those bytes, which mean to
+/// Ollama exactly what `bytes` meant.
+pub fn parse_body_as_go(bytes: &[u8]) -> Result<(Value, Option<Vec<u8>>), BodyJsonError> {
+    match parse_body(bytes) {
+        Ok(v) => Ok((v, None)),
+        Err(e) => {
+            let Some(fixed) = replace_lone_surrogates(bytes) else {
+                return Err(e);
+            };
+            let v = parse_body(&fixed)?;
+            Ok((v, Some(fixed)))
+        }
+    }
+}
+
+/// `bytes` with every `\uXXXX` escape of a surrogate that Go's `encoding/json` would not pair
+/// (a high surrogate not followed by a `\u` escape of a low one, or a low one on its own)
+/// replaced by `\ufffd`; `None` when there is none. A backslash appears only inside strings
+/// in JSON, so escapes are found by walking backslashes; `\\` is skipped as one escape.
+fn replace_lone_surrogates(bytes: &[u8]) -> Option<Vec<u8>> {
+    let hex4 = |at: usize| -> Option<u32> {
+        if bytes.get(at..at + 2)? != b"\\u" {
+            return None;
+        }
+        let digits = std::str::from_utf8(bytes.get(at + 2..at + 6)?).ok()?;
+        u32::from_str_radix(digits, 16).ok()
+    };
+    let mut out: Option<Vec<u8>> = None;
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] != b'\\' {
+            i += 1;
+            continue;
+        }
+        let Some(u) = hex4(i) else {
+            // Any other escape, or a malformed one the parser will refuse.
+            i += 2;
+            continue;
+        };
+        if (0xD800..0xDC00).contains(&u)
+            && hex4(i + 6).is_some_and(|l| (0xDC00..0xE000).contains(&l))
+        {
+            i += 12;
+            continue;
+        }
+        if (0xD800..0xE000).contains(&u) {
+            let o = out.get_or_insert_with(|| bytes.to_vec());
+            o[i + 2..i + 6].copy_from_slice(b"fffd");
+        }
+        i += 6;
+    }
+    out
+}
+
 /// Builds a `Value` as serde_json's own visitor does, except that a repeated key in an
 /// object sets the flag and fails the parse.
 #[derive(Clone, Copy)]
@@ -305,6 +363,51 @@ mod tests {
 
     fn body_value(m: &Map<String, Value>) -> Value {
         Value::Object(m.clone())
+    }
+
+    #[test]
+    fn lone_surrogates_are_read_as_go_reads_them() {
+        let cases: &[(&str, &str)] = &[
+            (r#"{"a":"x\ud83d"}"#, r#"{"a":"x\ufffd"}"#),
+            (r#"{"a":"\uDE00y"}"#, r#"{"a":"\ufffdy"}"#),
+            (r#"{"a":"\ud83d\u0041"}"#, r#"{"a":"\ufffd\u0041"}"#),
+            (
+                r#"{"a":"\ud83d\ud83d\ude00"}"#,
+                r#"{"a":"\ufffd\ud83d\ude00"}"#,
+            ),
+            (
+                r#"{"\ud800":["\udbff",{"b":"\udfff"}]}"#,
+                r#"{"\ufffd":["\ufffd",{"b":"\ufffd"}]}"#,
+            ),
+        ];
+        for (body, fixed) in cases {
+            let (v, out) = parse_body_as_go(body.as_bytes()).unwrap();
+            assert_eq!(out.as_deref(), Some(fixed.as_bytes()), "{body}");
+            assert_eq!(v, serde_json::from_str::<Value>(fixed).unwrap(), "{body}");
+        }
+        // Pairs, escaped backslashes and bodies serde_json reads are left alone.
+        for body in [
+            r#"{"a":"\ud83d\ude00"}"#,
+            r#"{"a":"\\ud83d"}"#,
+            r#"{"a":"é"}"#,
+        ] {
+            let (v, out) = parse_body_as_go(body.as_bytes()).unwrap();
+            assert_eq!(out, None, "{body}");
+            assert_eq!(v, serde_json::from_str::<Value>(body).unwrap());
+        }
+        // Other faults are still refused, repeated keys included.
+        assert_eq!(
+            parse_body_as_go(br#"{"a":"\ud83d"#),
+            Err(BodyJsonError::NotObject)
+        );
+        assert_eq!(
+            parse_body_as_go(br#"{"a":"\uzzzz"}"#),
+            Err(BodyJsonError::NotObject)
+        );
+        assert_eq!(
+            parse_body_as_go(br#"{"\ud800":1,"\udbff":2}"#),
+            Err(BodyJsonError::DuplicateKey)
+        );
     }
 
     #[test]
