@@ -455,7 +455,11 @@ impl Inspected {
         }
         if modified {
             if let Some(json) = &self.json {
-                let bytes = serde_json::to_vec(json).map_err(|_| Failure::internal())?;
+                // Only the fields the decision rewrote change; the rest (key order included,
+                // which a JSON schema's grammar follows) stays as the client wrote it.
+                let original = self.bytes.as_deref().unwrap_or_default();
+                let bytes = corral_policy::decide::rewritten_body(original, json)
+                    .ok_or_else(Failure::internal)?;
                 return Ok(UpBody::Full(Some(Bytes::from(bytes))));
             }
         }
@@ -505,7 +509,7 @@ async fn read_body(
         .await
         .map_err(|_| body_failure(BodyError::Timeout))?
         .map_err(body_failure)?;
-    let decoded = body::decode(encoding, raw, limit)
+    let mut decoded = body::decode(encoding, raw, limit)
         .await
         .map_err(body_failure)?;
     ctx.bytes_in = decoded.len() as u64;
@@ -514,8 +518,12 @@ async fn read_body(
         // such as `POST /api/me` from `ollama signin`, are called without one).
         BodyKind::Json if decoded.is_empty() => {}
         BodyKind::Json => {
-            let value = corral_policy::inspect::parse_body(&decoded)
+            let (value, as_go) = corral_policy::inspect::parse_body_as_go(&decoded)
                 .map_err(|e| Failure::new(400, "bad_request", e.to_string()))?;
+            if let Some(bytes) = as_go {
+                // Lone surrogate escapes, written as the U+FFFD Ollama reads them as.
+                decoded = Bytes::from(bytes);
+            }
             out.json = Some(value);
         }
         BodyKind::Multipart => {

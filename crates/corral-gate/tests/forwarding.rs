@@ -432,3 +432,48 @@ async fn the_anthropic_beta_query_is_accepted_on_messages_only() {
     }
     assert_eq!(h.forwarded().len(), 1, "nothing more reached upstream");
 }
+
+/// A string cut in the middle of a surrogate pair (JavaScript's `slice` on text with an
+/// emoji) is sent by `JSON.stringify` as a lone `\ud83d` escape. Go's decoder, which Ollama
+/// uses, reads each such escape as U+FFFD and serves the request; so does the gate, which
+/// decides on that reading and forwards exactly it. A model name is read the same way, so it
+/// cannot differ between the decision and Ollama.
+#[tokio::test]
+async fn lone_surrogate_escapes_are_read_as_ollama_reads_them() {
+    let h = Harness::builder().config(POLICIES).start().await;
+    let headers = vec![
+        ("authorization", h.bearer("alice")),
+        ("content-type", "application/json".to_string()),
+    ];
+    let cases = [
+        (
+            "/api/chat",
+            r#"{"model":"llama3.2","stream":false,"messages":[{"role":"user","content":"I like \ud83d"}]}"#,
+            r#"{"model":"llama3.2","stream":false,"messages":[{"role":"user","content":"I like \ufffd"}]}"#,
+        ),
+        (
+            "/v1/chat/completions",
+            r#"{"model":"llama3.2","messages":[{"role":"user","content":"\ude00 \ud83d\u0041 \ud83d\ude00 \\ud83d"}]}"#,
+            r#"{"model":"llama3.2","messages":[{"role":"user","content":"\ufffd \ufffd\u0041 \ud83d\ude00 \\ud83d"}]}"#,
+        ),
+    ];
+    for (path, body, as_go_reads_it) in cases {
+        h.mock.clear();
+        let r = send(h.addr, "POST", path, &headers, Bytes::from(body)).await;
+        assert_eq!(r.status, 200, "{path}: {}", r.text());
+        let sent = h.forwarded().pop().unwrap();
+        assert_eq!(
+            sent.body,
+            Bytes::from(as_go_reads_it),
+            "{path}: {}",
+            String::from_utf8_lossy(&sent.body)
+        );
+    }
+    // The model is decided on as Ollama reads it too: alice's allow-list has `llama3.2`,
+    // which a name with a replacement character in it is not.
+    h.mock.clear();
+    let body = r#"{"model":"llama3.2\ud800","messages":[],"stream":false}"#;
+    let r = send(h.addr, "POST", "/api/chat", &headers, Bytes::from(body)).await;
+    assert_eq!(r.status, 403, "{}", r.text());
+    assert!(h.forwarded().is_empty());
+}

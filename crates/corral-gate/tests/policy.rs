@@ -398,6 +398,56 @@ async fn clamps_are_visible_in_what_upstream_receives() {
     assert!(keep_alive_secs(&sent["keep_alive"]) <= 60.0, "{sent}");
 }
 
+/// A body the gate rewrites (a clamp, or `stream_options` asked for on the client's behalf)
+/// keeps every other field exactly as the client wrote it. Key order is meaning here: Ollama
+/// turns a `format` / `response_format` JSON schema into a grammar that writes the properties
+/// in the schema's order (a client that puts `reasoning` before `answer` wants it generated
+/// first), and a tool's parameters reach the model's prompt in their written order.
+#[tokio::test]
+async fn a_rewritten_body_keeps_the_clients_field_order() {
+    let h = Harness::start().await;
+    let schema = r#"{"type":"object","properties":{"reasoning":{"type":"string"},"answer":{"type":"string"},"Confidence":{"type":"number","maximum":1e0}},"required":["reasoning","answer"]}"#;
+    let cases = [
+        // Native chat: keep_alive -1 is clamped to the user policy's 30m.
+        (
+            "/api/chat",
+            format!(
+                r#"{{"model":"llama3.2","messages":[{{"role":"user","content":"hi"}}],"stream":false,"format":{schema},"keep_alive":-1,"options":{{"temperature":0.20,"num_ctx":131072}}}}"#
+            ),
+        ),
+        // OpenAI chat, streamed without include_usage: the gate asks for usage itself.
+        (
+            "/v1/chat/completions",
+            format!(
+                r#"{{"model":"llama3.2","stream":true,"response_format":{{"type":"json_schema","json_schema":{{"name":"r","schema":{schema}}}}},"messages":[{{"role":"user","content":"hi"}}]}}"#
+            ),
+        ),
+    ];
+    for (path, body) in cases {
+        h.mock.clear();
+        let headers = vec![
+            ("authorization", h.bearer("alice")),
+            ("content-type", "application/json".to_string()),
+        ];
+        let r = send(h.addr, "POST", path, &headers, Bytes::from(body.clone())).await;
+        assert_eq!(r.status, 200, "{path}: {}", r.text());
+        let sent = h.forwarded().pop().unwrap();
+        let text = String::from_utf8(sent.body.to_vec()).unwrap();
+        assert_ne!(
+            text, body,
+            "{path}: the gate was expected to rewrite this body"
+        );
+        assert!(
+            text.contains(schema),
+            "{path}: the schema reached the upstream changed:\n{text}"
+        );
+        assert!(
+            text.starts_with(r#"{"model":"llama3.2","#),
+            "{path}: field order changed:\n{text}"
+        );
+    }
+}
+
 /// Ollama's runners stop at `num_predict` only when it is positive: a zero limit (or an
 /// `options` number that truncates to zero) is no limit at all, in every dialect.
 #[tokio::test]

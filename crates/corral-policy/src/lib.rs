@@ -23,7 +23,8 @@
 //!    route's [`route::BodyKind`].
 //! 3. Decide: [`decide::evaluate`] with the parsed JSON body (`None` for an empty body), or
 //!    [`decide::evaluate_multipart`] for multipart routes. A [`decide::Denial`] names its
-//!    rule; a [`decide::Verdict`] with `modified` means the body must be re-serialised.
+//!    rule; a [`decide::Verdict`] with `modified` means the body changed: forward
+//!    [`decide::rewritten_body`], which rewrites only the changed fields in the client's bytes.
 //! 4. Listings ([`route::Route::listing`]) are buffered and passed through
 //!    [`listing::filter`]; `/api/tags` also feeds [`listing::remote_models`], the catalogue
 //!    behind the `is_remote` callback (which receives normalised names).

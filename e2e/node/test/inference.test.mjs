@@ -116,6 +116,16 @@ describe('ollama-js through corral', () => {
     assert.ok(r.capabilities.includes('tools'));
   });
 
+  test('text cut inside an emoji (a lone surrogate) is served, as Ollama serves it', T, async () => {
+    // slice() counts UTF-16 units: this cuts the emoji in half, and JSON.stringify sends "\ud83d".
+    const cut = 'I like \u{1F600} a lot'.slice(0, 8);
+    assert.equal(cut.length, 8);
+    const r = await ollama.chat({ model: 'llama3.2', messages: [{ role: 'user', content: cut }] });
+    assert.equal(r.message.content, TEXT);
+    const g = await ollama.generate({ model: 'llama3.2', prompt: cut });
+    assert.equal(g.response, TEXT);
+  });
+
   test('an upstream error keeps its status', T, async () => {
     const e = await responseError(() => ollama.chat({ model: 'error503', messages: MESSAGES }));
     assert.equal(e.status_code, 503);

@@ -77,6 +77,28 @@ impl Denial {
     }
 }
 
+/// The top-level body fields [`evaluate`] may rewrite: the clamps' fields and
+/// `stream_options`. Every other field reaches the upstream as the client wrote it.
+pub const REWRITTEN_FIELDS: &[&str] = &[
+    "options",
+    "max_tokens",
+    "max_completion_tokens",
+    "max_output_tokens",
+    "keep_alive",
+    "stream_options",
+];
+
+/// The bytes to forward for a body [`evaluate`] rewrote ([`Verdict::modified`]): `original`
+/// (the bytes `body` was parsed from) with only the [`REWRITTEN_FIELDS`] that changed written
+/// anew, so that key order and number spellings elsewhere stay the client's (see
+/// [`inspect::rewrite_members`]). `None` when `body` is not an object.
+pub fn rewritten_body(original: &[u8], body: &Value) -> Option<Vec<u8>> {
+    let Value::Object(obj) = body else {
+        return None;
+    };
+    inspect::rewrite_members(original, obj, REWRITTEN_FIELDS)
+}
+
 /// Decides one request against `policy`.
 ///
 /// `body` is the parsed request body: required (a JSON object) on JSON routes that name a

@@ -1263,3 +1263,74 @@ fn a_folded_stream_options_key_cannot_keep_usage_off_the_record() {
         );
     }
 }
+
+/// The gate writes only [`REWRITTEN_FIELDS`] anew and forwards every other field as the
+/// client wrote it, so the decision must never change any other top-level field.
+#[test]
+fn only_the_rewritten_fields_are_ever_changed() {
+    let bodies: &[(&str, Value)] = &[
+        (
+            "/api/chat",
+            json!({"model": "llama3.2", "messages": [], "keep_alive": -1,
+            "options": {"num_ctx": 1_000_000, "num_predict": -1}, "format": {"type": "object"}}),
+        ),
+        (
+            "/api/generate",
+            json!({"model": "llama3.2", "prompt": "x", "keep_alive": "99h",
+            "options": null, "stream": true}),
+        ),
+        (
+            "/api/embed",
+            json!({"model": "llama3.2", "input": ["x"], "keep_alive": -1,
+            "options": {"num_ctx": 1_000_000}}),
+        ),
+        (
+            "/v1/chat/completions",
+            json!({"model": "llama3.2", "messages": [], "stream": true,
+            "max_completion_tokens": 100_000, "stream_options": null}),
+        ),
+        (
+            "/v1/chat/completions",
+            json!({"model": "llama3.2", "messages": [], "stream": true,
+            "max_tokens": 0, "stream_options": {"include_usage": false}}),
+        ),
+        (
+            "/v1/completions",
+            json!({"model": "llama3.2", "prompt": "x", "stream": true}),
+        ),
+        (
+            "/v1/responses",
+            json!({"model": "llama3.2", "input": "x", "stream": true,
+            "max_output_tokens": 100_000}),
+        ),
+        (
+            "/v1/messages",
+            json!({"model": "llama3.2", "messages": [], "max_tokens": 100_000,
+            "stream": true}),
+        ),
+    ];
+    for policy in [user(), strict()] {
+        for (path, body) in bodies {
+            let (verdict, after) = eval(&policy, "POST", path, Some(body.clone())).unwrap();
+            let (Value::Object(b), Some(Value::Object(a))) = (body, &after) else {
+                panic!("{path}: not an object");
+            };
+            for (k, v) in a {
+                if b.get(k) != Some(v) {
+                    assert!(verdict.modified, "{path}: {k} changed, verdict unmodified");
+                    assert!(
+                        REWRITTEN_FIELDS.contains(&k.as_str()),
+                        "{path}: {k} changed"
+                    );
+                }
+            }
+            for k in b.keys() {
+                assert!(a.contains_key(k), "{path}: {k} removed");
+            }
+            let original = serde_json::to_vec(body).unwrap();
+            let forwarded = rewritten_body(&original, after.as_ref().unwrap()).unwrap();
+            let forwarded: Value = serde_json::from_slice(&forwarded).unwrap();
+            assert_eq!(Some(&forwarded), after.as_ref(), "{path}");
+        }
+    }
+}

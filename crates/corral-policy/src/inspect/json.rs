@@ -37,6 +37,64 @@ pub fn parse_body(bytes: &[u8]) -> Result<Value, BodyJsonError> {
     }
 }
 
+/// [`parse_body`] for a request body as Ollama reads it. Go's decoder reads a `\u` escape of a
+/// UTF-16 surrogate that is not half of a pair (`"\ud83d"`, which `JSON.stringify` writes for
+/// a string cut inside an emoji) as U+FFFD, where serde_json refuses the body. When `bytes`
+/// has such escapes, they are rewritten to `\ufffd` (same length) and the rewritten bytes are
+/// returned with the value: decide on that value and forward those bytes, which mean to
+/// Ollama exactly what `bytes` meant.
+pub fn parse_body_as_go(bytes: &[u8]) -> Result<(Value, Option<Vec<u8>>), BodyJsonError> {
+    match parse_body(bytes) {
+        Ok(v) => Ok((v, None)),
+        Err(e) => {
+            let Some(fixed) = replace_lone_surrogates(bytes) else {
+                return Err(e);
+            };
+            let v = parse_body(&fixed)?;
+            Ok((v, Some(fixed)))
+        }
+    }
+}
+
+/// `bytes` with every `\uXXXX` escape of a surrogate that Go's `encoding/json` would not pair
+/// (a high surrogate not followed by a `\u` escape of a low one, or a low one on its own)
+/// replaced by `\ufffd`; `None` when there is none. A backslash appears only inside strings
+/// in JSON, so escapes are found by walking backslashes; `\\` is skipped as one escape.
+fn replace_lone_surrogates(bytes: &[u8]) -> Option<Vec<u8>> {
+    let hex4 = |at: usize| -> Option<u32> {
+        if bytes.get(at..at + 2)? != b"\\u" {
+            return None;
+        }
+        let digits = std::str::from_utf8(bytes.get(at + 2..at + 6)?).ok()?;
+        u32::from_str_radix(digits, 16).ok()
+    };
+    let mut out: Option<Vec<u8>> = None;
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] != b'\\' {
+            i += 1;
+            continue;
+        }
+        let Some(u) = hex4(i) else {
+            // Any other escape, or a malformed one the parser will refuse.
+            i += 2;
+            continue;
+        };
+        if (0xD800..0xDC00).contains(&u)
+            && hex4(i + 6).is_some_and(|l| (0xDC00..0xE000).contains(&l))
+        {
+            i += 12;
+            continue;
+        }
+        if (0xD800..0xE000).contains(&u) {
+            let o = out.get_or_insert_with(|| bytes.to_vec());
+            o[i + 2..i + 6].copy_from_slice(b"fffd");
+        }
+        i += 6;
+    }
+    out
+}
+
 /// Builds a `Value` as serde_json's own visitor does, except that a repeated key in an
 /// object sets the flag and fails the parse.
 #[derive(Clone, Copy)]
@@ -111,6 +169,89 @@ impl<'de> Visitor<'de> for Strict<'_> {
     }
 }
 
+/// Writes `body` (the decision's rewrite of the JSON object `original`) as the client wrote
+/// it except where it changed: the top-level members appear in the client's order, and every
+/// member not named in `rewritten`, or named but left equal, is copied from `original` byte
+/// for byte. Members named in `rewritten` that changed are written from `body`, in place (or
+/// after the others when the client did not send them).
+///
+/// Re-serialising the whole tree would sort every object's keys, and key order carries
+/// meaning to Ollama: a JSON schema in `format` or `response_format` becomes a grammar that
+/// generates the properties in their written order, and tool parameters reach the model's
+/// prompt in theirs.
+///
+/// `original` must be the bytes [`parse_body`] accepted; `None` when it is not a JSON object.
+pub fn rewrite_members(
+    original: &[u8],
+    body: &Map<String, Value>,
+    rewritten: &[&str],
+) -> Option<Vec<u8>> {
+    let Members(members) = serde_json::from_slice(original).ok()?;
+    let mut out = Vec::with_capacity(original.len() + 64);
+    out.push(b'{');
+    let mut first = true;
+    let mut put = |out: &mut Vec<u8>, key: &str, text: &[u8]| -> Option<()> {
+        if !first {
+            out.push(b',');
+        }
+        first = false;
+        serde_json::to_writer(&mut *out, key).ok()?;
+        out.push(b':');
+        out.extend_from_slice(text);
+        Some(())
+    };
+    for (key, raw) in &members {
+        if !rewritten.contains(&key.as_str()) {
+            put(&mut out, key, raw.get().as_bytes())?;
+            continue;
+        }
+        let Some(now) = body.get(key.as_str()) else {
+            continue;
+        };
+        let before: Option<Value> = serde_json::from_str(raw.get()).ok();
+        if before.as_ref() == Some(now) {
+            put(&mut out, key, raw.get().as_bytes())?;
+        } else {
+            put(&mut out, key, &serde_json::to_vec(now).ok()?)?;
+        }
+    }
+    for key in rewritten {
+        if members.iter().any(|(k, _)| k == key) {
+            continue;
+        }
+        if let Some(now) = body.get(*key) {
+            put(&mut out, key, &serde_json::to_vec(now).ok()?)?;
+        }
+    }
+    out.push(b'}');
+    Some(out)
+}
+
+/// The top-level members of a JSON object in their written order, values as written.
+struct Members<'a>(Vec<(String, &'a serde_json::value::RawValue)>);
+
+impl<'de: 'a, 'a> serde::Deserialize<'de> for Members<'a> {
+    fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> Visitor<'de> for V<'a> {
+            type Value = Members<'a>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Members<'a>, A::Error> {
+                let mut out = Vec::new();
+                while let Some((k, v)) =
+                    map.next_entry::<String, &'a serde_json::value::RawValue>()?
+                {
+                    out.push((k, v));
+                }
+                Ok(Members(out))
+            }
+        }
+        d.deserialize_map(V(std::marker::PhantomData))
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
@@ -179,6 +320,94 @@ mod tests {
                 String::from_utf8_lossy(b)
             );
         }
+    }
+
+    #[test]
+    fn rewritten_members_keep_the_clients_order_and_text() {
+        let original = br#" {"model":"m","format":{"properties":{"b":{"type":"string"},"a":{"maximum":1e0}}},"keep_alive":-1 ,"options":{"z":0.50,"num_ctx":99999},"stream":true}"#;
+        let mut body = parse_body(original).unwrap();
+        let obj = body.as_object_mut().unwrap();
+        obj.insert("keep_alive".into(), Value::from("30m"));
+        obj.insert(
+            "stream_options".into(),
+            serde_json::json!({"include_usage": true}),
+        );
+        let out =
+            rewrite_members(original, obj, &["keep_alive", "options", "stream_options"]).unwrap();
+        assert_eq!(
+            std::str::from_utf8(&out).unwrap(),
+            r#"{"model":"m","format":{"properties":{"b":{"type":"string"},"a":{"maximum":1e0}}},"keep_alive":"30m","options":{"z":0.50,"num_ctx":99999},"stream":true,"stream_options":{"include_usage":true}}"#
+        );
+        // A changed nested member is written from the decision's value.
+        obj.insert(
+            "options".into(),
+            serde_json::json!({"z": 0.5, "num_ctx": 32768}),
+        );
+        let out =
+            rewrite_members(original, obj, &["keep_alive", "options", "stream_options"]).unwrap();
+        let v: Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(v, body_value(obj));
+        assert!(std::str::from_utf8(&out)
+            .unwrap()
+            .starts_with(r#"{"model":"m","format":{"properties":{"b""#));
+        // Escaped keys are the same keys.
+        let escaped = br#"{"\u006beep_alive":-1,"model":"m"}"#;
+        let mut b = parse_body(escaped).unwrap();
+        b.as_object_mut()
+            .unwrap()
+            .insert("keep_alive".into(), Value::from("5m"));
+        let out = rewrite_members(escaped, b.as_object().unwrap(), &["keep_alive"]).unwrap();
+        assert_eq!(out, br#"{"keep_alive":"5m","model":"m"}"#);
+        assert_eq!(rewrite_members(b"[1]", b.as_object().unwrap(), &[]), None);
+    }
+
+    fn body_value(m: &Map<String, Value>) -> Value {
+        Value::Object(m.clone())
+    }
+
+    #[test]
+    fn lone_surrogates_are_read_as_go_reads_them() {
+        let cases: &[(&str, &str)] = &[
+            (r#"{"a":"x\ud83d"}"#, r#"{"a":"x\ufffd"}"#),
+            (r#"{"a":"\uDE00y"}"#, r#"{"a":"\ufffdy"}"#),
+            (r#"{"a":"\ud83d\u0041"}"#, r#"{"a":"\ufffd\u0041"}"#),
+            (
+                r#"{"a":"\ud83d\ud83d\ude00"}"#,
+                r#"{"a":"\ufffd\ud83d\ude00"}"#,
+            ),
+            (
+                r#"{"\ud800":["\udbff",{"b":"\udfff"}]}"#,
+                r#"{"\ufffd":["\ufffd",{"b":"\ufffd"}]}"#,
+            ),
+        ];
+        for (body, fixed) in cases {
+            let (v, out) = parse_body_as_go(body.as_bytes()).unwrap();
+            assert_eq!(out.as_deref(), Some(fixed.as_bytes()), "{body}");
+            assert_eq!(v, serde_json::from_str::<Value>(fixed).unwrap(), "{body}");
+        }
+        // Pairs, escaped backslashes and bodies serde_json reads are left alone.
+        for body in [
+            r#"{"a":"\ud83d\ude00"}"#,
+            r#"{"a":"\\ud83d"}"#,
+            r#"{"a":"é"}"#,
+        ] {
+            let (v, out) = parse_body_as_go(body.as_bytes()).unwrap();
+            assert_eq!(out, None, "{body}");
+            assert_eq!(v, serde_json::from_str::<Value>(body).unwrap());
+        }
+        // Other faults are still refused, repeated keys included.
+        assert_eq!(
+            parse_body_as_go(br#"{"a":"\ud83d"#),
+            Err(BodyJsonError::NotObject)
+        );
+        assert_eq!(
+            parse_body_as_go(br#"{"a":"\uzzzz"}"#),
+            Err(BodyJsonError::NotObject)
+        );
+        assert_eq!(
+            parse_body_as_go(br#"{"\ud800":1,"\udbff":2}"#),
+            Err(BodyJsonError::DuplicateKey)
+        );
     }
 
     #[test]

@@ -8,7 +8,7 @@
 
 pub mod json;
 
-pub use json::{parse_body, BodyJsonError};
+pub use json::{parse_body, parse_body_as_go, rewrite_members, BodyJsonError};
 
 /// Why a multipart body could not be inspected. `Display` is safe to show to clients.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
