@@ -387,8 +387,8 @@ fn read_tail(path: &Path) -> Result<Option<Tail>, AuditError> {
 /// How every line the writer seals begins (canonical JSON puts `@timestamp` first).
 const RECORD_START: &[u8] = b"{\"@timestamp\":\"";
 
-/// Refuses a path that names a directory, or a regular file with content whose first line is
-/// not a record (or the beginning of one, cut short by a crash). An audit log path that names
+/// Refuses a path that names a directory or anything else that is not a regular file (a
+/// device, FIFO or socket), or a regular file with content whose first line is not a record (or the beginning of one, cut short by a crash). An audit log path that names
 /// the wrong file (`--audit-log /etc/passwd`, another program's JSON log) must be an error, not
 /// a file appended to and made unreadable to everyone else. A complete first line must be a
 /// sealed record: a JSON object with its `corral.chain` fields. A file that starts with NUL bytes
@@ -407,8 +407,16 @@ fn check_target(path: &Path) -> Result<(), AuditError> {
         });
     }
     if !meta.is_file() {
-        // A device or pipe the operator chose (say, /dev/stdout) is written as it is.
-        return Ok(());
+        // The log is locked through a file beside it, rotated by renaming it, continued from
+        // its last record and fsynced: a device, FIFO or socket supports none of that. A FIFO
+        // would block the start-up in `open` for good, `/dev/null` would swallow every record
+        // while the gate serves, and a pipe fails every fsync.
+        return Err(AuditError::NotALog {
+            path: path.to_path_buf(),
+            why: "is not a regular file (a device, pipe or socket); the audit log must be a \
+                  file, which the gate locks, rotates and fsyncs (ship records elsewhere by \
+                  following the file, e.g. tail -F)",
+        });
     }
     let mut head = Vec::with_capacity(4096);
     File::open(path)
