@@ -367,8 +367,16 @@ fn unknown_field(message: &str) -> Option<&str> {
     rest.split_once('`').map(|(field, _)| field)
 }
 
-/// serde's messages with the names of this module's structs replaced by what the file has.
+/// serde's messages with the names of this module's structs replaced by what the file has, on
+/// one line: TOML's syntax errors come as several (`invalid table header` / `expected ...`),
+/// and an error is one line of `corral: ...` on stderr.
 fn readable(message: &str) -> String {
+    let one_line = message
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join("; ");
     [
         "struct RawConfig",
         "struct RawServer",
@@ -376,7 +384,7 @@ fn readable(message: &str) -> String {
         "struct RawPolicy",
     ]
     .iter()
-    .fold(message.to_string(), |m, s| m.replace(s, "a table"))
+    .fold(one_line, |m, s| m.replace(s, "a table"))
 }
 
 /// The dotted key path of the key or value at byte `offset`: the nearest table header above

@@ -423,6 +423,32 @@ fn syntax_errors_are_reported_with_a_line() {
     assert!(!e.message.is_empty());
 }
 
+/// Errors end up as the one line of `corral: ...` on stderr; TOML's own messages for a syntax
+/// error come as several lines (`invalid table header` / `expected ...`).
+#[test]
+fn syntax_errors_are_one_line() {
+    for text in [
+        "[policies.user]\n[policies.user]\n",
+        "[server]\nlisten = \n",
+        "[server\n",
+        "[policies.user]\nmodels = [\"a\", \n",
+    ] {
+        let e = err(text);
+        let shown = e.to_string();
+        assert!(!shown.contains('\n'), "{text:?}: {shown:?}");
+        assert!(
+            !e.message.is_empty() && !e.message.ends_with(';'),
+            "{shown:?}"
+        );
+    }
+    let e = err("[policies.user]\n[policies.user]\n");
+    assert!(
+        e.message
+            .contains("invalid table header; duplicate key `user`"),
+        "{e}"
+    );
+}
+
 #[test]
 fn unlimited_lifts_limits() {
     let c = Config::from_toml_str(
