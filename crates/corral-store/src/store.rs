@@ -5,7 +5,7 @@ use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsE
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Datelike, Utc};
 use rusqlite::{
     params, Connection, ErrorCode, OpenFlags, OptionalExtension, Row, Transaction,
     TransactionBehavior,
@@ -369,6 +369,8 @@ impl KeyStore {
                 chrono::Duration::from_std(d)
                     .ok()
                     .and_then(|d| now.checked_add_signed(d))
+                    // Past year 9999 a time has no RFC 3339 form for `keys list --json`.
+                    .filter(|t| t.year() <= 9999)
                     .ok_or(StoreError::InvalidExpiry)?,
             ),
         };

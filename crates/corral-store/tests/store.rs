@@ -102,6 +102,26 @@ fn duplicate_and_invalid_names() {
     assert_eq!(store.list().unwrap().len(), 1);
 }
 
+/// An expiry past year 9999 has no RFC 3339 form (`keys list --json` would print
+/// `+102025-...`, which JSON consumers reject as a date): refused, as an overflow is.
+#[test]
+fn expiry_beyond_year_9999_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = KeyStore::open(dir.path()).unwrap();
+    let year = Duration::from_secs(365 * 24 * 3600);
+    assert!(matches!(
+        store.create("far", "user", Some(year * 100_000)),
+        Err(StoreError::InvalidExpiry)
+    ));
+    assert!(store.list().unwrap().is_empty());
+    let (info, _) = store.create("near", "user", Some(year * 900)).unwrap();
+    let shown = info.expires_at.unwrap().to_rfc3339();
+    assert!(
+        chrono::DateTime::parse_from_rfc3339(&shown).is_ok(),
+        "{shown}"
+    );
+}
+
 #[test]
 fn file_modes() {
     let parent = tempfile::tempdir().unwrap();
