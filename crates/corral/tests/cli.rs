@@ -338,6 +338,22 @@ fn serve_refuses_a_zero_idle_timeout_before_listening() {
     }
 }
 
+/// A deadline this far out overflows the clock: the gate started, then panicked on every
+/// streamed answer. Refused before listening, as the config file's `server.idle_timeout` is.
+#[test]
+fn serve_refuses_an_idle_timeout_past_a_year_before_listening() {
+    let dir = tempfile::tempdir().unwrap();
+    for huge in ["18446744073709551615s", "366d"] {
+        corral(dir.path())
+            .args(["serve", "--listen", "127.0.0.1:0", "--idle-timeout", huge])
+            .timeout(std::time::Duration::from_secs(10))
+            .assert()
+            .code(2)
+            .stdout(predicate::str::is_empty())
+            .stderr(predicate::str::contains("must be at most 365d"));
+    }
+}
+
 #[test]
 fn audit_verify_fails_on_a_file_that_is_not_a_log() {
     let dir = tempfile::tempdir().unwrap();

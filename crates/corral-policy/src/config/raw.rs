@@ -97,10 +97,10 @@ fn server(raw: RawServer) -> Result<ServerSection, ConfigError> {
         s.upstream = Some(up.trim().to_string());
     }
     if let Some(v) = raw.idle_timeout {
-        s.idle_timeout = Some(positive_duration("server.idle_timeout", &v)?);
+        s.idle_timeout = Some(timeout("server.idle_timeout", &v)?);
     }
     if let Some(v) = raw.connect_timeout {
-        s.connect_timeout = Some(positive_duration("server.connect_timeout", &v)?);
+        s.connect_timeout = Some(timeout("server.connect_timeout", &v)?);
     }
     match (&raw.tls_cert, &raw.tls_key) {
         (Some(_), None) => {
@@ -272,6 +272,15 @@ fn positive_duration(path: &str, v: &toml::Value) -> Result<std::time::Duration,
             "must be a duration such as \"30s\", \"10m\" or \"1h 30m\", or a number of seconds",
         )),
     }
+}
+
+/// A timeout: greater than zero and at most [`super::MAX_TIMEOUT`].
+fn timeout(path: &str, v: &toml::Value) -> Result<std::time::Duration, ConfigError> {
+    let d = positive_duration(path, v)?;
+    if d > super::MAX_TIMEOUT {
+        return Err(ConfigError::at(path, "must be at most 365d"));
+    }
+    Ok(d)
 }
 
 /// Longest duration Go's `time.Duration` holds (about 292 years): a clamp longer than this

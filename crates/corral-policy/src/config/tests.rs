@@ -306,6 +306,17 @@ fn errors_name_the_key_path() {
             "server.connect_timeout",
             "duration",
         ),
+        // A deadline this far out overflows the clock: every streamed answer panicked.
+        (
+            "[server]\nidle_timeout = \"18446744073709551615s\"\n",
+            "server.idle_timeout",
+            "at most 365d",
+        ),
+        (
+            "[server]\nconnect_timeout = \"366d\"\n",
+            "server.connect_timeout",
+            "at most 365d",
+        ),
         (
             "[server]\ntls_cert = \"c.pem\"\n",
             "server.tls_key",
