@@ -208,7 +208,9 @@ fn config_check_refuses_what_serve_would_refuse() {
     .code(2)
     .stderr(predicate::str::contains(
         "https upstreams are not supported",
-    ));
+    ))
+    // A bad value names its key path, as every other one does.
+    .stderr(predicate::str::contains("server.upstream"));
 }
 
 #[test]

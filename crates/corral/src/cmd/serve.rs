@@ -33,12 +33,19 @@ fn serve(env: &Env, args: ServeArgs, notices: Notices) -> Result<ExitCode> {
 
     let server = &config.server;
     let listen = args.listen.or(server.listen).unwrap_or(DEFAULT_LISTEN);
+    let from_file = args.upstream.is_none() && server.upstream.is_some();
     let upstream_url = args
         .upstream
         .or_else(|| server.upstream.clone())
         .unwrap_or_else(|| DEFAULT_UPSTREAM.to_owned());
-    // The error names the URL itself.
-    let upstream = corral_gate::Upstream::parse(&upstream_url)?;
+    // The error names the URL itself, and the key path when the file gave it.
+    let upstream = corral_gate::Upstream::parse(&upstream_url).with_context(|| {
+        if from_file {
+            "server.upstream"
+        } else {
+            "--upstream"
+        }
+    })?;
     let tls = match (args.tls_cert.or_else(|| server.tls_cert.clone()), args.tls_key.or_else(|| server.tls_key.clone())) {
         (Some(cert), Some(key)) => Some(corral_gate::TlsFiles { cert, key }),
         (None, None) => None,
