@@ -143,6 +143,37 @@ fn file_modes() {
     assert_eq!(mode(&dir.join(DB_FILE)), 0o600);
 }
 
+/// `keys.db` that names something other than a regular file (a FIFO here; a symlink to a
+/// device such as `/dev/null` alike) is refused before it is opened: it used to be opened
+/// read-write and chmod-ed to 0600, and SQLite then put its journal beside the target.
+#[test]
+fn a_store_file_that_is_not_a_regular_file_is_refused_and_left_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("elsewhere.fifo");
+    let made = std::process::Command::new("mkfifo")
+        .args(["-m", "644"])
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    std::os::unix::fs::symlink(&fifo, data.join(DB_FILE)).unwrap();
+    let err = KeyStore::open(&data).unwrap_err();
+    assert!(err.to_string().contains("not a regular file"), "{err}");
+    assert_eq!(mode(&fifo), 0o644, "the target's mode is left alone");
+    let mut left: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    left.sort();
+    assert_eq!(
+        left,
+        ["data", "elsewhere.fifo"],
+        "no journal beside the target"
+    );
+}
+
 #[test]
 fn secret_never_reaches_the_database_files() {
     let dir = tempfile::tempdir().unwrap();
