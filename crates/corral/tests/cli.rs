@@ -356,6 +356,46 @@ fn serve_refuses_an_idle_timeout_past_a_year_before_listening() {
     }
 }
 
+/// A mistyped `CORRAL_LOG` is said, not silently replaced by the default filter; in JSON mode
+/// the warning is one more JSON line.
+#[test]
+fn serve_warns_about_an_invalid_corral_log_filter() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = corral(dir.path())
+        .env("CORRAL_LOG", "corral=verbose")
+        .args(["serve", "--listen", "0.0.0.0:0"])
+        .timeout(std::time::Duration::from_secs(10))
+        .assert()
+        .code(2)
+        .get_output()
+        .stderr
+        .clone();
+    let stderr = String::from_utf8(out).unwrap();
+    assert!(
+        stderr.starts_with("corral: WARNING: CORRAL_LOG is not a valid tracing filter"),
+        "{stderr}"
+    );
+    let out = corral(dir.path())
+        .env("CORRAL_LOG", "corral=verbose")
+        .args(["serve", "--log-format", "json", "--listen", "0.0.0.0:0"])
+        .timeout(std::time::Duration::from_secs(10))
+        .assert()
+        .code(2)
+        .get_output()
+        .stderr
+        .clone();
+    let stderr = String::from_utf8(out).unwrap();
+    let first: serde_json::Value = serde_json::from_str(stderr.lines().next().unwrap()).unwrap();
+    assert_eq!(first["level"], "WARN", "{stderr}");
+    assert!(
+        first["fields"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("CORRAL_LOG"),
+        "{stderr}"
+    );
+}
+
 #[test]
 fn audit_verify_fails_on_a_file_that_is_not_a_log() {
     let dir = tempfile::tempdir().unwrap();

@@ -15,8 +15,13 @@ pub const DEFAULT_LISTEN: SocketAddr =
 const DEFAULT_UPSTREAM: &str = "http://127.0.0.1:11434";
 
 pub fn run(env: &Env, args: ServeArgs) -> Result<ExitCode> {
-    init_tracing(args.log_format);
+    let bad_filter = init_tracing(args.log_format);
     let notices = Notices(args.log_format);
+    if let Some(why) = bad_filter {
+        notices.warn(format_args!(
+            "CORRAL_LOG is not a valid tracing filter ({why}); using the default ({DEFAULT_LOG_FILTER})"
+        ));
+    }
     match serve(env, args, notices) {
         // In JSON mode the reason `serve` stops is one more JSON line, not a plain one.
         Err(err) if matches!(notices.0, LogFormat::Json) => {
@@ -285,10 +290,25 @@ impl Notices {
     }
 }
 
-fn init_tracing(format: LogFormat) {
+/// The tracing filter without `CORRAL_LOG`.
+const DEFAULT_LOG_FILTER: &str = "corral=info,corral_gate=info,warn";
+
+/// Sets up the diagnostic log; says why `CORRAL_LOG`, when set, could not be used.
+fn init_tracing(format: LogFormat) -> Option<String> {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_env("CORRAL_LOG")
-        .unwrap_or_else(|_| EnvFilter::new("corral=info,corral_gate=info,warn"));
+    let mut bad = None;
+    let filter = match std::env::var("CORRAL_LOG") {
+        Ok(v) if !v.trim().is_empty() => EnvFilter::try_new(&v).unwrap_or_else(|e| {
+            bad = Some(e.to_string());
+            EnvFilter::new(DEFAULT_LOG_FILTER)
+        }),
+        Ok(_) => EnvFilter::new(DEFAULT_LOG_FILTER),
+        Err(std::env::VarError::NotPresent) => EnvFilter::new(DEFAULT_LOG_FILTER),
+        Err(std::env::VarError::NotUnicode(_)) => {
+            bad = Some("not UTF-8".to_owned());
+            EnvFilter::new(DEFAULT_LOG_FILTER)
+        }
+    };
     // Colour codes only for a person at a terminal, not in a file, a pipe or a journal.
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt()
@@ -299,4 +319,5 @@ fn init_tracing(format: LogFormat) {
         LogFormat::Text => builder.try_init(),
         LogFormat::Json => builder.json().try_init(),
     };
+    bad
 }
