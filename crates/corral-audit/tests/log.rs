@@ -774,6 +774,55 @@ fn a_path_that_is_not_a_regular_file_is_refused() {
     assert!(!lock_path(&link).exists(), "no lock file left beside it");
 }
 
+/// A FIFO put where the log was (to pipe it somewhere) while the writer runs: the writer used to
+/// open it for reading to find the last record and hang there for good, the gate still taking
+/// it for healthy while records piled up unwritten. It is refused like an unwritable log (the
+/// gate answers 503) until a file is back.
+#[test]
+fn a_fifo_put_in_place_of_the_log_is_not_written_to() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.ndjson");
+    // A runtime of its own, let go in the background: a writer stuck on the FIFO must fail
+    // this test, not hang it.
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let written = rt.block_on(async {
+        let (handle, worker) = AuditLog::open(&path, NO_ROTATION).unwrap();
+        let task = tokio::spawn(worker.run());
+        handle.record(rec(0)).unwrap();
+        wait_for("the first record", || line_count(&path) == 1).await;
+        std::fs::remove_file(&path).unwrap();
+        let made = std::process::Command::new("mkfifo")
+            .arg(&path)
+            .status()
+            .unwrap();
+        assert!(made.success());
+        handle.record(rec(1)).unwrap();
+        let mut refused = false;
+        for _ in 0..300 {
+            if !handle.is_writing() {
+                refused = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        if !refused {
+            return None;
+        }
+        std::fs::remove_file(&path).unwrap();
+        wait_for("the writer to recover", || handle.is_writing()).await;
+        drop(handle);
+        task.await.unwrap().unwrap();
+        Some(lines(&path))
+    });
+    rt.shutdown_background();
+    let l = written.expect("the writer must not take a FIFO for the log");
+    assert_eq!(json(&l[0])["event"]["action"], "audit_restart", "{l:?}");
+    assert_eq!(record_numbers(&l), [1]);
+}
+
 #[tokio::test]
 async fn a_log_whose_first_write_was_cut_short_is_still_continued() {
     let dir = tempfile::tempdir().unwrap();
