@@ -5,7 +5,7 @@
 use std::collections::VecDeque;
 use std::fs::{self, DirBuilder, File, OpenOptions, Permissions, TryLockError};
 use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -387,8 +387,8 @@ fn read_tail(path: &Path) -> Result<Option<Tail>, AuditError> {
 /// How every line the writer seals begins (canonical JSON puts `@timestamp` first).
 const RECORD_START: &[u8] = b"{\"@timestamp\":\"";
 
-/// Refuses a path that names a directory, or a regular file with content whose first line is
-/// not a record (or the beginning of one, cut short by a crash). An audit log path that names
+/// Refuses a path that names a directory or anything else that is not a regular file (a
+/// device, FIFO or socket), or a regular file with content whose first line is not a record (or the beginning of one, cut short by a crash). An audit log path that names
 /// the wrong file (`--audit-log /etc/passwd`, another program's JSON log) must be an error, not
 /// a file appended to and made unreadable to everyone else. A complete first line must be a
 /// sealed record: a JSON object with its `corral.chain` fields. A file that starts with NUL bytes
@@ -407,8 +407,7 @@ fn check_target(path: &Path) -> Result<(), AuditError> {
         });
     }
     if !meta.is_file() {
-        // A device or pipe the operator chose (say, /dev/stdout) is written as it is.
-        return Ok(());
+        return Err(not_a_file(path));
     }
     let mut head = Vec::with_capacity(4096);
     File::open(path)
@@ -421,6 +420,19 @@ fn check_target(path: &Path) -> Result<(), AuditError> {
         path: path.to_path_buf(),
         why: "exists and is not a corral audit log (its first line is not an audit record)",
     })
+}
+
+/// The log is locked through a file beside it, rotated by renaming it, continued from its last
+/// record and fsynced: a device, FIFO or socket supports none of that. A FIFO would block the
+/// writer in `open` for good, `/dev/null` would swallow every record while the gate serves, and
+/// a pipe fails every fsync.
+fn not_a_file(path: &Path) -> AuditError {
+    AuditError::NotALog {
+        path: path.to_path_buf(),
+        why: "is not a regular file (a device, pipe or socket); the audit log must be a \
+              file, which the gate locks, rotates and fsyncs (ship records elsewhere by \
+              following the file, e.g. tail -F)",
+    }
 }
 
 /// How much of an existing file is read to judge its first line; a record is far shorter.
@@ -664,6 +676,14 @@ impl Writer {
     /// there.
     fn reopen(&mut self, reason: &str, outage: Option<&Outage>) -> Result<u64, AuditError> {
         make_parent(&self.path)?;
+        // A FIFO (or socket) put in the log's place, to pipe it somewhere, is not opened: a FIFO
+        // would hold the writer in `open` for good while the gate took the log for healthy.
+        if fs::metadata(&self.path).is_ok_and(|m| {
+            let t = m.file_type();
+            t.is_fifo() || t.is_socket()
+        }) {
+            return Err(not_a_file(&self.path));
+        }
         let tail = read_tail(&self.path)?.unwrap_or_default();
         if let Some((seq, hash)) = tail.last {
             let (w_seq, w_hash) = &self.written;

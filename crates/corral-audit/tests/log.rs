@@ -6,8 +6,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use corral_audit::{
-    action, expand_rotated, lock_path, verify, AuditError, AuditLog, AuditRecord, Decision,
-    Outcome, ProblemKind, Rotation, GENESIS_PREV, MAX_KEPT, MIN_ROTATE_BYTES,
+    action, expand_rotated, lock_path, verify, AuditError, AuditHandle, AuditLog, AuditRecord,
+    AuditWorker, Decision, Outcome, ProblemKind, Rotation, GENESIS_PREV, MAX_KEPT,
+    MIN_ROTATE_BYTES,
 };
 
 const NO_ROTATION: Rotation = Rotation {
@@ -440,19 +441,21 @@ fn chain_text(e: &dyn std::error::Error) -> String {
     text
 }
 
-/// A log path whose every write fails with ENOSPC, like a full disk, until the symlink to
-/// `/dev/full` is removed (then the writer's next try creates a regular file there).
-fn full_disk(dir: &Path) -> PathBuf {
+/// A log opened as a regular file whose path then names `/dev/full`, so that every write fails
+/// with ENOSPC, like a full disk, until the symlink is removed (then the writer's next try
+/// creates a regular file there). A device is refused as the log at start-up, hence the swap.
+fn full_disk(dir: &Path) -> (PathBuf, AuditHandle, AuditWorker) {
     let path = dir.join("audit.ndjson");
+    let (handle, worker) = AuditLog::open(&path, NO_ROTATION).unwrap();
+    std::fs::remove_file(&path).unwrap();
     std::os::unix::fs::symlink("/dev/full", &path).unwrap();
-    path
+    (path, handle, worker)
 }
 
 #[tokio::test]
 async fn a_log_that_cannot_be_written_is_retried_and_nothing_is_lost() {
     let dir = tempfile::tempdir().unwrap();
-    let path = full_disk(dir.path());
-    let (handle, worker) = AuditLog::open(&path, NO_ROTATION).unwrap();
+    let (path, handle, worker) = full_disk(dir.path());
     let task = tokio::spawn(worker.run());
     assert!(handle.is_writing());
     for i in 0..3 {
@@ -497,8 +500,7 @@ async fn a_log_that_cannot_be_written_is_retried_and_nothing_is_lost() {
 #[tokio::test]
 async fn records_beyond_the_kept_bound_are_counted_in_the_restart_record() {
     let dir = tempfile::tempdir().unwrap();
-    let path = full_disk(dir.path());
-    let (handle, worker) = AuditLog::open(&path, NO_ROTATION).unwrap();
+    let (path, handle, worker) = full_disk(dir.path());
     let task = tokio::spawn(worker.run());
     handle.record(rec(0)).unwrap();
     wait_for("the writer to report the failure", || !handle.is_writing()).await;
@@ -526,8 +528,7 @@ async fn records_beyond_the_kept_bound_are_counted_in_the_restart_record() {
 #[tokio::test]
 async fn records_still_unwritable_at_shutdown_are_an_error_that_counts_them() {
     let dir = tempfile::tempdir().unwrap();
-    let path = full_disk(dir.path());
-    let (handle, worker) = AuditLog::open(&path, NO_ROTATION).unwrap();
+    let (path, handle, worker) = full_disk(dir.path());
     let task = tokio::spawn(worker.run());
     handle.record(rec(0)).unwrap();
     handle.record(rec(1)).unwrap();
@@ -736,6 +737,90 @@ fn a_path_that_is_not_an_audit_log_is_refused_and_left_alone() {
     let err = AuditLog::open(&sub, NO_ROTATION).unwrap_err();
     assert!(err.to_string().contains("is a directory"), "{err}");
     assert!(!lock_path(&sub).exists());
+}
+
+/// A device, FIFO or socket is not a log the writer can keep: it is locked through a file beside
+/// it, rotated by renaming it, continued from its last record and fsynced. A FIFO would block
+/// the start-up forever in `open`, `/dev/null` would swallow every record while the gate
+/// serves, and a pipe fails every fsync. Refused before anything is created beside it.
+#[test]
+fn a_path_that_is_not_a_regular_file_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("audit.fifo");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let (tx, rx) = std::sync::mpsc::channel();
+    let path = fifo.clone();
+    // Opening a FIFO for reading with no writer blocks: run it aside, bounded.
+    std::thread::spawn(move || {
+        let _ = tx.send(AuditLog::open(&path, NO_ROTATION).map(|_| ()));
+    });
+    let err = rx
+        .recv_timeout(Duration::from_secs(5))
+        .expect("opening a FIFO as the audit log must not block")
+        .unwrap_err();
+    assert!(matches!(err, AuditError::NotALog { .. }), "{err}");
+    assert!(err.to_string().contains("not a regular file"), "{err}");
+    assert!(!lock_path(&fifo).exists(), "no lock file left beside it");
+
+    // A device node (here: /dev/null through a symlink, as /dev/stdout is one).
+    let link = dir.path().join("null.ndjson");
+    std::os::unix::fs::symlink("/dev/null", &link).unwrap();
+    let err = AuditLog::open(&link, NO_ROTATION).unwrap_err();
+    assert!(err.to_string().contains("not a regular file"), "{err}");
+    assert!(!lock_path(&link).exists(), "no lock file left beside it");
+}
+
+/// A FIFO put where the log was (to pipe it somewhere) while the writer runs: the writer used to
+/// open it for reading to find the last record and hang there for good, the gate still taking
+/// it for healthy while records piled up unwritten. It is refused like an unwritable log (the
+/// gate answers 503) until a file is back.
+#[test]
+fn a_fifo_put_in_place_of_the_log_is_not_written_to() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.ndjson");
+    // A runtime of its own, let go in the background: a writer stuck on the FIFO must fail
+    // this test, not hang it.
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let written = rt.block_on(async {
+        let (handle, worker) = AuditLog::open(&path, NO_ROTATION).unwrap();
+        let task = tokio::spawn(worker.run());
+        handle.record(rec(0)).unwrap();
+        wait_for("the first record", || line_count(&path) == 1).await;
+        std::fs::remove_file(&path).unwrap();
+        let made = std::process::Command::new("mkfifo")
+            .arg(&path)
+            .status()
+            .unwrap();
+        assert!(made.success());
+        handle.record(rec(1)).unwrap();
+        let mut refused = false;
+        for _ in 0..300 {
+            if !handle.is_writing() {
+                refused = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        if !refused {
+            return None;
+        }
+        std::fs::remove_file(&path).unwrap();
+        wait_for("the writer to recover", || handle.is_writing()).await;
+        drop(handle);
+        task.await.unwrap().unwrap();
+        Some(lines(&path))
+    });
+    rt.shutdown_background();
+    let l = written.expect("the writer must not take a FIFO for the log");
+    assert_eq!(json(&l[0])["event"]["action"], "audit_restart", "{l:?}");
+    assert_eq!(record_numbers(&l), [1]);
 }
 
 #[tokio::test]

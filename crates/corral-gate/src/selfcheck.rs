@@ -117,12 +117,31 @@ pub async fn probe(addrs: &[IpAddr], port: u16, timeout: Duration) -> Vec<Exposu
 
 /// The whole check: probes the upstream's port on this host's non-loopback addresses when the
 /// upstream is local, and returns each address that answers (the caller tells the operator).
-pub async fn check_upstream_exposure(upstream: &Upstream) -> Vec<Exposure> {
-    let addrs = host_addresses();
-    if !upstream_is_local(upstream, &addrs) && !upstream_resolves_local(upstream, &addrs).await {
+/// `gate` is where the gate itself listens: on the upstream's port number (a gate on
+/// `192.0.2.7:11434` in front of Ollama on `127.0.0.1:11434`) it would answer the probe itself.
+pub async fn check_upstream_exposure(upstream: &Upstream, gate: SocketAddr) -> Vec<Exposure> {
+    exposure_on(upstream, &host_addresses(), gate).await
+}
+
+/// [`check_upstream_exposure`] over the given host addresses.
+async fn exposure_on(upstream: &Upstream, addrs: &[IpAddr], gate: SocketAddr) -> Vec<Exposure> {
+    if !upstream_is_local(upstream, addrs) && !upstream_resolves_local(upstream, addrs).await {
         return Vec::new();
     }
-    probe(&addrs, upstream.port(), PROBE_TIMEOUT).await
+    let port = upstream.port();
+    let around: Vec<IpAddr> = addrs
+        .iter()
+        .copied()
+        .filter(|ip| !is_the_gate(gate, *ip, port))
+        .collect();
+    probe(&around, port, PROBE_TIMEOUT).await
+}
+
+/// Whether `ip:port` is where the gate listens (all of this host's addresses, when it listens
+/// on the unspecified address).
+fn is_the_gate(gate: SocketAddr, ip: IpAddr, port: u16) -> bool {
+    gate.port() == port
+        && (gate.ip().is_unspecified() || gate.ip().to_canonical() == ip.to_canonical())
 }
 
 #[cfg(test)]
@@ -147,6 +166,26 @@ mod tests {
         assert!(found[0].to_string().contains("OLLAMA_HOST=127.0.0.1:"));
         drop(listener);
         assert!(probe(&lo, port, Duration::from_secs(1)).await.is_empty());
+    }
+
+    /// A gate listening on the upstream's port number at one of this host's addresses is not
+    /// Ollama answering around it: that address is not probed (it warned about itself).
+    #[tokio::test]
+    async fn the_gate_itself_is_not_taken_for_an_exposed_upstream() {
+        // Loopback stands in for an interface address: tests never probe real interfaces.
+        let lo = [IpAddr::V4(Ipv4Addr::LOCALHOST)];
+        let gate = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let gate_addr = gate.local_addr().unwrap();
+        let upstream = Upstream::parse(&format!("localhost:{}", gate_addr.port())).unwrap();
+        assert!(exposure_on(&upstream, &lo, gate_addr).await.is_empty());
+        let anywhere = SocketAddr::new(Ipv4Addr::UNSPECIFIED.into(), gate_addr.port());
+        assert!(exposure_on(&upstream, &lo, anywhere).await.is_empty());
+        // On another port, whatever answers on the upstream's is reported.
+        let elsewhere = SocketAddr::new(gate_addr.ip(), gate_addr.port().wrapping_add(1).max(1));
+        assert_eq!(
+            exposure_on(&upstream, &lo, elsewhere).await,
+            vec![Exposure { addr: gate_addr }]
+        );
     }
 
     #[test]

@@ -185,7 +185,7 @@ impl Gate {
     /// Probes whether the upstream port also answers on a non-loopback address of this host
     /// (Ollama reachable around the gate) and returns each address that answers.
     pub async fn self_check(&self) -> Vec<Exposure> {
-        selfcheck::check_upstream_exposure(&self.shared.upstream).await
+        selfcheck::check_upstream_exposure(&self.shared.upstream, self.local_addr).await
     }
 
     /// Serves until `shutdown` completes, then stops accepting, lets in-flight requests finish

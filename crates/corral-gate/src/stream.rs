@@ -33,6 +33,9 @@ use crate::keys::Lease;
 use crate::refused::InFlight;
 use crate::upstream::UpstreamBody;
 
+/// Stands in for a deadline too far out to compute (about 30 years: no stream waits that long).
+const FAR_FUTURE: Duration = Duration::from_secs(86400 * 365 * 30);
+
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// Errors that end a streamed response early. hyper aborts the client connection (HTTP/1) or
@@ -264,7 +267,11 @@ impl Body for GateBody {
                         return Poll::Ready(Some(Ok(Frame::data(Bytes::from(rest)))));
                     }
                     Poll::Pending => {
-                        let deadline = s.last_data + s.timeout;
+                        // Saturating: a timeout set through the library is not bounded.
+                        let deadline = s
+                            .last_data
+                            .checked_add(s.timeout)
+                            .unwrap_or_else(|| s.last_data + FAR_FUTURE);
                         let idle = s
                             .idle
                             .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));

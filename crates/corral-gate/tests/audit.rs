@@ -214,8 +214,10 @@ async fn clamps_and_cancelled_streams_are_recorded() {
 async fn requests_are_refused_while_the_audit_log_cannot_be_written() {
     let dir = tempfile::tempdir().unwrap();
     let full = dir.path().join("audit.ndjson");
+    let mut h = Harness::builder().audit_path(full.clone()).start().await;
+    // Opened as a file (a device is refused at start-up), then every write fails with ENOSPC.
+    std::fs::remove_file(&full).unwrap();
     std::os::unix::fs::symlink("/dev/full", &full).unwrap();
-    let mut h = Harness::builder().audit_path(full).start().await;
     // The first records fail to write; from then on the gate refuses.
     let mut refused = None;
     for _ in 0..100 {

@@ -243,6 +243,25 @@ async fn mid_stream_stall_ends_the_stream_after_the_idle_timeout() {
         .is_some());
 }
 
+/// An idle timeout too long to add to the clock (the library does not bound it) means no
+/// idle limit: the stream goes on. It panicked the connection's task at its first pause.
+#[tokio::test]
+async fn an_idle_timeout_past_the_clock_does_not_end_the_stream() {
+    let h = Harness::builder()
+        .idle_timeout(Duration::MAX)
+        .mock(MockOllama::builder().slow_delay(Duration::from_millis(50)))
+        .start()
+        .await;
+    let (resp, _c) = h
+        .stream_json("/api/chat", "alice", &chat_body("slow", true))
+        .await;
+    assert_eq!(resp.status(), 200);
+    let mut body = resp.into_body();
+    let all = read_all(&mut body, Duration::from_secs(10)).await.unwrap();
+    let lines = ndjson_lines(&all);
+    assert_eq!(lines.last().unwrap()["done"], true, "{lines:?}");
+}
+
 #[tokio::test]
 async fn upstream_abort_mid_stream_is_not_presented_as_a_complete_answer() {
     let h = Harness::start().await;

@@ -38,7 +38,7 @@ pub enum StoreError {
     ReservedName(String),
     #[error("invalid policy name {0:?}: use 1-64 characters from A-Z a-z 0-9 . _ @ -")]
     InvalidPolicy(String),
-    #[error("expiry is too far in the future")]
+    #[error("expiry is too far in the future (the latest is the end of year 9999)")]
     InvalidExpiry,
     /// A lifetime shorter than [`crate::MIN_LIFETIME`]: the key would be dead on arrival.
     #[error("a key must live at least 1 second")]

@@ -5,7 +5,7 @@ use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsE
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Datelike, Utc};
 use rusqlite::{
     params, Connection, ErrorCode, OpenFlags, OptionalExtension, Row, Transaction,
     TransactionBehavior,
@@ -197,6 +197,12 @@ fn opt_from_millis(id: &str, ms: Option<i64>) -> Result<Option<DateTime<Utc>>, S
 /// the file is never briefly world-readable under a permissive umask. With `create` false a
 /// missing file is an error. Returns the file's (device, inode).
 fn prepare_db_file(path: &Path, create: bool) -> Result<(u64, u64), StoreError> {
+    // A device, FIFO or socket (or a symlink to one) is neither opened nor chmod-ed: opening a
+    // device can act on it, and SQLite would put its journal beside the target.
+    match std::fs::metadata(path) {
+        Ok(m) if !m.is_file() => return Err(not_a_file(path)),
+        _ => {}
+    }
     let file = OpenOptions::new()
         .read(true)
         .write(true)
@@ -206,11 +212,21 @@ fn prepare_db_file(path: &Path, create: bool) -> Result<(u64, u64), StoreError> 
         .open(path)
         .map_err(io_err(path))?;
     let meta = file.metadata().map_err(io_err(path))?;
+    if !meta.is_file() {
+        // Switched in between the check and the open.
+        return Err(not_a_file(path));
+    }
     if meta.permissions().mode() & 0o077 != 0 {
         file.set_permissions(Permissions::from_mode(0o600))
             .map_err(io_err(path))?;
     }
     Ok((meta.dev(), meta.ino()))
+}
+
+fn not_a_file(path: &Path) -> StoreError {
+    io_err(path)(std::io::Error::other(
+        "is not a regular file (a directory, device, pipe or socket); keys.db must be a file",
+    ))
 }
 
 /// (device, inode) of what `path` names now; `None` when nothing is there.
@@ -369,6 +385,8 @@ impl KeyStore {
                 chrono::Duration::from_std(d)
                     .ok()
                     .and_then(|d| now.checked_add_signed(d))
+                    // Past year 9999 a time has no RFC 3339 form for `keys list --json`.
+                    .filter(|t| t.year() <= 9999)
                     .ok_or(StoreError::InvalidExpiry)?,
             ),
         };

@@ -102,6 +102,26 @@ fn duplicate_and_invalid_names() {
     assert_eq!(store.list().unwrap().len(), 1);
 }
 
+/// An expiry past year 9999 has no RFC 3339 form (`keys list --json` would print
+/// `+102025-...`, which JSON consumers reject as a date): refused, as an overflow is.
+#[test]
+fn expiry_beyond_year_9999_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = KeyStore::open(dir.path()).unwrap();
+    let year = Duration::from_secs(365 * 24 * 3600);
+    assert!(matches!(
+        store.create("far", "user", Some(year * 100_000)),
+        Err(StoreError::InvalidExpiry)
+    ));
+    assert!(store.list().unwrap().is_empty());
+    let (info, _) = store.create("near", "user", Some(year * 900)).unwrap();
+    let shown = info.expires_at.unwrap().to_rfc3339();
+    assert!(
+        chrono::DateTime::parse_from_rfc3339(&shown).is_ok(),
+        "{shown}"
+    );
+}
+
 #[test]
 fn file_modes() {
     let parent = tempfile::tempdir().unwrap();
@@ -121,6 +141,37 @@ fn file_modes() {
     std::fs::set_permissions(dir.join(DB_FILE), std::fs::Permissions::from_mode(0o644)).unwrap();
     let _store = KeyStore::open(&dir).unwrap();
     assert_eq!(mode(&dir.join(DB_FILE)), 0o600);
+}
+
+/// `keys.db` that names something other than a regular file (a FIFO here; a symlink to a
+/// device such as `/dev/null` alike) is refused before it is opened: it used to be opened
+/// read-write and chmod-ed to 0600, and SQLite then put its journal beside the target.
+#[test]
+fn a_store_file_that_is_not_a_regular_file_is_refused_and_left_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("elsewhere.fifo");
+    let made = std::process::Command::new("mkfifo")
+        .args(["-m", "644"])
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    std::os::unix::fs::symlink(&fifo, data.join(DB_FILE)).unwrap();
+    let err = KeyStore::open(&data).unwrap_err();
+    assert!(err.to_string().contains("not a regular file"), "{err}");
+    assert_eq!(mode(&fifo), 0o644, "the target's mode is left alone");
+    let mut left: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    left.sort();
+    assert_eq!(
+        left,
+        ["data", "elsewhere.fifo"],
+        "no journal beside the target"
+    );
 }
 
 #[test]

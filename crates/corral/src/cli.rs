@@ -164,11 +164,15 @@ fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
     humantime::parse_duration(s).map_err(|e| format!("{e} (examples: 30s, 5m, 12h, 30d)"))
 }
 
-/// A timeout: a duration greater than zero (a zero idle timeout would cut every stream).
+/// A timeout: a duration greater than zero (a zero idle timeout would cut every stream) and at
+/// most a year (far longer ones overflow the clock), as `server.idle_timeout` is checked.
 fn parse_timeout(s: &str) -> Result<std::time::Duration, String> {
     let d = parse_duration(s)?;
     if d.is_zero() {
         return Err("must be greater than zero".to_string());
+    }
+    if d > corral_policy::config::MAX_TIMEOUT {
+        return Err("must be at most 365d".to_string());
     }
     Ok(d)
 }

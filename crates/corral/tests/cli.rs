@@ -208,7 +208,9 @@ fn config_check_refuses_what_serve_would_refuse() {
     .code(2)
     .stderr(predicate::str::contains(
         "https upstreams are not supported",
-    ));
+    ))
+    // A bad value names its key path, as every other one does.
+    .stderr(predicate::str::contains("server.upstream"));
 }
 
 #[test]
@@ -336,6 +338,62 @@ fn serve_refuses_a_zero_idle_timeout_before_listening() {
             .stdout(predicate::str::is_empty())
             .stderr(predicate::str::contains("must be greater than zero"));
     }
+}
+
+/// A deadline this far out overflows the clock: the gate started, then panicked on every
+/// streamed answer. Refused before listening, as the config file's `server.idle_timeout` is.
+#[test]
+fn serve_refuses_an_idle_timeout_past_a_year_before_listening() {
+    let dir = tempfile::tempdir().unwrap();
+    for huge in ["18446744073709551615s", "366d"] {
+        corral(dir.path())
+            .args(["serve", "--listen", "127.0.0.1:0", "--idle-timeout", huge])
+            .timeout(std::time::Duration::from_secs(10))
+            .assert()
+            .code(2)
+            .stdout(predicate::str::is_empty())
+            .stderr(predicate::str::contains("must be at most 365d"));
+    }
+}
+
+/// A mistyped `CORRAL_LOG` is said, not silently replaced by the default filter; in JSON mode
+/// the warning is one more JSON line.
+#[test]
+fn serve_warns_about_an_invalid_corral_log_filter() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = corral(dir.path())
+        .env("CORRAL_LOG", "corral=verbose")
+        .args(["serve", "--listen", "0.0.0.0:0"])
+        .timeout(std::time::Duration::from_secs(10))
+        .assert()
+        .code(2)
+        .get_output()
+        .stderr
+        .clone();
+    let stderr = String::from_utf8(out).unwrap();
+    assert!(
+        stderr.starts_with("corral: WARNING: CORRAL_LOG is not a valid tracing filter"),
+        "{stderr}"
+    );
+    let out = corral(dir.path())
+        .env("CORRAL_LOG", "corral=verbose")
+        .args(["serve", "--log-format", "json", "--listen", "0.0.0.0:0"])
+        .timeout(std::time::Duration::from_secs(10))
+        .assert()
+        .code(2)
+        .get_output()
+        .stderr
+        .clone();
+    let stderr = String::from_utf8(out).unwrap();
+    let first: serde_json::Value = serde_json::from_str(stderr.lines().next().unwrap()).unwrap();
+    assert_eq!(first["level"], "WARN", "{stderr}");
+    assert!(
+        first["fields"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("CORRAL_LOG"),
+        "{stderr}"
+    );
 }
 
 #[test]

@@ -81,6 +81,10 @@ pub struct ServerSection {
     pub allow_plaintext: bool,
 }
 
+/// Longest `server.idle_timeout` and `server.connect_timeout` (and `--idle-timeout`): a year.
+/// Far longer values overflow the clock when a deadline is computed from them.
+pub const MAX_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(365 * 24 * 3600);
+
 /// `[audit]`: the audit log.
 /// Smallest `audit.max_bytes`: a file must hold at least one line of the longest length the
 /// audit verifier reads (the audit writer refuses less as well).

@@ -97,10 +97,10 @@ fn server(raw: RawServer) -> Result<ServerSection, ConfigError> {
         s.upstream = Some(up.trim().to_string());
     }
     if let Some(v) = raw.idle_timeout {
-        s.idle_timeout = Some(positive_duration("server.idle_timeout", &v)?);
+        s.idle_timeout = Some(timeout("server.idle_timeout", &v)?);
     }
     if let Some(v) = raw.connect_timeout {
-        s.connect_timeout = Some(positive_duration("server.connect_timeout", &v)?);
+        s.connect_timeout = Some(timeout("server.connect_timeout", &v)?);
     }
     match (&raw.tls_cert, &raw.tls_key) {
         (Some(_), None) => {
@@ -274,6 +274,15 @@ fn positive_duration(path: &str, v: &toml::Value) -> Result<std::time::Duration,
     }
 }
 
+/// A timeout: greater than zero and at most [`super::MAX_TIMEOUT`].
+fn timeout(path: &str, v: &toml::Value) -> Result<std::time::Duration, ConfigError> {
+    let d = positive_duration(path, v)?;
+    if d > super::MAX_TIMEOUT {
+        return Err(ConfigError::at(path, "must be at most 365d"));
+    }
+    Ok(d)
+}
+
 /// Longest duration Go's `time.Duration` holds (about 292 years): a clamp longer than this
 /// would be written as a value Ollama cannot parse.
 const GO_MAX_DURATION: std::time::Duration = std::time::Duration::from_nanos(i64::MAX as u64);
@@ -367,8 +376,16 @@ fn unknown_field(message: &str) -> Option<&str> {
     rest.split_once('`').map(|(field, _)| field)
 }
 
-/// serde's messages with the names of this module's structs replaced by what the file has.
+/// serde's messages with the names of this module's structs replaced by what the file has, on
+/// one line: TOML's syntax errors come as several (`invalid table header` / `expected ...`),
+/// and an error is one line of `corral: ...` on stderr.
 fn readable(message: &str) -> String {
+    let one_line = message
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join("; ");
     [
         "struct RawConfig",
         "struct RawServer",
@@ -376,7 +393,7 @@ fn readable(message: &str) -> String {
         "struct RawPolicy",
     ]
     .iter()
-    .fold(message.to_string(), |m, s| m.replace(s, "a table"))
+    .fold(one_line, |m, s| m.replace(s, "a table"))
 }
 
 /// The dotted key path of the key or value at byte `offset`: the nearest table header above

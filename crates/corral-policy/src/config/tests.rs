@@ -306,6 +306,17 @@ fn errors_name_the_key_path() {
             "server.connect_timeout",
             "duration",
         ),
+        // A deadline this far out overflows the clock: every streamed answer panicked.
+        (
+            "[server]\nidle_timeout = \"18446744073709551615s\"\n",
+            "server.idle_timeout",
+            "at most 365d",
+        ),
+        (
+            "[server]\nconnect_timeout = \"366d\"\n",
+            "server.connect_timeout",
+            "at most 365d",
+        ),
         (
             "[server]\ntls_cert = \"c.pem\"\n",
             "server.tls_key",
@@ -421,6 +432,32 @@ fn syntax_errors_are_reported_with_a_line() {
     assert!(e.line.is_some(), "{e}");
     let e = err("[server\n");
     assert!(!e.message.is_empty());
+}
+
+/// Errors end up as the one line of `corral: ...` on stderr; TOML's own messages for a syntax
+/// error come as several lines (`invalid table header` / `expected ...`).
+#[test]
+fn syntax_errors_are_one_line() {
+    for text in [
+        "[policies.user]\n[policies.user]\n",
+        "[server]\nlisten = \n",
+        "[server\n",
+        "[policies.user]\nmodels = [\"a\", \n",
+    ] {
+        let e = err(text);
+        let shown = e.to_string();
+        assert!(!shown.contains('\n'), "{text:?}: {shown:?}");
+        assert!(
+            !e.message.is_empty() && !e.message.ends_with(';'),
+            "{shown:?}"
+        );
+    }
+    let e = err("[policies.user]\n[policies.user]\n");
+    assert!(
+        e.message
+            .contains("invalid table header; duplicate key `user`"),
+        "{e}"
+    );
 }
 
 #[test]

@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 
 use super::Env;
 use crate::cli::ConfigCommand;
@@ -14,7 +14,7 @@ pub fn run(env: &Env, cmd: ConfigCommand) -> Result<ExitCode> {
             // What `corral serve` would refuse with this file and no flags.
             let server = &config.server;
             if let Some(url) = &server.upstream {
-                corral_gate::Upstream::parse(url)?;
+                corral_gate::Upstream::parse(url).context("server.upstream")?;
             }
             let tls = match (&server.tls_cert, &server.tls_key) {
                 (Some(cert), Some(key)) => Some(corral_gate::TlsFiles {

@@ -15,8 +15,13 @@ pub const DEFAULT_LISTEN: SocketAddr =
 const DEFAULT_UPSTREAM: &str = "http://127.0.0.1:11434";
 
 pub fn run(env: &Env, args: ServeArgs) -> Result<ExitCode> {
-    init_tracing(args.log_format);
+    let bad_filter = init_tracing(args.log_format);
     let notices = Notices(args.log_format);
+    if let Some(why) = bad_filter {
+        notices.warn(format_args!(
+            "CORRAL_LOG is not a valid tracing filter ({why}); using the default ({DEFAULT_LOG_FILTER})"
+        ));
+    }
     match serve(env, args, notices) {
         // In JSON mode the reason `serve` stops is one more JSON line, not a plain one.
         Err(err) if matches!(notices.0, LogFormat::Json) => {
@@ -33,12 +38,19 @@ fn serve(env: &Env, args: ServeArgs, notices: Notices) -> Result<ExitCode> {
 
     let server = &config.server;
     let listen = args.listen.or(server.listen).unwrap_or(DEFAULT_LISTEN);
+    let from_file = args.upstream.is_none() && server.upstream.is_some();
     let upstream_url = args
         .upstream
         .or_else(|| server.upstream.clone())
         .unwrap_or_else(|| DEFAULT_UPSTREAM.to_owned());
-    // The error names the URL itself.
-    let upstream = corral_gate::Upstream::parse(&upstream_url)?;
+    // The error names the URL itself, and the key path when the file gave it.
+    let upstream = corral_gate::Upstream::parse(&upstream_url).with_context(|| {
+        if from_file {
+            "server.upstream"
+        } else {
+            "--upstream"
+        }
+    })?;
     let tls = match (args.tls_cert.or_else(|| server.tls_cert.clone()), args.tls_key.or_else(|| server.tls_key.clone())) {
         (Some(cert), Some(key)) => Some(corral_gate::TlsFiles { cert, key }),
         (None, None) => None,
@@ -309,10 +321,25 @@ impl Notices {
     }
 }
 
-fn init_tracing(format: LogFormat) {
+/// The tracing filter without `CORRAL_LOG`.
+const DEFAULT_LOG_FILTER: &str = "corral=info,corral_gate=info,warn";
+
+/// Sets up the diagnostic log; says why `CORRAL_LOG`, when set, could not be used.
+fn init_tracing(format: LogFormat) -> Option<String> {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_env("CORRAL_LOG")
-        .unwrap_or_else(|_| EnvFilter::new("corral=info,corral_gate=info,warn"));
+    let mut bad = None;
+    let filter = match std::env::var("CORRAL_LOG") {
+        Ok(v) if !v.trim().is_empty() => EnvFilter::try_new(&v).unwrap_or_else(|e| {
+            bad = Some(e.to_string());
+            EnvFilter::new(DEFAULT_LOG_FILTER)
+        }),
+        Ok(_) => EnvFilter::new(DEFAULT_LOG_FILTER),
+        Err(std::env::VarError::NotPresent) => EnvFilter::new(DEFAULT_LOG_FILTER),
+        Err(std::env::VarError::NotUnicode(_)) => {
+            bad = Some("not UTF-8".to_owned());
+            EnvFilter::new(DEFAULT_LOG_FILTER)
+        }
+    };
     // Colour codes only for a person at a terminal, not in a file, a pipe or a journal.
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt()
@@ -323,4 +350,5 @@ fn init_tracing(format: LogFormat) {
         LogFormat::Text => builder.try_init(),
         LogFormat::Json => builder.json().try_init(),
     };
+    bad
 }
