@@ -739,6 +739,19 @@ fn a_path_that_is_not_an_audit_log_is_refused_and_left_alone() {
     assert!(!lock_path(&sub).exists());
 }
 
+/// Makes a FIFO without starting a process: a child forked while another test holds a log's
+/// lock (flock) holds it too until it execs, and that test's next open finds the log locked.
+fn mkfifo(path: &Path) {
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        path,
+        rustix::fs::FileType::Fifo,
+        rustix::fs::Mode::from_raw_mode(0o600),
+        0,
+    )
+    .unwrap();
+}
+
 /// A device, FIFO or socket is not a log the writer can keep: it is locked through a file beside
 /// it, rotated by renaming it, continued from its last record and fsynced. A FIFO would block
 /// the start-up forever in `open`, `/dev/null` would swallow every record while the gate
@@ -747,11 +760,7 @@ fn a_path_that_is_not_an_audit_log_is_refused_and_left_alone() {
 fn a_path_that_is_not_a_regular_file_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let fifo = dir.path().join("audit.fifo");
-    let made = std::process::Command::new("mkfifo")
-        .arg(&fifo)
-        .status()
-        .unwrap();
-    assert!(made.success());
+    mkfifo(&fifo);
     let (tx, rx) = std::sync::mpsc::channel();
     let path = fifo.clone();
     // Opening a FIFO for reading with no writer blocks: run it aside, bounded.
@@ -794,11 +803,7 @@ fn a_fifo_put_in_place_of_the_log_is_not_written_to() {
         handle.record(rec(0)).unwrap();
         wait_for("the first record", || line_count(&path) == 1).await;
         std::fs::remove_file(&path).unwrap();
-        let made = std::process::Command::new("mkfifo")
-            .arg(&path)
-            .status()
-            .unwrap();
-        assert!(made.success());
+        mkfifo(&path);
         handle.record(rec(1)).unwrap();
         let mut refused = false;
         for _ in 0..300 {
