@@ -326,33 +326,26 @@ fn a_config_file_that_is_not_a_small_text_file_is_refused() {
         .stderr(predicate::str::contains("cannot read config file"));
 }
 
+/// A zero idle timeout, and one so far out that its deadline overflows the clock (the gate
+/// started, then panicked on every streamed answer), are refused before listening, as the
+/// config file's `server.idle_timeout` is.
 #[test]
-fn serve_refuses_a_zero_idle_timeout_before_listening() {
+fn serve_refuses_an_idle_timeout_out_of_range_before_listening() {
     let dir = tempfile::tempdir().unwrap();
-    for zero in ["0s", "0ms", "0m"] {
+    for (value, says) in [
+        ("0s", "must be greater than zero"),
+        ("0ms", "must be greater than zero"),
+        ("0m", "must be greater than zero"),
+        ("18446744073709551615s", "must be at most 365d"),
+        ("366d", "must be at most 365d"),
+    ] {
         corral(dir.path())
-            .args(["serve", "--listen", "127.0.0.1:0", "--idle-timeout", zero])
+            .args(["serve", "--listen", "127.0.0.1:0", "--idle-timeout", value])
             .timeout(std::time::Duration::from_secs(30))
             .assert()
             .code(2)
             .stdout(predicate::str::is_empty())
-            .stderr(predicate::str::contains("must be greater than zero"));
-    }
-}
-
-/// A deadline this far out overflows the clock: the gate started, then panicked on every
-/// streamed answer. Refused before listening, as the config file's `server.idle_timeout` is.
-#[test]
-fn serve_refuses_an_idle_timeout_past_a_year_before_listening() {
-    let dir = tempfile::tempdir().unwrap();
-    for huge in ["18446744073709551615s", "366d"] {
-        corral(dir.path())
-            .args(["serve", "--listen", "127.0.0.1:0", "--idle-timeout", huge])
-            .timeout(std::time::Duration::from_secs(10))
-            .assert()
-            .code(2)
-            .stdout(predicate::str::is_empty())
-            .stderr(predicate::str::contains("must be at most 365d"));
+            .stderr(predicate::str::contains(says));
     }
 }
 
