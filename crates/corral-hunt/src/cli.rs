@@ -211,12 +211,20 @@ fn select_rules(args: &HuntArgs) -> Result<Vec<Rule>, Vec<String>> {
                 .collect::<Vec<_>>()
         })?;
     }
-    if !args.rules.is_empty() {
-        let (loaded, errors) = load_rule_paths(&args.rules);
-        if !errors.is_empty() {
-            return Err(errors);
+    let mut errors = Vec::new();
+    for path in &args.rules {
+        let (loaded, errs) = load_rule_paths(std::slice::from_ref(path));
+        if loaded.is_empty() && errs.is_empty() {
+            errors.push(format!(
+                "{}: no rules found (rule files are YAML ending in .yml or .yaml)",
+                path.display()
+            ));
         }
+        errors.extend(errs);
         rules.extend(loaded);
+    }
+    if !errors.is_empty() {
+        return Err(errors);
     }
     let mut seen = std::collections::HashSet::new();
     let dups: Vec<String> = rules

@@ -180,6 +180,47 @@ fn own_rules_replace_or_join_the_builtins() {
 }
 
 #[test]
+fn a_rules_path_that_holds_no_rule_is_an_error() {
+    // Hunting with no rule at all would report "0 alerts" and exit 0: a clean bill of health
+    // for a typo'd directory or rules saved as .txt.
+    let dir = tempfile::tempdir().unwrap();
+    let empty_file = dir.path().join("empty.yml");
+    std::fs::write(&empty_file, "").unwrap();
+    let comments = dir.path().join("comments.yml");
+    std::fs::write(&comments, "# nothing here yet\n").unwrap();
+    let empty_dir = dir.path().join("none");
+    std::fs::create_dir(&empty_dir).unwrap();
+    let txt_dir = dir.path().join("txt");
+    std::fs::create_dir(&txt_dir).unwrap();
+    std::fs::write(
+        txt_dir.join("mine.txt"),
+        "title: x\nid: mine-1\ndetection:\n  sel:\n    destination.port: 443\n  condition: sel\n",
+    )
+    .unwrap();
+    let out = dir.path().join("a.ndjson");
+    for p in [&empty_file, &comments, &empty_dir, &txt_dir] {
+        let code = hunt(&[
+            &corpus("zeek_conn.log"),
+            "--rules",
+            p.to_str().unwrap(),
+            "-o",
+            out.to_str().unwrap(),
+        ]);
+        assert_eq!(code, 2, "{}", p.display());
+        // Also with --builtin: the path named still held nothing.
+        let code = hunt(&[
+            &corpus("zeek_conn.log"),
+            "--rules",
+            p.to_str().unwrap(),
+            "--builtin",
+            "-o",
+            out.to_str().unwrap(),
+        ]);
+        assert_eq!(code, 2, "{} with --builtin", p.display());
+    }
+}
+
+#[test]
 fn rules_lint_export_list() {
     let dir = tempfile::tempdir().unwrap();
     let good = dir.path().join("good.yml");

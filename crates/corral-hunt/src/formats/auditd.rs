@@ -118,6 +118,17 @@ fn decode_hex(s: &str) -> Option<Vec<u8>> {
         .collect()
 }
 
+/// SYSCALL fields auditd writes as bare hex when they hold a space, a quote, a control
+/// character or a non-ASCII byte (its "untrusted strings").
+const HEX_FIELDS: [&str; 2] = ["comm", "exe"];
+
+/// Whether `key="` starts a pair in `rest` (the record after `msg=audit(...): `).
+fn is_quoted(rest: &str, key: &str) -> bool {
+    let pat = format!("{key}=\"");
+    rest.match_indices(&pat)
+        .any(|(i, _)| i == 0 || rest.as_bytes()[i - 1] == b' ')
+}
+
 /// An EXECVE argument: quoted text, or hex when it held spaces or control characters.
 fn exec_arg(v: &str, quoted: bool) -> String {
     if !quoted {
@@ -183,10 +194,18 @@ impl Group {
         self.original.push_str(raw);
         match rec.kind {
             "SYSCALL" => {
+                let raw_rest = raw.split_once("): ").map_or(raw, |(_, r)| r);
                 self.syscall = rec
                     .pairs
                     .iter()
-                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .map(|(k, v)| {
+                        let v = if HEX_FIELDS.contains(k) && !is_quoted(raw_rest, k) {
+                            exec_arg(v, false)
+                        } else {
+                            v.to_string()
+                        };
+                        (k.to_string(), v)
+                    })
                     .collect();
             }
             "SOCKADDR" => self.saddr = get(&rec.pairs, "saddr").map(str::to_string),

@@ -27,7 +27,7 @@ pub fn derive(ev: &mut Event<'_>) {
 }
 
 /// Applied to every record of every reader: process.name from the executable, mapped
-/// addresses unwrapped.
+/// addresses unwrapped, empty addresses dropped.
 pub fn common(ev: &mut Event<'_>) {
     if ev.get(PROCESS_NAME).is_none() {
         if let Some(name) = ev.get(PROCESS_EXECUTABLE).and_then(|v| basename_val(v)) {
@@ -40,6 +40,12 @@ pub fn common(ev: &mut Event<'_>) {
         }
     }
     for id in [SOURCE_IP, DESTINATION_IP] {
+        // An empty address is no address (an ECS ip field would hold no value): dropped, so
+        // `exists` is false and no "outside the internal ranges" rule matches it.
+        if ev.str(id).is_some_and(|s| s.trim().is_empty()) {
+            ev.take(id);
+            continue;
+        }
         if let Some(v4) = ev.str(id).and_then(ip::unmap_text) {
             ev.set(id, Val::Str(Cow::Owned(v4)));
         }

@@ -98,3 +98,33 @@ fn aarch64_numbers() {
     assert_eq!(syscall(Some("c000003e"), "288"), Call::Accept);
     assert_eq!(syscall(None, "connect"), Call::Connect);
 }
+
+#[test]
+fn hex_encoded_comm_and_exe_are_decoded() {
+    // auditd writes comm and exe as bare hex when they hold a space, a quote or a
+    // non-ASCII byte; quoted values are text even when they look like hex.
+    let s = Schema::new();
+    let mut pids = PidTable::default();
+    let bind = group(&[
+        r#"type=SYSCALL msg=audit(1768039200.000:10): arch=c000003e syscall=49 success=yes exit=0 a0=3 ppid=1 pid=900 uid=998 comm=6F6C6C616D612073657276 exe=2F6F70742F4F6C6C616D61204170702F6F6C6C616D61 key=(null)"#,
+        "type=SOCKADDR msg=audit(1768039200.000:10): saddr=02002CAAC0A801050000000000000000",
+    ]);
+    let mut ev = Event::new(&s);
+    assert!(to_event(&bind, &mut pids, &mut ev));
+    assert_eq!(ev.str(PROCESS_NAME), Some("ollama serv"));
+    assert_eq!(ev.str(PROCESS_EXECUTABLE), Some("/opt/Ollama App/ollama"));
+
+    let exec = group(&[
+        r#"type=SYSCALL msg=audit(1768039201.000:11): arch=c000003e syscall=59 success=yes exit=0 ppid=900 pid=901 uid=998 comm="cafe" exe="/usr/bin/cafe""#,
+        r#"type=EXECVE msg=audit(1768039201.000:11): argc=1 a0="cafe""#,
+    ]);
+    let mut ev = Event::new(&s);
+    assert!(to_event(&exec, &mut pids, &mut ev));
+    assert_eq!(
+        ev.str(PROCESS_NAME),
+        Some("cafe"),
+        "a quoted value is not hex"
+    );
+    assert_eq!(ev.str(PARENT_NAME), Some("ollama serv"));
+    assert_eq!(ev.str(PARENT_EXECUTABLE), Some("/opt/Ollama App/ollama"));
+}
