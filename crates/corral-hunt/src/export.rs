@@ -64,6 +64,16 @@ pub fn export(
             out
         }
         ExportFormat::Kql => {
+            let folded = kql_case_folded_fields(rule)?;
+            if !folded.is_empty() {
+                notes.push(format!(
+                    "{}: KQL compares keyword fields with their case: {} match(es) here only in \
+                     the case written, where the rule ignores case (give those fields a \
+                     lowercase normalizer, or use the EQL export, which keeps case-insensitivity)",
+                    rule.id,
+                    folded.join(", ")
+                ));
+            }
             if let Some(t) = threshold {
                 notes.push(format!(
                     "{}: KQL has no thresholds; alert on more than {} matches per {} in {} s in the rule that runs this query",
@@ -309,6 +319,44 @@ impl Lang for Eql {
     fn not(&self, x: &str) -> String {
         format!("not {x}")
     }
+}
+
+/// The fields a rule compares to text with case ignored (Sigma's default), which a KQL query
+/// can only compare in the case written. A rule that also compares one of them with `|cased`
+/// cannot be exported: in KQL both tests are the same test, so a condition that tells them
+/// apart (`selection and not filter_exact`) would never match.
+fn kql_case_folded_fields(rule: &Rule) -> Result<Vec<String>, ExportError> {
+    let mut folded: Vec<String> = Vec::new();
+    let mut cased: Vec<&str> = Vec::new();
+    let items = rule
+        .selections
+        .iter()
+        .flat_map(|s| s.alternatives.iter().flatten());
+    for it in items {
+        let text = matches!(
+            it.mods.op,
+            Op::Eq | Op::StartsWith | Op::EndsWith | Op::Contains
+        ) && it
+            .values
+            .iter()
+            .any(|v| matches!(v, Scalar::Str(t) if t.chars().any(char::is_alphabetic)));
+        if !text {
+            continue;
+        }
+        if it.mods.cased {
+            cased.push(&it.field);
+        } else if !folded.contains(&it.field) {
+            folded.push(it.field.clone());
+        }
+    }
+    if let Some(both) = folded.iter().find(|f| cased.contains(&f.as_str())) {
+        return Err(ExportError::Unsupported {
+            field: both.clone(),
+            language: "KQL",
+            feature: "way to tell a case-insensitive match from an exact-case one",
+        });
+    }
+    Ok(folded)
 }
 
 struct Kql;

@@ -247,7 +247,10 @@ fn rules_lint_export_list() {
             0
         );
         let n = std::fs::read_dir(&out).unwrap().count();
-        assert_eq!(n, corral_hunt::builtin::RULES.len(), "{fmt}");
+        // KQL cannot tell the Windows variant's case-insensitive match from its exact-case
+        // filter: that rule is skipped with a message.
+        let skipped = usize::from(fmt == "kql");
+        assert_eq!(n, corral_hunt::builtin::RULES.len() - skipped, "{fmt}");
     }
     let eql = std::fs::read_to_string(dir.path().join("eql/elastic_external_access.eql")).unwrap();
     assert!(

@@ -348,6 +348,11 @@ fn every_builtin_exports_to_every_language() {
         let (rules, _) = corral_hunt::rule::parse_rules(text, name);
         for r in &rules {
             for f in [ExportFormat::Eql, ExportFormat::Kql, ExportFormat::Spl] {
+                // The one rule KQL cannot say (it compares a field both with and without case).
+                if f == ExportFormat::Kql && *name == "elastic_external_access_windows.yml" {
+                    assert!(export(r, "x", text, f).is_err(), "{name}: KQL");
+                    continue;
+                }
                 let x = export(r, "x", text, f).unwrap_or_else(|e| panic!("{name} {f:?}: {e}"));
                 assert!(!x.text.trim().is_empty());
             }

@@ -64,7 +64,8 @@ fn thresholds_and_unsupported() {
     assert!(s.text.contains("| bin _time span=300s"), "{}", s.text);
     assert!(s.text.contains("| where count > 120"));
     let k = export(v, "v", "", ExportFormat::Kql).unwrap();
-    assert_eq!(k.notes.len(), 1);
+    assert_eq!(k.notes.len(), 2, "{:?}", k.notes);
+    assert!(k.notes.iter().any(|n| n.contains("KQL has no thresholds")));
     let (re_rule, _) = crate::rule::parse_rules(
         "title: t\nid: r\ndetection:\n  sel:\n    a|re: x+\n  condition: sel\n",
         "t",
@@ -78,4 +79,36 @@ fn thresholds_and_unsupported() {
 fn spl_globs_escape() {
     assert_eq!(glob_regex("*.example.com"), r"^.*\.example\.com$");
     assert_eq!(glob_regex(r"a\*b?"), r"^a\*b.$");
+}
+
+/// KQL compares keyword fields in the case written. A rule that ignores case says so in a note
+/// naming the fields; one that also compares a field in exact case (the Windows variant of the
+/// Elastic rule: `selection and not filter_exact`) cannot be exported at all, since in KQL the
+/// two tests are one and the query would never match.
+#[test]
+fn kql_says_where_case_is_no_longer_ignored() {
+    let rules = builtin::rules().unwrap();
+    let (r, src) = elastic();
+    // Exact case everywhere: nothing to say.
+    let k = export(&r, "e", src, ExportFormat::Kql).unwrap();
+    assert!(k.notes.is_empty(), "{:?}", k.notes);
+    let v = rules
+        .iter()
+        .find(|r| r.id == builtin::VOLUME_RULE_ID)
+        .unwrap();
+    let k = export(v, "v", "", ExportFormat::Kql).unwrap();
+    let note = k
+        .notes
+        .iter()
+        .find(|n| n.contains("with their case"))
+        .unwrap();
+    assert!(note.contains("event.dataset"), "{note}");
+    assert!(!note.contains("destination.port"), "{note}");
+    let windows = rules
+        .iter()
+        .find(|r| r.selections.iter().any(|s| s.name == "filter_exact"))
+        .expect("the Windows variant of the Elastic rule");
+    let err = export(windows, "w", "", ExportFormat::Kql).unwrap_err();
+    assert!(err.to_string().contains("KQL has no way to tell"), "{err}");
+    assert!(export(windows, "w", "", ExportFormat::Eql).is_ok());
 }
