@@ -496,3 +496,27 @@ async fn an_ollama_whose_model_list_fails_is_not_graded_open() {
         rules(&r)
     );
 }
+
+#[tokio::test]
+async fn a_model_list_that_is_not_one_does_not_make_ollama_open() {
+    let c = client(64 * 1024);
+    // A proxy passes the banner through but answers /api/* (and HEAD) with a 200 sign-in page:
+    // nothing shows the models are open, so the server is not graded unauthenticated/critical.
+    let m = spawn("127.0.3.26", 0, Kind::OllamaLoginWall).await;
+    let r = probe(&c, &ep(&m), &ProbeOptions::default())
+        .await
+        .expect("identified");
+    assert_eq!((r.server, r.auth), (ServerKind::Ollama, Auth::Unknown));
+    assert!(
+        !rules(&r).contains(&"ollama-admin-exposed")
+            && !rules(&r).contains(&"ollama-unauthenticated"),
+        "{:?}",
+        rules(&r)
+    );
+    assert!(
+        rules(&r).contains(&"ollama-auth-undetermined"),
+        "{:?}",
+        rules(&r)
+    );
+    assert!(m.requests().iter().all(|(mm, p)| !mock::forbidden(mm, p)));
+}
