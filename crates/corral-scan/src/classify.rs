@@ -138,16 +138,14 @@ pub fn capabilities_from_show(v: &Value) -> Vec<String> {
 }
 
 /// `/api/ps`: names of the models loaded right now.
-pub fn parse_ps(v: &Value) -> Vec<String> {
-    v.get("models")
-        .and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .take(64)
-                .filter_map(|m| s(m, "name").or_else(|| s(m, "model")))
-                .collect()
-        })
-        .unwrap_or_default()
+/// The running models of an `/api/ps` answer; `None` when it is not a model list.
+pub fn parse_ps(v: &Value) -> Option<Vec<String>> {
+    v.get("models").and_then(Value::as_array).map(|a| {
+        a.iter()
+            .take(64)
+            .filter_map(|m| s(m, "name").or_else(|| s(m, "model")))
+            .collect()
+    })
 }
 
 /// Facts a non-Ollama probe can establish.

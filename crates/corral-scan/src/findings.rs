@@ -88,8 +88,8 @@ pub fn assess(r: &HostReport) -> Vec<Finding> {
     if is_ollama(r) && r.auth == Auth::Unknown {
         out.push(finding(r, "ollama-auth-undetermined", Severity::Medium,
             "Ollama reachable; whether it requires authentication is unknown".into(),
-            "The server answered as Ollama, but neither /api/tags nor /api/ps answered (timeout, error or a probe cut short), so the scan could not tell whether its models are open to anyone. Scan it again with a longer --timeout or --host-timeout.".into(),
-            &["banner", "version"], FIX_AUTH));
+            "The server answered as Ollama, but neither /api/tags nor /api/ps answered with a model list (timeout, error, another page such as a proxy's sign-in page, or a probe cut short), so the scan could not tell whether its models are open to anyone. Check what answers in front of it, or scan it again with a longer --timeout or --host-timeout.".into(),
+            &["banner", "version", "tags"], FIX_AUTH));
     }
     let critical: Vec<_> = cves.iter().filter(|c| c.impact.is_critical()).collect();
     let lesser: Vec<_> = cves.iter().filter(|c| !c.impact.is_critical()).collect();

@@ -197,11 +197,12 @@ async fn ollama(p: &Probe<'_>, r: &mut HostReport, opts: &ProbeOptions) {
                 .push(("auth", classify::evidence("GET", "/api/tags", &t)));
         }
         Ok(t) if t.status == 200 => {
-            r.auth = Auth::Open;
+            // Only a model list shows the models open: a proxy's 200 sign-in page does not.
             if let Some((models, all_caps)) = t
                 .json()
                 .and_then(|j| classify::parse_tags(&j, opts.max_models))
             {
+                r.auth = Auth::Open;
                 r.models = models;
                 lacking_caps = !all_caps;
             }
@@ -246,12 +247,13 @@ async fn ollama(p: &Probe<'_>, r: &mut HostReport, opts: &ProbeOptions) {
                 .push(("auth", classify::evidence("GET", "/api/ps", &ps)));
             return;
         }
-        if ps.status == 200 {
+        if let Some(loaded) = (ps.status == 200)
+            .then(|| ps.json())
+            .flatten()
+            .and_then(|j| classify::parse_ps(&j))
+        {
             r.auth = Auth::Open;
-            r.loaded_models = ps
-                .json()
-                .map(|j| classify::parse_ps(&j))
-                .unwrap_or_default();
+            r.loaded_models = loaded;
             r.evidence
                 .push(("ps", classify::evidence("GET", "/api/ps", &ps)));
         }

@@ -59,7 +59,7 @@ pub fn ollama_json(data: &[u8]) {
         r.models = models;
     }
     let _ = classify::capabilities_from_show(&v);
-    r.loaded_models = classify::parse_ps(&v);
+    r.loaded_models = classify::parse_ps(&v).unwrap_or_default();
     r.version = v
         .get("version")
         .and_then(|x| x.as_str())

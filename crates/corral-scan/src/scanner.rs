@@ -3,8 +3,9 @@
 //! Targets are produced on a blocking thread (files, stdin and name resolution block) into a
 //! small channel, so memory stays flat however large the target set is.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::future::Future;
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,6 +21,13 @@ use crate::tls::TlsContext;
 
 /// Where a probe keeps its report while it runs.
 type Slot = Arc<tokio::sync::Mutex<Option<HostReport>>>;
+
+/// One endpoint as the user named it: address, port and the name given for Host/SNI.
+type Key = (IpAddr, u16, Option<Arc<str>>);
+
+fn key(ep: &Endpoint) -> Key {
+    (ep.ip, ep.port, ep.host.clone())
+}
 
 #[derive(Debug, Clone)]
 pub struct ScanOptions {
@@ -110,7 +118,11 @@ where
     });
     let mut pending: VecDeque<Result<Endpoint, TargetError>> = VecDeque::with_capacity(batch);
     let mut set: JoinSet<Option<HostReport>> = JoinSet::new();
-    let mut in_flight: HashMap<tokio::task::Id, Slot> = HashMap::new();
+    let mut in_flight: HashMap<tokio::task::Id, (Slot, Key)> = HashMap::new();
+    // Endpoints being probed or found: a target listed twice (masscan output repeats lines,
+    // lists overlap) is probed and reported once. Closed endpoints are forgotten, so this
+    // grows with the servers found, not with the target set.
+    let mut seen: HashSet<Key> = HashSet::new();
     let mut input_done = false;
     let mut outcome = ScanOutcome {
         scanned: 0,
@@ -129,7 +141,12 @@ where
                     rx.close();
                 }
                 Some(Err(e)) => on_warning(e),
+                Some(Ok(ep)) if seen.contains(&key(&ep)) => {
+                    progress.done.fetch_add(1, Ordering::Relaxed);
+                }
                 Some(Ok(ep)) => {
+                    let k = key(&ep);
+                    seen.insert(k.clone());
                     let client = client.clone();
                     let po = probe_opts.clone();
                     let deadline = opts.host_timeout;
@@ -149,7 +166,7 @@ where
                         }
                         report.take()
                     });
-                    in_flight.insert(task.id(), slot);
+                    in_flight.insert(task.id(), (slot, k));
                 }
             }
         }
@@ -168,14 +185,18 @@ where
                 outcome.scanned += 1;
                 match joined {
                     Ok((id, report)) => {
-                        in_flight.remove(&id);
+                        let done = in_flight.remove(&id);
                         if let Some(report) = report {
                             progress.found.fetch_add(1, Ordering::Relaxed);
                             on_host(report);
+                        } else if let Some((_, k)) = done {
+                            seen.remove(&k);
                         }
                     }
                     Err(e) => {
-                        in_flight.remove(&e.id());
+                        if let Some((_, k)) = in_flight.remove(&e.id()) {
+                            seen.remove(&k);
+                        }
                     }
                 }
             }
@@ -193,7 +214,7 @@ where
     // Probes stopped by Ctrl-C: servers already identified are reported as far as they got.
     let mut cut: Vec<HostReport> = in_flight
         .into_values()
-        .filter_map(|slot| slot.try_lock().ok().and_then(|mut r| r.take()))
+        .filter_map(|(slot, _)| slot.try_lock().ok().and_then(|mut r| r.take()))
         .collect();
     cut.sort_by_key(|r| (r.ip, r.port));
     for mut r in cut {

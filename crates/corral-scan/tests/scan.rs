@@ -466,7 +466,7 @@ async fn ctrl_c_keeps_servers_identified_by_then() {
     let (outcome, found) =
         scan_range("127.0.3.22-127.0.3.23", port, &ScanOptions::default(), stop).await;
     assert!(outcome.interrupted);
-    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found.len(), 1);
     assert_eq!(found[0].ip.to_string(), "127.0.3.22");
     assert_eq!(found[0].server, ServerKind::Ollama);
     assert!(found[0].notes.iter().any(|n| n.contains("interrupted")));
@@ -495,4 +495,71 @@ async fn an_ollama_whose_model_list_fails_is_not_graded_open() {
         "{:?}",
         rules(&r)
     );
+}
+
+#[tokio::test]
+async fn a_model_list_that_is_not_one_does_not_make_ollama_open() {
+    let c = client(64 * 1024);
+    // A proxy passes the banner through but answers /api/* (and HEAD) with a 200 sign-in page:
+    // nothing shows the models are open, so the server is not graded unauthenticated/critical.
+    let m = spawn("127.0.3.26", 0, Kind::OllamaLoginWall).await;
+    let r = probe(&c, &ep(&m), &ProbeOptions::default())
+        .await
+        .expect("identified");
+    assert_eq!((r.server, r.auth), (ServerKind::Ollama, Auth::Unknown));
+    assert!(
+        !rules(&r).contains(&"ollama-admin-exposed")
+            && !rules(&r).contains(&"ollama-unauthenticated"),
+        "{:?}",
+        rules(&r)
+    );
+    assert!(
+        rules(&r).contains(&"ollama-auth-undetermined"),
+        "{:?}",
+        rules(&r)
+    );
+    assert!(m.requests().iter().all(|(mm, p)| !mock::forbidden(mm, p)));
+}
+
+#[tokio::test]
+async fn a_target_given_twice_is_probed_and_reported_once() {
+    // masscan output and hand-written lists repeat endpoints: one server must not be counted
+    // (and probed) as two.
+    let m = spawn(
+        "127.0.3.27",
+        0,
+        Kind::Ollama {
+            version: "0.17.4",
+            caps: true,
+        },
+    )
+    .await;
+    let t = m.addr.to_string();
+    let stream = TargetStream::new(
+        vec![
+            Input::Arg(t.clone()),
+            Input::Arg(t.clone()),
+            Input::Arg(format!("http://{t}/")),
+        ],
+        InputFormat::List,
+        vec![11434],
+        Filter::default(),
+        None,
+    );
+    let progress = Arc::new(Progress::default());
+    let mut found = Vec::new();
+    let outcome = scanner::run(
+        &ScanOptions::default(),
+        stream,
+        std::future::pending(),
+        progress.clone(),
+        |h| found.push(h),
+        |_| {},
+    )
+    .await
+    .unwrap();
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(outcome.scanned, 1);
+    assert_eq!(progress.done.load(std::sync::atomic::Ordering::Relaxed), 3);
+    assert_eq!(m.count("GET", "/api/tags"), 1);
 }

@@ -82,8 +82,9 @@ fn show_capabilities_listed_or_inferred() {
     );
     assert_eq!(
         parse_ps(&json!({"models":[{"name":"qwen3:8b"}]})),
-        vec!["qwen3:8b"]
+        Some(vec!["qwen3:8b".to_string()])
     );
+    assert_eq!(parse_ps(&json!({"error":"sign in"})), None);
 }
 
 #[test]

@@ -36,6 +36,9 @@ pub enum Kind {
     OllamaFailing {
         ps_ok: bool,
     },
+    /// Ollama 0.17.4 whose banner passes through a proxy that answers every other path
+    /// (GET and HEAD alike) with a 200 sign-in page.
+    OllamaLoginWall,
     /// Sends headers, then an endless body.
     Endless,
     /// Sends bytes that are not HTTP.
@@ -432,6 +435,15 @@ fn route(kind: &Kind, method: &str, path: &str, body: &[u8]) -> Vec<u8> {
                 method,
                 path,
                 body,
+            ),
+        },
+        Kind::OllamaLoginWall => match (method, path) {
+            ("GET" | "HEAD", "/") => reply(200, &[], "Ollama is running"),
+            ("GET", "/api/version") => reply(200, &[], &j(json!({"version": "0.17.4"}))),
+            _ => reply(
+                200,
+                &[("Content-Type", "text/html")],
+                "<!doctype html><title>Sign in</title><form action=/login></form>",
             ),
         },
         Kind::Slow | Kind::Endless | Kind::Garbage => not_found,
