@@ -41,6 +41,17 @@ fn is_open(v: &serde_json::Value) -> bool {
     status.and_then(|s| s.as_str()).is_none_or(|s| s == "open")
 }
 
+/// masscan also scans UDP and SCTP (`-pU:53`): those ports are not HTTP servers, and probing the
+/// same number over TCP would scan something the user did not find. A record without a
+/// protocol is taken as TCP, masscan's default.
+fn is_tcp(proto: Option<&str>) -> bool {
+    proto.is_none_or(|p| p.trim().eq_ignore_ascii_case("tcp"))
+}
+
+fn json_is_tcp(v: &serde_json::Value) -> bool {
+    is_tcp(v.get("proto").and_then(|p| p.as_str()))
+}
+
 fn masscan_json(line: &str) -> Result<Vec<Spec>, String> {
     // Older masscan -oJ leaves a trailing comma after every object, including the last.
     let body = line.trim().trim_end_matches(',');
@@ -59,13 +70,13 @@ fn masscan_json(line: &str) -> Result<Vec<Spec>, String> {
     if let Some(ports) = v.get("ports").and_then(|p| p.as_array()) {
         return ports
             .iter()
-            .filter(|p| is_open(p))
+            .filter(|p| is_open(p) && json_is_tcp(p))
             .filter_map(|p| port_of(p.get("port")?))
             .map(|port| one(ip, Some(port)))
             .collect();
     }
     match v.get("port").and_then(port_of) {
-        Some(port) if is_open(&v) => Ok(vec![one(ip, Some(port))?]),
+        Some(port) if is_open(&v) && json_is_tcp(&v) => Ok(vec![one(ip, Some(port))?]),
         Some(_) => Ok(Vec::new()),
         None => Ok(vec![one(ip, None)?]),
     }
@@ -87,7 +98,7 @@ fn masscan_grepable(line: &str) -> Result<Vec<Spec>, String> {
     for entry in ports.split(',') {
         let mut fields = entry.trim().split('/');
         let port = fields.next().unwrap_or("");
-        if fields.next() == Some("open") {
+        if fields.next() == Some("open") && is_tcp(fields.next().filter(|p| !p.is_empty())) {
             out.push(one(
                 ip,
                 Some(parse_port(port.trim(), line).map_err(|e| e.to_string())?),
@@ -113,6 +124,7 @@ fn masscan(line: &str) -> Result<Vec<Spec>, String> {
     }
     let f: Vec<&str> = t.split_whitespace().collect();
     match f.as_slice() {
+        ["open", proto, _, _, ..] if !is_tcp(Some(proto)) => Ok(Vec::new()),
         ["open", _proto, port, ip, ..] => Ok(vec![one(
             ip,
             Some(super::parse_port(port, t).map_err(|e| e.to_string())?),

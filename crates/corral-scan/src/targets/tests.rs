@@ -516,6 +516,30 @@ fn masscan_grepable_output() {
     assert_eq!(got, vec![(v4("127.0.0.10"), 11434)]);
 }
 
+/// masscan's UDP and SCTP results (`-pU:53`, `-pS:...`) are not probed as TCP ports, in any of
+/// its output shapes; TCP results around them are.
+#[test]
+fn masscan_udp_and_sctp_results_are_not_taken_for_tcp_ports() {
+    let list = discovery(
+        InputFormat::Masscan,
+        "#masscan\nopen udp 53 127.0.0.12 1\nopen sctp 2905 127.0.0.12 1\nopen tcp 11434 127.0.0.12 1\nopen TCP 8080 127.0.0.12 1\n# end\n",
+    );
+    assert_eq!(
+        list,
+        vec![(v4("127.0.0.12"), 11434), (v4("127.0.0.12"), 8080)]
+    );
+    let grepable = discovery(
+        InputFormat::Masscan,
+        "Timestamp: 1\tHost: 127.0.0.13 ()\tPorts: 53/open/udp////\nTimestamp: 1\tHost: 127.0.0.13 ()\tPorts: 11434/open/tcp////\n",
+    );
+    assert_eq!(grepable, vec![(v4("127.0.0.13"), 11434)]);
+    let json = discovery(
+        InputFormat::Masscan,
+        "[\n{\"ip\": \"127.0.0.14\", \"ports\": [ {\"port\": 53, \"proto\": \"udp\", \"status\": \"open\"}, {\"port\": 11434, \"proto\": \"tcp\", \"status\": \"open\"} ] },\n{\"ip\":\"127.0.0.15\",\"port\":161,\"proto\":\"udp\",\"rec_type\":\"status\",\"data\":{\"status\":\"open\"}}\n]\n",
+    );
+    assert_eq!(json, vec![(v4("127.0.0.14"), 11434)]);
+}
+
 #[test]
 fn masscan_garbage_is_an_error_per_line() {
     let f = file_with("open tcp 11434 127.0.0.5 1\nwhat is this\nopen tcp 70000 127.0.0.5 1\n");
