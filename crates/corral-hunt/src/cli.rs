@@ -388,7 +388,21 @@ fn export_main(format: ExportFormat, dir: Option<&Path>) -> i32 {
 }
 
 fn lint_main(paths: &[PathBuf]) -> i32 {
-    let (files, io_errors) = rule_files(paths);
+    let (mut files, mut io_errors) = (Vec::new(), Vec::new());
+    // As for `hunt --rules`: a path with nothing to lint is a mistake, not a clean bill.
+    let mut empty = false;
+    for path in paths {
+        let (found, errs) = rule_files(std::slice::from_ref(path));
+        if found.is_empty() && errs.is_empty() {
+            eprintln!(
+                "corral rules: {}: no rules found (rule files are YAML ending in .yml or .yaml)",
+                path.display()
+            );
+            empty = true;
+        }
+        files.extend(found);
+        io_errors.extend(errs);
+    }
     for e in &io_errors {
         eprintln!("corral rules: {e}");
     }
@@ -436,7 +450,7 @@ fn lint_main(paths: &[PathBuf]) -> i32 {
         if files.len() == 1 { "" } else { "s" },
         if n_errors == 1 { "" } else { "s" }
     );
-    if !io_errors.is_empty() {
+    if !io_errors.is_empty() || empty {
         2
     } else if n_errors > 0 {
         1

@@ -239,6 +239,14 @@ fn rules_lint_export_list() {
     assert_eq!(rules(&["lint", dir.path().to_str().unwrap()]), 1);
     assert_eq!(rules(&["lint", "tests/corpus/absent-dir"]), 2);
     assert_eq!(rules(&["lint", "src/rules"]), 0);
+    // Nothing to lint: an empty directory, or rules saved under another extension.
+    let empty = dir.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    assert_eq!(rules(&["lint", empty.to_str().unwrap()]), 2);
+    let txt = dir.path().join("txt");
+    std::fs::create_dir(&txt).unwrap();
+    std::fs::write(txt.join("rule.txt"), "title: t\n").unwrap();
+    assert_eq!(rules(&["lint", txt.to_str().unwrap()]), 2);
 
     for fmt in ["sigma", "eql", "kql", "spl"] {
         let out = dir.path().join(fmt);
