@@ -239,10 +239,7 @@ pub fn run(opts: &CheckOptions) -> Result<Report, CheckError> {
         Some(v) => findings.extend(version::cve_findings(&v.version, &Evidence::at(v.source.clone(), None, format!("version {}", v.version)))),
         None if !servers.is_empty() => findings.push(
             Finding::new("version.unknown", Severity::Info, "Ollama's version cannot be determined")
-                .with(Evidence::note(format!(
-                    "nothing answered GET /api/version on {}",
-                    probed.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
-                )))
+                .with(Evidence::note(version_unknown_why(&root, opts, &probed)))
                 .fix("Run `ollama --version` and compare it with the CVE table (fixed in 0.17.1 for the latest critical one)"),
         ),
         None => {}
@@ -362,6 +359,33 @@ pub fn run(opts: &CheckOptions) -> Result<Report, CheckError> {
 
 /// The version from the live server (asked at each of `targets` in turn), or from the
 /// fixture file under another root.
+/// Why no version was found, as the evidence of `version.unknown`: only the live host (`--root
+/// /`) is asked over the network.
+fn version_unknown_why(
+    root: &Root,
+    opts: &CheckOptions,
+    probed: &[std::net::SocketAddr],
+) -> String {
+    if !root.is_live() {
+        return format!(
+            "--root {} is not this host, so no Ollama was asked over the network, and it has \
+             no {FIXTURES}/version.json",
+            root.base().display()
+        );
+    }
+    if !opts.probe_live_version {
+        return "the live version probe is turned off".to_string();
+    }
+    format!(
+        "nothing answered GET /api/version on {}",
+        probed
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(", ")
+    )
+}
+
 fn read_version(
     root: &Root,
     opts: &CheckOptions,

@@ -926,3 +926,23 @@ fn a_unit_masked_with_dev_null_hides_the_packaged_unit() {
         vec!["/etc/systemd/system/ollama.service".to_string()]
     );
 }
+
+/// Under a --root that is not this host nothing is asked over the network: the unknown version's
+/// evidence says so and names the file that would have told, not a probe that never happened.
+#[test]
+fn an_unknown_version_under_a_fixture_root_says_why() {
+    let fx = Fx::new();
+    fx.ollama(&[]);
+    fx.interfaces();
+    let r = run(&fx.opts()).unwrap();
+    let unknown = with_id(&r, "version.unknown");
+    assert_eq!(unknown.len(), 1, "{:#?}", r.findings);
+    let note = unknown[0]
+        .evidence
+        .iter()
+        .map(|e| e.detail.as_str())
+        .collect::<String>();
+    assert!(note.contains("is not this host"), "{note}");
+    assert!(note.contains("version.json"), "{note}");
+    assert!(!note.contains("nothing answered"), "{note}");
+}
