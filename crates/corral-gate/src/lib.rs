@@ -35,7 +35,7 @@ use std::time::Duration;
 
 pub use error::GateError;
 pub use selfcheck::Exposure;
-pub use server::Gate;
+pub use server::{listen_socket, Gate};
 pub use settings::{GateSettings, TlsFiles, Upstream};
 
 /// Loads a TLS certificate chain and key as the gate would, to check them before start-up

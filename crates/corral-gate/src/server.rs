@@ -83,10 +83,50 @@ pub struct Gate {
     cert_reload: Arc<Notify>,
 }
 
+/// Most connections the kernel queues for the accept loop (the listen backlog).
+const LISTEN_BACKLOG: i32 = 1024;
+
+/// Binds the listen socket on its own, so that a caller can learn that the address is taken (or
+/// not allowed) before it opens anything else; [`Gate::bind_to`] serves on it.
+pub fn listen_socket(addr: SocketAddr) -> Result<std::net::TcpListener, GateError> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let fail = |source| GateError::Bind { addr, source };
+    let socket =
+        Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP)).map_err(fail)?;
+    // As tokio's own bind: a restarted gate can listen again at once.
+    #[cfg(unix)]
+    socket.set_reuse_address(true).map_err(fail)?;
+    socket.bind(&addr.into()).map_err(fail)?;
+    socket.listen(LISTEN_BACKLOG).map_err(fail)?;
+    socket.set_nonblocking(true).map_err(fail)?;
+    Ok(socket.into())
+}
+
 impl Gate {
     /// Validates the settings (TLS files, plaintext on a non-loopback address), loads the keys
     /// and binds the listen socket.
     pub async fn bind(
+        settings: GateSettings,
+        store: KeyStore,
+        audit: AuditHandle,
+    ) -> Result<Gate, GateError> {
+        Gate::bind_with(None, settings, store, audit).await
+    }
+
+    /// [`Gate::bind`] on a socket from [`listen_socket`] (bound to `settings.listen`).
+    pub async fn bind_to(
+        socket: std::net::TcpListener,
+        settings: GateSettings,
+        store: KeyStore,
+        audit: AuditHandle,
+    ) -> Result<Gate, GateError> {
+        Gate::bind_with(Some(socket), settings, store, audit).await
+    }
+
+    /// The settings are checked before a socket is bound: a refused configuration is said as
+    /// such, not as the address it could not listen on.
+    async fn bind_with(
+        socket: Option<std::net::TcpListener>,
         settings: GateSettings,
         store: KeyStore,
         audit: AuditHandle,
@@ -105,13 +145,14 @@ impl Gate {
         }
         let store: SharedStore = Arc::new(Mutex::new(store));
         let (snapshot, store_version) = keys::load(&store).await?;
-        let listener =
-            TcpListener::bind(settings.listen)
-                .await
-                .map_err(|source| GateError::Bind {
-                    addr: settings.listen,
-                    source,
-                })?;
+        let socket = match socket {
+            Some(s) => s,
+            None => listen_socket(settings.listen)?,
+        };
+        let listener = TcpListener::from_std(socket).map_err(|source| GateError::Bind {
+            addr: settings.listen,
+            source,
+        })?;
         let local_addr = listener.local_addr().map_err(|source| GateError::Bind {
             addr: settings.listen,
             source,

@@ -857,3 +857,26 @@ fn sighup_reloads_the_tls_certificate_and_does_not_stop_the_gate() {
         "{all}"
     );
 }
+
+/// An address already in use is said before anything is created: a first run that fails on
+/// the port leaves no empty key store or audit log behind.
+#[test]
+fn serve_on_an_address_in_use_fails_before_creating_the_store_or_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    corral(&data)
+        .args(["serve", "--listen", &addr])
+        .timeout(std::time::Duration::from_secs(30))
+        .assert()
+        .code(2)
+        .stdout(predicate::str::is_empty())
+        .stderr(predicate::str::contains(format!("cannot listen on {addr}")));
+    assert!(!data.join("keys.db").exists(), "a key store was created");
+    assert!(
+        !data.join("audit.ndjson").exists(),
+        "an audit log was created"
+    );
+    drop(taken);
+}

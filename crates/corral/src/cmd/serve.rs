@@ -59,6 +59,9 @@ fn serve(env: &Env, args: ServeArgs, notices: Notices) -> Result<ExitCode> {
     let allow_plaintext = args.allow_plaintext || server.allow_plaintext;
     // Refused before the store and the audit log are touched.
     check_listener(listen, tls.as_ref(), allow_plaintext)?;
+    // Bound now: an address in use (another gate, Ollama itself) is said before the key store and
+    // the audit log are created.
+    let socket = corral_gate::listen_socket(listen)?;
     let audit_path = args
         .audit_log
         .or_else(|| config.audit.path.clone())
@@ -124,7 +127,7 @@ fn serve(env: &Env, args: ServeArgs, notices: Notices) -> Result<ExitCode> {
         } else {
             "http"
         };
-        let gate = corral_gate::Gate::bind(settings, store, audit).await?;
+        let gate = corral_gate::Gate::bind_to(socket, settings, store, audit).await?;
         let addr = gate.local_addr();
         // First stdout line is a contract: scripts started with --listen ...:0 read the port from it.
         println!("listening on {scheme}://{addr}");
