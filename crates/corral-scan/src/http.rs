@@ -519,24 +519,16 @@ pub fn parse_response(buf: &[u8], head_only: bool) -> Result<Response, HttpError
 /// start of `rest`, or `None` while it is incomplete or when it is not chunked encoding. Walks
 /// chunk headers only, so a chunk whose data ends in `0\r\n\r\n` does not end the body.
 pub(crate) fn chunked_len(rest: &[u8]) -> Option<usize> {
-    let line_end = |from: usize| -> Option<usize> {
-        let tail = rest.get(from..)?;
-        tail.windows(2).position(|w| w == b"\r\n").map(|p| from + p)
-    };
     let mut at = 0usize;
     loop {
-        let eol = line_end(at)?;
-        let size_text = std::str::from_utf8(rest.get(at..eol)?).ok()?;
-        let size_text = size_text.split(';').next().unwrap_or("").trim();
-        let size = usize::from_str_radix(size_text, 16).ok()?;
-        at = eol + 2;
+        let (size, head) = chunk_header(rest.get(at..)?)?;
+        at += head;
         if size == 0 {
             // Trailer fields, then an empty line.
             loop {
-                let eol = line_end(at)?;
-                let empty = eol == at;
-                at = eol + 2;
-                if empty {
+                let eol = line_end(rest.get(at..)?)?;
+                at += eol + 2;
+                if eol == 0 {
                     return Some(at);
                 }
             }
@@ -548,19 +540,28 @@ pub(crate) fn chunked_len(rest: &[u8]) -> Option<usize> {
     }
 }
 
+/// Where the first CRLF in `b` starts.
+fn line_end(b: &[u8]) -> Option<usize> {
+    b.windows(2).position(|w| w == b"\r\n")
+}
+
+/// The chunk header (`SIZE[;ext]\r\n`) at the start of `rest`: the chunk's size and the
+/// header's length with its CRLF.
+fn chunk_header(rest: &[u8]) -> Option<(usize, usize)> {
+    let eol = line_end(rest)?;
+    let text = std::str::from_utf8(rest.get(..eol)?).ok()?;
+    let size = usize::from_str_radix(text.split(';').next().unwrap_or("").trim(), 16).ok()?;
+    Some((size, eol + 2))
+}
+
 /// Decodes chunked encoding; returns what could be decoded and whether it ended cleanly.
 pub(crate) fn dechunk(mut rest: &[u8]) -> (Vec<u8>, bool) {
     let mut out = Vec::new();
     loop {
-        let Some(eol) = rest.windows(2).position(|w| w == b"\r\n") else {
+        let Some((size, head)) = chunk_header(rest) else {
             return (out, false);
         };
-        let size_text = String::from_utf8_lossy(rest.get(..eol).unwrap_or(&[]));
-        let size_text = size_text.split(';').next().unwrap_or("").trim().to_string();
-        let Ok(size) = usize::from_str_radix(&size_text, 16) else {
-            return (out, false);
-        };
-        rest = rest.get(eol + 2..).unwrap_or(&[]);
+        rest = rest.get(head..).unwrap_or(&[]);
         if size == 0 {
             return (out, true);
         }

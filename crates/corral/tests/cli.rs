@@ -660,18 +660,7 @@ fn audit_verify_takes_a_shell_glob_of_a_rotated_log_in_rotation_order() {
 fn serve_until(data: &Path, until: &str) -> (String, String) {
     use std::io::Read;
     use std::process::Stdio;
-    let bin = assert_cmd::cargo::cargo_bin("corral");
-    let mut child = std::process::Command::new(bin)
-        .env("CORRAL_DATA_DIR", data)
-        .env_remove("CORRAL_CONFIG")
-        .env_remove("CORRAL_LOG")
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--upstream",
-            "http://127.0.0.1:9",
-        ])
+    let mut child = serve_command(data)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -687,6 +676,23 @@ fn serve_until(data: &Path, until: &str) -> (String, String) {
     child.kill().unwrap();
     child.wait().unwrap();
     (out.join().unwrap(), stderr.finish())
+}
+
+/// `corral serve` on a free loopback port in front of a closed upstream, with `data` as its
+/// data directory and no config or log filter from the environment; the caller adds the rest.
+fn serve_command(data: &Path) -> std::process::Command {
+    let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("corral"));
+    cmd.env("CORRAL_DATA_DIR", data)
+        .env_remove("CORRAL_CONFIG")
+        .env_remove("CORRAL_LOG")
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--upstream",
+            "http://127.0.0.1:9",
+        ]);
+    cmd
 }
 
 /// A child's stderr, read on a thread as it comes.
@@ -795,17 +801,7 @@ fn sighup_reloads_the_tls_certificate_and_does_not_stop_the_gate() {
     let (cert_path, key_path) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
     std::fs::write(&cert_path, cert).unwrap();
     std::fs::write(&key_path, key).unwrap();
-    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("corral"))
-        .env("CORRAL_DATA_DIR", dir.path().join("data"))
-        .env_remove("CORRAL_CONFIG")
-        .env_remove("CORRAL_LOG")
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--upstream",
-            "http://127.0.0.1:9",
-        ])
+    let mut child = serve_command(&dir.path().join("data"))
         .arg("--audit-log")
         .arg(dir.path().join("audit.ndjson"))
         .arg("--tls-cert")

@@ -157,8 +157,53 @@ mod tests {
         (ck.cert.pem(), ck.key_pair.serialize_pem())
     }
 
+    /// Replaces `path` by rename, as ACME clients do: a new inode every time, so a change is
+    /// seen even when the size is the same and the clock's tick has not moved.
+    fn put(path: &std::path::Path, content: impl AsRef<[u8]>) {
+        let tmp = path.with_extension("tmp");
+        std::fs::write(&tmp, content).unwrap();
+        std::fs::rename(&tmp, path).unwrap();
+    }
+
     fn served(r: &CertReloader) -> Arc<ServerConfig> {
         r.current().load_full()
+    }
+
+    #[test]
+    fn a_certificate_near_its_end_is_reminded_of_once_a_day_and_anew_when_renewed() {
+        use chrono::Datelike;
+        let dir = tempfile::tempdir().unwrap();
+        let files = TlsFiles {
+            cert: dir.path().join("cert.pem"),
+            key: dir.path().join("key.pem"),
+        };
+        let key = rcgen::KeyPair::generate().unwrap();
+        std::fs::write(&files.key, key.serialize_pem()).unwrap();
+        let ending_in = |days: i64| {
+            let end = chrono::Utc::now() + chrono::Duration::days(days);
+            let mut p = rcgen::CertificateParams::new(vec!["localhost".to_owned()]).unwrap();
+            p.not_before = rcgen::date_time_ymd(2020, 1, 1);
+            p.not_after = rcgen::date_time_ymd(end.year(), end.month() as u8, end.day() as u8);
+            p.self_signed(&key).unwrap().pem()
+        };
+        std::fs::write(&files.cert, ending_in(5)).unwrap();
+        let first = super::super::server_config(&files).unwrap();
+        let mut r = CertReloader::new(files.clone(), first);
+        let warning = r.expiry_reminder().expect("within 14 days");
+        assert!(warning.contains("cert.pem"), "{warning}");
+        assert_eq!(
+            r.expiry_reminder(),
+            None,
+            "said once a day, not at every look"
+        );
+        // A renewal that is near its end too is said at once.
+        put(&files.cert, ending_in(9));
+        assert!(matches!(r.check(false), Checked::Reloaded));
+        assert!(r.expiry_reminder().is_some());
+        // One with a long life is not.
+        put(&files.cert, ending_in(90));
+        assert!(matches!(r.check(false), Checked::Reloaded));
+        assert_eq!(r.expiry_reminder(), None);
     }
 
     #[test]
@@ -178,10 +223,8 @@ mod tests {
 
         // A renewal written by rename (new inode): loaded.
         let (c2, k2) = pair();
-        std::fs::write(dir.path().join("new.pem"), &c2).unwrap();
-        std::fs::write(dir.path().join("newkey.pem"), &k2).unwrap();
-        std::fs::rename(dir.path().join("new.pem"), &files.cert).unwrap();
-        std::fs::rename(dir.path().join("newkey.pem"), &files.key).unwrap();
+        put(&files.cert, &c2);
+        put(&files.key, &k2);
         assert!(matches!(r.check(false), Checked::Reloaded));
         let second = served(&r);
         assert!(!Arc::ptr_eq(&second, &first));
@@ -189,7 +232,7 @@ mod tests {
 
         // Half a renewal: the new certificate with the old key. Reported once, old pair kept.
         let (c3, _k3) = pair();
-        std::fs::write(&files.cert, &c3).unwrap();
+        put(&files.cert, &c3);
         match r.check(false) {
             Checked::Failed(e) => assert!(e.to_string().contains("cert.pem"), "{e}"),
             other => panic!("{other:?}"),
@@ -198,13 +241,13 @@ mod tests {
         assert!(matches!(r.check(false), Checked::Unchanged));
 
         // Garbage in the key file: still the old pair.
-        std::fs::write(&files.key, "not a key").unwrap();
+        put(&files.key, "not a key");
         assert!(matches!(r.check(false), Checked::Failed(_)));
         assert!(Arc::ptr_eq(&served(&r), &second));
 
         // A forced look at a good pair reloads even when nothing changed since.
-        std::fs::write(&files.cert, &c2).unwrap();
-        std::fs::write(&files.key, &k2).unwrap();
+        put(&files.cert, &c2);
+        put(&files.key, &k2);
         assert!(matches!(r.check(false), Checked::Reloaded));
         let third = served(&r);
         assert!(matches!(r.check(true), Checked::Reloaded));
