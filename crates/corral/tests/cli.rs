@@ -368,6 +368,27 @@ fn serve_warns_about_an_invalid_corral_log_filter() {
         stderr.starts_with("corral: WARNING: CORRAL_LOG is not a valid tracing filter"),
         "{stderr}"
     );
+    // A value that is not UTF-8 at all is said too.
+    #[cfg(unix)]
+    {
+        use std::os::unix::ffi::OsStrExt;
+        let out = corral(dir.path())
+            .env("CORRAL_LOG", std::ffi::OsStr::from_bytes(b"corral=\xff"))
+            .args(["serve", "--listen", "0.0.0.0:0"])
+            .timeout(std::time::Duration::from_secs(10))
+            .assert()
+            .code(2)
+            .get_output()
+            .stderr
+            .clone();
+        let stderr = String::from_utf8(out).unwrap();
+        assert!(
+            stderr.starts_with(
+                "corral: WARNING: CORRAL_LOG is not a valid tracing filter (not UTF-8)"
+            ),
+            "{stderr}"
+        );
+    }
     let out = corral(dir.path())
         .env("CORRAL_LOG", "corral=verbose")
         .args(["serve", "--log-format", "json", "--listen", "0.0.0.0:0"])

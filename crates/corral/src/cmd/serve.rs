@@ -330,18 +330,14 @@ const DEFAULT_LOG_FILTER: &str = "corral=info,corral_gate=info,warn";
 /// Sets up the diagnostic log; says why `CORRAL_LOG`, when set, could not be used.
 fn init_tracing(format: LogFormat) -> Option<String> {
     use tracing_subscriber::EnvFilter;
-    let mut bad = None;
-    let filter = match std::env::var("CORRAL_LOG") {
-        Ok(v) if !v.trim().is_empty() => EnvFilter::try_new(&v).unwrap_or_else(|e| {
-            bad = Some(e.to_string());
-            EnvFilter::new(DEFAULT_LOG_FILTER)
-        }),
-        Ok(_) => EnvFilter::new(DEFAULT_LOG_FILTER),
-        Err(std::env::VarError::NotPresent) => EnvFilter::new(DEFAULT_LOG_FILTER),
-        Err(std::env::VarError::NotUnicode(_)) => {
-            bad = Some("not UTF-8".to_owned());
-            EnvFilter::new(DEFAULT_LOG_FILTER)
-        }
+    let default = || EnvFilter::new(DEFAULT_LOG_FILTER);
+    let (filter, bad) = match std::env::var("CORRAL_LOG") {
+        Ok(v) if !v.trim().is_empty() => match EnvFilter::try_new(&v) {
+            Ok(f) => (f, None),
+            Err(e) => (default(), Some(e.to_string())),
+        },
+        Err(std::env::VarError::NotUnicode(_)) => (default(), Some("not UTF-8".to_owned())),
+        _ => (default(), None),
     };
     // Colour codes only for a person at a terminal, not in a file, a pipe or a journal.
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
