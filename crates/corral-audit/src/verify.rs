@@ -23,6 +23,10 @@ pub use report::{Notice, Problem, ProblemKind, VerifyReport};
 
 /// Lines longer than this are refused without being buffered further.
 pub const MAX_LINE_BYTES: usize = 64 * 1024;
+/// Most lines in a row that may be torn writes awaiting the writer's restart record. Each
+/// crash leaves one, and the writer's next start writes its restart record at once: more
+/// than a few in a row is not a log (a device like `/dev/urandom` would be read forever).
+const MAX_TORN_LINES: u64 = 64;
 
 /// Notices kept in a report; further ones are only counted.
 pub const MAX_NOTICES: usize = 100;
@@ -257,6 +261,10 @@ impl Verifier {
                 false
             }
             Some(Pending::Torn { first, why, lines }) => match &checked {
+                Err(LineFault::Malformed(_)) if lines >= MAX_TORN_LINES => {
+                    self.fail(first, ProblemKind::Malformed, why.to_string());
+                    false
+                }
                 Err(LineFault::Malformed(_)) => {
                     self.pending = Some(Pending::Torn {
                         first,

@@ -355,6 +355,46 @@ fn several_torn_lines_before_one_restart_are_one_notice() {
     assert_eq!((r.records, r.last_seq), (4, Some(4)));
 }
 
+/// Garbage lines without end, as from `/dev/urandom`; counts what was read.
+struct Endless {
+    read: usize,
+}
+
+impl std::io::Read for Endless {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        const LINE: &[u8] = b"\x8f\x02 not a record\n";
+        // A guard for the test itself: a verifier that never stops fails here, not by hanging.
+        assert!(
+            self.read < 64 * 1024 * 1024,
+            "the verifier kept reading an endless input"
+        );
+        let n = buf.len().min(LINE.len());
+        buf[..n].copy_from_slice(&LINE[..n]);
+        self.read += n;
+        Ok(n)
+    }
+}
+
+#[test]
+fn an_endless_run_of_garbage_lines_is_malformed_at_its_first_line_not_read_forever() {
+    let mut v = Verifier::new();
+    let mut input = Endless { read: 0 };
+    v.feed(
+        Path::new("/dev/urandom"),
+        std::io::BufReader::new(&mut input),
+    )
+    .unwrap();
+    let r = v.finish();
+    assert_eq!(problem(&r), (1, ProblemKind::Malformed));
+    assert!(input.read < 64 * 1024, "read {} bytes", input.read);
+    // A short run of torn lines before a restart is still a crash the writer recovered from
+    // (`several_torn_lines_before_one_restart_are_one_notice`); a long run in a file is not.
+    let mut lines = log(3);
+    lines.extend((0..MAX_TORN_LINES + 1).map(|_| "{\"@timest".to_string()));
+    lines.push(restart(4, &hash_of(&lines[2])));
+    assert_eq!(problem(&check(&join(&lines))), (4, ProblemKind::Malformed));
+}
+
 #[test]
 fn a_torn_first_line_then_a_restart_starts_the_log() {
     let lines = vec!["{\"@ti".to_string(), restart(1, GENESIS_PREV)];
