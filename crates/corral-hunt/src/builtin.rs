@@ -91,7 +91,8 @@ pub fn set_volume(rules: &mut [Rule], gt: u64, timespan_ms: i64) {
     }
 }
 
-/// Adds domains to the DNS rule's allow list: each allows itself and its subdomains.
+/// Adds domains to the DNS rule's allow list: each allows itself and its subdomains, with or
+/// without the final dot of a fully qualified name.
 pub fn allow_domains(rules: &mut [Rule], domains: &[String]) {
     for r in rules.iter_mut().filter(|r| r.id == DNS_RULE_ID) {
         let Some(sel) = r.selections.iter_mut().find(|s| s.name == "filter_allowed") else {
@@ -106,11 +107,14 @@ pub fn allow_domains(rules: &mut [Rule], domains: &[String]) {
             if d.is_empty() {
                 continue;
             }
+            // Each also fully qualified (`example.com.`), as some DNS logs write names.
             if let Some(item) = sel.alternatives.get_mut(0).and_then(|a| a.get_mut(0)) {
                 item.values.push(Scalar::Str(d.to_string()));
+                item.values.push(Scalar::Str(format!("{d}.")));
             }
             if let Some(item) = sel.alternatives.get_mut(1).and_then(|a| a.get_mut(0)) {
                 item.values.push(Scalar::Str(format!(".{d}")));
+                item.values.push(Scalar::Str(format!(".{d}.")));
             }
         }
     }

@@ -254,6 +254,39 @@ fn allow_domain_option() {
 }
 
 #[test]
+fn fully_qualified_names_with_a_final_dot_are_allowed_like_the_names_without() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("dns.ndjson");
+    let names = [
+        "registry.ollama.ai.",
+        "ollama.com.",
+        "objects.githubusercontent.com.",
+        "mirror.corp.example.",
+        "models.evil.example.",
+        "ollama.com.evil.example.",
+    ];
+    let mut f = std::fs::File::create(&path).unwrap();
+    for (i, name) in names.iter().enumerate() {
+        writeln!(
+            f,
+            r#"{{"@timestamp":"2026-01-10T10:00:{i:02}.000Z","event":{{"action":"lookup_requested"}},"process":{{"name":"ollama"}},"dns":{{"question":{{"name":"{name}"}}}}}}"#
+        )
+        .unwrap();
+    }
+    drop(f);
+    let mut rules = builtin::rules().unwrap();
+    builtin::allow_domains(&mut rules, &["corp.example.".to_string()]);
+    let engine = Engine::new(rules).unwrap();
+    let r = run(&engine, &[path]);
+    let dns: Vec<u64> = hits(&engine, &r)
+        .into_iter()
+        .filter(|(_, id)| id == DNS)
+        .map(|(line, _)| line)
+        .collect();
+    assert_eq!(dns, vec![5, 6], "{r:?}");
+}
+
+#[test]
 fn malformed_records_are_counted_with_lines() {
     let engine = engine();
     let r = run(
