@@ -246,11 +246,31 @@ fn eql_field(f: &str) -> String {
     }
 }
 
+/// ECS fields of type keyword that hold numbers (`event.code` is "3" for Sysmon's network
+/// event, "5158" for the Windows filtering platform's bind). EQL is strictly typed: comparing
+/// a keyword field with the number 3 is a verification error that stops the rule from loading,
+/// so numbers compared with these fields are written as strings.
+const ECS_NUMERIC_KEYWORDS: &[&str] = &["event.code", "winlog.event_id", "winlog.record_id"];
+
 impl Lang for Eql {
     fn item(&self, it: &Item) -> Result<String, ExportError> {
         let f = eql_field(&it.field);
         let m = it.mods;
-        let vals = &it.values;
+        let as_text: Vec<Scalar>;
+        let mut vals = &it.values;
+        if ECS_NUMERIC_KEYWORDS.contains(&it.field.as_str()) && vals.iter().any(is_num) {
+            as_text = vals
+                .iter()
+                .map(|v| {
+                    if is_num(v) {
+                        Scalar::Str(v.text())
+                    } else {
+                        v.clone()
+                    }
+                })
+                .collect();
+            vals = &as_text;
+        }
         if m.op == Op::Exists {
             let want = vals.first() == Some(&Scalar::Bool(true));
             return Ok(format!("{f} {} null", if want { "!=" } else { "==" }));

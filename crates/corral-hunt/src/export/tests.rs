@@ -37,6 +37,25 @@ fn eql_of_the_elastic_rule_keeps_its_semantics() {
 }
 
 #[test]
+fn eql_compares_numeric_keyword_fields_with_strings() {
+    // ECS `event.code` is a keyword: `event.code == 3` fails EQL's type check in Elasticsearch.
+    let rules = builtin::rules().unwrap();
+    for (id, code) in [
+        ("0f6d3c8a-2b71-4e95-a6c4-7e1b2d9f8a21", "3"),
+        ("6a1f9d0c-7b28-4c53-9e47-c2d8e5f1a254", "5158"),
+    ] {
+        let r = rules.iter().find(|r| r.id == id).unwrap();
+        let q = export(r, "r", "", ExportFormat::Eql).unwrap().text;
+        assert!(q.contains(&format!(r#"event.code : "{code}""#)), "{q}");
+        assert!(!q.contains(&format!("event.code == {code}")), "{q}");
+        // Ports are numbers in ECS (long) and stay numbers.
+        if code == "3" {
+            assert!(q.contains("destination.port == 11434"), "{q}");
+        }
+    }
+}
+
+#[test]
 fn kql_and_spl() {
     let (r, src) = elastic();
     let k = export(&r, "e", src, ExportFormat::Kql).unwrap().text;
