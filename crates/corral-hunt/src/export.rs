@@ -252,6 +252,11 @@ fn eql_field(f: &str) -> String {
 /// so numbers compared with these fields are written as strings.
 const ECS_NUMERIC_KEYWORDS: &[&str] = &["event.code", "winlog.event_id", "winlog.record_id"];
 
+/// ECS fields of type `ip` (`source.ip`, `destination.ip`, `host.ip`, `related.ip`, ...).
+fn is_ecs_ip_field(field: &str) -> bool {
+    field == "ip" || field.ends_with(".ip")
+}
+
 impl Lang for Eql {
     fn item(&self, it: &Item) -> Result<String, ExportError> {
         let f = eql_field(&it.field);
@@ -275,7 +280,14 @@ impl Lang for Eql {
             let want = vals.first() == Some(&Scalar::Bool(true));
             return Ok(format!("{f} {} null", if want { "!=" } else { "==" }));
         }
-        if m.op == Op::Cidr {
+        // ECS `ip` fields: EQL takes no `:`, `in` or `in~` of strings on them (a verification
+        // error); an address compared as a one-address network is what Elastic's own rules do.
+        let ip_equality = m.op == Op::Eq
+            && is_ecs_ip_field(&it.field)
+            && vals
+                .iter()
+                .all(|v| matches!(v, Scalar::Str(s) if s.parse::<std::net::IpAddr>().is_ok()));
+        if m.op == Op::Cidr || ip_equality {
             let nets: Vec<String> = vals.iter().map(literal).collect();
             if m.all {
                 return Ok(combine(
