@@ -3,6 +3,8 @@
 #   1. direct to a fast mock Ollama,
 #   2. through corral,
 #   3. through Debian's nginx as a bearer-checking proxy (bench/nginx.conf.in),
+#   4. through the floor: a bare pass-through proxy on the gate's runtime (token check and
+#      relay, nothing else; `corral-bench floor`), which shows what corral's own layers cost,
 # then holds 1,000 concurrent long-lived NDJSON streams open through each and reads the
 # proxy's peak RSS. Prints a markdown table and writes it to bench/out/gate-results.md.
 #
@@ -23,7 +25,7 @@ PACED_DELAY_MS=${BENCH_PACED_DELAY_MS:-4} # ... each pausing this long before a 
 STREAMS=${BENCH_STREAMS:-1000}         # concurrent long-lived streams
 STREAM_CHUNKS=${BENCH_STREAM_CHUNKS:-40}
 STREAM_DELAY_MS=${BENCH_STREAM_DELAY_MS:-250}
-TARGETS=${BENCH_TARGETS:-"direct corral nginx"}
+TARGETS=${BENCH_TARGETS:-"direct corral nginx floor"}
 PIN=${BENCH_PIN:-1}                    # 1: proxy on its own CPU(s), load + mock on the rest
 SKIP_BUILD=${BENCH_SKIP_BUILD:-0}
 TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
@@ -45,7 +47,7 @@ int_in BENCH_PACED_DELAY_MS "$PACED_DELAY_MS" 1 1000
 int_in BENCH_STREAMS "$STREAMS" 1 5000
 int_in BENCH_STREAM_CHUNKS "$STREAM_CHUNKS" 10 10000
 int_in BENCH_STREAM_DELAY_MS "$STREAM_DELAY_MS" 1 1000
-for t in $TARGETS; do [[ $t =~ ^(direct|corral|nginx)$ ]] || die "unknown target '$t' in BENCH_TARGETS"; done
+for t in $TARGETS; do [[ $t =~ ^(direct|corral|nginx|floor)$ ]] || die "unknown target '$t' in BENCH_TARGETS"; done
 # A stream lasts STREAM_CHUNKS * STREAM_DELAY_MS; keep it (and so the run) bounded.
 (( STREAM_CHUNKS * STREAM_DELAY_MS <= 60000 )) || die "a stream would last over 60 s"
 
@@ -213,6 +215,9 @@ start_proxy() {
       start corral proxy "$BIN/corral" --data-dir "$CORRAL_DATA" serve \
         --listen 127.0.0.1:0 --upstream "http://$2" --audit-log "$WORK/corral-audit.ndjson"
       PROXY_PID=$LAST_PID; URL="http://$(await_listen corral "$PROXY_PID")" ;;
+    floor)
+      start floor proxy "$BIN/corral-bench" floor --listen 127.0.0.1:0 --upstream "$2" --authorization "$AUTH"
+      PROXY_PID=$LAST_PID; URL="http://$(await_listen floor "$PROXY_PID")" ;;
     nginx)
       local port; port=$("$BIN/corral-bench" free-port)
       mkdir -p "$WORK/nginx"

@@ -82,6 +82,9 @@ END {
             ratio = R[kc] / R[kn]
             printf "| corral / nginx throughput (%s) | %.2f× | ≥ 1.00× | %s |\n", ph, ratio, yes(ratio >= 1)
         }
+        kf = ph SUBSEP "floor"
+        if ((ph != "paced") && C[kc] != "" && C[kf] != "" && C[kc] > 0)
+            printf "| floor / corral CPU per request (%s; informative: what corral's own layers cost over a bare relay on the same runtime) | %.2f× | – | – |\n", ph, C[kf] / C[kc]
         if ((ph != "paced") && C[kc] != "" && C[kn] != "" && C[kc] > 0) {
             printf "| nginx / corral CPU per request (%s; informative: 1.00× = as frugal as nginx) | %.2f× | – | – |\n", ph, C[kn] / C[kc]
             if (KC[kc] != "" && KC[kn] != "" && C[kc] - KC[kc] > 0)

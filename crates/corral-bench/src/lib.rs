@@ -5,6 +5,7 @@
 //! proxy's memory, and reporting how many streams were really open at the same time.
 
 pub mod fleet;
+pub mod floor;
 pub mod rss;
 pub mod stats;
 pub mod streams;

@@ -25,9 +25,25 @@ enum Command {
     /// Prints a TCP port that is free on 127.0.0.1 right now (for servers that cannot bind
     /// port 0 and report it, such as nginx).
     FreePort,
+    /// A bare pass-through proxy (token check, relay, nothing else) on the gate's runtime:
+    /// the floor `bench/gate.sh` measures corral against. Prints `listening on ADDR`.
+    Floor(FloorArgs),
     /// Serves mock LLM servers of many kinds on thousands of 127.x.y.z addresses (for
     /// `bench/scan.sh`); prints `ready N` once every address is bound.
     Fleet(FleetArgs),
+}
+
+#[derive(clap::Args)]
+struct FloorArgs {
+    /// Loopback address to listen on (port 0: any free port).
+    #[arg(long, default_value = "127.0.0.1:0")]
+    listen: std::net::SocketAddr,
+    /// The upstream, a loopback address (HOST:PORT).
+    #[arg(long)]
+    upstream: std::net::SocketAddr,
+    /// The whole `Authorization` header value a request must carry, e.g. "Bearer crl_...".
+    #[arg(long, env = "CORRAL_BENCH_AUTH", hide_env_values = true)]
+    authorization: String,
 }
 
 #[derive(clap::Args)]
@@ -98,6 +114,7 @@ fn main() -> ExitCode {
             }
         }
         Command::Fleet(args) => run_fleet(args),
+        Command::Floor(args) => run_floor(args),
         Command::FreePort => {
             match std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()) {
                 Ok(addr) => {
@@ -165,6 +182,45 @@ fn run_fleet(args: FleetArgs) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn run_floor(args: FloorArgs) -> ExitCode {
+    if !args.listen.ip().is_loopback() || !args.upstream.ip().is_loopback() {
+        eprintln!("corral-bench: floor listens on and relays to loopback addresses only");
+        return ExitCode::from(2);
+    }
+    // The gate's runtime: multi-threaded, one worker per CPU the process may use.
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("corral-bench: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    rt.block_on(async move {
+        let listener = match tokio::net::TcpListener::bind(args.listen).await {
+            Ok(l) => l,
+            Err(e) => {
+                eprintln!("corral-bench: cannot listen on {}: {e}", args.listen);
+                return ExitCode::FAILURE;
+            }
+        };
+        match listener.local_addr() {
+            Ok(addr) => println!("listening on {addr}"),
+            Err(e) => {
+                eprintln!("corral-bench: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+        tokio::select! {
+            () = corral_bench::floor::serve(listener, args.upstream, args.authorization) => {}
+            _ = tokio::signal::ctrl_c() => {}
+        }
+        ExitCode::SUCCESS
+    })
 }
 
 fn run_streams(cfg: StreamsConfig, kv: bool) -> ExitCode {
