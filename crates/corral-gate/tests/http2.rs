@@ -411,3 +411,74 @@ async fn closed_when_idle<T>(conn: tokio::task::JoinHandle<T>, limit: Duration, 
     );
     out
 }
+
+/// A refusal sent while an HTTP/2 client is still uploading (a bad key, a route the key may not
+/// use, a body over the limit) reaches the client whole.
+#[tokio::test]
+async fn an_early_refusal_of_a_large_http2_upload_reaches_the_client_whole() {
+    let h = Harness::with_policies().await;
+    // Larger than the initial flow-control windows, so the upload is still going on.
+    let big = format!(
+        r#"{{"model":"llama3.2","messages":[{{"role":"user","content":"{}"}}]}}"#,
+        "x".repeat(3 * 1024 * 1024)
+    );
+    let json = ("content-type", "application/json".to_string());
+    let cases = [
+        // (path, authorization, status, dialect's error text)
+        ("/api/chat", "Bearer crl_wrong".to_string(), 401, "API key"),
+        ("/api/pull", h.bearer("alice"), 403, "admin"),
+        ("/api/chat", h.bearer("alice"), 413, "larger"),
+        ("/v1/chat/completions", h.bearer("alice"), 413, "larger"),
+    ];
+    for (path, auth, status, text) in cases {
+        let r = h2(
+            h.addr,
+            "POST",
+            path,
+            &[("authorization", auth), json.clone()],
+            big.as_bytes(),
+        )
+        .await;
+        assert_eq!(r.status, status, "{path}: {}", r.text());
+        assert!(r.text().contains(text), "{path}: {}", r.text());
+    }
+    assert!(h.forwarded().is_empty());
+}
+
+/// The same at the frame level: the whole answer, then RST_STREAM with NO_ERROR, not CANCEL
+/// (which clients may take as the request having failed and the answer as lost).
+#[tokio::test]
+async fn the_rest_of_a_refused_http2_upload_is_reset_with_no_error() {
+    let h = Harness::with_policies().await;
+    let tcp = tokio::net::TcpStream::connect(h.addr).await.unwrap();
+    let (mut client, conn) = h2::client::handshake(tcp).await.unwrap();
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    let req = Request::builder()
+        .method("POST")
+        .uri(format!("http://{}/api/chat", h.addr))
+        .header("authorization", "Bearer crl_wrong")
+        .header("content-type", "application/json")
+        .header("content-length", (4 * 1024 * 1024).to_string())
+        .body(())
+        .unwrap();
+    let (response, mut upload) = client.send_request(req, false).unwrap();
+    // What the initial window takes; the rest is never sent.
+    upload
+        .send_data(Bytes::from(vec![b' '; 16 * 1024]), false)
+        .unwrap();
+    let response = tokio::time::timeout(T, response).await.unwrap().unwrap();
+    assert_eq!(response.status(), 401);
+    let mut body = response.into_body();
+    let mut text = Vec::new();
+    while let Some(chunk) = tokio::time::timeout(T, body.data()).await.unwrap() {
+        text.extend_from_slice(&chunk.unwrap());
+    }
+    assert!(String::from_utf8_lossy(&text).contains("API key"));
+    let reason = tokio::time::timeout(T, std::future::poll_fn(|cx| upload.poll_reset(cx)))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(reason, h2::Reason::NO_ERROR);
+}
