@@ -663,6 +663,46 @@ async fn cloud_models_are_refused_for_user() {
 }
 
 #[tokio::test]
+async fn a_cloud_model_named_by_its_digest_is_refused_in_every_dialect() {
+    // Recent Ollama resolves a manifest's digest, or a 12+ digit prefix of it, to the model
+    // whose manifest it is: a cloud model's stub as well (its digest is the same on every
+    // server that pulled it). `nora` may use every model but no cloud model.
+    let h = Harness::with_policies().await;
+    let d = corral_testsupport::shapes::digest_of("gpt-oss:120b-cloud");
+    for m in [
+        d.clone(),
+        d[..12].to_string(),
+        format!("sha256-{d}"),
+        format!("library/{}:latest", &d[..16]),
+    ] {
+        for path in [
+            "/api/chat",
+            "/v1/chat/completions",
+            "/v1/messages",
+            "/v1/responses",
+        ] {
+            let body = json!({"model": m, "messages": [], "input": "x", "max_tokens": 8});
+            let r = h.post_json(path, "nora", &body).await;
+            assert_refused(&h, &r, "cloud_denied", &format!("{path} {m}"));
+        }
+        // A policy with an allow-list cannot vouch for a digest either.
+        let r = h
+            .post_json("/api/chat", "alice", &chat_body(&m, false))
+            .await;
+        assert_refused(&h, &r, "model_not_allowed", &m);
+    }
+    let r = h
+        .post_json("/api/chat", "cleo", &chat_body(&d, false))
+        .await;
+    assert_eq!(
+        r.status,
+        200,
+        "a policy with every model and cloud: {}",
+        r.text()
+    );
+}
+
+#[tokio::test]
 async fn builtin_user_has_cloud_denied_too() {
     let h = Harness::start().await;
     let r = h

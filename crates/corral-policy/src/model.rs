@@ -8,6 +8,10 @@
 use std::borrow::Cow;
 use std::fmt;
 
+mod digest;
+
+pub use digest::is_digest_reference;
+
 /// The registry Ollama assumes when a name carries none.
 const DEFAULT_REGISTRY: &str = "registry.ollama.ai/";
 /// The namespace Ollama assumes when a name carries none.
@@ -222,6 +226,12 @@ impl ModelPattern {
             host: true,
             library: false,
         }
+    }
+
+    /// Whether the pattern matches every model (`*`), including one named by its digest
+    /// ([`is_digest_reference`]), which no other pattern can vouch for.
+    pub fn matches_everything(&self) -> bool {
+        self.name.is_none()
     }
 
     /// The pattern as written.

@@ -346,3 +346,53 @@ fn a_url_scheme_before_the_registry_host_is_the_same_model() {
     assert!(hf.matches("hf.co/someone/x"));
     assert!(hf.matches("http://hf.co/someone/x:q4"));
 }
+
+#[test]
+fn digest_references_are_recognised_in_every_form_ollama_reads() {
+    let d = "65a329e9977c2b27524cfe73dd9b2534101c671b506649a49c6385f0253a8295";
+    let short = &d[..12];
+    for name in [
+        d.to_string(),
+        short.to_string(),
+        d.to_ascii_uppercase(),
+        format!("sha256-{d}"),
+        format!("sha256:{d}"),
+        format!("SHA256-{short}"),
+        format!("sha256:{short}"),
+        // A runner in front of the digest (`ollama:sha256-...`, `mlx:...`).
+        format!("ollama:sha256-{d}"),
+        format!("mlx:{short}"),
+        // The default registry, `library` and `latest` around a digest name it too.
+        format!("{short}:latest"),
+        format!("{short}:LATEST"),
+        format!("library/{short}"),
+        format!("registry.ollama.ai/library/{short}:latest"),
+        format!("ollama.com/library/sha256-{d}"),
+        format!("https://ollama.com/library/{short}"),
+        // Ollama takes an explicit `:local` (or `:cloud`) source off first.
+        format!("{short}:local"),
+        format!("sha256-{short}:Cloud"),
+    ] {
+        assert!(is_digest_reference(&name), "{name}");
+    }
+    for name in [
+        "llama3.2",
+        "llama3.2:latest",
+        "qwen3:8b",
+        // Too short for a digest prefix (Ollama wants 12 to 64 hex digits).
+        "deadbeef",
+        "cafe:latest",
+        &d[..11],
+        "gpt-oss:120b-cloud",
+        "10.0.0.5:8443/attacker/x",
+        // Not the default registry or namespace: a name, not a digest.
+        &format!("someone/{short}"),
+        &format!("hf.co/library/{short}"),
+        &format!("{short}:v1"),
+        &format!("{d}0"),
+        "sha256-",
+        "sha256-xyz0123456789ab",
+    ] {
+        assert!(!is_digest_reference(name), "{name}");
+    }
+}
