@@ -645,7 +645,14 @@ async fn a_web_search_tool_that_ollama_runs_needs_the_account_class() {
 #[tokio::test]
 async fn cloud_models_are_refused_for_user() {
     let h = Harness::with_policies().await;
-    for m in ["gpt-oss:120b-cloud", "glm-4.6:cloud", "kimi-k2:1t"] {
+    for m in [
+        "gpt-oss:120b-cloud",
+        "glm-4.6:cloud",
+        "kimi-k2:1t",
+        // `ollama.com` is Ollama's other name for its registry: the same remote model.
+        "ollama.com/library/kimi-k2:1t",
+        "https://Ollama.com/library/kimi-k2:1t",
+    ] {
         let r = h
             .post_json("/api/chat", "alice", &chat_body(m, false))
             .await;

@@ -383,6 +383,9 @@ fn cloud_models_are_denied_by_default() {
         "https://registry.ollama.ai/library/my-remote",
         "http://REGISTRY.ollama.ai/library/my-remote:latest",
         "://registry.ollama.ai/library/my-remote",
+        // Ollama's other name for its registry: the same model.
+        "ollama.com/library/my-remote",
+        "https://OLLAMA.COM/Library/My-Remote:latest",
     ] {
         let mut b = json!({"model": name});
         let d = evaluate(&user(), &m, Some(&mut b), &remote).unwrap_err();
