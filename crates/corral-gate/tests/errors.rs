@@ -6,6 +6,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use common::*;
 use corral_testsupport::{unused_addr, MockOllama};
 use serde_json::json;
@@ -185,6 +186,59 @@ async fn unknown_routes_and_methods_in_each_dialect() {
     // and no key-validity oracle on unknown paths.
     let r = h.get("/api/nonexistent", None).await;
     assert_eq!(r.status, 404);
+    assert!(h.forwarded().is_empty());
+}
+
+#[tokio::test]
+async fn a_body_that_is_not_json_says_so_in_each_dialect() {
+    let h = Harness::start().await;
+    let bodies: [(&str, &str); 3] = [
+        (
+            r#"{"model":"llama3.2","#,
+            "request body is not valid JSON (line 1, column 20)",
+        ),
+        (
+            r#"{"model":"llama3.2","n":1e400}"#,
+            "request body is not valid JSON",
+        ),
+        (r#"["model"]"#, "request body must be a JSON object"),
+    ];
+    for path in [
+        "/api/chat",
+        "/v1/chat/completions",
+        "/v1/messages",
+        "/v1/responses",
+    ] {
+        for (body, says) in bodies {
+            let hdrs = vec![
+                ("authorization", h.bearer("alice")),
+                ("content-type", "application/json".to_string()),
+            ];
+            let r = send(h.addr, "POST", path, &hdrs, Bytes::from(body)).await;
+            assert_eq!(r.status, 400, "{path} {body}: {}", r.text());
+            let v = r.json();
+            let message = if path.starts_with("/api/") {
+                v["error"].as_str()
+            } else {
+                v["error"]["message"].as_str()
+            };
+            let message = message.unwrap_or_else(|| panic!("{path}: {v}"));
+            assert!(message.starts_with(says), "{path} {body}: {message}");
+        }
+    }
+    let deep = format!(
+        r#"{{"model":"llama3.2","x":{}{}}}"#,
+        "[".repeat(500),
+        "]".repeat(500)
+    );
+    let hdrs = vec![("authorization", h.bearer("alice"))];
+    let r = send(h.addr, "POST", "/api/chat", &hdrs, Bytes::from(deep)).await;
+    assert_eq!(
+        r.json()["error"],
+        "request body nests too deeply",
+        "{}",
+        r.text()
+    );
     assert!(h.forwarded().is_empty());
 }
 

@@ -645,7 +645,14 @@ async fn a_web_search_tool_that_ollama_runs_needs_the_account_class() {
 #[tokio::test]
 async fn cloud_models_are_refused_for_user() {
     let h = Harness::with_policies().await;
-    for m in ["gpt-oss:120b-cloud", "glm-4.6:cloud", "kimi-k2:1t"] {
+    for m in [
+        "gpt-oss:120b-cloud",
+        "glm-4.6:cloud",
+        "kimi-k2:1t",
+        // `ollama.com` is Ollama's other name for its registry: the same remote model.
+        "ollama.com/library/kimi-k2:1t",
+        "https://Ollama.com/library/kimi-k2:1t",
+    ] {
         let r = h
             .post_json("/api/chat", "alice", &chat_body(m, false))
             .await;
@@ -660,6 +667,46 @@ async fn cloud_models_are_refused_for_user() {
         .post_json("/api/chat", "cleo", &chat_body("glm-4.6:cloud", false))
         .await;
     assert_eq!(r.status, 200, "{}", r.text());
+}
+
+#[tokio::test]
+async fn a_cloud_model_named_by_its_digest_is_refused_in_every_dialect() {
+    // Recent Ollama resolves a manifest's digest, or a 12+ digit prefix of it, to the model
+    // whose manifest it is: a cloud model's stub as well (its digest is the same on every
+    // server that pulled it). `nora` may use every model but no cloud model.
+    let h = Harness::with_policies().await;
+    let d = corral_testsupport::shapes::digest_of("gpt-oss:120b-cloud");
+    for m in [
+        d.clone(),
+        d[..12].to_string(),
+        format!("sha256-{d}"),
+        format!("library/{}:latest", &d[..16]),
+    ] {
+        for path in [
+            "/api/chat",
+            "/v1/chat/completions",
+            "/v1/messages",
+            "/v1/responses",
+        ] {
+            let body = json!({"model": m, "messages": [], "input": "x", "max_tokens": 8});
+            let r = h.post_json(path, "nora", &body).await;
+            assert_refused(&h, &r, "cloud_denied", &format!("{path} {m}"));
+        }
+        // A policy with an allow-list cannot vouch for a digest either.
+        let r = h
+            .post_json("/api/chat", "alice", &chat_body(&m, false))
+            .await;
+        assert_refused(&h, &r, "model_not_allowed", &m);
+    }
+    let r = h
+        .post_json("/api/chat", "cleo", &chat_body(&d, false))
+        .await;
+    assert_eq!(
+        r.status,
+        200,
+        "a policy with every model and cloud: {}",
+        r.text()
+    );
 }
 
 #[tokio::test]

@@ -1,15 +1,24 @@
 //! Model names and allow-list patterns.
 //!
-//! Names are compared in one normal form so that `Llama3.2`, `llama3.2:latest` and
-//! `registry.ollama.ai/library/llama3.2:latest` are the same model, as they are to Ollama.
+//! Names are compared in one normal form so that `Llama3.2`, `llama3.2:latest`,
+//! `registry.ollama.ai/library/llama3.2:latest` and `ollama.com/library/llama3.2` are the same
+//! model, as they are to Ollama.
 //! Foreign registries (`10.0.0.5:8443/attacker/x`) keep their host so a pattern for a
 //! library model can never match them.
 
 use std::borrow::Cow;
 use std::fmt;
 
+mod digest;
+
+pub use digest::is_digest_reference;
+
 /// The registry Ollama assumes when a name carries none.
 const DEFAULT_REGISTRY: &str = "registry.ollama.ai/";
+/// The default registry's other name: Ollama reads `ollama.com/<namespace>/<model>` as the
+/// same model as `registry.ollama.ai/<namespace>/<model>` (its `manifests-v2` store keeps
+/// models under `ollama.com`).
+const DEFAULT_REGISTRY_ALIAS: &str = "ollama.com/";
 /// The namespace Ollama assumes when a name carries none.
 const DEFAULT_NAMESPACE: &str = "library/";
 
@@ -17,7 +26,8 @@ const DEFAULT_NAMESPACE: &str = "library/";
 pub const MAX_NAME_LEN: usize = 512;
 
 /// Normal form of a model name: lower-case, a URL scheme before the registry host removed
-/// (see [`without_scheme`]), default registry and `library/` namespace removed, `:latest`
+/// (see [`without_scheme`]), default registry (`registry.ollama.ai/`, or its other name
+/// `ollama.com/`) and `library/` namespace removed, `:latest`
 /// added when no tag is given. `library/` is the namespace only when the model name follows
 /// it: Ollama reads `library/someone/x` as host `library`, namespace `someone`, so it keeps
 /// its three parts.
@@ -30,7 +40,7 @@ pub fn normalize(name: &str) -> String {
 pub fn normalized(name: &str) -> Cow<'_, str> {
     let already = !name.bytes().any(|b| b.is_ascii_uppercase())
         && (!name.contains("://") || without_scheme(name).len() == name.len())
-        && !name.starts_with(DEFAULT_REGISTRY)
+        && strip_default_registry(name).is_none()
         && strip_namespace(name).is_none()
         && split_tag(name).1.is_some_and(|t| !t.is_empty());
     if already {
@@ -41,7 +51,7 @@ pub fn normalized(name: &str) -> Cow<'_, str> {
 
 fn normalize_owned(name: &str) -> String {
     let mut rest = without_scheme(name);
-    if let Some(r) = strip_prefix_ignore_case(rest, DEFAULT_REGISTRY) {
+    if let Some(r) = strip_default_registry(rest) {
         rest = r;
     }
     if let Some(r) = strip_namespace(rest) {
@@ -83,6 +93,13 @@ pub fn without_scheme(name: &str) -> &str {
 /// name follows it.
 fn strip_namespace(s: &str) -> Option<&str> {
     strip_prefix_ignore_case(s, DEFAULT_NAMESPACE).filter(|r| !r.contains('/'))
+}
+
+/// `s` after a leading default registry host (`registry.ollama.ai/` or `ollama.com/`, any
+/// case).
+fn strip_default_registry(s: &str) -> Option<&str> {
+    strip_prefix_ignore_case(s, DEFAULT_REGISTRY)
+        .or_else(|| strip_prefix_ignore_case(s, DEFAULT_REGISTRY_ALIAS))
 }
 
 /// `s` without `prefix` (lower-case ASCII), compared ignoring ASCII case.
@@ -184,8 +201,8 @@ impl ModelPattern {
         // A pattern that spells out the default registry or namespace is limited to it:
         // `registry.ollama.ai/*` is not `*`, which also reaches every other registry.
         let mut scoped = false;
-        if let Some(rest) = g.strip_prefix(DEFAULT_REGISTRY) {
-            g = rest.to_string();
+        if let Some(rest) = strip_default_registry(&g).map(str::to_string) {
+            g = rest;
             scoped = true;
         }
         let mut library = false;
@@ -222,6 +239,12 @@ impl ModelPattern {
             host: true,
             library: false,
         }
+    }
+
+    /// Whether the pattern matches every model (`*`), including one named by its digest
+    /// ([`is_digest_reference`]), which no other pattern can vouch for.
+    pub fn matches_everything(&self) -> bool {
+        self.name.is_none()
     }
 
     /// The pattern as written.

@@ -155,6 +155,12 @@ impl Policy {
         self.models.iter().any(|p| p.matches_normalized(normalized))
     }
 
+    /// Whether the allow-list has the pattern `*`, the only one that allows a model named by
+    /// its digest ([`model::is_digest_reference`]).
+    pub fn allows_every_model(&self) -> bool {
+        self.models.iter().any(ModelPattern::matches_everything)
+    }
+
     /// The body limit the gate applies for a route's body kind; `None` means unlimited.
     pub fn body_limit(&self, kind: BodyKind) -> Option<u64> {
         match kind {

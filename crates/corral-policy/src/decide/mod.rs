@@ -247,22 +247,37 @@ fn check_model<'a>(
         ));
     }
     let n = model::normalized(name);
-    if !policy.allows_normalized_model(&n) {
+    // Ollama reads a manifest's digest (or a prefix of it) as the model whose manifest it is:
+    // which model that is, and whether it is a cloud model's stub, cannot be told from the
+    // name, so only `*` allows it, and only a policy with cloud access.
+    let by_digest = model::is_digest_reference(name);
+    let (not_listed, maybe_cloud) = if by_digest {
+        (
+            " (a model named by its digest is allowed only by the pattern \"*\")",
+            " (a model named by its digest may be one)",
+        )
+    } else {
+        ("", "")
+    };
+    if !policy.allows_normalized_model(&n) || (by_digest && !policy.allows_every_model()) {
         return Err(Denial::new(
             403,
             "model_not_allowed",
             format!(
-                "policy \"{}\" does not allow model \"{}\"",
+                "policy \"{}\" does not allow model \"{}\"{not_listed}",
                 policy.name,
                 shown(name)
             ),
         ));
     }
-    if !policy.cloud && (model::is_cloud_tag(&n) || is_remote(&n)) {
+    if !policy.cloud && (model::is_cloud_tag(&n) || is_remote(&n) || by_digest) {
         return Err(Denial::new(
             403,
             "cloud_denied",
-            format!("policy \"{}\" does not allow cloud models", policy.name),
+            format!(
+                "policy \"{}\" does not allow cloud models{maybe_cloud}",
+                policy.name
+            ),
         ));
     }
     Ok(n)

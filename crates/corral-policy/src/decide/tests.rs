@@ -383,6 +383,9 @@ fn cloud_models_are_denied_by_default() {
         "https://registry.ollama.ai/library/my-remote",
         "http://REGISTRY.ollama.ai/library/my-remote:latest",
         "://registry.ollama.ai/library/my-remote",
+        // Ollama's other name for its registry: the same model.
+        "ollama.com/library/my-remote",
+        "https://OLLAMA.COM/Library/My-Remote:latest",
     ] {
         let mut b = json!({"model": name});
         let d = evaluate(&user(), &m, Some(&mut b), &remote).unwrap_err();
@@ -1333,4 +1336,46 @@ fn only_the_rewritten_fields_are_ever_changed() {
             assert_eq!(Some(&forwarded), after.as_ref(), "{path}");
         }
     }
+}
+
+#[test]
+fn a_model_named_by_its_digest_needs_every_model_and_cloud() {
+    // Ollama resolves a manifest by its digest (or a 12+ digit prefix of it), which may be a
+    // model the allow-list leaves out or a cloud model's stub: neither can be told from the
+    // name, so only a policy that allows every model and cloud models lets it through.
+    let d = "65a329e9977c2b27524cfe73dd9b2534101c671b506649a49c6385f0253a8295";
+    for name in [
+        d.to_string(),
+        d[..12].to_string(),
+        format!("sha256-{d}"),
+        format!("sha256:{d}"),
+        format!("library/{}", &d[..16]),
+        format!("ollama:sha256-{d}"),
+        format!("{}:local", &d[..12]),
+    ] {
+        let d = denial(&user(), "POST", "/api/chat", Some(json!({"model": name})));
+        assert_eq!((d.status, d.rule), (403, "cloud_denied"), "{name}");
+        assert!(d.message.contains("digest"), "{}", d.message);
+        let mut p = user();
+        p.models = vec![crate::model::ModelPattern::parse("*:latest").unwrap()];
+        p.cloud = true;
+        let d = denial(
+            &p,
+            "POST",
+            "/v1/chat/completions",
+            Some(json!({"model": name})),
+        );
+        assert_eq!((d.status, d.rule), (403, "model_not_allowed"), "{name}");
+        assert!(d.message.contains("digest"), "{}", d.message);
+        let d = denial(
+            &strict(),
+            "POST",
+            "/v1/messages",
+            Some(json!({"model": name})),
+        );
+        assert_eq!(d.rule, "model_not_allowed", "{name}");
+        assert!(eval(&admin(), "POST", "/api/chat", Some(json!({"model": name}))).is_ok());
+    }
+    let d = denial(&user(), "GET", &format!("/v1/models/sha256-{d}"), None);
+    assert_eq!(d.rule, "cloud_denied");
 }

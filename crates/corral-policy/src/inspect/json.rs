@@ -12,13 +12,38 @@ use std::fmt;
 use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Number, Value};
 
-/// Why a body is not a JSON object the gate can decide on. `Display` is safe to show.
+/// Why a body is not a JSON object the gate can decide on. `Display` is safe to show: it
+/// never repeats anything from the body.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum BodyJsonError {
+    /// Valid JSON, or nothing at all, but not an object.
     #[error("request body must be a JSON object")]
     NotObject,
+    /// Not JSON (a syntax error, text after the object, a number no float holds, invalid
+    /// UTF-8): where the parser stopped, 1-based, counted in bytes.
+    #[error("request body is not valid JSON (line {line}, column {column})")]
+    Invalid { line: usize, column: usize },
+    /// Deeper than serde_json's recursion limit (128).
+    #[error("request body nests too deeply")]
+    TooDeep,
     #[error("request body repeats a field name in one object")]
     DuplicateKey,
+}
+
+impl BodyJsonError {
+    fn from_serde(e: &serde_json::Error, bytes: &[u8]) -> BodyJsonError {
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return BodyJsonError::NotObject;
+        }
+        // serde_json has no public kind for its depth limit; its message is stable.
+        if e.to_string().starts_with("recursion limit exceeded") {
+            return BodyJsonError::TooDeep;
+        }
+        BodyJsonError::Invalid {
+            line: e.line(),
+            column: e.column(),
+        }
+    }
 }
 
 /// Parses a request body that must be one JSON object, refusing repeated keys at any depth.
@@ -33,7 +58,7 @@ pub fn parse_body(bytes: &[u8]) -> Result<Value, BodyJsonError> {
         Ok(v @ Value::Object(_)) => Ok(v),
         Ok(_) => Err(BodyJsonError::NotObject),
         Err(_) if duplicate.get() => Err(BodyJsonError::DuplicateKey),
-        Err(_) => Err(BodyJsonError::NotObject),
+        Err(e) => Err(BodyJsonError::from_serde(&e, bytes)),
     }
 }
 
@@ -295,30 +320,41 @@ mod tests {
 
     #[test]
     fn anything_but_one_object_is_refused() {
-        let bodies: &[&[u8]] = &[
-            b"",
-            b"[]",
-            b"\"model\"",
-            b"null",
-            b"1",
-            b"{",
-            b"{\"a\":1}{\"b\":2}",
-            b"{\"a\":1} x",
-            b"\xef\xbb\xbf{\"a\":1}",
-            b"{\"a\":NaN}",
-            b"{\"a\":1e400}",
-            b"{\"a\":\"\xff\"}",
-            b"{\"a\":\"\\ud800\"}",
-            b"{'a':1}",
-            b"{\"a\":1,}",
-        ];
-        for b in bodies {
+        let not_objects: &[&[u8]] = &[b"", b"  \n", b"[]", b"\"model\"", b"null", b"1"];
+        for b in not_objects {
             assert_eq!(
                 parse_body(b),
                 Err(BodyJsonError::NotObject),
                 "{}",
                 String::from_utf8_lossy(b)
             );
+        }
+        // Text that is not JSON says so, and where, rather than that it is not an object.
+        let invalid: &[(&[u8], usize, usize)] = &[
+            (b"{", 1, 1),
+            (b"{\"a\":1}{\"b\":2}", 1, 8),
+            (b"{\"a\":1} x", 1, 9),
+            (b"\xef\xbb\xbf{\"a\":1}", 1, 1),
+            (b"{\"a\":NaN}", 1, 6),
+            (b"{\"a\":1e400}", 1, 10),
+            (b"{\"a\":\"\xff\"}", 1, 7),
+            (b"{\"a\":\"\\ud800\"}", 1, 13),
+            (b"{'a':1}", 1, 2),
+            (b"{\"a\":1,}", 1, 8),
+            (b"{\"model\":\n\"x\",", 2, 4),
+        ];
+        for (b, line, column) in invalid {
+            let e = parse_body(b).unwrap_err();
+            assert_eq!(
+                e,
+                BodyJsonError::Invalid {
+                    line: *line,
+                    column: *column
+                },
+                "{}",
+                String::from_utf8_lossy(b)
+            );
+            assert!(e.to_string().starts_with("request body is not valid JSON"));
         }
     }
 
@@ -396,14 +432,14 @@ mod tests {
             assert_eq!(v, serde_json::from_str::<Value>(body).unwrap());
         }
         // Other faults are still refused, repeated keys included.
-        assert_eq!(
+        assert!(matches!(
             parse_body_as_go(br#"{"a":"\ud83d"#),
-            Err(BodyJsonError::NotObject)
-        );
-        assert_eq!(
+            Err(BodyJsonError::Invalid { .. })
+        ));
+        assert!(matches!(
             parse_body_as_go(br#"{"a":"\uzzzz"}"#),
-            Err(BodyJsonError::NotObject)
-        );
+            Err(BodyJsonError::Invalid { .. })
+        ));
         assert_eq!(
             parse_body_as_go(br#"{"\ud800":1,"\udbff":2}"#),
             Err(BodyJsonError::DuplicateKey)
@@ -413,7 +449,11 @@ mod tests {
     #[test]
     fn nesting_is_bounded() {
         let deep = format!("{{\"a\":{}1{}}}", "[".repeat(100_000), "]".repeat(100_000));
-        assert_eq!(parse_body(deep.as_bytes()), Err(BodyJsonError::NotObject));
+        assert_eq!(parse_body(deep.as_bytes()), Err(BodyJsonError::TooDeep));
+        assert_eq!(
+            BodyJsonError::TooDeep.to_string(),
+            "request body nests too deeply"
+        );
         let ok = format!("{{\"a\":{}1{}}}", "[".repeat(100), "]".repeat(100));
         assert!(parse_body(ok.as_bytes()).is_ok());
     }

@@ -20,6 +20,12 @@ fn normalisation() {
         ("10.0.0.5:8443/library/x", "10.0.0.5:8443/library/x:latest"),
         ("hf.co/bartowski/Qwen:Q4_K_M", "hf.co/bartowski/qwen:q4_k_m"),
         ("gpt-oss:120b-cloud", "gpt-oss:120b-cloud"),
+        // Ollama's other name for its registry (`manifests-v2` keeps models under it).
+        ("ollama.com/library/llama3.2", "llama3.2:latest"),
+        ("OLLAMA.COM/Library/Kimi-K2:1T", "kimi-k2:1t"),
+        ("https://ollama.com/library/remote", "remote:latest"),
+        ("ollama.com/jmorgan/x:7b", "jmorgan/x:7b"),
+        ("ollama.comx/library/x", "ollama.comx/library/x:latest"),
         // Ollama cuts a URL scheme off the host part of a three-part name.
         ("https://registry.ollama.ai/library/remote", "remote:latest"),
         // Host `library`, namespace `someone` to Ollama: not the default registry.
@@ -271,6 +277,8 @@ fn the_borrowing_fast_path_agrees_with_the_full_normalisation() {
         "library/someone/x",
         "library/someone/x:latest",
         "Library/Someone/X",
+        "ollama.com/library/x",
+        "Ollama.Com/someone/x:q4",
     ];
     for n in names {
         assert_eq!(normalized(n), normalize_owned(n), "{n:?}");
@@ -286,8 +294,10 @@ fn the_borrowing_fast_path_agrees_with_the_full_normalisation() {
 /// add `:latest`), kept as the reference for the one-allocation version.
 fn reference_normalize(name: &str) -> String {
     let mut n = without_scheme(name).to_ascii_lowercase();
-    if let Some(rest) = n.strip_prefix(DEFAULT_REGISTRY) {
-        n = rest.to_string();
+    for registry in ["registry.ollama.ai/", "ollama.com/"] {
+        if let Some(rest) = n.strip_prefix(registry) {
+            n = rest.to_string();
+        }
     }
     if let Some(rest) = n.strip_prefix(DEFAULT_NAMESPACE) {
         if !rest.contains('/') {
@@ -311,6 +321,8 @@ fn normalisation_matches_the_reference_on_every_combination_of_parts() {
         "10.0.0.5:8443/",
         "hf.co/",
         "registry.ollama.aix/",
+        "ollama.com/",
+        "Ollama.COM/",
     ];
     let namespaces = [
         "",
@@ -334,7 +346,7 @@ fn normalisation_matches_the_reference_on_every_combination_of_parts() {
             }
         }
     }
-    assert_eq!(seen, 7 * 6 * 7 * 7);
+    assert_eq!(seen, 9 * 6 * 7 * 7);
 }
 
 #[test]
@@ -345,4 +357,72 @@ fn a_url_scheme_before_the_registry_host_is_the_same_model() {
     let hf = p("https://hf.co/someone/*");
     assert!(hf.matches("hf.co/someone/x"));
     assert!(hf.matches("http://hf.co/someone/x:q4"));
+}
+
+#[test]
+fn digest_references_are_recognised_in_every_form_ollama_reads() {
+    let d = "65a329e9977c2b27524cfe73dd9b2534101c671b506649a49c6385f0253a8295";
+    let short = &d[..12];
+    for name in [
+        d.to_string(),
+        short.to_string(),
+        d.to_ascii_uppercase(),
+        format!("sha256-{d}"),
+        format!("sha256:{d}"),
+        format!("SHA256-{short}"),
+        format!("sha256:{short}"),
+        // A runner in front of the digest (`ollama:sha256-...`, `mlx:...`).
+        format!("ollama:sha256-{d}"),
+        format!("mlx:{short}"),
+        // The default registry, `library` and `latest` around a digest name it too.
+        format!("{short}:latest"),
+        format!("{short}:LATEST"),
+        format!("library/{short}"),
+        format!("registry.ollama.ai/library/{short}:latest"),
+        format!("ollama.com/library/sha256-{d}"),
+        format!("https://ollama.com/library/{short}"),
+        // Ollama takes an explicit `:local` (or `:cloud`) source off first.
+        format!("{short}:local"),
+        format!("sha256-{short}:Cloud"),
+    ] {
+        assert!(is_digest_reference(&name), "{name}");
+    }
+    for name in [
+        "llama3.2",
+        "llama3.2:latest",
+        "qwen3:8b",
+        // Too short for a digest prefix (Ollama wants 12 to 64 hex digits).
+        "deadbeef",
+        "cafe:latest",
+        &d[..11],
+        "gpt-oss:120b-cloud",
+        "10.0.0.5:8443/attacker/x",
+        // Not the default registry or namespace: a name, not a digest.
+        &format!("someone/{short}"),
+        &format!("hf.co/library/{short}"),
+        &format!("{short}:v1"),
+        &format!("{d}0"),
+        "sha256-",
+        "sha256-xyz0123456789ab",
+    ] {
+        assert!(!is_digest_reference(name), "{name}");
+    }
+}
+
+#[test]
+fn ollama_com_is_the_default_registry_too() {
+    // Ollama reads `ollama.com/<namespace>/<model>` as the same model as
+    // `registry.ollama.ai/<namespace>/<model>`: a pattern for one matches the other, and a
+    // pattern naming either stays on the default registry.
+    assert!(p("llama3.2").matches("ollama.com/library/llama3.2:1b"));
+    assert!(p("kimi*").matches("https://Ollama.com/library/kimi-k2:1t"));
+    assert!(!p("qwen*").matches("ollama.com/someone/qwen"));
+    for pat in ["ollama.com/*", "registry.ollama.ai/*"] {
+        let pat = p(pat);
+        assert!(pat.matches("llama3.2"), "{pat}");
+        assert!(pat.matches("ollama.com/someone/x"), "{pat}");
+        assert!(pat.matches("registry.ollama.ai/someone/x"), "{pat}");
+        assert!(!pat.matches("hf.co/a/b"), "{pat}");
+    }
+    assert!(is_cloud_name("ollama.com/library/gpt-oss:120b-cloud"));
 }
