@@ -38,6 +38,9 @@ pub fn filter(
     match top.get_mut(key) {
         Some(Value::Array(entries)) => {
             entries.retain(|e| keep(policy, e, name_keys, is_remote));
+            for e in entries.iter_mut().filter_map(Value::as_object_mut) {
+                hide_parent(policy, e, is_remote);
+            }
         }
         Some(Value::Null) | None => {}
         Some(_) => return Err(ListingError::UnexpectedShape),
@@ -75,6 +78,29 @@ fn keep(
         }
     }
     true
+}
+
+/// Blanks `details.parent_model` (to `""`, Ollama's value for a model made from a file) when
+/// it names a model the caller may not see: a model made `FROM` another one names it there,
+/// and the listing would otherwise tell of a model it leaves out.
+fn hide_parent(policy: &Policy, e: &mut Map<String, Value>, is_remote: &dyn Fn(&str) -> bool) {
+    let Some(Value::Object(details)) = e.get_mut("details") else {
+        return;
+    };
+    let Some(parent) = details.get("parent_model").and_then(Value::as_str) else {
+        return;
+    };
+    if parent.is_empty() {
+        return;
+    }
+    let visible = policy.allows_model(parent)
+        && (policy.cloud || {
+            let norm = model::normalize(parent);
+            !model::is_cloud_name(&norm) && !is_remote(&norm)
+        });
+    if !visible {
+        details.insert("parent_model".into(), Value::String(String::new()));
+    }
 }
 
 /// Entries that run on a remote host carry `remote_host` or `remote_model`.

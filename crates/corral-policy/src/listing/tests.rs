@@ -208,3 +208,46 @@ fn remote_model_catalogue() {
         ["x:latest"]
     );
 }
+
+#[test]
+fn a_parent_model_the_caller_may_not_see_is_blanked() {
+    let body = serde_json::to_vec(&json!({"models": [
+        {"name": "tuned:latest", "model": "tuned:latest", "details": {"parent_model": "secret-base:70b", "family": "llama"}},
+        {"name": "tuned2:latest", "model": "tuned2:latest", "details": {"parent_model": "llama3.2:latest"}},
+        {"name": "tuned3:latest", "model": "tuned3:latest", "details": {"parent_model": "gpt-oss:120b-cloud"}},
+        {"name": "tuned4:latest", "model": "tuned4:latest", "details": {"parent_model": ""}},
+        {"name": "tuned5:latest", "model": "tuned5:latest", "details": {"parent_model": 7}}
+    ]}))
+    .unwrap();
+    let parents = |p: &Policy| -> Vec<Value> {
+        let out = filter(p, Listing::Tags, &body, &no_remote).unwrap();
+        let v: Value = serde_json::from_slice(&out).unwrap();
+        v["models"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["details"]["parent_model"].clone())
+            .collect()
+    };
+    // The entries stay; only a parent outside what the caller may use is blanked, and the
+    // other details are kept.
+    let p = policy(&["tuned*", "llama3.2", "gpt-oss"], false);
+    assert_eq!(
+        parents(&p),
+        vec![
+            json!(""),
+            json!("llama3.2:latest"),
+            json!(""),
+            json!(""),
+            json!(7)
+        ]
+    );
+    let out = filter(&p, Listing::Tags, &body, &no_remote).unwrap();
+    assert!(String::from_utf8_lossy(&out).contains(r#""family":"llama""#));
+    assert!(!String::from_utf8_lossy(&out).contains("secret-base"));
+    // With cloud access the cloud parent is shown; `*` shows every parent.
+    let p = policy(&["tuned*", "gpt-oss"], true);
+    assert_eq!(parents(&p)[2], json!("gpt-oss:120b-cloud"));
+    let p = policy(&["*"], true);
+    assert_eq!(parents(&p)[0], json!("secret-base:70b"));
+}
