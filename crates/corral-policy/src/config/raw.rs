@@ -189,6 +189,18 @@ fn policy(name: &str, raw: RawPolicy) -> Result<Policy, ConfigError> {
             })
             .collect::<Result<_, _>>()?;
     }
+    // A model named by its digest is allowed only by `*` (see `model::is_digest_reference`):
+    // a pattern spelling one would never allow anything.
+    if let Some(i) = p
+        .models
+        .iter()
+        .position(|m| !m.matches_everything() && crate::model::is_digest_reference(m.as_str()))
+    {
+        return Err(ConfigError::at(
+            format!("{base}.models[{i}]"),
+            "reads as a model's digest, which only \"*\" (with cloud = true) allows: the gate cannot tell which model a digest names; write the model's name",
+        ));
+    }
     p.tools = raw.tools.unwrap_or(p.tools);
     p.images = raw.images.unwrap_or(p.images);
     p.cloud = raw.cloud.unwrap_or(p.cloud);

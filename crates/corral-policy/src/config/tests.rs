@@ -222,6 +222,16 @@ fn errors_name_the_key_path() {
             "denies",
         ),
         (
+            "[policies.apps]\nmodels = [\"llama3.2\", \"sha256-65a329e9977c\"]\n",
+            "policies.apps.models[1]",
+            "reads as a model's digest",
+        ),
+        (
+            "[policies.apps]\ncloud = true\nmodels = [\"library/65a329e9977c0123\"]\n",
+            "policies.apps.models[0]",
+            "write the model's name",
+        ),
+        (
             "[audit]\nmax_bytes = 1\n",
             "audit.max_bytes",
             "at least 64KiB",
