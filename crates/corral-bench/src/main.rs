@@ -144,15 +144,8 @@ fn run_fleet(args: FleetArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     }
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("corral-bench: cannot start the runtime: {e}");
-            return ExitCode::FAILURE;
-        }
+    let Some(rt) = runtime() else {
+        return ExitCode::FAILURE;
     };
     let hosts = args.hosts;
     let stop = async move {
@@ -184,21 +177,27 @@ fn run_fleet(args: FleetArgs) -> ExitCode {
     }
 }
 
+/// The gate's runtime: multi-threaded, one worker per CPU the process may use.
+fn runtime() -> Option<tokio::runtime::Runtime> {
+    match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => Some(rt),
+        Err(e) => {
+            eprintln!("corral-bench: cannot start the runtime: {e}");
+            None
+        }
+    }
+}
+
 fn run_floor(args: FloorArgs) -> ExitCode {
     if !args.listen.ip().is_loopback() || !args.upstream.ip().is_loopback() {
         eprintln!("corral-bench: floor listens on and relays to loopback addresses only");
         return ExitCode::from(2);
     }
-    // The gate's runtime: multi-threaded, one worker per CPU the process may use.
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("corral-bench: cannot start the runtime: {e}");
-            return ExitCode::FAILURE;
-        }
+    let Some(rt) = runtime() else {
+        return ExitCode::FAILURE;
     };
     rt.block_on(async move {
         let listener = match tokio::net::TcpListener::bind(args.listen).await {
@@ -224,15 +223,8 @@ fn run_floor(args: FloorArgs) -> ExitCode {
 }
 
 fn run_streams(cfg: StreamsConfig, kv: bool) -> ExitCode {
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("corral-bench: cannot start the runtime: {e}");
-            return ExitCode::FAILURE;
-        }
+    let Some(rt) = runtime() else {
+        return ExitCode::FAILURE;
     };
     let report = rt.block_on(streams::run(cfg));
     if kv {
