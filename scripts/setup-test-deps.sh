@@ -3,7 +3,7 @@
 # that has only the Rust toolchain, python3 + pip and node + npm:
 #   - Debian packages (C compiler, python3-venv, chromium for the HTML report test, ...) through
 #     apt-get, only when missing and only as root;
-#   - the official Python clients (ollama, openai) and pytest, pinned in
+#   - the official Python clients (ollama, openai, anthropic) and pytest, pinned in
 #     e2e/python/requirements.txt, into the venv e2e/python/.venv;
 #   - the official `ollama` npm client, pinned in e2e/node/package-lock.json, through `npm ci`.
 # Safe to run repeatedly: each step is skipped when already done.
@@ -61,7 +61,7 @@ node_major="$(node -p 'process.versions.node.split(".")[0]')"
 stamp="$VENV/.corral-requirements.sha256"
 want="$( (sha256sum "$PY_DIR/requirements.txt" && python3 --version) | sha256sum | cut -d' ' -f1)"
 if [[ -x "$VENV/bin/python" && -f "$stamp" && "$(cat "$stamp")" == "$want" ]] &&
-    "$VENV/bin/python" -c 'import ollama, openai, pytest' >/dev/null 2>&1; then
+    "$VENV/bin/python" -c 'import anthropic, ollama, openai, pytest' >/dev/null 2>&1; then
     say "python venv up to date ($VENV)"
 else
     if [[ ! -x "$VENV/bin/python" ]] || ! "$VENV/bin/python" -c 'pass' >/dev/null 2>&1; then

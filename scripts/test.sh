@@ -4,7 +4,7 @@
 # Installs what the suites need (scripts/setup-test-deps.sh), builds every binary, then runs
 #   1. cargo test --workspace        unit, integration and bypass-corpus tests
 #      cargo test (fuzz/)            every fuzz corpus replayed through its target
-#   2. pytest e2e/python             the official `ollama` and `openai` Python clients through the gate
+#   2. pytest e2e/python             the official `ollama`, `openai` and `anthropic` Python clients through the gate
 #   3. node --test e2e/node          the official `ollama` npm client through the gate
 # Stops at the first failing stage, exits non-zero if anything failed, and ends with one line
 # `summary: N passed, N failed, N skipped` over every test run.
@@ -183,6 +183,6 @@ if ((run_cargo_test)); then
     stage "cargo test --workspace" cargo_test
     stage "fuzz corpora replayed through every fuzz target" fuzz_corpus
 fi
-stage "e2e: python clients (ollama, openai) through the gate" pytest_e2e
+stage "e2e: python clients (ollama, openai, anthropic) through the gate" pytest_e2e
 stage "e2e: node client (ollama) through the gate" node_e2e
 finish 0 ""

@@ -1,6 +1,6 @@
 """Session fixtures: one mock Ollama, one real `corral serve` in front of it, keys made by the CLI.
 
-The official clients (`ollama`, `openai`) are pointed at the gate exactly as the README tells a
+The official clients (`ollama`, `openai`, `anthropic`) are pointed at the gate exactly as the README tells a
 user to: only the base URL and the key change.
 """
 

@@ -120,15 +120,30 @@ def parse_port(line: str, pattern: str) -> int:
 class Mock:
     server: Server
     port: int
+    _ends: list[dict] = field(default_factory=list)
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    def ends(self) -> list[dict]:
+        """With `--report-ends`: every response the mock saw end so far, in order, as
+        `{"end": "completed"|"disconnected"|"aborted", "method", "path", "unix_ms"}`."""
+        while True:
+            try:
+                line = self.server.lines.get_nowait()
+            except queue.Empty:
+                break
+            if line is None:  # the mock exited; keep the marker for later calls
+                self.server.lines.put(None)
+                break
+            self._ends.append(json.loads(line))
+        return list(self._ends)
 
-def start_mock(workdir: Path) -> Mock:
+
+def start_mock(workdir: Path, *extra: str) -> Mock:
     exe = binary("MOCK_OLLAMA_BIN", "mock-ollama")
-    server = Server([str(exe), "--listen", "127.0.0.1:0"], workdir / "mock-ollama.stderr")
+    server = Server([str(exe), "--listen", "127.0.0.1:0", *extra], workdir / "mock-ollama.stderr")
     port = parse_port(server.first_line(), r"listening on (?:http://)?127\.0\.0\.1:(\d+)")
     return Mock(server, port)
 

@@ -206,6 +206,28 @@ def test_unknown_v1_route_is_refused(oa):
     assert_openai_error_shape(e.value, 404)
 
 
+def test_admin_calls_refused(oa, gate, admin_key):
+    # The SDK's one administrative call: Ollama has no such route, so no key may make it.
+    for key in (oa.api_key, admin_key):
+        with openai_client(gate, key) as c:
+            with pytest.raises(openai.APIStatusError) as e:
+                c.models.delete(mf.CHAT_MODEL)
+            err = assert_openai_error_shape(e.value, 405)
+            assert e.value.response.headers.get("allow") == "GET"
+            assert err["message"] in str(e.value)
+    # Ollama's admin routes, reached through the SDK's own request methods: a user key is refused
+    # by its policy, with a typed error whose body (in the dialect of /api/*) names the rule.
+    for call in (oa.post, oa.delete):
+        path = "/api/pull" if call == oa.post else "/api/delete"
+        with pytest.raises(openai.PermissionDeniedError) as e:
+            call(gate.url + path, cast_to=object, body={"model": mf.CHAT_MODEL})
+        assert e.value.response.json() == {
+            "error": 'policy "user" does not allow admin endpoints'
+        }
+    # The model is still there.
+    assert "llama3.2:latest" in {m.id for m in oa.models.list()}
+
+
 def test_images_denied(gate, corral):
     key = gate.new_key(unique("no-images-oa"), "no-images")
     picture = [
