@@ -84,13 +84,22 @@ fn error_type(dialect: Dialect, status: StatusCode) -> &'static str {
     }
 }
 
+/// What a 401 for a missing or unknown key tells an Anthropic client, whose SDKs send the key
+/// in `x-api-key`.
+const UNAUTHENTICATED_ANTHROPIC: &str =
+    "missing or invalid API key; send x-api-key: <key> (or Authorization: Bearer <key>)";
+
 /// The JSON error body for `dialect`.
 pub fn error_body(dialect: Dialect, failure: &Failure) -> Vec<u8> {
+    let message = match dialect {
+        Dialect::Anthropic if failure.rule == "unauthenticated" => UNAUTHENTICATED_ANTHROPIC,
+        _ => failure.message.as_ref(),
+    };
     let value = match dialect {
-        Dialect::Ollama => json!({ "error": failure.message }),
+        Dialect::Ollama => json!({ "error": message }),
         Dialect::OpenAi => json!({
             "error": {
-                "message": failure.message,
+                "message": message,
                 "type": error_type(dialect, failure.status),
                 "param": null,
                 "code": failure.rule,
@@ -101,7 +110,7 @@ pub fn error_body(dialect: Dialect, failure: &Failure) -> Vec<u8> {
             "type": "error",
             "error": {
                 "type": error_type(dialect, failure.status),
-                "message": failure.message,
+                "message": message,
                 "code": failure.rule,
             }
         }),
@@ -188,7 +197,16 @@ mod tests {
         assert_eq!(v["type"], "error");
         assert_eq!(v["error"]["type"], "authentication_error");
         assert_eq!(v["error"]["code"], "unauthenticated");
-        assert!(v["error"]["message"].is_string());
+        // Anthropic's SDKs send the key in x-api-key; the other dialects are told of Bearer.
+        assert!(v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("send x-api-key: <key>"));
+        let v = body(Dialect::OpenAi, &Failure::unauthorized());
+        assert!(v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("send Authorization: Bearer <key>"));
         let v = body(Dialect::Anthropic, &Failure::upstream_timeout());
         assert_eq!(v["error"]["type"], "timeout_error");
         let v = body(Dialect::Anthropic, &Failure::upstream_unavailable());
