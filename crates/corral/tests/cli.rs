@@ -897,3 +897,103 @@ fn serve_on_an_address_in_use_fails_before_creating_the_store_or_the_log() {
     );
     drop(taken);
 }
+
+/// A plain HTTP/1.1 GET over a fresh connection; the whole answer (head and body).
+fn http_get(addr: &str, path: &str, headers: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\n{headers}Connection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out
+}
+
+/// The value of the sample `series` (name and labels as printed) in a metrics text.
+fn sample(text: &str, series: &str) -> Option<u64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+        .and_then(|v| v.parse().ok())
+}
+
+#[test]
+fn serve_exposes_prometheus_metrics_on_a_listener_of_their_own() {
+    use std::process::Stdio;
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = serve_command(&dir.path().join("data"))
+        .arg("--audit-log")
+        .arg(dir.path().join("audit.ndjson"))
+        .args(["--metrics-listen", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut first = String::new();
+    std::io::BufRead::read_line(&mut stdout, &mut first).unwrap();
+    let gate = first
+        .trim()
+        .strip_prefix("listening on http://")
+        .unwrap()
+        .to_owned();
+    let err = Captured::start(child.stderr.take().unwrap());
+    assert!(err.wait_for("/metrics\n"), "{}", err.text());
+    let text = err.text();
+    let metrics = text
+        .lines()
+        .find_map(|l| l.strip_prefix("corral: metrics on http://"))
+        .and_then(|l| l.strip_suffix("/metrics"))
+        .unwrap()
+        .to_owned();
+
+    let series = "corral_requests_total{route=\"api.version\",endpoint_class=\"discovery\",\
+                  action=\"auth_failure\",outcome=\"failure\",reason=\"unauthenticated\",code=\"401\"}";
+    let before = http_get(&metrics, "/metrics", "");
+    assert!(before.starts_with("HTTP/1.1 200"), "{before}");
+    assert!(
+        before.contains("content-type: text/plain; version=0.0.4; charset=utf-8"),
+        "{before}"
+    );
+    for family in [
+        "corral_requests_total counter",
+        "corral_tokens_total counter",
+        "corral_request_duration_seconds histogram",
+        "corral_audit_log_writable gauge",
+    ] {
+        assert!(before.contains(&format!("# TYPE {family}\n")), "{before}");
+    }
+    assert_eq!(sample(&before, series), None, "{before}");
+    // A refused request is counted once its record is written; the gate's port has no /metrics.
+    assert!(http_get(&gate, "/api/version", "").starts_with("HTTP/1.1 401"));
+    assert!(http_get(&gate, "/metrics", "").starts_with("HTTP/1.1 404"));
+    let after = http_get(&metrics, "/metrics", "");
+    assert_eq!(sample(&after, series), Some(1), "{after}");
+    assert_eq!(sample(&after, "corral_audit_log_writable"), Some(1));
+    assert!(http_get(&metrics, "/", "").starts_with("HTTP/1.1 404"));
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
+#[test]
+fn metrics_on_a_public_address_need_allow_plaintext() {
+    let dir = tempfile::tempdir().unwrap();
+    corral(dir.path())
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .args(["--metrics-listen", "0.0.0.0:0"])
+        .timeout(std::time::Duration::from_secs(30))
+        .assert()
+        .code(2)
+        .stdout(predicate::str::is_empty())
+        .stderr(predicate::str::contains(
+            "refusing to serve metrics on 0.0.0.0:0",
+        ));
+    assert!(!dir.path().join("keys.db").exists());
+    config_check(dir.path(), "[server]\nmetrics_listen = \"0.0.0.0:9464\"\n")
+        .code(2)
+        .stderr(predicate::str::contains("--allow-plaintext"));
+}

@@ -79,6 +79,10 @@ pub struct ServerSection {
     /// `allow_plaintext` — permit listening on a non-loopback address without TLS
     /// (default `false`): keys would cross the network in clear text.
     pub allow_plaintext: bool,
+    /// `metrics_listen` — socket address of the Prometheus metrics listener (`GET /metrics`,
+    /// plain HTTP, no key); none by default. A non-loopback address requires
+    /// `allow_plaintext = true`.
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 /// Longest `server.idle_timeout` and `server.connect_timeout` (and `--idle-timeout`): a year.

@@ -32,6 +32,7 @@ struct RawServer {
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
     allow_plaintext: Option<bool>,
+    metrics_listen: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -86,6 +87,15 @@ fn server(raw: RawServer) -> Result<ServerSection, ConfigError> {
             )
         })?;
         s.listen = Some(addr);
+    }
+    if let Some(listen) = raw.metrics_listen {
+        let addr = listen.trim().parse().map_err(|_| {
+            ConfigError::at(
+                "server.metrics_listen",
+                format!("invalid socket address {}: {LISTEN_HINT}", quoted(&listen)),
+            )
+        })?;
+        s.metrics_listen = Some(addr);
     }
     if let Some(up) = raw.upstream {
         Upstream::parse(up.trim()).map_err(|m| {

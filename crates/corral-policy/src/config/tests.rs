@@ -85,6 +85,7 @@ fn full_server_section() {
         tls_cert = "c.pem"
         tls_key = "k.pem"
         allow_plaintext = true
+        metrics_listen = "127.0.0.1:9464"
         [audit]
         path = "/var/log/a.ndjson"
         max_bytes = 65536
@@ -93,6 +94,10 @@ fn full_server_section() {
     )
     .unwrap();
     assert_eq!(c.server.listen.unwrap().to_string(), "[::1]:9000");
+    assert_eq!(
+        c.server.metrics_listen.unwrap().to_string(),
+        "127.0.0.1:9464"
+    );
     assert_eq!(
         c.server.upstream.as_deref(),
         Some("https://ollama.internal:8443/")
@@ -245,6 +250,11 @@ fn errors_name_the_key_path() {
             "[server]\nlisten = \"x\"\n",
             "server.listen",
             "invalid socket address \"x\"",
+        ),
+        (
+            "[server]\nmetrics_listen = \"localhost:9464\"\n",
+            "server.metrics_listen",
+            "host names such as localhost are not resolved",
         ),
         (
             "[server]\nlisten = \"localhost:80\"\n",
