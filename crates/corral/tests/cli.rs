@@ -676,6 +676,49 @@ fn audit_verify_takes_a_shell_glob_of_a_rotated_log_in_rotation_order() {
         .stdout(predicate::str::contains("audit.ndjson.1:1: dropped"));
 }
 
+/// A rotated file given alone does not claim that no rotated files are next to it when the
+/// older one that holds the records before it is there.
+#[test]
+fn audit_verify_of_one_rotated_file_points_at_the_older_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("audit.ndjson");
+    audit_log(&log, 6);
+    let text = std::fs::read_to_string(&log).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    let part = |r: std::ops::Range<usize>| {
+        lines[r]
+            .iter()
+            .map(|l| format!("{l}\n"))
+            .collect::<String>()
+    };
+    let rotated = |n: u32| dir.path().join(format!("audit.ndjson.{n}"));
+    std::fs::write(rotated(2), part(0..2)).unwrap();
+    std::fs::write(rotated(1), part(2..4)).unwrap();
+    std::fs::write(&log, part(4..6)).unwrap();
+    corral(dir.path())
+        .args(["audit", "verify"])
+        .arg(rotated(1))
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("the chain starts at seq 3"))
+        .stderr(predicate::str::contains("no rotated files").not())
+        .stderr(predicate::str::contains(format!(
+            "the older rotated file {} is next to it; verify the live log {}",
+            rotated(2).display(),
+            log.display()
+        )));
+    // The oldest file alone: nothing older is next to it.
+    std::fs::write(rotated(2), part(1..2)).unwrap();
+    corral(dir.path())
+        .args(["audit", "verify"])
+        .arg(rotated(2))
+        .assert()
+        .success()
+        .stderr(predicate::str::contains(
+            "(and no rotated files are next to the log)",
+        ));
+}
+
 /// Starts `corral serve` on a free loopback port, waits until its stderr contains `until`
 /// (at most 30 s), stops it and returns its stdout and stderr.
 fn serve_until(data: &Path, until: &str) -> (String, String) {
