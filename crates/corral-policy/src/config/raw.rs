@@ -396,14 +396,18 @@ fn readable(message: &str) -> String {
         .filter(|l| !l.is_empty())
         .collect::<Vec<_>>()
         .join("; ");
+    // Rust's and serde's names for what TOML calls otherwise.
     [
-        "struct RawConfig",
-        "struct RawServer",
-        "struct RawAudit",
-        "struct RawPolicy",
+        ("struct RawConfig", "a table"),
+        ("struct RawServer", "a table"),
+        ("struct RawAudit", "a table"),
+        ("struct RawPolicy", "a table"),
+        ("expected a map", "expected a table"),
+        ("expected a sequence", "expected an array"),
+        ("expected i64", "expected an integer"),
     ]
     .iter()
-    .fold(one_line, |m, s| m.replace(s, "a table"))
+    .fold(one_line, |m, (from, to)| m.replace(from, to))
 }
 
 /// The dotted key path of the key or value at byte `offset`: the nearest table header above

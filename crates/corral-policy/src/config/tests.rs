@@ -436,6 +436,22 @@ fn type_errors_name_the_key_path() {
     assert!(e.message.contains("expected a table"), "{e}");
 }
 
+/// Wrong types are said in TOML's words, not Rust's or serde's (`i64`, `sequence`, `map`).
+#[test]
+fn type_errors_name_toml_types() {
+    for (text, expected) in [
+        ("[audit]\nkeep = \"3\"\n", "expected an integer"),
+        ("[policies.p]\nendpoints = \"all\"\n", "expected an array"),
+        ("policies = 5\n", "expected a table"),
+    ] {
+        let e = err(text);
+        assert!(e.message.contains(expected), "{text}: {e}");
+        for jargon in ["i64", "sequence", "map"] {
+            assert!(!e.message.contains(jargon), "{text}: {e}");
+        }
+    }
+}
+
 #[test]
 fn syntax_errors_are_reported_with_a_line() {
     let e = err("[server]\nlisten = \n");
