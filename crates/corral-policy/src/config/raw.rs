@@ -98,7 +98,15 @@ fn server(raw: RawServer) -> Result<ServerSection, ConfigError> {
         s.metrics_listen = Some(addr);
     }
     if let Some(up) = raw.upstream {
-        Upstream::parse(up.trim()).map_err(|m| {
+        // `host:port` and `host` as OLLAMA_HOST is written, as `--upstream` takes them (the
+        // gate reads them as http://, a bare host on Ollama's port).
+        let trimmed = up.trim();
+        let url = if trimmed.contains("://") {
+            trimmed.to_owned()
+        } else {
+            format!("http://{trimmed}")
+        };
+        Upstream::parse(&url).map_err(|m| {
             ConfigError::at(
                 "server.upstream",
                 format!("invalid URL {}: {m}", quoted(&up)),

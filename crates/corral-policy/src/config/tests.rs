@@ -264,7 +264,7 @@ fn errors_name_the_key_path() {
         (
             "[server]\nupstream = \"ftp://x\"\n",
             "server.upstream",
-            "http:// or https://",
+            "must start with http://",
         ),
         (
             "[server]\nupstream = \"http://u:p@x\"\n",
@@ -619,4 +619,23 @@ fn relative_paths_are_taken_from_the_config_files_directory() {
         c.audit.path.as_deref(),
         Some(std::path::Path::new("/etc/corral/audit.ndjson"))
     );
+}
+
+/// `server.upstream` takes what `--upstream` takes: a URL, or `host:port` and `host` as
+/// OLLAMA_HOST is written; what the file says is kept as written for the gate to read.
+#[test]
+fn upstream_takes_the_ollama_host_forms_as_the_flag_does() {
+    for up in [
+        "127.0.0.1:11434",
+        "ollama.lan",
+        "[::1]:11434",
+        " localhost:11434 ",
+    ] {
+        let c = Config::from_toml_str(&format!("[server]\nupstream = \"{up}\"\n")).unwrap();
+        assert_eq!(c.server.upstream.as_deref(), Some(up.trim()), "{up}");
+    }
+    for bad in ["127.0.0.1:11434/api", "u:p@host", "host:0", ""] {
+        let e = Config::from_toml_str(&format!("[server]\nupstream = \"{bad}\"\n")).unwrap_err();
+        assert_eq!(e.path, "server.upstream", "{bad}: {e}");
+    }
 }
