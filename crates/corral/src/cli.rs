@@ -110,7 +110,8 @@ pub enum LogFormat {
 pub enum KeysCommand {
     /// Create a key and print its secret once
     Create {
-        /// A unique name for the key's holder, e.g. alice or ci-runner
+        /// A unique name for the key's holder, e.g. alice or ci-runner: 1-64 characters from
+        /// A-Z a-z 0-9 . _ @ -, not starting with crl_
         name: String,
         /// Policy the key is bound to
         #[arg(long, default_value = "user")]

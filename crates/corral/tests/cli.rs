@@ -841,6 +841,7 @@ fn help_texts_describe_every_option_and_default_the_readme_names() {
         text.split_whitespace().collect::<Vec<_>>().join(" ")
     };
     assert!(help(&["keys", "list"]).contains("--json Print a JSON array"));
+    assert!(help(&["keys", "create"]).contains("1-64 characters from A-Z a-z 0-9 . _ @ -"));
     assert!(help(&["keys", "rotate"]).contains("--json Print a JSON object"));
     assert!(help(&["serve"]).contains("[default: 5m, or server.idle_timeout]"));
     for cmd in ["revoke", "rotate"] {
