@@ -548,9 +548,19 @@ impl Verifier {
 
     pub fn finish(mut self) -> VerifyReport {
         self.settle();
+        // After a problem, the files up to the one it is in: the records verified before it
+        // are in those, and the files after it were not read.
+        let files = match &self.problem {
+            Some(p) => self
+                .paths
+                .iter()
+                .position(|path| *path == p.file)
+                .map_or(self.paths.len(), |i| i + 1),
+            None => self.paths.len(),
+        };
         VerifyReport {
             records: self.records,
-            files: self.paths.len(),
+            files,
             first_problem: self.problem,
             first_seq: self.first_seq,
             last_seq: self.last.map(|l| l.seq),

@@ -32,6 +32,8 @@ pub struct AuditSink {
     /// Set when the gate cuts the responses still running at the end of its shutdown grace
     /// period, so their records do not blame the client.
     cutting: Arc<AtomicBool>,
+    /// Counters for the metrics listener, fed from every record.
+    metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl AuditSink {
@@ -39,7 +41,13 @@ impl AuditSink {
         AuditSink {
             handle,
             cutting: Arc::new(AtomicBool::new(false)),
+            metrics: Arc::default(),
         }
+    }
+
+    /// The counters fed from this sink's records.
+    pub fn metrics(&self) -> Arc<crate::metrics::Metrics> {
+        Arc::clone(&self.metrics)
     }
 
     /// The gate is about to cut the responses still in flight (shutdown grace period over).
@@ -69,7 +77,9 @@ impl AuditSink {
             usage,
             duration,
         };
-        if self.handle.record(to_record(finished)).is_err() {
+        let record = to_record(finished);
+        self.metrics.observe(&record);
+        if self.handle.record(record).is_err() {
             tracing::error!("the audit writer has stopped; this request's record is lost");
         }
     }

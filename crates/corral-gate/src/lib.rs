@@ -9,7 +9,7 @@
 //! Modules: [`settings`] (what the gate is told), `server` (listener, TLS, shutdown), `proxy`
 //! (the phases), `auth`, `body`, `headers`, `forward`, `upstream` (keep-alive upstream
 //! connections, read by the request's own task), `stream`, `reply` (errors in the client's
-//! dialect), `refused` (hyper's own answers to unreadable heads), `keys` (snapshot reload), `catalogue` (remote models), `audit`, [`selfcheck`].
+//! dialect), `refused` (hyper's own answers to unreadable heads), `keys` (snapshot reload), `catalogue` (remote models), `audit`, [`metrics`] (Prometheus counters fed from the audit records), [`selfcheck`].
 
 mod audit;
 mod auth;
@@ -21,6 +21,7 @@ pub mod fdtable;
 mod forward;
 mod headers;
 mod keys;
+pub mod metrics;
 mod proxy;
 mod refused;
 mod reply;
@@ -34,6 +35,7 @@ mod upstream;
 use std::time::Duration;
 
 pub use error::GateError;
+pub use metrics::{serve_metrics, MetricsSource};
 pub use selfcheck::Exposure;
 pub use server::{listen_socket, Gate};
 pub use settings::{GateSettings, TlsFiles, Upstream};

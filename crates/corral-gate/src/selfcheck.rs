@@ -16,19 +16,68 @@ pub const PROBE_TIMEOUT: Duration = Duration::from_millis(300);
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Exposure {
     pub addr: SocketAddr,
+    /// The loopback address Ollama should listen on instead: the upstream's own when the gate
+    /// reaches it on a loopback address (`[::1]` stays `[::1]`), else `127.0.0.1`.
+    pub loopback: IpAddr,
+    /// Whether the gate's upstream must be changed too: it names a non-loopback address (or a
+    /// name) that Ollama would no longer answer on once bound to loopback.
+    pub repoint: bool,
+}
+
+impl Exposure {
+    /// An exposure at `addr`, with the advice for an upstream on `127.0.0.1`.
+    pub fn at(addr: SocketAddr) -> Exposure {
+        Exposure {
+            addr,
+            loopback: IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
+            repoint: false,
+        }
+    }
+
+    /// The advice fitted to the upstream the gate was given.
+    fn for_upstream(self, upstream: &Upstream) -> Exposure {
+        let host = upstream.host();
+        let ip = host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<IpAddr>()
+            .map(|ip| ip.to_canonical());
+        match ip {
+            Ok(ip) if ip.is_loopback() => Exposure {
+                loopback: ip,
+                repoint: false,
+                ..self
+            },
+            _ if host.eq_ignore_ascii_case("localhost") => Exposure {
+                repoint: false,
+                ..self
+            },
+            _ => Exposure {
+                repoint: true,
+                ..self
+            },
+        }
+    }
 }
 
 impl fmt::Display for Exposure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let bind = SocketAddr::new(self.loopback, self.addr.port());
         write!(
             f,
             "Ollama's port answers on {addr}, so it is reachable around the gate without a key. \
-             Bind Ollama to loopback: OLLAMA_HOST=127.0.0.1:{port} (under systemd: `systemctl edit \
-             ollama`, add [Service] Environment=\"OLLAMA_HOST=127.0.0.1:{port}\", then `systemctl \
+             Bind Ollama to loopback: OLLAMA_HOST={bind} (under systemd: `systemctl edit \
+             ollama`, add [Service] Environment=\"OLLAMA_HOST={bind}\", then `systemctl \
              restart ollama`)",
             addr = self.addr,
-            port = self.addr.port()
-        )
+        )?;
+        if self.repoint {
+            write!(
+                f,
+                ", and point the gate at it: --upstream http://{bind} (server.upstream)"
+            )?;
+        }
+        Ok(())
     }
 }
 
@@ -102,7 +151,7 @@ pub async fn probe(addrs: &[IpAddr], port: u16, timeout: Duration) -> Vec<Exposu
                 tokio::time::timeout(timeout, TcpStream::connect(addr)).await,
                 Ok(Ok(_))
             );
-            ok.then_some(Exposure { addr })
+            ok.then_some(Exposure::at(addr))
         });
     }
     let mut found = Vec::new();
@@ -134,7 +183,11 @@ async fn exposure_on(upstream: &Upstream, addrs: &[IpAddr], gate: SocketAddr) ->
         .copied()
         .filter(|ip| !is_the_gate(gate, *ip, port))
         .collect();
-    probe(&around, port, PROBE_TIMEOUT).await
+    probe(&around, port, PROBE_TIMEOUT)
+        .await
+        .into_iter()
+        .map(|e| e.for_upstream(upstream))
+        .collect()
 }
 
 /// Whether `ip:port` is where the gate listens (all of this host's addresses, when it listens
@@ -157,12 +210,7 @@ mod tests {
         let port = listener.local_addr().unwrap().port();
         let lo = [IpAddr::V4(Ipv4Addr::LOCALHOST)];
         let found = probe(&lo, port, Duration::from_secs(1)).await;
-        assert_eq!(
-            found,
-            vec![Exposure {
-                addr: SocketAddr::new(lo[0], port)
-            }]
-        );
+        assert_eq!(found, vec![Exposure::at(SocketAddr::new(lo[0], port))]);
         assert!(found[0].to_string().contains("OLLAMA_HOST=127.0.0.1:"));
         drop(listener);
         assert!(probe(&lo, port, Duration::from_secs(1)).await.is_empty());
@@ -184,7 +232,34 @@ mod tests {
         let elsewhere = SocketAddr::new(gate_addr.ip(), gate_addr.port().wrapping_add(1).max(1));
         assert_eq!(
             exposure_on(&upstream, &lo, elsewhere).await,
-            vec![Exposure { addr: gate_addr }]
+            vec![Exposure::at(gate_addr)]
+        );
+    }
+
+    /// The advice keeps the gate working: Ollama is told to listen on the loopback address the
+    /// gate reaches it on, and an upstream given as a non-loopback address is to be changed too.
+    #[test]
+    fn the_advice_fits_the_upstream() {
+        let seen = Exposure::at("192.0.2.7:11434".parse().unwrap());
+        let advice = |up: &str| {
+            seen.clone()
+                .for_upstream(&Upstream::parse(up).unwrap())
+                .to_string()
+        };
+        let v4 = advice("http://127.0.0.1:11434");
+        assert!(v4.contains("OLLAMA_HOST=127.0.0.1:11434 "), "{v4}");
+        assert!(!v4.contains("--upstream"), "{v4}");
+        assert_eq!(advice("localhost"), v4);
+        let v6 = advice("http://[::1]:11434");
+        assert!(v6.contains("OLLAMA_HOST=[::1]:11434 "), "{v6}");
+        assert!(!v6.contains("127.0.0.1"), "{v6}");
+        let own = advice("http://192.0.2.7:11434");
+        assert!(own.contains("OLLAMA_HOST=127.0.0.1:11434 "), "{own}");
+        assert!(
+            own.ends_with(
+                ", and point the gate at it: --upstream http://127.0.0.1:11434 (server.upstream)"
+            ),
+            "{own}"
         );
     }
 

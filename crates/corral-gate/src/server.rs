@@ -190,6 +190,14 @@ impl Gate {
         })
     }
 
+    /// What a metrics listener ([`crate::serve_metrics`]) serves for this gate.
+    pub fn metrics(&self) -> crate::MetricsSource {
+        crate::MetricsSource {
+            metrics: self.shared.audit.metrics(),
+            sink: self.shared.audit.clone(),
+        }
+    }
+
     /// The address actually bound (useful with port 0).
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr

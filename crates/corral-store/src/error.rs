@@ -61,6 +61,9 @@ pub enum StoreError {
         found: i64,
         supported: i64,
     },
+    /// An SQLite database with tables but no corral schema version: another program's.
+    #[error("{path:?}: is an SQLite database of another program (it has tables, but is not a corral key store); refusing to change it: choose another data directory, or move the file away")]
+    ForeignDatabase { path: PathBuf },
     #[error("key database: corrupt row for key {id:?}: {what}")]
     CorruptRow { id: String, what: &'static str },
     /// Another process held the database's write lock for longer than the store waits.

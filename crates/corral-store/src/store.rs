@@ -223,6 +223,23 @@ fn prepare_db_file(path: &Path, create: bool) -> Result<(u64, u64), StoreError> 
     Ok((meta.dev(), meta.ino()))
 }
 
+/// A database without corral's schema version (`PRAGMA user_version` 0) that already has
+/// tables, views or indexes belongs to another program: corral creates its schema and sets the
+/// version in one transaction, so its own stores never look like that.
+fn refuse_foreign(conn: &Connection, path: &Path) -> Result<(), StoreError> {
+    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if version != 0 {
+        return Ok(());
+    }
+    let objects: i64 = conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0))?;
+    if objects > 0 {
+        return Err(StoreError::ForeignDatabase {
+            path: path.to_owned(),
+        });
+    }
+    Ok(())
+}
+
 fn not_a_file(path: &Path) -> StoreError {
     io_err(path)(std::io::Error::other(
         "is not a regular file (a directory, device, pipe or socket); keys.db must be a file",
@@ -274,6 +291,9 @@ impl KeyStore {
             let file = prepare_db_file(&path, create)?;
             let conn = Connection::open_with_flags(&path, flags)?;
             conn.busy_timeout(BUSY_TIMEOUT)?;
+            // Before the first change (WAL mode, the schema): another program's database is
+            // refused as it is.
+            refuse_foreign(&conn, &path)?;
             // journal_mode answers with a row; WAL lets readers and one writer work side by side.
             let _mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
             if file_id(&path)? != Some(file) {

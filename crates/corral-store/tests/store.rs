@@ -438,6 +438,38 @@ fn newer_schema_is_refused() {
     );
 }
 
+/// A keys.db of another program (tables, no corral schema version) is refused and left as
+/// it was, as the audit log refuses a file that is not an audit log.
+#[test]
+fn another_programs_database_is_refused_and_left_unchanged() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(DB_FILE);
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute_batch("CREATE TABLE notes (body TEXT); INSERT INTO notes VALUES ('x');")
+        .unwrap();
+    drop(conn);
+    let before = std::fs::read(&path).unwrap();
+    let err = KeyStore::open(dir.path()).unwrap_err();
+    assert!(matches!(err, StoreError::ForeignDatabase { .. }), "{err}");
+    assert!(err.to_string().contains("another program"), "{err}");
+    assert_eq!(
+        std::fs::read(&path).unwrap(),
+        before,
+        "the file was changed"
+    );
+    assert!(!dir.path().join("keys.db-wal").exists());
+    // An empty file (or a database with nothing in it) is a new store.
+    let fresh = tempfile::tempdir().unwrap();
+    std::fs::write(fresh.path().join(DB_FILE), b"").unwrap();
+    let store = KeyStore::open(fresh.path()).unwrap();
+    store.create("alice", "user", None).unwrap();
+    drop(store);
+    assert_eq!(
+        KeyStore::open(fresh.path()).unwrap().list().unwrap().len(),
+        1
+    );
+}
+
 #[test]
 fn secret_debug_is_redacted() {
     let dir = tempfile::tempdir().unwrap();

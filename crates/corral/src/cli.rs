@@ -91,6 +91,10 @@ pub struct ServeArgs {
     /// Audit log file [default: DATA_DIR/audit.ndjson, or audit.path]
     #[arg(long, value_name = "FILE")]
     pub audit_log: Option<PathBuf>,
+    /// Serve Prometheus metrics (GET /metrics, plain HTTP, no key) on this address, e.g.
+    /// 127.0.0.1:9464 [default: none, or server.metrics_listen]
+    #[arg(long, value_name = "ADDR", value_parser = corral_policy::config::parse_listen)]
+    pub metrics_listen: Option<SocketAddr>,
     /// Diagnostic log format on stderr
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -106,7 +110,8 @@ pub enum LogFormat {
 pub enum KeysCommand {
     /// Create a key and print its secret once
     Create {
-        /// A unique name for the key's holder, e.g. alice or ci-runner
+        /// A unique name for the key's holder, e.g. alice or ci-runner: 1-64 characters from
+        /// A-Z a-z 0-9 . _ @ -, not starting with crl_
         name: String,
         /// Policy the key is bound to
         #[arg(long, default_value = "user")]

@@ -676,6 +676,49 @@ fn audit_verify_takes_a_shell_glob_of_a_rotated_log_in_rotation_order() {
         .stdout(predicate::str::contains("audit.ndjson.1:1: dropped"));
 }
 
+/// A rotated file given alone does not claim that no rotated files are next to it when the
+/// older one that holds the records before it is there.
+#[test]
+fn audit_verify_of_one_rotated_file_points_at_the_older_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("audit.ndjson");
+    audit_log(&log, 6);
+    let text = std::fs::read_to_string(&log).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    let part = |r: std::ops::Range<usize>| {
+        lines[r]
+            .iter()
+            .map(|l| format!("{l}\n"))
+            .collect::<String>()
+    };
+    let rotated = |n: u32| dir.path().join(format!("audit.ndjson.{n}"));
+    std::fs::write(rotated(2), part(0..2)).unwrap();
+    std::fs::write(rotated(1), part(2..4)).unwrap();
+    std::fs::write(&log, part(4..6)).unwrap();
+    corral(dir.path())
+        .args(["audit", "verify"])
+        .arg(rotated(1))
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("the chain starts at seq 3"))
+        .stderr(predicate::str::contains("no rotated files").not())
+        .stderr(predicate::str::contains(format!(
+            "the older rotated file {} is next to it; verify the live log {}",
+            rotated(2).display(),
+            log.display()
+        )));
+    // The oldest file alone: nothing older is next to it.
+    std::fs::write(rotated(2), part(1..2)).unwrap();
+    corral(dir.path())
+        .args(["audit", "verify"])
+        .arg(rotated(2))
+        .assert()
+        .success()
+        .stderr(predicate::str::contains(
+            "(and no rotated files are next to the log)",
+        ));
+}
+
 /// Starts `corral serve` on a free loopback port, waits until its stderr contains `until`
 /// (at most 30 s), stops it and returns its stdout and stderr.
 fn serve_until(data: &Path, until: &str) -> (String, String) {
@@ -798,6 +841,7 @@ fn help_texts_describe_every_option_and_default_the_readme_names() {
         text.split_whitespace().collect::<Vec<_>>().join(" ")
     };
     assert!(help(&["keys", "list"]).contains("--json Print a JSON array"));
+    assert!(help(&["keys", "create"]).contains("1-64 characters from A-Z a-z 0-9 . _ @ -"));
     assert!(help(&["keys", "rotate"]).contains("--json Print a JSON object"));
     assert!(help(&["serve"]).contains("[default: 5m, or server.idle_timeout]"));
     for cmd in ["revoke", "rotate"] {
@@ -896,4 +940,104 @@ fn serve_on_an_address_in_use_fails_before_creating_the_store_or_the_log() {
         "an audit log was created"
     );
     drop(taken);
+}
+
+/// A plain HTTP/1.1 GET over a fresh connection; the whole answer (head and body).
+fn http_get(addr: &str, path: &str, headers: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\n{headers}Connection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out
+}
+
+/// The value of the sample `series` (name and labels as printed) in a metrics text.
+fn sample(text: &str, series: &str) -> Option<u64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+        .and_then(|v| v.parse().ok())
+}
+
+#[test]
+fn serve_exposes_prometheus_metrics_on_a_listener_of_their_own() {
+    use std::process::Stdio;
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = serve_command(&dir.path().join("data"))
+        .arg("--audit-log")
+        .arg(dir.path().join("audit.ndjson"))
+        .args(["--metrics-listen", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut first = String::new();
+    std::io::BufRead::read_line(&mut stdout, &mut first).unwrap();
+    let gate = first
+        .trim()
+        .strip_prefix("listening on http://")
+        .unwrap()
+        .to_owned();
+    let err = Captured::start(child.stderr.take().unwrap());
+    assert!(err.wait_for("/metrics\n"), "{}", err.text());
+    let text = err.text();
+    let metrics = text
+        .lines()
+        .find_map(|l| l.strip_prefix("corral: metrics on http://"))
+        .and_then(|l| l.strip_suffix("/metrics"))
+        .unwrap()
+        .to_owned();
+
+    let series = "corral_requests_total{route=\"api.version\",endpoint_class=\"discovery\",\
+                  action=\"auth_failure\",outcome=\"failure\",reason=\"unauthenticated\",code=\"401\"}";
+    let before = http_get(&metrics, "/metrics", "");
+    assert!(before.starts_with("HTTP/1.1 200"), "{before}");
+    assert!(
+        before.contains("content-type: text/plain; version=0.0.4; charset=utf-8"),
+        "{before}"
+    );
+    for family in [
+        "corral_requests_total counter",
+        "corral_tokens_total counter",
+        "corral_request_duration_seconds histogram",
+        "corral_audit_log_writable gauge",
+    ] {
+        assert!(before.contains(&format!("# TYPE {family}\n")), "{before}");
+    }
+    assert_eq!(sample(&before, series), None, "{before}");
+    // A refused request is counted once its record is written; the gate's port has no /metrics.
+    assert!(http_get(&gate, "/api/version", "").starts_with("HTTP/1.1 401"));
+    assert!(http_get(&gate, "/metrics", "").starts_with("HTTP/1.1 404"));
+    let after = http_get(&metrics, "/metrics", "");
+    assert_eq!(sample(&after, series), Some(1), "{after}");
+    assert_eq!(sample(&after, "corral_audit_log_writable"), Some(1));
+    assert!(http_get(&metrics, "/", "").starts_with("HTTP/1.1 404"));
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
+#[test]
+fn metrics_on_a_public_address_need_allow_plaintext() {
+    let dir = tempfile::tempdir().unwrap();
+    corral(dir.path())
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .args(["--metrics-listen", "0.0.0.0:0"])
+        .timeout(std::time::Duration::from_secs(30))
+        .assert()
+        .code(2)
+        .stdout(predicate::str::is_empty())
+        .stderr(predicate::str::contains(
+            "refusing to serve metrics on 0.0.0.0:0",
+        ));
+    assert!(!dir.path().join("keys.db").exists());
+    config_check(dir.path(), "[server]\nmetrics_listen = \"0.0.0.0:9464\"\n")
+        .code(2)
+        .stderr(predicate::str::contains("--allow-plaintext"));
 }

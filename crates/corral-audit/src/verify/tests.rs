@@ -583,3 +583,25 @@ fn documented_procedure_matches_an_independent_implementation() {
     assert!(r.is_ok(), "{r}");
     assert!(r.from_genesis);
 }
+
+/// The count of files in a failure names the files read up to the problem, not every file given.
+#[test]
+fn a_failure_counts_the_files_up_to_the_problem() {
+    let mut lines = log(6);
+    lines[3] = lines[3].replace("proxy", "prox");
+    let mut v = Verifier::new();
+    v.feed(Path::new("a"), join(&lines[..2]).as_slice())
+        .unwrap();
+    v.feed(Path::new("b"), join(&lines[2..4]).as_slice())
+        .unwrap();
+    v.feed(Path::new("c"), join(&lines[4..]).as_slice())
+        .unwrap();
+    let r = v.finish();
+    assert_eq!(r.first_problem.as_ref().unwrap().file, Path::new("b"));
+    assert_eq!((r.records, r.files), (3, 2));
+    assert!(
+        r.to_string()
+            .ends_with("3 record(s) in 2 file(s) verified before it"),
+        "{r}"
+    );
+}

@@ -61,9 +61,11 @@ pub struct ServerSection {
     /// `listen` — socket address to listen on (default `"127.0.0.1:11435"`). A non-loopback
     /// address requires TLS or `allow_plaintext = true`.
     pub listen: Option<SocketAddr>,
-    /// `upstream` — base URL of Ollama: `http://` or `https://`, a host and an optional
-    /// port, no path, query or credentials (default `"http://127.0.0.1:11434"`). Validated
-    /// with [`Upstream::parse`]; kept as written (trimmed).
+    /// `upstream` — base URL of Ollama: `http://`, a host and an optional port, no path,
+    /// query or credentials, or `host:port` / `host` as OLLAMA_HOST is written (default
+    /// `"http://127.0.0.1:11434"`), as `--upstream` takes it. Validated with
+    /// [`Upstream::parse`] (which reads `https://` too; the gate refuses it); kept as written
+    /// (trimmed).
     pub upstream: Option<String>,
     /// `idle_timeout` — longest silence from upstream, before the response starts and
     /// between two chunks, before the request fails with 504: a duration such as `"10m"` or a
@@ -79,6 +81,10 @@ pub struct ServerSection {
     /// `allow_plaintext` — permit listening on a non-loopback address without TLS
     /// (default `false`): keys would cross the network in clear text.
     pub allow_plaintext: bool,
+    /// `metrics_listen` — socket address of the Prometheus metrics listener (`GET /metrics`,
+    /// plain HTTP, no key); none by default. A non-loopback address requires
+    /// `allow_plaintext = true`.
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 /// Longest `server.idle_timeout` and `server.connect_timeout` (and `--idle-timeout`): a year.

@@ -32,6 +32,7 @@ struct RawServer {
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
     allow_plaintext: Option<bool>,
+    metrics_listen: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -87,8 +88,25 @@ fn server(raw: RawServer) -> Result<ServerSection, ConfigError> {
         })?;
         s.listen = Some(addr);
     }
+    if let Some(listen) = raw.metrics_listen {
+        let addr = listen.trim().parse().map_err(|_| {
+            ConfigError::at(
+                "server.metrics_listen",
+                format!("invalid socket address {}: {LISTEN_HINT}", quoted(&listen)),
+            )
+        })?;
+        s.metrics_listen = Some(addr);
+    }
     if let Some(up) = raw.upstream {
-        Upstream::parse(up.trim()).map_err(|m| {
+        // `host:port` and `host` as OLLAMA_HOST is written, as `--upstream` takes them (the
+        // gate reads them as http://, a bare host on Ollama's port).
+        let trimmed = up.trim();
+        let url = if trimmed.contains("://") {
+            trimmed.to_owned()
+        } else {
+            format!("http://{trimmed}")
+        };
+        Upstream::parse(&url).map_err(|m| {
             ConfigError::at(
                 "server.upstream",
                 format!("invalid URL {}: {m}", quoted(&up)),
@@ -398,14 +416,18 @@ fn readable(message: &str) -> String {
         .filter(|l| !l.is_empty())
         .collect::<Vec<_>>()
         .join("; ");
+    // Rust's and serde's names for what TOML calls otherwise.
     [
-        "struct RawConfig",
-        "struct RawServer",
-        "struct RawAudit",
-        "struct RawPolicy",
+        ("struct RawConfig", "a table"),
+        ("struct RawServer", "a table"),
+        ("struct RawAudit", "a table"),
+        ("struct RawPolicy", "a table"),
+        ("expected a map", "expected a table"),
+        ("expected a sequence", "expected an array"),
+        ("expected i64", "expected an integer"),
     ]
     .iter()
-    .fold(one_line, |m, s| m.replace(s, "a table"))
+    .fold(one_line, |m, (from, to)| m.replace(from, to))
 }
 
 /// The dotted key path of the key or value at byte `offset`: the nearest table header above

@@ -85,6 +85,7 @@ fn full_server_section() {
         tls_cert = "c.pem"
         tls_key = "k.pem"
         allow_plaintext = true
+        metrics_listen = "127.0.0.1:9464"
         [audit]
         path = "/var/log/a.ndjson"
         max_bytes = 65536
@@ -93,6 +94,10 @@ fn full_server_section() {
     )
     .unwrap();
     assert_eq!(c.server.listen.unwrap().to_string(), "[::1]:9000");
+    assert_eq!(
+        c.server.metrics_listen.unwrap().to_string(),
+        "127.0.0.1:9464"
+    );
     assert_eq!(
         c.server.upstream.as_deref(),
         Some("https://ollama.internal:8443/")
@@ -257,6 +262,11 @@ fn errors_name_the_key_path() {
             "invalid socket address \"x\"",
         ),
         (
+            "[server]\nmetrics_listen = \"localhost:9464\"\n",
+            "server.metrics_listen",
+            "host names such as localhost are not resolved",
+        ),
+        (
             "[server]\nlisten = \"localhost:80\"\n",
             "server.listen",
             "host names such as localhost are not resolved",
@@ -264,7 +274,7 @@ fn errors_name_the_key_path() {
         (
             "[server]\nupstream = \"ftp://x\"\n",
             "server.upstream",
-            "http:// or https://",
+            "must start with http://",
         ),
         (
             "[server]\nupstream = \"http://u:p@x\"\n",
@@ -436,6 +446,22 @@ fn type_errors_name_the_key_path() {
     assert!(e.message.contains("expected a table"), "{e}");
 }
 
+/// Wrong types are said in TOML's words, not Rust's or serde's (`i64`, `sequence`, `map`).
+#[test]
+fn type_errors_name_toml_types() {
+    for (text, expected) in [
+        ("[audit]\nkeep = \"3\"\n", "expected an integer"),
+        ("[policies.p]\nendpoints = \"all\"\n", "expected an array"),
+        ("policies = 5\n", "expected a table"),
+    ] {
+        let e = err(text);
+        assert!(e.message.contains(expected), "{text}: {e}");
+        for jargon in ["i64", "sequence", "map"] {
+            assert!(!e.message.contains(jargon), "{text}: {e}");
+        }
+    }
+}
+
 #[test]
 fn syntax_errors_are_reported_with_a_line() {
     let e = err("[server]\nlisten = \n");
@@ -603,4 +629,23 @@ fn relative_paths_are_taken_from_the_config_files_directory() {
         c.audit.path.as_deref(),
         Some(std::path::Path::new("/etc/corral/audit.ndjson"))
     );
+}
+
+/// `server.upstream` takes what `--upstream` takes: a URL, or `host:port` and `host` as
+/// OLLAMA_HOST is written; what the file says is kept as written for the gate to read.
+#[test]
+fn upstream_takes_the_ollama_host_forms_as_the_flag_does() {
+    for up in [
+        "127.0.0.1:11434",
+        "ollama.lan",
+        "[::1]:11434",
+        " localhost:11434 ",
+    ] {
+        let c = Config::from_toml_str(&format!("[server]\nupstream = \"{up}\"\n")).unwrap();
+        assert_eq!(c.server.upstream.as_deref(), Some(up.trim()), "{up}");
+    }
+    for bad in ["127.0.0.1:11434/api", "u:p@host", "host:0", ""] {
+        let e = Config::from_toml_str(&format!("[server]\nupstream = \"{bad}\"\n")).unwrap_err();
+        assert_eq!(e.path, "server.upstream", "{bad}: {e}");
+    }
 }

@@ -38,7 +38,10 @@ impl Upstream {
         } else if let Some(r) = s.strip_prefix("https://") {
             (UpstreamScheme::Https, r)
         } else {
-            return Err("must start with http:// or https://".to_string());
+            return Err(
+                "must start with http:// (or be host:port or host, as OLLAMA_HOST is written)"
+                    .to_string(),
+            );
         };
         let authority = rest.strip_suffix('/').unwrap_or(rest);
         if authority.contains('@') {

@@ -28,6 +28,9 @@ pub fn run(env: &Env, cmd: ConfigCommand) -> Result<ExitCode> {
                 tls.as_ref(),
                 server.allow_plaintext,
             )?;
+            if let Some(addr) = server.metrics_listen {
+                super::serve::check_metrics_listener(addr, server.allow_plaintext)?;
+            }
             if let Some(warning) = tls.as_ref().and_then(corral_gate::tls_expiry_warning) {
                 eprintln!("corral: WARNING: {warning}");
             }

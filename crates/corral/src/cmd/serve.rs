@@ -59,9 +59,17 @@ fn serve(env: &Env, args: ServeArgs, notices: Notices) -> Result<ExitCode> {
     let allow_plaintext = args.allow_plaintext || server.allow_plaintext;
     // Refused before the store and the audit log are touched.
     check_listener(listen, tls.as_ref(), allow_plaintext)?;
+    let metrics_listen = args.metrics_listen.or(server.metrics_listen);
+    if let Some(addr) = metrics_listen {
+        check_metrics_listener(addr, allow_plaintext)?;
+    }
     // Bound now: an address in use (another gate, Ollama itself) is said before the key store and
     // the audit log are created.
     let socket = corral_gate::listen_socket(listen)?;
+    let metrics_socket = match metrics_listen {
+        Some(addr) => Some(corral_gate::listen_socket(addr).context("metrics listener")?),
+        None => None,
+    };
     let audit_path = args
         .audit_log
         .or_else(|| config.audit.path.clone())
@@ -141,6 +149,17 @@ fn serve(env: &Env, args: ServeArgs, notices: Notices) -> Result<ExitCode> {
                  the network in clear text; use --tls-cert/--tls-key unless this network is trusted"
             ));
         }
+        let metrics = match metrics_socket {
+            Some(socket) => {
+                let at = socket.local_addr().context("metrics listener")?;
+                notices.info(format_args!("metrics on http://{at}/metrics"));
+                Some(tokio::spawn(corral_gate::serve_metrics(
+                    socket,
+                    gate.metrics(),
+                )))
+            }
+            None => None,
+        };
         for finding in gate.self_check().await {
             notices.warn(format_args!("{finding}"));
         }
@@ -176,6 +195,9 @@ fn serve(env: &Env, args: ServeArgs, notices: Notices) -> Result<ExitCode> {
         .await?;
         signals.abort();
         hangups.abort();
+        if let Some(metrics) = metrics {
+            metrics.abort();
+        }
         worker
             .await
             .context("the audit writer stopped unexpectedly")?
@@ -198,6 +220,20 @@ pub fn check_listener(
             return Err(corral_gate::GateError::PlaintextRefused { addr: listen }.into())
         }
         None => {}
+    }
+    Ok(())
+}
+
+/// The metrics listener speaks plain HTTP without a key: on a non-loopback address only when
+/// plaintext is allowed.
+pub fn check_metrics_listener(addr: SocketAddr, allow_plaintext: bool) -> Result<()> {
+    if !allow_plaintext && !corral_gate::settings::is_loopback_listen(&addr) {
+        anyhow::bail!(
+            "refusing to serve metrics on {addr}: it is not a loopback address, and the metrics \
+             listener speaks plain HTTP without a key, so anyone on the network could read them. \
+             Use a loopback address for --metrics-listen (server.metrics_listen), or \
+             --allow-plaintext (server.allow_plaintext = true) if that network is trusted"
+        );
     }
     Ok(())
 }
