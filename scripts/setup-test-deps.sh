@@ -61,7 +61,7 @@ node_major="$(node -p 'process.versions.node.split(".")[0]')"
 stamp="$VENV/.corral-requirements.sha256"
 want="$( (sha256sum "$PY_DIR/requirements.txt" && python3 --version) | sha256sum | cut -d' ' -f1)"
 if [[ -x "$VENV/bin/python" && -f "$stamp" && "$(cat "$stamp")" == "$want" ]] &&
-    "$VENV/bin/python" -c 'import anthropic, ollama, openai, pytest' >/dev/null 2>&1; then
+    "$VENV/bin/python" -c 'import anthropic, ollama, openai, prometheus_client, pytest' >/dev/null 2>&1; then
     say "python venv up to date ($VENV)"
 else
     if [[ ! -x "$VENV/bin/python" ]] || ! "$VENV/bin/python" -c 'pass' >/dev/null 2>&1; then
