@@ -610,6 +610,21 @@ async fn tools_and_images_are_refused_when_the_policy_says_so() {
 }
 
 #[tokio::test]
+async fn a_responses_image_under_a_top_level_tool_use_type_is_refused() {
+    // Ollama ignores a top-level "type" and reads /v1/responses input items and content parts
+    // through structs, under any case of their keys (openai/responses.go): this is an
+    // input_image to Ollama, and must not reach it for a policy without images.
+    let h = Harness::with_policies().await;
+    let img = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg==";
+    let b = json!({"model": "llava", "type": "tool_use", "input": [{"role": "user", "content": [
+        {"TYPE": "input_image", "IMAGE_URL": format!("data:image/png;base64,{img}")}]}]});
+    let r = h.post_json("/v1/responses", "nora", &b).await;
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert_openai_error(&r, "bad_request");
+    assert!(h.forwarded().is_empty(), "forwarded {:?}", h.forwarded());
+}
+
+#[tokio::test]
 async fn a_web_search_tool_that_ollama_runs_needs_the_account_class() {
     // Ollama answers the model's web_search calls itself, from ollama.com with the server's
     // signed-in account: the account class, whatever the tools rule says.

@@ -151,7 +151,10 @@ fn walk(obj: &Map<String, Value>, depth: usize) -> Result<(), Denial> {
                 )));
             }
         }
-        if FREE_FORM.contains(&k.as_str()) || (k == "input" && is_tool_use(obj)) {
+        // A content block's `input` holds a tool's arguments; the body's own `input` (the
+        // /v1/responses input items) is read by Ollama whatever `type` the body claims.
+        let tool_arguments = k == "input" && depth > 0 && is_tool_use(obj);
+        if FREE_FORM.contains(&k.as_str()) || tool_arguments {
             continue;
         }
         walk_value(v, depth + 1)?;
@@ -159,7 +162,8 @@ fn walk(obj: &Map<String, Value>, depth: usize) -> Result<(), Denial> {
     Ok(())
 }
 
-/// Anthropic `tool_use` blocks carry the model's arguments in `input`, a free-form map.
+/// Anthropic `tool_use` blocks carry the model's arguments in `input`, a free-form map. Only a
+/// nested object is such a block: a `type` on the body itself means nothing to Ollama.
 pub(super) fn is_tool_use(obj: &Map<String, Value>) -> bool {
     matches!(
         obj.get("type").and_then(Value::as_str),

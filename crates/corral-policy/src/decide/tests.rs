@@ -576,6 +576,26 @@ fn ambiguous_field_names_are_refused() {
 }
 
 #[test]
+fn a_top_level_tool_use_type_does_not_hide_the_input() {
+    // Only a content block's `input` is a tool's arguments. Ollama ignores a top-level
+    // `type`, and reads /v1/responses `input` items and their content parts through structs,
+    // under any case of their keys (openai/responses.go): `TYPE` is `type`, `IMAGE_URL` is
+    // `image_url`, so this body carries an image Ollama decodes.
+    for t in ["tool_use", "server_tool_use"] {
+        let body = json!({"model": "llama3.2", "type": t, "input": [{"role": "user", "content": [
+            {"TYPE": "input_image", "IMAGE_URL": "data:image/png;base64,aGk="}
+        ]}]});
+        let d = denial(&strict(), "POST", "/v1/responses", Some(body));
+        assert_eq!((d.status, d.rule), (400, "bad_request"), "{t}");
+        assert!(
+            d.message.starts_with("ambiguous field name"),
+            "{}",
+            d.message
+        );
+    }
+}
+
+#[test]
 fn num_ctx_clamp() {
     let (v, b) = eval(
         &user(),
