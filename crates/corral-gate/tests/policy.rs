@@ -625,6 +625,33 @@ async fn a_responses_image_under_a_top_level_tool_use_type_is_refused() {
 }
 
 #[tokio::test]
+async fn a_transcription_is_refused_without_images() {
+    // Ollama passes the uploaded file to the model as a message image
+    // (openai.FromTranscriptionRequest); a vision model reads a PNG sent there as one.
+    let h = Harness::with_policies().await;
+    let body = "--XyZ\r\nContent-Disposition: form-data; name=\"model\"\r\n\r\nllava\r\n\
+                --XyZ\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.png\"\r\n\
+                Content-Type: image/png\r\n\r\nPNG\r\n--XyZ--\r\n";
+    let headers = vec![
+        ("authorization", h.bearer("nora")),
+        (
+            "content-type",
+            "multipart/form-data; boundary=XyZ".to_string(),
+        ),
+    ];
+    let r = send(
+        h.addr,
+        "POST",
+        "/v1/audio/transcriptions",
+        &headers,
+        Bytes::from(body),
+    )
+    .await;
+    assert_refused(&h, &r, "images_denied", "/v1/audio/transcriptions");
+    assert_openai_error(&r, "images_denied");
+}
+
+#[tokio::test]
 async fn a_web_search_tool_that_ollama_runs_needs_the_account_class() {
     // Ollama answers the model's web_search calls itself, from ollama.com with the server's
     // signed-in account: the account class, whatever the tools rule says.

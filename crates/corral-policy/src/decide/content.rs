@@ -55,9 +55,13 @@ fn is_server_web_tool(t: &str) -> bool {
     })
 }
 
-/// True when the body carries image input in any of the shapes Ollama accepts.
+/// True when the body carries image input in any of the shapes Ollama accepts. A transcription
+/// always does: Ollama hands the uploaded file to the model as the user message's `images`
+/// (`openai.FromTranscriptionRequest`), where a vision model reads a PNG as an image, and what
+/// the file holds is not the gate's to guess.
 pub(super) fn has_images(route: &str, obj: &Map<String, Value>) -> bool {
     let roots: &[&str] = match route {
+        "v1.audio.transcriptions" => return true,
         "api.generate" => &["images"],
         "api.chat" | "v1.chat.completions" => &["messages"],
         "v1.responses" => &["input"],

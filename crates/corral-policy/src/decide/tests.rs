@@ -1206,6 +1206,20 @@ fn multipart_evaluation() {
 }
 
 #[test]
+fn a_transcription_is_image_input() {
+    // Ollama hands the uploaded file to the model as the user message's `images`
+    // (openai.FromTranscriptionRequest): a PNG uploaded there is an image to a vision model.
+    let m = route("POST", "/v1/audio/transcriptions").unwrap();
+    let ct = "multipart/form-data; boundary=XyZ";
+    let body = b"--XyZ\r\nContent-Disposition: form-data; name=\"model\"\r\n\r\nllava\r\n--XyZ\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.png\"\r\n\r\n\x89PNG\r\n--XyZ--\r\n";
+    let mut p = user();
+    p.images = false;
+    let d = evaluate_multipart(&p, &m, ct, body, &no_remote).unwrap_err();
+    assert_eq!((d.status, d.rule), (403, "images_denied"));
+    assert!(evaluate_multipart(&user(), &m, ct, body, &no_remote).is_ok());
+}
+
+#[test]
 fn unmodified_bodies_are_left_alone() {
     let body = json!({"model": "x", "messages": [{"role": "user", "content": "hi"}], "options": {"num_ctx": 10}, "keep_alive": "1m"});
     let (v, b) = eval(&user(), "POST", "/api/chat", Some(body.clone())).unwrap();
