@@ -58,7 +58,7 @@ pub struct Verdict {
 pub struct Denial {
     pub status: u16,
     /// Stable rule name: `endpoint_class`, `model_not_allowed`, `cloud_denied`,
-    /// `tools_denied`, `images_denied`, `bad_request`.
+    /// `tools_denied`, `images_denied`, `clamp_unenforceable`, `bad_request`.
     pub rule: &'static str,
     pub message: String,
 }
@@ -227,6 +227,18 @@ pub fn evaluate_multipart(
         o.insert("model".to_string(), Value::String(name));
     }
     let mut verdict = evaluate(policy, m, Some(&mut value), is_remote)?;
+    if let Some(max) = policy.max_num_predict {
+        // The gate does not rewrite multipart bodies, and Ollama answers a transcription with
+        // no output limit (`openai.FromTranscriptionRequest` sets none), steered by the form's
+        // `prompt`: a limit this policy sets could not hold.
+        return Err(Denial::new(
+            403,
+            "clamp_unenforceable",
+            format!(
+                "policy limits generated tokens to {max} (max_num_predict), which cannot be set on a multipart request; this endpoint is not available to it"
+            ),
+        ));
+    }
     verdict.modified = false;
     verdict.clamps.clear();
     verdict.hide_usage = false;

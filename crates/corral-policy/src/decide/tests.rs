@@ -1220,6 +1220,26 @@ fn a_transcription_is_image_input() {
 }
 
 #[test]
+fn a_transcription_is_refused_under_a_token_limit_it_cannot_carry() {
+    // Multipart bodies are not rewritten, and Ollama sets no output limit on a transcription.
+    let m = route("POST", "/v1/audio/transcriptions").unwrap();
+    let ct = "multipart/form-data; boundary=XyZ";
+    let body = b"--XyZ\r\nContent-Disposition: form-data; name=\"model\"\r\n\r\nllama3.2\r\n--XyZ\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.wav\"\r\n\r\nRIFF\r\n--XyZ--\r\n";
+    let mut p = user();
+    p.max_num_predict = Some(128);
+    let d = evaluate_multipart(&p, &m, ct, body, &no_remote).unwrap_err();
+    assert_eq!((d.status, d.rule), (403, "clamp_unenforceable"));
+    assert!(d.message.contains("max_num_predict"), "{}", d.message);
+    // A model the key may not use is still refused as such first.
+    let bad = b"--XyZ\r\nContent-Disposition: form-data; name=\"model\"\r\n\r\nnope\r\n--XyZ--\r\n";
+    let mut q = p.clone();
+    q.models = vec![crate::model::ModelPattern::parse("llama3.2").unwrap()];
+    let d = evaluate_multipart(&q, &m, ct, bad, &no_remote).unwrap_err();
+    assert_eq!(d.rule, "model_not_allowed");
+    assert!(evaluate_multipart(&user(), &m, ct, body, &no_remote).is_ok());
+}
+
+#[test]
 fn unmodified_bodies_are_left_alone() {
     let body = json!({"model": "x", "messages": [{"role": "user", "content": "hi"}], "options": {"num_ctx": 10}, "keep_alive": "1m"});
     let (v, b) = eval(&user(), "POST", "/api/chat", Some(body.clone())).unwrap();
