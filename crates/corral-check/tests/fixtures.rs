@@ -656,6 +656,26 @@ fn sarif_output_structure() {
     );
 }
 
+/// GitHub code scanning needs at least one location per result: a finding about the host as a
+/// whole (firewall or version unknown) points at the host's root.
+#[test]
+fn sarif_results_all_have_a_location() {
+    let fx = Fx::new();
+    fx.ollama(&[]);
+    fx.fd_socket(OLLAMA, 3, 9);
+    fx.sockets(&[("127.0.0.1:11434", 0x0A, 9)]);
+    let r = run(&fx.opts()).unwrap();
+    assert!(r.findings.iter().any(|f| f.id == "firewall.unknown"));
+    assert!(r.findings.iter().any(|f| f.id == "version.unknown"));
+    let s: serde_json::Value = serde_json::from_str(&r.render(Format::Sarif)).unwrap();
+    for res in s["runs"][0]["results"].as_array().unwrap() {
+        let locs = res["locations"].as_array();
+        assert!(locs.is_some_and(|l| !l.is_empty()), "{res}");
+        let uri = &res["locations"][0]["physicalLocation"]["artifactLocation"]["uri"];
+        assert!(uri.as_str().unwrap().starts_with("file:///"), "{res}");
+    }
+}
+
 #[test]
 fn missing_root_is_an_error() {
     let mut o = Fx::new().opts();
