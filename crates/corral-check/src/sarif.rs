@@ -68,10 +68,18 @@ pub fn sarif(r: &Report) -> Value {
                 .map(|f| f.severity)
                 .max()
                 .unwrap_or(Severity::Info);
+            // The first finding's remediation is the rule's help, as in `corral scan`'s SARIF.
+            let help = r
+                .findings
+                .iter()
+                .find(|f| f.id == *id && !f.remediation.is_empty())
+                .map_or(rule_description(id), |f| f.remediation.as_str());
             json!({
                 "id": id,
                 "name": id,
                 "shortDescription": { "text": rule_description(id) },
+                "fullDescription": { "text": rule_description(id) },
+                "help": { "text": help },
                 "defaultConfiguration": { "level": level(worst) },
                 "properties": { "security-severity": score(worst), "tags": ["security"] }
             })

@@ -624,6 +624,12 @@ fn sarif_output_structure() {
     let results = run0["results"].as_array().unwrap();
     assert_eq!(results.len(), r.findings.len());
     let rule_ids: Vec<&str> = rules.iter().map(|r| r["id"].as_str().unwrap()).collect();
+    // GitHub code scanning wants each rule's shortDescription, fullDescription and help.
+    for r in rules {
+        for k in ["shortDescription", "fullDescription", "help"] {
+            assert!(!r[k]["text"].as_str().unwrap_or("").is_empty(), "{k}: {r}");
+        }
+    }
     for res in results {
         let id = res["ruleId"].as_str().unwrap();
         let idx = res["ruleIndex"].as_u64().unwrap() as usize;

@@ -311,11 +311,26 @@ fn sarif(engine: &Engine, files: &[FileSummary], alerts: &[Alert]) -> Value {
         .rules
         .iter()
         .map(|r| {
+            let full = if r.description.is_empty() {
+                &r.title
+            } else {
+                &r.description
+            };
+            // The rule's help: what it detects and the false positives it names.
+            let mut help = full.clone();
+            if !r.falsepositives.is_empty() {
+                help.push_str("\n\nFalse positives:");
+                for fp in &r.falsepositives {
+                    help.push_str("\n- ");
+                    help.push_str(fp);
+                }
+            }
             json!({
                 "id": r.id,
                 "name": r.title,
                 "shortDescription": {"text": r.title},
-                "fullDescription": {"text": if r.description.is_empty() { &r.title } else { &r.description }},
+                "fullDescription": {"text": full},
+                "help": {"text": help},
                 "defaultConfiguration": {"level": sarif_level(r.level.score())},
                 "properties": {"tags": r.tags, "security-severity": format!("{:.1}", f64::from(r.level.score()) / 10.0)},
             })

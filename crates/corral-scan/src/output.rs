@@ -191,6 +191,7 @@ pub fn sarif(hosts: &[HostReport]) -> Value {
                     "id": f.rule,
                     "name": f.rule,
                     "shortDescription": { "text": crate::findings::rule_description(f.rule) },
+                    "fullDescription": { "text": crate::findings::rule_description(f.rule) },
                     "help": { "text": f.remediation },
                     "defaultConfiguration": { "level": sarif_level(f.severity) },
                     "properties": { "security-severity": security_severity(f.severity), "tags": ["security", "llm-exposure"] }
