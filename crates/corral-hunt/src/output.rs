@@ -268,9 +268,13 @@ fn plural(n: u64) -> &'static str {
 
 /// A file path as a SARIF `artifactLocation.uri` (an RFC 3986 URI reference): every byte
 /// other than unreserved characters, sub-delimiters, `@` and `/` is percent-encoded, `:` too, so
-/// that a relative path's first segment cannot read as a scheme.
+/// that a relative path's first segment cannot read as a scheme. An absolute path is a
+/// `file://` URI (SARIF reads a relative reference starting with `/` as a mistake, SARIF1004).
 fn uri_reference(path: &str) -> String {
-    let mut u = String::with_capacity(path.len());
+    let mut u = String::with_capacity(path.len() + 7);
+    if path.starts_with('/') {
+        u.push_str("file://");
+    }
     for b in path.bytes() {
         if b.is_ascii_alphanumeric() || b"-._~/!$&'()*+,;=@".contains(&b) {
             u.push(char::from(b));

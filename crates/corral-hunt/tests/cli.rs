@@ -493,7 +493,7 @@ fn sarif_uris_are_encoded_and_lines_start_at_one() {
     }
     assert!(locations.len() > 3);
     let encoded = format!(
-        "{}/we%20ird%23%3C%22%25%3F%3E%C3%BC/conn.log",
+        "file://{}/we%20ird%23%3C%22%25%3F%3E%C3%BC/conn.log",
         dir.path().to_str().unwrap()
     );
     let mut saw_zeek = false;
