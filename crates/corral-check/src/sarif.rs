@@ -25,22 +25,30 @@ fn score(s: Severity) -> &'static str {
     }
 }
 
-/// `file:///etc/...` for host paths, the URL itself for URLs.
+/// `file:///etc/...` for host paths, the URL itself for URLs. A host path is percent-encoded
+/// into an RFC 3986 URI: every byte but unreserved characters, sub-delimiters, `:`, `@` and `/`.
 fn uri(path: &str) -> String {
     if path.contains("://") {
         return path.to_string();
     }
     let mut u = String::from("file://");
-    for c in path.chars() {
-        match c {
-            ' ' => u.push_str("%20"),
-            '%' => u.push_str("%25"),
-            '#' => u.push_str("%23"),
-            '?' => u.push_str("%3F"),
-            c => u.push(c),
+    for b in path.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~/!$&'()*+,;=:@".contains(&b) {
+            u.push(char::from(b));
+        } else {
+            u.push_str(&format!("%{b:02X}"));
         }
     }
     u
+}
+
+/// Where a finding about the host as a whole (no evidence names a file) is shown: GitHub code
+/// scanning takes no result without a location.
+fn host_location() -> Value {
+    json!({
+        "physicalLocation": { "artifactLocation": { "uri": "file:///" } },
+        "message": { "text": "this host" }
+    })
 }
 
 pub fn sarif(r: &Report) -> Value {
@@ -60,10 +68,18 @@ pub fn sarif(r: &Report) -> Value {
                 .map(|f| f.severity)
                 .max()
                 .unwrap_or(Severity::Info);
+            // The first finding's remediation is the rule's help, as in `corral scan`'s SARIF.
+            let help = r
+                .findings
+                .iter()
+                .find(|f| f.id == *id && !f.remediation.is_empty())
+                .map_or(rule_description(id), |f| f.remediation.as_str());
             json!({
                 "id": id,
                 "name": id,
                 "shortDescription": { "text": rule_description(id) },
+                "fullDescription": { "text": rule_description(id) },
+                "help": { "text": help },
                 "defaultConfiguration": { "level": level(worst) },
                 "properties": { "security-severity": score(worst), "tags": ["security"] }
             })
@@ -89,7 +105,7 @@ pub fn sarif(r: &Report) -> Value {
                 }
                 Some(json!({ "physicalLocation": phys, "message": { "text": e.detail } }))
             });
-            let locations: Vec<Value> = located.next().into_iter().collect();
+            let locations = vec![located.next().unwrap_or_else(host_location)];
             let related: Vec<Value> = located
                 .enumerate()
                 .map(|(i, mut l)| {
@@ -104,9 +120,7 @@ pub fn sarif(r: &Report) -> Value {
                 "message": { "text": text },
                 "properties": { "severity": f.severity.as_str() }
             });
-            if !locations.is_empty() {
-                res["locations"] = Value::Array(locations);
-            }
+            res["locations"] = Value::Array(locations);
             if !related.is_empty() {
                 res["relatedLocations"] = Value::Array(related);
             }
@@ -135,6 +149,12 @@ mod tests {
     #[test]
     fn uris() {
         assert_eq!(uri("/etc/a b#c"), "file:///etc/a%20b%23c");
+        // An RFC 3986 URI reference has no `<`, `>`, `"`, `\\`, controls or raw non-ASCII.
+        assert_eq!(
+            uri("/etc/my <over\"ride>\\ü.conf"),
+            "file:///etc/my%20%3Cover%22ride%3E%5C%C3%BC.conf"
+        );
+        assert_eq!(uri("/a/b-c_d.e~f/x@y:1"), "file:///a/b-c_d.e~f/x@y:1");
         assert_eq!(
             uri("http://127.0.0.1:1/api/version"),
             "http://127.0.0.1:1/api/version"

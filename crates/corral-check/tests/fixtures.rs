@@ -624,6 +624,12 @@ fn sarif_output_structure() {
     let results = run0["results"].as_array().unwrap();
     assert_eq!(results.len(), r.findings.len());
     let rule_ids: Vec<&str> = rules.iter().map(|r| r["id"].as_str().unwrap()).collect();
+    // GitHub code scanning wants each rule's shortDescription, fullDescription and help.
+    for r in rules {
+        for k in ["shortDescription", "fullDescription", "help"] {
+            assert!(!r[k]["text"].as_str().unwrap_or("").is_empty(), "{k}: {r}");
+        }
+    }
     for res in results {
         let id = res["ruleId"].as_str().unwrap();
         let idx = res["ruleIndex"].as_u64().unwrap() as usize;
@@ -654,6 +660,26 @@ fn sarif_output_structure() {
         sock["relatedLocations"][0]["physicalLocation"]["artifactLocation"]["uri"],
         "file:///proc/100/fd"
     );
+}
+
+/// GitHub code scanning needs at least one location per result: a finding about the host as a
+/// whole (firewall or version unknown) points at the host's root.
+#[test]
+fn sarif_results_all_have_a_location() {
+    let fx = Fx::new();
+    fx.ollama(&[]);
+    fx.fd_socket(OLLAMA, 3, 9);
+    fx.sockets(&[("127.0.0.1:11434", 0x0A, 9)]);
+    let r = run(&fx.opts()).unwrap();
+    assert!(r.findings.iter().any(|f| f.id == "firewall.unknown"));
+    assert!(r.findings.iter().any(|f| f.id == "version.unknown"));
+    let s: serde_json::Value = serde_json::from_str(&r.render(Format::Sarif)).unwrap();
+    for res in s["runs"][0]["results"].as_array().unwrap() {
+        let locs = res["locations"].as_array();
+        assert!(locs.is_some_and(|l| !l.is_empty()), "{res}");
+        let uri = &res["locations"][0]["physicalLocation"]["artifactLocation"]["uri"];
+        assert!(uri.as_str().unwrap().starts_with("file:///"), "{res}");
+    }
 }
 
 #[test]

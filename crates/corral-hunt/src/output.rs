@@ -127,8 +127,11 @@ pub fn alert_json(engine: &Engine, files: &[FileSummary], a: &Alert) -> Value {
         "log",
         json!({"level": rule.level.as_str(), "file": {"path": file.map(|f| f.path.clone())}, "offset": a.offset}),
     );
-    if let Some(ip) = &a.source_ip {
-        put(&mut doc, "source", json!({ "ip": ip }));
+    // ECS maps `source.ip` as an `ip`: a value that is not an address would make
+    // Elasticsearch refuse the whole alert, so only an address is written (canonical form);
+    // what the event said stays in `corral.hunt.fields`.
+    if let Some(ip) = a.source_ip.as_deref().and_then(crate::ip::parse_ip) {
+        put(&mut doc, "source", json!({ "ip": ip.to_string() }));
     }
     put(&mut doc, "corral", json!({ "hunt": Value::Object(hunt) }));
     Value::Object(doc)
@@ -263,6 +266,42 @@ fn plural(n: u64) -> &'static str {
     }
 }
 
+/// A file path as a SARIF `artifactLocation.uri` (an RFC 3986 URI reference): every byte
+/// other than unreserved characters, sub-delimiters, `@` and `/` is percent-encoded, `:` too, so
+/// that a relative path's first segment cannot read as a scheme. An absolute path is a
+/// `file://` URI (SARIF reads a relative reference starting with `/` as a mistake, SARIF1004).
+fn uri_reference(path: &str) -> String {
+    let mut u = String::with_capacity(path.len() + 7);
+    if path.starts_with('/') {
+        u.push_str("file://");
+    }
+    for b in path.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~/!$&'()*+,;=@".contains(&b) {
+            u.push(char::from(b));
+        } else {
+            u.push_str(&format!("%{b:02X}"));
+        }
+    }
+    u
+}
+
+/// A SARIF physical location: the file, and the line when there is one (`startLine` starts
+/// at 1; problems with a whole EVTX file or chunk have line 0) and the byte offset when known.
+fn physical_location(path: &str, line: u64, offset: Option<u64>) -> Value {
+    let mut region = Map::new();
+    if line >= 1 {
+        region.insert("startLine".into(), line.into());
+    }
+    if let Some(o) = offset {
+        region.insert("byteOffset".into(), o.into());
+    }
+    let mut loc = json!({"artifactLocation": {"uri": uri_reference(path)}});
+    if !region.is_empty() {
+        loc["region"] = Value::Object(region);
+    }
+    loc
+}
+
 fn sarif_level(score: u8) -> &'static str {
     match score {
         73.. => "error",
@@ -276,11 +315,26 @@ fn sarif(engine: &Engine, files: &[FileSummary], alerts: &[Alert]) -> Value {
         .rules
         .iter()
         .map(|r| {
+            let full = if r.description.is_empty() {
+                &r.title
+            } else {
+                &r.description
+            };
+            // The rule's help: what it detects and the false positives it names.
+            let mut help = full.clone();
+            if !r.falsepositives.is_empty() {
+                help.push_str("\n\nFalse positives:");
+                for fp in &r.falsepositives {
+                    help.push_str("\n- ");
+                    help.push_str(fp);
+                }
+            }
             json!({
                 "id": r.id,
                 "name": r.title,
                 "shortDescription": {"text": r.title},
-                "fullDescription": {"text": if r.description.is_empty() { &r.title } else { &r.description }},
+                "fullDescription": {"text": full},
+                "help": {"text": help},
                 "defaultConfiguration": {"level": sarif_level(r.level.score())},
                 "properties": {"tags": r.tags, "security-severity": format!("{:.1}", f64::from(r.level.score()) / 10.0)},
             })
@@ -314,10 +368,7 @@ fn sarif(engine: &Engine, files: &[FileSummary], alerts: &[Alert]) -> Value {
                 "ruleIndex": a.rule,
                 "level": sarif_level(r.level.score()),
                 "message": {"text": text},
-                "locations": [{"physicalLocation": {
-                    "artifactLocation": {"uri": path},
-                    "region": {"startLine": a.line, "byteOffset": a.offset},
-                }}],
+                "locations": [{"physicalLocation": physical_location(&path, a.line, Some(a.offset))}],
             }))
         })
         .collect();
@@ -330,7 +381,7 @@ fn sarif(engine: &Engine, files: &[FileSummary], alerts: &[Alert]) -> Value {
             notes.push(json!({
                 "level": "warning",
                 "message": {"text": format!("malformed record: {why}")},
-                "locations": [{"physicalLocation": {"artifactLocation": {"uri": f.path}, "region": {"startLine": line}}}],
+                "locations": [{"physicalLocation": physical_location(&f.path, *line, None)}],
             }));
         }
     }

@@ -421,3 +421,96 @@ fn a_utf8_byte_order_mark_is_not_part_of_the_first_record() {
         }
     }
 }
+
+/// `source.ip` is an ECS `ip` field: Elasticsearch refuses a whole alert whose `source.ip` does
+/// not parse as an address, so the alert carries it only when it is one, in canonical form.
+#[test]
+fn alert_source_ip_is_an_address_or_absent() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("odd.ndjson");
+    let line = |ip: &str| {
+        format!(
+            "{{\"@timestamp\":\"2026-01-10T10:00:00Z\",\"event\":{{\"action\":\"connection_accepted\"}},\"process\":{{\"name\":\"ollama\"}},\"destination\":{{\"port\":11434}},\"source\":{{\"ip\":\"{ip}\"}}}}\n"
+        )
+    };
+    let text = [
+        line("not-an-ip"),
+        line("203.0.113.9 "),
+        line("::ffff:203.0.113.10"),
+        line("2001:DB8::1"),
+    ]
+    .concat();
+    std::fs::write(&input, text).unwrap();
+    let out = dir.path().join("alerts.ndjson");
+    assert_eq!(hunt_ndjson(input.to_str().unwrap(), &out), 1);
+    let mut ips = std::collections::BTreeMap::new();
+    for l in std::fs::read_to_string(&out).unwrap().lines() {
+        let v: serde_json::Value = serde_json::from_str(l).unwrap();
+        let line = v["corral"]["hunt"]["line"].as_u64().unwrap();
+        ips.insert(line, v["source"]["ip"].clone());
+    }
+    assert!(ips.contains_key(&1), "{ips:?}");
+    assert_eq!(ips[&1], serde_json::Value::Null);
+    assert_eq!(ips[&2], "203.0.113.9");
+    assert_eq!(ips[&3], "203.0.113.10");
+    assert_eq!(ips[&4], "2001:db8::1");
+}
+
+/// SARIF's `artifactLocation.uri` is a URI reference and `region.startLine` starts at 1:
+/// file names with spaces or URI delimiters are percent-encoded, and a problem with no line
+/// (an EVTX file header or chunk) has no region.
+#[test]
+fn sarif_uris_are_encoded_and_lines_start_at_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let sub = dir.path().join("we ird#<\"%?>ü");
+    std::fs::create_dir(&sub).unwrap();
+    let input = sub.join("conn.log");
+    std::fs::copy(corpus("zeek_conn.log"), &input).unwrap();
+    let evtx = dir.path().join("bad.evtx");
+    std::fs::copy("../../fuzz/corpus/hunt_evtx/bad_header_crc", &evtx).unwrap();
+    let out = dir.path().join("out.sarif");
+    let code = hunt(&[
+        input.to_str().unwrap(),
+        evtx.to_str().unwrap(),
+        "--format",
+        "sarif",
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 1);
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    let run = &v["runs"][0];
+    let mut locations: Vec<&serde_json::Value> = Vec::new();
+    for r in run["results"].as_array().unwrap() {
+        locations.extend(r["locations"].as_array().unwrap());
+    }
+    for n in run["invocations"][0]["toolExecutionNotifications"]
+        .as_array()
+        .unwrap()
+    {
+        locations.extend(n["locations"].as_array().into_iter().flatten());
+    }
+    assert!(locations.len() > 3);
+    let encoded = format!(
+        "file://{}/we%20ird%23%3C%22%25%3F%3E%C3%BC/conn.log",
+        dir.path().to_str().unwrap()
+    );
+    let mut saw_zeek = false;
+    let mut saw_evtx = false;
+    for l in locations {
+        let p = &l["physicalLocation"];
+        let uri = p["artifactLocation"]["uri"].as_str().unwrap();
+        saw_zeek |= uri == encoded;
+        saw_evtx |= uri.ends_with("/bad.evtx");
+        assert!(
+            uri.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-._~/%!$&'()*+,;=:@".contains(&b)),
+            "{uri}"
+        );
+        if let Some(line) = p["region"].get("startLine") {
+            assert!(line.as_u64().unwrap() >= 1, "{l}");
+        }
+    }
+    assert!(saw_zeek && saw_evtx);
+}

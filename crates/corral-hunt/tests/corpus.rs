@@ -422,6 +422,12 @@ fn sarif_and_table() {
             .len(),
         engine.rules.len()
     );
+    // GitHub code scanning wants each rule's shortDescription, fullDescription and help.
+    for r in v["runs"][0]["tool"]["driver"]["rules"].as_array().unwrap() {
+        for k in ["shortDescription", "fullDescription", "help"] {
+            assert!(!r[k]["text"].as_str().unwrap_or("").is_empty(), "{k}: {r}");
+        }
+    }
     assert_eq!(
         v["runs"][0]["invocations"][0]["toolExecutionNotifications"]
             .as_array()

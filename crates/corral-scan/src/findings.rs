@@ -2,8 +2,8 @@
 
 use crate::report::{Admin, Auth, Finding, HostReport, ServerKind, Severity};
 
-const FIX_AUTH: &str = "Bind the server to 127.0.0.1 (OLLAMA_HOST=127.0.0.1) and put an authenticating gateway such as `corral gate` in front; firewall the port from untrusted networks.";
-const FIX_ADMIN: &str = "Block the admin routes (/api/pull, /api/push, /api/create, /api/copy, /api/delete, /api/blobs) for everyone but operators, e.g. with `corral gate`, and bind Ollama to loopback.";
+const FIX_AUTH: &str = "Bind the server to 127.0.0.1 (OLLAMA_HOST=127.0.0.1) and put an authenticating gateway such as `corral serve` in front; firewall the port from untrusted networks.";
+const FIX_ADMIN: &str = "Block the admin routes (/api/pull, /api/push, /api/create, /api/copy, /api/delete, /api/blobs) for everyone but operators, e.g. with `corral serve`, and bind Ollama to loopback.";
 const FIX_UPGRADE: &str = "Upgrade Ollama to the latest release (at least 0.17.1) and restrict access until it is upgraded.";
 const FIX_TOOLS: &str = "Require authentication before tool-capable models can be used: tool calls let a stranger drive agents and integrations wired to this server.";
 const FIX_CLOUD: &str = "Sign the server out of ollama.com (`ollama signout`) or require authentication: cloud models spend the owner's account.";
@@ -269,6 +269,29 @@ mod tests {
 
     fn rules(r: &HostReport) -> Vec<(&'static str, Severity)> {
         assess(r).iter().map(|f| (f.rule, f.severity)).collect()
+    }
+
+    /// The gate is `corral serve`: a remediation names no command corral does not have.
+    #[test]
+    fn remediations_name_real_commands() {
+        for fix in [
+            FIX_AUTH,
+            FIX_ADMIN,
+            FIX_UPGRADE,
+            FIX_TOOLS,
+            FIX_CLOUD,
+            FIX_REGISTRY,
+        ] {
+            for (i, _) in fix.match_indices("`corral ") {
+                let cmd = fix[i + 8..].split(['`', ' ']).next().unwrap_or("");
+                assert!(
+                    ["serve", "keys", "check", "scan", "hunt", "rules", "audit", "config"]
+                        .contains(&cmd),
+                    "{fix}"
+                );
+            }
+        }
+        assert!(FIX_AUTH.contains("`corral serve`"));
     }
 
     #[test]

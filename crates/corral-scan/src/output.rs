@@ -28,6 +28,24 @@ pub fn table_header(w: &mut dyn Write) -> io::Result<()> {
     )
 }
 
+/// Text a scanned server chose, made safe for a terminal: control characters (escape
+/// sequences, carriage returns, newlines, C1 controls) are shown escaped (`\u{1b}`, `\n`)
+/// instead of being written as they are.
+fn term(s: &str) -> std::borrow::Cow<'_, str> {
+    if !s.chars().any(char::is_control) {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
 pub fn table_row(w: &mut dyn Write, h: &HostReport) -> io::Result<()> {
     let top = h.findings.first().map(|f| f.title.as_str()).unwrap_or("-");
     let auth = match h.auth {
@@ -42,16 +60,20 @@ pub fn table_row(w: &mut dyn Write, h: &HostReport) -> io::Result<()> {
         h.endpoint(),
         h.server.label(),
         auth,
-        h.version.as_deref().unwrap_or("-"),
+        term(h.version.as_deref().unwrap_or("-")),
         h.models.len(),
-        top
+        term(top)
     )
 }
 
 fn dist(m: &BTreeMap<String, usize>) -> String {
     let mut v: Vec<_> = m.iter().collect();
     v.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
-    let parts: Vec<String> = v.iter().take(8).map(|(k, n)| format!("{k} {n}")).collect();
+    let parts: Vec<String> = v
+        .iter()
+        .take(8)
+        .map(|(k, n)| format!("{} {n}", term(k)))
+        .collect();
     if parts.is_empty() {
         "-".into()
     } else {
@@ -191,6 +213,7 @@ pub fn sarif(hosts: &[HostReport]) -> Value {
                     "id": f.rule,
                     "name": f.rule,
                     "shortDescription": { "text": crate::findings::rule_description(f.rule) },
+                    "fullDescription": { "text": crate::findings::rule_description(f.rule) },
                     "help": { "text": f.remediation },
                     "defaultConfiguration": { "level": sarif_level(f.severity) },
                     "properties": { "security-severity": security_severity(f.severity), "tags": ["security", "llm-exposure"] }
@@ -224,6 +247,42 @@ pub fn sarif(hosts: &[HostReport]) -> Value {
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
+
+    /// A scanned server chooses its version and model details: escape sequences in them
+    /// (clear screen, set title, OSC 52 clipboard writes) must not reach the terminal.
+    #[test]
+    fn table_escapes_control_characters_from_servers() {
+        let mut h = HostReport::new(
+            "127.0.0.1".parse().unwrap(),
+            11434,
+            None,
+            crate::targets::Scheme::Http,
+            crate::report::ServerKind::Ollama,
+        );
+        h.auth = crate::report::Auth::Open;
+        h.version = Some("0.1\u{1b}]52;c;cHduZWQ=\u{7}\u{1b}[2J\u{9b}1m".into());
+        h.models.push(crate::report::Model {
+            name: "m\u{1b}[2J".into(),
+            family: Some("llama\u{1b}[2J\nfake line".into()),
+            parameter_size: None,
+            quantization: Some("Q4\r\u{7f}".into()),
+            capabilities: Vec::new(),
+            cloud: false,
+            foreign_registry: false,
+        });
+        let mut out = Vec::new();
+        table_row(&mut out, &h).unwrap();
+        table_summary(&mut out, &crate::summary::summarise(&[h], 1)).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(
+            !text.chars().any(|c| c.is_control() && c != '\n'),
+            "{text:?}"
+        );
+        assert!(text.contains("0.1\\u{1b}]52;c;"), "{text}");
+        assert_eq!(text.lines().count(), 12, "{text}");
+        let families = BTreeMap::from([("llama\u{1b}[2J\nfake line".to_string(), 1)]);
+        assert_eq!(dist(&families), "llama\\u{1b}[2J\\nfake line 1");
+    }
 
     #[test]
     fn csv_quotes_and_defuses_formulas() {

@@ -152,6 +152,12 @@ fn sarif_golden() {
         .iter()
         .map(|r| r["id"].as_str().unwrap())
         .collect();
+    // GitHub code scanning wants each rule's shortDescription, fullDescription and help.
+    for r in run["tool"]["driver"]["rules"].as_array().unwrap() {
+        for k in ["shortDescription", "fullDescription", "help"] {
+            assert!(!r[k]["text"].as_str().unwrap_or("").is_empty(), "{k}: {r}");
+        }
+    }
     for r in run["results"].as_array().unwrap() {
         assert!(rules.contains(&r["ruleId"].as_str().unwrap()));
         assert!(["error", "warning", "note"].contains(&r["level"].as_str().unwrap()));
