@@ -32,7 +32,8 @@ pub struct AuditSink {
     /// Set when the gate cuts the responses still running at the end of its shutdown grace
     /// period, so their records do not blame the client.
     cutting: Arc<AtomicBool>,
-    /// Counters for the metrics listener, fed from every record.
+    /// Counters for the metrics listener, fed from every record once a listener asked for
+    /// them ([`AuditSink::metrics`]); a gate without one does not keep them.
     metrics: Arc<crate::metrics::Metrics>,
 }
 
@@ -45,8 +46,9 @@ impl AuditSink {
         }
     }
 
-    /// The counters fed from this sink's records.
+    /// The counters fed from this sink's records from now on.
     pub fn metrics(&self) -> Arc<crate::metrics::Metrics> {
+        self.metrics.enable();
         Arc::clone(&self.metrics)
     }
 
@@ -78,7 +80,9 @@ impl AuditSink {
             duration,
         };
         let record = to_record(finished);
-        self.metrics.observe(&record);
+        if self.metrics.is_enabled() {
+            self.metrics.observe(&record);
+        }
         if self.handle.record(record).is_err() {
             tracing::error!("the audit writer has stopped; this request's record is lost");
         }
@@ -173,6 +177,37 @@ mod tests {
         assert!(sink.available());
         drop(worker);
         assert!(!sink.available(), "a stopped writer audits nothing");
+    }
+
+    fn emit_one(sink: &AuditSink) {
+        let ctx = RequestCtx::new(
+            std::net::IpAddr::from([127, 0, 0, 1]),
+            Some(http::Method::GET),
+            "/api/version",
+        );
+        sink.emit(Box::new(ctx), Ending::Complete, 0, Usage::default());
+    }
+
+    #[test]
+    fn records_are_counted_only_once_a_metrics_listener_asked_for_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let (handle, _worker) = corral_audit::AuditLog::open(
+            &dir.path().join("audit.ndjson"),
+            corral_audit::Rotation::default(),
+        )
+        .unwrap();
+        let sink = AuditSink::new(handle);
+        emit_one(&sink);
+        let metrics = sink.clone().metrics();
+        let count = |m: &crate::metrics::Metrics| {
+            m.render(true)
+                .lines()
+                .filter(|l| l.starts_with("corral_requests_total{"))
+                .count()
+        };
+        assert_eq!(count(&metrics), 0, "counted without a metrics listener");
+        emit_one(&sink);
+        assert_eq!(count(&metrics), 1);
     }
 
     fn action_of(decision: Decision, status: u16) -> String {

@@ -58,6 +58,8 @@ pub struct Metrics {
     /// above every bound).
     duration_slots: [AtomicU64; DURATION_BUCKETS.len() + 1],
     duration_sum_nanos: AtomicU64,
+    /// Set once something serves the counters: until then no request pays for them.
+    enabled: std::sync::atomic::AtomicBool,
 }
 
 impl Default for Metrics {
@@ -69,11 +71,22 @@ impl Default for Metrics {
             bytes_out: AtomicU64::new(0),
             duration_slots: std::array::from_fn(|_| AtomicU64::new(0)),
             duration_sum_nanos: AtomicU64::new(0),
+            enabled: std::sync::atomic::AtomicBool::new(false),
         }
     }
 }
 
 impl Metrics {
+    /// Starts counting (a metrics listener will serve the counters).
+    pub fn enable(&self) {
+        self.enabled.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether requests are being counted.
+    pub fn is_enabled(&self) -> bool {
+        self.enabled.load(Ordering::Relaxed)
+    }
+
     /// Counts one finished request.
     pub fn observe(&self, rec: &AuditRecord) {
         let labels = RequestLabels {
@@ -184,27 +197,19 @@ impl Metrics {
             );
         }
 
-        family(
+        single(
             w,
             "corral_received_bytes_total",
             "counter",
             "Request body bytes received from clients.",
+            self.bytes_in.load(Ordering::Relaxed),
         );
-        let _ = writeln!(
-            w,
-            "corral_received_bytes_total {}",
-            self.bytes_in.load(Ordering::Relaxed)
-        );
-        family(
+        single(
             w,
             "corral_sent_bytes_total",
             "counter",
             "Response body bytes sent to clients.",
-        );
-        let _ = writeln!(
-            w,
-            "corral_sent_bytes_total {}",
-            self.bytes_out.load(Ordering::Relaxed)
+            self.bytes_out.load(Ordering::Relaxed),
         );
 
         family(
@@ -236,15 +241,21 @@ impl Metrics {
         );
         let _ = writeln!(w, "corral_request_duration_seconds_count {cumulative}");
 
-        family(
+        single(
             w,
             "corral_audit_log_writable",
             "gauge",
             "1 while audit records reach the audit log; 0 while the gate answers 503 because they cannot.",
+            u64::from(audit_writing),
         );
-        let _ = writeln!(w, "corral_audit_log_writable {}", u8::from(audit_writing));
         out
     }
+}
+
+/// A family of one unlabelled sample.
+fn single(out: &mut String, name: &str, kind: &str, help: &str, value: u64) {
+    family(out, name, kind, help);
+    let _ = writeln!(out, "{name} {value}");
 }
 
 /// `# HELP` and `# TYPE` lines of a metric family.

@@ -190,7 +190,8 @@ impl Gate {
         })
     }
 
-    /// What a metrics listener ([`crate::serve_metrics`]) serves for this gate.
+    /// What a metrics listener ([`crate::serve_metrics`]) serves for this gate; requests are
+    /// counted from this call on (a gate without a listener keeps no counters).
     pub fn metrics(&self) -> crate::MetricsSource {
         crate::MetricsSource {
             metrics: self.shared.audit.metrics(),

@@ -423,6 +423,26 @@ fn audit_verify_fails_on_a_file_that_is_not_a_log() {
         .stdout(predicate::str::contains("FAILED"));
 }
 
+/// A six-record log split as rotation leaves it: `.2` (seq 1–2), `.1` (3–4), then the live log
+/// (5–6). Returns the live log's path and the six lines, each with its newline.
+fn rotated_audit_log(dir: &Path) -> (std::path::PathBuf, Vec<String>) {
+    let log = dir.join("audit.ndjson");
+    audit_log(&log, 6);
+    let lines: Vec<String> = std::fs::read_to_string(&log)
+        .unwrap()
+        .lines()
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(rotated_file(dir, 2), lines[0..2].concat()).unwrap();
+    std::fs::write(rotated_file(dir, 1), lines[2..4].concat()).unwrap();
+    std::fs::write(&log, lines[4..6].concat()).unwrap();
+    (log, lines)
+}
+
+fn rotated_file(dir: &Path, n: u32) -> std::path::PathBuf {
+    dir.join(format!("audit.ndjson.{n}"))
+}
+
 /// A log of `n` records written by the real writer.
 fn audit_log(path: &Path, n: u64) {
     let (handle, worker) = corral_audit::AuditLog::open(
@@ -626,21 +646,8 @@ fn a_leaked_key_is_revoked_by_pasting_it_and_never_echoed() {
 #[test]
 fn audit_verify_takes_a_shell_glob_of_a_rotated_log_in_rotation_order() {
     let dir = tempfile::tempdir().unwrap();
-    let log = dir.path().join("audit.ndjson");
-    audit_log(&log, 6);
-    // Split the chain as rotation would: .2 oldest, .1, then the live log.
-    let text = std::fs::read_to_string(&log).unwrap();
-    let lines: Vec<&str> = text.lines().collect();
-    let part = |r: std::ops::Range<usize>| {
-        lines[r]
-            .iter()
-            .map(|l| format!("{l}\n"))
-            .collect::<String>()
-    };
-    let rotated = |n: u32| dir.path().join(format!("audit.ndjson.{n}"));
-    std::fs::write(rotated(2), part(0..2)).unwrap();
-    std::fs::write(rotated(1), part(2..4)).unwrap();
-    std::fs::write(&log, part(4..6)).unwrap();
+    let (log, lines) = rotated_audit_log(dir.path());
+    let rotated = |n: u32| rotated_file(dir.path(), n);
     // What `audit.ndjson*` expands to: the live log first, and the writer's lock file, which
     // stays beside the log.
     let lock = dir.path().join("audit.ndjson.lock");
@@ -665,7 +672,7 @@ fn audit_verify_takes_a_shell_glob_of_a_rotated_log_in_rotation_order() {
         .success()
         .stdout(predicate::str::starts_with("OK: 6 record(s) in 3 file(s)"));
     // Tampering is still found, at its place in the chain.
-    std::fs::write(rotated(1), part(3..4)).unwrap();
+    std::fs::write(rotated(1), lines[3..4].concat()).unwrap();
     corral(dir.path())
         .args(["audit", "verify"])
         .arg(&log)
@@ -681,20 +688,8 @@ fn audit_verify_takes_a_shell_glob_of_a_rotated_log_in_rotation_order() {
 #[test]
 fn audit_verify_of_one_rotated_file_points_at_the_older_one() {
     let dir = tempfile::tempdir().unwrap();
-    let log = dir.path().join("audit.ndjson");
-    audit_log(&log, 6);
-    let text = std::fs::read_to_string(&log).unwrap();
-    let lines: Vec<&str> = text.lines().collect();
-    let part = |r: std::ops::Range<usize>| {
-        lines[r]
-            .iter()
-            .map(|l| format!("{l}\n"))
-            .collect::<String>()
-    };
-    let rotated = |n: u32| dir.path().join(format!("audit.ndjson.{n}"));
-    std::fs::write(rotated(2), part(0..2)).unwrap();
-    std::fs::write(rotated(1), part(2..4)).unwrap();
-    std::fs::write(&log, part(4..6)).unwrap();
+    let (log, lines) = rotated_audit_log(dir.path());
+    let rotated = |n: u32| rotated_file(dir.path(), n);
     corral(dir.path())
         .args(["audit", "verify"])
         .arg(rotated(1))
@@ -708,7 +703,7 @@ fn audit_verify_of_one_rotated_file_points_at_the_older_one() {
             log.display()
         )));
     // The oldest file alone: nothing older is next to it.
-    std::fs::write(rotated(2), part(1..2)).unwrap();
+    std::fs::write(rotated(2), lines[1..2].concat()).unwrap();
     corral(dir.path())
         .args(["audit", "verify"])
         .arg(rotated(2))
