@@ -45,6 +45,9 @@ tools = false
 
 [policies.no-images]
 images = false
+
+[policies.limited]
+max_requests_per_minute = 3
 """
 
 

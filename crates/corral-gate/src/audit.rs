@@ -70,7 +70,13 @@ impl AuditSink {
         self.handle.is_writing()
     }
 
-    pub fn emit(&self, ctx: Box<RequestCtx>, ending: Ending, bytes_out: u64, usage: Usage) {
+    pub fn emit(&self, mut ctx: Box<RequestCtx>, ending: Ending, bytes_out: u64, usage: Usage) {
+        // The key's allowances first: its running count goes down now, not when the writer
+        // has the record.
+        if let Some(permit) = ctx.permit.take() {
+            let tokens = usage.prompt_tokens.unwrap_or(0) + usage.completion_tokens.unwrap_or(0);
+            permit.settle(tokens);
+        }
         let duration = Instant::now().saturating_duration_since(ctx.started);
         let finished = Finished {
             ctx,
@@ -102,7 +108,7 @@ fn to_record(f: Finished) -> AuditRecord {
         (Decision::Allowed, _) => action::PROXY,
         (Decision::Failed, _) => action::UPSTREAM_ERROR,
         (Decision::Denied, 401) => action::AUTH_FAILURE,
-        (Decision::Denied, 403) => action::DENY,
+        (Decision::Denied, 403 | 429) => action::DENY,
         // Refused because the upstream could not answer what the decision needed (its model
         // list), or because the gate is shutting down: the client's request was not at fault.
         (Decision::Denied, 500..=599) => action::UPSTREAM_ERROR,

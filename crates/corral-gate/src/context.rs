@@ -87,6 +87,8 @@ pub struct RequestCtx {
     pub uploaded: Option<Arc<AtomicU64>>,
     pub status: u16,
     pub upstream_status: Option<u16>,
+    /// The key's hold on its allowances, for a request admitted under a policy with any.
+    pub permit: Option<crate::allowances::Permit>,
 }
 
 impl RequestCtx {
@@ -118,6 +120,7 @@ impl RequestCtx {
             uploaded: None,
             status: 0,
             upstream_status: None,
+            permit: None,
         }
     }
 }

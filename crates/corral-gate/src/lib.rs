@@ -11,6 +11,7 @@
 //! connections, read by the request's own task), `stream`, `reply` (errors in the client's
 //! dialect), `refused` (hyper's own answers to unreadable heads), `keys` (snapshot reload), `catalogue` (remote models), `audit`, [`metrics`] (Prometheus counters fed from the audit records), [`selfcheck`].
 
+mod allowances;
 mod audit;
 mod auth;
 mod body;

@@ -52,6 +52,7 @@ pub struct Shared {
     pub keys: Arc<Keys>,
     pub catalogue: Catalogue,
     pub audit: AuditSink,
+    pub allowances: crate::allowances::Allowances,
 }
 
 /// An early answer: the failure, and the methods to list in `Allow` for a 405.
@@ -243,6 +244,12 @@ async fn serve(
             });
         return Err(Failure::new(denial.status, denial.rule, denial.message).into());
     }
+    // The key's allowances (rate, running requests, tokens), before its body is read.
+    let permit = shared
+        .allowances
+        .admit(ctx.user.as_deref().unwrap_or_default(), &policy)
+        .map_err(|e| e.failure())?;
+    ctx.permit = permit;
 
     // 3. Body.
     let mut inspected = read_body(&parts, body, &policy, m.route.body, ctx).await?;

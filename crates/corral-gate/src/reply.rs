@@ -17,6 +17,8 @@ pub struct Failure {
     /// Stable snake_case name; the audit reason and the OpenAI `code`.
     pub rule: &'static str,
     pub message: String,
+    /// Seconds for `Retry-After` (a 503 without one says 1).
+    pub retry_after: Option<u64>,
 }
 
 impl Failure {
@@ -25,7 +27,15 @@ impl Failure {
             status: StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
             rule,
             message: message.into(),
+            retry_after: None,
         }
+    }
+
+    /// With a `Retry-After` of `secs`.
+    #[must_use]
+    pub fn retry_after(mut self, secs: u64) -> Failure {
+        self.retry_after = Some(secs);
+        self
     }
 
     pub fn unauthorized() -> Failure {
@@ -135,8 +145,14 @@ pub fn error_response<B: From<Bytes>>(
             HeaderValue::from_static("Bearer realm=\"corral\""),
         );
     }
-    if failure.status == StatusCode::SERVICE_UNAVAILABLE {
-        h.insert(RETRY_AFTER, HeaderValue::from_static("1"));
+    match failure.retry_after {
+        Some(secs) => {
+            h.insert(RETRY_AFTER, HeaderValue::from(secs));
+        }
+        None if failure.status == StatusCode::SERVICE_UNAVAILABLE => {
+            h.insert(RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        None => {}
     }
     if let Some(methods) = allow {
         if let Ok(v) = HeaderValue::from_str(&methods.join(", ")) {

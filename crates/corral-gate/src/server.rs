@@ -173,6 +173,7 @@ impl Gate {
             keys: Arc::new(Keys::new(snapshot)),
             catalogue: Catalogue::default(),
             audit: AuditSink::new(audit),
+            allowances: crate::allowances::Allowances::new(),
         });
         Ok(Gate {
             listener,

@@ -12,6 +12,7 @@
 //! - [`decide`]: the policy decision and body clamps for one request.
 //! - [`listing`]: filtering of model listings to what a caller may use.
 //! - [`usage`]: a bounded scanner for token counts in response bodies.
+//! - [`rate`]: the arithmetic of per-key request rates and token quotas.
 //!
 //! # How the gate uses it, per request
 //!
@@ -36,5 +37,6 @@ pub mod inspect;
 pub mod listing;
 pub mod model;
 pub mod path;
+pub mod rate;
 pub mod route;
 pub mod usage;

@@ -143,6 +143,19 @@ pub struct Policy {
     /// default). `"unlimited"` lifts the limit for blob uploads only: JSON and multipart
     /// bodies are still held to 32 MiB because they are inspected in memory.
     pub max_body_bytes: Option<u64>,
+    /// `max_requests_per_minute` — requests each key of this policy may send a minute: a
+    /// key quiet for a minute may send them all at once, then one every `60 s / n`.
+    /// Positive integer, or `"unlimited"` (default).
+    pub max_requests_per_minute: Option<u64>,
+    /// `max_concurrent_requests` — requests each key of this policy may have running at once
+    /// (a request runs until its answer has ended). Positive integer, or `"unlimited"`
+    /// (default).
+    pub max_concurrent_requests: Option<u64>,
+    /// `max_tokens_per_hour` — prompt and completion tokens (the upstream's counts) each key
+    /// of this policy may spend an hour. Positive integer, or `"unlimited"` (default).
+    pub max_tokens_per_hour: Option<u64>,
+    /// `max_tokens_per_day` — as `max_tokens_per_hour`, per 24 hours.
+    pub max_tokens_per_day: Option<u64>,
 }
 
 impl Policy {
@@ -165,6 +178,14 @@ impl Policy {
     /// its digest ([`model::is_digest_reference`]).
     pub fn allows_every_model(&self) -> bool {
         self.models.iter().any(ModelPattern::matches_everything)
+    }
+
+    /// Whether any per-key allowance (rate, concurrency, tokens) is set.
+    pub fn has_allowances(&self) -> bool {
+        self.max_requests_per_minute.is_some()
+            || self.max_concurrent_requests.is_some()
+            || self.max_tokens_per_hour.is_some()
+            || self.max_tokens_per_day.is_some()
     }
 
     /// The body limit the gate applies for a route's body kind; `None` means unlimited.
@@ -193,6 +214,10 @@ impl Policy {
             max_num_predict: None,
             max_keep_alive: Some(Duration::from_secs(30 * 60)),
             max_body_bytes: Some(32 * MIB),
+            max_requests_per_minute: None,
+            max_concurrent_requests: None,
+            max_tokens_per_hour: None,
+            max_tokens_per_day: None,
         }
     }
 
@@ -209,6 +234,10 @@ impl Policy {
             max_num_predict: None,
             max_keep_alive: None,
             max_body_bytes: None,
+            max_requests_per_minute: None,
+            max_concurrent_requests: None,
+            max_tokens_per_hour: None,
+            max_tokens_per_day: None,
         }
     }
 }
@@ -216,7 +245,9 @@ impl Policy {
 impl fmt::Display for Policy {
     /// One line for `corral config check`, e.g. `endpoints=inference,discovery models=*
     /// tools=yes images=yes cloud=no max_num_ctx=32768 max_num_predict=unlimited
-    /// max_keep_alive=30m max_body_bytes=33554432`.
+    /// max_keep_alive=30m max_body_bytes=33554432 max_requests_per_minute=unlimited
+    /// max_concurrent_requests=unlimited max_tokens_per_hour=unlimited
+    /// max_tokens_per_day=unlimited`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let yes = |b: bool| if b { "yes" } else { "no" };
         let limit = |v: Option<u64>| v.map_or_else(|| "unlimited".to_string(), |n| n.to_string());
@@ -225,7 +256,9 @@ impl fmt::Display for Policy {
         write!(
             f,
             "endpoints={} models={} tools={} images={} cloud={} max_num_ctx={} \
-             max_num_predict={} max_keep_alive={} max_body_bytes={}",
+             max_num_predict={} max_keep_alive={} max_body_bytes={} \
+             max_requests_per_minute={} max_concurrent_requests={} max_tokens_per_hour={} \
+             max_tokens_per_day={}",
             if endpoints.is_empty() {
                 "none".to_string()
             } else {
@@ -246,6 +279,10 @@ impl fmt::Display for Policy {
                 crate::decide::format_go_duration
             ),
             limit(self.max_body_bytes),
+            limit(self.max_requests_per_minute),
+            limit(self.max_concurrent_requests),
+            limit(self.max_tokens_per_hour),
+            limit(self.max_tokens_per_day),
         )
     }
 }

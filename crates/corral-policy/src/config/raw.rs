@@ -55,6 +55,10 @@ struct RawPolicy {
     max_num_predict: Option<toml::Value>,
     max_keep_alive: Option<toml::Value>,
     max_body_bytes: Option<toml::Value>,
+    max_requests_per_minute: Option<toml::Value>,
+    max_concurrent_requests: Option<toml::Value>,
+    max_tokens_per_hour: Option<toml::Value>,
+    max_tokens_per_day: Option<toml::Value>,
 }
 
 /// What a listen address looks like, for messages about one that is not.
@@ -248,6 +252,32 @@ fn policy(name: &str, raw: RawPolicy) -> Result<Policy, ConfigError> {
     if let Some(v) = raw.max_body_bytes {
         p.max_body_bytes = limit(&format!("{base}.max_body_bytes"), &v, size)?;
     }
+    for (value, slot, key) in [
+        (
+            raw.max_requests_per_minute,
+            &mut p.max_requests_per_minute,
+            "max_requests_per_minute",
+        ),
+        (
+            raw.max_concurrent_requests,
+            &mut p.max_concurrent_requests,
+            "max_concurrent_requests",
+        ),
+        (
+            raw.max_tokens_per_hour,
+            &mut p.max_tokens_per_hour,
+            "max_tokens_per_hour",
+        ),
+        (
+            raw.max_tokens_per_day,
+            &mut p.max_tokens_per_day,
+            "max_tokens_per_day",
+        ),
+    ] {
+        if let Some(v) = value {
+            *slot = limit(&format!("{base}.{key}"), &v, allowance)?;
+        }
+    }
     Ok(p)
 }
 
@@ -291,6 +321,20 @@ fn positive_int(path: &str, v: &toml::Value) -> Result<u64, ConfigError> {
             "must be a positive integer (or \"unlimited\")",
         )),
     }
+}
+
+/// Largest allowance accepted: past it, a limit is a typo, not a limit.
+const MAX_ALLOWANCE: u64 = 1_000_000_000_000;
+
+fn allowance(path: &str, v: &toml::Value) -> Result<u64, ConfigError> {
+    let n = positive_int(path, v)?;
+    if n > MAX_ALLOWANCE {
+        return Err(ConfigError::at(
+            path,
+            "must be at most 1000000000000 (or \"unlimited\")",
+        ));
+    }
+    Ok(n)
 }
 
 fn positive_duration(path: &str, v: &toml::Value) -> Result<std::time::Duration, ConfigError> {

@@ -67,6 +67,10 @@ fn example_file_parses() {
     assert_eq!(fe.max_num_predict, Some(1024));
     assert_eq!(fe.max_keep_alive, Some(Duration::from_secs(300)));
     assert_eq!(fe.max_body_bytes, Some(MIB));
+    assert_eq!(fe.max_requests_per_minute, Some(60));
+    assert_eq!(fe.max_concurrent_requests, Some(2));
+    assert_eq!(fe.max_tokens_per_day, Some(500_000));
+    assert_eq!(fe.max_tokens_per_hour, None);
     assert_eq!(c.audit.max_bytes, 100 * MIB);
     assert_eq!(c.server.listen.unwrap().to_string(), "127.0.0.1:11435");
     assert_eq!(c.server.idle_timeout, Some(Duration::from_secs(300)));
@@ -190,6 +194,26 @@ fn errors_name_the_key_path() {
             "[policies.user]\nmax_body_bytes = 0\n",
             "policies.user.max_body_bytes",
             "greater than zero",
+        ),
+        (
+            "[policies.user]\nmax_requests_per_minute = 0\n",
+            "policies.user.max_requests_per_minute",
+            "must be a positive integer",
+        ),
+        (
+            "[policies.user]\nmax_concurrent_requests = \"4\"\n",
+            "policies.user.max_concurrent_requests",
+            "must be a positive integer",
+        ),
+        (
+            "[policies.user]\nmax_tokens_per_hour = -1\n",
+            "policies.user.max_tokens_per_hour",
+            "must be a positive integer",
+        ),
+        (
+            "[policies.user]\nmax_tokens_per_day = 1000000000001\n",
+            "policies.user.max_tokens_per_day",
+            "at most 1000000000000",
         ),
         (
             "[policies.user]\nendpoints = [\"inference\", \"root\"]\n",
@@ -569,11 +593,31 @@ fn key_path_helper() {
 }
 
 #[test]
+fn allowances_are_read_and_default_to_unlimited() {
+    let c = Config::from_toml_str(
+        "[policies.app]\nmax_requests_per_minute = 120\nmax_concurrent_requests = 4\n\
+         max_tokens_per_hour = 50000\nmax_tokens_per_day = \"unlimited\"\n",
+    )
+    .unwrap();
+    let app = c.policy("app").unwrap();
+    assert_eq!(app.max_requests_per_minute, Some(120));
+    assert_eq!(app.max_concurrent_requests, Some(4));
+    assert_eq!(app.max_tokens_per_hour, Some(50_000));
+    assert_eq!(app.max_tokens_per_day, None);
+    assert!(app.has_allowances());
+    for builtin in [Policy::builtin_user(), Policy::builtin_admin()] {
+        assert!(!builtin.has_allowances(), "{}", builtin.name);
+    }
+}
+
+#[test]
 fn policy_summary_line() {
     assert_eq!(
         Policy::builtin_user().to_string(),
         "endpoints=inference,discovery models=* tools=yes images=yes cloud=no max_num_ctx=32768 \
-         max_num_predict=unlimited max_keep_alive=30m max_body_bytes=33554432"
+         max_num_predict=unlimited max_keep_alive=30m max_body_bytes=33554432 \
+         max_requests_per_minute=unlimited max_concurrent_requests=unlimited \
+         max_tokens_per_hour=unlimited max_tokens_per_day=unlimited"
     );
     let mut p = Policy::builtin_admin();
     p.endpoints.clear();
@@ -581,8 +625,16 @@ fn policy_summary_line() {
     assert_eq!(
         p.to_string(),
         "endpoints=none models=none tools=yes images=yes cloud=yes max_num_ctx=unlimited \
-         max_num_predict=unlimited max_keep_alive=unlimited max_body_bytes=unlimited"
+         max_num_predict=unlimited max_keep_alive=unlimited max_body_bytes=unlimited \
+         max_requests_per_minute=unlimited max_concurrent_requests=unlimited \
+         max_tokens_per_hour=unlimited max_tokens_per_day=unlimited"
     );
+    p.max_requests_per_minute = Some(60);
+    p.max_tokens_per_day = Some(100_000);
+    assert!(p.to_string().ends_with(
+        "max_requests_per_minute=60 max_concurrent_requests=unlimited \
+             max_tokens_per_hour=unlimited max_tokens_per_day=100000"
+    ));
 }
 
 #[test]

@@ -1,0 +1,389 @@
+//! Per-key allowances: a policy's `max_requests_per_minute`, `max_concurrent_requests`,
+//! `max_tokens_per_hour` and `max_tokens_per_day`, held for each key (by name, so that a
+//! rotated key keeps its count). The arithmetic is [`corral_policy::rate`]; this keeps the
+//! state, in memory: a restarted gate gives every key its full allowance again.
+//!
+//! A request is admitted (or refused with 429) after authentication and before its body is
+//! read. An admitted request holds a [`Permit`] until its audit record is written, when the
+//! tokens the upstream counted are charged to the key and its running count goes down.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use corral_policy::config::Policy;
+use corral_policy::rate::{self, Rate};
+
+use crate::reply::Failure;
+
+/// Keys remembered before idle ones are forgotten.
+const FORGET_ABOVE: usize = 1024;
+const HOUR: Duration = Duration::from_secs(3600);
+const DAY: Duration = Duration::from_secs(24 * 3600);
+
+/// The allowance state of every key that has used one since the gate started.
+pub struct Allowances {
+    epoch: Instant,
+    keys: Mutex<HashMap<String, Arc<KeyState>>>,
+}
+
+/// One key's state.
+#[derive(Default)]
+struct KeyState {
+    /// Theoretical arrival times ([`corral_policy::rate`]) of its three allowances.
+    tats: Mutex<Tats>,
+    /// Requests admitted whose permits are not yet dropped.
+    running: AtomicU64,
+}
+
+#[derive(Default, Clone, Copy)]
+struct Tats {
+    requests: u64,
+    tokens_hour: u64,
+    tokens_day: u64,
+}
+
+/// Why a request was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Exceeded {
+    Rate {
+        per_minute: u64,
+        wait: Duration,
+    },
+    Concurrency {
+        max: u64,
+    },
+    Tokens {
+        quota: u64,
+        per: &'static str,
+        wait: Duration,
+    },
+}
+
+impl Exceeded {
+    /// The 429 the client gets, with how long to wait.
+    pub fn failure(&self) -> Failure {
+        let (rule, message, wait) = match self {
+            Exceeded::Rate { per_minute, wait } => (
+                "rate_limited",
+                format!(
+                    "rate limit reached: this key may send {per_minute} requests per minute; retry in {} s",
+                    rate::retry_after_secs(*wait)
+                ),
+                *wait,
+            ),
+            Exceeded::Concurrency { max } => (
+                "concurrency_limited",
+                format!(
+                    "too many requests running: this key may have {max} at once; retry when one has ended"
+                ),
+                Duration::from_secs(1),
+            ),
+            Exceeded::Tokens { quota, per, wait } => (
+                "token_quota_exhausted",
+                format!(
+                    "token quota spent: this key may use {quota} tokens per {per}; retry in {} s",
+                    rate::retry_after_secs(*wait)
+                ),
+                *wait,
+            ),
+        };
+        Failure::new(429, rule, message).retry_after(rate::retry_after_secs(wait))
+    }
+}
+
+/// An admitted request's hold on its key's allowances.
+pub struct Permit {
+    state: Arc<KeyState>,
+    epoch: Instant,
+    tokens_hour: Option<Rate>,
+    tokens_day: Option<Rate>,
+    counted: bool,
+}
+
+impl Permit {
+    /// Charges the tokens the request used (prompt and completion, as the upstream counted
+    /// them) and ends the hold.
+    pub fn settle(self, tokens: u64) {
+        if tokens > 0 && (self.tokens_hour.is_some() || self.tokens_day.is_some()) {
+            let now = nanos_since(self.epoch);
+            let mut tats = lock(&self.state.tats);
+            if let Some(r) = self.tokens_hour {
+                tats.tokens_hour = r.charge(tats.tokens_hour, now, tokens);
+            }
+            if let Some(r) = self.tokens_day {
+                tats.tokens_day = r.charge(tats.tokens_day, now, tokens);
+            }
+        }
+    }
+}
+
+impl Drop for Permit {
+    fn drop(&mut self) {
+        if self.counted {
+            self.state.running.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
+}
+
+impl std::fmt::Debug for Permit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Permit")
+            .field("counted", &self.counted)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for Allowances {
+    fn default() -> Self {
+        Allowances::new()
+    }
+}
+
+impl Allowances {
+    pub fn new() -> Allowances {
+        Allowances {
+            epoch: Instant::now(),
+            keys: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Admits a request of key `name` under `policy`'s allowances. `Ok(None)` when the policy
+    /// sets none (nothing is kept for it).
+    pub fn admit(&self, name: &str, policy: &Policy) -> Result<Option<Permit>, Exceeded> {
+        if !policy.has_allowances() {
+            return Ok(None);
+        }
+        let requests = policy.max_requests_per_minute.and_then(Rate::per_minute);
+        let tokens_hour = policy.max_tokens_per_hour.and_then(|n| Rate::new(n, HOUR));
+        let tokens_day = policy.max_tokens_per_day.and_then(|n| Rate::new(n, DAY));
+        let now = nanos_since(self.epoch);
+        let state = self.state(name, now);
+        let mut tats = lock(&state.tats);
+        // Every check before any change: a refused request costs nothing.
+        if let Some(max) = policy.max_concurrent_requests {
+            if state.running.load(Ordering::Acquire) >= max {
+                return Err(Exceeded::Concurrency { max });
+            }
+        }
+        let next_requests = match (requests, policy.max_requests_per_minute) {
+            (Some(r), Some(per_minute)) => Some(
+                r.admit(tats.requests, now)
+                    .map_err(|wait| Exceeded::Rate { per_minute, wait })?,
+            ),
+            _ => None,
+        };
+        for (r, tat, quota, per) in [
+            (
+                tokens_hour,
+                tats.tokens_hour,
+                policy.max_tokens_per_hour,
+                "hour",
+            ),
+            (
+                tokens_day,
+                tats.tokens_day,
+                policy.max_tokens_per_day,
+                "day",
+            ),
+        ] {
+            if let (Some(r), Some(quota)) = (r, quota) {
+                r.has_room(tat, now)
+                    .map_err(|wait| Exceeded::Tokens { quota, per, wait })?;
+            }
+        }
+        if let Some(tat) = next_requests {
+            tats.requests = tat;
+        }
+        let counted = policy.max_concurrent_requests.is_some();
+        if counted {
+            // Only ever raised under the key's lock, so the check above still holds.
+            state.running.fetch_add(1, Ordering::AcqRel);
+        }
+        drop(tats);
+        Ok(Some(Permit {
+            state,
+            epoch: self.epoch,
+            tokens_hour,
+            tokens_day,
+            counted,
+        }))
+    }
+
+    /// The key's state, made on first use. Past [`FORGET_ABOVE`] keys, those with nothing
+    /// running and every allowance full again are forgotten: they would be made afresh alike.
+    fn state(&self, name: &str, now: u64) -> Arc<KeyState> {
+        let mut keys = lock(&self.keys);
+        if let Some(s) = keys.get(name) {
+            return Arc::clone(s);
+        }
+        if keys.len() >= FORGET_ABOVE {
+            keys.retain(|_, s| !s.is_idle(now) || Arc::strong_count(s) > 1);
+        }
+        let s = Arc::new(KeyState::default());
+        keys.insert(name.to_string(), Arc::clone(&s));
+        s
+    }
+
+    #[cfg(test)]
+    fn remembered(&self) -> usize {
+        lock(&self.keys).len()
+    }
+}
+
+impl KeyState {
+    fn is_idle(&self, now: u64) -> bool {
+        let tats = *lock(&self.tats);
+        self.running.load(Ordering::Acquire) == 0
+            && Rate::is_idle(tats.requests, now)
+            && Rate::is_idle(tats.tokens_hour, now)
+            && Rate::is_idle(tats.tokens_day, now)
+    }
+}
+
+fn nanos_since(epoch: Instant) -> u64 {
+    // 1 ns past the epoch at least, so that a fresh state (0) is never "ahead".
+    u64::try_from(epoch.elapsed().as_nanos())
+        .unwrap_or(u64::MAX)
+        .max(1)
+}
+
+/// The state is plain numbers, whole after any panic: a poisoned lock is used as it is.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+
+    fn policy(f: impl FnOnce(&mut Policy)) -> Policy {
+        let mut p = Policy::builtin_user();
+        f(&mut p);
+        p
+    }
+
+    #[test]
+    fn a_policy_without_allowances_keeps_nothing() {
+        let a = Allowances::new();
+        for _ in 0..10 {
+            assert!(a.admit("k", &Policy::builtin_user()).unwrap().is_none());
+        }
+        assert_eq!(a.remembered(), 0);
+    }
+
+    #[test]
+    fn the_rate_is_per_key() {
+        let a = Allowances::new();
+        let p = policy(|p| p.max_requests_per_minute = Some(2));
+        assert!(a.admit("alice", &p).is_ok());
+        assert!(a.admit("alice", &p).is_ok());
+        let e = a.admit("alice", &p).unwrap_err();
+        let Exceeded::Rate { per_minute, wait } = e.clone() else {
+            panic!("{e:?}")
+        };
+        assert_eq!(per_minute, 2);
+        assert!(wait > Duration::from_secs(29) && wait <= Duration::from_secs(30));
+        // Another key has its own allowance.
+        assert!(a.admit("bob", &p).is_ok());
+        let f = e.failure();
+        assert_eq!(f.status.as_u16(), 429);
+        assert_eq!(f.rule, "rate_limited");
+        assert_eq!(f.retry_after, Some(30));
+        assert!(f.message.contains("2 requests per minute"), "{}", f.message);
+    }
+
+    #[test]
+    fn running_requests_are_counted_until_their_permits_drop() {
+        let a = Allowances::new();
+        let p = policy(|p| p.max_concurrent_requests = Some(2));
+        let one = a.admit("k", &p).unwrap().unwrap();
+        let two = a.admit("k", &p).unwrap().unwrap();
+        assert_eq!(
+            a.admit("k", &p).unwrap_err(),
+            Exceeded::Concurrency { max: 2 }
+        );
+        drop(one);
+        let three = a.admit("k", &p).unwrap().unwrap();
+        two.settle(0);
+        three.settle(10);
+        assert!(a.admit("k", &p).is_ok());
+    }
+
+    #[test]
+    fn a_request_refused_for_concurrency_spends_no_rate() {
+        let a = Allowances::new();
+        let p = policy(|p| {
+            p.max_concurrent_requests = Some(1);
+            p.max_requests_per_minute = Some(2);
+        });
+        let held = a.admit("k", &p).unwrap();
+        for _ in 0..5 {
+            assert!(matches!(
+                a.admit("k", &p),
+                Err(Exceeded::Concurrency { .. })
+            ));
+        }
+        drop(held);
+        // The second of the two a minute is still there.
+        assert!(a.admit("k", &p).is_ok());
+        assert!(matches!(a.admit("k", &p), Err(Exceeded::Rate { .. })));
+    }
+
+    #[test]
+    fn tokens_are_charged_when_settled_and_refuse_once_spent() {
+        let a = Allowances::new();
+        let p = policy(|p| p.max_tokens_per_hour = Some(100));
+        a.admit("k", &p).unwrap().unwrap().settle(60);
+        // 40 left: admitted, and the answer may take more than that.
+        a.admit("k", &p).unwrap().unwrap().settle(60);
+        let e = a.admit("k", &p).unwrap_err();
+        let Exceeded::Tokens { quota, per, wait } = e.clone() else {
+            panic!("{e:?}")
+        };
+        assert_eq!((quota, per), (100, "hour"));
+        // 20 over, and one more to earn: 21 * 36 s, give or take the time the test took.
+        assert!(
+            wait > Duration::from_secs(755) && wait <= Duration::from_secs(756),
+            "{wait:?}"
+        );
+        assert_eq!(e.failure().rule, "token_quota_exhausted");
+        // A dropped permit (the request failed, no counts) charges nothing more.
+        let b = Allowances::new();
+        drop(b.admit("k", &p).unwrap());
+        assert!(b.admit("k", &p).is_ok());
+    }
+
+    #[test]
+    fn the_daily_quota_is_checked_too() {
+        let a = Allowances::new();
+        let p = policy(|p| {
+            p.max_tokens_per_hour = Some(1_000_000);
+            p.max_tokens_per_day = Some(10);
+        });
+        a.admit("k", &p).unwrap().unwrap().settle(10);
+        assert!(matches!(
+            a.admit("k", &p),
+            Err(Exceeded::Tokens { per: "day", .. })
+        ));
+    }
+
+    #[test]
+    fn idle_keys_are_forgotten_past_the_bound() {
+        let a = Allowances::new();
+        let p = policy(|p| p.max_concurrent_requests = Some(1));
+        let held = a.admit("held", &p).unwrap();
+        for i in 0..(FORGET_ABOVE * 3) {
+            drop(a.admit(&format!("k{i}"), &p).unwrap());
+        }
+        assert!(a.remembered() <= FORGET_ABOVE + 1, "{}", a.remembered());
+        // The key with a request running is remembered, and still at its limit.
+        assert!(matches!(
+            a.admit("held", &p),
+            Err(Exceeded::Concurrency { .. })
+        ));
+        drop(held);
+    }
+}
