@@ -1036,3 +1036,51 @@ fn metrics_on_a_public_address_need_allow_plaintext() {
         .code(2)
         .stderr(predicate::str::contains("--allow-plaintext"));
 }
+
+/// `corral hunt` over the gate's own audit log: each alert claims the ECS version the audit
+/// records it was raised on claim, so one ECS index template holds both.
+#[test]
+fn hunt_alerts_claim_the_ecs_version_of_the_audit_records() {
+    assert_eq!(corral_hunt::output::ECS_VERSION, corral_audit::ECS_VERSION);
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("audit.ndjson");
+    let (handle, worker) = corral_audit::AuditLog::open(
+        &log,
+        corral_audit::Rotation {
+            max_bytes: 0,
+            keep: 0,
+        },
+    )
+    .unwrap();
+    for _ in 0..2 {
+        let mut r = corral_audit::AuditRecord::new(
+            corral_audit::action::AUTH_FAILURE,
+            std::net::IpAddr::from([203, 0, 113, 7]),
+            "POST",
+            "/api/generate",
+        );
+        r.status_code = 401;
+        handle.record(r).unwrap();
+    }
+    drop(handle);
+    worker.run_blocking().unwrap();
+    let text = std::fs::read_to_string(&log).unwrap();
+    let record: serde_json::Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+    let claimed = &record["ecs"]["version"];
+    assert!(claimed.is_string(), "{record}");
+
+    let out = corral(dir.path())
+        .args(["hunt", "--format", "ndjson"])
+        .arg(&log)
+        .assert()
+        .code(1)
+        .get_output()
+        .stdout
+        .clone();
+    let alerts = String::from_utf8(out).unwrap();
+    assert!(alerts.lines().count() >= 2, "{alerts}");
+    for l in alerts.lines() {
+        let alert: serde_json::Value = serde_json::from_str(l).unwrap();
+        assert_eq!(&alert["ecs"]["version"], claimed, "{l}");
+    }
+}
