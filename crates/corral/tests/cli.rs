@@ -541,6 +541,45 @@ fn audit_verify_reports_a_recovered_crash_and_finds_tampering_after_it() {
         .stdout(predicate::str::contains(":7: edited:"));
 }
 
+/// A newline appended to the log (an editor, `echo >>`) makes a blank last line: verify fails
+/// and says so, before and after the gate starts again on that log.
+#[test]
+fn audit_verify_names_a_blank_line_and_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("audit.ndjson");
+    audit_log(&log, 3);
+    let mut text = std::fs::read_to_string(&log).unwrap();
+    text.push('\n');
+    std::fs::write(&log, &text).unwrap();
+    let blank = format!("FAILED: {}:4: malformed: the line is blank", log.display());
+    corral(dir.path())
+        .args(["audit", "verify"])
+        .arg(&log)
+        .assert()
+        .code(1)
+        .stdout(predicate::str::starts_with(blank.clone()))
+        .stdout(predicate::str::contains(
+            "3 record(s) in 1 file(s) verified before it",
+        ))
+        .stdout(predicate::str::contains("JSON").not());
+
+    // The gate continues such a log after an `audit_restart` record; the blank line stays a
+    // failure, not a recovered crash.
+    audit_log(&log, 2);
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        text.lines().nth(4).unwrap().contains("audit_restart"),
+        "{text}"
+    );
+    corral(dir.path())
+        .args(["audit", "verify"])
+        .arg(&log)
+        .assert()
+        .code(1)
+        .stdout(predicate::str::starts_with(blank))
+        .stdout(predicate::str::contains("notice").not());
+}
+
 #[test]
 fn audit_verify_says_when_a_file_is_empty() {
     let dir = tempfile::tempdir().unwrap();
