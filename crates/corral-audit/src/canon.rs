@@ -157,6 +157,9 @@ pub(crate) struct Link {
 pub(crate) enum LineFault {
     /// Not a JSON object, or the chain fields are missing or of the wrong type.
     Malformed(&'static str),
+    /// Empty, or only whitespace: no record at all, and nothing the writer writes, not even
+    /// when a crash cuts a write short (the verifier tells it from [`LineFault::Malformed`]).
+    Blank,
     /// Well-formed, but the bytes differ from what the hash covers.
     Edited(&'static str),
 }

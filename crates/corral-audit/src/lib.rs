@@ -35,7 +35,9 @@
 //! reports such a torn line as a notice and goes on checking from the restart record, which
 //! must continue the chain from the last intact record before the torn line: records cannot be
 //! hidden behind a torn line. A line that is not a record and is not followed by such a
-//! restart record is a failure.
+//! restart record is a failure, and so is a blank line, restart record or not: a write cut
+//! short leaves the start of a record, never an empty line, so a blank one (an editor's or
+//! `echo >>`'s trailing newline) was added to the file, and the verifier says so.
 //!
 //! The writer restarts the same way without stopping in two more cases, and its
 //! `audit_restart` record says which in `corral.restart.reason`:

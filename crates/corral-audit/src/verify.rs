@@ -86,8 +86,16 @@ enum Next<'a> {
 const CRLF: &str = "the line ends in CR (the file was converted to CRLF line endings); \
                     convert it back to LF endings and verify again";
 
+const BLANK: &str = "the line is blank: it is not a record, and the audit writer never writes \
+                     one, not even when a crash cuts a write short (an editor or `echo >>` \
+                     leaves one at the end of a file); if nothing else was changed, remove \
+                     it and verify again";
+
 /// Checks one line on its own; `Ok` carries whether it is an `audit_restart` record.
 fn check(line: &[u8]) -> Result<(Link, bool), LineFault> {
+    if line.iter().all(u8::is_ascii_whitespace) {
+        return Err(LineFault::Blank);
+    }
     if let Some(body) = line.strip_suffix(b"\r") {
         if check_line(body).is_ok() {
             return Err(LineFault::Edited(CRLF));
@@ -413,6 +421,11 @@ impl Verifier {
             }
             Err(LineFault::Edited(why)) => {
                 self.fail(at, ProblemKind::Edited, why.to_string());
+                return;
+            }
+            // Not a torn write that a restart record may follow: a failure here and now.
+            Err(LineFault::Blank) => {
+                self.fail(at, ProblemKind::Malformed, BLANK.to_string());
                 return;
             }
         };

@@ -1,5 +1,14 @@
 //! Rules translated for the SIEMs that exist: Sigma (verbatim YAML), Elastic EQL, Kibana
 //! KQL and Splunk SPL. Field names stay ECS; map them in the SIEM if its data is not ECS.
+//!
+//! A translation keeps hunt's (and Sigma's) answer for events that lack a field the rule
+//! names: a test of a missing field is false, so `not filter` is true there. EQL and SPL
+//! evaluate such a test to null instead, `not null` is null, and a query keeps only events
+//! for which it is true. Under a `not`, a test whose field may be missing is therefore written
+//! guarded, `(field != null and test)` in EQL and `(isnotnull('field') AND test)` in SPL: false,
+//! not null, without the field (see [`Ctx`]).
+
+use std::collections::BTreeSet;
 
 use crate::error::ExportError;
 use crate::rule::condition::{pattern_matches, Cond};
@@ -136,32 +145,146 @@ trait Lang {
     fn and(&self) -> &'static str;
     fn or(&self) -> &'static str;
     fn not(&self, x: &str) -> String;
+    /// `test` of `field`, made false (not null) where the event has no value for the field.
+    fn guard(&self, field: &str, test: String) -> String;
 }
 
 fn expr(rule: &Rule, lang: &dyn Lang) -> Result<String, ExportError> {
-    cond(&rule.condition, &rule.selections, lang)
+    cond(&rule.condition, &rule.selections, lang, &Ctx::default())
 }
 
-fn cond(c: &Cond, sels: &[Selection], lang: &dyn Lang) -> Result<String, ExportError> {
-    Ok(match c {
-        Cond::Sel(n) => {
-            let s = sels
-                .iter()
-                .find(|s| &s.name == n)
-                .ok_or_else(|| ExportError::UnknownSelection(n.to_string()))?;
-            selection(s, lang)?
+/// Where in the condition a test is written.
+///
+/// Outside any `not`, a null test is as good as a false one: `and` and `or` cannot turn null
+/// into true, and the query keeps only what is true. Under a `not` it must be false, as in
+/// hunt, so the test is guarded with its field's presence, unless an un-negated conjunction
+/// around it already requires that field: where it is missing, that conjunction is false or
+/// null whatever the `not` says (`selection and not filter` with `source.ip|exists: true` in
+/// the selection keeps `not cidrmatch(source.ip, ...)` as Elastic's rule writes it).
+#[derive(Debug, Clone, Default)]
+struct Ctx<'r> {
+    negated: bool,
+    present: BTreeSet<&'r str>,
+}
+
+impl<'r> Ctx<'r> {
+    fn negated(&self) -> Ctx<'r> {
+        Ctx {
+            negated: true,
+            present: self.present.clone(),
         }
-        Cond::Not(x) => lang.not(&cond(x, sels, lang)?),
-        Cond::And(xs) => join(xs.iter().map(|x| cond(x, sels, lang)), lang.and())?,
-        Cond::Or(xs) => join(xs.iter().map(|x| cond(x, sels, lang)), lang.or())?,
+    }
+
+    /// Inside a conjunction whose parts require the fields `required`: those are known present
+    /// (only outside a `not`, where a null conjunct is as good as a false one).
+    fn within_and(&self, required: impl Iterator<Item = &'r str>) -> Ctx<'r> {
+        let mut present = self.present.clone();
+        if !self.negated {
+            present.extend(required);
+        }
+        Ctx {
+            negated: self.negated,
+            present,
+        }
+    }
+
+    fn needs_guard(&self, it: &Item) -> bool {
+        self.negated && !self.present.contains(it.field.as_str()) && null_where_missing(it)
+    }
+}
+
+fn find<'r>(sels: &'r [Selection], n: &str) -> Result<&'r Selection, ExportError> {
+    sels.iter()
+        .find(|s| s.name == n)
+        .ok_or_else(|| ExportError::UnknownSelection(n.to_string()))
+}
+
+fn cond<'r>(
+    c: &'r Cond,
+    sels: &'r [Selection],
+    lang: &dyn Lang,
+    ctx: &Ctx<'r>,
+) -> Result<String, ExportError> {
+    Ok(match c {
+        Cond::Sel(n) => selection(find(sels, n)?, lang, ctx)?,
+        Cond::Not(x) => lang.not(&cond(x, sels, lang, &ctx.negated())?),
+        Cond::And(xs) => {
+            let inner = ctx.within_and(xs.iter().flat_map(|x| required(x, sels)));
+            join(xs.iter().map(|x| cond(x, sels, lang, &inner)), lang.and())?
+        }
+        Cond::Or(xs) => join(xs.iter().map(|x| cond(x, sels, lang, ctx)), lang.or())?,
         Cond::Of { any, pattern } => {
-            let parts = sels
+            let matched: Vec<&Selection> = sels
                 .iter()
                 .filter(|s| pattern_matches(pattern, &s.name))
-                .map(|s| selection(s, lang));
+                .collect();
+            let inner = if *any {
+                ctx.clone()
+            } else {
+                ctx.within_and(matched.iter().flat_map(|s| selection_required(s)))
+            };
+            let parts = matched.iter().map(|s| selection(s, lang, &inner));
             join(parts, if *any { lang.or() } else { lang.and() })?
         }
     })
+}
+
+/// Whether hunt's test `it` is true for an event without the field: `null` among its values
+/// (all of them with `|all`), or `|exists: false`.
+fn matches_missing(it: &Item) -> bool {
+    let missing_ok =
+        |v: &Scalar| *v == Scalar::Null || (it.mods.op == Op::Exists && *v != Scalar::Bool(true));
+    if it.mods.all {
+        !it.values.is_empty() && it.values.iter().all(missing_ok)
+    } else {
+        it.values.iter().any(missing_ok)
+    }
+}
+
+/// Whether the translation of `it` can be null where hunt's test is false: the field is
+/// missing and one of its values is compared (not just tested for null or existence, which
+/// every language answers with true or false).
+fn null_where_missing(it: &Item) -> bool {
+    !matches_missing(it) && it.mods.op != Op::Exists && it.values.iter().any(|v| *v != Scalar::Null)
+}
+
+/// The fields `c` is false without (for any event lacking one of them, hunt says false).
+fn required<'r>(c: &'r Cond, sels: &'r [Selection]) -> BTreeSet<&'r str> {
+    let all_of = |sets: &mut dyn Iterator<Item = BTreeSet<&'r str>>| {
+        sets.reduce(|a, b| a.intersection(&b).copied().collect())
+            .unwrap_or_default()
+    };
+    match c {
+        Cond::Sel(n) => find(sels, n).map(selection_required).unwrap_or_default(),
+        Cond::Not(_) => BTreeSet::new(),
+        Cond::And(xs) => xs.iter().flat_map(|x| required(x, sels)).collect(),
+        Cond::Or(xs) => all_of(&mut xs.iter().map(|x| required(x, sels))),
+        Cond::Of { any, pattern } => {
+            let mut each = sels
+                .iter()
+                .filter(|s| pattern_matches(pattern, &s.name))
+                .map(selection_required);
+            if *any {
+                all_of(&mut each)
+            } else {
+                each.flatten().collect()
+            }
+        }
+    }
+}
+
+/// The fields every alternative of `s` is false without.
+fn selection_required(s: &Selection) -> BTreeSet<&str> {
+    s.alternatives
+        .iter()
+        .map(|alt| {
+            alt.iter()
+                .filter(|it| !matches_missing(it))
+                .map(|it| it.field.as_str())
+                .collect::<BTreeSet<&str>>()
+        })
+        .reduce(|a, b| a.intersection(&b).copied().collect())
+        .unwrap_or_default()
 }
 
 fn join(
@@ -176,11 +299,19 @@ fn join(
     })
 }
 
-fn selection(s: &Selection, lang: &dyn Lang) -> Result<String, ExportError> {
+fn selection(s: &Selection, lang: &dyn Lang, ctx: &Ctx<'_>) -> Result<String, ExportError> {
+    let item = |it: &Item| {
+        let test = lang.item(it)?;
+        Ok(if ctx.needs_guard(it) {
+            lang.guard(&it.field, test)
+        } else {
+            test
+        })
+    };
     join(
         s.alternatives
             .iter()
-            .map(|alt| join(alt.iter().map(|it| lang.item(it)), lang.and())),
+            .map(|alt| join(alt.iter().map(item), lang.and())),
         lang.or(),
     )
 }
@@ -351,6 +482,15 @@ impl Lang for Eql {
     fn not(&self, x: &str) -> String {
         format!("not {x}")
     }
+    /// EQL's functions return null for a null argument (Elasticsearch's EQL function
+    /// reference: `cidrMatch(null, "10.0.0.0/8")`, `endsWith(null, ".exe")` return null), a
+    /// missing field is null, and `not null` is null, which no query matches. `field != null` is
+    /// how the EQL syntax reference tests that a field has a value ("Check if a field exists");
+    /// written first, it makes the test false without one, however the engine evaluates the
+    /// `not` around it.
+    fn guard(&self, field: &str, test: String) -> String {
+        format!("({} != null and {test})", eql_field(field))
+    }
 }
 
 /// The fields a rule compares to text with case ignored (Sigma's default), which a KQL query
@@ -457,9 +597,21 @@ impl Lang for Kql {
     fn not(&self, x: &str) -> String {
         format!("not {x}")
     }
+    /// KQL compiles to Elasticsearch queries, which are true or false: a comparison with a
+    /// missing field matches nothing and `not` (a bool `must_not`) matches the documents
+    /// without the field, as hunt's `not` does (the contrast with ES|QL's null that
+    /// elastic/elasticsearch#114050 documents). Nothing to guard.
+    fn guard(&self, _field: &str, test: String) -> String {
+        test
+    }
 }
 
 struct Spl;
+
+/// A field name in an SPL eval expression: single-quoted, as names with dots must be.
+fn spl_field(f: &str) -> String {
+    format!("'{}'", f.replace('\'', "\\'"))
+}
 
 fn regex_escape(s: &str) -> String {
     let mut out = String::new();
@@ -494,7 +646,7 @@ fn glob_regex(s: &str) -> String {
 
 impl Lang for Spl {
     fn item(&self, it: &Item) -> Result<String, ExportError> {
-        let f = format!("'{}'", it.field.replace('\'', "\\'"));
+        let f = spl_field(&it.field);
         let m = it.mods;
         let ci = if m.cased { "" } else { "(?i)" };
         let parts: Vec<String> = it
@@ -538,6 +690,15 @@ impl Lang for Spl {
     }
     fn not(&self, x: &str) -> String {
         format!("NOT {x}")
+    }
+    /// `where` keeps only "the results for which the evaluation was successful (that is, the
+    /// Boolean result was true)" (Splunk Search Reference, `where`). An eval comparison with a
+    /// field the event lacks is null, not false, so `NOT` of it is dropped as well, unlike the
+    /// search command's `NOT field=value`, which keeps events without the field (Search Manual,
+    /// "Difference between != and NOT"). `isnotnull()` is true or false for every event, so the
+    /// guarded test is false without the field, whatever the engine makes of the comparison.
+    fn guard(&self, field: &str, test: String) -> String {
+        format!("(isnotnull({}) AND {test})", spl_field(field))
     }
 }
 

@@ -8,6 +8,11 @@ use serde_json::{json, Map, Value};
 use crate::engine::{Alert, Engine};
 use crate::time::format_ms;
 
+/// The ECS version an alert follows: the one corral's gate writes in its audit records
+/// (`corral_audit::ECS_VERSION`), so that one index template serves both. The `corral` crate's
+/// tests check that the two agree.
+pub const ECS_VERSION: &str = "8.11.0";
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum OutputFormat {
     Table,
@@ -115,6 +120,7 @@ pub fn alert_json(engine: &Engine, files: &[FileSummary], a: &Alert) -> Value {
         "@timestamp",
         a.window.as_ref().map(|w| w.first).or(a.ts).map(format_ms),
     );
+    put(&mut doc, "ecs", json!({ "version": ECS_VERSION }));
     put(&mut doc, "event", Value::Object(event));
     put(
         &mut doc,

@@ -514,3 +514,53 @@ fn sarif_uris_are_encoded_and_lines_start_at_one() {
     }
     assert!(saw_zeek && saw_evtx);
 }
+
+/// Every alert says which ECS version it follows (`ecs.version`, which ECS requires of every
+/// document), whatever the input format; an event's own `ecs.version` (here an older one) stays
+/// with the event in `corral.hunt.event` and does not replace the alert's.
+#[test]
+fn every_alert_carries_the_ecs_version() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut seen = 0;
+    for name in [
+        "ecs_endpoint.ndjson",
+        "zeek_conn.log",
+        "sysmon_evtx_dump.json",
+        "ollama_journal.log",
+        "audit.log",
+        "corral_audit.ndjson",
+    ] {
+        let out = dir.path().join(format!("{name}.alerts"));
+        assert_eq!(hunt_ndjson(&corpus(name), &out), 1, "{name}");
+        for l in std::fs::read_to_string(&out).unwrap().lines() {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            assert_eq!(
+                v["ecs"]["version"],
+                corral_hunt::output::ECS_VERSION,
+                "{name}: {l}"
+            );
+            seen += 1;
+        }
+    }
+    assert!(seen > 6, "{seen} alerts");
+
+    let input = dir.path().join("old.ndjson");
+    std::fs::write(
+        &input,
+        "{\"@timestamp\":\"2026-01-10T10:00:00Z\",\"ecs\":{\"version\":\"1.12.0\"},\"event\":{\"action\":\"connection_accepted\"},\"process\":{\"name\":\"ollama\"},\"destination\":{\"port\":11434},\"source\":{\"ip\":\"203.0.113.9\"}}\n",
+    )
+    .unwrap();
+    let out = dir.path().join("old.alerts");
+    assert_eq!(hunt_ndjson(input.to_str().unwrap(), &out), 1);
+    let text = std::fs::read_to_string(&out).unwrap();
+    let v: serde_json::Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+    assert_eq!(
+        v["ecs"]["version"],
+        corral_hunt::output::ECS_VERSION,
+        "{text}"
+    );
+    assert_eq!(
+        v["corral"]["hunt"]["event"]["ecs"]["version"], "1.12.0",
+        "{text}"
+    );
+}

@@ -147,8 +147,13 @@ fn csv_field(s: &str) -> String {
 pub const CSV_HEADER: &str =
     "endpoint,ip,port,server,auth,version,models,severity,rule,title,remediation";
 
+/// RFC 4180 ends every record, the header's and the last one's too, with CRLF; a line break
+/// inside a field is quoted (`csv_field`) and kept as it is.
+const CSV_EOL: &str = "\r\n";
+
+/// One header line, then one record per finding (one `info` record for a host without any).
 pub fn csv(w: &mut dyn Write, hosts: &[HostReport]) -> io::Result<()> {
-    writeln!(w, "{CSV_HEADER}")?;
+    write!(w, "{CSV_HEADER}{CSV_EOL}")?;
     for h in hosts {
         let auth = serde_json::to_value(h.auth)
             .ok()
@@ -180,7 +185,7 @@ pub fn csv(w: &mut dyn Write, hosts: &[HostReport]) -> io::Result<()> {
         };
         for r in rows {
             let line: Vec<String> = base.iter().chain(r.iter()).map(|f| csv_field(f)).collect();
-            writeln!(w, "{}", line.join(","))?;
+            write!(w, "{}{CSV_EOL}", line.join(","))?;
         }
     }
     Ok(())
@@ -290,5 +295,78 @@ mod tests {
         assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
         assert_eq!(csv_field("=cmd()"), "'=cmd()");
         assert_eq!(csv_field("plain"), "plain");
+    }
+
+    /// Records as an RFC 4180 reader takes them: each ends in CRLF, a bare LF or CR outside
+    /// quotes is an error, quoted fields keep their line breaks and doubled quotes.
+    fn rfc4180(s: &str) -> Result<Vec<Vec<String>>, String> {
+        let (mut records, mut record, mut field) = (Vec::new(), Vec::new(), String::new());
+        let (mut quoted, mut was_quoted) = (false, false);
+        let mut chars = s.chars().peekable();
+        while let Some(c) = chars.next() {
+            if quoted {
+                match c {
+                    '"' if chars.peek() == Some(&'"') => {
+                        chars.next();
+                        field.push('"');
+                    }
+                    '"' => quoted = false,
+                    c => field.push(c),
+                }
+                continue;
+            }
+            match c {
+                '"' if field.is_empty() && !was_quoted => (quoted, was_quoted) = (true, true),
+                ',' => {
+                    record.push(std::mem::take(&mut field));
+                    was_quoted = false;
+                }
+                '\r' if chars.peek() == Some(&'\n') => {
+                    chars.next();
+                    record.push(std::mem::take(&mut field));
+                    records.push(std::mem::take(&mut record));
+                    was_quoted = false;
+                }
+                '\r' | '\n' => return Err(format!("bare {c:?} outside quotes in {s:?}")),
+                '"' => return Err(format!("quote inside an unquoted field in {s:?}")),
+                c => field.push(c),
+            }
+        }
+        if quoted || !field.is_empty() || !record.is_empty() {
+            return Err(format!("the last record does not end in CRLF: {s:?}"));
+        }
+        Ok(records)
+    }
+
+    #[test]
+    fn the_reader_refuses_lf_line_ends() {
+        assert!(rfc4180("a,b\n").is_err());
+        assert!(rfc4180("a,b\r\nc").is_err());
+        assert!(rfc4180("a,b\r").is_err());
+        assert_eq!(rfc4180("a,\"b\r\nc\"\r\n").unwrap(), [["a", "b\r\nc"]]);
+    }
+
+    /// RFC 4180: CRLF after every record, the last included; a field a scanned server chose
+    /// (its version) with commas, quotes and line breaks stays one quoted field.
+    #[test]
+    fn csv_records_end_in_crlf_and_quote_line_breaks() {
+        let mut h = HostReport::new(
+            "127.0.0.1".parse().unwrap(),
+            11434,
+            None,
+            crate::targets::Scheme::Http,
+            crate::report::ServerKind::Ollama,
+        );
+        h.version = Some("0.1\nfake,row\r\n\"quoted\"".into());
+        let mut out = Vec::new();
+        csv(&mut out, &[h]).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.starts_with(&format!("{CSV_HEADER}\r\n")), "{text:?}");
+        assert!(text.ends_with("\r\n"), "{text:?}");
+        let records = rfc4180(&text).unwrap();
+        assert_eq!(records.len(), 2, "{records:?}");
+        assert!(records.iter().all(|r| r.len() == 11), "{records:?}");
+        assert_eq!(records[1][5], "0.1\nfake,row\r\n\"quoted\"");
+        assert_eq!(records[1][7], "info");
     }
 }

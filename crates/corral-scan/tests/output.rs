@@ -137,6 +137,10 @@ fn csv_golden() {
     let s = render(|w| output::csv(w, &hosts()).unwrap());
     assert!(s.starts_with(output::CSV_HEADER));
     assert!(!s.contains(",=cmd"), "formula injection defused");
+    // RFC 4180 line ends: CRLF after every record, and no other line break here.
+    assert_eq!(s.matches("\r\n").count(), 7, "{s:?}");
+    assert!(s.ends_with("\r\n"), "{s:?}");
+    assert!(!s.replace("\r\n", "").contains(['\r', '\n']), "{s:?}");
     golden("scan.csv", &s);
 }
 

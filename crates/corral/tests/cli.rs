@@ -541,6 +541,45 @@ fn audit_verify_reports_a_recovered_crash_and_finds_tampering_after_it() {
         .stdout(predicate::str::contains(":7: edited:"));
 }
 
+/// A newline appended to the log (an editor, `echo >>`) makes a blank last line: verify fails
+/// and says so, before and after the gate starts again on that log.
+#[test]
+fn audit_verify_names_a_blank_line_and_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("audit.ndjson");
+    audit_log(&log, 3);
+    let mut text = std::fs::read_to_string(&log).unwrap();
+    text.push('\n');
+    std::fs::write(&log, &text).unwrap();
+    let blank = format!("FAILED: {}:4: malformed: the line is blank", log.display());
+    corral(dir.path())
+        .args(["audit", "verify"])
+        .arg(&log)
+        .assert()
+        .code(1)
+        .stdout(predicate::str::starts_with(blank.clone()))
+        .stdout(predicate::str::contains(
+            "3 record(s) in 1 file(s) verified before it",
+        ))
+        .stdout(predicate::str::contains("JSON").not());
+
+    // The gate continues such a log after an `audit_restart` record; the blank line stays a
+    // failure, not a recovered crash.
+    audit_log(&log, 2);
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        text.lines().nth(4).unwrap().contains("audit_restart"),
+        "{text}"
+    );
+    corral(dir.path())
+        .args(["audit", "verify"])
+        .arg(&log)
+        .assert()
+        .code(1)
+        .stdout(predicate::str::starts_with(blank))
+        .stdout(predicate::str::contains("notice").not());
+}
+
 #[test]
 fn audit_verify_says_when_a_file_is_empty() {
     let dir = tempfile::tempdir().unwrap();
@@ -1035,4 +1074,52 @@ fn metrics_on_a_public_address_need_allow_plaintext() {
     config_check(dir.path(), "[server]\nmetrics_listen = \"0.0.0.0:9464\"\n")
         .code(2)
         .stderr(predicate::str::contains("--allow-plaintext"));
+}
+
+/// `corral hunt` over the gate's own audit log: each alert claims the ECS version the audit
+/// records it was raised on claim, so one ECS index template holds both.
+#[test]
+fn hunt_alerts_claim_the_ecs_version_of_the_audit_records() {
+    assert_eq!(corral_hunt::output::ECS_VERSION, corral_audit::ECS_VERSION);
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("audit.ndjson");
+    let (handle, worker) = corral_audit::AuditLog::open(
+        &log,
+        corral_audit::Rotation {
+            max_bytes: 0,
+            keep: 0,
+        },
+    )
+    .unwrap();
+    for _ in 0..2 {
+        let mut r = corral_audit::AuditRecord::new(
+            corral_audit::action::AUTH_FAILURE,
+            std::net::IpAddr::from([203, 0, 113, 7]),
+            "POST",
+            "/api/generate",
+        );
+        r.status_code = 401;
+        handle.record(r).unwrap();
+    }
+    drop(handle);
+    worker.run_blocking().unwrap();
+    let text = std::fs::read_to_string(&log).unwrap();
+    let record: serde_json::Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+    let claimed = &record["ecs"]["version"];
+    assert!(claimed.is_string(), "{record}");
+
+    let out = corral(dir.path())
+        .args(["hunt", "--format", "ndjson"])
+        .arg(&log)
+        .assert()
+        .code(1)
+        .get_output()
+        .stdout
+        .clone();
+    let alerts = String::from_utf8(out).unwrap();
+    assert!(alerts.lines().count() >= 2, "{alerts}");
+    for l in alerts.lines() {
+        let alert: serde_json::Value = serde_json::from_str(l).unwrap();
+        assert_eq!(&alert["ecs"]["version"], claimed, "{l}");
+    }
 }

@@ -20,7 +20,8 @@ pub enum ProblemKind {
     /// Another record holds the same place in the chain (same seq, same `prev`): one of the two
     /// was inserted.
     Inserted,
-    /// Not JSON, or without valid chain fields, and not a torn write the writer recovered from.
+    /// Not JSON, or without valid chain fields, and not a torn write the writer recovered from;
+    /// or a blank line, which the writer never writes (the detail says "the line is blank").
     Malformed,
     /// The last line was cut short (no final newline).
     Truncated,

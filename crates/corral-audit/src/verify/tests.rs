@@ -466,6 +466,80 @@ fn crlf_line_endings_are_named() {
     assert!(!detail(&r).contains("CR"), "{r}");
 }
 
+/// A blank line (an editor's or `echo >>`'s trailing newline) is not a record and nothing the
+/// writer writes: a failure, at that line, named as blank rather than as bad JSON.
+#[test]
+fn a_blank_line_is_named_and_fails() {
+    let lines = log(3);
+    let mut trailing = join(&lines);
+    trailing.push(b'\n');
+    let r = check(&trailing);
+    assert_eq!(problem(&r), (4, ProblemKind::Malformed), "{r}");
+    assert!(detail(&r).starts_with("the line is blank"), "{r}");
+    assert!(!detail(&r).contains("JSON"), "{r}");
+    assert_eq!(r.records, 3);
+    let s = r.to_string();
+    assert!(
+        s.starts_with("FAILED: t:4: malformed: the line is blank"),
+        "{s}"
+    );
+    assert!(
+        s.contains("3 record(s) in 1 file(s) verified before it"),
+        "{s}"
+    );
+
+    // Several, the first is named; whitespace only, or a CR alone, is blank too.
+    for tail in [&b"\n\n\n"[..], b" \t\n", b"\r\n"] {
+        let mut bytes = join(&lines);
+        bytes.extend_from_slice(tail);
+        let r = check(&bytes);
+        assert_eq!(problem(&r), (4, ProblemKind::Malformed), "{tail:?} {r}");
+        assert!(detail(&r).starts_with("the line is blank"), "{tail:?} {r}");
+    }
+    // At the start, or between records.
+    let mut first = b"\n".to_vec();
+    first.extend(join(&lines));
+    let r = check(&first);
+    assert_eq!(problem(&r), (1, ProblemKind::Malformed), "{r}");
+    assert!(detail(&r).starts_with("the line is blank"), "{r}");
+    let mut between = lines.clone();
+    between.insert(2, String::new());
+    let r = check(&join(&between));
+    assert_eq!(problem(&r), (3, ProblemKind::Malformed), "{r}");
+    assert!(detail(&r).starts_with("the line is blank"), "{r}");
+    assert_eq!(r.records, 2);
+    // Not JSON is still named as such.
+    let mut garbage = lines.clone();
+    garbage.insert(2, "x".into());
+    let r = check(&join(&garbage));
+    assert_eq!(detail(&r), "not a JSON record", "{r}");
+}
+
+/// A restart record after a blank line (the gate started again on a log someone appended a
+/// newline to) recovers nothing: unlike a torn line, the writer never leaves a blank one.
+#[test]
+fn a_restart_after_a_blank_line_does_not_excuse_it() {
+    let mut lines = log(3);
+    let prev = hash_of(&lines[2]);
+    lines.push(String::new());
+    lines.push(restart(4, &prev));
+    let r = check(&join(&lines));
+    assert_eq!(problem(&r), (4, ProblemKind::Malformed), "{r}");
+    assert!(detail(&r).starts_with("the line is blank"), "{r}");
+    assert!(r.notices.is_empty(), "{r}");
+    // Without the blank line, the same restart continues the chain.
+    lines.remove(3);
+    assert!(check(&join(&lines)).is_ok());
+    // A torn line, then a blank one, then a restart: the torn line is not the writer's
+    // recovered crash either (the writer ends it with one newline), and it comes first.
+    let mut torn = torn_log();
+    torn.insert(4, String::new());
+    let r = check(&join(&torn));
+    assert_eq!(problem(&r), (4, ProblemKind::Malformed), "{r}");
+    assert_eq!(detail(&r), "not a JSON record", "{r}");
+    assert!(r.notices.is_empty(), "{r}");
+}
+
 #[test]
 fn the_start_of_the_log_can_be_required() {
     let lines = log(5);

@@ -78,6 +78,118 @@ fn kql_and_spl() {
     assert!(s.starts_with("```"), "{s}");
 }
 
+fn rule(detection: &str) -> Rule {
+    let text = format!("title: t\nid: r\ndetection:\n{detection}");
+    let (mut rules, errs) = crate::rule::parse_rules(&text, "t");
+    assert!(errs.is_empty(), "{errs:?}");
+    rules.remove(0)
+}
+
+/// The query line of an export (after the comment lines).
+fn query(r: &Rule, f: ExportFormat) -> String {
+    let text = export(r, "r", "", f).unwrap().text;
+    let q = text
+        .lines()
+        .find(|l| !l.starts_with("//") && !l.starts_with("```"))
+        .unwrap();
+    q.to_string()
+}
+
+/// Under a `not`, a test of a field the event may lack is guarded by the field's presence:
+/// EQL and SPL make a test of a missing field null, and `not null` never matches, where hunt
+/// (and Sigma) take the test as false and the `not` as true. KQL's queries are true or false
+/// already and stay as they were.
+#[test]
+fn a_negated_test_of_a_field_that_may_be_missing_is_guarded() {
+    let r = rule("  selection:\n    a: x\n  filter:\n    b: [y, w]\n    c|startswith: z\n  condition: selection and not filter\n");
+    assert_eq!(
+        query(&r, ExportFormat::Eql),
+        r#"any where (a : "x" and not ((b != null and b in~ ("y", "w")) and (c != null and startsWith~(c, "z"))))"#
+    );
+    assert_eq!(
+        query(&r, ExportFormat::Spl),
+        r#"index=* | where (lower('a')=="x" AND NOT ((isnotnull('b') AND (lower('b')=="y" OR lower('b')=="w")) AND (isnotnull('c') AND match('c', "(?i)^z"))))"#
+    );
+    assert_eq!(
+        query(&r, ExportFormat::Kql),
+        r#"(a: "x" and not ((b: "y" or b: "w") and c: z*))"#
+    );
+    // Outside a `not`, null is as good as false: nothing is guarded.
+    let plain = rule("  selection:\n    b: [y, w]\n  condition: selection\n");
+    assert_eq!(
+        query(&plain, ExportFormat::Eql),
+        r#"any where b in~ ("y", "w")"#
+    );
+    assert_eq!(
+        query(&plain, ExportFormat::Spl),
+        r#"index=* | where (lower('b')=="y" OR lower('b')=="w")"#
+    );
+}
+
+/// A field the un-negated part of the condition requires is present wherever the query can
+/// match, so its tests under the `not` stay as they are: the Elastic rule keeps
+/// `not cidrmatch(source.ip, ...)` (its selection has `source.ip|exists: true`). A `not`
+/// inside a `not` learns nothing from the conjunction it sits in.
+#[test]
+fn no_guard_for_a_field_the_rest_of_the_condition_requires() {
+    let (r, src) = elastic();
+    let q = export(&r, "e", src, ExportFormat::Eql).unwrap().text;
+    assert!(
+        q.contains(r#" and not cidrmatch(source.ip, "10.0.0.0/8", "#),
+        "{q}"
+    );
+    assert!(!q.contains("source.ip != null and"), "{q}");
+    let s = export(&r, "e", src, ExportFormat::Spl).unwrap().text;
+    assert!(
+        s.contains(r#"AND NOT (cidrmatch("10.0.0.0/8", 'source.ip') OR "#),
+        "{s}"
+    );
+    assert!(!s.contains("isnotnull('source.ip') AND"), "{s}");
+
+    let nested = rule(
+        "  sel1:\n    a: x\n  sel2:\n    b: y\n  condition: sel2 and not (sel1 and not sel2)\n",
+    );
+    assert_eq!(
+        query(&nested, ExportFormat::Eql),
+        r#"any where (b : "y" and not ((a != null and a : "x") and not b : "y"))"#
+    );
+}
+
+/// Tests that answer a missing field themselves (`null`, `|exists`) are not guarded.
+#[test]
+fn null_and_exists_tests_are_not_guarded() {
+    let r = rule("  selection:\n    a: x\n  filter:\n    - d: [null, w]\n    - e|exists: true\n    - f|exists: false\n  condition: selection and not filter\n");
+    assert_eq!(
+        query(&r, ExportFormat::Eql),
+        r#"any where (a : "x" and not ((d == null or d : "w") or e != null or f == null))"#
+    );
+    assert_eq!(
+        query(&r, ExportFormat::Spl),
+        r#"index=* | where (lower('a')=="x" AND NOT ((isnull('d') OR lower('d')=="w") OR isnotnull('e') OR isnull('f')))"#
+    );
+}
+
+/// The built-in rule with an exclusion on fields an event may lack: a process start without
+/// `process.args` (Sysmon has only the command line) is still an alert in the exports.
+#[test]
+fn the_shell_rule_keeps_alerting_without_process_args() {
+    let rules = builtin::rules().unwrap();
+    let r = rules
+        .iter()
+        .find(|r| r.id == "2d7c4a93-1e56-4b8f-a0c2-8f3b6d9e1365")
+        .unwrap();
+    let q = query(r, ExportFormat::Eql);
+    assert!(
+        q.ends_with(r#" and not ((process.args != null and process.args in~ ("--version", "--help")) or (process.command_line != null and (endsWith~(process.command_line, " --version") or endsWith~(process.command_line, " --help")))))"#),
+        "{q}"
+    );
+    let s = query(r, ExportFormat::Spl);
+    assert!(
+        s.ends_with(r#" AND NOT ((isnotnull('process.args') AND (lower('process.args')=="--version" OR lower('process.args')=="--help")) OR (isnotnull('process.command_line') AND (match('process.command_line', "(?i) --version$") OR match('process.command_line', "(?i) --help$")))))"#),
+        "{s}"
+    );
+}
+
 #[test]
 fn thresholds_and_unsupported() {
     let rules = builtin::rules().unwrap();
@@ -136,4 +248,147 @@ fn kql_says_where_case_is_no_longer_ignored() {
     let err = export(windows, "w", "", ExportFormat::Kql).unwrap_err();
     assert!(err.to_string().contains("KQL has no way to tell"), "{err}");
     assert!(export(windows, "w", "", ExportFormat::Eql).is_ok());
+}
+
+mod three_valued;
+
+use three_valued::{Doc, V};
+
+/// Sigma wildcards made concrete: a value the pattern matches.
+fn unglob(s: &str) -> String {
+    s.replace('*', "x").replace('?', "y")
+}
+
+/// The values tried for each field `rule` names: missing, up to three that pass one of the
+/// rule's tests of it, and one that passes none of them.
+fn candidates(rule: &Rule) -> Vec<(String, Vec<Option<V>>)> {
+    let mut by_field: Vec<(String, Vec<Option<V>>)> = Vec::new();
+    let items = rule
+        .selections
+        .iter()
+        .flat_map(|s| s.alternatives.iter().flatten());
+    for it in items {
+        let i = match by_field.iter().position(|(f, _)| *f == it.field) {
+            Some(i) => i,
+            None => {
+                by_field.push((it.field.clone(), vec![None]));
+                by_field.len() - 1
+            }
+        };
+        for v in &it.values {
+            let s = v.text();
+            let c = match (it.mods.op, v) {
+                (_, Scalar::Null) | (Op::Exists | Op::Re, _) => continue,
+                (Op::Eq, Scalar::Int(i)) => V::Num(*i as f64),
+                (Op::Eq, Scalar::Float(f)) => V::Num(*f),
+                (Op::Eq, Scalar::Bool(b)) => V::Bool(*b),
+                (Op::Eq, _) => V::Str(unglob(&s)),
+                (Op::StartsWith, _) => V::Str(format!("{}zz", unglob(&s))),
+                (Op::EndsWith, _) => V::Str(format!("zz{}", unglob(&s))),
+                (Op::Contains, _) => V::Str(format!("zz{}zz", unglob(&s))),
+                (Op::Cidr, _) => V::Str(s.split('/').next().unwrap_or_default().to_string()),
+            };
+            let vals = &mut by_field[i].1;
+            if vals.len() < 4 && !vals.contains(&Some(c.clone())) {
+                vals.push(Some(c));
+            }
+        }
+    }
+    for (f, vals) in &mut by_field {
+        let other = if f.ends_with(".ip") {
+            V::Str("203.0.113.9".into())
+        } else if vals.iter().any(|v| matches!(v, Some(V::Num(_)))) {
+            V::Num(7.0)
+        } else {
+            V::Str("other".into())
+        };
+        vals.push(Some(other));
+    }
+    by_field
+}
+
+/// Every combination of the candidate values (each field missing or set).
+fn events(rule: &Rule) -> Vec<Doc> {
+    let fields = candidates(rule);
+    let mut out = vec![Doc::new()];
+    for (f, vals) in &fields {
+        out = out
+            .iter()
+            .flat_map(|d| {
+                vals.iter().map(move |v| {
+                    let mut d = d.clone();
+                    if let Some(v) = v {
+                        d.insert(f.clone(), v.clone());
+                    }
+                    d
+                })
+            })
+            .collect();
+    }
+    out
+}
+
+/// Conditions whose `not` covers fields that may be missing, beside the built-in rules.
+const NEGATIONS: &[&str] = &[
+    // Two fields under one `not`: neither is known to be present.
+    "  selection:\n    a: x\n  filter:\n    b: y\n    c|startswith: z\n  condition: selection and not filter\n",
+    // The selection requires `a` only in the first branch of the `or`.
+    "  selection:\n    a|cased: x\n  filter:\n    a|endswith: x\n    b: [y, w]\n  other:\n    d: 1\n  condition: (selection and not filter) or other\n",
+    // A `not` inside a `not`: the inner selection's field is not known present.
+    "  sel1:\n    a: x\n  sel2:\n    b|contains: y\n  condition: not (sel1 and not sel2)\n",
+    // Tests a missing field passes (null, exists: false) need no guard; exists: true none either.
+    "  sel_a:\n    a: x\n  sel_b:\n    b: y\n  filter:\n    - d: [null, w]\n    - e|exists: true\n    - f|exists: false\n  condition: 1 of sel_* and not filter\n",
+    // `all of` requires each selection's fields; `|all` with null can be false without the field.
+    "  sel_a:\n    a: x\n  sel_b:\n    b: 11434\n  filter:\n    a|endswith: x\n    c|all: [null, v]\n    source.ip|cidr: 10.0.0.0/8\n  condition: all of sel_* and not filter\n",
+];
+
+/// The EQL and SPL exports agree with hunt's matcher on every event built from each rule's
+/// values, with every field it names missing or present: a rule's `not` over a field an event
+/// lacks is true in hunt (and Sigma), so it must be true in the exports too, which EQL and SPL
+/// evaluate with null for that field (see `three_valued`).
+#[test]
+fn eql_and_spl_exports_match_hunt_on_events_with_missing_fields() {
+    let mut rules = builtin::rules().unwrap();
+    for (i, detection) in NEGATIONS.iter().enumerate() {
+        let text = format!("title: t{i}\nid: n{i}\ndetection:\n{detection}");
+        let (mut r, errs) = crate::rule::parse_rules(&text, "t");
+        assert!(errs.is_empty(), "{i}: {errs:?}");
+        rules.append(&mut r);
+    }
+    let mut checked = 0u64;
+    let mut negated_missing = 0u64;
+    for rule in &rules {
+        let mut schema = crate::event::Schema::new();
+        let compiled = crate::rule::matcher::Compiled::new(rule, &mut schema).unwrap();
+        let queries: Vec<(ExportFormat, String, three_valued::Expr)> =
+            [ExportFormat::Eql, ExportFormat::Spl]
+                .into_iter()
+                .map(|f| {
+                    let text = export(rule, "r", "", f).unwrap().text;
+                    let e = three_valued::parse_query(&text);
+                    (f, text, e)
+                })
+                .collect();
+        for doc in events(rule) {
+            let want = compiled.matches(&three_valued::event(&schema, &doc));
+            for (f, text, q) in &queries {
+                let got = three_valued::eval(q, &doc);
+                assert_eq!(
+                    got == Some(true),
+                    want,
+                    "{} {f:?}: hunt says {want}, the export {got:?}, for {doc:?}\n{text}",
+                    rule.id
+                );
+            }
+            checked += 1;
+            if want && doc.len() < candidates(rule).len() {
+                negated_missing += 1;
+            }
+        }
+    }
+    assert!(checked > 5_000, "{checked} events");
+    assert!(
+        negated_missing > 100,
+        "{negated_missing} matches without a field"
+    );
 }
