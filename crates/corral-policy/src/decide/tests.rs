@@ -1433,3 +1433,28 @@ fn a_model_named_by_its_digest_needs_every_model_and_cloud() {
     let d = denial(&user(), "GET", &format!("/v1/models/sha256-{d}"), None);
     assert_eq!(d.rule, "cloud_denied");
 }
+
+#[test]
+fn the_classes_that_name_models_are_those_whose_routes_do() {
+    // `EndpointClass::names_models` decides whether a policy with no models is a start-up
+    // error: it must agree with what the routes of each class read.
+    use crate::route::{BodyKind, ROUTES};
+    for class in crate::route::EndpointClass::ALL {
+        let naming: Vec<&str> = ROUTES
+            .iter()
+            .filter(|r| r.class == class)
+            .filter(|r| {
+                (r.body == BodyKind::Json && fields::model_spec(r.name) != fields::ModelSpec::None)
+                    || r.body == BodyKind::Multipart
+                    || r.path.contains("{model}")
+                    || r.listing.is_some()
+            })
+            .map(|r| r.name)
+            .collect();
+        assert_eq!(
+            class.names_models(),
+            !naming.is_empty(),
+            "{class}: {naming:?}"
+        );
+    }
+}
