@@ -610,6 +610,58 @@ async fn tools_and_images_are_refused_when_the_policy_says_so() {
 }
 
 #[tokio::test]
+async fn tool_call_history_is_refused_when_the_policy_has_no_tools() {
+    // Ollama renders replayed tool calls and tool results into the prompt in the model's
+    // tool-call format, with or without tool definitions: each dialect's shape is refused,
+    // in that dialect's error shape, and nothing reaches Ollama.
+    let h = Harness::with_policies().await;
+    let chat = json!({"model": "llama3.2", "stream": false, "messages": [
+        {"role": "user", "content": "weather?"},
+        {"role": "assistant", "content": "", "tool_calls": [{"function": {"name": "get_weather", "arguments": {"city": "Paris"}}}]},
+        {"role": "tool", "content": "sunny", "tool_name": "get_weather"}]});
+    let r = h.post_json("/api/chat", "nora", &chat).await;
+    assert_refused(&h, &r, "tools_denied", "/api/chat tool history");
+    assert_ollama_error(&r);
+
+    let v1 = json!({"model": "llama3.2", "messages": [
+        {"role": "user", "content": "weather?"},
+        {"role": "tool", "tool_call_id": "call_1", "content": "sunny"}]});
+    let r = h.post_json("/v1/chat/completions", "nora", &v1).await;
+    assert_refused(&h, &r, "tools_denied", "/v1 tool message");
+    assert_openai_error(&r, "tools_denied");
+
+    let responses = json!({"model": "llama3.2", "input": [
+        {"role": "user", "content": "weather?"},
+        {"type": "function_call", "call_id": "call_1", "name": "get_weather", "arguments": "{}"},
+        {"type": "function_call_output", "call_id": "call_1", "output": "sunny"}]});
+    let r = h.post_json("/v1/responses", "nora", &responses).await;
+    assert_refused(&h, &r, "tools_denied", "/v1/responses function_call items");
+    assert_openai_error(&r, "tools_denied");
+
+    let messages = json!({"model": "llama3.2", "max_tokens": 64, "messages": [
+        {"role": "user", "content": "weather?"},
+        {"role": "assistant", "content": [{"type": "tool_use", "id": "t1", "name": "get_weather", "input": {}}]},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t1", "content": "sunny"}]}]});
+    let r = h.post_json("/v1/messages", "nora", &messages).await;
+    assert_refused(&h, &r, "tools_denied", "/v1/messages tool blocks");
+    let v = r.json();
+    assert_eq!(v["type"], "error", "{v}");
+    assert_eq!(v["error"]["type"], "permission_error", "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("replay tool calls"),
+        "{v}"
+    );
+
+    // A key whose policy allows tools sends the same history on.
+    let r = h.post_json("/api/chat", "root", &chat).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(h.forwarded().len(), 1);
+}
+
+#[tokio::test]
 async fn a_responses_image_under_a_top_level_tool_use_type_is_refused() {
     // Ollama ignores a top-level "type" and reads /v1/responses input items and content parts
     // through structs, under any case of their keys (openai/responses.go): this is an

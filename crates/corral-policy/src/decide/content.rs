@@ -111,7 +111,7 @@ fn scan(v: &Value, depth: usize) -> bool {
     }
 }
 
-fn non_empty(v: &Value) -> bool {
+pub(super) fn non_empty(v: &Value) -> bool {
     match v {
         Value::Null => false,
         Value::Array(a) => !a.is_empty(),

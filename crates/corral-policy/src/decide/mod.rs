@@ -10,7 +10,8 @@
 //! 4. cloud models (`cloud_denied`, 403);
 //! 5. `_debug_render_only`, which shows the model's template, without discovery, and a web
 //!    search tool that Ollama runs on the server's ollama.com account, without account
-//!    (`endpoint_class`, 403); tool definitions (`tools_denied`, 403);
+//!    (`endpoint_class`, 403); tool definitions, and tool calls or results replayed as
+//!    history (`tools_denied`, 403);
 //! 6. image input (`images_denied`, 403);
 //! 7. clamps, which rewrite the body instead of refusing;
 //! 8. a streamed `/v1` completion that does not ask for token usage is made to ask
@@ -20,6 +21,7 @@
 mod clamp;
 mod content;
 mod fields;
+mod history;
 mod stream_usage;
 
 use std::borrow::Cow;
@@ -168,12 +170,24 @@ pub fn evaluate(
                 Some("a web_search or web_fetch tool makes Ollama use ollama.com's web API with the server's account"),
             ));
         }
-        if !policy.tools && content::has_tools(obj) {
-            return Err(Denial::new(
-                403,
-                "tools_denied",
-                format!("policy \"{}\" does not allow tool calling", policy.name),
-            ));
+        if !policy.tools {
+            let why = if content::has_tools(obj) {
+                Some("")
+            } else if history::has_tool_history(route.name, obj) {
+                Some(" (the messages replay tool calls or tool results)")
+            } else {
+                None
+            };
+            if let Some(why) = why {
+                return Err(Denial::new(
+                    403,
+                    "tools_denied",
+                    format!(
+                        "policy \"{}\" does not allow tool calling{why}",
+                        policy.name
+                    ),
+                ));
+            }
         }
         if !policy.images && content::has_images(route.name, obj) {
             return Err(Denial::new(

@@ -33,6 +33,13 @@ fn strict() -> Policy {
     p
 }
 
+/// [`strict`] with tools allowed: image refusals in tool-call history are tested with it.
+fn no_images() -> Policy {
+    let mut p = strict();
+    p.tools = true;
+    p
+}
+
 fn eval(
     policy: &Policy,
     method: &str,
@@ -446,7 +453,6 @@ fn tools_denied() {
     for body in [
         json!({"model": "llama3.2", "tools": []}),
         json!({"model": "llama3.2", "tools": null}),
-        json!({"model": "llama3.2", "messages": [{"role": "tool", "content": "result"}]}),
     ] {
         assert!(
             eval(&p, "POST", "/api/chat", Some(body.clone())).is_ok(),
@@ -460,6 +466,209 @@ fn tools_denied() {
         Some(json!({"model": "x", "tools": fun}))
     )
     .is_ok());
+}
+
+#[test]
+fn tool_history_is_refused_without_tools() {
+    // Ollama renders replayed tool calls and tool results into the prompt in the model's
+    // tool-call format, with or without tool definitions.
+    let p = strict();
+    let call = json!([{"function": {"name": "f", "arguments": {"x": 1}}}]);
+    let oa_call =
+        json!([{"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}"}}]);
+    for (path, body) in [
+        (
+            "/api/chat",
+            json!({"model": "llama3.2", "messages": [{"role": "tool", "content": "result"}]}),
+        ),
+        (
+            "/api/chat",
+            json!({"model": "llama3.2", "messages": [{"role": "TOOL", "content": "result"}]}),
+        ),
+        (
+            "/api/chat",
+            json!({"model": "llama3.2", "messages": [{"role": "assistant", "content": "", "tool_calls": call.clone()}]}),
+        ),
+        (
+            "/api/chat",
+            json!({"model": "llama3.2", "messages": [{"role": "user", "content": "x", "tool_name": "f"}]}),
+        ),
+        (
+            "/api/chat",
+            json!({"model": "llama3.2", "messages": [{"role": "user", "content": "x", "tool_call_id": "c1"}]}),
+        ),
+        (
+            "/v1/chat/completions",
+            json!({"model": "llama3.2", "messages": [{"role": "assistant", "content": null, "tool_calls": oa_call.clone()}]}),
+        ),
+        (
+            "/v1/chat/completions",
+            json!({"model": "llama3.2", "messages": [{"role": "tool", "tool_call_id": "c1", "content": "sunny"}]}),
+        ),
+        (
+            "/v1/chat/completions",
+            json!({"model": "llama3.2", "messages": [{"role": "Tool", "content": [{"type": "text", "text": "sunny"}]}]}),
+        ),
+        (
+            "/v1/chat/completions",
+            json!({"model": "llama3.2", "messages": [{"role": "function", "name": "f", "content": "sunny"}]}),
+        ),
+        (
+            "/v1/chat/completions",
+            json!({"model": "llama3.2", "messages": [{"role": "assistant", "content": null, "function_call": {"name": "f", "arguments": "{}"}}]}),
+        ),
+        (
+            "/v1/responses",
+            json!({"model": "llama3.2", "input": [{"type": "function_call", "call_id": "c1", "name": "f", "arguments": "{}"}]}),
+        ),
+        (
+            "/v1/responses",
+            json!({"model": "llama3.2", "input": [{"type": "function_call_output", "call_id": "c1", "output": "sunny"}]}),
+        ),
+        (
+            "/v1/responses",
+            json!({"model": "llama3.2", "input": [{"type": "custom_tool_call", "call_id": "c1", "name": "f", "input": "x"}]}),
+        ),
+        (
+            "/v1/responses",
+            json!({"model": "llama3.2", "input": [{"type": "custom_tool_call_output", "call_id": "c1", "output": "x"}]}),
+        ),
+        (
+            "/v1/responses",
+            json!({"model": "llama3.2", "input": [{"type": "web_search_call", "id": "w"}]}),
+        ),
+        (
+            "/v1/responses",
+            json!({"model": "llama3.2", "input": [{"type": "item_reference", "id": "fc_1"}]}),
+        ),
+        (
+            "/v1/responses",
+            json!({"model": "llama3.2", "input": [{"role": "tool", "content": "sunny"}]}),
+        ),
+        (
+            "/v1/responses",
+            json!({"model": "llama3.2", "input": [{"type": "message", "role": "tool", "content": "sunny"}]}),
+        ),
+        (
+            "/v1/responses",
+            json!({"model": "llama3.2", "input": [{"type": 7, "role": "user", "content": "x"}]}),
+        ),
+        (
+            "/v1/messages",
+            json!({"model": "llama3.2", "max_tokens": 5, "messages": [{"role": "assistant", "content": [
+            {"type": "tool_use", "id": "t", "name": "f", "input": {}}]}]}),
+        ),
+        (
+            "/v1/messages",
+            json!({"model": "llama3.2", "max_tokens": 5, "messages": [{"role": "user", "content": [
+            {"type": "tool_result", "tool_use_id": "t", "content": "sunny"}]}]}),
+        ),
+        (
+            "/v1/messages",
+            json!({"model": "llama3.2", "max_tokens": 5, "messages": [{"role": "assistant", "content": [
+            {"type": "server_tool_use", "id": "s", "name": "web_search", "input": {"query": "x"}}]}]}),
+        ),
+        (
+            "/v1/messages",
+            json!({"model": "llama3.2", "max_tokens": 5, "messages": [{"role": "user", "content": [
+            {"type": "web_search_tool_result", "tool_use_id": "s", "content": []}]}]}),
+        ),
+        (
+            "/v1/messages",
+            json!({"model": "llama3.2", "max_tokens": 5, "messages": [{"role": "assistant", "content": [
+            {"type": "mcp_tool_use", "id": "m", "name": "f", "server_name": "s", "input": {}}]}]}),
+        ),
+        (
+            "/v1/messages",
+            json!({"model": "llama3.2", "max_tokens": 5, "messages": [{"role": "tool", "content": "sunny"}]}),
+        ),
+    ] {
+        let d = denial(&p, "POST", path, Some(body.clone()));
+        assert_eq!((d.status, d.rule), (403, "tools_denied"), "{path} {body}");
+        assert_eq!(
+            d.message,
+            "policy \"strict\" does not allow tool calling (the messages replay tool calls or tool results)"
+        );
+        // A policy with tools lets the same history through.
+        assert!(
+            eval(&user(), "POST", path, Some(body.clone())).is_ok(),
+            "{path} {body}"
+        );
+    }
+    // Go reads these keys under any case: another spelling is refused before it could hide one.
+    for (path, body) in [
+        (
+            "/api/chat",
+            json!({"model": "llama3.2", "messages": [{"role": "assistant", "Tool_Calls": call.clone()}]}),
+        ),
+        (
+            "/api/chat",
+            json!({"model": "llama3.2", "messages": [{"ROLE": "tool", "content": "x"}]}),
+        ),
+        (
+            "/v1/chat/completions",
+            json!({"model": "llama3.2", "messages": [{"role": "assistant", "tool_call\u{17f}": oa_call.clone()}]}),
+        ),
+        (
+            "/v1/chat/completions",
+            json!({"model": "llama3.2", "messages": [{"role": "user", "content": "x", "Tool_Call_ID": "c1"}]}),
+        ),
+        (
+            "/api/chat",
+            json!({"model": "llama3.2", "messages": [{"role": "user", "content": "x", "TOOL_NAME": "f"}]}),
+        ),
+        (
+            "/v1/responses",
+            json!({"model": "llama3.2", "input": [{"Role": "tool", "content": "sunny"}]}),
+        ),
+    ] {
+        let d = denial(&p, "POST", path, Some(body.clone()));
+        assert_eq!((d.status, d.rule), (400, "bad_request"), "{path} {body}");
+        assert!(
+            d.message.starts_with("ambiguous field name"),
+            "{}",
+            d.message
+        );
+    }
+    // Conversations without tools pass.
+    for (path, body) in [
+        (
+            "/api/chat",
+            json!({"model": "llama3.2", "messages": [
+            {"role": "system", "content": "be brief"}, {"role": "user", "content": "hi"},
+            {"role": "assistant", "content": "hello", "thinking": "greet", "tool_calls": [], "tool_name": ""},
+            {"role": "user", "content": "a tool_use please"}]}),
+        ),
+        (
+            "/v1/chat/completions",
+            json!({"model": "llama3.2", "messages": [
+            {"role": "developer", "content": "be brief"},
+            {"role": "assistant", "content": "hello", "tool_calls": null, "name": "bot"}]}),
+        ),
+        (
+            "/v1/responses",
+            json!({"model": "llama3.2", "input": "call a function"}),
+        ),
+        (
+            "/v1/responses",
+            json!({"model": "llama3.2", "instructions": "be brief", "input": [
+            {"role": "user", "content": "hi"},
+            {"type": "reasoning", "id": "r", "summary": [], "encrypted_content": "..."},
+            {"type": "message", "role": "assistant", "content": [{"type": "output_text", "text": "hello"}]}]}),
+        ),
+        (
+            "/v1/messages",
+            json!({"model": "llama3.2", "max_tokens": 5, "system": "be brief", "messages": [
+            {"role": "user", "content": "hi"},
+            {"role": "assistant", "content": [{"type": "thinking", "thinking": "greet", "signature": "s"},
+                {"type": "text", "text": "hello"}]}]}),
+        ),
+    ] {
+        assert!(
+            eval(&p, "POST", path, Some(body.clone())).is_ok(),
+            "{path} {body}"
+        );
+    }
 }
 
 #[test]
@@ -497,17 +706,22 @@ fn images_denied() {
                 {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "aGk="}}
             ]}]}),
         ),
-        (
-            "/v1/messages",
-            json!({"model": "llama3.2", "max_tokens": 5, "messages": [{"role": "user", "content": [
-                {"type": "tool_result", "tool_use_id": "t", "content": [{"type": "image", "source": {}}]}
-            ]}]}),
-        ),
     ] {
         let d = denial(&p, "POST", path, Some(body.clone()));
         assert_eq!((d.status, d.rule), (403, "images_denied"), "{path} {body}");
         assert_eq!(d.message, "policy \"strict\" does not allow image input");
     }
+    let d = denial(
+        &no_images(),
+        "POST",
+        "/v1/messages",
+        Some(
+            json!({"model": "llama3.2", "max_tokens": 5, "messages": [{"role": "user", "content": [
+                {"type": "tool_result", "tool_use_id": "t", "content": [{"type": "image", "source": {}}]}
+            ]}]}),
+        ),
+    );
+    assert_eq!((d.status, d.rule), (403, "images_denied"));
     for (path, body) in [
         ("/api/generate", json!({"model": "llama3.2", "images": []})),
         (
@@ -570,7 +784,7 @@ fn ambiguous_field_names_are_refused() {
     let body = json!({"model": "llama3.2", "max_tokens": 5, "messages": [{"role": "assistant", "content": [
         {"type": "tool_use", "id": "t", "name": "lookup", "input": {"Name": "x", "type": "image", "images": ["a"]}}
     ]}]});
-    assert!(eval(&strict(), "POST", "/v1/messages", Some(body)).is_ok());
+    assert!(eval(&no_images(), "POST", "/v1/messages", Some(body)).is_ok());
     let body = json!({"model": "x", "messages": [{"role": "user", "content": "x", "Extra": 1}]});
     assert!(eval(&user(), "POST", "/api/chat", Some(body)).is_ok());
 }
