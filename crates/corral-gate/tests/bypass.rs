@@ -814,6 +814,46 @@ fn json_bodies(c: &Ctx) -> Vec<Case> {
             r#"{"model":"llama3.2","max_tokens":8,"messages":[{"role":"user","content":[{"type":"tool_result","tool_use_id":"t","content":"x"}]}]}"#,
         ),
         (
+            "/v1/messages document block",
+            "/v1/messages",
+            r#"{"model":"llama3.2","max_tokens":8,"messages":[{"role":"user","content":[{"type":"document","source":{"type":"base64","media_type":"application/pdf","data":"JVBERi0="}}]}]}"#,
+        ),
+        (
+            "/v1/messages document block with a case-variant Type key",
+            "/v1/messages",
+            r#"{"model":"llama3.2","max_tokens":8,"messages":[{"role":"user","content":[{"Type":"document","source":{"type":"base64","media_type":"application/pdf","data":"JVBERi0="}}]}]}"#,
+        ),
+        (
+            "/v1/messages image in a system block",
+            "/v1/messages",
+            r#"{"model":"llama3.2","max_tokens":8,"system":[{"type":"image","source":{"type":"base64","media_type":"image/png","data":"iVBORw0KGgo="}}],"messages":[]}"#,
+        ),
+        (
+            "/v1/responses input_file part",
+            "/v1/responses",
+            r#"{"model":"llama3.2","input":[{"role":"user","content":[{"type":"input_file","file_data":"data:application/pdf;base64,JVBERi0="}]}]}"#,
+        ),
+        (
+            "/v1/responses input_image part with an upper-case TYPE key",
+            "/v1/responses",
+            r#"{"model":"llama3.2","input":[{"role":"user","content":[{"TYPE":"input_image","image_url":"data:image/png;base64,iVBORw0KGgo="}]}]}"#,
+        ),
+        (
+            "/v1/responses unknown input item type",
+            "/v1/responses",
+            r#"{"model":"llama3.2","input":[{"type":"input_image","image_url":"data:image/png;base64,iVBORw0KGgo="}]}"#,
+        ),
+        (
+            "/v1 file content part",
+            "/v1/chat/completions",
+            r#"{"model":"llama3.2","messages":[{"role":"user","content":[{"type":"file","file":{"file_data":"data:application/pdf;base64,JVBERi0="}}]}]}"#,
+        ),
+        (
+            "/v1 content part without a type",
+            "/v1/chat/completions",
+            r#"{"model":"llama3.2","messages":[{"role":"user","content":[{"image_url":{"url":"data:image/png;base64,iVBORw0KGgo="}}]}]}"#,
+        ),
+        (
             "/v1/messages tool_use block with a case-variant Type key",
             "/v1/messages",
             r#"{"model":"llama3.2","max_tokens":8,"messages":[{"role":"assistant","content":[{"Type":"tool_use","id":"t","name":"f","input":{}}]}]}"#,

@@ -116,6 +116,7 @@ const WATCHED: &[&str] = &[
     "include_usage",
     "_debug_render_only",
     "role",
+    "output",
     "tool_calls",
     "tool_call_id",
     "tool_name",

@@ -24,7 +24,7 @@
 
 use serde_json::{Map, Value};
 
-use super::content::non_empty;
+use super::content::{non_empty, objects};
 use super::fields::responses_item_type;
 
 /// True when the body replays a tool call or a tool's result (see the module docs).
@@ -75,12 +75,4 @@ fn tool_role(m: &Map<String, Value>) -> bool {
     m.get("role")
         .and_then(Value::as_str)
         .is_some_and(|r| r.eq_ignore_ascii_case("tool") || r.eq_ignore_ascii_case("function"))
-}
-
-/// The objects of a list; anything else (which Ollama refuses to decode) yields none.
-fn objects(v: Option<&Value>) -> impl Iterator<Item = &Map<String, Value>> {
-    v.and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(Value::as_object)
 }

@@ -12,7 +12,8 @@
 //!    search tool that Ollama runs on the server's ollama.com account, without account
 //!    (`endpoint_class`, 403); tool definitions, and tool calls or results replayed as
 //!    history (`tools_denied`, 403);
-//! 6. image input (`images_denied`, 403);
+//! 6. image input, and, where content is a list of typed parts, any part of a type not known
+//!    to carry only text (`images_denied`, 403);
 //! 7. clamps, which rewrite the body instead of refusing;
 //! 8. a streamed `/v1` completion that does not ask for token usage is made to ask
 //!    (`stream_options.include_usage`), so the audit record gets the upstream's counts; the
@@ -22,6 +23,7 @@ mod clamp;
 mod content;
 mod fields;
 mod history;
+mod parts;
 mod stream_usage;
 
 use std::borrow::Cow;
@@ -32,6 +34,7 @@ use crate::config::Policy;
 use crate::inspect;
 use crate::model;
 use crate::route::{BodyKind, EndpointClass, RouteMatch};
+use parts::NonText;
 
 pub use clamp::{format_go_duration, parse_keep_alive, KeepAlive};
 
@@ -189,12 +192,25 @@ pub fn evaluate(
                 ));
             }
         }
-        if !policy.images && content::has_images(route.name, obj) {
-            return Err(Denial::new(
-                403,
-                "images_denied",
-                format!("policy \"{}\" does not allow image input", policy.name),
-            ));
+        if !policy.images {
+            let why = if content::has_images(route.name, obj) {
+                Some("")
+            } else {
+                match parts::first_non_text(route.name, obj) {
+                    Some(NonText::Image) => Some(""),
+                    Some(NonText::Unknown) => {
+                        Some(" (content parts must be of a type known to carry only text)")
+                    }
+                    None => None,
+                }
+            };
+            if let Some(why) = why {
+                return Err(Denial::new(
+                    403,
+                    "images_denied",
+                    format!("policy \"{}\" does not allow image input{why}", policy.name),
+                ));
+            }
         }
         clamp::apply(policy, route.name, obj, &mut verdict)?;
     }

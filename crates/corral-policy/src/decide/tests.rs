@@ -749,6 +749,291 @@ fn images_denied() {
 }
 
 #[test]
+fn content_parts_not_known_to_be_text_are_refused_without_images() {
+    // Under images = false a typed part passes only when its type is one Ollama reads as text:
+    // anything else may be an image, a file or audio to Ollama, now or in a later release.
+    let p = no_images();
+    let unknown = "policy \"strict\" does not allow image input (content parts must be of a type known to carry only text)";
+    let plain = "policy \"strict\" does not allow image input";
+    let chat = |content: Value| json!({"model": "llama3.2", "messages": [{"role": "user", "content": content}]});
+    let responses = |input: Value| json!({"model": "llama3.2", "input": input});
+    let anthropic = |content: Value| json!({"model": "llama3.2", "max_tokens": 5, "messages": [{"role": "user", "content": content}]});
+    let pdf = json!({"type": "base64", "media_type": "application/pdf", "data": "JVBERi0="});
+    for (path, body, message) in [
+        (
+            "/v1/chat/completions",
+            chat(
+                json!([{"type": "input_audio", "input_audio": {"data": "UklGRg==", "format": "wav"}}]),
+            ),
+            unknown,
+        ),
+        (
+            "/v1/chat/completions",
+            chat(
+                json!([{"type": "file", "file": {"file_data": "data:application/pdf;base64,JVBERi0="}}]),
+            ),
+            unknown,
+        ),
+        (
+            "/v1/chat/completions",
+            chat(json!([{"type": "text", "text": "a"}, {"type": "refusal", "refusal": "no"}])),
+            unknown,
+        ),
+        (
+            "/v1/chat/completions",
+            chat(json!([{"type": "Text", "text": "a"}])),
+            unknown,
+        ),
+        (
+            "/v1/chat/completions",
+            chat(json!([{"text": "no type"}])),
+            unknown,
+        ),
+        (
+            "/v1/chat/completions",
+            chat(json!([{"type": null, "text": "a"}])),
+            unknown,
+        ),
+        (
+            "/v1/chat/completions",
+            chat(json!(["a bare string"])),
+            unknown,
+        ),
+        (
+            "/v1/chat/completions",
+            chat(json!({"type": "text", "text": "an object"})),
+            unknown,
+        ),
+        (
+            "/v1/responses",
+            responses(
+                json!([{"role": "user", "content": [{"type": "input_file", "filename": "a.pdf", "file_data": "data:application/pdf;base64,JVBERi0="}]}]),
+            ),
+            unknown,
+        ),
+        (
+            "/v1/responses",
+            responses(
+                json!([{"type": "message", "role": "user", "content": [{"type": "input_text", "text": "a"}, {"type": "input_audio", "input_audio": {}}]}]),
+            ),
+            unknown,
+        ),
+        (
+            "/v1/responses",
+            responses(
+                json!([{"role": "user", "content": {"type": "input_text", "text": "an object"}}]),
+            ),
+            unknown,
+        ),
+        (
+            "/v1/responses",
+            responses(json!([{"type": "input_file", "file_id": "file-1"}])),
+            unknown,
+        ),
+        (
+            "/v1/responses",
+            responses(json!([{"type": "item_reference", "id": "msg_1"}])),
+            unknown,
+        ),
+        (
+            "/v1/responses",
+            responses(json!([{"content": "no type and no role"}])),
+            unknown,
+        ),
+        (
+            "/v1/responses",
+            responses(json!([{"type": 7, "role": "user", "content": "x"}])),
+            unknown,
+        ),
+        (
+            "/v1/responses",
+            responses(json!(["a bare string"])),
+            unknown,
+        ),
+        (
+            "/v1/responses",
+            responses(
+                json!([{"type": "function_call_output", "call_id": "c", "output": [{"type": "input_image", "image_url": "data:image/png;base64,aGk="}]}]),
+            ),
+            plain,
+        ),
+        (
+            "/v1/responses",
+            responses(
+                json!([{"type": "custom_tool_call_output", "call_id": "c", "output": [{"type": "input_file", "file_id": "f"}]}]),
+            ),
+            unknown,
+        ),
+        (
+            "/v1/responses",
+            responses(
+                json!([{"type": "function_call_output", "call_id": "c", "output": {"type": "input_text", "text": "x"}}]),
+            ),
+            unknown,
+        ),
+        (
+            "/v1/messages",
+            anthropic(json!([{"type": "document", "source": pdf.clone()}])),
+            unknown,
+        ),
+        (
+            "/v1/messages",
+            anthropic(
+                json!([{"type": "text", "text": "see"}, {"type": "search_result", "source": "u", "title": "t", "content": []}]),
+            ),
+            unknown,
+        ),
+        (
+            "/v1/messages",
+            anthropic(json!([{"type": "container_upload", "file_id": "f"}])),
+            unknown,
+        ),
+        (
+            "/v1/messages",
+            anthropic(json!([{"text": "no type"}])),
+            unknown,
+        ),
+        (
+            "/v1/messages",
+            anthropic(json!({"type": "text", "text": "an object"})),
+            unknown,
+        ),
+        (
+            "/v1/messages",
+            anthropic(
+                json!([{"type": "tool_result", "tool_use_id": "t", "content": [{"type": "document", "source": pdf.clone()}]}]),
+            ),
+            unknown,
+        ),
+        (
+            "/v1/messages",
+            anthropic(
+                json!([{"type": "tool_result", "tool_use_id": "t", "content": [{"type": "text", "text": "a"}, {"type": "search_result"}]}]),
+            ),
+            unknown,
+        ),
+        (
+            "/v1/messages",
+            anthropic(
+                json!([{"type": "tool_result", "tool_use_id": "t", "content": {"type": "image", "source": {}}}]),
+            ),
+            plain,
+        ),
+        (
+            "/v1/messages",
+            json!({"model": "llama3.2", "max_tokens": 5, "system": [{"type": "document", "source": pdf.clone()}], "messages": []}),
+            unknown,
+        ),
+        (
+            "/v1/messages",
+            json!({"model": "llama3.2", "max_tokens": 5, "system": {"type": "text", "text": "an object"}, "messages": []}),
+            unknown,
+        ),
+    ] {
+        let d = denial(&p, "POST", path, Some(body.clone()));
+        assert_eq!((d.status, d.rule), (403, "images_denied"), "{path} {body}");
+        assert_eq!(d.message, message, "{path} {body}");
+        // A policy with images lets them through (Ollama refuses what it cannot read).
+        assert!(
+            eval(&user(), "POST", path, Some(body.clone())).is_ok(),
+            "{path} {body}"
+        );
+    }
+    // Go reads part, block and item keys under any case: another spelling of a key the gate
+    // reads is refused before it could hide a part.
+    for (path, body) in [
+        (
+            "/v1/chat/completions",
+            chat(json!([{"TYPE": "input_audio", "input_audio": {}}])),
+        ),
+        (
+            "/v1/chat/completions",
+            json!({"model": "llama3.2", "messages": [{"role": "user", "Content": [{"type": "file"}]}]}),
+        ),
+        (
+            "/v1/responses",
+            responses(
+                json!([{"role": "user", "content": [{"Type": "input_file", "file_data": "x"}]}]),
+            ),
+        ),
+        (
+            "/v1/responses",
+            responses(
+                json!([{"type": "function_call_output", "call_id": "c", "Output": [{"type": "input_image"}]}]),
+            ),
+        ),
+        (
+            "/v1/messages",
+            anthropic(json!([{"Type": "document", "source": pdf.clone()}])),
+        ),
+        (
+            "/v1/messages",
+            anthropic(
+                json!([{"type": "tool_result", "tool_use_id": "t", "CONTENT": [{"type": "document"}]}]),
+            ),
+        ),
+    ] {
+        let d = denial(&p, "POST", path, Some(body.clone()));
+        assert_eq!((d.status, d.rule), (400, "bad_request"), "{path} {body}");
+        assert!(
+            d.message.starts_with("ambiguous field name"),
+            "{}",
+            d.message
+        );
+    }
+    // Text, and tool calls and results of text, pass.
+    for (path, body) in [
+        (
+            "/v1/chat/completions",
+            json!({"model": "llama3.2", "messages": [
+            {"role": "system", "content": "be brief"},
+            {"role": "user", "content": [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}]},
+            {"role": "assistant", "content": null, "tool_calls": [{"id": "c", "type": "function", "function": {"name": "f", "arguments": "{}"}}]},
+            {"role": "tool", "tool_call_id": "c", "content": [{"type": "text", "text": "sunny"}]},
+            {"role": "assistant", "content": []}]}),
+        ),
+        ("/v1/responses", responses(json!("a string"))),
+        (
+            "/v1/responses",
+            responses(json!([
+            {"role": "user", "content": "hi"},
+            {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "a"}]},
+            {"type": "reasoning", "id": "r", "summary": [{"type": "summary_text", "text": "t"}], "encrypted_content": "e"},
+            {"type": "message", "role": "assistant", "content": [{"type": "output_text", "text": "b"}]},
+            {"type": "function_call", "call_id": "c", "name": "f", "arguments": "{}"},
+            {"type": "function_call_output", "call_id": "c", "output": "sunny"},
+            {"type": "custom_tool_call", "call_id": "d", "name": "g", "input": "x"},
+            {"type": "custom_tool_call_output", "call_id": "d", "output": [{"type": "input_text", "text": "y"}]},
+            {"type": "message", "role": "user", "content": null}])),
+        ),
+        (
+            "/v1/messages",
+            json!({"model": "llama3.2", "max_tokens": 5,
+            "system": [{"type": "text", "text": "be brief", "cache_control": {"type": "ephemeral"}}],
+            "messages": [
+                {"role": "user", "content": "hi"},
+                {"role": "assistant", "content": [
+                    {"type": "thinking", "thinking": "t", "signature": "s"},
+                    {"type": "redacted_thinking", "data": "opaque"},
+                    {"type": "text", "text": "a", "citations": []},
+                    {"type": "tool_use", "id": "t1", "name": "f", "input": {"type": "document"}},
+                    {"type": "server_tool_use", "id": "s1", "name": "web_search", "input": {"query": "q"}}]},
+                {"role": "user", "content": [
+                    {"type": "tool_result", "tool_use_id": "t1", "content": "sunny"},
+                    {"type": "tool_result", "tool_use_id": "t2", "content": [{"type": "text", "text": "b"}]},
+                    {"type": "tool_result", "tool_use_id": "t3"},
+                    {"type": "web_search_tool_result", "tool_use_id": "s1", "content": [
+                        {"type": "web_search_result", "url": "https://example.com", "title": "t"}]}]}]}),
+        ),
+    ] {
+        assert!(
+            eval(&p, "POST", path, Some(body.clone())).is_ok(),
+            "{path} {body}"
+        );
+    }
+}
+
+#[test]
 fn tools_are_checked_before_images() {
     let body = json!({"model": "llama3.2", "tools": [{"x": 1}], "messages": [{"images": ["a"]}]});
     assert_eq!(
