@@ -173,44 +173,25 @@ pub fn evaluate(
                 Some("a web_search or web_fetch tool makes Ollama use ollama.com's web API with the server's account"),
             ));
         }
-        if !policy.tools {
-            let why = if content::has_tools(obj) {
-                Some("")
-            } else if history::has_tool_history(route.name, obj) {
-                Some(" (the messages replay tool calls or tool results)")
-            } else {
-                None
-            };
-            if let Some(why) = why {
-                return Err(Denial::new(
-                    403,
-                    "tools_denied",
-                    format!(
-                        "policy \"{}\" does not allow tool calling{why}",
-                        policy.name
-                    ),
-                ));
-            }
+        if let Some(why) = (!policy.tools).then(|| tool_use(route.name, obj)).flatten() {
+            return Err(Denial::new(
+                403,
+                "tools_denied",
+                format!(
+                    "policy \"{}\" does not allow tool calling{why}",
+                    policy.name
+                ),
+            ));
         }
-        if !policy.images {
-            let why = if content::has_images(route.name, obj) {
-                Some("")
-            } else {
-                match parts::first_non_text(route.name, obj) {
-                    Some(NonText::Image) => Some(""),
-                    Some(NonText::Unknown) => {
-                        Some(" (content parts must be of a type known to carry only text)")
-                    }
-                    None => None,
-                }
-            };
-            if let Some(why) = why {
-                return Err(Denial::new(
-                    403,
-                    "images_denied",
-                    format!("policy \"{}\" does not allow image input{why}", policy.name),
-                ));
-            }
+        if let Some(why) = (!policy.images)
+            .then(|| image_input(route.name, obj))
+            .flatten()
+        {
+            return Err(Denial::new(
+                403,
+                "images_denied",
+                format!("policy \"{}\" does not allow image input{why}", policy.name),
+            ));
         }
         clamp::apply(policy, route.name, obj, &mut verdict)?;
     }
@@ -222,6 +203,29 @@ pub fn evaluate(
         stream_usage::request(route.name, obj, &mut verdict);
     }
     Ok(verdict)
+}
+
+/// Whether the body uses tool calling: `Some` with what to add to the refusal's message.
+fn tool_use(route: &str, obj: &Map<String, Value>) -> Option<&'static str> {
+    if content::has_tools(obj) {
+        Some("")
+    } else if history::has_tool_history(route, obj) {
+        Some(" (the messages replay tool calls or tool results)")
+    } else {
+        None
+    }
+}
+
+/// Whether the body carries image input, or content parts not known to be text: `Some` with
+/// what to add to the refusal's message.
+fn image_input(route: &str, obj: &Map<String, Value>) -> Option<&'static str> {
+    if content::has_images(route, obj) {
+        return Some("");
+    }
+    parts::first_non_text(route, obj).map(|n| match n {
+        NonText::Image => "",
+        NonText::Unknown => " (content parts must be of a type known to carry only text)",
+    })
 }
 
 /// The refusal of a request that needs `class`, which `policy` does not allow; `why` says what
