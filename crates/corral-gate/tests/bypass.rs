@@ -772,6 +772,100 @@ fn json_bodies(c: &Ctx) -> Vec<Case> {
             r#"{{"model":"llava","messages":[{{"role":"user","content":"x","Images":{img}}}]}}"#
         ),
     ));
+    v.push(no_tools(
+        "tool-call history without tool definitions",
+        r#"{"model":"llama3.2","messages":[{"role":"assistant","content":"","tool_calls":[{"function":{"name":"f","arguments":{}}}]},{"role":"tool","content":"x"}]}"#.to_string(),
+    ));
+    v.push(no_tools(
+        "tool result role in another case",
+        r#"{"model":"llama3.2","messages":[{"role":"TOOL","content":"x"}]}"#.to_string(),
+    ));
+    v.push(no_tools(
+        "case-variant Tool_Calls key",
+        r#"{"model":"llama3.2","messages":[{"role":"assistant","content":"","Tool_Calls":[{"function":{"name":"f","arguments":{}}}]}]}"#.to_string(),
+    ));
+    v.push(no_tools(
+        "tool_calls key with U+017F (Go folds to s)",
+        "{\"model\":\"llama3.2\",\"messages\":[{\"role\":\"assistant\",\"content\":\"\",\"tool_call\u{017f}\":[{\"function\":{\"name\":\"f\",\"arguments\":{}}}]}]}".to_string(),
+    ));
+    v.push(no_tools(
+        "case-variant Role key naming a tool result",
+        r#"{"model":"llama3.2","messages":[{"Role":"tool","content":"x"}]}"#.to_string(),
+    ));
+    for (name, path, body) in [
+        (
+            "/v1 tool message without tool definitions",
+            "/v1/chat/completions",
+            r#"{"model":"llama3.2","messages":[{"role":"tool","tool_call_id":"c","content":"x"}]}"#,
+        ),
+        (
+            "/v1/responses function_call_output item",
+            "/v1/responses",
+            r#"{"model":"llama3.2","input":[{"type":"function_call_output","call_id":"c","output":"x"}]}"#,
+        ),
+        (
+            "/v1/responses shorthand message of role tool",
+            "/v1/responses",
+            r#"{"model":"llama3.2","input":[{"role":"tool","content":"x"}]}"#,
+        ),
+        (
+            "/v1/messages tool_result block",
+            "/v1/messages",
+            r#"{"model":"llama3.2","max_tokens":8,"messages":[{"role":"user","content":[{"type":"tool_result","tool_use_id":"t","content":"x"}]}]}"#,
+        ),
+        (
+            "/v1/messages document block",
+            "/v1/messages",
+            r#"{"model":"llama3.2","max_tokens":8,"messages":[{"role":"user","content":[{"type":"document","source":{"type":"base64","media_type":"application/pdf","data":"JVBERi0="}}]}]}"#,
+        ),
+        (
+            "/v1/messages document block with a case-variant Type key",
+            "/v1/messages",
+            r#"{"model":"llama3.2","max_tokens":8,"messages":[{"role":"user","content":[{"Type":"document","source":{"type":"base64","media_type":"application/pdf","data":"JVBERi0="}}]}]}"#,
+        ),
+        (
+            "/v1/messages image in a system block",
+            "/v1/messages",
+            r#"{"model":"llama3.2","max_tokens":8,"system":[{"type":"image","source":{"type":"base64","media_type":"image/png","data":"iVBORw0KGgo="}}],"messages":[]}"#,
+        ),
+        (
+            "/v1/responses input_file part",
+            "/v1/responses",
+            r#"{"model":"llama3.2","input":[{"role":"user","content":[{"type":"input_file","file_data":"data:application/pdf;base64,JVBERi0="}]}]}"#,
+        ),
+        (
+            "/v1/responses input_image part with an upper-case TYPE key",
+            "/v1/responses",
+            r#"{"model":"llama3.2","input":[{"role":"user","content":[{"TYPE":"input_image","image_url":"data:image/png;base64,iVBORw0KGgo="}]}]}"#,
+        ),
+        (
+            "/v1/responses unknown input item type",
+            "/v1/responses",
+            r#"{"model":"llama3.2","input":[{"type":"input_image","image_url":"data:image/png;base64,iVBORw0KGgo="}]}"#,
+        ),
+        (
+            "/v1 file content part",
+            "/v1/chat/completions",
+            r#"{"model":"llama3.2","messages":[{"role":"user","content":[{"type":"file","file":{"file_data":"data:application/pdf;base64,JVBERi0="}}]}]}"#,
+        ),
+        (
+            "/v1 content part without a type",
+            "/v1/chat/completions",
+            r#"{"model":"llama3.2","messages":[{"role":"user","content":[{"image_url":{"url":"data:image/png;base64,iVBORw0KGgo="}}]}]}"#,
+        ),
+        (
+            "/v1/messages tool_use block with a case-variant Type key",
+            "/v1/messages",
+            r#"{"model":"llama3.2","max_tokens":8,"messages":[{"role":"assistant","content":[{"Type":"tool_use","id":"t","name":"f","input":{}}]}]}"#,
+        ),
+    ] {
+        v.push(case(
+            "json",
+            name,
+            c.req_as(&c.notools, "POST", path, "", body.as_bytes()),
+            Any4xx,
+        ));
+    }
     v.push(case(
         "json",
         "tools via /v1 tool_choice with functions",

@@ -610,6 +610,101 @@ async fn tools_and_images_are_refused_when_the_policy_says_so() {
 }
 
 #[tokio::test]
+async fn tool_call_history_is_refused_when_the_policy_has_no_tools() {
+    // Ollama renders replayed tool calls and tool results into the prompt in the model's
+    // tool-call format, with or without tool definitions: each dialect's shape is refused,
+    // in that dialect's error shape, and nothing reaches Ollama.
+    let h = Harness::with_policies().await;
+    let chat = json!({"model": "llama3.2", "stream": false, "messages": [
+        {"role": "user", "content": "weather?"},
+        {"role": "assistant", "content": "", "tool_calls": [{"function": {"name": "get_weather", "arguments": {"city": "Paris"}}}]},
+        {"role": "tool", "content": "sunny", "tool_name": "get_weather"}]});
+    let r = h.post_json("/api/chat", "nora", &chat).await;
+    assert_refused(&h, &r, "tools_denied", "/api/chat tool history");
+    assert_ollama_error(&r);
+
+    let v1 = json!({"model": "llama3.2", "messages": [
+        {"role": "user", "content": "weather?"},
+        {"role": "tool", "tool_call_id": "call_1", "content": "sunny"}]});
+    let r = h.post_json("/v1/chat/completions", "nora", &v1).await;
+    assert_refused(&h, &r, "tools_denied", "/v1 tool message");
+    assert_openai_error(&r, "tools_denied");
+
+    let responses = json!({"model": "llama3.2", "input": [
+        {"role": "user", "content": "weather?"},
+        {"type": "function_call", "call_id": "call_1", "name": "get_weather", "arguments": "{}"},
+        {"type": "function_call_output", "call_id": "call_1", "output": "sunny"}]});
+    let r = h.post_json("/v1/responses", "nora", &responses).await;
+    assert_refused(&h, &r, "tools_denied", "/v1/responses function_call items");
+    assert_openai_error(&r, "tools_denied");
+
+    let messages = json!({"model": "llama3.2", "max_tokens": 64, "messages": [
+        {"role": "user", "content": "weather?"},
+        {"role": "assistant", "content": [{"type": "tool_use", "id": "t1", "name": "get_weather", "input": {}}]},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t1", "content": "sunny"}]}]});
+    let r = h.post_json("/v1/messages", "nora", &messages).await;
+    assert_refused(&h, &r, "tools_denied", "/v1/messages tool blocks");
+    let v = r.json();
+    assert_eq!(v["type"], "error", "{v}");
+    assert_eq!(v["error"]["type"], "permission_error", "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("replay tool calls"),
+        "{v}"
+    );
+
+    // A key whose policy allows tools sends the same history on.
+    let r = h.post_json("/api/chat", "root", &chat).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(h.forwarded().len(), 1);
+}
+
+#[tokio::test]
+async fn content_parts_not_known_to_be_text_are_refused_without_images() {
+    // A part type the gate does not know may be an image, a file or audio to Ollama: under
+    // images = false it is refused in the client's dialect, and nothing reaches Ollama.
+    let h = Harness::with_policies().await;
+    let pdf = json!({"type": "base64", "media_type": "application/pdf", "data": "JVBERi0xLjQK"});
+    let messages = json!({"model": "llama3.2", "max_tokens": 64, "messages": [{"role": "user", "content": [
+        {"type": "text", "text": "summarise"}, {"type": "document", "source": pdf}]}]});
+    let r = h.post_json("/v1/messages", "nora", &messages).await;
+    assert_refused(&h, &r, "images_denied", "/v1/messages document block");
+    let v = r.json();
+    assert_eq!(v["type"], "error", "{v}");
+    assert_eq!(v["error"]["type"], "permission_error", "{v}");
+    assert_eq!(
+        v["error"]["message"],
+        "policy \"notools\" does not allow image input (content parts must be of a type known to carry only text)"
+    );
+
+    let responses = json!({"model": "llama3.2", "input": [{"role": "user", "content": [
+        {"type": "input_text", "text": "summarise"},
+        {"type": "input_file", "filename": "a.pdf", "file_data": "data:application/pdf;base64,JVBERi0xLjQK"}]}]});
+    let r = h.post_json("/v1/responses", "nora", &responses).await;
+    assert_refused(&h, &r, "images_denied", "/v1/responses input_file part");
+    assert_openai_error(&r, "images_denied");
+
+    let chat = json!({"model": "llama3.2", "messages": [{"role": "user", "content": [
+        {"type": "input_audio", "input_audio": {"data": "UklGRg==", "format": "wav"}}]}]});
+    let r = h.post_json("/v1/chat/completions", "nora", &chat).await;
+    assert_refused(&h, &r, "images_denied", "/v1 input_audio part");
+    assert_openai_error(&r, "images_denied");
+
+    // Text parts pass for the same key.
+    let text = json!({"model": "llama3.2", "messages": [{"role": "user", "content": [
+        {"type": "text", "text": "Why is the sky blue?"}]}]});
+    let r = h.post_json("/v1/chat/completions", "nora", &text).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let text = json!({"model": "llama3.2", "max_tokens": 64, "system": [{"type": "text", "text": "be brief"}],
+        "messages": [{"role": "user", "content": [{"type": "text", "text": "Why is the sky blue?"}]}]});
+    let r = h.post_json("/v1/messages", "nora", &text).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(h.forwarded().len(), 2);
+}
+
+#[tokio::test]
 async fn a_responses_image_under_a_top_level_tool_use_type_is_refused() {
     // Ollama ignores a top-level "type" and reads /v1/responses input items and content parts
     // through structs, under any case of their keys (openai/responses.go): this is an

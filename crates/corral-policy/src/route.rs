@@ -51,6 +51,13 @@ impl EndpointClass {
     pub fn parse(s: &str) -> Option<EndpointClass> {
         EndpointClass::ALL.into_iter().find(|c| c.as_str() == s)
     }
+
+    /// Whether routes of this class name models (in the body, the path, or a listing filtered
+    /// to the policy's models), so that a policy allowing it needs models on its allow-list.
+    /// Only the account routes never do.
+    pub fn names_models(self) -> bool {
+        self != EndpointClass::Account
+    }
 }
 
 impl fmt::Display for EndpointClass {

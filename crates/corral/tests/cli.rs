@@ -168,6 +168,15 @@ fn a_config_mistake_names_the_key_path() {
     )
     .code(2)
     .stderr(predicate::str::contains("modelz"));
+    // A policy that can do nothing is a mistake too, not a silent deny.
+    config_check(dir.path(), "[policies.apps]\nendpoints = []\n")
+        .code(2)
+        .stderr(predicate::str::contains(
+            "policies.apps.endpoints: empty list allows nothing; to disable a key, revoke it",
+        ));
+    config_check(dir.path(), "[policies.apps]\nmodels = []\n")
+        .code(2)
+        .stderr(predicate::str::contains("policies.apps.models: empty list"));
     config_check(
         dir.path(),
         "[policies.apps]\nendpoints = [\"inference\"]\nmodels = [\"llama3.2\"]\n",

@@ -113,12 +113,14 @@ pub struct Policy {
     /// The table name.
     pub name: String,
     /// `endpoints` — endpoint classes allowed: any of `"inference"`, `"discovery"`, `"ops"`,
-    /// `"admin"`, `"account"`, or `["all"]`. Default `["inference", "discovery"]`.
+    /// `"admin"`, `"account"`, or `["all"]`. Default `["inference", "discovery"]`. An empty
+    /// list is a configuration error (a key is disabled by revoking it).
     pub endpoints: BTreeSet<EndpointClass>,
     /// `models` — allow-list of model-name globs: `*` any run of characters, `?` one
     /// character; a pattern without a tag matches every tag (`"llama3.2"` = `llama3.2:*`).
     /// Names are compared lower-case without the default `registry.ollama.ai/library/`
-    /// prefix. Default `["*"]`.
+    /// prefix. Default `["*"]`. Empty only when no allowed class names models
+    /// ([`EndpointClass::names_models`]: `["account"]`); otherwise a configuration error.
     pub models: Vec<ModelPattern>,
     /// `tools` — allow tool/function definitions in chat requests (default `true`).
     pub tools: bool,

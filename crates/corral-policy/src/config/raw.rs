@@ -201,6 +201,14 @@ fn policy(name: &str, raw: RawPolicy) -> Result<Policy, ConfigError> {
     if let Some(list) = raw.endpoints {
         p.endpoints = endpoints(&base, &list)?;
     }
+    if p.endpoints.is_empty() {
+        // A policy that allows nothing is a mistake or a way to disable keys that the audit
+        // log would not show as one: revoking is that way.
+        return Err(ConfigError::at(
+            format!("{base}.endpoints"),
+            "empty list allows nothing; to disable a key, revoke it",
+        ));
+    }
     if let Some(list) = raw.models {
         p.models = list
             .iter()
@@ -210,6 +218,16 @@ fn policy(name: &str, raw: RawPolicy) -> Result<Policy, ConfigError> {
                     .map_err(|e| ConfigError::at(format!("{base}.models[{i}]"), e.to_string()))
             })
             .collect::<Result<_, _>>()?;
+    }
+    if p.models.is_empty() {
+        if let Some(class) = p.endpoints.iter().find(|c| c.names_models()) {
+            return Err(ConfigError::at(
+                format!("{base}.models"),
+                format!(
+                    "empty list allows no model, yet the policy allows {class} endpoints, which name models; list the models, or to disable a key, revoke it"
+                ),
+            ));
+        }
     }
     // A model named by its digest is allowed only by `*` (see `model::is_digest_reference`):
     // a pattern spelling one would never allow anything.

@@ -138,13 +138,72 @@ fn redefinition_starts_from_the_builtin() {
 }
 
 #[test]
-fn endpoints_all_and_empty() {
-    let c = Config::from_toml_str(
-        "[policies.ops]\nendpoints = [\"ops\", \"all\"]\n[policies.none]\nendpoints = []\n",
-    )
-    .unwrap();
+fn endpoints_all() {
+    let c = Config::from_toml_str("[policies.ops]\nendpoints = [\"ops\", \"all\"]\n").unwrap();
     assert_eq!(c.policy("ops").unwrap().endpoints.len(), 5);
-    assert!(c.policy("none").unwrap().endpoints.is_empty());
+}
+
+#[test]
+fn a_policy_that_allows_nothing_is_a_start_up_error() {
+    // An empty list is a mistake, or a way to disable keys that revoking them does better.
+    for (name, text) in [
+        ("none", "[policies.none]\nendpoints = []\n"),
+        ("user", "[policies.user]\nendpoints = []\n"),
+        (
+            "admin",
+            "[policies.admin]\nendpoints = []\nmodels = [\"*\"]\n",
+        ),
+        ("inline", "policies.inline = { endpoints = [] }\n"),
+    ] {
+        let e = err(text);
+        assert_eq!(e.path, format!("policies.{name}.endpoints"), "{text}");
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "policies.{name}.endpoints: empty list allows nothing; to disable a key, revoke it"
+            )
+        );
+    }
+}
+
+#[test]
+fn no_models_with_a_class_that_names_models_is_a_start_up_error() {
+    for (text, class) in [
+        ("[policies.p]\nmodels = []\n", "inference"),
+        (
+            "[policies.p]\nmodels = []\nendpoints = [\"discovery\"]\n",
+            "discovery",
+        ),
+        ("[policies.p]\nmodels = []\nendpoints = [\"ops\"]\n", "ops"),
+        (
+            "[policies.p]\nmodels = []\nendpoints = [\"admin\", \"account\"]\n",
+            "admin",
+        ),
+        (
+            "[policies.p]\nmodels = []\nendpoints = [\"all\"]\n",
+            "inference",
+        ),
+        ("[policies.p]\nmodels = []\ncloud = true\n", "inference"),
+    ] {
+        let e = err(text);
+        assert_eq!(e.path, "policies.p.models", "{text}");
+        assert_eq!(
+            e.message,
+            format!("empty list allows no model, yet the policy allows {class} endpoints, which name models; list the models, or to disable a key, revoke it"),
+            "{text}"
+        );
+    }
+    // The admin policy keeps its endpoints when redefined: no models is an error there too.
+    assert_eq!(
+        err("[policies.admin]\nmodels = []\n").path,
+        "policies.admin.models"
+    );
+    // Account routes name no model: such a policy needs none.
+    let c =
+        Config::from_toml_str("[policies.acct]\nendpoints = [\"account\"]\nmodels = []\n").unwrap();
+    let p = c.policy("acct").unwrap();
+    assert!(p.models.is_empty());
+    assert!(p.allows_class(EndpointClass::Account));
 }
 
 #[test]

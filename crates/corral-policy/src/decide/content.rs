@@ -1,4 +1,5 @@
-//! Detection of tool definitions and image input in request bodies.
+//! Detection of tool definitions and image input in request bodies, and the list helpers the
+//! other detectors share.
 
 use serde_json::{Map, Value};
 
@@ -77,7 +78,7 @@ pub(super) fn has_images(route: &str, obj: &Map<String, Value>) -> bool {
 
 /// Part types that carry an image: /v1 chat `image_url`, /v1/responses `input_image`,
 /// /v1/messages `image`.
-const IMAGE_TYPES: &[&str] = &["image_url", "input_image", "image"];
+pub(super) const IMAGE_TYPES: &[&str] = &["image_url", "input_image", "image"];
 
 /// Looks through message structures (including nested content such as Anthropic
 /// `tool_result` blocks) for image parts or native `images` lists. Tool-call arguments
@@ -111,7 +112,7 @@ fn scan(v: &Value, depth: usize) -> bool {
     }
 }
 
-fn non_empty(v: &Value) -> bool {
+pub(super) fn non_empty(v: &Value) -> bool {
     match v {
         Value::Null => false,
         Value::Array(a) => !a.is_empty(),
@@ -120,4 +121,12 @@ fn non_empty(v: &Value) -> bool {
         Value::Bool(b) => *b,
         Value::Number(_) => true,
     }
+}
+
+/// The objects of a list; anything else (which Ollama refuses to decode) yields none.
+pub(super) fn objects(v: Option<&Value>) -> impl Iterator<Item = &Map<String, Value>> {
+    v.and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_object)
 }

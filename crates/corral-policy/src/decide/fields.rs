@@ -115,6 +115,12 @@ const WATCHED: &[&str] = &[
     "stream_options",
     "include_usage",
     "_debug_render_only",
+    "role",
+    "output",
+    "tool_calls",
+    "tool_call_id",
+    "tool_name",
+    "function_call",
 ];
 
 /// Subtrees Ollama decodes into free-form maps (exact keys) or that hold client data
@@ -169,6 +175,23 @@ pub(super) fn is_tool_use(obj: &Map<String, Value>) -> bool {
         obj.get("type").and_then(Value::as_str),
         Some("tool_use" | "server_tool_use")
     )
+}
+
+/// The type Ollama gives a `/v1/responses` input item (`unmarshalResponsesInputItem`): its
+/// `type`, or `message` for an item with a `role` and no `type` (the shorthand
+/// `{"role", "content"}`). `None` when `type` is not a string, which Ollama refuses.
+pub(super) fn responses_item_type(item: &Map<String, Value>) -> Option<&str> {
+    let t = match item.get("type") {
+        None | Some(Value::Null) => "",
+        Some(Value::String(s)) => s.as_str(),
+        Some(_) => return None,
+    };
+    let has_role = matches!(item.get("role"), Some(Value::String(r)) if !r.is_empty());
+    Some(if t.is_empty() && has_role {
+        "message"
+    } else {
+        t
+    })
 }
 
 fn walk_value(v: &Value, depth: usize) -> Result<(), Denial> {

@@ -10,8 +10,10 @@
 //! 4. cloud models (`cloud_denied`, 403);
 //! 5. `_debug_render_only`, which shows the model's template, without discovery, and a web
 //!    search tool that Ollama runs on the server's ollama.com account, without account
-//!    (`endpoint_class`, 403); tool definitions (`tools_denied`, 403);
-//! 6. image input (`images_denied`, 403);
+//!    (`endpoint_class`, 403); tool definitions, and tool calls or results replayed as
+//!    history (`tools_denied`, 403);
+//! 6. image input, and, where content is a list of typed parts, any part of a type not known
+//!    to carry only text (`images_denied`, 403);
 //! 7. clamps, which rewrite the body instead of refusing;
 //! 8. a streamed `/v1` completion that does not ask for token usage is made to ask
 //!    (`stream_options.include_usage`), so the audit record gets the upstream's counts; the
@@ -20,6 +22,8 @@
 mod clamp;
 mod content;
 mod fields;
+mod history;
+mod parts;
 mod stream_usage;
 
 use std::borrow::Cow;
@@ -30,6 +34,7 @@ use crate::config::Policy;
 use crate::inspect;
 use crate::model;
 use crate::route::{BodyKind, EndpointClass, RouteMatch};
+use parts::NonText;
 
 pub use clamp::{format_go_duration, parse_keep_alive, KeepAlive};
 
@@ -168,18 +173,24 @@ pub fn evaluate(
                 Some("a web_search or web_fetch tool makes Ollama use ollama.com's web API with the server's account"),
             ));
         }
-        if !policy.tools && content::has_tools(obj) {
+        if let Some(why) = (!policy.tools).then(|| tool_use(route.name, obj)).flatten() {
             return Err(Denial::new(
                 403,
                 "tools_denied",
-                format!("policy \"{}\" does not allow tool calling", policy.name),
+                format!(
+                    "policy \"{}\" does not allow tool calling{why}",
+                    policy.name
+                ),
             ));
         }
-        if !policy.images && content::has_images(route.name, obj) {
+        if let Some(why) = (!policy.images)
+            .then(|| image_input(route.name, obj))
+            .flatten()
+        {
             return Err(Denial::new(
                 403,
                 "images_denied",
-                format!("policy \"{}\" does not allow image input", policy.name),
+                format!("policy \"{}\" does not allow image input{why}", policy.name),
             ));
         }
         clamp::apply(policy, route.name, obj, &mut verdict)?;
@@ -192,6 +203,29 @@ pub fn evaluate(
         stream_usage::request(route.name, obj, &mut verdict);
     }
     Ok(verdict)
+}
+
+/// Whether the body uses tool calling: `Some` with what to add to the refusal's message.
+fn tool_use(route: &str, obj: &Map<String, Value>) -> Option<&'static str> {
+    if content::has_tools(obj) {
+        Some("")
+    } else if history::has_tool_history(route, obj) {
+        Some(" (the messages replay tool calls or tool results)")
+    } else {
+        None
+    }
+}
+
+/// Whether the body carries image input, or content parts not known to be text: `Some` with
+/// what to add to the refusal's message.
+fn image_input(route: &str, obj: &Map<String, Value>) -> Option<&'static str> {
+    if content::has_images(route, obj) {
+        return Some("");
+    }
+    parts::first_non_text(route, obj).map(|n| match n {
+        NonText::Image => "",
+        NonText::Unknown => " (content parts must be of a type known to carry only text)",
+    })
 }
 
 /// The refusal of a request that needs `class`, which `policy` does not allow; `why` says what

@@ -33,6 +33,13 @@ fn strict() -> Policy {
     p
 }
 
+/// [`strict`] with tools allowed: image refusals in tool-call history are tested with it.
+fn no_images() -> Policy {
+    let mut p = strict();
+    p.tools = true;
+    p
+}
+
 fn eval(
     policy: &Policy,
     method: &str,
@@ -446,7 +453,6 @@ fn tools_denied() {
     for body in [
         json!({"model": "llama3.2", "tools": []}),
         json!({"model": "llama3.2", "tools": null}),
-        json!({"model": "llama3.2", "messages": [{"role": "tool", "content": "result"}]}),
     ] {
         assert!(
             eval(&p, "POST", "/api/chat", Some(body.clone())).is_ok(),
@@ -460,6 +466,209 @@ fn tools_denied() {
         Some(json!({"model": "x", "tools": fun}))
     )
     .is_ok());
+}
+
+#[test]
+fn tool_history_is_refused_without_tools() {
+    // Ollama renders replayed tool calls and tool results into the prompt in the model's
+    // tool-call format, with or without tool definitions.
+    let p = strict();
+    let call = json!([{"function": {"name": "f", "arguments": {"x": 1}}}]);
+    let oa_call =
+        json!([{"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}"}}]);
+    for (path, body) in [
+        (
+            "/api/chat",
+            json!({"model": "llama3.2", "messages": [{"role": "tool", "content": "result"}]}),
+        ),
+        (
+            "/api/chat",
+            json!({"model": "llama3.2", "messages": [{"role": "TOOL", "content": "result"}]}),
+        ),
+        (
+            "/api/chat",
+            json!({"model": "llama3.2", "messages": [{"role": "assistant", "content": "", "tool_calls": call.clone()}]}),
+        ),
+        (
+            "/api/chat",
+            json!({"model": "llama3.2", "messages": [{"role": "user", "content": "x", "tool_name": "f"}]}),
+        ),
+        (
+            "/api/chat",
+            json!({"model": "llama3.2", "messages": [{"role": "user", "content": "x", "tool_call_id": "c1"}]}),
+        ),
+        (
+            "/v1/chat/completions",
+            json!({"model": "llama3.2", "messages": [{"role": "assistant", "content": null, "tool_calls": oa_call.clone()}]}),
+        ),
+        (
+            "/v1/chat/completions",
+            json!({"model": "llama3.2", "messages": [{"role": "tool", "tool_call_id": "c1", "content": "sunny"}]}),
+        ),
+        (
+            "/v1/chat/completions",
+            json!({"model": "llama3.2", "messages": [{"role": "Tool", "content": [{"type": "text", "text": "sunny"}]}]}),
+        ),
+        (
+            "/v1/chat/completions",
+            json!({"model": "llama3.2", "messages": [{"role": "function", "name": "f", "content": "sunny"}]}),
+        ),
+        (
+            "/v1/chat/completions",
+            json!({"model": "llama3.2", "messages": [{"role": "assistant", "content": null, "function_call": {"name": "f", "arguments": "{}"}}]}),
+        ),
+        (
+            "/v1/responses",
+            json!({"model": "llama3.2", "input": [{"type": "function_call", "call_id": "c1", "name": "f", "arguments": "{}"}]}),
+        ),
+        (
+            "/v1/responses",
+            json!({"model": "llama3.2", "input": [{"type": "function_call_output", "call_id": "c1", "output": "sunny"}]}),
+        ),
+        (
+            "/v1/responses",
+            json!({"model": "llama3.2", "input": [{"type": "custom_tool_call", "call_id": "c1", "name": "f", "input": "x"}]}),
+        ),
+        (
+            "/v1/responses",
+            json!({"model": "llama3.2", "input": [{"type": "custom_tool_call_output", "call_id": "c1", "output": "x"}]}),
+        ),
+        (
+            "/v1/responses",
+            json!({"model": "llama3.2", "input": [{"type": "web_search_call", "id": "w"}]}),
+        ),
+        (
+            "/v1/responses",
+            json!({"model": "llama3.2", "input": [{"type": "item_reference", "id": "fc_1"}]}),
+        ),
+        (
+            "/v1/responses",
+            json!({"model": "llama3.2", "input": [{"role": "tool", "content": "sunny"}]}),
+        ),
+        (
+            "/v1/responses",
+            json!({"model": "llama3.2", "input": [{"type": "message", "role": "tool", "content": "sunny"}]}),
+        ),
+        (
+            "/v1/responses",
+            json!({"model": "llama3.2", "input": [{"type": 7, "role": "user", "content": "x"}]}),
+        ),
+        (
+            "/v1/messages",
+            json!({"model": "llama3.2", "max_tokens": 5, "messages": [{"role": "assistant", "content": [
+            {"type": "tool_use", "id": "t", "name": "f", "input": {}}]}]}),
+        ),
+        (
+            "/v1/messages",
+            json!({"model": "llama3.2", "max_tokens": 5, "messages": [{"role": "user", "content": [
+            {"type": "tool_result", "tool_use_id": "t", "content": "sunny"}]}]}),
+        ),
+        (
+            "/v1/messages",
+            json!({"model": "llama3.2", "max_tokens": 5, "messages": [{"role": "assistant", "content": [
+            {"type": "server_tool_use", "id": "s", "name": "web_search", "input": {"query": "x"}}]}]}),
+        ),
+        (
+            "/v1/messages",
+            json!({"model": "llama3.2", "max_tokens": 5, "messages": [{"role": "user", "content": [
+            {"type": "web_search_tool_result", "tool_use_id": "s", "content": []}]}]}),
+        ),
+        (
+            "/v1/messages",
+            json!({"model": "llama3.2", "max_tokens": 5, "messages": [{"role": "assistant", "content": [
+            {"type": "mcp_tool_use", "id": "m", "name": "f", "server_name": "s", "input": {}}]}]}),
+        ),
+        (
+            "/v1/messages",
+            json!({"model": "llama3.2", "max_tokens": 5, "messages": [{"role": "tool", "content": "sunny"}]}),
+        ),
+    ] {
+        let d = denial(&p, "POST", path, Some(body.clone()));
+        assert_eq!((d.status, d.rule), (403, "tools_denied"), "{path} {body}");
+        assert_eq!(
+            d.message,
+            "policy \"strict\" does not allow tool calling (the messages replay tool calls or tool results)"
+        );
+        // A policy with tools lets the same history through.
+        assert!(
+            eval(&user(), "POST", path, Some(body.clone())).is_ok(),
+            "{path} {body}"
+        );
+    }
+    // Go reads these keys under any case: another spelling is refused before it could hide one.
+    for (path, body) in [
+        (
+            "/api/chat",
+            json!({"model": "llama3.2", "messages": [{"role": "assistant", "Tool_Calls": call.clone()}]}),
+        ),
+        (
+            "/api/chat",
+            json!({"model": "llama3.2", "messages": [{"ROLE": "tool", "content": "x"}]}),
+        ),
+        (
+            "/v1/chat/completions",
+            json!({"model": "llama3.2", "messages": [{"role": "assistant", "tool_call\u{17f}": oa_call.clone()}]}),
+        ),
+        (
+            "/v1/chat/completions",
+            json!({"model": "llama3.2", "messages": [{"role": "user", "content": "x", "Tool_Call_ID": "c1"}]}),
+        ),
+        (
+            "/api/chat",
+            json!({"model": "llama3.2", "messages": [{"role": "user", "content": "x", "TOOL_NAME": "f"}]}),
+        ),
+        (
+            "/v1/responses",
+            json!({"model": "llama3.2", "input": [{"Role": "tool", "content": "sunny"}]}),
+        ),
+    ] {
+        let d = denial(&p, "POST", path, Some(body.clone()));
+        assert_eq!((d.status, d.rule), (400, "bad_request"), "{path} {body}");
+        assert!(
+            d.message.starts_with("ambiguous field name"),
+            "{}",
+            d.message
+        );
+    }
+    // Conversations without tools pass.
+    for (path, body) in [
+        (
+            "/api/chat",
+            json!({"model": "llama3.2", "messages": [
+            {"role": "system", "content": "be brief"}, {"role": "user", "content": "hi"},
+            {"role": "assistant", "content": "hello", "thinking": "greet", "tool_calls": [], "tool_name": ""},
+            {"role": "user", "content": "a tool_use please"}]}),
+        ),
+        (
+            "/v1/chat/completions",
+            json!({"model": "llama3.2", "messages": [
+            {"role": "developer", "content": "be brief"},
+            {"role": "assistant", "content": "hello", "tool_calls": null, "name": "bot"}]}),
+        ),
+        (
+            "/v1/responses",
+            json!({"model": "llama3.2", "input": "call a function"}),
+        ),
+        (
+            "/v1/responses",
+            json!({"model": "llama3.2", "instructions": "be brief", "input": [
+            {"role": "user", "content": "hi"},
+            {"type": "reasoning", "id": "r", "summary": [], "encrypted_content": "..."},
+            {"type": "message", "role": "assistant", "content": [{"type": "output_text", "text": "hello"}]}]}),
+        ),
+        (
+            "/v1/messages",
+            json!({"model": "llama3.2", "max_tokens": 5, "system": "be brief", "messages": [
+            {"role": "user", "content": "hi"},
+            {"role": "assistant", "content": [{"type": "thinking", "thinking": "greet", "signature": "s"},
+                {"type": "text", "text": "hello"}]}]}),
+        ),
+    ] {
+        assert!(
+            eval(&p, "POST", path, Some(body.clone())).is_ok(),
+            "{path} {body}"
+        );
+    }
 }
 
 #[test]
@@ -497,17 +706,22 @@ fn images_denied() {
                 {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "aGk="}}
             ]}]}),
         ),
-        (
-            "/v1/messages",
-            json!({"model": "llama3.2", "max_tokens": 5, "messages": [{"role": "user", "content": [
-                {"type": "tool_result", "tool_use_id": "t", "content": [{"type": "image", "source": {}}]}
-            ]}]}),
-        ),
     ] {
         let d = denial(&p, "POST", path, Some(body.clone()));
         assert_eq!((d.status, d.rule), (403, "images_denied"), "{path} {body}");
         assert_eq!(d.message, "policy \"strict\" does not allow image input");
     }
+    let d = denial(
+        &no_images(),
+        "POST",
+        "/v1/messages",
+        Some(
+            json!({"model": "llama3.2", "max_tokens": 5, "messages": [{"role": "user", "content": [
+                {"type": "tool_result", "tool_use_id": "t", "content": [{"type": "image", "source": {}}]}
+            ]}]}),
+        ),
+    );
+    assert_eq!((d.status, d.rule), (403, "images_denied"));
     for (path, body) in [
         ("/api/generate", json!({"model": "llama3.2", "images": []})),
         (
@@ -525,6 +739,291 @@ fn images_denied() {
         (
             "/v1/responses",
             json!({"model": "llama3.2", "input": "an image_url please"}),
+        ),
+    ] {
+        assert!(
+            eval(&p, "POST", path, Some(body.clone())).is_ok(),
+            "{path} {body}"
+        );
+    }
+}
+
+#[test]
+fn content_parts_not_known_to_be_text_are_refused_without_images() {
+    // Under images = false a typed part passes only when its type is one Ollama reads as text:
+    // anything else may be an image, a file or audio to Ollama, now or in a later release.
+    let p = no_images();
+    let unknown = "policy \"strict\" does not allow image input (content parts must be of a type known to carry only text)";
+    let plain = "policy \"strict\" does not allow image input";
+    let chat = |content: Value| json!({"model": "llama3.2", "messages": [{"role": "user", "content": content}]});
+    let responses = |input: Value| json!({"model": "llama3.2", "input": input});
+    let anthropic = |content: Value| json!({"model": "llama3.2", "max_tokens": 5, "messages": [{"role": "user", "content": content}]});
+    let pdf = json!({"type": "base64", "media_type": "application/pdf", "data": "JVBERi0="});
+    for (path, body, message) in [
+        (
+            "/v1/chat/completions",
+            chat(
+                json!([{"type": "input_audio", "input_audio": {"data": "UklGRg==", "format": "wav"}}]),
+            ),
+            unknown,
+        ),
+        (
+            "/v1/chat/completions",
+            chat(
+                json!([{"type": "file", "file": {"file_data": "data:application/pdf;base64,JVBERi0="}}]),
+            ),
+            unknown,
+        ),
+        (
+            "/v1/chat/completions",
+            chat(json!([{"type": "text", "text": "a"}, {"type": "refusal", "refusal": "no"}])),
+            unknown,
+        ),
+        (
+            "/v1/chat/completions",
+            chat(json!([{"type": "Text", "text": "a"}])),
+            unknown,
+        ),
+        (
+            "/v1/chat/completions",
+            chat(json!([{"text": "no type"}])),
+            unknown,
+        ),
+        (
+            "/v1/chat/completions",
+            chat(json!([{"type": null, "text": "a"}])),
+            unknown,
+        ),
+        (
+            "/v1/chat/completions",
+            chat(json!(["a bare string"])),
+            unknown,
+        ),
+        (
+            "/v1/chat/completions",
+            chat(json!({"type": "text", "text": "an object"})),
+            unknown,
+        ),
+        (
+            "/v1/responses",
+            responses(
+                json!([{"role": "user", "content": [{"type": "input_file", "filename": "a.pdf", "file_data": "data:application/pdf;base64,JVBERi0="}]}]),
+            ),
+            unknown,
+        ),
+        (
+            "/v1/responses",
+            responses(
+                json!([{"type": "message", "role": "user", "content": [{"type": "input_text", "text": "a"}, {"type": "input_audio", "input_audio": {}}]}]),
+            ),
+            unknown,
+        ),
+        (
+            "/v1/responses",
+            responses(
+                json!([{"role": "user", "content": {"type": "input_text", "text": "an object"}}]),
+            ),
+            unknown,
+        ),
+        (
+            "/v1/responses",
+            responses(json!([{"type": "input_file", "file_id": "file-1"}])),
+            unknown,
+        ),
+        (
+            "/v1/responses",
+            responses(json!([{"type": "item_reference", "id": "msg_1"}])),
+            unknown,
+        ),
+        (
+            "/v1/responses",
+            responses(json!([{"content": "no type and no role"}])),
+            unknown,
+        ),
+        (
+            "/v1/responses",
+            responses(json!([{"type": 7, "role": "user", "content": "x"}])),
+            unknown,
+        ),
+        (
+            "/v1/responses",
+            responses(json!(["a bare string"])),
+            unknown,
+        ),
+        (
+            "/v1/responses",
+            responses(
+                json!([{"type": "function_call_output", "call_id": "c", "output": [{"type": "input_image", "image_url": "data:image/png;base64,aGk="}]}]),
+            ),
+            plain,
+        ),
+        (
+            "/v1/responses",
+            responses(
+                json!([{"type": "custom_tool_call_output", "call_id": "c", "output": [{"type": "input_file", "file_id": "f"}]}]),
+            ),
+            unknown,
+        ),
+        (
+            "/v1/responses",
+            responses(
+                json!([{"type": "function_call_output", "call_id": "c", "output": {"type": "input_text", "text": "x"}}]),
+            ),
+            unknown,
+        ),
+        (
+            "/v1/messages",
+            anthropic(json!([{"type": "document", "source": pdf.clone()}])),
+            unknown,
+        ),
+        (
+            "/v1/messages",
+            anthropic(
+                json!([{"type": "text", "text": "see"}, {"type": "search_result", "source": "u", "title": "t", "content": []}]),
+            ),
+            unknown,
+        ),
+        (
+            "/v1/messages",
+            anthropic(json!([{"type": "container_upload", "file_id": "f"}])),
+            unknown,
+        ),
+        (
+            "/v1/messages",
+            anthropic(json!([{"text": "no type"}])),
+            unknown,
+        ),
+        (
+            "/v1/messages",
+            anthropic(json!({"type": "text", "text": "an object"})),
+            unknown,
+        ),
+        (
+            "/v1/messages",
+            anthropic(
+                json!([{"type": "tool_result", "tool_use_id": "t", "content": [{"type": "document", "source": pdf.clone()}]}]),
+            ),
+            unknown,
+        ),
+        (
+            "/v1/messages",
+            anthropic(
+                json!([{"type": "tool_result", "tool_use_id": "t", "content": [{"type": "text", "text": "a"}, {"type": "search_result"}]}]),
+            ),
+            unknown,
+        ),
+        (
+            "/v1/messages",
+            anthropic(
+                json!([{"type": "tool_result", "tool_use_id": "t", "content": {"type": "image", "source": {}}}]),
+            ),
+            plain,
+        ),
+        (
+            "/v1/messages",
+            json!({"model": "llama3.2", "max_tokens": 5, "system": [{"type": "document", "source": pdf.clone()}], "messages": []}),
+            unknown,
+        ),
+        (
+            "/v1/messages",
+            json!({"model": "llama3.2", "max_tokens": 5, "system": {"type": "text", "text": "an object"}, "messages": []}),
+            unknown,
+        ),
+    ] {
+        let d = denial(&p, "POST", path, Some(body.clone()));
+        assert_eq!((d.status, d.rule), (403, "images_denied"), "{path} {body}");
+        assert_eq!(d.message, message, "{path} {body}");
+        // A policy with images lets them through (Ollama refuses what it cannot read).
+        assert!(
+            eval(&user(), "POST", path, Some(body.clone())).is_ok(),
+            "{path} {body}"
+        );
+    }
+    // Go reads part, block and item keys under any case: another spelling of a key the gate
+    // reads is refused before it could hide a part.
+    for (path, body) in [
+        (
+            "/v1/chat/completions",
+            chat(json!([{"TYPE": "input_audio", "input_audio": {}}])),
+        ),
+        (
+            "/v1/chat/completions",
+            json!({"model": "llama3.2", "messages": [{"role": "user", "Content": [{"type": "file"}]}]}),
+        ),
+        (
+            "/v1/responses",
+            responses(
+                json!([{"role": "user", "content": [{"Type": "input_file", "file_data": "x"}]}]),
+            ),
+        ),
+        (
+            "/v1/responses",
+            responses(
+                json!([{"type": "function_call_output", "call_id": "c", "Output": [{"type": "input_image"}]}]),
+            ),
+        ),
+        (
+            "/v1/messages",
+            anthropic(json!([{"Type": "document", "source": pdf.clone()}])),
+        ),
+        (
+            "/v1/messages",
+            anthropic(
+                json!([{"type": "tool_result", "tool_use_id": "t", "CONTENT": [{"type": "document"}]}]),
+            ),
+        ),
+    ] {
+        let d = denial(&p, "POST", path, Some(body.clone()));
+        assert_eq!((d.status, d.rule), (400, "bad_request"), "{path} {body}");
+        assert!(
+            d.message.starts_with("ambiguous field name"),
+            "{}",
+            d.message
+        );
+    }
+    // Text, and tool calls and results of text, pass.
+    for (path, body) in [
+        (
+            "/v1/chat/completions",
+            json!({"model": "llama3.2", "messages": [
+            {"role": "system", "content": "be brief"},
+            {"role": "user", "content": [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}]},
+            {"role": "assistant", "content": null, "tool_calls": [{"id": "c", "type": "function", "function": {"name": "f", "arguments": "{}"}}]},
+            {"role": "tool", "tool_call_id": "c", "content": [{"type": "text", "text": "sunny"}]},
+            {"role": "assistant", "content": []}]}),
+        ),
+        ("/v1/responses", responses(json!("a string"))),
+        (
+            "/v1/responses",
+            responses(json!([
+            {"role": "user", "content": "hi"},
+            {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "a"}]},
+            {"type": "reasoning", "id": "r", "summary": [{"type": "summary_text", "text": "t"}], "encrypted_content": "e"},
+            {"type": "message", "role": "assistant", "content": [{"type": "output_text", "text": "b"}]},
+            {"type": "function_call", "call_id": "c", "name": "f", "arguments": "{}"},
+            {"type": "function_call_output", "call_id": "c", "output": "sunny"},
+            {"type": "custom_tool_call", "call_id": "d", "name": "g", "input": "x"},
+            {"type": "custom_tool_call_output", "call_id": "d", "output": [{"type": "input_text", "text": "y"}]},
+            {"type": "message", "role": "user", "content": null}])),
+        ),
+        (
+            "/v1/messages",
+            json!({"model": "llama3.2", "max_tokens": 5,
+            "system": [{"type": "text", "text": "be brief", "cache_control": {"type": "ephemeral"}}],
+            "messages": [
+                {"role": "user", "content": "hi"},
+                {"role": "assistant", "content": [
+                    {"type": "thinking", "thinking": "t", "signature": "s"},
+                    {"type": "redacted_thinking", "data": "opaque"},
+                    {"type": "text", "text": "a", "citations": []},
+                    {"type": "tool_use", "id": "t1", "name": "f", "input": {"type": "document"}},
+                    {"type": "server_tool_use", "id": "s1", "name": "web_search", "input": {"query": "q"}}]},
+                {"role": "user", "content": [
+                    {"type": "tool_result", "tool_use_id": "t1", "content": "sunny"},
+                    {"type": "tool_result", "tool_use_id": "t2", "content": [{"type": "text", "text": "b"}]},
+                    {"type": "tool_result", "tool_use_id": "t3"},
+                    {"type": "web_search_tool_result", "tool_use_id": "s1", "content": [
+                        {"type": "web_search_result", "url": "https://example.com", "title": "t"}]}]}]}),
         ),
     ] {
         assert!(
@@ -570,7 +1069,7 @@ fn ambiguous_field_names_are_refused() {
     let body = json!({"model": "llama3.2", "max_tokens": 5, "messages": [{"role": "assistant", "content": [
         {"type": "tool_use", "id": "t", "name": "lookup", "input": {"Name": "x", "type": "image", "images": ["a"]}}
     ]}]});
-    assert!(eval(&strict(), "POST", "/v1/messages", Some(body)).is_ok());
+    assert!(eval(&no_images(), "POST", "/v1/messages", Some(body)).is_ok());
     let body = json!({"model": "x", "messages": [{"role": "user", "content": "x", "Extra": 1}]});
     assert!(eval(&user(), "POST", "/api/chat", Some(body)).is_ok());
 }
@@ -1432,4 +1931,29 @@ fn a_model_named_by_its_digest_needs_every_model_and_cloud() {
     }
     let d = denial(&user(), "GET", &format!("/v1/models/sha256-{d}"), None);
     assert_eq!(d.rule, "cloud_denied");
+}
+
+#[test]
+fn the_classes_that_name_models_are_those_whose_routes_do() {
+    // `EndpointClass::names_models` decides whether a policy with no models is a start-up
+    // error: it must agree with what the routes of each class read.
+    use crate::route::{BodyKind, ROUTES};
+    for class in crate::route::EndpointClass::ALL {
+        let naming: Vec<&str> = ROUTES
+            .iter()
+            .filter(|r| r.class == class)
+            .filter(|r| {
+                (r.body == BodyKind::Json && fields::model_spec(r.name) != fields::ModelSpec::None)
+                    || r.body == BodyKind::Multipart
+                    || r.path.contains("{model}")
+                    || r.listing.is_some()
+            })
+            .map(|r| r.name)
+            .collect();
+        assert_eq!(
+            class.names_models(),
+            !naming.is_empty(),
+            "{class}: {naming:?}"
+        );
+    }
 }
