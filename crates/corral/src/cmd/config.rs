@@ -14,7 +14,7 @@ pub fn run(env: &Env, cmd: ConfigCommand) -> Result<ExitCode> {
             // What `corral serve` would refuse with this file and no flags.
             let server = &config.server;
             if let Some(url) = &server.upstream {
-                corral_gate::Upstream::parse(url).context("server.upstream")?;
+                corral_gate::Upstream::parse(&url.to_string()).context("server.upstream")?;
             }
             let tls = match (&server.tls_cert, &server.tls_key) {
                 (Some(cert), Some(key)) => Some(corral_gate::TlsFiles {

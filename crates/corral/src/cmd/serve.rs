@@ -41,7 +41,7 @@ fn serve(env: &Env, args: ServeArgs, notices: Notices) -> Result<ExitCode> {
     let from_file = args.upstream.is_none() && server.upstream.is_some();
     let upstream_url = args
         .upstream
-        .or_else(|| server.upstream.clone())
+        .or_else(|| server.upstream.as_ref().map(ToString::to_string))
         .unwrap_or_else(|| DEFAULT_UPSTREAM.to_owned());
     // The error names the URL itself, and the key path when the file gave it.
     let upstream = corral_gate::Upstream::parse(&upstream_url).with_context(|| {
