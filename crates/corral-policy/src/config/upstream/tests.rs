@@ -209,3 +209,48 @@ fn authority_is_the_host_header() {
     assert_eq!(parse("[::1]").ip(), Some(IpAddr::V6(Ipv6Addr::LOCALHOST)));
     assert_eq!(parse("ollama").ip(), None);
 }
+
+// The gate's own reader of `--upstream` was replaced by this one; its tests follow.
+
+#[test]
+fn parses_ollama_forms() {
+    let u = parse("http://127.0.0.1:11434");
+    assert_eq!(u.to_string(), "http://127.0.0.1:11434");
+    assert_eq!(u.port(), 11434);
+    assert_eq!(u.host(), "127.0.0.1");
+    assert_eq!(parse("http://127.0.0.1:11434/").port(), 11434);
+    assert_eq!(parse("localhost").to_string(), "http://localhost:11434");
+    assert_eq!(parse("10.0.0.2:9000").port(), 9000);
+    assert_eq!(parse("http://ollama").port(), 80);
+    let v6 = parse("http://[::1]:11434");
+    assert_eq!(v6.host(), "::1");
+    assert_eq!(v6.authority(), "[::1]:11434");
+}
+
+#[test]
+fn refuses_paths_queries_userinfo_and_other_schemes() {
+    for bad in [
+        "http://127.0.0.1:11434/api",
+        "http://127.0.0.1:11434/?x=1",
+        "http://user:pw@127.0.0.1:11434",
+        "ftp://127.0.0.1",
+        "https://127.0.0.1:11434",
+        "",
+        "http://",
+    ] {
+        assert!(UpstreamAddr::parse(bad).is_err(), "{bad}");
+    }
+    let https = UpstreamAddr::parse("https://x:1").unwrap_err().to_string();
+    assert!(
+        https.contains("https upstreams are not supported"),
+        "{https}"
+    );
+}
+
+#[test]
+fn host_and_port_for_connecting() {
+    let u = parse("127.0.0.1:5");
+    assert_eq!((u.host(), u.port()), ("127.0.0.1", 5));
+    let v6 = parse("http://[::1]:11434");
+    assert_eq!((v6.host(), v6.port()), ("::1", 11434));
+}
