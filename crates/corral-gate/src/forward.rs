@@ -18,9 +18,9 @@ use http_body_util::LengthLimitError;
 use crate::body::BodyError;
 use crate::headers::upstream_request_headers;
 use crate::reply::Failure;
-use crate::settings::Upstream;
 use crate::stream::BoxError;
 use crate::upstream::{Pool, PoolError, UpstreamBody};
+use corral_policy::config::UpstreamAddr;
 
 /// Request body sent upstream.
 pub enum UpBody {
@@ -66,7 +66,7 @@ pub type UpstreamClient = Arc<Pool>;
 const MAX_IDLE: usize = 256;
 
 /// The pooled client for the upstream.
-pub fn client(upstream: &Upstream, connect_timeout: Duration) -> UpstreamClient {
+pub fn client(upstream: &UpstreamAddr, connect_timeout: Duration) -> UpstreamClient {
     Pool::new(upstream.host(), upstream.port(), connect_timeout, MAX_IDLE)
 }
 
@@ -179,8 +179,8 @@ mod tests {
 
     #[test]
     fn request_carries_only_what_it_should() {
-        let up = Upstream::parse("http://127.0.0.1:11434").unwrap();
-        let host = HeaderValue::from_str(up.authority().as_str()).unwrap();
+        let up = UpstreamAddr::parse("http://127.0.0.1:11434").unwrap();
+        let host = HeaderValue::from_str(&up.authority()).unwrap();
         let mut client_headers = HeaderMap::new();
         client_headers.insert(AUTHORIZATION, HeaderValue::from_static("Bearer crl_a_b"));
         client_headers.insert(HOST, HeaderValue::from_static("gate.example"));

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use corral_policy::config::{Config, Policy};
+use corral_policy::config::{Config, Policy, UpstreamAddr};
 use corral_policy::decide::{self, Verdict};
 use corral_policy::route::{self, BodyKind, Listing, RouteError, RouteMatch};
 use corral_policy::usage::ResponseFormat;
@@ -31,7 +31,6 @@ use crate::forward::{self, UpBody, UpstreamClient};
 use crate::headers::{ambiguous_framing, client_response_headers, host_problem};
 use crate::keys::{Authenticated, Keys, Lease};
 use crate::reply::{error_response, Failure};
-use crate::settings::Upstream;
 use crate::stream::{BoxError, GateBody, Reading};
 use crate::upstream::UpstreamBody;
 
@@ -44,7 +43,7 @@ const CATALOGUE_FETCH_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// What every connection shares.
 pub struct Shared {
-    pub upstream: Upstream,
+    pub upstream: UpstreamAddr,
     pub upstream_host: HeaderValue,
     pub client: UpstreamClient,
     pub idle_timeout: Duration,

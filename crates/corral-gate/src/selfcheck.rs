@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use tokio::net::TcpStream;
 
-use crate::settings::Upstream;
+use corral_policy::config::UpstreamAddr;
 
 /// Time allowed for each probe.
 pub const PROBE_TIMEOUT: Duration = Duration::from_millis(300);
@@ -35,7 +35,7 @@ impl Exposure {
     }
 
     /// The advice fitted to the upstream the gate was given.
-    fn for_upstream(self, upstream: &Upstream) -> Exposure {
+    fn for_upstream(self, upstream: &UpstreamAddr) -> Exposure {
         let host = upstream.host();
         let ip = host
             .trim_start_matches('[')
@@ -103,7 +103,7 @@ fn is_v6_link_local(ip: &IpAddr) -> bool {
 
 /// Whether the upstream runs on this host (loopback or one of its addresses); only then can
 /// the gate tell whether Ollama is exposed around it.
-pub fn upstream_is_local(upstream: &Upstream, host_addrs: &[IpAddr]) -> bool {
+pub fn upstream_is_local(upstream: &UpstreamAddr, host_addrs: &[IpAddr]) -> bool {
     let host = upstream.host();
     if host.eq_ignore_ascii_case("localhost") {
         return true;
@@ -121,7 +121,7 @@ pub fn upstream_is_local(upstream: &Upstream, host_addrs: &[IpAddr]) -> bool {
 /// this host, e.g. the machine's own name: Ollama must then listen on that address.
 /// Resolution is bounded by [`PROBE_TIMEOUT`]; a name that does not resolve in time is not
 /// taken for local.
-pub async fn upstream_resolves_local(upstream: &Upstream, host_addrs: &[IpAddr]) -> bool {
+pub async fn upstream_resolves_local(upstream: &UpstreamAddr, host_addrs: &[IpAddr]) -> bool {
     let host = upstream.host();
     if host.parse::<IpAddr>().is_ok() || host.eq_ignore_ascii_case("localhost") {
         return false;
@@ -168,12 +168,12 @@ pub async fn probe(addrs: &[IpAddr], port: u16, timeout: Duration) -> Vec<Exposu
 /// upstream is local, and returns each address that answers (the caller tells the operator).
 /// `gate` is where the gate itself listens: on the upstream's port number (a gate on
 /// `192.0.2.7:11434` in front of Ollama on `127.0.0.1:11434`) it would answer the probe itself.
-pub async fn check_upstream_exposure(upstream: &Upstream, gate: SocketAddr) -> Vec<Exposure> {
+pub async fn check_upstream_exposure(upstream: &UpstreamAddr, gate: SocketAddr) -> Vec<Exposure> {
     exposure_on(upstream, &host_addresses(), gate).await
 }
 
 /// [`check_upstream_exposure`] over the given host addresses.
-async fn exposure_on(upstream: &Upstream, addrs: &[IpAddr], gate: SocketAddr) -> Vec<Exposure> {
+async fn exposure_on(upstream: &UpstreamAddr, addrs: &[IpAddr], gate: SocketAddr) -> Vec<Exposure> {
     if !upstream_is_local(upstream, addrs) && !upstream_resolves_local(upstream, addrs).await {
         return Vec::new();
     }
@@ -224,7 +224,7 @@ mod tests {
         let lo = [IpAddr::V4(Ipv4Addr::LOCALHOST)];
         let gate = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let gate_addr = gate.local_addr().unwrap();
-        let upstream = Upstream::parse(&format!("localhost:{}", gate_addr.port())).unwrap();
+        let upstream = UpstreamAddr::parse(&format!("localhost:{}", gate_addr.port())).unwrap();
         assert!(exposure_on(&upstream, &lo, gate_addr).await.is_empty());
         let anywhere = SocketAddr::new(Ipv4Addr::UNSPECIFIED.into(), gate_addr.port());
         assert!(exposure_on(&upstream, &lo, anywhere).await.is_empty());
@@ -243,7 +243,7 @@ mod tests {
         let seen = Exposure::at("192.0.2.7:11434".parse().unwrap());
         let advice = |up: &str| {
             seen.clone()
-                .for_upstream(&Upstream::parse(up).unwrap())
+                .for_upstream(&UpstreamAddr::parse(up).unwrap())
                 .to_string()
         };
         let v4 = advice("http://127.0.0.1:11434");
@@ -267,31 +267,31 @@ mod tests {
     fn only_local_upstreams_are_checked() {
         let here = [IpAddr::V4(Ipv4Addr::new(192, 0, 2, 7))];
         assert!(upstream_is_local(
-            &Upstream::parse("127.0.0.1:11434").unwrap(),
+            &UpstreamAddr::parse("127.0.0.1:11434").unwrap(),
             &here
         ));
         assert!(upstream_is_local(
-            &Upstream::parse("localhost").unwrap(),
+            &UpstreamAddr::parse("localhost").unwrap(),
             &here
         ));
         assert!(upstream_is_local(
-            &Upstream::parse("[::1]:11434").unwrap(),
+            &UpstreamAddr::parse("[::1]:11434").unwrap(),
             &here
         ));
         assert!(upstream_is_local(
-            &Upstream::parse("192.0.2.7:11434").unwrap(),
+            &UpstreamAddr::parse("192.0.2.7:11434").unwrap(),
             &here
         ));
         assert!(!upstream_is_local(
-            &Upstream::parse("192.0.2.8:11434").unwrap(),
+            &UpstreamAddr::parse("192.0.2.8:11434").unwrap(),
             &here
         ));
         assert!(!upstream_is_local(
-            &Upstream::parse("ollama.internal").unwrap(),
+            &UpstreamAddr::parse("ollama.internal").unwrap(),
             &here
         ));
         assert!(upstream_is_local(
-            &Upstream::parse("[::ffff:127.0.0.1]:11434").unwrap(),
+            &UpstreamAddr::parse("[::ffff:127.0.0.1]:11434").unwrap(),
             &here
         ));
     }
@@ -314,7 +314,7 @@ mod tests {
     async fn addresses_and_localhost_are_not_looked_up() {
         let here: [IpAddr; 0] = [];
         for u in ["127.0.0.1:1", "localhost:1", "[::1]:1", "192.0.2.8:1"] {
-            assert!(!upstream_resolves_local(&Upstream::parse(u).unwrap(), &here).await);
+            assert!(!upstream_resolves_local(&UpstreamAddr::parse(u).unwrap(), &here).await);
         }
     }
 

@@ -158,7 +158,7 @@ impl Gate {
             source,
         })?;
         let upstream_host =
-            HeaderValue::from_str(settings.upstream.authority().as_str()).map_err(|_| {
+            HeaderValue::from_str(&settings.upstream.authority()).map_err(|_| {
                 GateError::InvalidUpstream {
                     url: settings.upstream.to_string(),
                     reason: "the host is not a valid Host header".to_owned(),

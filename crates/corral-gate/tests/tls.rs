@@ -8,8 +8,9 @@ use std::sync::Arc;
 
 use common::*;
 use corral_audit::{AuditLog, Rotation};
-use corral_gate::{Gate, GateError, GateSettings, TlsFiles, Upstream};
+use corral_gate::{Gate, GateError, GateSettings, TlsFiles};
 use corral_policy::config::Config;
+use corral_policy::config::UpstreamAddr;
 use corral_store::KeyStore;
 use corral_testsupport::MockOllama;
 use rustls::pki_types::{CertificateDer, ServerName};
@@ -46,7 +47,7 @@ async fn tls_gate_checking(every: Option<std::time::Duration>) -> TlsGate {
     tokio::spawn(worker.run());
     let mut settings = GateSettings::new(
         "127.0.0.1:0".parse().unwrap(),
-        Upstream::parse(&mock.url()).unwrap(),
+        UpstreamAddr::parse(&mock.url()).unwrap(),
         Arc::new(Config::builtin()),
     );
     settings.tls = Some(TlsFiles {
@@ -213,7 +214,7 @@ async fn bind_on(
         AuditLog::open(&dir.path().join("audit.ndjson"), Rotation::default()).unwrap();
     let mut settings = GateSettings::new(
         listen.parse().unwrap(),
-        Upstream::parse("http://127.0.0.1:9").unwrap(),
+        UpstreamAddr::parse("http://127.0.0.1:9").unwrap(),
         Arc::new(Config::builtin()),
     );
     settings.tls = tls;

@@ -72,9 +72,11 @@ pub struct ServeArgs {
     /// Address to listen on [default: 127.0.0.1:11435, or server.listen]
     #[arg(long, value_name = "ADDR", value_parser = corral_policy::config::parse_listen)]
     pub listen: Option<SocketAddr>,
-    /// Upstream Ollama (or OpenAI-compatible) server [default: http://127.0.0.1:11434, or server.upstream]
-    #[arg(long, value_name = "URL")]
-    pub upstream: Option<String>,
+    /// Upstream Ollama (or OpenAI-compatible) server: http://host[:port], or host:port or host
+    /// (port 11434) as OLLAMA_HOST is written; no path, query or credentials
+    /// [default: http://127.0.0.1:11434, or server.upstream]
+    #[arg(long, value_name = "URL", value_parser = parse_upstream)]
+    pub upstream: Option<corral_policy::config::UpstreamAddr>,
     /// PEM certificate chain for TLS
     #[arg(long, value_name = "FILE", requires = "tls_key")]
     pub tls_cert: Option<PathBuf>,
@@ -165,6 +167,13 @@ pub enum ConfigCommand {
     Check,
 }
 
+/// `--upstream`, read as `server.upstream` is (clap names the flag and the value).
+fn parse_upstream(
+    s: &str,
+) -> Result<corral_policy::config::UpstreamAddr, corral_policy::config::UpstreamAddrError> {
+    corral_policy::config::UpstreamAddr::parse(s)
+}
+
 fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
     humantime::parse_duration(s).map_err(|e| format!("{e} (examples: 30s, 5m, 12h, 30d)"))
 }
@@ -180,4 +189,83 @@ fn parse_timeout(s: &str) -> Result<std::time::Duration, String> {
         return Err("must be at most 365d".to_string());
     }
     Ok(d)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+    use corral_policy::config::{Config, UpstreamAddr};
+
+    /// What `--upstream TEXT` gives, or the reason it is refused.
+    fn from_flag(text: &str) -> Result<UpstreamAddr, String> {
+        match Cli::try_parse_from(["corral", "serve", "--upstream", text]) {
+            Ok(Cli {
+                command: Command::Serve(args),
+                ..
+            }) => Ok(args.upstream.expect("--upstream was given")),
+            Ok(other) => panic!("not serve: {other:?}"),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    /// What `server.upstream = TEXT` gives, or the reason it is refused.
+    fn from_file(text: &str) -> Result<UpstreamAddr, String> {
+        let quoted = serde_json::to_string(text).unwrap();
+        match Config::from_toml_str(&format!("[server]\nupstream = {quoted}\n")) {
+            Ok(c) => Ok(c.server.upstream.expect("server.upstream was given")),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    /// The flag and the file read the same text the same way: the same address, or a refusal
+    /// for the same reason, each naming where the text came from.
+    #[test]
+    fn the_flag_and_the_file_read_an_upstream_alike() {
+        for text in [
+            "http://127.0.0.1:11434",
+            "http://127.0.0.1:11434/",
+            "127.0.0.1:11434",
+            "localhost",
+            "http://ollama",
+            " Ollama.LAN:8080 ",
+            "[::1]:11434",
+            "http://[::1]",
+            "[::ffff:127.0.0.1]:11434",
+            "https://127.0.0.1:11434",
+            "HTTP://x",
+            "ftp://x",
+            "http://user:pass@host",
+            "http://x/api",
+            "http://x/?q=1",
+            "http://x#f",
+            "http://x:0",
+            "http://x:65536",
+            "http://x:",
+            "http://",
+            "http://::1",
+            "http://a_b",
+            "http://127.1",
+            "http://local host",
+            "",
+        ] {
+            let flag = from_flag(text);
+            let file = from_file(text);
+            match UpstreamAddr::parse(text) {
+                Ok(addr) => {
+                    assert_eq!(flag, Ok(addr.clone()), "{text:?}");
+                    assert_eq!(file, Ok(addr), "{text:?}");
+                }
+                Err(reason) => {
+                    let reason = reason.to_string();
+                    let flag = flag.expect_err(text);
+                    let file = file.expect_err(text);
+                    assert!(flag.contains("--upstream"), "{text:?}: {flag}");
+                    assert!(flag.contains(&reason), "{text:?}: {flag}");
+                    assert!(file.starts_with("server.upstream: "), "{text:?}: {file}");
+                    assert!(file.contains(&reason), "{text:?}: {file}");
+                }
+            }
+        }
+    }
 }

@@ -16,8 +16,9 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use corral_audit::{AuditLog, Rotation};
-use corral_gate::{Gate, GateSettings, Upstream};
+use corral_gate::{Gate, GateSettings};
 use corral_policy::config::Config;
+use corral_policy::config::UpstreamAddr;
 use corral_store::KeyStore;
 use corral_testsupport::{MockBuilder, MockOllama};
 use http::{HeaderMap, Request, Response};
@@ -159,7 +160,7 @@ impl HarnessBuilder {
         let upstream = self.upstream.unwrap_or_else(|| mock.url());
         let mut settings = GateSettings::new(
             SocketAddr::from(([127, 0, 0, 1], 0)),
-            Upstream::parse(&upstream).expect("upstream parses"),
+            UpstreamAddr::parse(&upstream).expect("upstream parses"),
             Arc::new(config),
         );
         settings.connect_timeout = Duration::from_secs(2);

@@ -15,6 +15,7 @@
 //! written. A new policy starts from the `user` values.
 
 mod raw;
+mod upstream;
 mod values;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -27,7 +28,8 @@ use std::time::Duration;
 use crate::model::{self, ModelPattern};
 use crate::route::{BodyKind, EndpointClass};
 
-pub use values::{parse_size, Upstream, UpstreamScheme};
+pub use upstream::{UpstreamAddr, UpstreamAddrError, OLLAMA_DEFAULT_PORT};
+pub use values::parse_size;
 
 /// Parses a listen address (`server.listen`, `--listen`): an IP address and a port. The
 /// error says what is expected; host names are not resolved.
@@ -61,12 +63,11 @@ pub struct ServerSection {
     /// `listen` — socket address to listen on (default `"127.0.0.1:11435"`). A non-loopback
     /// address requires TLS or `allow_plaintext = true`.
     pub listen: Option<SocketAddr>,
-    /// `upstream` — base URL of Ollama: `http://`, a host and an optional port, no path,
-    /// query or credentials, or `host:port` / `host` as OLLAMA_HOST is written (default
-    /// `"http://127.0.0.1:11434"`), as `--upstream` takes it. Validated with
-    /// [`Upstream::parse`] (which reads `https://` too; the gate refuses it); kept as written
-    /// (trimmed).
-    pub upstream: Option<String>,
+    /// `upstream` — where Ollama listens: `http://`, a host and an optional port (80), no
+    /// path, query or credentials, or `host:port` / `host` (port 11434) as OLLAMA_HOST is
+    /// written (default `"http://127.0.0.1:11434"`). Read by [`UpstreamAddr::parse`], as
+    /// `--upstream` is: the gate takes the value as read here and parses nothing again.
+    pub upstream: Option<UpstreamAddr>,
     /// `idle_timeout` — longest silence from upstream, before the response starts and
     /// between two chunks, before the request fails with 504: a duration such as `"10m"` or a
     /// number of seconds, > 0 (default 5 minutes). There is no total timeout: generations run

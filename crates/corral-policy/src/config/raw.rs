@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use serde::Deserialize;
 
-use super::values::{is_unlimited, parse_duration, parse_size, Upstream};
-use super::{AuditSection, Config, ConfigError, Policy, ServerSection};
+use super::values::{is_unlimited, parse_duration, parse_size};
+use super::{AuditSection, Config, ConfigError, Policy, ServerSection, UpstreamAddr};
 use crate::model::ModelPattern;
 use crate::route::EndpointClass;
 
@@ -102,21 +102,13 @@ fn server(raw: RawServer) -> Result<ServerSection, ConfigError> {
         s.metrics_listen = Some(addr);
     }
     if let Some(up) = raw.upstream {
-        // `host:port` and `host` as OLLAMA_HOST is written, as `--upstream` takes them (the
-        // gate reads them as http://, a bare host on Ollama's port).
-        let trimmed = up.trim();
-        let url = if trimmed.contains("://") {
-            trimmed.to_owned()
-        } else {
-            format!("http://{trimmed}")
-        };
-        Upstream::parse(&url).map_err(|m| {
+        let addr = UpstreamAddr::parse(&up).map_err(|m| {
             ConfigError::at(
                 "server.upstream",
                 format!("invalid URL {}: {m}", quoted(&up)),
             )
         })?;
-        s.upstream = Some(up.trim().to_string());
+        s.upstream = Some(addr);
     }
     if let Some(v) = raw.idle_timeout {
         s.idle_timeout = Some(timeout("server.idle_timeout", &v)?);

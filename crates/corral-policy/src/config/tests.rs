@@ -83,7 +83,7 @@ fn full_server_section() {
         r#"
         [server]
         listen = "[::1]:9000"
-        upstream = "https://ollama.internal:8443/"
+        upstream = "http://Ollama.internal:8443/"
         idle_timeout = 30
         connect_timeout = "1s 500ms"
         tls_cert = "c.pem"
@@ -102,12 +102,8 @@ fn full_server_section() {
         c.server.metrics_listen.unwrap().to_string(),
         "127.0.0.1:9464"
     );
-    assert_eq!(
-        c.server.upstream.as_deref(),
-        Some("https://ollama.internal:8443/")
-    );
-    let up = Upstream::parse(c.server.upstream.as_deref().unwrap()).unwrap();
-    assert_eq!(up.scheme, UpstreamScheme::Https);
+    let up = c.server.upstream.as_ref().unwrap();
+    assert_eq!(up.to_string(), "http://ollama.internal:8443");
     assert_eq!(up.authority(), "ollama.internal:8443");
     assert_eq!(c.server.idle_timeout, Some(Duration::from_secs(30)));
     assert_eq!(c.server.connect_timeout, Some(Duration::from_millis(1500)));
@@ -613,20 +609,27 @@ fn sizes() {
 
 #[test]
 fn upstream_urls() {
-    let u = Upstream::parse("http://localhost").unwrap();
-    assert_eq!(u.port, 80);
+    let u = UpstreamAddr::parse("http://localhost").unwrap();
+    assert_eq!(u.port(), 80);
     assert!(u.is_loopback());
-    let u = Upstream::parse("https://[::1]:11434").unwrap();
+    let u = UpstreamAddr::parse("http://[::1]:11434").unwrap();
     assert_eq!(u.authority(), "[::1]:11434");
-    assert_eq!(u.to_string(), "https://[::1]:11434");
+    assert_eq!(u.to_string(), "http://[::1]:11434");
     assert!(u.is_loopback());
-    assert!(!Upstream::parse("http://10.1.2.3:11434")
+    assert!(!UpstreamAddr::parse("http://10.1.2.3:11434")
         .unwrap()
         .is_loopback());
-    assert!(Upstream::parse("http://x?q").is_err());
-    assert!(Upstream::parse("http://x#f").is_err());
-    assert!(Upstream::parse("http://[zz]:1").is_err());
-    assert!(Upstream::parse("HTTP://x").is_err());
+    assert!(UpstreamAddr::parse("http://x?q").is_err());
+    assert!(UpstreamAddr::parse("http://x#f").is_err());
+    assert!(UpstreamAddr::parse("http://[zz]:1").is_err());
+    assert!(UpstreamAddr::parse("HTTP://x").is_err());
+    // The gate reaches Ollama in plain HTTP only: https is refused where it is read.
+    let e = err("[server]\nupstream = \"https://[::1]:11434\"\n");
+    assert_eq!(e.path, "server.upstream");
+    assert!(
+        e.message.contains("https upstreams are not supported"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -743,17 +746,20 @@ fn relative_paths_are_taken_from_the_config_files_directory() {
 }
 
 /// `server.upstream` takes what `--upstream` takes: a URL, or `host:port` and `host` as
-/// OLLAMA_HOST is written; what the file says is kept as written for the gate to read.
+/// OLLAMA_HOST is written; the file's value is read once, into the address the gate uses.
 #[test]
 fn upstream_takes_the_ollama_host_forms_as_the_flag_does() {
-    for up in [
-        "127.0.0.1:11434",
-        "ollama.lan",
-        "[::1]:11434",
-        " localhost:11434 ",
+    for (up, read) in [
+        ("127.0.0.1:11434", "http://127.0.0.1:11434"),
+        ("ollama.lan", "http://ollama.lan:11434"),
+        ("[::1]:11434", "http://[::1]:11434"),
+        (" localhost:11434 ", "http://localhost:11434"),
+        ("http://ollama.lan", "http://ollama.lan:80"),
     ] {
         let c = Config::from_toml_str(&format!("[server]\nupstream = \"{up}\"\n")).unwrap();
-        assert_eq!(c.server.upstream.as_deref(), Some(up.trim()), "{up}");
+        let got = c.server.upstream.unwrap();
+        assert_eq!(got.to_string(), read, "{up}");
+        assert_eq!(Ok(got), UpstreamAddr::parse(up), "{up}");
     }
     for bad in ["127.0.0.1:11434/api", "u:p@host", "host:0", ""] {
         let e = Config::from_toml_str(&format!("[server]\nupstream = \"{bad}\"\n")).unwrap_err();

@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 
 use super::Env;
 use crate::cli::ConfigCommand;
@@ -13,9 +13,7 @@ pub fn run(env: &Env, cmd: ConfigCommand) -> Result<ExitCode> {
             let config = env.config()?;
             // What `corral serve` would refuse with this file and no flags.
             let server = &config.server;
-            if let Some(url) = &server.upstream {
-                corral_gate::Upstream::parse(url).context("server.upstream")?;
-            }
+            // `server.upstream` was read (and a bad one refused) when the file was loaded.
             let tls = match (&server.tls_cert, &server.tls_key) {
                 (Some(cert), Some(key)) => Some(corral_gate::TlsFiles {
                     cert: cert.clone(),

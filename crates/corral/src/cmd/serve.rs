@@ -12,7 +12,6 @@ use crate::cli::{LogFormat, ServeArgs};
 
 pub const DEFAULT_LISTEN: SocketAddr =
     SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::LOCALHOST), 11435);
-const DEFAULT_UPSTREAM: &str = "http://127.0.0.1:11434";
 
 pub fn run(env: &Env, args: ServeArgs) -> Result<ExitCode> {
     let bad_filter = init_tracing(args.log_format);
@@ -38,19 +37,12 @@ fn serve(env: &Env, args: ServeArgs, notices: Notices) -> Result<ExitCode> {
 
     let server = &config.server;
     let listen = args.listen.or(server.listen).unwrap_or(DEFAULT_LISTEN);
-    let from_file = args.upstream.is_none() && server.upstream.is_some();
-    let upstream_url = args
+    // Both read by `corral_policy::config::UpstreamAddr::parse`: a bad `--upstream` was refused
+    // by the flag's parser, a bad `server.upstream` when the file was loaded.
+    let upstream = args
         .upstream
         .or_else(|| server.upstream.clone())
-        .unwrap_or_else(|| DEFAULT_UPSTREAM.to_owned());
-    // The error names the URL itself, and the key path when the file gave it.
-    let upstream = corral_gate::Upstream::parse(&upstream_url).with_context(|| {
-        if from_file {
-            "server.upstream"
-        } else {
-            "--upstream"
-        }
-    })?;
+        .unwrap_or_default();
     let tls = match (args.tls_cert.or_else(|| server.tls_cert.clone()), args.tls_key.or_else(|| server.tls_key.clone())) {
         (Some(cert), Some(key)) => Some(corral_gate::TlsFiles { cert, key }),
         (None, None) => None,
