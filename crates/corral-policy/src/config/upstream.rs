@@ -75,7 +75,7 @@ pub enum UpstreamAddrError {
     Ipv6Brackets,
     #[error("invalid IPv4 address {0:?}")]
     Ipv4(String),
-    #[error("invalid host {0:?}: a host name is letters, digits, '-' and '.' (labels of 1 to 63, not starting or ending with '-')")]
+    #[error("invalid host {0:?}: a host name is letters, digits, '-', '_' and '.' (labels of 1 to 63, not starting or ending with '-')")]
     Host(String),
     #[error("invalid port {0:?}: must be a number from 1 to 65535")]
     Port(String),
@@ -208,7 +208,8 @@ fn parse_host(host: &str) -> Result<String, UpstreamAddrError> {
     let name = host.strip_suffix('.').unwrap_or(host);
     let label_ok = |l: &str| {
         (1..=MAX_LABEL).contains(&l.len())
-            && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            // `_` too: Docker's embedded DNS resolves container names such as `ollama_1`.
+            && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
             && !l.starts_with('-')
             && !l.ends_with('-')
     };

@@ -38,6 +38,8 @@ fn accepted_forms() {
             "http://ollama.lan.:1",
         ),
         ("http://x:65535", "x", 65535, "http://x:65535"),
+        // A Docker container name.
+        ("ollama_1:11434", "ollama_1", 11434, "http://ollama_1:11434"),
         ("http://x:080", "x", 80, "http://x:80"),
         // As OLLAMA_HOST is written: host:port, or a bare host on Ollama's port.
         (
@@ -124,7 +126,7 @@ fn refused_forms() {
         ("http:///", E::MissingHost),
         ("http://:11434", E::MissingHost),
         (":11434", E::MissingHost),
-        ("http://a_b", E::Host("a_b".into())),
+        ("http://a!b", E::Host("a!b".into())),
         ("http://-x", E::Host("-x".into())),
         ("http://x-", E::Host("x-".into())),
         ("http://a..b", E::Host("a..b".into())),
@@ -170,7 +172,7 @@ fn messages_say_what_is_expected() {
     assert!(msg("http://x:99999").contains("port"));
     assert!(msg("http://").contains("missing host"));
     assert!(msg("http://::1").contains("invalid"));
-    assert!(msg("http://a_b").contains("invalid host"));
+    assert!(msg("http://a!b").contains("invalid host"));
 }
 
 #[test]
