@@ -11,6 +11,9 @@ const MESSAGES = [{ role: 'user', content: 'Say hello.' }];
 const CONFIG = `
 [policies.llama-only]
 models = ["llama3.2"]
+
+[policies.limited]
+max_requests_per_minute = 2
 `;
 const T = { timeout: 30_000 };
 
@@ -119,6 +122,21 @@ describe('refusals through corral with ollama-js', () => {
     const t = Date.now();
     await refusedWithin(stack, old, t);
     await pollUntil(() => accepted(stack, fresh), TAKES_EFFECT_MS, 'rotated key accepted');
+  });
+
+  test('a key past its request rate gets 429 with the reason', T, async () => {
+    // `newKey` spends one of the two a minute when it checks the key works.
+    const c = stack.client(await stack.newKey('node-limited', 'limited'));
+    const r = await c.chat({ model: 'llama3.2', messages: MESSAGES, stream: false });
+    assert.ok(r.message.content);
+    const e = await responseError(() => c.chat({ model: 'llama3.2', messages: MESSAGES, stream: false }));
+    assert.equal(e.status_code, 429);
+    assert.match(e.error, /2 requests per minute; retry in \d+ s/);
+    const streamed = await responseError(() => c.chat({ model: 'llama3.2', messages: MESSAGES, stream: true }));
+    assert.equal(streamed.status_code, 429);
+    // Another key of the same policy has its own allowance.
+    const other = stack.client(await stack.newKey('node-limited-2', 'limited'));
+    assert.ok((await other.chat({ model: 'llama3.2', messages: MESSAGES, stream: false })).message.content);
   });
 
   test('after SIGTERM the audit log is complete and verifies', T, async () => {
