@@ -130,6 +130,8 @@ async fn running_requests_are_limited_until_their_answers_end() {
         .await;
     assert_eq!(r.status, 429, "{}", r.text());
     assert_eq!(retry_after(&r), 1);
+    // A short wait is the SDKs' to retry after.
+    assert_eq!(r.header("x-should-retry"), None);
     assert!(r.json()["error"]
         .as_str()
         .unwrap()
@@ -194,6 +196,8 @@ async fn a_token_quota_is_charged_with_the_upstreams_counts() {
     assert!(msg.contains("10 tokens per day"), "{msg}");
     // Hours away: the whole overshoot has to be earned back at 10 a day.
     assert!(retry_after(&r) > 3600, "{:?}", r.header("retry-after"));
+    // Too long for an SDK to sleep through before its retries: they are told not to.
+    assert_eq!(r.header("x-should-retry"), Some("false"));
     assert_eq!(h.forwarded().len(), 1);
     record_with_reason(&h, "token_quota_exhausted").await;
 
