@@ -48,6 +48,9 @@ images = false
 
 [policies.limited]
 max_requests_per_minute = 3
+
+[policies.quota]
+max_tokens_per_day = 10
 """
 
 

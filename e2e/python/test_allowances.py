@@ -1,7 +1,9 @@
-"""A key's request rate (`max_requests_per_minute`) as the official clients see it: a 429 with
-`Retry-After`, raised as each library's own rate-limit error."""
+"""A key's request rate (`max_requests_per_minute`) and token quota as the official clients see
+them: a 429 with `Retry-After`, raised as each library's own rate-limit error."""
 
 from __future__ import annotations
+
+import time
 
 import anthropic
 import ollama
@@ -60,3 +62,46 @@ def test_a_key_past_its_rate_gets_each_clients_rate_limit_error(gate):
     refused = refused()
     assert all(r["http"]["response"]["status_code"] == 429 for r in refused)
     assert all(r["event"]["action"] == "deny" for r in refused)
+
+
+def test_a_spent_token_quota_is_raised_at_once_by_sdks_with_their_default_retries(gate):
+    # The `quota` policy: 10 tokens a day; one chat (the mock's prompt and answer) spends more.
+    name = unique("quota")
+    key = gate.new_key(name, "quota")
+    with ollama_client(gate, key) as ol:
+        assert ol.chat(model=mf.CHAT_MODEL, messages=MESSAGES, stream=False).message.content
+
+    # Hours until the quota has room again: an SDK that slept through `Retry-After` before each
+    # retry (Anthropic's does, for any length) would hold its caller that long.
+    clients = [
+        (
+            openai.OpenAI(base_url=gate.url + "/v1", api_key=key, timeout=10),
+            lambda c: c.chat.completions.create(model=mf.CHAT_MODEL, messages=MESSAGES),
+        ),
+        (
+            anthropic.Anthropic(base_url=gate.url, api_key=key, timeout=10),
+            lambda c: c.messages.create(model=mf.CHAT_MODEL, max_tokens=16, messages=MESSAGES),
+        ),
+    ]
+    for client, call in clients:
+        started = time.monotonic()
+        with client:
+            with pytest.raises((openai.RateLimitError, anthropic.RateLimitError)) as e:
+                call(client)
+        assert time.monotonic() - started < 5, type(client).__name__
+        assert e.value.status_code == 429
+        assert int(e.value.response.headers["retry-after"]) > 3600
+        assert e.value.response.headers["x-should-retry"] == "false"
+
+    def refused():
+        return [
+            r
+            for r in gate.audit_records()
+            if r.get("corral", {}).get("reason") == "token_quota_exhausted"
+            and r.get("user", {}).get("name") == name
+        ]
+
+    # One request each: told not to, neither SDK retried.
+    poll_until(lambda: len(refused()) == 2, 5.0, what="two token_quota_exhausted records")
+    time.sleep(0.3)
+    assert len(refused()) == 2

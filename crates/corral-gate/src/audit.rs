@@ -74,8 +74,7 @@ impl AuditSink {
         // The key's allowances first: its running count goes down now, not when the writer
         // has the record.
         if let Some(permit) = ctx.permit.take() {
-            let tokens = usage.prompt_tokens.unwrap_or(0) + usage.completion_tokens.unwrap_or(0);
-            permit.settle(tokens);
+            permit.settle(usage.tokens_to_charge(ctx.cut_short_events));
         }
         let duration = Instant::now().saturating_duration_since(ctx.started);
         let finished = Finished {

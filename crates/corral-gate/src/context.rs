@@ -89,6 +89,9 @@ pub struct RequestCtx {
     pub upstream_status: Option<u16>,
     /// The key's hold on its allowances, for a request admitted under a policy with any.
     pub permit: Option<crate::allowances::Permit>,
+    /// For a generation's stream that ended before its end marker: the events it carried, which
+    /// its permit is charged for when the upstream's counts never came.
+    pub cut_short_events: Option<u64>,
 }
 
 impl RequestCtx {
@@ -121,6 +124,7 @@ impl RequestCtx {
             status: 0,
             upstream_status: None,
             permit: None,
+            cut_short_events: None,
         }
     }
 }

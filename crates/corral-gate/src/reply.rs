@@ -10,6 +10,15 @@ use serde_json::json;
 /// Header naming the policy rule that refused a request, for operators and scripts.
 pub const RULE_HEADER: &str = "x-corral-rule";
 
+/// Header the OpenAI and Anthropic SDKs obey over their own retry policy (`"false"`: raise the
+/// error at once).
+pub const SHOULD_RETRY_HEADER: &str = "x-should-retry";
+
+/// Longest `Retry-After` an SDK is left to wait out by itself. Past it (a spent token quota,
+/// hours away), `x-should-retry: false`: the Anthropic SDKs sleep for any `Retry-After` before
+/// each of their retries, and would hold the caller for hours on an answer known in advance.
+pub const SDK_RETRY_MAX_SECS: u64 = 60;
+
 /// One refusal or failure, before it is shaped for a dialect.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Failure {
@@ -148,6 +157,9 @@ pub fn error_response<B: From<Bytes>>(
     match failure.retry_after {
         Some(secs) => {
             h.insert(RETRY_AFTER, HeaderValue::from(secs));
+            if secs > SDK_RETRY_MAX_SECS {
+                h.insert(SHOULD_RETRY_HEADER, HeaderValue::from_static("false"));
+            }
         }
         None if failure.status == StatusCode::SERVICE_UNAVAILABLE => {
             h.insert(RETRY_AFTER, HeaderValue::from_static("1"));
@@ -250,6 +262,23 @@ mod tests {
         );
         assert_eq!(r.headers()[RULE_HEADER], "tools_denied");
         assert!(!r.headers().contains_key(WWW_AUTHENTICATE));
+    }
+
+    #[test]
+    fn a_long_wait_tells_sdks_not_to_retry() {
+        let at = |secs| -> Response<Bytes> {
+            error_response(
+                Dialect::Anthropic,
+                &Failure::new(429, "token_quota_exhausted", "m").retry_after(secs),
+                None,
+            )
+        };
+        let r = at(SDK_RETRY_MAX_SECS);
+        assert_eq!(r.headers()[RETRY_AFTER], "60");
+        assert!(!r.headers().contains_key(SHOULD_RETRY_HEADER));
+        let r = at(SDK_RETRY_MAX_SECS + 1);
+        assert_eq!(r.headers()[RETRY_AFTER], "61");
+        assert_eq!(r.headers()[SHOULD_RETRY_HEADER], "false");
     }
 
     #[test]

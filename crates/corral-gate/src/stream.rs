@@ -412,6 +412,13 @@ impl Drop for GateBody {
             Some(tap) if self.reading != Reading::Errors => tap.finish(),
             _ => corral_policy::usage::Usage::default(),
         };
+        if let Some(tap) = &self.tap {
+            // Cut short (the client left, or the stream was cut): the counts come last, so
+            // the key's token quotas are charged for what was streamed.
+            if self.reading == Reading::Generation && !tap.saw_end() {
+                ctx.cut_short_events = Some(tap.events());
+            }
+        }
         sink.emit(ctx, ending, self.bytes_out, usage);
     }
 }

@@ -130,6 +130,8 @@ async fn running_requests_are_limited_until_their_answers_end() {
         .await;
     assert_eq!(r.status, 429, "{}", r.text());
     assert_eq!(retry_after(&r), 1);
+    // A short wait is the SDKs' to retry after.
+    assert_eq!(r.header("x-should-retry"), None);
     assert!(r.json()["error"]
         .as_str()
         .unwrap()
@@ -194,6 +196,8 @@ async fn a_token_quota_is_charged_with_the_upstreams_counts() {
     assert!(msg.contains("10 tokens per day"), "{msg}");
     // Hours away: the whole overshoot has to be earned back at 10 a day.
     assert!(retry_after(&r) > 3600, "{:?}", r.header("retry-after"));
+    // Too long for an SDK to sleep through before its retries: they are told not to.
+    assert_eq!(r.header("x-should-retry"), Some("false"));
     assert_eq!(h.forwarded().len(), 1);
     record_with_reason(&h, "token_quota_exhausted").await;
 
@@ -235,4 +239,32 @@ async fn a_rotated_key_keeps_its_count() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+#[tokio::test]
+async fn a_stream_its_client_leaves_is_charged_for_what_it_streamed() {
+    // The counts come in a stream's last line: a client that leaves before it has still had
+    // the tokens streamed so far, and is charged for them.
+    let h = limited("max_tokens_per_day = 2\n").await;
+    let (resp, conn) = h
+        .stream_json("/api/chat", "alice", &chat_body("slow", true))
+        .await;
+    assert_eq!(resp.status(), 200);
+    let mut body = resp.into_body();
+    for _ in 0..2 {
+        assert!(next_data(&mut body, T).await.unwrap().is_some());
+    }
+    drop(body);
+    drop(conn);
+    let rec = h
+        .wait_audit(T, |r| r["corral"]["reason"] == "client_disconnected")
+        .await
+        .expect("the cancelled stream's record");
+    // The record keeps to the upstream's counts: it sent none.
+    assert!(rec["corral"]["completion_tokens"].is_null(), "{rec}");
+    let r = h
+        .post_json("/api/chat", "alice", &chat_body("llama3.2", false))
+        .await;
+    assert_eq!(r.status, 429, "{}", r.text());
+    assert_eq!(h.forwarded().len(), 1);
 }

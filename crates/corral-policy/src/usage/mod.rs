@@ -53,6 +53,21 @@ pub struct Usage {
     pub completion_tokens: Option<u64>,
 }
 
+impl Usage {
+    /// The tokens to charge to a key's token quotas for one answer: the upstream's counts,
+    /// prompt and completion. A generation's stream that ended before its end marker (its
+    /// client left, the upstream or the gate cut it) has no final counts, as every dialect sends
+    /// them last: it is charged at least one completion token per event it carried
+    /// (`cut_short_events`), each of which holds a token or more of output, or a few framing
+    /// events. An answer that never began is charged nothing.
+    pub fn tokens_to_charge(&self, cut_short_events: Option<u64>) -> u64 {
+        let prompt = self.prompt_tokens.unwrap_or(0);
+        let completion = self.completion_tokens.unwrap_or(0);
+        let completion = cut_short_events.map_or(completion, |n| completion.max(n));
+        prompt.saturating_add(completion)
+    }
+}
+
 /// Keys longer than this cannot be counters; their bytes are not kept.
 const MAX_KEY: usize = 24;
 /// More digits than this cannot be a token count.
@@ -170,6 +185,8 @@ pub struct UsageTap {
     type_value: bool,
     event: [u8; MAX_EVENT],
     event_len: usize,
+    /// Lines that opened a JSON object (NDJSON lines, SSE `data: {` lines): the stream's events.
+    objects: u64,
 }
 
 impl UsageTap {
@@ -189,7 +206,13 @@ impl UsageTap {
             type_value: false,
             event: [0; MAX_EVENT],
             event_len: 0,
+            objects: 0,
         }
+    }
+
+    /// How many events (lines opening a JSON object) the body carried so far.
+    pub fn events(&self) -> u64 {
+        self.objects
     }
 
     /// Whether the body carried an error of the upstream's own (see the module's docs): a
@@ -281,7 +304,10 @@ impl UsageTap {
             }
             (_, b'\n') => Lead::Start,
             (Lead::Start, _) if blank => Lead::Start,
-            (Lead::Start | Lead::AfterData, b'{') => Lead::AfterBrace,
+            (Lead::Start | Lead::AfterData, b'{') => {
+                self.objects = self.objects.saturating_add(1);
+                Lead::AfterBrace
+            }
             (Lead::Start, b'd') => Lead::Spelling(Word::Data, 1),
             (Lead::Start, b'e') => Lead::Spelling(Word::Event, 1),
             (Lead::AfterData, b'[') => Lead::Spelling(Word::DoneMarker, 1),

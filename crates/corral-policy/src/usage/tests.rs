@@ -406,3 +406,51 @@ fn a_failed_responses_stream_is_an_error() {
         b"data: {\"type\":\"content_block_delta\",\"delta\":{\"type\":\"error\"}}\n\n"
     ));
 }
+
+#[test]
+fn events_are_the_lines_that_open_an_object() {
+    let count = |format, body: &[u8]| {
+        let mut t = UsageTap::new(format);
+        t.feed(body);
+        t.events()
+    };
+    assert_eq!(count(ResponseFormat::Ndjson, NDJSON), 2);
+    // The usage chunk and the two content events; not `[DONE]`.
+    assert_eq!(count(ResponseFormat::Sse, SSE), 2);
+    // `event:` lines are not counted, their `data:` lines are.
+    assert_eq!(count(ResponseFormat::Sse, ANTHROPIC_SSE), 4);
+    // A brace inside a line is no event.
+    assert_eq!(
+        count(ResponseFormat::Ndjson, b"x {\"a\":1}\n  {\"b\":{}}\n"),
+        1
+    );
+}
+
+#[test]
+fn a_stream_cut_before_its_counts_is_charged_per_event() {
+    // The first content lines of an Ollama stream, without its final object.
+    let cut: &[u8] = b"{\"message\":{\"content\":\"Hello\"},\"done\":false}\n\
+{\"message\":{\"content\":\" there\"},\"done\":false}\n\
+{\"message\":{\"content\":\" you\"},\"done\":false}\n";
+    let mut t = UsageTap::new(ResponseFormat::Ndjson);
+    t.feed(cut);
+    assert!(!t.saw_end());
+    assert_eq!(t.finish(), Usage::default());
+    assert_eq!(t.finish().tokens_to_charge(Some(t.events())), 3);
+    // A complete answer is charged its counts.
+    assert_eq!(
+        scan(ResponseFormat::Ndjson, NDJSON).tokens_to_charge(None),
+        26 + 298
+    );
+    // Counts seen before the cut (Anthropic's `message_start`) stand; the completion is at
+    // least the events.
+    let anthropic_cut = ANTHROPIC_SSE.split_at(ANTHROPIC_SSE.len() / 2).0;
+    let mut t = UsageTap::new(ResponseFormat::Sse);
+    t.feed(anthropic_cut);
+    assert_eq!(t.finish(), usage(25, 1));
+    assert_eq!(
+        t.finish().tokens_to_charge(Some(t.events())),
+        25 + t.events()
+    );
+    assert_eq!(Usage::default().tokens_to_charge(None), 0);
+}
