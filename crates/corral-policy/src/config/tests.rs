@@ -386,7 +386,7 @@ fn errors_name_the_key_path() {
             "invalid",
         ),
         (
-            "[server]\nupstream = \"http://a_b\"\n",
+            "[server]\nupstream = \"http://a!b\"\n",
             "server.upstream",
             "invalid host",
         ),
