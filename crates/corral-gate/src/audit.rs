@@ -74,7 +74,19 @@ impl AuditSink {
         // The key's allowances first: its running count goes down now, not when the writer
         // has the record.
         if let Some(permit) = ctx.permit.take() {
-            permit.settle(usage.tokens_to_charge(ctx.cut_short_events));
+            // A forwarded inference request whose answer has no prompt count (cut before it, or
+            // abandoned before any answer, or a route that never gives one) is charged for its
+            // body: the upstream read it.
+            let forwarded = ctx.decision == Decision::Allowed
+                && ctx
+                    .route
+                    .is_some_and(|r| r.class == corral_policy::route::EndpointClass::Inference);
+            let estimate = if forwarded {
+                corral_policy::usage::prompt_estimate(ctx.bytes_in)
+            } else {
+                0
+            };
+            permit.settle(usage.tokens_to_charge(ctx.cut_short_events, estimate));
         }
         let duration = Instant::now().saturating_duration_since(ctx.started);
         let finished = Finished {

@@ -268,3 +268,58 @@ async fn a_stream_its_client_leaves_is_charged_for_what_it_streamed() {
     assert_eq!(r.status, 429, "{}", r.text());
     assert_eq!(h.forwarded().len(), 1);
 }
+
+#[tokio::test]
+async fn a_request_abandoned_before_its_answer_is_charged_for_its_prompt() {
+    // No answer, so no counts: the prompt the upstream read is charged as its body's size.
+    let h = limited("max_tokens_per_day = 100\n").await;
+    let mut body = chat_body("cold", false);
+    body["messages"][0]["content"] = Value::String("why is the sky blue? ".repeat(50));
+    let addr = h.addr;
+    let auth = h.bearer("alice");
+    let task = tokio::spawn(async move {
+        open(
+            addr,
+            "POST",
+            "/api/chat",
+            &[
+                ("authorization", auth),
+                ("content-type", "application/json".into()),
+            ],
+            body.to_string().into(),
+        )
+        .await
+    });
+    assert!(h.mock.wait_for_requests(1, T).await);
+    task.abort();
+    let rec = h
+        .wait_audit(T, |r| r["corral"]["reason"] == "client_disconnected")
+        .await
+        .expect("the abandoned request's record");
+    assert!(rec["corral"]["prompt_tokens"].is_null(), "{rec}");
+    let r = h
+        .post_json("/api/chat", "alice", &chat_body("llama3.2", false))
+        .await;
+    assert_eq!(r.status, 429, "{}", r.text());
+    assert_eq!(
+        r.json()["error"]
+            .as_str()
+            .map(|m| m.contains("100 tokens per day")),
+        Some(true)
+    );
+}
+
+#[tokio::test]
+async fn a_refused_request_is_not_charged_for_its_body() {
+    // Only what the upstream read is charged: a request refused by the policy is not.
+    let h = limited("max_tokens_per_day = 100\n").await;
+    let mut refused = chat_body("gpt-oss:120b-cloud", false);
+    refused["messages"][0]["content"] = Value::String("x".repeat(4000));
+    let r = h.post_json("/api/chat", "alice", &refused).await;
+    assert_eq!(r.status, 403, "{}", r.text());
+    record_with_reason(&h, "cloud_denied").await;
+    let r = h
+        .post_json("/api/chat", "alice", &chat_body("llama3.2", false))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+}

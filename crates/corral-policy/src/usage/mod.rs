@@ -59,13 +59,24 @@ impl Usage {
     /// client left, the upstream or the gate cut it) has no final counts, as every dialect sends
     /// them last: it is charged at least one completion token per event it carried
     /// (`cut_short_events`), each of which holds a token or more of output, or a few framing
-    /// events. An answer that never began is charged nothing.
-    pub fn tokens_to_charge(&self, cut_short_events: Option<u64>) -> u64 {
-        let prompt = self.prompt_tokens.unwrap_or(0);
+    /// events. Without the upstream's prompt count (an answer cut before it, or a route whose
+    /// answer has none), `prompt_estimate` stands in for it.
+    pub fn tokens_to_charge(&self, cut_short_events: Option<u64>, prompt_estimate: u64) -> u64 {
+        let prompt = self.prompt_tokens.unwrap_or(prompt_estimate);
         let completion = self.completion_tokens.unwrap_or(0);
         let completion = cut_short_events.map_or(completion, |n| completion.max(n));
         prompt.saturating_add(completion)
     }
+}
+
+/// Request-body bytes counted as one prompt token where the upstream gave no count: about what
+/// a tokenizer makes of English text, and never fewer tokens than that for JSON around it.
+pub const BODY_BYTES_PER_TOKEN: u64 = 4;
+
+/// The prompt tokens charged for a forwarded request body of `bytes` whose answer carried no
+/// prompt count.
+pub fn prompt_estimate(bytes: u64) -> u64 {
+    bytes.div_ceil(BODY_BYTES_PER_TOKEN)
 }
 
 /// Keys longer than this cannot be counters; their bytes are not kept.

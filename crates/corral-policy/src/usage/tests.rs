@@ -436,10 +436,10 @@ fn a_stream_cut_before_its_counts_is_charged_per_event() {
     t.feed(cut);
     assert!(!t.saw_end());
     assert_eq!(t.finish(), Usage::default());
-    assert_eq!(t.finish().tokens_to_charge(Some(t.events())), 3);
+    assert_eq!(t.finish().tokens_to_charge(Some(t.events()), 0), 3);
     // A complete answer is charged its counts.
     assert_eq!(
-        scan(ResponseFormat::Ndjson, NDJSON).tokens_to_charge(None),
+        scan(ResponseFormat::Ndjson, NDJSON).tokens_to_charge(None, 0),
         26 + 298
     );
     // Counts seen before the cut (Anthropic's `message_start`) stand; the completion is at
@@ -449,8 +449,20 @@ fn a_stream_cut_before_its_counts_is_charged_per_event() {
     t.feed(anthropic_cut);
     assert_eq!(t.finish(), usage(25, 1));
     assert_eq!(
-        t.finish().tokens_to_charge(Some(t.events())),
+        t.finish().tokens_to_charge(Some(t.events()), 0),
         25 + t.events()
     );
-    assert_eq!(Usage::default().tokens_to_charge(None), 0);
+    assert_eq!(Usage::default().tokens_to_charge(None, 0), 0);
+}
+
+#[test]
+fn a_missing_prompt_count_is_estimated_from_the_body() {
+    assert_eq!(prompt_estimate(0), 0);
+    assert_eq!(prompt_estimate(1), 1);
+    assert_eq!(prompt_estimate(4000), 1000);
+    assert_eq!(prompt_estimate(4001), 1001);
+    // The estimate stands in only where the upstream gave no prompt count.
+    assert_eq!(Usage::default().tokens_to_charge(None, 50), 50);
+    assert_eq!(Usage::default().tokens_to_charge(Some(7), 50), 57);
+    assert_eq!(usage(26, 3).tokens_to_charge(None, 50), 29);
 }
