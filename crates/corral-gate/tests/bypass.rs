@@ -843,6 +843,18 @@ fn json_bodies(c: &Ctx) -> Vec<Case> {
             "/v1/responses",
             r#"{"model":"llama3.2","input":[{"type":"input_image","image_url":"data:image/png;base64,iVBORw0KGgo="}]}"#,
         ),
+        // Ollama's ResponsesHistoryMiddleware puts the stored turns of the named response in
+        // front of `input`: images and tool calls this body does not show.
+        (
+            "/v1/responses previous_response_id",
+            "/v1/responses",
+            r#"{"model":"llama3.2","previous_response_id":"resp_0b6f6d0e","input":"describe the image again"}"#,
+        ),
+        (
+            "/v1/responses case-variant Previous_Response_Id key",
+            "/v1/responses",
+            r#"{"model":"llama3.2","Previous_Response_Id":"resp_0b6f6d0e","input":"go on"}"#,
+        ),
         (
             "/v1 file content part",
             "/v1/chat/completions",

@@ -121,6 +121,7 @@ const WATCHED: &[&str] = &[
     "tool_call_id",
     "tool_name",
     "function_call",
+    "previous_response_id",
 ];
 
 /// Subtrees Ollama decodes into free-form maps (exact keys) or that hold client data

@@ -37,6 +37,18 @@ pub(super) fn has_tool_history(route: &str, obj: &Map<String, Value>) -> bool {
     }
 }
 
+/// True when a `/v1/responses` body continues a stored response: any `previous_response_id`
+/// but `null`. Ollama's `ResponsesHistoryMiddleware` (`middleware/responses_history.go`) keeps
+/// each answered response's `input` and `output` items and puts them in front of this
+/// request's `input` before `openai.FromResponsesRequest` reads it: images, tool calls and tool
+/// results the gate never sees in this body. Ollama keys that store by the `Authorization`
+/// header, which the gate does not forward, so a stored turn may come from a request another
+/// key sent under another policy. (A `""` id is looked up too, and not found; a number is a
+/// decoding error. Neither is worth forwarding.)
+pub(super) fn continues_stored_response(route: &str, obj: &Map<String, Value>) -> bool {
+    route == "v1.responses" && obj.get("previous_response_id").is_some_and(|v| !v.is_null())
+}
+
 /// Message fields that carry a tool call or a tool's result: `tool_calls` (native and /v1),
 /// `function_call` (legacy /v1), `tool_call_id` (/v1, native), `tool_name` (native).
 const TOOL_FIELDS: &[&str] = &["tool_calls", "function_call", "tool_call_id", "tool_name"];

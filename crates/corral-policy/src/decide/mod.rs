@@ -205,12 +205,18 @@ pub fn evaluate(
     Ok(verdict)
 }
 
+/// Why a `/v1/responses` continuation is refused under `tools = false` or `images = false`
+/// (see [`history::continues_stored_response`]).
+const STORED: &str = " (previous_response_id makes Ollama replay stored turns the gate cannot inspect; send the conversation in input)";
+
 /// Whether the body uses tool calling: `Some` with what to add to the refusal's message.
 fn tool_use(route: &str, obj: &Map<String, Value>) -> Option<&'static str> {
     if content::has_tools(obj) {
         Some("")
     } else if history::has_tool_history(route, obj) {
         Some(" (the messages replay tool calls or tool results)")
+    } else if history::continues_stored_response(route, obj) {
+        Some(STORED)
     } else {
         None
     }
@@ -221,6 +227,9 @@ fn tool_use(route: &str, obj: &Map<String, Value>) -> Option<&'static str> {
 fn image_input(route: &str, obj: &Map<String, Value>) -> Option<&'static str> {
     if content::has_images(route, obj) {
         return Some("");
+    }
+    if history::continues_stored_response(route, obj) {
+        return Some(STORED);
     }
     parts::first_non_text(route, obj).map(|n| match n {
         NonText::Image => "",
