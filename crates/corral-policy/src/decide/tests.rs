@@ -1106,6 +1106,22 @@ fn ambiguous_field_names_are_refused() {
 }
 
 #[test]
+fn structured_output_schemas_are_data() {
+    // The JSON schema of /v1/responses structured output (`text.format.schema`) is a
+    // `json.RawMessage` to Ollama (openai/responses.go, `ResponsesTextFormat`), as
+    // `response_format` is on /v1/chat/completions: SDKs put class names in `$defs` and field
+    // names in `properties` there, whatever their case.
+    let schema = json!({"type": "object", "properties": {"Input": {"$ref": "#/$defs/Content"}},
+        "$defs": {"Content": {"type": "object", "properties": {"Type": {"type": "string"}}}}});
+    let body = json!({"model": "llama3.2", "input": "x",
+        "text": {"format": {"type": "json_schema", "name": "answer", "schema": schema}}});
+    assert!(eval(&strict(), "POST", "/v1/responses", Some(body)).is_ok());
+    let body = json!({"model": "llama3.2", "messages": [{"role": "user", "content": "x"}],
+        "response_format": {"type": "json_schema", "json_schema": {"name": "answer", "schema": schema}}});
+    assert!(eval(&strict(), "POST", "/v1/chat/completions", Some(body)).is_ok());
+}
+
+#[test]
 fn a_top_level_tool_use_type_does_not_hide_the_input() {
     // Only a content block's `input` is a tool's arguments. Ollama ignores a top-level
     // `type`, and reads /v1/responses `input` items and their content parts through structs,
