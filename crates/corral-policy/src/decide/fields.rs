@@ -125,7 +125,11 @@ const WATCHED: &[&str] = &[
 ];
 
 /// Subtrees Ollama decodes into free-form maps (exact keys) or that hold client data
-/// (tool schemas, arguments): a `Model` key there is data, not a field.
+/// (tool schemas, arguments, output schemas): a `Model` key there is data, not a field.
+/// `schema` is a JSON schema wherever a request has one (`json.RawMessage` to Ollama in
+/// `openai.JsonSchema` and `openai.ResponsesTextFormat`), and Anthropic's structured output
+/// (`output_format.schema`) sends one outside `format`; its `$defs` are named after the
+/// client's classes (`Role`, `Content`, `Output`).
 const FREE_FORM: &[&str] = &[
     "tools",
     "functions",
@@ -134,6 +138,7 @@ const FREE_FORM: &[&str] = &[
     "format",
     "response_format",
     "metadata",
+    "schema",
 ];
 
 /// Go's `encoding/json` matches struct fields case-insensitively, with Unicode folding

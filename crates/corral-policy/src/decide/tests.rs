@@ -1119,6 +1119,18 @@ fn structured_output_schemas_are_data() {
     let body = json!({"model": "llama3.2", "messages": [{"role": "user", "content": "x"}],
         "response_format": {"type": "json_schema", "json_schema": {"name": "answer", "schema": schema}}});
     assert!(eval(&strict(), "POST", "/v1/chat/completions", Some(body)).is_ok());
+    // Anthropic's structured output sends the schema in `output_format`, outside any
+    // `format` key.
+    let body = json!({"model": "llama3.2", "max_tokens": 5, "messages": [{"role": "user", "content": "x"}],
+        "output_format": {"type": "json_schema", "schema": schema}});
+    assert!(eval(&strict(), "POST", "/v1/messages", Some(body)).is_ok());
+    // The fields around a schema are still read under any case.
+    let body = json!({"model": "llama3.2", "max_tokens": 5, "Messages": [],
+        "output_format": {"type": "json_schema", "schema": {}}});
+    assert_eq!(
+        denial(&strict(), "POST", "/v1/messages", Some(body)).rule,
+        "bad_request"
+    );
 }
 
 #[test]
