@@ -46,7 +46,10 @@ pub(super) fn has_tool_history(route: &str, obj: &Map<String, Value>) -> bool {
 /// key sent under another policy. (A `""` id is looked up too, and not found; a number is a
 /// decoding error. Neither is worth forwarding.)
 pub(super) fn continues_stored_response(route: &str, obj: &Map<String, Value>) -> bool {
-    route == "v1.responses" && obj.get("previous_response_id").is_some_and(|v| !v.is_null())
+    route == "v1.responses"
+        && obj
+            .get("previous_response_id")
+            .is_some_and(|v| !v.is_null())
 }
 
 /// Message fields that carry a tool call or a tool's result: `tool_calls` (native and /v1),

@@ -1047,22 +1047,44 @@ fn a_responses_continuation_is_refused_without_tools_or_images() {
     // Ollama's ResponsesHistoryMiddleware (middleware/responses_history.go) puts the stored
     // turns of `previous_response_id` in front of `input`: images and tool calls the gate
     // never sees, stored under a credential the gate does not forward.
-    let body = |id: Value| json!({"model": "llama3.2", "previous_response_id": id, "input": "and now?"});
-    for id in [json!("resp_1"), json!(""), json!(7), json!({"id": "resp_1"})] {
+    let body =
+        |id: Value| json!({"model": "llama3.2", "previous_response_id": id, "input": "and now?"});
+    for id in [
+        json!("resp_1"),
+        json!(""),
+        json!(7),
+        json!({"id": "resp_1"}),
+    ] {
         let d = denial(&strict(), "POST", "/v1/responses", Some(body(id.clone())));
         assert_eq!((d.status, d.rule), (403, "tools_denied"), "{id}");
         assert!(d.message.contains("previous_response_id"), "{}", d.message);
-        let d = denial(&no_images(), "POST", "/v1/responses", Some(body(id.clone())));
+        let d = denial(
+            &no_images(),
+            "POST",
+            "/v1/responses",
+            Some(body(id.clone())),
+        );
         assert_eq!((d.status, d.rule), (403, "images_denied"), "{id}");
         assert!(d.message.contains("previous_response_id"), "{}", d.message);
     }
     let mut text_only = strict();
     text_only.images = true;
-    let d = denial(&text_only, "POST", "/v1/responses", Some(body(json!("resp_1"))));
+    let d = denial(
+        &text_only,
+        "POST",
+        "/v1/responses",
+        Some(body(json!("resp_1"))),
+    );
     assert_eq!(d.rule, "tools_denied");
     // Null is absent to Go; a policy with both allowed continues as before.
     assert!(eval(&strict(), "POST", "/v1/responses", Some(body(Value::Null))).is_ok());
-    assert!(eval(&user(), "POST", "/v1/responses", Some(body(json!("resp_1")))).is_ok());
+    assert!(eval(
+        &user(),
+        "POST",
+        "/v1/responses",
+        Some(body(json!("resp_1")))
+    )
+    .is_ok());
     // Go reads the field under any case.
     let d = denial(
         &user(),
