@@ -1,19 +1,24 @@
 //! Per-key allowances: a policy's `max_requests_per_minute`, `max_concurrent_requests`,
 //! `max_tokens_per_hour` and `max_tokens_per_day`, held for each key (by name, so that a
 //! rotated key keeps its count). The arithmetic is [`corral_policy::rate`]; this keeps the
-//! state, in memory: a restarted gate gives every key its full allowance again.
+//! state in memory, and hands what changed to the key watcher, which saves it in the key store
+//! every few seconds and at shutdown (`carried`, `keys`): a restarted gate starts where the last
+//! one stopped. Running-request counts are not saved.
 //!
 //! A request is admitted (or refused with 429) after authentication and before its body is
 //! read. An admitted request holds a [`Permit`] until its audit record is written, when the
 //! tokens the upstream counted are charged to the key and its running count goes down.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use corral_policy::config::Policy;
 use corral_policy::rate::{self, Rate};
+use corral_store::SavedAllowance;
+
+use crate::carried::{self, Clocks};
 
 use crate::reply::Failure;
 
@@ -35,13 +40,16 @@ struct KeyState {
     tats: Mutex<Tats>,
     /// Requests admitted whose permits are not yet dropped.
     running: AtomicU64,
+    /// Set when `tats` changed since the watcher last took it (set and cleared under its lock).
+    changed: AtomicBool,
 }
 
-#[derive(Default, Clone, Copy)]
-struct Tats {
-    requests: u64,
-    tokens_hour: u64,
-    tokens_day: u64,
+/// A key's theoretical arrival times, on the gate's clock; 0 for an allowance never used.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Tats {
+    pub requests: u64,
+    pub tokens_hour: u64,
+    pub tokens_day: u64,
 }
 
 /// Why a request was refused.
@@ -115,6 +123,7 @@ impl Permit {
             if let Some(r) = self.tokens_day {
                 tats.tokens_day = r.charge(tats.tokens_day, now, tokens);
             }
+            self.state.changed.store(true, Ordering::Release);
         }
     }
 }
@@ -195,6 +204,7 @@ impl Allowances {
         }
         if let Some(tat) = next_requests {
             tats.requests = tat;
+            state.changed.store(true, Ordering::Release);
         }
         let counted = policy.max_concurrent_requests.is_some();
         if counted {
@@ -224,6 +234,50 @@ impl Allowances {
         let s = Arc::new(KeyState::default());
         keys.insert(name.to_string(), Arc::clone(&s));
         s
+    }
+
+    /// The gate's clock and the wall clock, read now.
+    pub fn clocks(&self) -> Clocks {
+        Clocks {
+            gate: nanos_since(self.epoch),
+            wall: chrono::Utc::now(),
+        }
+    }
+
+    /// Takes up states saved by an earlier gate (before any request is admitted).
+    pub fn restore(&self, saved: &[SavedAllowance], at: Clocks) {
+        let mut keys = lock(&self.keys);
+        for s in saved {
+            let state = KeyState {
+                tats: Mutex::new(carried::from_saved(s, at)),
+                ..KeyState::default()
+            };
+            keys.insert(s.name.clone(), Arc::new(state));
+        }
+    }
+
+    /// The states that changed since the last call, as the store keeps them.
+    pub fn take_changed(&self, at: Clocks) -> Vec<SavedAllowance> {
+        let keys = lock(&self.keys);
+        let mut changed = Vec::new();
+        for (name, state) in keys.iter() {
+            let tats = lock(&state.tats);
+            if state.changed.swap(false, Ordering::AcqRel) {
+                changed.push(carried::to_saved(name.clone(), *tats, at));
+            }
+        }
+        changed
+    }
+
+    /// Marks these keys' states as changed again (saving them failed), those still remembered.
+    pub fn mark_changed<'a>(&self, names: impl IntoIterator<Item = &'a str>) {
+        let keys = lock(&self.keys);
+        for name in names {
+            if let Some(state) = keys.get(name) {
+                let _tats = lock(&state.tats);
+                state.changed.store(true, Ordering::Release);
+            }
+        }
     }
 
     #[cfg(test)]
@@ -368,6 +422,33 @@ mod tests {
             a.admit("k", &p),
             Err(Exceeded::Tokens { per: "day", .. })
         ));
+    }
+
+    #[test]
+    fn changed_states_are_taken_once_and_a_new_gate_takes_them_up() {
+        let a = Allowances::new();
+        let p = policy(|p| p.max_tokens_per_day = Some(10));
+        a.admit("k", &p).unwrap().unwrap().settle(20);
+        // A refused request changes nothing.
+        assert!(a.admit("k", &p).is_err());
+        assert!(a.admit("free", &Policy::builtin_user()).unwrap().is_none());
+        let changed = a.take_changed(a.clocks());
+        assert_eq!(changed.len(), 1);
+        assert_eq!(changed[0].name, "k");
+        assert!(changed[0].tokens_day_full_at.is_some());
+        assert!(changed[0].tokens_hour_full_at.is_none());
+        assert!(a.take_changed(a.clocks()).is_empty(), "taken once");
+        a.mark_changed(["k", "unknown"]);
+        assert_eq!(a.take_changed(a.clocks()).len(), 1, "marked again");
+
+        let b = Allowances::new();
+        b.restore(&changed, b.clocks());
+        assert!(matches!(
+            b.admit("k", &p),
+            Err(Exceeded::Tokens { per: "day", .. })
+        ));
+        assert!(b.admit("j", &p).is_ok());
+        assert!(b.take_changed(b.clocks()).iter().all(|s| s.name == "j"));
     }
 
     #[test]

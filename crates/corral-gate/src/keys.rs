@@ -1,5 +1,7 @@
 //! The key snapshot the gate authenticates against, kept current by a watcher of the store, and
-//! the last-used times collected in memory and written back in batches.
+//! the last-used times and allowance state ([`crate::allowances`]) collected in memory and
+//! written back in batches: every few seconds and once more when the gate stops. A write that
+//! fails is logged and retried with the next batch; requests never wait for one.
 //!
 //! Each authenticated request holds a [`Lease`] on its key. When the key stops being usable
 //! while requests run — revoked, rotated, deleted, or past its expiry — the watcher ends the
@@ -22,9 +24,11 @@ use corral_store::{AuthError, FileState, KeyEntry, KeySnapshot, KeyStore, StoreE
 use tokio::sync::watch;
 use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 
+use crate::allowances::Allowances;
 use crate::error::GateError;
 
-/// How often collected last-used times are written to the store.
+/// How often collected last-used times and allowance state are written to the store: a gate
+/// that dies without stopping loses up to this much of its keys' charges.
 const LAST_USED_FLUSH: Duration = Duration::from_secs(5);
 
 /// How often the error is repeated while no key store can be read.
@@ -206,6 +210,24 @@ pub async fn load(store: &SharedStore) -> Result<(KeySnapshot, i64), GateError> 
     .await
 }
 
+/// Takes up the allowance state an earlier gate saved. A store that cannot be read for it is
+/// logged, and every key starts with its full allowance.
+pub async fn restore_allowances(store: &SharedStore, allowances: &Allowances) {
+    let at = allowances.clocks();
+    match with_store(store, move |s| s.allowances(at.wall)).await {
+        Ok(saved) => {
+            allowances.restore(&saved, at);
+            if !saved.is_empty() {
+                tracing::debug!(keys = saved.len(), "saved allowance state taken up");
+            }
+        }
+        Err(e) => tracing::warn!(
+            error = %e,
+            "cannot read the saved allowance state; every key starts with its full allowance"
+        ),
+    }
+}
+
 /// What one look at the store found.
 enum Look {
     /// The same file, and no commit by another connection since the last look.
@@ -247,7 +269,8 @@ fn look(store: &mut KeyStore, seen: i64, reload: bool) -> Result<Look, StoreErro
 }
 
 /// Polls the store's data version and swaps in a new snapshot when another process committed a
-/// change; writes last-used times every few seconds and once more when stopped.
+/// change; writes last-used times and changed allowance state every few seconds and once more
+/// when stopped (the first write of allowance state also clears the rows that mean nothing).
 ///
 /// Each look also checks that the path still names the file the store has open. A replaced
 /// file is opened and its keys replace the old ones (with a warning); while the path names no
@@ -256,6 +279,7 @@ fn look(store: &mut KeyStore, seen: i64, reload: bool) -> Result<Look, StoreErro
 /// another reason (a lock held too long) keeps the last snapshot.
 pub async fn watch_store(
     keys: Arc<Keys>,
+    allowances: Arc<Allowances>,
     store: SharedStore,
     mut version: i64,
     interval: Duration,
@@ -271,6 +295,9 @@ pub async fn watch_store(
     flush.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     // Set while every key is refused for want of a readable store: when that was last said.
     let mut closed: Option<Instant> = None;
+    // Until one write of allowance state succeeded, a write is made even with nothing changed:
+    // it deletes the rows of keys whose allowances refilled while no gate ran.
+    let mut pruned = false;
     loop {
         tokio::select! {
             _ = stop.changed() => break,
@@ -326,10 +353,14 @@ pub async fn watch_store(
                     }
                 }
             }
-            _ = flush.tick() => flush_last_used(&keys, &store).await,
+            _ = flush.tick() => {
+                flush_last_used(&keys, &store).await;
+                flush_allowances(&allowances, &store, &mut pruned).await;
+            }
         }
     }
     flush_last_used(&keys, &store).await;
+    flush_allowances(&allowances, &store, &mut pruned).await;
 }
 
 /// Empties the snapshot and says so, at once when the store was just lost and every
@@ -359,6 +390,24 @@ async fn flush_last_used(keys: &Keys, store: &SharedStore) {
     }
 }
 
+/// Writes the allowance state that changed since the last write. On failure the states are
+/// marked changed again, to go with the next write.
+async fn flush_allowances(allowances: &Allowances, store: &SharedStore, pruned: &mut bool) {
+    let at = allowances.clocks();
+    let changed = allowances.take_changed(at);
+    if changed.is_empty() && *pruned {
+        return;
+    }
+    let names: Vec<String> = changed.iter().map(|s| s.name.clone()).collect();
+    match with_store(store, move |s| s.save_allowances(&changed, at.wall)).await {
+        Ok(()) => *pruned = true,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot save the keys' allowance state");
+            allowances.mark_changed(names.iter().map(String::as_str));
+        }
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
@@ -373,6 +422,7 @@ mod tests {
         let (stop_tx, stop_rx) = watch::channel(false);
         let task = tokio::spawn(watch_store(
             Arc::clone(&keys),
+            Arc::new(Allowances::new()),
             Arc::clone(&store),
             version,
             Duration::from_millis(20),

@@ -9,12 +9,13 @@
 //! Modules: [`settings`] (what the gate is told), `server` (listener, TLS, shutdown), `proxy`
 //! (the phases), `auth`, `body`, `headers`, `forward`, `upstream` (keep-alive upstream
 //! connections, read by the request's own task), `stream`, `reply` (errors in the client's
-//! dialect), `refused` (hyper's own answers to unreadable heads), `keys` (snapshot reload), `catalogue` (remote models), `audit`, [`metrics`] (Prometheus counters fed from the audit records), [`selfcheck`].
+//! dialect), `refused` (hyper's own answers to unreadable heads), `keys` (snapshot reload, saving last-used times and allowance state), `allowances` (rate limits and token quotas), `carried` (allowance state across restarts), `catalogue` (remote models), `audit`, [`metrics`] (Prometheus counters fed from the audit records), [`selfcheck`].
 
 mod allowances;
 mod audit;
 mod auth;
 mod body;
+mod carried;
 mod catalogue;
 mod context;
 mod error;

@@ -51,7 +51,7 @@ pub struct Shared {
     pub keys: Arc<Keys>,
     pub catalogue: Catalogue,
     pub audit: AuditSink,
-    pub allowances: crate::allowances::Allowances,
+    pub allowances: Arc<crate::allowances::Allowances>,
 }
 
 /// An early answer: the failure, and the methods to list in `Allow` for a 405.

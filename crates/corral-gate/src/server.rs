@@ -145,6 +145,8 @@ impl Gate {
         }
         let store: SharedStore = Arc::new(Mutex::new(store));
         let (snapshot, store_version) = keys::load(&store).await?;
+        let allowances = Arc::new(crate::allowances::Allowances::new());
+        keys::restore_allowances(&store, &allowances).await;
         let socket = match socket {
             Some(s) => s,
             None => listen_socket(settings.listen)?,
@@ -173,7 +175,7 @@ impl Gate {
             keys: Arc::new(Keys::new(snapshot)),
             catalogue: Catalogue::default(),
             audit: AuditSink::new(audit),
-            allowances: crate::allowances::Allowances::new(),
+            allowances,
         });
         Ok(Gate {
             listener,
@@ -241,7 +243,7 @@ impl Gate {
 
     /// Serves until `shutdown` completes, then stops accepting, lets in-flight requests finish
     /// within the grace period (cut with an error in their dialect after it, or once the
-    /// [`Gate::hurry_token`] is cancelled), writes pending last-used times, and hands every audit record
+    /// [`Gate::hurry_token`] is cancelled), writes pending last-used times and allowance state, and hands every audit record
     /// to the audit writer before returning (the caller then awaits the audit worker).
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<(), GateError> {
         let Gate {
@@ -263,6 +265,7 @@ impl Gate {
         let (stop_tx, stop_rx) = watch::channel(false);
         let watcher = tokio::spawn(keys::watch_store(
             Arc::clone(&shared.keys),
+            Arc::clone(&shared.allowances),
             store,
             store_version,
             key_reload_interval,

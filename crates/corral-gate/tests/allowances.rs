@@ -323,3 +323,69 @@ async fn a_refused_request_is_not_charged_for_its_body() {
         .await;
     assert_eq!(r.status, 200, "{}", r.text());
 }
+
+#[tokio::test]
+async fn a_spent_token_quota_stays_spent_across_a_restart() {
+    let mut h = limited("max_tokens_per_day = 10\nmax_requests_per_minute = 100\n").await;
+    let r = h
+        .post_json("/api/chat", "alice", &chat_body("llama3.2", false))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    h.wait_audit(T, |r| r["corral"]["decision"] == "allow")
+        .await
+        .expect("the first request's record");
+    let r = h
+        .post_json("/api/chat", "alice", &chat_body("llama3.2", false))
+        .await;
+    assert_eq!(r.status, 429, "{}", r.text());
+    let before = retry_after(&r);
+
+    // Stopped gracefully (within the 5 s between writes) and started again on the same store.
+    h.restart().await;
+    let r = h
+        .post_json("/api/chat", "alice", &chat_body("llama3.2", false))
+        .await;
+    assert_eq!(r.status, 429, "{}", r.text());
+    assert_eq!(
+        r.json()["error"]
+            .as_str()
+            .map(|m| m.contains("10 tokens per day")),
+        Some(true)
+    );
+    let after = retry_after(&r);
+    assert!(
+        after <= before && after + 60 >= before,
+        "Retry-After {before} s before the restart, {after} s after"
+    );
+    let rec = record_with_reason(&h, "token_quota_exhausted").await;
+    assert_eq!(rec["user"]["name"], "alice", "{rec}");
+    assert_eq!(
+        h.forwarded().len(),
+        1,
+        "nothing forwarded after the restart"
+    );
+
+    // Another key with the same policy was never charged: it starts full.
+    let store = corral_store::KeyStore::open(&h.data_dir).unwrap();
+    let (_, secret) = store.create("bob", "user", None).unwrap();
+    let deadline = std::time::Instant::now() + T;
+    loop {
+        let r = send(
+            h.addr,
+            "POST",
+            "/api/chat",
+            &[
+                ("authorization", format!("Bearer {}", secret.expose())),
+                ("content-type", "application/json".to_string()),
+            ],
+            bytes::Bytes::from(chat_body("llama3.2", false).to_string()),
+        )
+        .await;
+        if r.status != 401 {
+            assert_eq!(r.status, 200, "{}", r.text());
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "bob never accepted");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

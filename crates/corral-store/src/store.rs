@@ -19,7 +19,7 @@ use crate::{KeyEntry, StoreError};
 /// File name of the database inside the data directory.
 pub const DB_FILE: &str = "keys.db";
 /// Schema version recorded in `PRAGMA user_version`.
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 /// How long a writer waits for another process's lock before failing.
 pub(crate) const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -27,7 +27,7 @@ pub(crate) const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// Shortest lifetime a key may be created with: anything shorter is dead on arrival.
 pub const MIN_LIFETIME: Duration = Duration::from_secs(1);
 
-const SCHEMA_V1: &str = "
+pub(crate) const SCHEMA_V1: &str = "
 CREATE TABLE keys (
     id            TEXT PRIMARY KEY NOT NULL,
     name          TEXT NOT NULL,
@@ -39,6 +39,17 @@ CREATE TABLE keys (
     revoked_at    INTEGER
 ) STRICT;
 CREATE UNIQUE INDEX keys_active_name ON keys(name) WHERE revoked_at IS NULL;
+";
+
+/// Version 2: the gate's allowance state, kept across restarts (see [`crate::allowance`]).
+const SCHEMA_V2: &str = "
+CREATE TABLE allowance_state (
+    name            TEXT PRIMARY KEY NOT NULL,
+    requests_tat    INTEGER,
+    tokens_hour_tat INTEGER,
+    tokens_day_tat  INTEGER,
+    saved_at        INTEGER NOT NULL
+) STRICT;
 ";
 
 const COLUMNS: &str =
@@ -157,7 +168,7 @@ struct Row8 {
 ///
 /// `KeyStore` is `Send` but not `Sync`; share it behind a mutex.
 pub struct KeyStore {
-    conn: Connection,
+    pub(crate) conn: Connection,
     path: PathBuf,
     /// (device, inode) of the database file `conn` has open.
     file: (u64, u64),
@@ -337,20 +348,56 @@ impl KeyStore {
     fn migrate(&self) -> Result<(), StoreError> {
         // A store already at this version is only read: opening it must not wait for (or fail
         // on) the write lock another process holds, or `keys list` would need it.
-        let version: i64 = self
-            .conn
-            .query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        let version = self.user_version()?;
         self.check_version(version)?;
         if version == SCHEMA_VERSION {
             return Ok(());
         }
+        if version == 0 {
+            return self.upgrade();
+        }
+        // A store of an earlier release: its keys work as they are, and the upgrade only adds
+        // tables. So the upgrade does not wait for another process's write lock either: a busy
+        // store is upgraded by the next open, or by the first write that needs the new tables
+        // ([`KeyStore::ensure_current`]).
+        self.conn.busy_timeout(Duration::ZERO)?;
+        let upgraded = self.upgrade();
+        self.conn.busy_timeout(BUSY_TIMEOUT)?;
+        match upgraded {
+            Err(StoreError::Busy) => Ok(()),
+            other => other,
+        }
+    }
+
+    /// Upgrades a store that [`KeyStore::migrate`] left at an earlier version because another
+    /// process held its write lock. Cheap when the store is current.
+    pub(crate) fn ensure_current(&self) -> Result<(), StoreError> {
+        if self.user_version()? < SCHEMA_VERSION {
+            self.upgrade()?;
+        }
+        Ok(())
+    }
+
+    fn user_version(&self) -> Result<i64, StoreError> {
+        Ok(self
+            .conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))?)
+    }
+
+    /// Brings the schema to [`SCHEMA_VERSION`] in one transaction.
+    fn upgrade(&self) -> Result<(), StoreError> {
         // IMMEDIATE: two processes opening a fresh directory at once must not both create tables.
         let tx = Transaction::new_unchecked(&self.conn, TransactionBehavior::Immediate)?;
         let version: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
         self.check_version(version)?;
         if version < 1 {
             tx.execute_batch(SCHEMA_V1)?;
-            tx.pragma_update(None, "user_version", 1)?;
+        }
+        if version < 2 {
+            tx.execute_batch(SCHEMA_V2)?;
+        }
+        if version < SCHEMA_VERSION {
+            tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
         }
         tx.commit()?;
         Ok(())

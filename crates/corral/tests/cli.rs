@@ -1138,3 +1138,56 @@ fn hunt_alerts_claim_the_ecs_version_of_the_audit_records() {
         assert_eq!(&alert["ecs"]["version"], claimed, "{l}");
     }
 }
+
+/// `keys.db` as the release before saved allowance state wrote it (schema version 1).
+const SCHEMA_V1: &str = "
+CREATE TABLE keys (
+    id            TEXT PRIMARY KEY NOT NULL,
+    name          TEXT NOT NULL,
+    policy        TEXT NOT NULL,
+    secret_sha256 BLOB NOT NULL,
+    created_at    INTEGER NOT NULL,
+    last_used_at  INTEGER,
+    expires_at    INTEGER,
+    revoked_at    INTEGER
+) STRICT;
+CREATE UNIQUE INDEX keys_active_name ON keys(name) WHERE revoked_at IS NULL;
+INSERT INTO keys (id, name, policy, secret_sha256, created_at)
+    VALUES ('abcdefghijkl', 'alice', 'user', zeroblob(32), 1700000000000);
+PRAGMA user_version = 1;
+";
+
+#[test]
+fn keys_work_on_a_store_of_the_previous_release_and_upgrade_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("keys.db");
+    rusqlite::Connection::open(&path)
+        .unwrap()
+        .execute_batch(SCHEMA_V1)
+        .unwrap();
+    let json = corral(dir.path())
+        .args(["keys", "list", "--json"])
+        .output()
+        .unwrap();
+    assert!(json.status.success(), "{json:?}");
+    let rows: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(rows[0]["name"], "alice");
+    assert_eq!(rows[0]["prefix"], "crl_abcdefghijkl");
+    corral(dir.path())
+        .args(["keys", "create", "bob", "--policy", "user"])
+        .assert()
+        .success();
+    corral(dir.path())
+        .args(["keys", "revoke", "alice"])
+        .assert()
+        .success();
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let version: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, 2);
+    let saved: i64 = conn
+        .query_row("SELECT count(*) FROM allowance_state", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(saved, 0);
+}

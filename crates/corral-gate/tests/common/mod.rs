@@ -75,6 +75,8 @@ pub struct Harness {
     pub audit_path: PathBuf,
     /// Secrets by key name.
     pub keys: HashMap<String, String>,
+    /// What started the gate, to start another on the same directory ([`Harness::restart`]).
+    builder: HarnessBuilder,
     shutdown: Option<oneshot::Sender<()>>,
     gate: Option<JoinHandle<Result<(), corral_gate::GateError>>>,
     audit: Option<JoinHandle<Result<(), corral_audit::AuditError>>>,
@@ -125,9 +127,10 @@ impl HarnessBuilder {
         self
     }
 
-    pub async fn start(self) -> Harness {
+    pub async fn start(mut self) -> Harness {
         let mock = self
             .mock
+            .take()
             .unwrap_or_else(MockOllama::builder)
             .start()
             .await
@@ -140,12 +143,43 @@ impl HarnessBuilder {
             let (_, secret) = store.create(name, policy, None).expect("key created");
             keys.insert(name.to_string(), secret.expose().to_string());
         }
+        drop(store);
         let audit_path = self
             .audit_path
             .clone()
             .unwrap_or_else(|| dir.path().join("audit.ndjson"));
+        let upstream = self.upstream.clone().unwrap_or_else(|| mock.url());
+        let (addr, shutdown, gate, audit) =
+            self.start_gate(&data_dir, &audit_path, &upstream).await;
+        Harness {
+            mock,
+            addr,
+            dir,
+            data_dir,
+            audit_path,
+            keys,
+            builder: self,
+            shutdown: Some(shutdown),
+            gate: Some(gate),
+            audit: Some(audit),
+        }
+    }
+
+    /// A gate (and its audit worker) on the key store in `data_dir`.
+    async fn start_gate(
+        &self,
+        data_dir: &std::path::Path,
+        audit_path: &std::path::Path,
+        upstream: &str,
+    ) -> (
+        SocketAddr,
+        oneshot::Sender<()>,
+        JoinHandle<Result<(), corral_gate::GateError>>,
+        JoinHandle<Result<(), corral_audit::AuditError>>,
+    ) {
+        let store = KeyStore::open(data_dir).expect("key store opens");
         let (handle, worker) = AuditLog::open(
-            &audit_path,
+            audit_path,
             Rotation {
                 max_bytes: 0,
                 keep: 1,
@@ -157,10 +191,9 @@ impl HarnessBuilder {
             Some(t) => Config::from_toml_str(t).expect("test config is valid"),
             None => Config::builtin(),
         };
-        let upstream = self.upstream.unwrap_or_else(|| mock.url());
         let mut settings = GateSettings::new(
             SocketAddr::from(([127, 0, 0, 1], 0)),
-            UpstreamAddr::parse(&upstream).expect("upstream parses"),
+            UpstreamAddr::parse(upstream).expect("upstream parses"),
             Arc::new(config),
         );
         settings.connect_timeout = Duration::from_secs(2);
@@ -181,17 +214,7 @@ impl HarnessBuilder {
         let gate = tokio::spawn(gate.run(async move {
             let _ = rx.await;
         }));
-        Harness {
-            mock,
-            addr,
-            dir,
-            data_dir,
-            audit_path,
-            keys,
-            shutdown: Some(tx),
-            gate: Some(gate),
-            audit: Some(audit),
-        }
+        (addr, tx, gate, audit)
     }
 }
 
@@ -232,6 +255,25 @@ impl Harness {
         if let Err(e) = self.stop_audit_result().await {
             panic!("audit worker: {e}");
         }
+    }
+
+    /// Stops the gate gracefully and starts another, as configured, on the same key store,
+    /// audit log and upstream (at a new address).
+    pub async fn restart(&mut self) {
+        self.stop().await;
+        let upstream = self
+            .builder
+            .upstream
+            .clone()
+            .unwrap_or_else(|| self.mock.url());
+        let (addr, shutdown, gate, audit) = self
+            .builder
+            .start_gate(&self.data_dir, &self.audit_path, &upstream)
+            .await;
+        self.addr = addr;
+        self.shutdown = Some(shutdown);
+        self.gate = Some(gate);
+        self.audit = Some(audit);
     }
 
     /// [`Harness::stop`], returning how the audit writer ended instead of requiring success.

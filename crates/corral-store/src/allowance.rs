@@ -1,0 +1,323 @@
+//! The gate's per-key allowance state, saved so that a restarted gate does not hand every key
+//! its full token quota (and request rate) again.
+//!
+//! One row per key name (a rotated key keeps its state, as in the gate): for each allowance
+//! the wall-clock time at which it is full again, or nothing when it already is, and when the
+//! row was saved. Rows whose allowances are all full again, and rows of names no unrevoked key
+//! holds, mean nothing: every save deletes them, so the table stays as small as the set of keys
+//! that spent something lately. Running-request counts are not kept: no request outlives the
+//! gate that admitted it.
+
+use chrono::{DateTime, Utc};
+use rusqlite::{params, Transaction, TransactionBehavior};
+
+use crate::{KeyStore, StoreError};
+
+/// One key's saved allowance state. Each `*_full_at` is when that allowance is full again
+/// (its theoretical arrival time on the wall clock); `None` when it is full already.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SavedAllowance {
+    /// The key's name.
+    pub name: String,
+    pub requests_full_at: Option<DateTime<Utc>>,
+    pub tokens_hour_full_at: Option<DateTime<Utc>>,
+    pub tokens_day_full_at: Option<DateTime<Utc>>,
+    /// When the state was saved: a clock that reads earlier than this at load time stepped
+    /// backwards in between.
+    pub saved_at: DateTime<Utc>,
+}
+
+impl SavedAllowance {
+    /// True when every allowance is full at `now`: the row says nothing.
+    pub fn is_full_at(&self, now: DateTime<Utc>) -> bool {
+        [
+            self.requests_full_at,
+            self.tokens_hour_full_at,
+            self.tokens_day_full_at,
+        ]
+        .into_iter()
+        .flatten()
+        .all(|t| t <= now)
+    }
+}
+
+/// Milliseconds since the Unix epoch, rounded up: a saved allowance is never fuller than the
+/// gate's own.
+fn ceil_millis(t: DateTime<Utc>) -> i64 {
+    let ms = t.timestamp_millis();
+    if t.timestamp_subsec_nanos().is_multiple_of(1_000_000) {
+        ms
+    } else {
+        ms.saturating_add(1)
+    }
+}
+
+fn time(name: &str, ms: i64) -> Result<DateTime<Utc>, StoreError> {
+    DateTime::from_timestamp_millis(ms).ok_or_else(|| StoreError::CorruptAllowance {
+        name: name.to_string(),
+    })
+}
+
+fn opt_time(name: &str, ms: Option<i64>) -> Result<Option<DateTime<Utc>>, StoreError> {
+    ms.map(|m| time(name, m)).transpose()
+}
+
+/// Rows that mean nothing at `now` (ms): every allowance full, or no unrevoked key of the name.
+const PRUNE: &str = "DELETE FROM allowance_state WHERE \
+     max(coalesce(requests_tat, 0), coalesce(tokens_hour_tat, 0), coalesce(tokens_day_tat, 0)) <= ?1 \
+     OR name NOT IN (SELECT name FROM keys WHERE revoked_at IS NULL)";
+
+impl KeyStore {
+    /// The saved allowance state of names held by an unrevoked key, rows whose allowances are
+    /// all full at `now` left out. Empty for a store of an earlier release not yet upgraded.
+    pub fn allowances(&self, now: DateTime<Utc>) -> Result<Vec<SavedAllowance>, StoreError> {
+        let version: i64 = self
+            .conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        if version < 2 {
+            return Ok(Vec::new());
+        }
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT name, requests_tat, tokens_hour_tat, tokens_day_tat, saved_at \
+             FROM allowance_state \
+             WHERE name IN (SELECT name FROM keys WHERE revoked_at IS NULL) ORDER BY name",
+        )?;
+        type Raw = (String, Option<i64>, Option<i64>, Option<i64>, i64);
+        let raw = stmt
+            .query_map([], |r| -> rusqlite::Result<Raw> {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut saved = Vec::with_capacity(raw.len());
+        for (name, requests, hour, day, saved_at) in raw {
+            let row = SavedAllowance {
+                requests_full_at: opt_time(&name, requests)?,
+                tokens_hour_full_at: opt_time(&name, hour)?,
+                tokens_day_full_at: opt_time(&name, day)?,
+                saved_at: time(&name, saved_at)?,
+                name,
+            };
+            if !row.is_full_at(now) {
+                saved.push(row);
+            }
+        }
+        Ok(saved)
+    }
+
+    /// Writes these keys' states in one transaction (a state with every allowance full at
+    /// `now` deletes its row), then deletes the rows that mean nothing any more: every
+    /// allowance full at `now`, or no unrevoked key holding the name.
+    pub fn save_allowances(
+        &self,
+        states: &[SavedAllowance],
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.ensure_current()?;
+        let tx = Transaction::new_unchecked(&self.conn, TransactionBehavior::Immediate)?;
+        {
+            let mut upsert = tx.prepare_cached(
+                "INSERT INTO allowance_state \
+                 (name, requests_tat, tokens_hour_tat, tokens_day_tat, saved_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5) \
+                 ON CONFLICT(name) DO UPDATE SET requests_tat = ?2, tokens_hour_tat = ?3, \
+                 tokens_day_tat = ?4, saved_at = ?5",
+            )?;
+            let mut delete = tx.prepare_cached("DELETE FROM allowance_state WHERE name = ?1")?;
+            for s in states {
+                if s.is_full_at(now) {
+                    delete.execute(params![s.name])?;
+                } else {
+                    upsert.execute(params![
+                        s.name,
+                        s.requests_full_at.map(ceil_millis),
+                        s.tokens_hour_full_at.map(ceil_millis),
+                        s.tokens_day_full_at.map(ceil_millis),
+                        s.saved_at.timestamp_millis(),
+                    ])?;
+                }
+            }
+            tx.execute(PRUNE, params![now.timestamp_millis()])?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+    use crate::DB_FILE;
+    use chrono::TimeZone;
+
+    fn at(secs: i64) -> DateTime<Utc> {
+        Utc.timestamp_opt(1_900_000_000 + secs, 0).unwrap()
+    }
+
+    fn state(name: &str, hour: Option<i64>, day: Option<i64>, saved: i64) -> SavedAllowance {
+        SavedAllowance {
+            name: name.to_string(),
+            requests_full_at: None,
+            tokens_hour_full_at: hour.map(at),
+            tokens_day_full_at: day.map(at),
+            saved_at: at(saved),
+        }
+    }
+
+    #[test]
+    fn states_round_trip_and_survive_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = KeyStore::open(dir.path()).unwrap();
+        store.create("alice", "user", None).unwrap();
+        store.create("bob", "user", None).unwrap();
+        let mut alice = state("alice", Some(100), Some(80_000), 0);
+        alice.requests_full_at = Some(at(30));
+        let bob = state("bob", None, Some(500), 0);
+        store
+            .save_allowances(&[alice.clone(), bob.clone()], at(0))
+            .unwrap();
+        drop(store);
+
+        let store = KeyStore::open(dir.path()).unwrap();
+        assert_eq!(store.allowances(at(1)).unwrap(), [alice.clone(), bob]);
+        // Later, bob's day is full again: his row says nothing and is not loaded.
+        assert_eq!(store.allowances(at(600)).unwrap(), [alice.clone()]);
+        // A newer save replaces the row.
+        let later = state("alice", None, Some(90_000), 10);
+        store
+            .save_allowances(std::slice::from_ref(&later), at(10))
+            .unwrap();
+        assert_eq!(store.allowances(at(11)).unwrap()[0], later);
+    }
+
+    #[test]
+    fn times_are_rounded_up_to_the_millisecond() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = KeyStore::open(dir.path()).unwrap();
+        store.create("alice", "user", None).unwrap();
+        let mut s = state("alice", None, None, 0);
+        s.tokens_day_full_at = Some(at(100) + chrono::Duration::nanoseconds(1));
+        store.save_allowances(&[s], at(0)).unwrap();
+        let loaded = store.allowances(at(0)).unwrap();
+        assert_eq!(
+            loaded[0].tokens_day_full_at,
+            Some(at(100) + chrono::Duration::milliseconds(1))
+        );
+    }
+
+    #[test]
+    fn stale_rows_are_deleted_when_saving() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = KeyStore::open(dir.path()).unwrap();
+        for name in ["alice", "bob", "carol", "dave"] {
+            store.create(name, "user", None).unwrap();
+        }
+        store
+            .save_allowances(
+                &[
+                    state("alice", Some(100), None, 0),
+                    state("bob", None, Some(5_000), 0),
+                    state("carol", Some(50), None, 0),
+                    state("dave", None, Some(5_000), 0),
+                ],
+                at(0),
+            )
+            .unwrap();
+        // dave's key is revoked; alice's state is saved again as full.
+        store.revoke("dave").unwrap();
+        store
+            .save_allowances(&[state("alice", Some(150), None, 200)], at(200))
+            .unwrap();
+        let rows: Vec<String> = {
+            let mut stmt = store
+                .conn
+                .prepare("SELECT name FROM allowance_state ORDER BY name")
+                .unwrap();
+            stmt.query_map([], |r| r.get(0))
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap()
+        };
+        // carol's hour was full again at 50; dave has no key any more.
+        assert_eq!(rows, ["bob"]);
+    }
+
+    #[test]
+    fn a_rotated_key_keeps_its_state_and_a_revoked_one_is_not_loaded() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = KeyStore::open(dir.path()).unwrap();
+        store.create("alice", "user", None).unwrap();
+        store.create("bob", "user", None).unwrap();
+        let alice = state("alice", None, Some(1_000), 0);
+        store
+            .save_allowances(&[alice.clone(), state("bob", None, Some(1_000), 0)], at(0))
+            .unwrap();
+        store.rotate("alice").unwrap();
+        store.revoke("bob").unwrap();
+        assert_eq!(store.allowances(at(1)).unwrap(), [alice]);
+    }
+
+    /// A keys.db as the release before allowance state wrote it.
+    fn v1_store(dir: &std::path::Path) -> std::path::PathBuf {
+        let path = dir.join(DB_FILE);
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch(crate::store::SCHEMA_V1).unwrap();
+        conn.execute(
+            "INSERT INTO keys (id, name, policy, secret_sha256, created_at) \
+             VALUES ('abcdefghijkl', 'alice', 'user', zeroblob(32), 0)",
+            [],
+        )
+        .unwrap();
+        conn.pragma_update(None, "user_version", 1).unwrap();
+        path
+    }
+
+    fn user_version(path: &std::path::Path) -> i64 {
+        rusqlite::Connection::open(path)
+            .unwrap()
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap()
+    }
+
+    #[test]
+    fn a_store_of_the_previous_release_is_upgraded_and_keeps_its_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = v1_store(dir.path());
+        let store = KeyStore::open(dir.path()).unwrap();
+        assert_eq!(user_version(&path), crate::SCHEMA_VERSION);
+        let names: Vec<String> = store.list().unwrap().into_iter().map(|k| k.name).collect();
+        assert_eq!(names, ["alice"]);
+        assert!(store.allowances(at(0)).unwrap().is_empty());
+        let s = state("alice", None, Some(1_000), 0);
+        store
+            .save_allowances(std::slice::from_ref(&s), at(0))
+            .unwrap();
+        assert_eq!(store.allowances(at(1)).unwrap(), [s]);
+    }
+
+    #[test]
+    fn a_busy_store_of_the_previous_release_is_read_at_once_and_upgraded_later() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = v1_store(dir.path());
+        // Another process in the middle of a write.
+        let writer = rusqlite::Connection::open(&path).unwrap();
+        let _: String = writer
+            .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
+            .unwrap();
+        writer.execute_batch("BEGIN IMMEDIATE").unwrap();
+        let started = std::time::Instant::now();
+        let store = KeyStore::open(dir.path()).unwrap();
+        assert_eq!(store.list().unwrap().len(), 1);
+        assert!(store.allowances(at(0)).unwrap().is_empty());
+        assert!(started.elapsed() < std::time::Duration::from_secs(2));
+        assert_eq!(user_version(&path), 1);
+        writer.execute_batch("ROLLBACK").unwrap();
+        // The first save upgrades it.
+        let s = state("alice", None, Some(1_000), 0);
+        store
+            .save_allowances(std::slice::from_ref(&s), at(0))
+            .unwrap();
+        assert_eq!(user_version(&path), crate::SCHEMA_VERSION);
+        assert_eq!(store.allowances(at(1)).unwrap(), [s]);
+    }
+}
