@@ -18,6 +18,12 @@ async fn limited(policy_toml: &str) -> Harness {
         .await
 }
 
+/// A whole-answer chat with an allowed model, as key `key`.
+async fn chat(h: &Harness, key: &str) -> Reply {
+    h.post_json("/api/chat", key, &chat_body("llama3.2", false))
+        .await
+}
+
 fn retry_after(r: &Reply) -> u64 {
     r.header("retry-after")
         .expect("a 429 says when to retry")
@@ -35,18 +41,14 @@ async fn record_with_reason(h: &Harness, reason: &str) -> Value {
 async fn the_request_rate_is_held_per_key_in_each_dialect() {
     let h = limited("max_requests_per_minute = 3\n").await;
     for i in 0..3 {
-        let r = h
-            .post_json("/api/chat", "alice", &chat_body("llama3.2", false))
-            .await;
+        let r = chat(&h, "alice").await;
         assert_eq!(r.status, 200, "request {i}: {}", r.text());
     }
     let forwarded = h.forwarded().len();
     assert_eq!(forwarded, 3);
 
     // Native dialect: Ollama's error shape.
-    let r = h
-        .post_json("/api/chat", "alice", &chat_body("llama3.2", false))
-        .await;
+    let r = chat(&h, "alice").await;
     assert_eq!(r.status, 429, "{}", r.text());
     let wait = retry_after(&r);
     assert!((1..=20).contains(&wait), "Retry-After {wait}");
@@ -83,9 +85,7 @@ async fn the_request_rate_is_held_per_key_in_each_dialect() {
 
     // Another key (another policy, no limit) is not held back by alice's use.
     for _ in 0..5 {
-        let r = h
-            .post_json("/api/chat", "root", &chat_body("llama3.2", false))
-            .await;
+        let r = chat(&h, "root").await;
         assert_eq!(r.status, 200, "{}", r.text());
     }
 
@@ -108,9 +108,7 @@ async fn an_unknown_key_is_refused_before_any_allowance_is_spent() {
         .post_json("/api/pull", "alice", &json!({"model": "llama3.2"}))
         .await;
     assert_eq!(r.status, 403, "{}", r.text());
-    let r = h
-        .post_json("/api/chat", "alice", &chat_body("llama3.2", false))
-        .await;
+    let r = chat(&h, "alice").await;
     assert_eq!(r.status, 200, "{}", r.text());
 }
 
@@ -125,9 +123,7 @@ async fn running_requests_are_limited_until_their_answers_end() {
     assert!(next_data(&mut body, T).await.unwrap().is_some());
 
     // While the stream runs, a second request of the same key is refused.
-    let r = h
-        .post_json("/api/chat", "alice", &chat_body("llama3.2", false))
-        .await;
+    let r = chat(&h, "alice").await;
     assert_eq!(r.status, 429, "{}", r.text());
     assert_eq!(retry_after(&r), 1);
     // A short wait is the SDKs' to retry after.
@@ -146,9 +142,7 @@ async fn running_requests_are_limited_until_their_answers_end() {
     })
     .await
     .expect("the stream's record");
-    let r = h
-        .post_json("/api/chat", "alice", &chat_body("llama3.2", false))
-        .await;
+    let r = chat(&h, "alice").await;
     assert_eq!(r.status, 200, "{}", r.text());
 }
 
@@ -165,9 +159,7 @@ async fn a_client_that_leaves_gives_its_place_back() {
     h.wait_audit(T, |r| r["corral"]["reason"] == "client_disconnected")
         .await
         .expect("the cancelled stream's record");
-    let r = h
-        .post_json("/api/chat", "alice", &chat_body("llama3.2", false))
-        .await;
+    let r = chat(&h, "alice").await;
     assert_eq!(r.status, 200, "{}", r.text());
 }
 
@@ -175,9 +167,7 @@ async fn a_client_that_leaves_gives_its_place_back() {
 async fn a_token_quota_is_charged_with_the_upstreams_counts() {
     // One chat costs PROMPT_TOKENS plus its completion: more than this quota.
     let h = limited("max_tokens_per_day = 10\n").await;
-    let r = h
-        .post_json("/api/chat", "alice", &chat_body("llama3.2", false))
-        .await;
+    let r = chat(&h, "alice").await;
     assert_eq!(r.status, 200, "{}", r.text());
     let first = h
         .wait_audit(T, |r| r["corral"]["decision"] == "allow")
@@ -188,9 +178,7 @@ async fn a_token_quota_is_charged_with_the_upstreams_counts() {
         "{first}"
     );
 
-    let r = h
-        .post_json("/api/chat", "alice", &chat_body("llama3.2", false))
-        .await;
+    let r = chat(&h, "alice").await;
     assert_eq!(r.status, 429, "{}", r.text());
     let msg = r.json()["error"].as_str().unwrap().to_string();
     assert!(msg.contains("10 tokens per day"), "{msg}");
@@ -202,18 +190,14 @@ async fn a_token_quota_is_charged_with_the_upstreams_counts() {
     record_with_reason(&h, "token_quota_exhausted").await;
 
     // Another key is not charged for alice's tokens.
-    let r = h
-        .post_json("/api/chat", "root", &chat_body("llama3.2", false))
-        .await;
+    let r = chat(&h, "root").await;
     assert_eq!(r.status, 200, "{}", r.text());
 }
 
 #[tokio::test]
 async fn a_rotated_key_keeps_its_count() {
     let h = limited("max_requests_per_minute = 1\n").await;
-    let r = h
-        .post_json("/api/chat", "alice", &chat_body("llama3.2", false))
-        .await;
+    let r = chat(&h, "alice").await;
     assert_eq!(r.status, 200, "{}", r.text());
     let store = corral_store::KeyStore::open(&h.data_dir).unwrap();
     let (_, secret) = store.rotate("alice").unwrap();
@@ -262,9 +246,7 @@ async fn a_stream_its_client_leaves_is_charged_for_what_it_streamed() {
         .expect("the cancelled stream's record");
     // The record keeps to the upstream's counts: it sent none.
     assert!(rec["corral"]["completion_tokens"].is_null(), "{rec}");
-    let r = h
-        .post_json("/api/chat", "alice", &chat_body("llama3.2", false))
-        .await;
+    let r = chat(&h, "alice").await;
     assert_eq!(r.status, 429, "{}", r.text());
     assert_eq!(h.forwarded().len(), 1);
 }
@@ -297,9 +279,7 @@ async fn a_request_abandoned_before_its_answer_is_charged_for_its_prompt() {
         .await
         .expect("the abandoned request's record");
     assert!(rec["corral"]["prompt_tokens"].is_null(), "{rec}");
-    let r = h
-        .post_json("/api/chat", "alice", &chat_body("llama3.2", false))
-        .await;
+    let r = chat(&h, "alice").await;
     assert_eq!(r.status, 429, "{}", r.text());
     assert_eq!(
         r.json()["error"]
@@ -318,33 +298,25 @@ async fn a_refused_request_is_not_charged_for_its_body() {
     let r = h.post_json("/api/chat", "alice", &refused).await;
     assert_eq!(r.status, 403, "{}", r.text());
     record_with_reason(&h, "cloud_denied").await;
-    let r = h
-        .post_json("/api/chat", "alice", &chat_body("llama3.2", false))
-        .await;
+    let r = chat(&h, "alice").await;
     assert_eq!(r.status, 200, "{}", r.text());
 }
 
 #[tokio::test]
 async fn a_spent_token_quota_stays_spent_across_a_restart() {
     let mut h = limited("max_tokens_per_day = 10\nmax_requests_per_minute = 100\n").await;
-    let r = h
-        .post_json("/api/chat", "alice", &chat_body("llama3.2", false))
-        .await;
+    let r = chat(&h, "alice").await;
     assert_eq!(r.status, 200, "{}", r.text());
     h.wait_audit(T, |r| r["corral"]["decision"] == "allow")
         .await
         .expect("the first request's record");
-    let r = h
-        .post_json("/api/chat", "alice", &chat_body("llama3.2", false))
-        .await;
+    let r = chat(&h, "alice").await;
     assert_eq!(r.status, 429, "{}", r.text());
     let before = retry_after(&r);
 
     // Stopped gracefully (within the 5 s between writes) and started again on the same store.
     h.restart().await;
-    let r = h
-        .post_json("/api/chat", "alice", &chat_body("llama3.2", false))
-        .await;
+    let r = chat(&h, "alice").await;
     assert_eq!(r.status, 429, "{}", r.text());
     assert_eq!(
         r.json()["error"]
