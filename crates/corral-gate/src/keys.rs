@@ -215,10 +215,16 @@ pub async fn load(store: &SharedStore) -> Result<(KeySnapshot, i64), GateError> 
 pub async fn restore_allowances(store: &SharedStore, allowances: &Allowances) {
     let at = allowances.clocks();
     match with_store(store, move |s| s.allowances(at.wall)).await {
-        Ok(saved) => {
-            allowances.restore(&saved, at);
-            if !saved.is_empty() {
-                tracing::debug!(keys = saved.len(), "saved allowance state taken up");
+        Ok(loaded) => {
+            for e in &loaded.ignored {
+                tracing::warn!(
+                    error = %e,
+                    "saved allowance state ignored; this key starts with its full allowance"
+                );
+            }
+            allowances.restore(&loaded.states, at);
+            if !loaded.states.is_empty() {
+                tracing::debug!(keys = loaded.states.len(), "saved allowance state taken up");
             }
         }
         Err(e) => tracing::warn!(

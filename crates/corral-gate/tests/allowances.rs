@@ -361,3 +361,32 @@ async fn a_spent_token_quota_stays_spent_across_a_restart() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// Spends alice's day quota of 10 and checks she is refused.
+async fn spend_alice(h: &Harness) {
+    let r = chat(h, "alice").await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    h.wait_audit(T, |r| r["corral"]["decision"] == "allow")
+        .await
+        .expect("the first request's record");
+    let r = chat(h, "alice").await;
+    assert_eq!(r.status, 429, "{}", r.text());
+}
+
+#[tokio::test]
+async fn a_saved_row_that_cannot_be_read_costs_only_its_own_key_its_state() {
+    let mut h = limited("max_tokens_per_day = 10\n").await;
+    spend_alice(&h).await;
+    h.stop().await;
+    // Another key's row edited by hand to a time no date can hold.
+    let db = rusqlite::Connection::open(h.data_dir.join(corral_store::DB_FILE)).unwrap();
+    db.execute(
+        "INSERT INTO allowance_state VALUES ('nora', NULL, NULL, 9223372036854775807, 0)",
+        [],
+    )
+    .unwrap();
+    drop(db);
+    h.start_again().await;
+    let r = chat(&h, "alice").await;
+    assert_eq!(r.status, 429, "alice's spent quota is kept: {}", r.text());
+}

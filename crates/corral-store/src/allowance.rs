@@ -9,6 +9,7 @@
 //! gate that admitted it.
 
 use chrono::{DateTime, Utc};
+use rusqlite::types::Value;
 use rusqlite::{params, Transaction, TransactionBehavior};
 
 use crate::{KeyStore, StoreError};
@@ -52,14 +53,42 @@ fn ceil_millis(t: DateTime<Utc>) -> i64 {
     }
 }
 
-fn time(name: &str, ms: i64) -> Result<DateTime<Utc>, StoreError> {
-    DateTime::from_timestamp_millis(ms).ok_or_else(|| StoreError::CorruptAllowance {
+fn corrupt(name: &str, what: &'static str) -> StoreError {
+    StoreError::CorruptAllowance {
+        name: name.to_string(),
+        what,
+    }
+}
+
+/// A column that holds a time: milliseconds since the Unix epoch, or NULL for none.
+fn opt_time(name: &str, value: Value) -> Result<Option<DateTime<Utc>>, StoreError> {
+    match value {
+        Value::Null => Ok(None),
+        Value::Integer(ms) => DateTime::from_timestamp_millis(ms)
+            .map(Some)
+            .ok_or_else(|| corrupt(name, "time out of range")),
+        _ => Err(corrupt(name, "a time that is not an integer")),
+    }
+}
+
+/// One row as read, checked: `Err` says why it is ignored.
+fn parse_row(name: &str, cols: [Value; 4]) -> Result<SavedAllowance, StoreError> {
+    let [requests, hour, day, saved_at] = cols;
+    Ok(SavedAllowance {
+        requests_full_at: opt_time(name, requests)?,
+        tokens_hour_full_at: opt_time(name, hour)?,
+        tokens_day_full_at: opt_time(name, day)?,
+        saved_at: opt_time(name, saved_at)?.ok_or_else(|| corrupt(name, "no time saved"))?,
         name: name.to_string(),
     })
 }
 
-fn opt_time(name: &str, ms: Option<i64>) -> Result<Option<DateTime<Utc>>, StoreError> {
-    ms.map(|m| time(name, m)).transpose()
+/// The saved allowance state as loaded: the rows taken, and why each row that could not be
+/// read was ignored (its key starts with its full allowance).
+#[derive(Debug, Default)]
+pub struct LoadedAllowances {
+    pub states: Vec<SavedAllowance>,
+    pub ignored: Vec<StoreError>,
 }
 
 /// Rows that mean nothing at `now` (ms): every allowance full, or no unrevoked key of the name.
@@ -69,39 +98,36 @@ const PRUNE: &str = "DELETE FROM allowance_state WHERE \
 
 impl KeyStore {
     /// The saved allowance state of names held by an unrevoked key, rows whose allowances are
-    /// all full at `now` left out. Empty for a store of an earlier release not yet upgraded.
-    pub fn allowances(&self, now: DateTime<Utc>) -> Result<Vec<SavedAllowance>, StoreError> {
+    /// all full at `now` left out. A row that cannot be read (a time out of range or not a
+    /// number, edited by hand) is ignored on its own and reported in
+    /// [`LoadedAllowances::ignored`]. Empty for a store of an earlier release not yet upgraded.
+    pub fn allowances(&self, now: DateTime<Utc>) -> Result<LoadedAllowances, StoreError> {
         let version: i64 = self
             .conn
             .query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        let mut loaded = LoadedAllowances::default();
         if version < 2 {
-            return Ok(Vec::new());
+            return Ok(loaded);
         }
         let mut stmt = self.conn.prepare_cached(
             "SELECT name, requests_tat, tokens_hour_tat, tokens_day_tat, saved_at \
              FROM allowance_state \
              WHERE name IN (SELECT name FROM keys WHERE revoked_at IS NULL) ORDER BY name",
         )?;
-        type Raw = (String, Option<i64>, Option<i64>, Option<i64>, i64);
+        type Raw = (String, [Value; 4]);
         let raw = stmt
             .query_map([], |r| -> rusqlite::Result<Raw> {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+                Ok((r.get(0)?, [r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?]))
             })?
             .collect::<Result<Vec<_>, _>>()?;
-        let mut saved = Vec::with_capacity(raw.len());
-        for (name, requests, hour, day, saved_at) in raw {
-            let row = SavedAllowance {
-                requests_full_at: opt_time(&name, requests)?,
-                tokens_hour_full_at: opt_time(&name, hour)?,
-                tokens_day_full_at: opt_time(&name, day)?,
-                saved_at: time(&name, saved_at)?,
-                name,
-            };
-            if !row.is_full_at(now) {
-                saved.push(row);
+        for (name, cols) in raw {
+            match parse_row(&name, cols) {
+                Ok(row) if !row.is_full_at(now) => loaded.states.push(row),
+                Ok(_) => {}
+                Err(e) => loaded.ignored.push(e),
             }
         }
-        Ok(saved)
+        Ok(loaded)
     }
 
     /// Writes these keys' states in one transaction (a state with every allowance full at
@@ -179,15 +205,18 @@ mod tests {
         drop(store);
 
         let store = KeyStore::open(dir.path()).unwrap();
-        assert_eq!(store.allowances(at(1)).unwrap(), [alice.clone(), bob]);
+        assert_eq!(
+            store.allowances(at(1)).unwrap().states,
+            [alice.clone(), bob]
+        );
         // Later, bob's day is full again: his row says nothing and is not loaded.
-        assert_eq!(store.allowances(at(600)).unwrap(), [alice.clone()]);
+        assert_eq!(store.allowances(at(600)).unwrap().states, [alice.clone()]);
         // A newer save replaces the row.
         let later = state("alice", None, Some(90_000), 10);
         store
             .save_allowances(std::slice::from_ref(&later), at(10))
             .unwrap();
-        assert_eq!(store.allowances(at(11)).unwrap()[0], later);
+        assert_eq!(store.allowances(at(11)).unwrap().states[0], later);
     }
 
     #[test]
@@ -198,7 +227,7 @@ mod tests {
         let mut s = state("alice", None, None, 0);
         s.tokens_day_full_at = Some(at(100) + chrono::Duration::nanoseconds(1));
         store.save_allowances(&[s], at(0)).unwrap();
-        let loaded = store.allowances(at(0)).unwrap();
+        let loaded = store.allowances(at(0)).unwrap().states;
         assert_eq!(
             loaded[0].tokens_day_full_at,
             Some(at(100) + chrono::Duration::milliseconds(1))
@@ -254,7 +283,37 @@ mod tests {
             .unwrap();
         store.rotate("alice").unwrap();
         store.revoke("bob").unwrap();
-        assert_eq!(store.allowances(at(1)).unwrap(), [alice]);
+        assert_eq!(store.allowances(at(1)).unwrap().states, [alice]);
+    }
+
+    #[test]
+    fn a_row_that_cannot_be_read_is_ignored_on_its_own() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = KeyStore::open(dir.path()).unwrap();
+        for name in ["alice", "bob", "carol"] {
+            store.create(name, "user", None).unwrap();
+        }
+        let bob = state("bob", None, Some(1_000), 0);
+        store
+            .save_allowances(std::slice::from_ref(&bob), at(0))
+            .unwrap();
+        // Hand-edited rows: a time past what a date can hold, and a negative one (1969: full).
+        store
+            .conn
+            .execute_batch(
+                "INSERT INTO allowance_state VALUES ('alice', NULL, NULL, 9223372036854775807, 0);
+                 INSERT INTO allowance_state VALUES ('carol', -5, -1, NULL, -9223372036854775808);",
+            )
+            .unwrap();
+        let loaded = store.allowances(at(1)).unwrap();
+        assert_eq!(loaded.states, [bob]);
+        let ignored: Vec<String> = loaded.ignored.iter().map(|e| e.to_string()).collect();
+        assert_eq!(ignored.len(), 2, "{ignored:?}");
+        assert!(
+            ignored[0].contains("\"alice\": time out of range"),
+            "{ignored:?}"
+        );
+        assert!(ignored[1].contains("\"carol\""), "{ignored:?}");
     }
 
     /// A keys.db as the release before allowance state wrote it.
@@ -287,12 +346,12 @@ mod tests {
         assert_eq!(user_version(&path), crate::SCHEMA_VERSION);
         let names: Vec<String> = store.list().unwrap().into_iter().map(|k| k.name).collect();
         assert_eq!(names, ["alice"]);
-        assert!(store.allowances(at(0)).unwrap().is_empty());
+        assert!(store.allowances(at(0)).unwrap().states.is_empty());
         let s = state("alice", None, Some(1_000), 0);
         store
             .save_allowances(std::slice::from_ref(&s), at(0))
             .unwrap();
-        assert_eq!(store.allowances(at(1)).unwrap(), [s]);
+        assert_eq!(store.allowances(at(1)).unwrap().states, [s]);
     }
 
     #[test]
@@ -308,7 +367,7 @@ mod tests {
         let started = std::time::Instant::now();
         let store = KeyStore::open(dir.path()).unwrap();
         assert_eq!(store.list().unwrap().len(), 1);
-        assert!(store.allowances(at(0)).unwrap().is_empty());
+        assert!(store.allowances(at(0)).unwrap().states.is_empty());
         assert!(started.elapsed() < std::time::Duration::from_secs(2));
         assert_eq!(user_version(&path), 1);
         writer.execute_batch("ROLLBACK").unwrap();
@@ -318,6 +377,6 @@ mod tests {
             .save_allowances(std::slice::from_ref(&s), at(0))
             .unwrap();
         assert_eq!(user_version(&path), crate::SCHEMA_VERSION);
-        assert_eq!(store.allowances(at(1)).unwrap(), [s]);
+        assert_eq!(store.allowances(at(1)).unwrap().states, [s]);
     }
 }

@@ -66,8 +66,8 @@ pub enum StoreError {
     ForeignDatabase { path: PathBuf },
     #[error("key database: corrupt row for key {id:?}: {what}")]
     CorruptRow { id: String, what: &'static str },
-    #[error("key database: corrupt allowance state for key name {name:?}: time out of range")]
-    CorruptAllowance { name: String },
+    #[error("key database: corrupt allowance state for key name {name:?}: {what}")]
+    CorruptAllowance { name: String, what: &'static str },
     /// Another process held the database's write lock for longer than the store waits.
     #[error(
         "key database: another process kept it locked for more than {secs} s (another `corral keys` \

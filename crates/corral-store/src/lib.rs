@@ -26,7 +26,7 @@ mod key;
 mod snapshot;
 mod store;
 
-pub use allowance::SavedAllowance;
+pub use allowance::{LoadedAllowances, SavedAllowance};
 pub use error::StoreError;
 pub use key::{
     shown_arg, valid_name as is_valid_name, Secret, ID_LEN, KEY_LEN, KEY_PREFIX, SECRET_LEN,

@@ -261,6 +261,12 @@ impl Harness {
     /// audit log and upstream (at a new address).
     pub async fn restart(&mut self) {
         self.stop().await;
+        self.start_again().await;
+    }
+
+    /// Starts another gate after [`Harness::stop`], as configured now (see
+    /// [`Harness::set_config`]), on the same key store, audit log and upstream.
+    pub async fn start_again(&mut self) {
         let upstream = self
             .builder
             .upstream
@@ -274,6 +280,11 @@ impl Harness {
         self.shutdown = Some(shutdown);
         self.gate = Some(gate);
         self.audit = Some(audit);
+    }
+
+    /// The configuration the next [`Harness::start_again`] (or restart) uses.
+    pub fn set_config(&mut self, toml: &str) {
+        self.builder.config = Some(toml.to_string());
     }
 
     /// [`Harness::stop`], returning how the audit writer ended instead of requiring success.
