@@ -24,6 +24,7 @@ use crate::reply::Failure;
 
 /// Keys remembered before idle ones are forgotten.
 const FORGET_ABOVE: usize = 1024;
+const MINUTE: Duration = Duration::from_secs(60);
 const HOUR: Duration = Duration::from_secs(3600);
 const DAY: Duration = Duration::from_secs(24 * 3600);
 
@@ -50,6 +51,80 @@ pub struct Tats {
     pub requests: u64,
     pub tokens_hour: u64,
     pub tokens_day: u64,
+    /// The limits the times were counted under; 0 where not known (taken as the current).
+    pub quotas: Quotas,
+}
+
+/// A requests-per-minute limit and two token quotas, each 0 where not known or not set.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Quotas {
+    pub requests: u64,
+    pub tokens_hour: u64,
+    pub tokens_day: u64,
+}
+
+/// One allowance of a policy: its limit and the rate it makes.
+#[derive(Debug, Clone, Copy)]
+struct Limit {
+    amount: u64,
+    rate: Rate,
+}
+
+impl Limit {
+    fn new(amount: Option<u64>, period: Duration) -> Option<Limit> {
+        let amount = amount?;
+        Some(Limit {
+            amount,
+            rate: Rate::new(amount, period)?,
+        })
+    }
+}
+
+/// A state counted under limit `*quota` (0: not known), as the same units spent under
+/// `limit`: what was spent counts against a limit raised or lowered since, not its share of
+/// the old one. The state is then `limit`'s.
+fn rebase(tat: &mut u64, quota: &mut u64, limit: Option<Limit>, period: Duration, now: u64) {
+    let Some(limit) = limit else { return };
+    if *quota != 0 && *quota != limit.amount {
+        if let Some(old) = Rate::new(*quota, period) {
+            *tat = limit.rate.rescale(*tat, now, &old);
+        }
+    }
+    *quota = limit.amount;
+}
+
+impl Tats {
+    /// These times on the policy's limits (see [`rebase`]); those the policy does not set are
+    /// left as they are.
+    fn rebase(
+        &mut self,
+        requests: Option<Limit>,
+        hour: Option<Limit>,
+        day: Option<Limit>,
+        now: u64,
+    ) {
+        rebase(
+            &mut self.requests,
+            &mut self.quotas.requests,
+            requests,
+            MINUTE,
+            now,
+        );
+        rebase(
+            &mut self.tokens_hour,
+            &mut self.quotas.tokens_hour,
+            hour,
+            HOUR,
+            now,
+        );
+        rebase(
+            &mut self.tokens_day,
+            &mut self.quotas.tokens_day,
+            day,
+            DAY,
+            now,
+        );
+    }
 }
 
 /// Why a request was refused.
@@ -105,8 +180,8 @@ impl Exceeded {
 pub struct Permit {
     state: Arc<KeyState>,
     epoch: Instant,
-    tokens_hour: Option<Rate>,
-    tokens_day: Option<Rate>,
+    tokens_hour: Option<Limit>,
+    tokens_day: Option<Limit>,
     counted: bool,
 }
 
@@ -117,11 +192,12 @@ impl Permit {
         if tokens > 0 && (self.tokens_hour.is_some() || self.tokens_day.is_some()) {
             let now = nanos_since(self.epoch);
             let mut tats = lock(&self.state.tats);
-            if let Some(r) = self.tokens_hour {
-                tats.tokens_hour = r.charge(tats.tokens_hour, now, tokens);
+            tats.rebase(None, self.tokens_hour, self.tokens_day, now);
+            if let Some(l) = self.tokens_hour {
+                tats.tokens_hour = l.rate.charge(tats.tokens_hour, now, tokens);
             }
-            if let Some(r) = self.tokens_day {
-                tats.tokens_day = r.charge(tats.tokens_day, now, tokens);
+            if let Some(l) = self.tokens_day {
+                tats.tokens_day = l.rate.charge(tats.tokens_day, now, tokens);
             }
             self.state.changed.store(true, Ordering::Release);
         }
@@ -164,12 +240,14 @@ impl Allowances {
         if !policy.has_allowances() {
             return Ok(None);
         }
-        let requests = policy.max_requests_per_minute.and_then(Rate::per_minute);
-        let tokens_hour = policy.max_tokens_per_hour.and_then(|n| Rate::new(n, HOUR));
-        let tokens_day = policy.max_tokens_per_day.and_then(|n| Rate::new(n, DAY));
+        let requests = Limit::new(policy.max_requests_per_minute, MINUTE);
+        let tokens_hour = Limit::new(policy.max_tokens_per_hour, HOUR);
+        let tokens_day = Limit::new(policy.max_tokens_per_day, DAY);
         let now = nanos_since(self.epoch);
         let state = self.state(name, now);
         let mut tats = lock(&state.tats);
+        // The same state on this policy's limits: a change that needs no saving.
+        tats.rebase(requests, tokens_hour, tokens_day, now);
         // Every check before any change: a refused request costs nothing.
         if let Some(max) = policy.max_concurrent_requests {
             if state.running.load(Ordering::Acquire) >= max {
@@ -177,8 +255,9 @@ impl Allowances {
             }
         }
         let next_requests = match (requests, policy.max_requests_per_minute) {
-            (Some(r), Some(per_minute)) => Some(
-                r.admit(tats.requests, now)
+            (Some(l), Some(per_minute)) => Some(
+                l.rate
+                    .admit(tats.requests, now)
                     .map_err(|wait| Exceeded::Rate { per_minute, wait })?,
             ),
             _ => None,
@@ -197,8 +276,9 @@ impl Allowances {
                 "day",
             ),
         ] {
-            if let (Some(r), Some(quota)) = (r, quota) {
-                r.has_room(tat, now)
+            if let (Some(l), Some(quota)) = (r, quota) {
+                l.rate
+                    .has_room(tat, now)
                     .map_err(|wait| Exceeded::Tokens { quota, per, wait })?;
             }
         }
@@ -449,6 +529,22 @@ mod tests {
         ));
         assert!(b.admit("j", &p).is_ok());
         assert!(b.take_changed(b.clocks()).iter().all(|s| s.name == "j"));
+    }
+
+    #[test]
+    fn a_changed_limit_is_charged_what_was_spent_not_its_share() {
+        let a = Allowances::new();
+        let ten = policy(|p| p.max_tokens_per_day = Some(10));
+        a.admit("k", &ten).unwrap().unwrap().settle(30);
+        assert!(a.admit("k", &ten).is_err());
+        // 30 spent: plenty left of a million.
+        let million = policy(|p| p.max_tokens_per_day = Some(1_000_000));
+        a.admit("k", &million).unwrap().unwrap().settle(30);
+        // 60 spent: still 20 over ten a day, as the gate that saved it would say.
+        let Err(Exceeded::Tokens { wait, .. }) = a.admit("k", &ten) else {
+            panic!("refused under ten a day")
+        };
+        assert!(wait > Duration::from_secs(2 * 86_400 - 60), "{wait:?}");
     }
 
     #[test]

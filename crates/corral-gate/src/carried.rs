@@ -14,7 +14,7 @@
 use chrono::{DateTime, Utc};
 use corral_store::SavedAllowance;
 
-use crate::allowances::Tats;
+use crate::allowances::{Quotas, Tats};
 
 /// Both clocks read at one moment: the gate's (nanoseconds since its start) and the wall clock.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,6 +39,9 @@ pub fn to_saved(name: String, tats: Tats, at: Clocks) -> SavedAllowance {
         requests_full_at: wall(tats.requests),
         tokens_hour_full_at: wall(tats.tokens_hour),
         tokens_day_full_at: wall(tats.tokens_day),
+        requests_quota: known(tats.quotas.requests),
+        tokens_hour_quota: known(tats.quotas.tokens_hour),
+        tokens_day_quota: known(tats.quotas.tokens_day),
         saved_at: at.wall,
     }
 }
@@ -62,7 +65,17 @@ pub fn from_saved(saved: &SavedAllowance, at: Clocks) -> Tats {
         requests: tat(saved.requests_full_at),
         tokens_hour: tat(saved.tokens_hour_full_at),
         tokens_day: tat(saved.tokens_day_full_at),
+        quotas: Quotas {
+            requests: saved.requests_quota.unwrap_or(0),
+            tokens_hour: saved.tokens_hour_quota.unwrap_or(0),
+            tokens_day: saved.tokens_day_quota.unwrap_or(0),
+        },
     }
+}
+
+/// A limit as the store keeps it: `None` for not known (0).
+fn known(quota: u64) -> Option<u64> {
+    (quota != 0).then_some(quota)
 }
 
 #[cfg(test)]
@@ -89,6 +102,7 @@ mod tests {
             requests,
             tokens_hour: hour,
             tokens_day: day,
+            quotas: Quotas::default(),
         }
     }
 
@@ -134,6 +148,18 @@ mod tests {
     fn a_clock_stepped_forwards_refills() {
         let s = to_saved("k".into(), tats(0, 0, 1_100 * SEC), clocks(100, 0));
         assert_eq!(from_saved(&s, clocks(1, 86_400)), tats(0, 0, 0));
+    }
+
+    #[test]
+    fn the_limits_the_times_were_counted_under_go_with_them() {
+        let mut t = tats(0, 0, 5_000 * SEC);
+        t.quotas.tokens_day = 10;
+        let s = to_saved("k".into(), t, clocks(100, 0));
+        assert_eq!(
+            (s.requests_quota, s.tokens_hour_quota, s.tokens_day_quota),
+            (None, None, Some(10))
+        );
+        assert_eq!(from_saved(&s, clocks(1, 0)).quotas, t.quotas);
     }
 
     #[test]

@@ -381,7 +381,7 @@ async fn a_saved_row_that_cannot_be_read_costs_only_its_own_key_its_state() {
     // Another key's row edited by hand to a time no date can hold.
     let db = rusqlite::Connection::open(h.data_dir.join(corral_store::DB_FILE)).unwrap();
     db.execute(
-        "INSERT INTO allowance_state VALUES ('nora', NULL, NULL, 9223372036854775807, 0)",
+        "INSERT INTO allowance_state VALUES ('nora', NULL, NULL, 9223372036854775807, 0, NULL, NULL, NULL)",
         [],
     )
     .unwrap();
@@ -389,4 +389,30 @@ async fn a_saved_row_that_cannot_be_read_costs_only_its_own_key_its_state() {
     h.start_again().await;
     let r = chat(&h, "alice").await;
     assert_eq!(r.status, 429, "alice's spent quota is kept: {}", r.text());
+}
+#[tokio::test]
+async fn a_limit_raised_across_a_restart_counts_what_was_spent_against_the_new_one() {
+    let mut h = limited("max_tokens_per_day = 10\n").await;
+    spend_alice(&h).await;
+    // The operator raises the quota: what alice spent (a few tokens) is far below it.
+    h.set_config("[policies.user]\nmax_tokens_per_day = 1000000\n");
+    h.restart().await;
+    let r = chat(&h, "alice").await;
+    assert_eq!(r.status, 200, "{}", r.text());
+}
+
+#[tokio::test]
+async fn a_limit_lowered_across_a_restart_counts_what_was_spent_against_the_new_one() {
+    let mut h = limited("max_tokens_per_day = 1000000\n").await;
+    let r = chat(&h, "alice").await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    h.wait_audit(T, |r| r["corral"]["decision"] == "allow")
+        .await
+        .expect("the first request's record");
+    // Lowered below what alice already spent today: she has nothing left.
+    h.set_config("[policies.user]\nmax_tokens_per_day = 10\n");
+    h.restart().await;
+    let r = chat(&h, "alice").await;
+    assert_eq!(r.status, 429, "{}", r.text());
+    assert!(retry_after(&r) > 3_600, "{}", retry_after(&r));
 }

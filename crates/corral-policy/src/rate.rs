@@ -69,6 +69,18 @@ impl Rate {
         Ok(self.charge(tat, now, 1))
     }
 
+    /// State `tat`, kept under rate `from`, as the same number of units spent under this
+    /// rate at `now`: what was spent counts against a limit raised or lowered since. Rounded
+    /// up, so the result is never fuller than the state.
+    pub fn rescale(&self, tat: u64, now: u64, from: &Rate) -> u64 {
+        let ahead = u128::from(tat.saturating_sub(now));
+        if ahead == 0 || self.interval == from.interval {
+            return tat;
+        }
+        let scaled = (ahead * u128::from(self.interval)).div_ceil(u128::from(from.interval));
+        now.saturating_add(u64::try_from(scaled).unwrap_or(u64::MAX))
+    }
+
     /// Whether state `tat` means nothing at `now`: the allowance is full, so forgetting the
     /// key changes no answer.
     pub fn is_idle(tat: u64, now: u64) -> bool {
@@ -101,6 +113,28 @@ mod tests {
                 Err(_) => false,
             })
             .collect()
+    }
+
+    #[test]
+    fn a_state_rescaled_to_another_rate_keeps_the_units_spent() {
+        let ten = Rate::new(10, Duration::from_secs(3600)).unwrap();
+        let thousand = Rate::new(1000, Duration::from_secs(3600)).unwrap();
+        let now = 100 * SEC;
+        // 30 units spent under 10 an hour: three hours ahead.
+        let tat = ten.charge(0, now, 30);
+        assert_eq!(tat, now + 3 * 3600 * SEC);
+        let raised = thousand.rescale(tat, now, &ten);
+        assert_eq!(raised, thousand.charge(0, now, 30));
+        assert!(thousand.has_room(raised, now).is_ok());
+        // And back: the same 30 units.
+        assert_eq!(ten.rescale(raised, now, &thousand), tat);
+        // A full allowance stays full, and the same rate changes nothing.
+        assert_eq!(thousand.rescale(now - 1, now, &ten), now - 1);
+        assert_eq!(ten.rescale(tat, now, &ten), tat);
+        // No overflow at the extremes.
+        let slow = Rate::new(1, Duration::from_secs(86_400)).unwrap();
+        let fast = Rate::per_minute(u64::MAX).unwrap();
+        assert_eq!(slow.rescale(u64::MAX, 0, &fast), u64::MAX);
     }
 
     #[test]

@@ -23,6 +23,11 @@ pub struct SavedAllowance {
     pub requests_full_at: Option<DateTime<Utc>>,
     pub tokens_hour_full_at: Option<DateTime<Utc>>,
     pub tokens_day_full_at: Option<DateTime<Utc>>,
+    /// The limit each time above was counted under (requests per minute, tokens per hour,
+    /// tokens per day); `None` when not known (saved by an earlier build).
+    pub requests_quota: Option<u64>,
+    pub tokens_hour_quota: Option<u64>,
+    pub tokens_day_quota: Option<u64>,
     /// When the state was saved: a clock that reads earlier than this at load time stepped
     /// backwards in between.
     pub saved_at: DateTime<Utc>,
@@ -71,13 +76,33 @@ fn opt_time(name: &str, value: Value) -> Result<Option<DateTime<Utc>>, StoreErro
     }
 }
 
+/// A column that holds a limit: a positive integer, or NULL when not known.
+fn opt_quota(name: &str, value: Value) -> Result<Option<u64>, StoreError> {
+    match value {
+        Value::Null => Ok(None),
+        Value::Integer(n) => u64::try_from(n)
+            .ok()
+            .filter(|&n| n > 0)
+            .map(Some)
+            .ok_or_else(|| corrupt(name, "a limit that is not a positive integer")),
+        _ => Err(corrupt(name, "a limit that is not an integer")),
+    }
+}
+
+fn quota_value(quota: Option<u64>) -> Option<i64> {
+    quota.map(|q| i64::try_from(q).unwrap_or(i64::MAX))
+}
+
 /// One row as read, checked: `Err` says why it is ignored.
-fn parse_row(name: &str, cols: [Value; 4]) -> Result<SavedAllowance, StoreError> {
-    let [requests, hour, day, saved_at] = cols;
+fn parse_row(name: &str, cols: [Value; 7]) -> Result<SavedAllowance, StoreError> {
+    let [requests, hour, day, saved_at, requests_quota, hour_quota, day_quota] = cols;
     Ok(SavedAllowance {
         requests_full_at: opt_time(name, requests)?,
         tokens_hour_full_at: opt_time(name, hour)?,
         tokens_day_full_at: opt_time(name, day)?,
+        requests_quota: opt_quota(name, requests_quota)?,
+        tokens_hour_quota: opt_quota(name, hour_quota)?,
+        tokens_day_quota: opt_quota(name, day_quota)?,
         saved_at: opt_time(name, saved_at)?.ok_or_else(|| corrupt(name, "no time saved"))?,
         name: name.to_string(),
     })
@@ -106,18 +131,27 @@ impl KeyStore {
             .conn
             .query_row("PRAGMA user_version", [], |r| r.get(0))?;
         let mut loaded = LoadedAllowances::default();
-        if version < 2 {
+        if version < crate::SCHEMA_VERSION {
             return Ok(loaded);
         }
         let mut stmt = self.conn.prepare_cached(
-            "SELECT name, requests_tat, tokens_hour_tat, tokens_day_tat, saved_at \
-             FROM allowance_state \
+            "SELECT name, requests_tat, tokens_hour_tat, tokens_day_tat, saved_at, \
+             requests_quota, tokens_hour_quota, tokens_day_quota FROM allowance_state \
              WHERE name IN (SELECT name FROM keys WHERE revoked_at IS NULL) ORDER BY name",
         )?;
-        type Raw = (String, [Value; 4]);
+        type Raw = (String, [Value; 7]);
         let raw = stmt
             .query_map([], |r| -> rusqlite::Result<Raw> {
-                Ok((r.get(0)?, [r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?]))
+                let cols = [
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                    r.get(5)?,
+                    r.get(6)?,
+                    r.get(7)?,
+                ];
+                Ok((r.get(0)?, cols))
             })?
             .collect::<Result<Vec<_>, _>>()?;
         for (name, cols) in raw {
@@ -142,11 +176,12 @@ impl KeyStore {
         let tx = Transaction::new_unchecked(&self.conn, TransactionBehavior::Immediate)?;
         {
             let mut upsert = tx.prepare_cached(
-                "INSERT INTO allowance_state \
-                 (name, requests_tat, tokens_hour_tat, tokens_day_tat, saved_at) \
-                 VALUES (?1, ?2, ?3, ?4, ?5) \
+                "INSERT INTO allowance_state (name, requests_tat, tokens_hour_tat, \
+                 tokens_day_tat, saved_at, requests_quota, tokens_hour_quota, tokens_day_quota) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) \
                  ON CONFLICT(name) DO UPDATE SET requests_tat = ?2, tokens_hour_tat = ?3, \
-                 tokens_day_tat = ?4, saved_at = ?5",
+                 tokens_day_tat = ?4, saved_at = ?5, requests_quota = ?6, \
+                 tokens_hour_quota = ?7, tokens_day_quota = ?8",
             )?;
             let mut delete = tx.prepare_cached("DELETE FROM allowance_state WHERE name = ?1")?;
             for s in states {
@@ -159,6 +194,9 @@ impl KeyStore {
                         s.tokens_hour_full_at.map(ceil_millis),
                         s.tokens_day_full_at.map(ceil_millis),
                         s.saved_at.timestamp_millis(),
+                        quota_value(s.requests_quota),
+                        quota_value(s.tokens_hour_quota),
+                        quota_value(s.tokens_day_quota),
                     ])?;
                 }
             }
@@ -186,6 +224,9 @@ mod tests {
             requests_full_at: None,
             tokens_hour_full_at: hour.map(at),
             tokens_day_full_at: day.map(at),
+            requests_quota: None,
+            tokens_hour_quota: hour.map(|_| 100),
+            tokens_day_quota: day.map(|_| 1_000),
             saved_at: at(saved),
         }
     }
@@ -301,8 +342,8 @@ mod tests {
         store
             .conn
             .execute_batch(
-                "INSERT INTO allowance_state VALUES ('alice', NULL, NULL, 9223372036854775807, 0);
-                 INSERT INTO allowance_state VALUES ('carol', -5, -1, NULL, -9223372036854775808);",
+                "INSERT INTO allowance_state VALUES ('alice', NULL, NULL, 9223372036854775807, 0, NULL, NULL, NULL);
+                 INSERT INTO allowance_state VALUES ('carol', -5, -1, NULL, 0, NULL, NULL, -3);",
             )
             .unwrap();
         let loaded = store.allowances(at(1)).unwrap();
@@ -352,6 +393,27 @@ mod tests {
             .save_allowances(std::slice::from_ref(&s), at(0))
             .unwrap();
         assert_eq!(store.allowances(at(1)).unwrap().states, [s]);
+    }
+
+    #[test]
+    fn a_store_of_version_2_is_upgraded_and_its_rows_loaded_without_their_limits() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = v1_store(dir.path());
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch(crate::store::SCHEMA_V2).unwrap();
+        let full_at = at(1_000).timestamp_millis();
+        conn.execute(
+            "INSERT INTO allowance_state VALUES ('alice', NULL, NULL, ?1, 0)",
+            [full_at],
+        )
+        .unwrap();
+        conn.pragma_update(None, "user_version", 2).unwrap();
+        drop(conn);
+        let store = KeyStore::open(dir.path()).unwrap();
+        assert_eq!(user_version(&path), crate::SCHEMA_VERSION);
+        let mut expected = state("alice", None, Some(1_000), -1_900_000_000);
+        expected.tokens_day_quota = None;
+        assert_eq!(store.allowances(at(1)).unwrap().states, [expected]);
     }
 
     #[test]

@@ -19,7 +19,7 @@ use crate::{KeyEntry, StoreError};
 /// File name of the database inside the data directory.
 pub const DB_FILE: &str = "keys.db";
 /// Schema version recorded in `PRAGMA user_version`.
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 /// How long a writer waits for another process's lock before failing.
 pub(crate) const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -42,7 +42,7 @@ CREATE UNIQUE INDEX keys_active_name ON keys(name) WHERE revoked_at IS NULL;
 ";
 
 /// Version 2: the gate's allowance state, kept across restarts (see [`crate::allowance`]).
-const SCHEMA_V2: &str = "
+pub(crate) const SCHEMA_V2: &str = "
 CREATE TABLE allowance_state (
     name            TEXT PRIMARY KEY NOT NULL,
     requests_tat    INTEGER,
@@ -50,6 +50,14 @@ CREATE TABLE allowance_state (
     tokens_day_tat  INTEGER,
     saved_at        INTEGER NOT NULL
 ) STRICT;
+";
+
+/// Version 3: the limit each saved allowance time was counted under, so that a limit changed
+/// across a restart is charged what was spent, not the share of the old one.
+const SCHEMA_V3: &str = "
+ALTER TABLE allowance_state ADD COLUMN requests_quota INTEGER;
+ALTER TABLE allowance_state ADD COLUMN tokens_hour_quota INTEGER;
+ALTER TABLE allowance_state ADD COLUMN tokens_day_quota INTEGER;
 ";
 
 const COLUMNS: &str =
@@ -395,6 +403,9 @@ impl KeyStore {
         }
         if version < 2 {
             tx.execute_batch(SCHEMA_V2)?;
+        }
+        if version < 3 {
+            tx.execute_batch(SCHEMA_V3)?;
         }
         if version < SCHEMA_VERSION {
             tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;

@@ -1185,7 +1185,7 @@ fn keys_work_on_a_store_of_the_previous_release_and_upgrade_it() {
     let version: i64 = conn
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 2);
+    assert_eq!(version, corral_store::SCHEMA_VERSION);
     let saved: i64 = conn
         .query_row("SELECT count(*) FROM allowance_state", [], |r| r.get(0))
         .unwrap();
