@@ -324,12 +324,16 @@ impl Allowances {
         }
     }
 
-    /// Takes up states saved by an earlier gate (before any request is admitted).
+    /// Takes up states saved by an earlier gate (before any request is admitted). They are
+    /// marked changed, so that the next write saves them on the wall clock as it reads now: a
+    /// row saved under a clock since set back would otherwise be taken up afresh by every
+    /// later gate, its time refilled while this one ran never counted.
     pub fn restore(&self, saved: &[SavedAllowance], at: Clocks) {
         let mut keys = lock(&self.keys);
         for s in saved {
             let state = KeyState {
                 tats: Mutex::new(carried::from_saved(s, at)),
+                changed: AtomicBool::new(true),
                 ..KeyState::default()
             };
             keys.insert(s.name.clone(), Arc::new(state));
@@ -528,7 +532,44 @@ mod tests {
             Err(Exceeded::Tokens { per: "day", .. })
         ));
         assert!(b.admit("j", &p).is_ok());
-        assert!(b.take_changed(b.clocks()).iter().all(|s| s.name == "j"));
+        let mut names: Vec<String> = b
+            .take_changed(b.clocks())
+            .into_iter()
+            .map(|s| s.name)
+            .collect();
+        names.sort();
+        assert_eq!(names, ["k"], "taken-up states are saved again, once");
+    }
+
+    #[test]
+    fn a_state_saved_under_a_clock_since_set_back_is_saved_again_on_the_clock_now() {
+        let p = policy(|p| p.max_tokens_per_day = Some(10));
+        let a = Allowances::new();
+        let now = a.clocks();
+        // Saved while the wall clock read a year ahead: full a day after that.
+        let year = chrono::Duration::days(365);
+        let saved = SavedAllowance {
+            name: "k".into(),
+            requests_full_at: None,
+            tokens_hour_full_at: None,
+            tokens_day_full_at: Some(now.wall + year + chrono::Duration::days(1)),
+            requests_quota: None,
+            tokens_hour_quota: None,
+            tokens_day_quota: Some(10),
+            saved_at: now.wall + year,
+        };
+        a.restore(std::slice::from_ref(&saved), now);
+        assert!(a.admit("k", &p).is_err());
+        // Written again as full a day from now, not a year and a day: the next gate does not
+        // take the day up again after this one has waited it out.
+        let again = a.take_changed(a.clocks());
+        assert_eq!(again.len(), 1);
+        let full_at = again[0].tokens_day_full_at.unwrap();
+        assert!(
+            full_at <= chrono::Utc::now() + chrono::Duration::days(1),
+            "{full_at}"
+        );
+        assert!(again[0].saved_at < now.wall + chrono::Duration::minutes(1));
     }
 
     #[test]
