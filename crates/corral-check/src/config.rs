@@ -14,13 +14,20 @@ pub enum HostBind {
 }
 
 /// Where `OLLAMA_HOST` makes Ollama listen, following Ollama's own parsing (quotes trimmed,
-/// optional scheme, empty host = all interfaces, unparsable port = default port).
+/// optional scheme, empty host = all interfaces, unparsable port = default port). The port is
+/// `None` when Ollama's own default applies; an `http://` or `https://` value without a
+/// (readable) port listens on 80 or 443.
 pub fn parse_ollama_host(value: &str) -> (HostBind, Option<u16>) {
     let s = value.trim().trim_matches(|c| c == '"' || c == '\'');
-    let hostport = s.split_once("://").map_or(s, |(_, rest)| rest);
+    let (scheme_port, hostport) = match s.split_once("://") {
+        Some(("http", rest)) => (Some(80), rest),
+        Some(("https", rest)) => (Some(443), rest),
+        Some((_, rest)) => (None, rest),
+        None => (None, s),
+    };
     let hostport = hostport.split('/').next().unwrap_or_default();
     let (host, port) = split_host_port(hostport);
-    let port = port.and_then(|p| p.parse::<u16>().ok());
+    let port = port.and_then(|p| p.parse::<u16>().ok()).or(scheme_port);
     let bind = if host.is_empty() {
         if hostport.is_empty() {
             HostBind::Loopback // unset or empty: the default 127.0.0.1
@@ -231,6 +238,14 @@ mod tests {
                 None,
             ),
             ("myhost:99", HostBind::Name("myhost".into()), Some(99)),
+            // Without a port, http:// and https:// URLs listen on their scheme's port, as in
+            // Ollama's `envconfig.Host()`; an unreadable port falls back to it too.
+            ("http://0.0.0.0", HostBind::Wildcard, Some(80)),
+            ("https://0.0.0.0/", HostBind::Wildcard, Some(443)),
+            ("http://[::]", HostBind::Wildcard, Some(80)),
+            ("http://0.0.0.0:abc", HostBind::Wildcard, Some(80)),
+            ("HTTP://0.0.0.0", HostBind::Wildcard, None),
+            ("tcp://0.0.0.0", HostBind::Wildcard, None),
         ];
         for (v, bind, port) in cases {
             assert_eq!(parse_ollama_host(v), (bind.clone(), *port), "{v}");
@@ -301,6 +316,23 @@ mod tests {
             .contains("systemctl daemon-reload && systemctl restart ollama"));
         assert_eq!(f[1].id, "config.origins");
         assert!(f[1].remediation.contains("line 4 of /etc/environment"));
+    }
+
+    #[test]
+    fn the_fix_keeps_the_port_a_url_listens_on() {
+        let at = |v: &str| {
+            let s = set(
+                "OLLAMA_HOST",
+                v,
+                SourceKind::EtcEnvironment,
+                Some("/etc/environment"),
+                Some(1),
+            );
+            findings(&[s], 11434, false)[0].remediation.clone()
+        };
+        assert!(at("http://0.0.0.0").contains("`OLLAMA_HOST=127.0.0.1:80`"));
+        assert!(at("https://0.0.0.0").contains("`OLLAMA_HOST=127.0.0.1:443`"));
+        assert!(at("0.0.0.0").contains("`OLLAMA_HOST=127.0.0.1:11434`"));
     }
 
     #[test]
