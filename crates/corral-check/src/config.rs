@@ -18,7 +18,7 @@ pub enum HostBind {
 /// `None` when Ollama's own default applies; an `http://` or `https://` value without a
 /// (readable) port listens on 80 or 443.
 pub fn parse_ollama_host(value: &str) -> (HostBind, Option<u16>) {
-    let s = value.trim().trim_matches(|c| c == '"' || c == '\'');
+    let s = value.trim().trim_matches(|c| c == '"' || c == '\'').trim();
     let (scheme_port, hostport) = match s.split_once("://") {
         Some(("http", rest)) => (Some(80), rest),
         Some(("https", rest)) => (Some(443), rest),
@@ -37,7 +37,7 @@ pub fn parse_ollama_host(value: &str) -> (HostBind, Option<u16>) {
     } else if host.eq_ignore_ascii_case("localhost") {
         HostBind::Loopback
     } else {
-        match host.parse::<IpAddr>() {
+        match host.parse::<IpAddr>().map(|ip| ip.to_canonical()) {
             Ok(ip) if ip.is_unspecified() => HostBind::Wildcard,
             Ok(ip) if ip.is_loopback() => HostBind::Loopback,
             Ok(ip) => HostBind::Address(ip),
@@ -246,6 +246,17 @@ mod tests {
             ("http://0.0.0.0:abc", HostBind::Wildcard, Some(80)),
             ("HTTP://0.0.0.0", HostBind::Wildcard, None),
             ("tcp://0.0.0.0", HostBind::Wildcard, None),
+            // An IPv4-mapped address is the IPv4 address to Go's listener.
+            ("::ffff:127.0.0.1", HostBind::Loopback, None),
+            ("[::ffff:127.0.0.1]:11434", HostBind::Loopback, Some(11434)),
+            ("[::ffff:0.0.0.0]:11434", HostBind::Wildcard, Some(11434)),
+            (
+                "::ffff:192.168.1.5",
+                HostBind::Address("192.168.1.5".parse().unwrap()),
+                None,
+            ),
+            // Spaces inside the quotes go too.
+            ("\" 0.0.0.0 \"", HostBind::Wildcard, None),
         ];
         for (v, bind, port) in cases {
             assert_eq!(parse_ollama_host(v), (bind.clone(), *port), "{v}");
