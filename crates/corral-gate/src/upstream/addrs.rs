@@ -41,30 +41,44 @@ impl Addrs {
 
     /// A new connection: to the address that answered last, else to each address in turn.
     /// When none answers the resolution is forgotten, so the next attempt resolves again.
-    pub(crate) async fn connect(&self) -> std::io::Result<TcpStream> {
+    ///
+    /// The whole attempt, resolution included, takes at most `timeout`; each address is given
+    /// an equal share of what is left, so one that never answers (its SYN dropped) does not
+    /// use up the time of those after it. A timed-out attempt is an error of kind `TimedOut`.
+    pub(crate) async fn connect(&self, timeout: Duration) -> std::io::Result<TcpStream> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let timed_out = |what: &str| {
+            std::io::Error::new(std::io::ErrorKind::TimedOut, format!("{what} timed out"))
+        };
         if let Some(addr) = self.literal {
-            return TcpStream::connect(addr).await;
+            return tokio::time::timeout_at(deadline, TcpStream::connect(addr))
+                .await
+                .map_err(|_| timed_out("connecting"))?;
         }
         let cached = self.with_cache(|c| c.fresh(Instant::now()));
         let addrs = match cached {
             Some(addrs) => addrs,
             None => {
-                let addrs: Vec<SocketAddr> =
-                    tokio::net::lookup_host((self.host.as_str(), self.port))
-                        .await?
-                        .collect();
+                let lookup = tokio::net::lookup_host((self.host.as_str(), self.port));
+                let addrs: Vec<SocketAddr> = tokio::time::timeout_at(deadline, lookup)
+                    .await
+                    .map_err(|_| timed_out("resolving the upstream's name"))??
+                    .collect();
                 self.with_cache(|c| c.store(addrs.clone(), Instant::now()));
                 addrs
             }
         };
         let mut last = None;
-        for addr in addrs {
-            match TcpStream::connect(addr).await {
-                Ok(stream) => {
+        for (i, addr) in addrs.iter().copied().enumerate() {
+            let left = u32::try_from(addrs.len() - i).unwrap_or(u32::MAX);
+            let share = deadline.saturating_duration_since(tokio::time::Instant::now()) / left;
+            match tokio::time::timeout(share, TcpStream::connect(addr)).await {
+                Ok(Ok(stream)) => {
                     self.with_cache(|c| c.answered(addr));
                     return Ok(stream);
                 }
-                Err(e) => last = Some(e),
+                Ok(Err(e)) => last = Some(e),
+                Err(_) => last = Some(timed_out(&format!("connecting to {addr}"))),
             }
         }
         self.with_cache(Cache::forget);
@@ -189,7 +203,7 @@ mod tests {
         let named = Addrs::new("localhost", port);
         assert_eq!(named.literal, None);
         for _ in 0..3 {
-            let s = named.connect().await.unwrap();
+            let s = named.connect(Duration::from_secs(5)).await.unwrap();
             assert_eq!(s.peer_addr().unwrap(), a(&format!("127.0.0.1:{port}")));
         }
         // Whatever order the name resolved in, the address that answered now comes first.
@@ -198,7 +212,7 @@ mod tests {
 
         let literal = Addrs::new("127.0.0.1", port);
         assert_eq!(literal.literal, Some(a(&format!("127.0.0.1:{port}"))));
-        literal.connect().await.unwrap();
+        literal.connect(Duration::from_secs(5)).await.unwrap();
         assert_eq!(literal.with_cache(|c| c.fresh(Instant::now())), None);
         assert_eq!(
             Addrs::new("::1", 11434).literal,
@@ -207,13 +221,43 @@ mod tests {
         );
     }
 
+    /// A name resolving to an address that never answers (its SYN is dropped) and to one that
+    /// does: the second is reached within the connect timeout, and is tried first from then on.
+    #[tokio::test]
+    async fn an_address_that_never_answers_leaves_time_for_the_next() {
+        // A listener whose accept queue is full: a further connection is never answered.
+        let silent = tokio::net::TcpSocket::new_v4().unwrap();
+        silent.bind(a("127.0.0.2:0")).unwrap();
+        let silent = silent.listen(0).unwrap();
+        let silent_addr = silent.local_addr().unwrap();
+        let _queued = std::net::TcpStream::connect(silent_addr).unwrap();
+        let good = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let good_addr = good.local_addr().unwrap();
+        tokio::spawn(async move {
+            loop {
+                let _ = good.accept().await;
+            }
+        });
+        let pool =
+            crate::upstream::Pool::new("localhost", good_addr.port(), Duration::from_secs(2), 1);
+        pool.addrs
+            .with_cache(|c| c.store(vec![silent_addr, good_addr], Instant::now()));
+        let conn = pool
+            .connect()
+            .await
+            .expect("the second address answers within the connect timeout");
+        assert_eq!(conn.stream.peer_addr().unwrap(), good_addr);
+        let first = pool.addrs.with_cache(|c| c.fresh(Instant::now())).unwrap()[0];
+        assert_eq!(first, good_addr);
+    }
+
     #[tokio::test]
     async fn when_nothing_answers_the_resolution_is_forgotten() {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         drop(listener);
         let named = Addrs::new("localhost", port);
-        assert!(named.connect().await.is_err());
+        assert!(named.connect(Duration::from_secs(5)).await.is_err());
         assert_eq!(named.with_cache(|c| c.fresh(Instant::now())), None);
     }
 }

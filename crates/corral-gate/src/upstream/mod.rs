@@ -287,10 +287,14 @@ impl Pool {
     }
 
     async fn connect(&self) -> Result<UpConn, PoolError> {
-        let stream = tokio::time::timeout(self.connect_timeout, self.addrs.connect())
+        let stream = self
+            .addrs
+            .connect(self.connect_timeout)
             .await
-            .map_err(|_| PoolError::ConnectTimeout)?
-            .map_err(|e| PoolError::Connect(e.to_string()))?;
+            .map_err(|e| match e.kind() {
+                std::io::ErrorKind::TimedOut => PoolError::ConnectTimeout,
+                _ => PoolError::Connect(e.to_string()),
+            })?;
         let _ = stream.set_nodelay(true);
         Ok(UpConn {
             stream,
