@@ -162,7 +162,7 @@ impl UpstreamAddr {
     pub fn is_loopback(&self) -> bool {
         match self.ip() {
             Some(ip) => ip.to_canonical().is_loopback(),
-            None => self.host == "localhost" || self.host == "localhost.",
+            None => self.host == "localhost",
         }
     }
 }
@@ -225,7 +225,10 @@ fn parse_host(host: &str) -> Result<String, UpstreamAddrError> {
     {
         return Err(UpstreamAddrError::Ipv4(echo(host)));
     }
-    Ok(host.to_ascii_lowercase())
+    // Without the final dot of a fully qualified name: it names the same host, and Ollama's
+    // check of the `Host` header (on a loopback listener) refuses `localhost.` but not
+    // `localhost`.
+    Ok(name.to_ascii_lowercase())
 }
 
 #[cfg(test)]

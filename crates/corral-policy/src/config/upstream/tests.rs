@@ -33,9 +33,9 @@ fn accepted_forms() {
         ),
         (
             "http://ollama.lan.:1",
-            "ollama.lan.",
+            "ollama.lan",
             1,
-            "http://ollama.lan.:1",
+            "http://ollama.lan:1",
         ),
         ("http://x:65535", "x", 65535, "http://x:65535"),
         // A Docker container name.
@@ -179,6 +179,21 @@ fn messages_say_what_is_expected() {
 fn the_default_is_ollamas_own_address() {
     assert_eq!(UpstreamAddr::default(), parse("http://127.0.0.1:11434"));
     assert_eq!(UpstreamAddr::default(), parse("127.0.0.1"));
+}
+
+#[test]
+fn a_fully_qualified_name_loses_its_final_dot() {
+    // The Host header Ollama checks on a loopback listener allows `localhost`, not `localhost.`.
+    let up = parse("localhost.:11434");
+    assert_eq!(up.host(), "localhost");
+    assert_eq!(up.authority(), "localhost:11434");
+    assert!(up.is_loopback());
+    assert_eq!(
+        parse("http://Ollama.LAN.:8080").authority(),
+        "ollama.lan:8080"
+    );
+    // A dot alone is no host.
+    assert!(UpstreamAddr::parse("http://.:1").is_err());
 }
 
 #[test]
