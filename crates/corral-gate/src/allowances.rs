@@ -254,32 +254,26 @@ impl Allowances {
                 return Err(Exceeded::Concurrency { max });
             }
         }
-        let next_requests = match (requests, policy.max_requests_per_minute) {
-            (Some(l), Some(per_minute)) => Some(
+        let next_requests = requests
+            .map(|l| {
                 l.rate
                     .admit(tats.requests, now)
-                    .map_err(|wait| Exceeded::Rate { per_minute, wait })?,
-            ),
-            _ => None,
-        };
-        for (r, tat, quota, per) in [
-            (
-                tokens_hour,
-                tats.tokens_hour,
-                policy.max_tokens_per_hour,
-                "hour",
-            ),
-            (
-                tokens_day,
-                tats.tokens_day,
-                policy.max_tokens_per_day,
-                "day",
-            ),
+                    .map_err(|wait| Exceeded::Rate {
+                        per_minute: l.amount,
+                        wait,
+                    })
+            })
+            .transpose()?;
+        for (limit, tat, per) in [
+            (tokens_hour, tats.tokens_hour, "hour"),
+            (tokens_day, tats.tokens_day, "day"),
         ] {
-            if let (Some(l), Some(quota)) = (r, quota) {
-                l.rate
-                    .has_room(tat, now)
-                    .map_err(|wait| Exceeded::Tokens { quota, per, wait })?;
+            if let Some(l) = limit {
+                l.rate.has_room(tat, now).map_err(|wait| Exceeded::Tokens {
+                    quota: l.amount,
+                    per,
+                    wait,
+                })?;
             }
         }
         if let Some(tat) = next_requests {

@@ -257,21 +257,7 @@ async fn a_request_abandoned_before_its_answer_is_charged_for_its_prompt() {
     let h = limited("max_tokens_per_day = 100\n").await;
     let mut body = chat_body("cold", false);
     body["messages"][0]["content"] = Value::String("why is the sky blue? ".repeat(50));
-    let addr = h.addr;
-    let auth = h.bearer("alice");
-    let task = tokio::spawn(async move {
-        open(
-            addr,
-            "POST",
-            "/api/chat",
-            &[
-                ("authorization", auth),
-                ("content-type", "application/json".into()),
-            ],
-            body.to_string().into(),
-        )
-        .await
-    });
+    let task = h.post_json_in_background("/api/chat", "alice", &body);
     assert!(h.mock.wait_for_requests(1, T).await);
     task.abort();
     let rec = h

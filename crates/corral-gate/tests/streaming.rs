@@ -168,21 +168,7 @@ async fn client_disconnect_during_a_cold_start_cancels_upstream() {
         .mock(MockOllama::builder().cold_delay(Duration::from_secs(5)))
         .start()
         .await;
-    let addr = h.addr;
-    let auth = h.bearer("alice");
-    let task = tokio::spawn(async move {
-        open(
-            addr,
-            "POST",
-            "/api/chat",
-            &[
-                ("authorization", auth),
-                ("content-type", "application/json".into()),
-            ],
-            chat_body("cold", true).to_string().into(),
-        )
-        .await
-    });
+    let task = h.post_json_in_background("/api/chat", "alice", &chat_body("cold", true));
     assert!(h.mock.wait_for_requests(1, T).await);
     tokio::time::sleep(Duration::from_millis(100)).await;
     task.abort();

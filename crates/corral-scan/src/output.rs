@@ -253,17 +253,22 @@ pub fn sarif(hosts: &[HostReport]) -> Value {
 mod tests {
     use super::*;
 
-    /// A scanned server chooses its version and model details: escape sequences in them
-    /// (clear screen, set title, OSC 52 clipboard writes) must not reach the terminal.
-    #[test]
-    fn table_escapes_control_characters_from_servers() {
-        let mut h = HostReport::new(
+    /// An Ollama found on 127.0.0.1:11434 over plain HTTP, nothing else known yet.
+    fn local_ollama() -> HostReport {
+        HostReport::new(
             "127.0.0.1".parse().unwrap(),
             11434,
             None,
             crate::targets::Scheme::Http,
             crate::report::ServerKind::Ollama,
-        );
+        )
+    }
+
+    /// A scanned server chooses its version and model details: escape sequences in them
+    /// (clear screen, set title, OSC 52 clipboard writes) must not reach the terminal.
+    #[test]
+    fn table_escapes_control_characters_from_servers() {
+        let mut h = local_ollama();
         h.auth = crate::report::Auth::Open;
         h.version = Some("0.1\u{1b}]52;c;cHduZWQ=\u{7}\u{1b}[2J\u{9b}1m".into());
         h.models.push(crate::report::Model {
@@ -350,13 +355,7 @@ mod tests {
     /// (its version) with commas, quotes and line breaks stays one quoted field.
     #[test]
     fn csv_records_end_in_crlf_and_quote_line_breaks() {
-        let mut h = HostReport::new(
-            "127.0.0.1".parse().unwrap(),
-            11434,
-            None,
-            crate::targets::Scheme::Http,
-            crate::report::ServerKind::Ollama,
-        );
+        let mut h = local_ollama();
         h.version = Some("0.1\nfake,row\r\n\"quoted\"".into());
         let mut out = Vec::new();
         csv(&mut out, &[h]).unwrap();

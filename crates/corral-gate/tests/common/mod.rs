@@ -358,6 +358,22 @@ impl Harness {
         open(self.addr, "POST", path, &h, Bytes::from(body.to_string())).await
     }
 
+    /// A JSON request with `key`, sent from a task of its own: for a test whose client leaves
+    /// while the gate works on it (abort the task).
+    pub fn post_json_in_background(
+        &self,
+        path: &str,
+        key: &str,
+        body: &Value,
+    ) -> JoinHandle<(Response<Incoming>, Conn)> {
+        let (addr, path, body) = (self.addr, path.to_string(), Bytes::from(body.to_string()));
+        let h = vec![
+            ("authorization", self.bearer(key)),
+            ("content-type", "application/json".to_string()),
+        ];
+        tokio::spawn(async move { open(addr, "POST", &path, &h, body).await })
+    }
+
     pub async fn post_json(&self, path: &str, key: &str, body: &Value) -> Reply {
         let h = vec![
             ("authorization", self.bearer(key)),
