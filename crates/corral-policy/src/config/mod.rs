@@ -142,6 +142,11 @@ pub struct Policy {
     /// values and negative ones ("forever") are lowered to it. A duration > 0 or a number
     /// of seconds > 0, or `"unlimited"`.
     pub max_keep_alive: Option<Duration>,
+    /// `min_keep_alive` — shortest `keep_alive` forwarded, e.g. `"5m"`; shorter values are
+    /// raised to it, `0` included, which would unload the model at once: on a shared server one
+    /// key could otherwise make every other key's next request wait for a cold load. A
+    /// duration > 0, not longer than `max_keep_alive`, or `"none"` (default).
+    pub min_keep_alive: Option<Duration>,
     /// `max_body_bytes` — largest request body, as bytes or a size string (`"32MiB"`,
     /// default). `"unlimited"` lifts the limit for blob uploads only: JSON and multipart
     /// bodies are still held to 32 MiB because they are inspected in memory.
@@ -216,6 +221,7 @@ impl Policy {
             max_num_ctx: Some(32768),
             max_num_predict: None,
             max_keep_alive: Some(Duration::from_secs(30 * 60)),
+            min_keep_alive: None,
             max_body_bytes: Some(32 * MIB),
             max_requests_per_minute: None,
             max_concurrent_requests: None,
@@ -236,6 +242,7 @@ impl Policy {
             max_num_ctx: None,
             max_num_predict: None,
             max_keep_alive: None,
+            min_keep_alive: None,
             max_body_bytes: None,
             max_requests_per_minute: None,
             max_concurrent_requests: None,
@@ -248,7 +255,8 @@ impl Policy {
 impl fmt::Display for Policy {
     /// One line for `corral config check`, e.g. `endpoints=inference,discovery models=*
     /// tools=yes images=yes cloud=no max_num_ctx=32768 max_num_predict=unlimited
-    /// max_keep_alive=30m max_body_bytes=33554432 max_requests_per_minute=unlimited
+    /// max_keep_alive=30m min_keep_alive=none max_body_bytes=33554432
+    /// max_requests_per_minute=unlimited
     /// max_concurrent_requests=unlimited max_tokens_per_hour=unlimited
     /// max_tokens_per_day=unlimited`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -259,7 +267,7 @@ impl fmt::Display for Policy {
         write!(
             f,
             "endpoints={} models={} tools={} images={} cloud={} max_num_ctx={} \
-             max_num_predict={} max_keep_alive={} max_body_bytes={} \
+             max_num_predict={} max_keep_alive={} min_keep_alive={} max_body_bytes={} \
              max_requests_per_minute={} max_concurrent_requests={} max_tokens_per_hour={} \
              max_tokens_per_day={}",
             if endpoints.is_empty() {
@@ -281,6 +289,8 @@ impl fmt::Display for Policy {
                 || "unlimited".to_string(),
                 crate::decide::format_go_duration
             ),
+            self.min_keep_alive
+                .map_or_else(|| "none".to_string(), crate::decide::format_go_duration),
             limit(self.max_body_bytes),
             limit(self.max_requests_per_minute),
             limit(self.max_concurrent_requests),

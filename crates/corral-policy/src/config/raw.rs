@@ -54,6 +54,7 @@ struct RawPolicy {
     max_num_ctx: Option<toml::Value>,
     max_num_predict: Option<toml::Value>,
     max_keep_alive: Option<toml::Value>,
+    min_keep_alive: Option<toml::Value>,
     max_body_bytes: Option<toml::Value>,
     max_requests_per_minute: Option<toml::Value>,
     max_concurrent_requests: Option<toml::Value>,
@@ -258,6 +259,22 @@ fn policy(name: &str, raw: RawPolicy) -> Result<Policy, ConfigError> {
     }
     if let Some(v) = raw.max_keep_alive {
         p.max_keep_alive = limit(&format!("{base}.max_keep_alive"), &v, keep_alive_limit)?;
+    }
+    if let Some(v) = raw.min_keep_alive {
+        let path = format!("{base}.min_keep_alive");
+        p.min_keep_alive = limit(&path, &v, keep_alive_limit)?;
+        if let (Some(min), Some(max)) = (p.min_keep_alive, p.max_keep_alive) {
+            if min > max {
+                return Err(ConfigError::at(
+                    path,
+                    format!(
+                        "{} is longer than max_keep_alive ({}): no keep_alive could satisfy both",
+                        crate::decide::format_go_duration(min),
+                        crate::decide::format_go_duration(max)
+                    ),
+                ));
+            }
+        }
     }
     if let Some(v) = raw.max_body_bytes {
         p.max_body_bytes = limit(&format!("{base}.max_body_bytes"), &v, size)?;

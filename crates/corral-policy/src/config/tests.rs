@@ -241,6 +241,21 @@ fn errors_name_the_key_path() {
             "duration",
         ),
         (
+            "[policies.user]\nmin_keep_alive = 0\n",
+            "policies.user.min_keep_alive",
+            "greater than zero",
+        ),
+        (
+            "[policies.user]\nmin_keep_alive = \"1h\"\n",
+            "policies.user.min_keep_alive",
+            "1h is longer than max_keep_alive (30m)",
+        ),
+        (
+            "[policies.user]\nmax_keep_alive = \"5m\"\nmin_keep_alive = \"6m\"\n",
+            "policies.user.min_keep_alive",
+            "longer than max_keep_alive",
+        ),
+        (
             "[policies.user]\nmax_body_bytes = \"12 parsecs\"\n",
             "policies.user.max_body_bytes",
             "size",
@@ -585,6 +600,16 @@ fn unlimited_lifts_limits() {
     assert_eq!(u.max_num_ctx, None);
     assert_eq!(u.max_keep_alive, None);
     assert_eq!(u.max_body_bytes, None);
+    // A floor with no ceiling is fine; "none" is its default.
+    let c = Config::from_toml_str(
+        "[policies.user]\nmax_keep_alive = \"unlimited\"\nmin_keep_alive = \"24h\"\n[policies.other]\nmin_keep_alive = \"none\"\n",
+    )
+    .unwrap();
+    assert_eq!(
+        c.policy("user").unwrap().min_keep_alive,
+        Some(std::time::Duration::from_secs(86_400))
+    );
+    assert_eq!(c.policy("other").unwrap().min_keep_alive, None);
     assert_eq!(
         u.body_limit(BodyKind::Json),
         Some(DEFAULT_INSPECTED_BODY_LIMIT)
@@ -677,7 +702,7 @@ fn policy_summary_line() {
     assert_eq!(
         Policy::builtin_user().to_string(),
         "endpoints=inference,discovery models=* tools=yes images=yes cloud=no max_num_ctx=32768 \
-         max_num_predict=unlimited max_keep_alive=30m max_body_bytes=33554432 \
+         max_num_predict=unlimited max_keep_alive=30m min_keep_alive=none max_body_bytes=33554432 \
          max_requests_per_minute=unlimited max_concurrent_requests=unlimited \
          max_tokens_per_hour=unlimited max_tokens_per_day=unlimited"
     );
@@ -687,7 +712,7 @@ fn policy_summary_line() {
     assert_eq!(
         p.to_string(),
         "endpoints=none models=none tools=yes images=yes cloud=yes max_num_ctx=unlimited \
-         max_num_predict=unlimited max_keep_alive=unlimited max_body_bytes=unlimited \
+         max_num_predict=unlimited max_keep_alive=unlimited min_keep_alive=none max_body_bytes=unlimited \
          max_requests_per_minute=unlimited max_concurrent_requests=unlimited \
          max_tokens_per_hour=unlimited max_tokens_per_day=unlimited"
     );

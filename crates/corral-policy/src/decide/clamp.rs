@@ -173,6 +173,16 @@ pub(super) fn apply(
             }
         }
     }
+    if let Some(min) = policy.min_keep_alive {
+        // Only a duration can be too short: `null` and absent leave Ollama's default, and a
+        // negative value (forever) is `max_keep_alive`'s business.
+        if let Some(v) = obj.get_mut("keep_alive") {
+            if matches!(parse_keep_alive(v), Some(KeepAlive::For(d)) if d < min) {
+                *v = Value::String(format_go_duration(min));
+                mark(verdict, "keep_alive");
+            }
+        }
+    }
     Ok(())
 }
 

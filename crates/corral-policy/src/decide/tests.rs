@@ -1651,6 +1651,69 @@ fn keep_alive_clamp() {
 }
 
 #[test]
+fn min_keep_alive_raises_short_values_and_unloads() {
+    let mut p = user();
+    p.min_keep_alive = Some(Duration::from_secs(300));
+    // Shorter than five minutes, `0` (unload now) included: raised, and named as a clamp.
+    for ka in [
+        json!(0),
+        json!("0"),
+        json!("0s"),
+        json!(0.5),
+        json!("10s"),
+        json!("4m59s"),
+        json!(299),
+        json!("299"),
+    ] {
+        for path in ["/api/generate", "/api/chat", "/api/embed"] {
+            let (v, b) = eval(
+                &p,
+                "POST",
+                path,
+                Some(json!({"model": "x", "keep_alive": ka.clone()})),
+            )
+            .unwrap();
+            assert_eq!(v.clamps, vec!["keep_alive"], "{ka} {path}");
+            assert_eq!(b.unwrap()["keep_alive"], json!("5m"), "{ka} {path}");
+        }
+    }
+    // Long enough, absent or null: untouched (Ollama's own default applies to the last two).
+    for ka in [json!("5m"), json!(300), json!("10m"), json!(null)] {
+        let (v, _) = eval(
+            &p,
+            "POST",
+            "/api/generate",
+            Some(json!({"model": "x", "keep_alive": ka.clone()})),
+        )
+        .unwrap();
+        assert!(!v.modified, "{ka}");
+    }
+    let (v, _) = eval(&p, "POST", "/api/generate", Some(json!({"model": "x"}))).unwrap();
+    assert!(!v.modified);
+    // Forever is lowered by max_keep_alive, and never below the floor.
+    let (v, b) = eval(
+        &p,
+        "POST",
+        "/api/generate",
+        Some(json!({"model": "x", "keep_alive": -1})),
+    )
+    .unwrap();
+    assert_eq!(v.clamps, vec!["keep_alive"]);
+    assert_eq!(b.unwrap()["keep_alive"], json!("30m"));
+    // Without a maximum, forever passes: the floor only raises.
+    p.max_keep_alive = None;
+    let (v, b) = eval(
+        &p,
+        "POST",
+        "/api/generate",
+        Some(json!({"model": "x", "keep_alive": -1})),
+    )
+    .unwrap();
+    assert!(!v.modified);
+    assert_eq!(b.unwrap()["keep_alive"], json!(-1));
+}
+
+#[test]
 fn keep_alive_parsing() {
     let d = |s: u64| Some(KeepAlive::For(Duration::from_secs(s)));
     assert_eq!(parse_keep_alive(&json!("5m")), d(300));
