@@ -3,6 +3,8 @@ them: a 429 with `Retry-After`, raised as each library's own rate-limit error.""
 
 from __future__ import annotations
 
+import signal
+import sqlite3
 import time
 
 import anthropic
@@ -12,7 +14,7 @@ import pytest
 
 import mockfacts as mf
 from clients import anthropic_client, ollama_client, openai_client, unique
-from harness import poll_until
+from harness import Corral, poll_until
 
 MESSAGES = [{"role": "user", "content": "Say hello."}]
 
@@ -105,3 +107,50 @@ def test_a_spent_token_quota_is_raised_at_once_by_sdks_with_their_default_retrie
     poll_until(lambda: len(refused()) == 2, 5.0, what="two token_quota_exhausted records")
     time.sleep(0.3)
     assert len(refused()) == 2
+
+
+def test_a_spent_token_quota_survives_a_gate_that_is_killed(tmp_path, mock):
+    # The gate writes its keys' allowance state to keys.db every 5 s while it runs, not only when
+    # it stops: a gate killed without warning (SIGKILL, OOM, power) loses at most those 5 s.
+    config = tmp_path / "corral.toml"
+    config.write_text("[policies.quota]\nmax_tokens_per_day = 10\n")
+    corral = Corral(data_dir=tmp_path / "data", config=config)
+    gate = corral.serve(mock.url, tmp_path / "audit.ndjson")
+    try:
+        key = gate.new_key("spender", "quota")
+        with ollama_client(gate, key) as ol:
+            assert ol.chat(model=mf.CHAT_MODEL, messages=MESSAGES, stream=False).message.content
+            with pytest.raises(ollama.ResponseError) as e:
+                ol.chat(model=mf.CHAT_MODEL, messages=MESSAGES, stream=False)
+            assert e.value.status_code == 429
+
+        def saved() -> list[str]:
+            db = sqlite3.connect(f"file:{corral.data_dir / 'keys.db'}?mode=ro", uri=True, timeout=5)
+            try:
+                return [row[0] for row in db.execute("SELECT name FROM allowance_state")]
+            finally:
+                db.close()
+
+        # Bounded: one save period (5 s) and a margin.
+        poll_until(lambda: saved() == ["spender"], 8.0, interval_s=0.2, what="the state saved")
+    finally:
+        gate.server.kill()
+    assert gate.server.proc.returncode == -signal.SIGKILL
+
+    again = corral.serve(mock.url, tmp_path / "audit-2.ndjson")
+    try:
+        with ollama_client(again, key) as ol:
+            with pytest.raises(ollama.ResponseError) as e:
+                ol.chat(model=mf.CHAT_MODEL, messages=MESSAGES, stream=False)
+        assert e.value.status_code == 429
+        assert "10 tokens per day" in e.value.error
+        poll_until(
+            lambda: any(
+                r.get("corral", {}).get("reason") == "token_quota_exhausted"
+                for r in again.audit_records()
+            ),
+            5.0,
+            what="the refusal on record",
+        )
+    finally:
+        assert again.stop() == 0
