@@ -40,7 +40,7 @@ pub use error::GateError;
 pub use metrics::{serve_metrics, MetricsSource};
 pub use selfcheck::Exposure;
 pub use server::{listen_socket, Gate};
-pub use settings::{GateSettings, TlsFiles};
+pub use settings::{ClientCaFiles, GateSettings, TlsFiles};
 
 /// Loads a TLS certificate chain and key as the gate would, to check them before start-up
 /// (`corral config check`, or before anything else is opened). The error names the file and

@@ -397,6 +397,7 @@ mod tests {
             bytes_out: 700,
             clamps: Vec::new(),
             upstream_status: Some(200),
+            tls_client: None,
         }
     }
 
