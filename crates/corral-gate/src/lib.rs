@@ -75,6 +75,23 @@ pub mod fuzzing {
         crate::auth::presented_key(&h).map(|p| p.as_str().to_owned())
     }
 
+    /// Reads the names of a DER client certificate (mutual TLS) and whether it is a CA, as the
+    /// gate does after a handshake and when it loads the client CA bundle: never panics, the
+    /// hash is always 64 upper-case hex digits, and the lists stay bounded.
+    pub fn client_identity(der: &[u8]) -> Vec<String> {
+        let id = crate::tls::identity::ClientIdentity::of(der);
+        assert_eq!(id.audit.sha256.len(), 64);
+        assert!(id
+            .audit
+            .sha256
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'A'..=b'F').contains(&b)));
+        assert!(id.audit.common_names.len() <= corral_audit::MAX_COMMON_NAMES);
+        assert!(id.dns_names.len() <= 64);
+        let _ = crate::tls::identity::is_ca(der);
+        id.names().map(str::to_owned).collect()
+    }
+
     /// Reads the validity period of a DER certificate (as `--tls-cert` is checked at start-up):
     /// `notBefore` and `notAfter` in seconds since the Unix epoch, each checked against the
     /// verdict it gives at its edges.

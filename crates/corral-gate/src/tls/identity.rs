@@ -291,6 +291,28 @@ mod tests {
     }
 
     #[test]
+    fn reads_every_cn_of_an_openssl_certificate_and_skips_other_san_types() {
+        // `openssl req -subj "/O=Apps/CN=app-1/CN=second"`, signed by a CA with
+        // `subjectAltName=DNS:app-1.example.com,IP:127.0.0.1,email:a@b.c`.
+        let der =
+            include_bytes!("../../../../fuzz/corpus/gate_client_identity/openssl_client_two_cns");
+        let id = ClientIdentity::of(der);
+        assert_eq!(id.audit.common_names, vec!["app-1", "second"]);
+        assert_eq!(id.dns_names, vec!["app-1.example.com"]);
+        assert_eq!(is_ca(der), Some(false));
+        let ca = include_bytes!("../../../../fuzz/corpus/gate_client_identity/openssl_ca");
+        assert_eq!(is_ca(ca), Some(true));
+        // Forty CNs and two hundred DNS names: bounded.
+        let many = include_bytes!(
+            "../../../../fuzz/corpus/gate_client_identity/forty_cns_two_hundred_sans"
+        );
+        let id = ClientIdentity::of(many);
+        assert_eq!(id.audit.common_names.len(), corral_audit::MAX_COMMON_NAMES);
+        assert_eq!(id.dns_names.len(), MAX_DNS_NAMES);
+        assert_eq!(id.dns_names[0], "h0.example");
+    }
+
+    #[test]
     fn the_hash_is_the_upper_case_sha256_of_the_der() {
         let der = cert(&["x"], &[], false);
         let id = ClientIdentity::of(&der);
