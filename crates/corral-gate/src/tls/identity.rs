@@ -137,7 +137,7 @@ fn directory_string(tag: u8, v: &[u8]) -> Option<String> {
         PRINTABLE_STRING | IA5_STRING | TELETEX_STRING if v.is_ascii() => {
             std::str::from_utf8(v).ok().map(str::to_owned)
         }
-        BMP_STRING if v.len() % 2 == 0 => {
+        BMP_STRING if v.len().is_multiple_of(2) => {
             let units = v.chunks_exact(2).map(|c| u16::from_be_bytes([c[0], c[1]]));
             char::decode_utf16(units)
                 .collect::<Result<String, _>>()
@@ -147,8 +147,8 @@ fn directory_string(tag: u8, v: &[u8]) -> Option<String> {
     }
 }
 
-/// The extension `oid`'s value (the content of its OCTET STRING), and whether it is marked
-/// critical.
+/// The value of the extension `wanted` (the content of its OCTET STRING), past its optional
+/// `critical` flag.
 fn extension<'a>(extensions: &'a [u8], wanted: &[u8]) -> Option<&'a [u8]> {
     for (t, ext) in elements(extensions) {
         if t != SEQUENCE {
