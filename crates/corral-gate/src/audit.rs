@@ -62,6 +62,13 @@ impl AuditSink {
         self.cutting.load(Ordering::Relaxed)
     }
 
+    /// Counts a failed TLS handshake for the metrics listener (when there is one).
+    pub fn handshake_failed(&self, why: crate::metrics::HandshakeFailure) {
+        if self.metrics.is_enabled() {
+            self.metrics.handshake_failed(why);
+        }
+    }
+
     /// Whether records reach the audit log now. False from a failed write until the writer has
     /// reopened the log and written what it kept (it tries every second), and after the writer
     /// has stopped. While false, refuse new requests with 503 rather than serve them unaudited.

@@ -26,6 +26,7 @@ use crate::context::{Ending, RequestCtx};
 use crate::error::GateError;
 use crate::forward;
 use crate::keys::{self, Keys, SharedStore};
+use crate::metrics::HandshakeFailure;
 use crate::proxy::{self, Shared};
 use crate::refused::{self, ConnWatch, FirstLine, Watched};
 use crate::reply::{self, Failure};
@@ -431,10 +432,12 @@ async fn serve_connection(
                     Ok(Ok(s)) => s,
                     Ok(Err(e)) => {
                         tracing::debug!(error = %e, %peer, "TLS handshake failed");
+                        shared.audit.handshake_failed(HandshakeFailure::of(&e));
                         return;
                     }
                     Err(_) => {
                         tracing::debug!(%peer, "TLS handshake timed out");
+                        shared.audit.handshake_failed(HandshakeFailure::Timeout);
                         return;
                     }
                 };

@@ -114,6 +114,7 @@ struct MtlsGate {
     mock: MockOllama,
     dir: tempfile::TempDir,
     ca_path: PathBuf,
+    metrics: corral_gate::MetricsSource,
     _stop: tokio::sync::oneshot::Sender<()>,
 }
 
@@ -167,11 +168,13 @@ async fn mtls_gate(o: Options<'_>) -> MtlsGate {
         gate.set_cert_check_interval(every);
     }
     let addr = gate.local_addr();
+    let metrics = gate.metrics();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(gate.run(async move {
         let _ = rx.await;
     }));
     MtlsGate {
+        metrics,
         addr,
         server_cert: server.cert.der().clone(),
         keys,
@@ -245,6 +248,24 @@ impl MtlsGate {
         assert!(reached.is_empty(), "{reached:?}");
     }
 
+    /// `corral_tls_handshake_failures_total` for `reason`, once it is at least `n`.
+    async fn handshake_failures(&self, reason: &str, n: u64) -> u64 {
+        let series = format!("corral_tls_handshake_failures_total{{reason=\"{reason}\"}} ");
+        let deadline = Instant::now() + T;
+        loop {
+            let text = self.metrics.render();
+            let got = text
+                .lines()
+                .find_map(|l| l.strip_prefix(series.as_str()))
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0);
+            if got >= n || Instant::now() > deadline {
+                return got;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// The audit records whose `url.path` is `path`, once `n` are written.
     async fn records(&self, path: &str, n: usize) -> Vec<Value> {
         let file = self.dir.path().join("audit.ndjson");
@@ -283,9 +304,17 @@ async fn without_a_client_certificate_the_handshake_fails_and_nothing_is_served(
     })
     .await;
     g.assert_refused(None).await;
+    assert_eq!(
+        g.handshake_failures("client_certificate_missing", 1).await,
+        1
+    );
     // Nor with a certificate from another CA, even one with a bound name.
     let other = Ca::new("someone else's CA").issue("app-1", &[], 1);
     g.assert_refused(Some(&other)).await;
+    assert_eq!(
+        g.handshake_failures("client_certificate_invalid", 1).await,
+        1
+    );
     // A certificate of the configured CA is served.
     let good = ca.issue("web-1", &[], 2);
     let text = g.get(Some(&good), "/api/tags", "alice").await.unwrap();
@@ -302,6 +331,14 @@ async fn a_revoked_client_certificate_is_refused() {
     })
     .await;
     g.assert_refused(Some(&ca.issue("app-1", &[], 66))).await;
+    assert_eq!(
+        g.handshake_failures("client_certificate_revoked", 1).await,
+        1
+    );
+    assert_eq!(
+        g.handshake_failures("client_certificate_invalid", 0).await,
+        0
+    );
     let text = g
         .get(Some(&ca.issue("app-1", &[], 67)), "/api/tags", "alice")
         .await
