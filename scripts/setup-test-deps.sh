@@ -37,6 +37,8 @@ have node || missing_debs+=(nodejs)
 have npm || missing_debs+=(npm)
 # corral-scan's HTML report is checked as headless Chromium renders it.
 have chromium || have chromium-browser || missing_debs+=(chromium)
+# The mutual-TLS end-to-end tests make their CA and client certificates with it.
+have openssl || missing_debs+=(openssl)
 
 if ((${#missing_debs[@]} > 0)); then
     if [[ $(id -u) -ne 0 ]]; then

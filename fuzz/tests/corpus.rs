@@ -20,6 +20,10 @@ const TARGETS: &[(&str, &str)] = &[
         "gate_cert_validity",
         env!("CARGO_BIN_EXE_gate_cert_validity"),
     ),
+    (
+        "gate_client_identity",
+        env!("CARGO_BIN_EXE_gate_client_identity"),
+    ),
     ("gate_decode", env!("CARGO_BIN_EXE_gate_decode")),
     ("gate_upstream", env!("CARGO_BIN_EXE_gate_upstream")),
     ("hunt_auditd", env!("CARGO_BIN_EXE_hunt_auditd")),

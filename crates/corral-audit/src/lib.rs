@@ -74,7 +74,10 @@ use std::path::{Path, PathBuf};
 
 pub use canon::GENESIS_PREV;
 pub use error::AuditError;
-pub use record::{action, redact_keys, AuditRecord, Decision, Outcome, Text, ECS_VERSION};
+pub use record::{
+    action, redact_keys, AuditRecord, Decision, Outcome, Text, TlsClient, ECS_VERSION,
+    MAX_COMMON_NAMES,
+};
 pub use verify::{
     verify, verify_bytes, Notice, Problem, ProblemKind, Verifier, VerifyReport, MAX_LINE_BYTES,
     MAX_NOTICES,

@@ -11,7 +11,7 @@ use std::net::IpAddr;
 use chrono::{DateTime, SecondsFormat, Utc};
 
 use crate::canon::{chain_hash, write_str};
-use crate::record::{limited, AuditRecord, ECS_VERSION};
+use crate::record::{limited, AuditRecord, ECS_VERSION, MAX_COMMON_NAMES};
 
 /// Writes the sealed line of `rec` (without newline) into `out`, replacing its contents, and
 /// returns the record's chain hash.
@@ -101,7 +101,25 @@ fn write_without_hash(rec: &AuditRecord, seq: u64, prev: &str, out: &mut String)
     num(u64::from(rec.status_code), out);
     out.push_str("}},\"source\":{\"ip\":");
     ip(rec.source_ip, out);
-    out.push_str("},\"url\":{\"path\":");
+    out.push('}');
+    if let Some(tls) = &rec.tls_client {
+        // client.hash sorts before client.x509.
+        out.push_str(",\"tls\":{\"client\":{\"hash\":{\"sha256\":");
+        text(&tls.sha256, 64, out);
+        out.push('}');
+        if !tls.common_names.is_empty() {
+            out.push_str(",\"x509\":{\"subject\":{\"common_name\":[");
+            for (i, n) in tls.common_names.iter().take(MAX_COMMON_NAMES).enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                text(n, 256, out);
+            }
+            out.push_str("]}}");
+        }
+        out.push_str("}}");
+    }
+    out.push_str(",\"url\":{\"path\":");
     text(path, 1024, out);
     out.push('}');
     if let Some(name) = &rec.user_name {
@@ -274,6 +292,12 @@ mod tests {
             rec.bytes_in = i as u64;
             rec.bytes_out = u64::MAX;
             rec.clamps = (0..(i * 4)).map(|k| format!("{t}{k}").into()).collect();
+            rec.tls_client = some(11).then(|| {
+                std::sync::Arc::new(crate::TlsClient {
+                    common_names: (0..(i % 11)).map(|k| format!("{t}{k}")).collect(),
+                    sha256: t.clone(),
+                })
+            });
             n += 1;
             check(&rec, n, GENESIS_PREV);
             check(&rec, u64::MAX, &"f".repeat(64));

@@ -2,6 +2,7 @@
 
 use std::borrow::Cow;
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -108,6 +109,42 @@ pub struct AuditRecord {
     pub bytes_out: u64,
     pub clamps: Vec<Text>,
     pub upstream_status: Option<u16>,
+    /// The verified client certificate of the request's connection (mutual TLS), shared by
+    /// every request of that connection.
+    pub tls_client: Option<Arc<TlsClient>>,
+}
+
+/// Most common names written for one certificate.
+pub const MAX_COMMON_NAMES: usize = 8;
+
+/// ECS `tls.client.*`: who the client certificate names and which certificate it was.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsClient {
+    /// `tls.client.x509.subject.common_name` (an array in ECS): the subject's CNs, at most
+    /// [`MAX_COMMON_NAMES`], each truncated to 256 bytes; omitted when there is none.
+    pub common_names: Vec<String>,
+    /// `tls.client.hash.sha256`: upper-case hex SHA-256 of the DER leaf certificate.
+    pub sha256: String,
+}
+
+impl TlsClient {
+    fn to_ecs(&self) -> Value {
+        let mut client = Map::new();
+        client.insert("hash".into(), json!({ "sha256": text(&self.sha256, 64) }));
+        if !self.common_names.is_empty() {
+            let names: Vec<Value> = self
+                .common_names
+                .iter()
+                .take(MAX_COMMON_NAMES)
+                .map(|n| text(n, 256))
+                .collect();
+            client.insert(
+                "x509".into(),
+                json!({ "subject": { "common_name": names } }),
+            );
+        }
+        json!({ "client": client })
+    }
 }
 
 impl AuditRecord {
@@ -142,6 +179,7 @@ impl AuditRecord {
             bytes_out: 0,
             clamps: Vec::new(),
             upstream_status: None,
+            tls_client: None,
         }
     }
 
@@ -200,6 +238,9 @@ impl AuditRecord {
         });
         if let (Some(name), Value::Object(m)) = (&self.user_name, &mut v) {
             m.insert("user".into(), json!({ "name": text(name, 128) }));
+        }
+        if let (Some(tls), Value::Object(m)) = (&self.tls_client, &mut v) {
+            m.insert("tls".into(), tls.to_ecs());
         }
         v
     }

@@ -62,6 +62,13 @@ impl AuditSink {
         self.cutting.load(Ordering::Relaxed)
     }
 
+    /// Counts a failed TLS handshake for the metrics listener (when there is one).
+    pub fn handshake_failed(&self, why: crate::metrics::HandshakeFailure) {
+        if self.metrics.is_enabled() {
+            self.metrics.handshake_failed(why);
+        }
+    }
+
     /// Whether records reach the audit log now. False from a failed write until the writer has
     /// reopened the log and written what it kept (it tries every second), and after the writer
     /// has stopped. While false, refuse new requests with 503 rather than serve them unaudited.
@@ -163,6 +170,7 @@ fn to_record(f: Finished) -> AuditRecord {
         bytes_out,
         clamps: ctx.clamps.iter().map(|c| Text::Borrowed(c)).collect(),
         upstream_status: ctx.upstream_status,
+        tls_client: ctx.client_cert.map(|c| std::sync::Arc::clone(&c.audit)),
     }
 }
 

@@ -92,6 +92,8 @@ pub struct RequestCtx {
     /// For a generation's stream that ended before its end marker: the events it carried, which
     /// its permit is charged for when the upstream's counts never came.
     pub cut_short_events: Option<u64>,
+    /// The verified client certificate of the request's connection (mutual TLS).
+    pub client_cert: Option<Arc<crate::tls::identity::ClientIdentity>>,
 }
 
 impl RequestCtx {
@@ -125,6 +127,7 @@ impl RequestCtx {
             upstream_status: None,
             permit: None,
             cut_short_events: None,
+            client_cert: None,
         }
     }
 }

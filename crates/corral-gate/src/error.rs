@@ -37,6 +37,10 @@ pub enum GateError {
         reason: String,
     },
 
+    /// The configuration cannot work with these settings (client certificates).
+    #[error("{0}")]
+    Config(corral_policy::config::ConfigError),
+
     /// A non-loopback listen address without TLS and without `allow_plaintext`.
     #[error(
         "refusing to listen on {addr} without TLS: it is not a loopback address, so API keys and \

@@ -40,7 +40,7 @@ pub use error::GateError;
 pub use metrics::{serve_metrics, MetricsSource};
 pub use selfcheck::Exposure;
 pub use server::{listen_socket, Gate};
-pub use settings::{GateSettings, TlsFiles};
+pub use settings::{ClientCaFiles, GateSettings, TlsFiles};
 
 /// Loads a TLS certificate chain and key as the gate would, to check them before start-up
 /// (`corral config check`, or before anything else is opened). The error names the file and
@@ -73,6 +73,23 @@ pub mod fuzzing {
         let mut h = HeaderMap::new();
         h.insert(AUTHORIZATION, v);
         crate::auth::presented_key(&h).map(|p| p.as_str().to_owned())
+    }
+
+    /// Reads the names of a DER client certificate (mutual TLS) and whether it is a CA, as the
+    /// gate does after a handshake and when it loads the client CA bundle: never panics, the
+    /// hash is always 64 upper-case hex digits, and the lists stay bounded.
+    pub fn client_identity(der: &[u8]) -> Vec<String> {
+        let id = crate::tls::identity::ClientIdentity::of(der);
+        assert_eq!(id.audit.sha256.len(), 64);
+        assert!(id
+            .audit
+            .sha256
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'A'..=b'F').contains(&b)));
+        assert!(id.audit.common_names.len() <= corral_audit::MAX_COMMON_NAMES);
+        assert!(id.dns_names.len() <= 64);
+        let _ = crate::tls::identity::is_ca(der);
+        id.names().map(str::to_owned).collect()
     }
 
     /// Reads the validity period of a DER certificate (as `--tls-cert` is checked at start-up):

@@ -58,8 +58,63 @@ pub struct Metrics {
     /// above every bound).
     duration_slots: [AtomicU64; DURATION_BUCKETS.len() + 1],
     duration_sum_nanos: AtomicU64,
+    /// Failed TLS handshakes, by [`HandshakeFailure`].
+    handshake_failures: [AtomicU64; HandshakeFailure::ALL.len()],
     /// Set once something serves the counters: until then no request pays for them.
     enabled: std::sync::atomic::AtomicBool,
+}
+
+/// Why a TLS handshake failed, as `corral_tls_handshake_failures_total` counts it. Such a
+/// connection never gets to HTTP, so it has no audit record: under mutual TLS this counter is
+/// where machines without a valid client certificate show.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HandshakeFailure {
+    /// Mutual TLS: the client presented no certificate.
+    ClientCertificateMissing,
+    /// Mutual TLS: the client's certificate does not chain to the client CAs, is out of its
+    /// dates, not for client authentication, or otherwise not valid.
+    ClientCertificateInvalid,
+    /// Mutual TLS: the client's certificate is on a revocation list.
+    ClientCertificateRevoked,
+    /// No handshake within the time allowed.
+    Timeout,
+    /// Anything else: no common protocol version or cipher, a client that does not trust the
+    /// gate's certificate, a connection closed half-way.
+    Other,
+}
+
+impl HandshakeFailure {
+    const ALL: [HandshakeFailure; 5] = [
+        HandshakeFailure::ClientCertificateMissing,
+        HandshakeFailure::ClientCertificateInvalid,
+        HandshakeFailure::ClientCertificateRevoked,
+        HandshakeFailure::Timeout,
+        HandshakeFailure::Other,
+    ];
+
+    /// The `reason` label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HandshakeFailure::ClientCertificateMissing => "client_certificate_missing",
+            HandshakeFailure::ClientCertificateInvalid => "client_certificate_invalid",
+            HandshakeFailure::ClientCertificateRevoked => "client_certificate_revoked",
+            HandshakeFailure::Timeout => "timeout",
+            HandshakeFailure::Other => "other",
+        }
+    }
+
+    /// The reason of a failed `TlsAcceptor::accept` (rustls's error inside the I/O error).
+    pub fn of(e: &std::io::Error) -> HandshakeFailure {
+        use rustls::{CertificateError, Error};
+        match e.get_ref().and_then(|i| i.downcast_ref::<Error>()) {
+            Some(Error::NoCertificatesPresented) => HandshakeFailure::ClientCertificateMissing,
+            Some(Error::InvalidCertificate(CertificateError::Revoked)) => {
+                HandshakeFailure::ClientCertificateRevoked
+            }
+            Some(Error::InvalidCertificate(_)) => HandshakeFailure::ClientCertificateInvalid,
+            _ => HandshakeFailure::Other,
+        }
+    }
 }
 
 impl Default for Metrics {
@@ -71,6 +126,7 @@ impl Default for Metrics {
             bytes_out: AtomicU64::new(0),
             duration_slots: std::array::from_fn(|_| AtomicU64::new(0)),
             duration_sum_nanos: AtomicU64::new(0),
+            handshake_failures: std::array::from_fn(|_| AtomicU64::new(0)),
             enabled: std::sync::atomic::AtomicBool::new(false),
         }
     }
@@ -85,6 +141,17 @@ impl Metrics {
     /// Whether requests are being counted.
     pub fn is_enabled(&self) -> bool {
         self.enabled.load(Ordering::Relaxed)
+    }
+
+    /// Counts one failed TLS handshake.
+    pub fn handshake_failed(&self, why: HandshakeFailure) {
+        if let Some(c) = HandshakeFailure::ALL
+            .iter()
+            .position(|r| *r == why)
+            .and_then(|i| self.handshake_failures.get(i))
+        {
+            c.fetch_add(1, Ordering::Relaxed);
+        }
     }
 
     /// Counts one finished request.
@@ -240,6 +307,21 @@ impl Metrics {
             sum.as_secs_f64()
         );
         let _ = writeln!(w, "corral_request_duration_seconds_count {cumulative}");
+
+        family(
+            w,
+            "corral_tls_handshake_failures_total",
+            "counter",
+            "TLS handshakes that failed (no HTTP exchange, no audit record), by reason; under mutual TLS, clients without a valid certificate.",
+        );
+        for (why, n) in HandshakeFailure::ALL.iter().zip(&self.handshake_failures) {
+            let _ = writeln!(
+                w,
+                "corral_tls_handshake_failures_total{{reason=\"{}\"}} {}",
+                why.as_str(),
+                n.load(Ordering::Relaxed)
+            );
+        }
 
         single(
             w,
@@ -397,6 +479,7 @@ mod tests {
             bytes_out: 700,
             clamps: Vec::new(),
             upstream_status: Some(200),
+            tls_client: None,
         }
     }
 

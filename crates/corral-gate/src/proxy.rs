@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use corral_policy::client_cert;
 use corral_policy::config::{Config, Policy, UpstreamAddr};
 use corral_policy::decide::{self, Verdict};
 use corral_policy::route::{self, BodyKind, Listing, RouteError, RouteMatch};
@@ -32,6 +33,7 @@ use crate::headers::{ambiguous_framing, client_response_headers, host_problem};
 use crate::keys::{Authenticated, Keys, Lease};
 use crate::reply::{error_response, Failure};
 use crate::stream::{BoxError, GateBody, Reading};
+use crate::tls::identity::ClientIdentity;
 use crate::upstream::UpstreamBody;
 
 /// Longest a client may take to send a body that the gate inspects.
@@ -72,13 +74,18 @@ impl From<Failure> for Refusal {
 /// The hyper service function. The request is on record from the moment hyper hands it over:
 /// a future hyper drops before polling it (the client closed its side as soon as it had sent
 /// the request) still leaves its audit record.
+///
+/// `client_cert` is the verified client certificate of the connection (mutual TLS), read
+/// once after its handshake; every request (every HTTP/2 stream) of it carries the same.
 pub fn handle(
     shared: Arc<Shared>,
     peer: IpAddr,
+    client_cert: Option<Arc<ClientIdentity>>,
     req: Request<Incoming>,
 ) -> impl std::future::Future<Output = Result<Response<GateBody>, Infallible>> {
     let raw = req.uri().path_and_query().map_or("", PathAndQuery::as_str);
-    let ctx = Box::new(RequestCtx::new(peer, Some(req.method().clone()), raw));
+    let mut ctx = Box::new(RequestCtx::new(peer, Some(req.method().clone()), raw));
+    ctx.client_cert = client_cert;
     let unanswered = Unanswered::new(ctx, shared.audit.clone());
     respond(shared, unanswered, req)
 }
@@ -231,6 +238,15 @@ async fn serve(
         )
     })?;
     ctx.policy = Some(entry.policy);
+    if !policy.allows_client_cert(ctx.client_cert.iter().flat_map(|c| c.names())) {
+        return Err(Failure::new(
+            403,
+            client_cert::RULE,
+            "this key may only be used over a connection with one of its policy's client \
+             certificates",
+        )
+        .into());
+    }
     let no_remote = |_: &str| false;
     if !policy.allows_class(m.route.class) {
         // Refuse before reading a body the caller may not send at all.

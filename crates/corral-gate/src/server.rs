@@ -26,12 +26,14 @@ use crate::context::{Ending, RequestCtx};
 use crate::error::GateError;
 use crate::forward;
 use crate::keys::{self, Keys, SharedStore};
+use crate::metrics::HandshakeFailure;
 use crate::proxy::{self, Shared};
 use crate::refused::{self, ConnWatch, FirstLine, Watched};
 use crate::reply::{self, Failure};
 use crate::selfcheck::{self, Exposure};
 use crate::settings::GateSettings;
 use crate::tls;
+use crate::tls::identity::ClientIdentity;
 use crate::tls::reload::CertReloader;
 
 /// Longest a TLS handshake may take; a stalled handshake only ever holds its own task.
@@ -131,6 +133,16 @@ impl Gate {
         store: KeyStore,
         audit: AuditHandle,
     ) -> Result<Gate, GateError> {
+        let client = settings.tls.as_ref().and_then(|t| t.client.as_ref());
+        // A policy bound to certificate names needs certificates that were verified.
+        settings
+            .config
+            .check_client_certs(
+                settings.tls.is_some(),
+                client.is_some(),
+                client.is_some_and(|c| !c.crls.is_empty()),
+            )
+            .map_err(GateError::Config)?;
         let tls = match &settings.tls {
             Some(files) => Some(CertReloader::new(files.clone(), tls::server_config(files)?)),
             None => None,
@@ -386,12 +398,12 @@ async fn serve_connection(
     let _ = stream.set_nodelay(true);
     let peer_ip = peer.ip();
     let watch = Arc::new(ConnWatch::default());
-    let service = {
+    let service = |client_cert: Option<Arc<ClientIdentity>>| {
         let shared = Arc::clone(&shared);
         let watch = Arc::clone(&watch);
         service_fn(move |req| {
             let in_flight = watch.serving();
-            let answer = proxy::handle(Arc::clone(&shared), peer_ip, req);
+            let answer = proxy::handle(Arc::clone(&shared), peer_ip, client_cert.clone(), req);
             async move {
                 let mut resp = answer.await?;
                 resp.body_mut().hold(in_flight);
@@ -402,7 +414,7 @@ async fn serve_connection(
     let ended = match tls {
         None => {
             let io = TokioIo::new(Watched::new(stream, Arc::clone(&watch)));
-            let conn = watcher.watch(builder.serve_connection(io, service));
+            let conn = watcher.watch(builder.serve_connection(io, service(None)));
             close_when_idle(conn, &watch, idle_connection_timeout).await
         }
         Some(acceptor) => {
@@ -420,15 +432,25 @@ async fn serve_connection(
                     Ok(Ok(s)) => s,
                     Ok(Err(e)) => {
                         tracing::debug!(error = %e, %peer, "TLS handshake failed");
+                        shared.audit.handshake_failed(HandshakeFailure::of(&e));
                         return;
                     }
                     Err(_) => {
                         tracing::debug!(%peer, "TLS handshake timed out");
+                        shared.audit.handshake_failed(HandshakeFailure::Timeout);
                         return;
                     }
                 };
+            // Verified by rustls during the handshake (mutual TLS); read once for every
+            // request of the connection.
+            let client_cert = tls_stream
+                .get_ref()
+                .1
+                .peer_certificates()
+                .and_then(<[_]>::first)
+                .map(|leaf| Arc::new(ClientIdentity::of(leaf)));
             let io = TokioIo::new(Watched::new(tls_stream, Arc::clone(&watch)));
-            let conn = watcher.watch(builder.serve_connection(io, service));
+            let conn = watcher.watch(builder.serve_connection(io, service(client_cert)));
             close_when_idle(conn, &watch, idle_connection_timeout).await
         }
     };

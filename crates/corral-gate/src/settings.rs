@@ -61,9 +61,33 @@ pub fn is_loopback_listen(addr: &SocketAddr) -> bool {
     addr.ip().to_canonical().is_loopback()
 }
 
-/// PEM files of the server certificate chain and its private key.
+/// PEM files of the server certificate chain and its private key, and of the client
+/// certificate CAs when clients must present a certificate.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TlsFiles {
     pub cert: PathBuf,
     pub key: PathBuf,
+    /// Mutual TLS: every handshake must present a client certificate chaining to these CAs.
+    pub client: Option<ClientCaFiles>,
+}
+
+/// `server.tls_client_ca` / `--tls-client-ca` and `server.tls_client_crl` /
+/// `--tls-client-crl`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientCaFiles {
+    /// PEM bundle of CA certificates.
+    pub ca: PathBuf,
+    /// PEM certificate revocation lists.
+    pub crls: Vec<PathBuf>,
+}
+
+impl TlsFiles {
+    /// Every file the TLS configuration is built from, in a fixed order.
+    pub fn paths(&self) -> impl Iterator<Item = &std::path::Path> {
+        [self.cert.as_path(), self.key.as_path()]
+            .into_iter()
+            .chain(self.client.iter().flat_map(|c| {
+                std::iter::once(c.ca.as_path()).chain(c.crls.iter().map(PathBuf::as_path))
+            }))
+    }
 }

@@ -5,12 +5,15 @@ use std::io::{BufReader, Read};
 use std::path::Path;
 use std::sync::Arc;
 
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-use rustls::ServerConfig;
+use rustls::pki_types::{CertificateDer, CertificateRevocationListDer, PrivateKeyDer};
+use rustls::server::danger::ClientCertVerifier;
+use rustls::server::WebPkiClientVerifier;
+use rustls::{RootCertStore, ServerConfig};
 
 use crate::error::GateError;
-use crate::settings::TlsFiles;
+use crate::settings::{ClientCaFiles, TlsFiles};
 
+pub mod identity;
 pub mod reload;
 pub(crate) mod validity;
 
@@ -23,14 +26,18 @@ pub fn server_config(files: &TlsFiles) -> Result<Arc<ServerConfig>, GateError> {
     let chain_len = certs.len();
     let key = load_key(&files.key)?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut config = ServerConfig::builder_with_provider(provider)
+    let builder = ServerConfig::builder_with_provider(Arc::clone(&provider))
         .with_safe_default_protocol_versions()
         .map_err(|e| GateError::TlsConfig {
             cert: files.cert.clone(),
             key: files.key.clone(),
             reason: e.to_string(),
-        })?
-        .with_no_client_auth()
+        })?;
+    let builder = match &files.client {
+        None => builder.with_no_client_auth(),
+        Some(client) => builder.with_client_cert_verifier(client_verifier(client, provider)?),
+    };
+    let mut config = builder
         .with_single_cert(certs, key)
         .map_err(|e| GateError::TlsConfig {
             cert: files.cert.clone(),
@@ -39,6 +46,94 @@ pub fn server_config(files: &TlsFiles) -> Result<Arc<ServerConfig>, GateError> {
         })?;
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(Arc::new(config))
+}
+
+/// A verifier that requires a client certificate chaining to one of the CAs in `files.ca`
+/// and not revoked by `files.crls`. Refused: a CA file without certificates, one holding a
+/// certificate that is not a CA (a client's own certificate given by mistake) or that rustls
+/// cannot take as a trust anchor, a CRL that is not PEM or does not parse.
+fn client_verifier(
+    files: &ClientCaFiles,
+    provider: Arc<rustls::crypto::CryptoProvider>,
+) -> Result<Arc<dyn ClientCertVerifier>, GateError> {
+    const CA: &str = "client CA";
+    let invalid = |path: &Path, reason: String| GateError::TlsInvalid {
+        what: CA,
+        path: path.to_owned(),
+        reason,
+    };
+    let certs = load_certs_as(CA, &files.ca)?;
+    let mut roots = RootCertStore::empty();
+    for (i, cert) in certs.into_iter().enumerate() {
+        let n = i + 1;
+        match identity::is_ca(&cert) {
+            None => {
+                return Err(invalid(
+                    &files.ca,
+                    format!("certificate {n} in the file is not a readable X.509 certificate"),
+                ))
+            }
+            Some(false) => {
+                return Err(invalid(
+                    &files.ca,
+                    format!(
+                        "certificate {n} in the file is not a CA certificate (its \
+                         basicConstraints do not say CA:TRUE): give the CA that issues the \
+                         client certificates, not a client certificate"
+                    ),
+                ))
+            }
+            Some(true) => {}
+        }
+        roots.add(cert).map_err(|e| {
+            invalid(
+                &files.ca,
+                format!("certificate {n} in the file cannot be used as a CA: {e}"),
+            )
+        })?;
+    }
+    let mut crls = Vec::new();
+    for path in &files.crls {
+        crls.extend(load_crls(path)?);
+    }
+    WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
+        .with_crls(crls)
+        .build()
+        .map_err(|e| {
+            // Only a CRL can fail here: the roots were added one by one above.
+            let path = files.crls.first().unwrap_or(&files.ca);
+            GateError::TlsInvalid {
+                what: "client CRL",
+                path: path.clone(),
+                reason: e.to_string(),
+            }
+        })
+}
+
+/// The CRLs of one PEM file; each is parsed now, so that a bad one names its file.
+fn load_crls(path: &Path) -> Result<Vec<CertificateRevocationListDer<'static>>, GateError> {
+    const WHAT: &str = "client CRL";
+    let invalid = |reason: String| GateError::TlsInvalid {
+        what: WHAT,
+        path: path.to_owned(),
+        reason,
+    };
+    let text = read(WHAT, path)?;
+    let crls = rustls_pemfile::crls(&mut text.as_slice())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| invalid(format!("not valid PEM: {e}")))?;
+    if crls.is_empty() {
+        return Err(invalid("no PEM X509 CRL block found".to_owned()));
+    }
+    for (i, crl) in crls.iter().enumerate() {
+        webpki::OwnedCertRevocationList::from_der(crl).map_err(|e| {
+            invalid(format!(
+                "revocation list {} in the file cannot be read: {e:?}",
+                i + 1
+            ))
+        })?;
+    }
+    Ok(crls)
 }
 
 /// The whole file: a read failure (missing, unreadable, a directory) is told apart from
@@ -68,17 +163,24 @@ fn read(what: &'static str, path: &Path) -> Result<Vec<u8>, GateError> {
 const MAX_PEM_BYTES: u64 = 1024 * 1024;
 
 fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, GateError> {
-    let text = read("certificate", path)?;
+    load_certs_as("certificate", path)
+}
+
+fn load_certs_as(
+    what: &'static str,
+    path: &Path,
+) -> Result<Vec<CertificateDer<'static>>, GateError> {
+    let text = read(what, path)?;
     let certs = rustls_pemfile::certs(&mut text.as_slice())
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| GateError::TlsInvalid {
-            what: "certificate",
+            what,
             path: path.to_owned(),
             reason: format!("not valid PEM: {e}"),
         })?;
     if certs.is_empty() {
         return Err(GateError::TlsInvalid {
-            what: "certificate",
+            what,
             path: path.to_owned(),
             reason: "no PEM CERTIFICATE block found".to_owned(),
         });
@@ -209,6 +311,10 @@ fn describe_pair_error(e: &rustls::Error, chain_len: usize) -> String {
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod client_tests;
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
     use std::io::Write;
@@ -234,6 +340,7 @@ mod tests {
         let files = TlsFiles {
             cert: write(dir.path(), "c.pem", &cert),
             key: write(dir.path(), "k.pem", &key),
+            client: None,
         };
         let cfg = server_config(&files).unwrap();
         assert_eq!(
@@ -254,6 +361,7 @@ mod tests {
         let missing = server_config(&TlsFiles {
             cert: dir.path().join("nope.pem"),
             key: key_p.clone(),
+            client: None,
         })
         .unwrap_err();
         assert!(matches!(
@@ -268,6 +376,7 @@ mod tests {
         let no_cert = server_config(&TlsFiles {
             cert: junk.clone(),
             key: key_p.clone(),
+            client: None,
         })
         .unwrap_err();
         assert!(
@@ -278,6 +387,7 @@ mod tests {
         let no_key = server_config(&TlsFiles {
             cert: cert_p.clone(),
             key: junk,
+            client: None,
         })
         .unwrap_err();
         assert!(no_key.to_string().contains("junk.pem"), "{no_key}");
@@ -289,6 +399,7 @@ mod tests {
         let mismatched = server_config(&TlsFiles {
             cert: cert_p,
             key: write(dir.path(), "k2.pem", &other_key),
+            client: None,
         })
         .unwrap_err();
         assert!(
@@ -311,6 +422,7 @@ mod tests {
         let expired = server_config(&TlsFiles {
             cert: dated("old.pem", 2020, 2021),
             key: key_p.clone(),
+            client: None,
         })
         .unwrap_err();
         let text = expired.to_string();
@@ -334,6 +446,7 @@ mod tests {
         let ending = TlsFiles {
             cert: dated("ending.pem", 2020, 2050),
             key: key_p.clone(),
+            client: None,
         };
         let end = 2_524_608_000; // 2050-01-01 00:00:00 UTC
         let warning = expiry_warning_at(&ending, end - 3 * 86_400 - 60).unwrap();
@@ -356,6 +469,7 @@ mod tests {
         let future = server_config(&TlsFiles {
             cert: dated("future.pem", 2090, 2091),
             key: key_p.clone(),
+            client: None,
         })
         .unwrap_err()
         .to_string();
@@ -367,6 +481,7 @@ mod tests {
         assert!(server_config(&TlsFiles {
             cert: dated("now.pem", 2020, 2090),
             key: key_p,
+            client: None,
         })
         .is_ok());
     }
@@ -389,6 +504,7 @@ mod tests {
             let err = server_config(&TlsFiles {
                 cert: cert_p.clone(),
                 key: write(dir.path(), name, text),
+                client: None,
             })
             .unwrap_err();
             assert!(err.to_string().contains("is encrypted"), "{name}: {err}");
@@ -414,6 +530,7 @@ mod tests {
         let reversed = server_config(&TlsFiles {
             cert: write(dir.path(), "chain.pem", &format!("{other}{cert}")),
             key: key_p.clone(),
+            client: None,
         })
         .unwrap_err();
         assert!(
@@ -423,12 +540,14 @@ mod tests {
         let in_order = server_config(&TlsFiles {
             cert: write(dir.path(), "chain2.pem", &format!("{cert}{other}")),
             key: key_p.clone(),
+            client: None,
         });
         assert!(in_order.is_ok());
 
         let a_dir = server_config(&TlsFiles {
             cert: dir.path().to_owned(),
             key: key_p.clone(),
+            client: None,
         })
         .unwrap_err();
         assert!(
@@ -445,6 +564,7 @@ mod tests {
         let too_big = server_config(&TlsFiles {
             cert: huge,
             key: key_p,
+            client: None,
         })
         .unwrap_err();
         assert!(

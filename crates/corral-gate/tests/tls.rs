@@ -53,6 +53,7 @@ async fn tls_gate_checking(every: Option<std::time::Duration>) -> TlsGate {
     settings.tls = Some(TlsFiles {
         cert: cert_path,
         key: key_path,
+        client: None,
     });
     let mut gate = Gate::bind(settings, store, audit).await.unwrap();
     if let Some(every) = every {
@@ -263,11 +264,21 @@ async fn bad_tls_files_are_refused_at_bind() {
     let key = dir.path().join("key.pem");
     std::fs::write(&cert, "not a certificate").unwrap();
     std::fs::write(&key, "not a key").unwrap();
-    let r = bind_on("127.0.0.1:0", Some(TlsFiles { cert, key }), false).await;
+    let r = bind_on(
+        "127.0.0.1:0",
+        Some(TlsFiles {
+            cert,
+            key,
+            client: None,
+        }),
+        false,
+    )
+    .await;
     assert!(r.is_err());
     let missing = TlsFiles {
         cert: dir.path().join("missing.pem"),
         key: dir.path().join("missing-key.pem"),
+        client: None,
     };
     assert!(bind_on("127.0.0.1:0", Some(missing), false).await.is_err());
 }

@@ -13,6 +13,7 @@
 //! - [`listing`]: filtering of model listings to what a caller may use.
 //! - [`usage`]: a bounded scanner for token counts in response bodies.
 //! - [`rate`]: the arithmetic of per-key request rates and token quotas.
+//! - [`client_cert`]: binding a policy's keys to client-certificate names (mutual TLS).
 //!
 //! # How the gate uses it, per request
 //!
@@ -31,6 +32,7 @@
 //!    behind the `is_remote` callback (which receives normalised names).
 //! 5. Other responses stream through a [`usage::UsageTap`] for the audit record.
 
+pub mod client_cert;
 pub mod config;
 pub mod decide;
 pub mod inspect;

@@ -299,7 +299,16 @@ impl fmt::Display for ModelPattern {
 
 /// Iterative glob with single-star backtracking: linear in practice, no recursion, so a
 /// hostile pattern or name cannot blow the stack or run exponentially.
-fn glob_match(pat: &[u8], text: &[u8]) -> bool {
+pub(crate) fn glob_match(pat: &[u8], text: &[u8]) -> bool {
+    glob_match_by(pat, text, |b| b)
+}
+
+/// [`glob_match`] with each byte of `text` lower-cased first (`pat` is lower-case already).
+pub(crate) fn glob_match_ignore_ascii_case(pat: &[u8], text: &[u8]) -> bool {
+    glob_match_by(pat, text, |b| b.to_ascii_lowercase())
+}
+
+fn glob_match_by(pat: &[u8], text: &[u8], fold: impl Fn(u8) -> u8) -> bool {
     let (mut p, mut t) = (0usize, 0usize);
     let mut star: Option<(usize, usize)> = None;
     while t < text.len() {
@@ -308,7 +317,7 @@ fn glob_match(pat: &[u8], text: &[u8]) -> bool {
                 star = Some((p, t));
                 p += 1;
             }
-            Some(&c) if c == b'?' || c == text[t] => {
+            Some(&c) if c == b'?' || c == fold(text[t]) => {
                 p += 1;
                 t += 1;
             }

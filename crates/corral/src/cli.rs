@@ -83,6 +83,14 @@ pub struct ServeArgs {
     /// PEM private key for TLS
     #[arg(long, value_name = "FILE", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
+    /// Require a client certificate chaining to a CA in this PEM bundle (mutual TLS)
+    /// [default: server.tls_client_ca]
+    #[arg(long, value_name = "FILE")]
+    pub tls_client_ca: Option<PathBuf>,
+    /// PEM revocation list checked against client certificates; repeat for more (replaces
+    /// server.tls_client_crl)
+    #[arg(long, value_name = "FILE")]
+    pub tls_client_crl: Vec<PathBuf>,
     /// Allow listening on a non-loopback address without TLS (only on a network you trust)
     #[arg(long)]
     pub allow_plaintext: bool,

@@ -1191,3 +1191,134 @@ fn keys_work_on_a_store_of_the_previous_release_and_upgrade_it() {
         .unwrap();
     assert_eq!(saved, 0);
 }
+
+/// A server certificate and key, and a client CA, written into `dir`.
+fn mtls_files(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf, std::path::PathBuf) {
+    let server = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+    let cert = dir.join("cert.pem");
+    let key = dir.join("key.pem");
+    std::fs::write(&cert, server.cert.pem()).unwrap();
+    std::fs::write(&key, server.key_pair.serialize_pem()).unwrap();
+    let mut p = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    p.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let ca = dir.join("client-ca.pem");
+    std::fs::write(&ca, p.self_signed(&ca_key).unwrap().pem()).unwrap();
+    (cert, key, ca)
+}
+
+#[test]
+fn client_certificate_settings_that_cannot_work_are_refused_by_config_check_and_serve() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key, ca) = mtls_files(dir.path());
+    let bound = "[policies.apps]\nclient_cert_names = [\"app-*\"]\n";
+    config_check(dir.path(), bound)
+        .code(2)
+        .stderr(predicate::str::contains("policies.apps.client_cert_names"))
+        .stderr(predicate::str::contains("server.tls_client_ca"));
+    config_check(dir.path(), "[server]\ntls_client_ca = \"client-ca.pem\"\n")
+        .code(2)
+        .stderr(predicate::str::contains("server.tls_client_ca"))
+        .stderr(predicate::str::contains("server.tls_cert"));
+    // Relative to the file's directory, and loaded as serve would: a client certificate is
+    // no CA.
+    std::fs::write(
+        dir.path().join("leaf.pem"),
+        rcgen::generate_simple_self_signed(vec!["app-1".into()])
+            .unwrap()
+            .cert
+            .pem(),
+    )
+    .unwrap();
+    config_check(
+        dir.path(),
+        "[server]\ntls_cert = \"cert.pem\"\ntls_key = \"key.pem\"\ntls_client_ca = \"leaf.pem\"\n",
+    )
+    .code(2)
+    .stderr(predicate::str::contains(
+        dir.path().join("leaf.pem").display().to_string(),
+    ))
+    .stderr(predicate::str::contains("not a CA certificate"));
+    config_check(
+        dir.path(),
+        &format!(
+            "[server]\ntls_cert = \"cert.pem\"\ntls_key = \"key.pem\"\ntls_client_ca = \"client-ca.pem\"\n{bound}"
+        ),
+    )
+    .success()
+    .stdout(predicate::str::contains("client_cert_names=app-*"));
+
+    // The flag gives the CA the file's binding needs; a bad one is named before anything
+    // is created.
+    let config = dir.path().join("bound.toml");
+    std::fs::write(&config, bound).unwrap();
+    let data = dir.path().join("data");
+    let serve = |client_ca: &Path| {
+        corral(&data)
+            .arg("--config")
+            .arg(&config)
+            .args(["serve", "--listen", "127.0.0.1:0", "--tls-cert"])
+            .arg(&cert)
+            .arg("--tls-key")
+            .arg(&key)
+            .arg("--tls-client-ca")
+            .arg(client_ca)
+            .timeout(std::time::Duration::from_secs(30))
+            .assert()
+    };
+    serve(&cert)
+        .code(2)
+        .stderr(predicate::str::contains("TLS client CA file"))
+        .stderr(predicate::str::contains("cert.pem"));
+    assert!(!data.join("keys.db").exists());
+    let out = corral(&data)
+        .arg("--config")
+        .arg(&config)
+        .args(["serve", "--listen", "127.0.0.1:0", "--tls-cert"])
+        .arg(&cert)
+        .arg("--tls-key")
+        .arg(&key)
+        .timeout(std::time::Duration::from_secs(30))
+        .assert()
+        .code(2);
+    let stderr = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
+    assert!(stderr.contains("--tls-client-ca"), "{stderr}");
+
+    // With a CA from the flag, the file's binding can be checked: the gate starts.
+    use std::io::Read;
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("corral"))
+        .env("CORRAL_DATA_DIR", &data)
+        .env_remove("CORRAL_CONFIG")
+        .env_remove("CORRAL_LOG")
+        .arg("--config")
+        .arg(&config)
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--upstream",
+            "http://127.0.0.1:9",
+        ])
+        .arg("--tls-cert")
+        .arg(&cert)
+        .arg("--tls-key")
+        .arg(&key)
+        .arg("--tls-client-ca")
+        .arg(&ca)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let mut line = [0u8; 64];
+    let n = stdout.read(&mut line).unwrap();
+    child.kill().unwrap();
+    let status = child.wait().unwrap();
+    let said = String::from_utf8_lossy(&line[..n]).into_owned();
+    let mut stderr = String::new();
+    let _ = child.stderr.take().unwrap().read_to_string(&mut stderr);
+    assert!(
+        said.starts_with("listening on https://"),
+        "{status}: {said} {stderr}"
+    );
+}

@@ -130,3 +130,31 @@ fn key_shaped_strings_are_redacted() {
     let line = crate::canon::canonical(&r.to_ecs());
     assert!(!line.contains(&"x".repeat(43)), "{line}");
 }
+
+#[test]
+fn a_client_certificate_is_written_as_ecs_tls_client() {
+    let mut r = sample();
+    assert!(r.to_ecs().get("tls").is_none(), "no certificate, no tls");
+    r.tls_client = Some(std::sync::Arc::new(crate::TlsClient {
+        common_names: vec!["app-1".into()],
+        sha256: "AB".repeat(32),
+    }));
+    let v = r.to_ecs();
+    assert_eq!(
+        v["tls"],
+        json!({ "client": {
+            "hash": { "sha256": "AB".repeat(32) },
+            "x509": { "subject": { "common_name": ["app-1"] } },
+        }})
+    );
+    // A certificate without a CN still has its hash.
+    r.tls_client = Some(std::sync::Arc::new(crate::TlsClient {
+        common_names: Vec::new(),
+        sha256: "CD".repeat(32),
+    }));
+    let v = r.to_ecs();
+    assert_eq!(
+        v["tls"],
+        json!({ "client": { "hash": { "sha256": "CD".repeat(32) } } })
+    );
+}

@@ -1,8 +1,9 @@
 //! Picking up renewed certificate files while the gate runs.
 //!
-//! Certificates from an ACME client are replaced every few weeks. The gate looks at the two
-//! files every [`CHECK_INTERVAL`] (and at once when asked, on SIGHUP); when either changed it
-//! builds a new configuration with [`super::server_config`], which checks the pair as at
+//! Certificates from an ACME client are replaced every few weeks. The gate looks at the
+//! certificate and key files, and under mutual TLS at the client CA bundle and revocation
+//! lists, every [`CHECK_INTERVAL`] (and at once when asked, on SIGHUP); when any changed it
+//! builds a new configuration with [`super::server_config`], which checks them all as at
 //! start-up, and new handshakes use it. A pair that does not load (a renewal half written, a
 //! key that does not match, an expired certificate) leaves the previous certificate in
 //! service and is reported once per change. Connections already open keep their session.
@@ -50,10 +51,13 @@ impl Stamp {
     }
 }
 
-/// Both files' stamps; `None` for a file that cannot be looked at (being replaced, removed).
-fn stamps(files: &TlsFiles) -> (Option<Stamp>, Option<Stamp>) {
-    let of = |p: &std::path::Path| std::fs::metadata(p).ok().map(|m| Stamp::of(&m));
-    (of(&files.cert), of(&files.key))
+/// Every file's stamp (certificate, key, client CA bundle, revocation lists); `None` for a
+/// file that cannot be looked at (being replaced, removed).
+fn stamps(files: &TlsFiles) -> Vec<Option<Stamp>> {
+    files
+        .paths()
+        .map(|p| std::fs::metadata(p).ok().map(|m| Stamp::of(&m)))
+        .collect()
 }
 
 /// What one look at the files did.
@@ -73,7 +77,7 @@ pub struct CertReloader {
     current: Arc<ArcSwap<ServerConfig>>,
     /// The stamps of the last look, whether or not that pair loaded, so that a bad pair is
     /// reported once rather than at every look.
-    seen: (Option<Stamp>, Option<Stamp>),
+    seen: Vec<Option<Stamp>>,
     last_reminder: Option<std::time::Instant>,
 }
 
@@ -176,6 +180,7 @@ mod tests {
         let files = TlsFiles {
             cert: dir.path().join("cert.pem"),
             key: dir.path().join("key.pem"),
+            client: None,
         };
         let key = rcgen::KeyPair::generate().unwrap();
         std::fs::write(&files.key, key.serialize_pem()).unwrap();
@@ -212,6 +217,7 @@ mod tests {
         let files = TlsFiles {
             cert: dir.path().join("cert.pem"),
             key: dir.path().join("key.pem"),
+            client: None,
         };
         let (c1, k1) = pair();
         std::fs::write(&files.cert, &c1).unwrap();

@@ -111,7 +111,7 @@ pub(crate) fn read(der: &[u8]) -> Option<Validity> {
 }
 
 /// One DER element: its tag, its content and what follows it.
-fn tlv(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
+pub(crate) fn tlv(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
     let (&tag, rest) = input.split_first()?;
     let (&first, mut rest) = rest.split_first()?;
     let len = if first < 0x80 {

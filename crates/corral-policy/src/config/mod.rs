@@ -25,6 +25,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::client_cert::{self, CertNamePattern};
 use crate::model::{self, ModelPattern};
 use crate::route::{BodyKind, EndpointClass};
 
@@ -79,6 +80,12 @@ pub struct ServerSection {
     pub tls_cert: Option<PathBuf>,
     /// `tls_key` — PEM private key file; set together with `tls_cert`.
     pub tls_key: Option<PathBuf>,
+    /// `tls_client_ca` — PEM bundle of the CA certificates client certificates must chain
+    /// to: when set, every TLS handshake must present one (mutual TLS). Needs `tls_cert`.
+    pub tls_client_ca: Option<PathBuf>,
+    /// `tls_client_crl` — PEM certificate revocation lists checked against client
+    /// certificates (a list of files). Needs `tls_client_ca`.
+    pub tls_client_crl: Vec<PathBuf>,
     /// `allow_plaintext` — permit listening on a non-loopback address without TLS
     /// (default `false`): keys would cross the network in clear text.
     pub allow_plaintext: bool,
@@ -164,6 +171,12 @@ pub struct Policy {
     pub max_tokens_per_hour: Option<u64>,
     /// `max_tokens_per_day` — as `max_tokens_per_hour`, per 24 hours.
     pub max_tokens_per_day: Option<u64>,
+    /// `client_cert_names` — globs (as `models`, ignoring case) over the names of the
+    /// client certificate the connection presented: a key of this policy is refused (403
+    /// `client_certificate`) unless the certificate's subject CN or one of its DNS names
+    /// matches one. Absent (`None`): keys are not bound to certificates. Needs
+    /// `server.tls_client_ca` ([`Config::check_client_certs`]).
+    pub client_cert_names: Option<Vec<CertNamePattern>>,
 }
 
 impl Policy {
@@ -194,6 +207,14 @@ impl Policy {
             || self.max_concurrent_requests.is_some()
             || self.max_tokens_per_hour.is_some()
             || self.max_tokens_per_day.is_some()
+    }
+
+    /// Whether the client certificate's `names` (its CNs and DNS names) satisfy
+    /// `client_cert_names`; always true for a policy without it.
+    pub fn allows_client_cert<'a>(&self, names: impl IntoIterator<Item = &'a str>) -> bool {
+        self.client_cert_names
+            .as_deref()
+            .is_none_or(|patterns| client_cert::any_matches(patterns, names))
     }
 
     /// The body limit the gate applies for a route's body kind; `None` means unlimited.
@@ -227,6 +248,7 @@ impl Policy {
             max_concurrent_requests: None,
             max_tokens_per_hour: None,
             max_tokens_per_day: None,
+            client_cert_names: None,
         }
     }
 
@@ -248,6 +270,7 @@ impl Policy {
             max_concurrent_requests: None,
             max_tokens_per_hour: None,
             max_tokens_per_day: None,
+            client_cert_names: None,
         }
     }
 }
@@ -296,7 +319,12 @@ impl fmt::Display for Policy {
             limit(self.max_concurrent_requests),
             limit(self.max_tokens_per_hour),
             limit(self.max_tokens_per_day),
-        )
+        )?;
+        if let Some(names) = &self.client_cert_names {
+            let names: Vec<&str> = names.iter().map(CertNamePattern::as_str).collect();
+            write!(f, " client_cert_names={}", names.join(","))?;
+        }
+        Ok(())
     }
 }
 
@@ -332,22 +360,67 @@ impl Config {
         raw::parse(text)
     }
 
-    /// Makes the file's relative paths (`server.tls_cert`, `server.tls_key`, `audit.path`)
-    /// relative to `dir`, the directory the configuration file is in, so that a file means
-    /// the same whatever directory the gate is started from.
+    /// Makes the file's relative paths (`server.tls_cert`, `server.tls_key`,
+    /// `server.tls_client_ca`, `server.tls_client_crl`, `audit.path`) relative to `dir`, the
+    /// directory the configuration file is in, so that a file means the same whatever
+    /// directory the gate is started from.
     pub fn resolve_paths_from(&mut self, dir: &std::path::Path) {
         for p in [
             &mut self.server.tls_cert,
             &mut self.server.tls_key,
+            &mut self.server.tls_client_ca,
             &mut self.audit.path,
         ]
         .into_iter()
         .flatten()
+        .chain(self.server.tls_client_crl.iter_mut())
         {
             if p.is_relative() {
                 *p = dir.join(&*p);
             }
         }
+    }
+
+    /// The client-certificate settings as the gate will run with them (the file's values with
+    /// the command line's over them): `tls` — a server certificate is set; `client_ca` and
+    /// `client_crl` — a client CA bundle / revocation lists are set. Client certificates need
+    /// TLS, revocation lists need a CA, and a policy binding keys to certificate names
+    /// (`client_cert_names`) needs verified certificates, which only a client CA gives.
+    pub fn check_client_certs(
+        &self,
+        tls: bool,
+        client_ca: bool,
+        client_crl: bool,
+    ) -> Result<(), ConfigError> {
+        if client_ca && !tls {
+            return Err(ConfigError::at(
+                "server.tls_client_ca",
+                "client certificates are part of TLS: set server.tls_cert and server.tls_key \
+                 (or --tls-cert and --tls-key) too",
+            ));
+        }
+        if client_crl && !client_ca {
+            return Err(ConfigError::at(
+                "server.tls_client_crl",
+                "revocation lists are checked against client certificates, which are only asked \
+                 for with server.tls_client_ca (or --tls-client-ca): set it too",
+            ));
+        }
+        if !client_ca {
+            if let Some(p) = self
+                .policies
+                .values()
+                .find(|p| p.client_cert_names.is_some())
+            {
+                return Err(ConfigError::at(
+                    format!("policies.{}.client_cert_names", p.name),
+                    "binds keys to client certificate names, but no client certificate is \
+                     verified: set server.tls_client_ca (or --tls-client-ca) to the CA that \
+                     issues them; without it the names could never be trusted",
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// The policy called `name`.

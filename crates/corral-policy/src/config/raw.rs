@@ -8,6 +8,7 @@ use serde::Deserialize;
 
 use super::values::{is_unlimited, parse_duration, parse_size};
 use super::{AuditSection, Config, ConfigError, Policy, ServerSection, UpstreamAddr};
+use crate::client_cert::CertNamePattern;
 use crate::model::ModelPattern;
 use crate::route::EndpointClass;
 
@@ -31,6 +32,8 @@ struct RawServer {
     connect_timeout: Option<toml::Value>,
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
+    tls_client_ca: Option<PathBuf>,
+    tls_client_crl: Option<Vec<PathBuf>>,
     allow_plaintext: Option<bool>,
     metrics_listen: Option<String>,
 }
@@ -60,6 +63,7 @@ struct RawPolicy {
     max_concurrent_requests: Option<toml::Value>,
     max_tokens_per_hour: Option<toml::Value>,
     max_tokens_per_day: Option<toml::Value>,
+    client_cert_names: Option<Vec<String>>,
 }
 
 /// What a listen address looks like, for messages about one that is not.
@@ -142,6 +146,22 @@ fn server(raw: RawServer) -> Result<ServerSection, ConfigError> {
     }
     s.tls_cert = raw.tls_cert;
     s.tls_key = raw.tls_key;
+    if raw
+        .tls_client_ca
+        .as_ref()
+        .is_some_and(|p| p.as_os_str().is_empty())
+    {
+        return Err(ConfigError::at("server.tls_client_ca", "must not be empty"));
+    }
+    s.tls_client_ca = raw.tls_client_ca;
+    let crls = raw.tls_client_crl.unwrap_or_default();
+    if let Some(i) = crls.iter().position(|p| p.as_os_str().is_empty()) {
+        return Err(ConfigError::at(
+            format!("server.tls_client_crl[{i}]"),
+            "must not be empty",
+        ));
+    }
+    s.tls_client_crl = crls;
     s.allow_plaintext = raw.allow_plaintext.unwrap_or(false);
     Ok(s)
 }
@@ -304,6 +324,25 @@ fn policy(name: &str, raw: RawPolicy) -> Result<Policy, ConfigError> {
         if let Some(v) = value {
             *slot = limit(&format!("{base}.{key}"), &v, allowance)?;
         }
+    }
+    if let Some(list) = raw.client_cert_names {
+        if list.is_empty() {
+            return Err(ConfigError::at(
+                format!("{base}.client_cert_names"),
+                "empty list matches no certificate; list the names, or leave the key out to \
+                 bind no names",
+            ));
+        }
+        p.client_cert_names = Some(
+            list.iter()
+                .enumerate()
+                .map(|(i, n)| {
+                    CertNamePattern::parse(n).map_err(|e| {
+                        ConfigError::at(format!("{base}.client_cert_names[{i}]"), e.to_string())
+                    })
+                })
+                .collect::<Result<_, _>>()?,
+        );
     }
     Ok(p)
 }

@@ -791,3 +791,97 @@ fn upstream_takes_the_ollama_host_forms_as_the_flag_does() {
         assert_eq!(e.path, "server.upstream", "{bad}: {e}");
     }
 }
+
+#[test]
+fn client_certificate_settings_are_read_and_resolved() {
+    let mut c = Config::from_toml_str(
+        "[server]\ntls_cert = \"c.pem\"\ntls_key = \"k.pem\"\ntls_client_ca = \"clients/ca.pem\"\n\
+         tls_client_crl = [\"crl.pem\", \"/var/lib/crl/b.pem\"]\n\
+         [policies.apps]\nclient_cert_names = [\"app-*\", \"batch.example.com\"]\n",
+    )
+    .unwrap();
+    c.resolve_paths_from(std::path::Path::new("/etc/corral"));
+    assert_eq!(
+        c.server.tls_client_ca.as_deref(),
+        Some(std::path::Path::new("/etc/corral/clients/ca.pem"))
+    );
+    assert_eq!(
+        c.server.tls_client_crl,
+        vec![
+            std::path::PathBuf::from("/etc/corral/crl.pem"),
+            std::path::PathBuf::from("/var/lib/crl/b.pem")
+        ]
+    );
+    let apps = c.policy("apps").unwrap();
+    assert!(apps.allows_client_cert(["App-7"]));
+    assert!(apps.allows_client_cert(["some cn", "batch.example.com"]));
+    assert!(!apps.allows_client_cert(["batch.example.org"]));
+    assert!(!apps.allows_client_cert(std::iter::empty()));
+    assert!(apps
+        .to_string()
+        .ends_with(" client_cert_names=app-*,batch.example.com"));
+    // Unbound policies take any connection, with a certificate or without.
+    let user = c.policy("user").unwrap();
+    assert_eq!(user.client_cert_names, None);
+    assert!(user.allows_client_cert(std::iter::empty()));
+    assert!(!user.to_string().contains("client_cert_names"));
+    assert_eq!(c.check_client_certs(true, true, true), Ok(()));
+}
+
+#[test]
+fn client_certificate_mistakes_name_their_key() {
+    for (text, path, says) in [
+        (
+            "[server]\ntls_client_ca = \"\"\n",
+            "server.tls_client_ca",
+            "must not be empty",
+        ),
+        (
+            "[server]\ntls_client_crl = [\"a.pem\", \"\"]\n",
+            "server.tls_client_crl[1]",
+            "must not be empty",
+        ),
+        (
+            "[policies.apps]\nclient_cert_names = []\n",
+            "policies.apps.client_cert_names",
+            "empty list matches no certificate",
+        ),
+        (
+            "[policies.apps]\nclient_cert_names = [\"ok\", \" app\"]\n",
+            "policies.apps.client_cert_names[1]",
+            "whitespace",
+        ),
+        (
+            "[policies.apps]\nclient_cert_names = \"app-*\"\n",
+            "policies.apps.client_cert_names",
+            "",
+        ),
+    ] {
+        let e = err(text);
+        assert_eq!(e.path, path, "{text}: {e}");
+        assert!(e.message.contains(says), "{text}: {e}");
+    }
+}
+
+#[test]
+fn client_certificate_settings_that_cannot_work_are_refused_after_the_flags() {
+    let bound =
+        Config::from_toml_str("[policies.apps]\nclient_cert_names = [\"app-*\"]\n").unwrap();
+    let e = bound.check_client_certs(true, false, false).unwrap_err();
+    assert_eq!(e.path, "policies.apps.client_cert_names");
+    assert!(
+        e.message
+            .contains("server.tls_client_ca (or --tls-client-ca)"),
+        "{e}"
+    );
+    assert_eq!(bound.check_client_certs(true, true, false), Ok(()));
+
+    let plain = Config::builtin();
+    let e = plain.check_client_certs(false, true, false).unwrap_err();
+    assert_eq!(e.path, "server.tls_client_ca");
+    assert!(e.message.contains("server.tls_cert"), "{e}");
+    let e = plain.check_client_certs(true, false, true).unwrap_err();
+    assert_eq!(e.path, "server.tls_client_crl");
+    assert_eq!(plain.check_client_certs(false, false, false), Ok(()));
+    assert_eq!(plain.check_client_certs(true, false, false), Ok(()));
+}

@@ -14,13 +14,12 @@ pub fn run(env: &Env, cmd: ConfigCommand) -> Result<ExitCode> {
             // What `corral serve` would refuse with this file and no flags.
             let server = &config.server;
             // `server.upstream` was read (and a bad one refused) when the file was loaded.
-            let tls = match (&server.tls_cert, &server.tls_key) {
-                (Some(cert), Some(key)) => Some(corral_gate::TlsFiles {
-                    cert: cert.clone(),
-                    key: key.clone(),
-                }),
-                _ => None,
-            };
+            let tls = super::serve::tls_files(
+                &config,
+                server.tls_cert.clone().zip(server.tls_key.clone()),
+                server.tls_client_ca.clone(),
+                server.tls_client_crl.clone(),
+            )?;
             super::serve::check_listener(
                 server.listen.unwrap_or(super::serve::DEFAULT_LISTEN),
                 tls.as_ref(),

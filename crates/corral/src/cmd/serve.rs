@@ -44,10 +44,18 @@ fn serve(env: &Env, args: ServeArgs, notices: Notices) -> Result<ExitCode> {
         .or_else(|| server.upstream.clone())
         .unwrap_or_default();
     let tls = match (args.tls_cert.or_else(|| server.tls_cert.clone()), args.tls_key.or_else(|| server.tls_key.clone())) {
-        (Some(cert), Some(key)) => Some(corral_gate::TlsFiles { cert, key }),
+        (Some(cert), Some(key)) => Some((cert, key)),
         (None, None) => None,
         _ => anyhow::bail!("TLS needs both a certificate and a key (--tls-cert and --tls-key, or server.tls_cert and server.tls_key)"),
     };
+    // The flags replace the file's values, as for the server certificate.
+    let client_ca = args.tls_client_ca.or_else(|| server.tls_client_ca.clone());
+    let client_crls = if args.tls_client_crl.is_empty() {
+        server.tls_client_crl.clone()
+    } else {
+        args.tls_client_crl
+    };
+    let tls = tls_files(&config, tls, client_ca, client_crls)?;
     let allow_plaintext = args.allow_plaintext || server.allow_plaintext;
     // Refused before the store and the audit log are touched.
     check_listener(listen, tls.as_ref(), allow_plaintext)?;
@@ -197,6 +205,29 @@ fn serve(env: &Env, args: ServeArgs, notices: Notices) -> Result<ExitCode> {
         Ok::<_, anyhow::Error>(())
     })?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The TLS files the gate is given, once the client-certificate settings are known to fit
+/// together and with the policies ([`corral_policy::config::Config::check_client_certs`]).
+pub fn tls_files(
+    config: &corral_policy::config::Config,
+    server: Option<(std::path::PathBuf, std::path::PathBuf)>,
+    client_ca: Option<std::path::PathBuf>,
+    client_crls: Vec<std::path::PathBuf>,
+) -> Result<Option<corral_gate::TlsFiles>> {
+    config.check_client_certs(
+        server.is_some(),
+        client_ca.is_some(),
+        !client_crls.is_empty(),
+    )?;
+    Ok(server.map(|(cert, key)| corral_gate::TlsFiles {
+        cert,
+        key,
+        client: client_ca.map(|ca| corral_gate::ClientCaFiles {
+            ca,
+            crls: client_crls,
+        }),
+    }))
 }
 
 /// The listen address and TLS files as the gate will check them: TLS files that load, or a
