@@ -13,6 +13,7 @@
 //! - [`listing`]: filtering of model listings to what a caller may use.
 //! - [`usage`]: a bounded scanner for token counts in response bodies.
 //! - [`rate`]: the arithmetic of per-key request rates and token quotas.
+//! - [`oidc`]: verification of OIDC access tokens against a fetched key set.
 //!
 //! # How the gate uses it, per request
 //!
@@ -36,6 +37,7 @@ pub mod decide;
 pub mod inspect;
 pub mod listing;
 pub mod model;
+pub mod oidc;
 pub mod path;
 pub mod rate;
 pub mod route;

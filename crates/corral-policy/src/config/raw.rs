@@ -20,6 +20,7 @@ struct RawConfig {
     audit: RawAudit,
     #[serde(default)]
     policies: BTreeMap<String, RawPolicy>,
+    oidc: Option<super::oidc::RawOidc>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -77,6 +78,9 @@ pub(super) fn parse(text: &str) -> Result<Config, ConfigError> {
     for (name, rp) in raw.policies {
         let p = policy(&name, rp)?;
         config.policies.insert(name, Arc::new(p));
+    }
+    if let Some(o) = raw.oidc {
+        config.oidc = Some(Arc::new(super::oidc::section(o, &config.policies)?));
     }
     Ok(config)
 }
@@ -347,7 +351,10 @@ fn allowance(path: &str, v: &toml::Value) -> Result<u64, ConfigError> {
     Ok(n)
 }
 
-fn positive_duration(path: &str, v: &toml::Value) -> Result<std::time::Duration, ConfigError> {
+pub(super) fn positive_duration(
+    path: &str,
+    v: &toml::Value,
+) -> Result<std::time::Duration, ConfigError> {
     match parse_duration(v) {
         Some(d) if !d.is_zero() => Ok(d),
         Some(_) => Err(ConfigError::at(path, "must be greater than zero")),
@@ -398,7 +405,7 @@ fn size(path: &str, v: &toml::Value) -> Result<u64, ConfigError> {
     }
 }
 
-fn quoted(s: &str) -> String {
+pub(super) fn quoted(s: &str) -> String {
     format!("\"{}\"", sanitize(s))
 }
 
@@ -476,6 +483,7 @@ fn readable(message: &str) -> String {
         ("struct RawServer", "a table"),
         ("struct RawAudit", "a table"),
         ("struct RawPolicy", "a table"),
+        ("struct RawOidc", "a table"),
         ("expected a map", "expected a table"),
         ("expected a sequence", "expected an array"),
         ("expected i64", "expected an integer"),
