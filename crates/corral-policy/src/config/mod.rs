@@ -339,7 +339,6 @@ impl Config {
         ]
         .into_iter()
         .chain(self.oidc.as_mut().map(|o| &mut Arc::make_mut(o).ca_file))
-        .into_iter()
         .flatten()
         {
             if p.is_relative() {

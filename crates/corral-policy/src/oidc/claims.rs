@@ -6,8 +6,9 @@ use serde_json::{Map, Value};
 use super::{Identity, TokenError};
 use crate::config::OidcSection;
 
-/// Longest user claim value accepted (it becomes the audit record's `user.name`).
-pub const MAX_USER_LEN: usize = 256;
+/// Longest user claim value accepted: with its `oidc:` prefix it is the audit record's
+/// `user.name`, which holds 128 characters.
+pub const MAX_USER_LEN: usize = 120;
 
 /// A claim named in the configuration (`oidc.user_claim`, `oidc.roles_claim`): a top-level
 /// claim of that exact name, else a dotted path into nested objects
