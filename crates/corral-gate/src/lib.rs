@@ -50,6 +50,12 @@ pub fn check_tls_files(files: &TlsFiles) -> Result<(), GateError> {
     tls::server_config(files).map(drop)
 }
 
+/// Reads `oidc.ca_file` as the gate would at start-up (`corral config check`); the error
+/// names the file and what is wrong with it.
+pub fn check_oidc(section: &corral_policy::config::OidcSection) -> Result<(), GateError> {
+    oidc::check(section)
+}
+
 /// A warning when the TLS certificate expires within two weeks (it is loaded once, at
 /// start-up); `None` otherwise.
 pub fn tls_expiry_warning(files: &TlsFiles) -> Option<String> {

@@ -253,6 +253,11 @@ impl Oidc {
     }
 }
 
+/// What [`Oidc::new`] would refuse for `section`: an unreadable or empty CA file.
+pub fn check(section: &OidcSection) -> Result<(), GateError> {
+    IdpClient::new(section.ca_file.as_deref()).map(drop)
+}
+
 /// Puts `[oidc]` in service: its CA file read (an error stops the start-up), its key set
 /// fetched once. A provider that cannot be reached does not stop the gate: the error is
 /// logged, and the refresh task retries. The flag says whether the fetch worked.

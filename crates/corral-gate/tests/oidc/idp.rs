@@ -81,12 +81,39 @@ pub struct MockIdp {
 }
 
 impl MockIdp {
-    /// A provider publishing the public halves of `keys`, up or down.
+    /// A provider publishing the public halves of `keys`, up or down, over plain HTTP.
     pub async fn start(keys: &[&SigningKey], up: bool) -> MockIdp {
+        MockIdp::start_with(keys, up, None).await
+    }
+
+    /// A provider over HTTPS with a self-signed certificate for 127.0.0.1, returned as PEM.
+    pub async fn start_tls(keys: &[&SigningKey]) -> (MockIdp, String) {
+        let ck = rcgen::generate_simple_self_signed(vec!["127.0.0.1".into()]).unwrap();
+        let cert = rustls::pki_types::CertificateDer::from(ck.cert.der().to_vec());
+        let key = rustls::pki_types::PrivateKeyDer::try_from(ck.key_pair.serialize_der()).unwrap();
+        let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(vec![cert], key)
+        .unwrap();
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let idp = MockIdp::start_with(keys, true, Some(acceptor)).await;
+        (idp, ck.cert.pem())
+    }
+
+    async fn start_with(
+        keys: &[&SigningKey],
+        up: bool,
+        tls: Option<tokio_rustls::TlsAcceptor>,
+    ) -> MockIdp {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
+        let scheme = if tls.is_some() { "https" } else { "http" };
         let state = Arc::new(State {
-            issuer: format!("http://{addr}/realms/ml"),
+            issuer: format!("{scheme}://{addr}/realms/ml"),
             up: AtomicBool::new(up),
             jwks: Mutex::new(Value::Null),
             discovery_hits: AtomicUsize::new(0),
@@ -99,14 +126,23 @@ impl MockIdp {
                     continue;
                 };
                 let state = Arc::clone(&idp_state);
+                let tls = tls.clone();
                 tokio::spawn(async move {
                     let service = service_fn(move |req| {
                         let state = Arc::clone(&state);
                         async move { Ok::<_, std::convert::Infallible>(answer(&state, &req)) }
                     });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
+                    let http = hyper::server::conn::http1::Builder::new();
+                    match tls {
+                        Some(tls) => {
+                            if let Ok(stream) = tls.accept(stream).await {
+                                let _ = http.serve_connection(TokioIo::new(stream), service).await;
+                            }
+                        }
+                        None => {
+                            let _ = http.serve_connection(TokioIo::new(stream), service).await;
+                        }
+                    }
                 });
             }
         });

@@ -383,3 +383,47 @@ async fn a_flood_of_unknown_kids_fetches_the_key_set_at_most_once_per_interval()
         200
     );
 }
+
+#[tokio::test]
+async fn an_https_provider_is_trusted_through_ca_file_and_only_so() {
+    let key = SigningKey::generate("k1");
+    let (idp, ca_pem) = MockIdp::start_tls(&[&key]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("idp-ca.pem");
+    std::fs::write(&ca, ca_pem).unwrap();
+    let token = key.sign(&claims(&idp, "alice", &["ml-users"]));
+    let with_ca = format!("{}ca_file = \"{}\"\n", config(&idp, false), ca.display())
+        .replace("[oidc.policies]", "")
+        .replace("\"ml-admins\" = \"admin\"", "")
+        .replace("\"ml-users\" = \"user\"", "default_policy = \"user\"");
+    let h = Harness::builder().config(&with_ca).start().await;
+    let r = tags(&h, &token).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(idp.jwks_hits(), 1);
+    drop(h);
+    // Without the CA file the built-in web roots do not know the provider's certificate.
+    let h = start(&idp).await;
+    assert_401(&tags(&h, &token).await, "untrusted provider");
+    assert_eq!(reason_of(&h, 1).await, "token_keys_unavailable");
+    assert_eq!(
+        idp.jwks_hits(),
+        1,
+        "no key set was fetched from an untrusted provider"
+    );
+}
+
+#[tokio::test]
+async fn an_unusable_key_set_or_discovery_document_is_not_used() {
+    let key = SigningKey::generate("k1");
+    let idp = MockIdp::start(&[], true).await;
+    let h = start(&idp).await;
+    let token = key.sign(&claims(&idp, "alice", &["ml-users"]));
+    assert_401(&tags(&h, &token).await, "empty key set");
+    assert_eq!(reason_of(&h, 1).await, "token_keys_unavailable");
+    drop(h);
+    // A discovery document naming another issuer (OIDC Discovery 4.3).
+    let cfg = config(&idp, false).replace("/realms/ml\"", "/realms/ml/\"");
+    let h = Harness::builder().config(&cfg).start().await;
+    assert_401(&tags(&h, &token).await, "other issuer");
+    assert_eq!(reason_of(&h, 1).await, "token_keys_unavailable");
+}

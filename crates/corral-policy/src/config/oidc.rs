@@ -46,6 +46,38 @@ pub struct OidcSection {
     pub refresh: Duration,
 }
 
+impl std::fmt::Display for OidcSection {
+    /// One line for `corral config check`, e.g. `issuer=https://id.example.com/realms/ml
+    /// audience=corral algorithms=RS256,ES256 user_claim=sub roles_claim=groups
+    /// policies=ml-admins:admin,ml-users:user default_policy=none leeway=60s refresh=10m`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let algorithms: Vec<&str> = self.algorithms.iter().map(|a| a.as_str()).collect();
+        let policies: Vec<String> = self
+            .policies
+            .iter()
+            .map(|(v, p)| format!("{}:{p}", super::raw::sanitize(v)))
+            .collect();
+        write!(
+            f,
+            "issuer={} audience={} algorithms={} user_claim={} roles_claim={} policies={} \
+             default_policy={} leeway={} refresh={}",
+            super::raw::sanitize(&self.issuer),
+            super::raw::sanitize(&self.audience),
+            algorithms.join(","),
+            super::raw::sanitize(self.user_claim.as_str()),
+            super::raw::sanitize(self.roles_claim.as_str()),
+            if policies.is_empty() {
+                "none".to_owned()
+            } else {
+                policies.join(",")
+            },
+            self.default_policy.as_deref().unwrap_or("none"),
+            humantime::format_duration(self.leeway),
+            humantime::format_duration(self.refresh),
+        )
+    }
+}
+
 /// Longest `oidc.leeway`.
 pub const MAX_LEEWAY: Duration = Duration::from_secs(300);
 

@@ -411,7 +411,7 @@ pub(super) fn quoted(s: &str) -> String {
 
 /// Values echoed in messages: printable ASCII only, bounded, so a hostile file cannot put
 /// terminal escapes into the operator's console.
-fn sanitize(s: &str) -> String {
+pub(super) fn sanitize(s: &str) -> String {
     let mut out: String = s
         .chars()
         .take(80)

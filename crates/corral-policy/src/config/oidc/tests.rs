@@ -78,6 +78,13 @@ ca_file = "idp-ca.pem"
     assert_eq!(o.leeway, Duration::from_secs(30));
     assert!(!o.discovery.tls());
     assert_eq!(o.discovery.authority(), "127.0.0.1:8080");
+    assert_eq!(
+        o.to_string(),
+        "issuer=http://127.0.0.1:8080/realms/ml audience=corral algorithms=RS256,ES256 \
+         user_claim=preferred_username roles_claim=realm_access.roles \
+         policies=ml-users:user,ml-readers:readonly,ml-admins:admin default_policy=none \
+         leeway=30s refresh=5m"
+    );
 }
 
 #[test]
