@@ -18,7 +18,7 @@ use serde_json::{Map, Value};
 use crate::config::OidcSection;
 
 pub use claims::ClaimPath;
-pub use jwk::{parse_discovery, DiscoveryError, Jwks, JwksError};
+pub use jwk::{parse_discovery, DiscoveryError, Jwks, JwksError, MAX_KEYS};
 
 /// Longest token looked at. Access tokens with a few dozen groups stay well under it.
 pub const MAX_TOKEN_BYTES: usize = 8 * 1024;
