@@ -6,14 +6,13 @@
 
 #[path = "../common/mod.rs"]
 mod common;
-mod idp;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
 use bytes::Bytes;
 use common::*;
-use idp::{MockIdp, SigningKey};
+use corral_testsupport::idp::{self, MockIdp, SigningKey};
 use serde_json::{json, Value};
 
 fn config(idp: &MockIdp, default_policy: bool) -> String {
@@ -55,6 +54,20 @@ fn claims(idp: &MockIdp, user: &str, roles: &[&str]) -> Value {
         "exp": now() + 300,
         "iat": now(),
     })
+}
+
+trait SignOk {
+    fn sign_ok(&self, claims: &Value) -> String;
+    fn sign_as_ok(&self, kid: &str, claims: &Value) -> String;
+}
+
+impl SignOk for SigningKey {
+    fn sign_ok(&self, claims: &Value) -> String {
+        self.sign(claims).unwrap()
+    }
+    fn sign_as_ok(&self, kid: &str, claims: &Value) -> String {
+        self.sign_as(kid, claims).unwrap()
+    }
 }
 
 async fn start(idp: &MockIdp) -> Harness {
@@ -108,10 +121,10 @@ async fn reason_of(h: &Harness, n: usize) -> Value {
 
 #[tokio::test]
 async fn a_token_is_served_and_audited_as_its_user_and_never_forwarded() {
-    let key = SigningKey::generate("k1");
-    let idp = MockIdp::start(&[&key], true).await;
+    let key = SigningKey::generate("k1").unwrap();
+    let idp = MockIdp::start(&[&key], true).await.unwrap();
     let mut h = start(&idp).await;
-    let token = key.sign(&claims(&idp, "alice", &["ml-users"]));
+    let token = key.sign_ok(&claims(&idp, "alice", &["ml-users"]));
     let r = tags(&h, &token).await;
     assert_eq!(r.status, 200, "{}", r.text());
     let r = post_with(
@@ -156,10 +169,10 @@ async fn a_token_is_served_and_audited_as_its_user_and_never_forwarded() {
 
 #[tokio::test]
 async fn basic_auth_carries_a_token_as_its_password() {
-    let key = SigningKey::generate("k1");
-    let idp = MockIdp::start(&[&key], true).await;
+    let key = SigningKey::generate("k1").unwrap();
+    let idp = MockIdp::start(&[&key], true).await.unwrap();
     let h = start(&idp).await;
-    let token = key.sign(&claims(&idp, "alice", &["ml-users"]));
+    let token = key.sign_ok(&claims(&idp, "alice", &["ml-users"]));
     let cred = base64::engine::general_purpose::STANDARD.encode(format!("any:{token}"));
     let r = h.get("/api/tags", Some(&format!("Basic {cred}"))).await;
     assert_eq!(r.status, 200, "{}", r.text());
@@ -167,13 +180,13 @@ async fn basic_auth_carries_a_token_as_its_password() {
 
 #[tokio::test]
 async fn the_mapped_policy_decides_admin_may_pull_a_user_may_not() {
-    let key = SigningKey::generate("k1");
-    let idp = MockIdp::start(&[&key], true).await;
+    let key = SigningKey::generate("k1").unwrap();
+    let idp = MockIdp::start(&[&key], true).await.unwrap();
     let h = start(&idp).await;
     let pull = json!({"model": "llama3.2", "stream": false});
     // In both groups: the table's first entry that matches (ml-admins) decides.
-    let admin = key.sign(&claims(&idp, "root", &["ml-users", "ml-admins"]));
-    let user = key.sign(&claims(&idp, "bob", &["ml-users"]));
+    let admin = key.sign_ok(&claims(&idp, "root", &["ml-users", "ml-admins"]));
+    let user = key.sign_ok(&claims(&idp, "bob", &["ml-users"]));
     let r = post_with(
         &h,
         "/api/pull",
@@ -205,9 +218,9 @@ async fn the_mapped_policy_decides_admin_may_pull_a_user_may_not() {
 
 #[tokio::test]
 async fn a_token_no_entry_maps_is_refused_unless_a_default_policy_is_set() {
-    let key = SigningKey::generate("k1");
-    let idp = MockIdp::start(&[&key], true).await;
-    let token = key.sign(&claims(&idp, "eve", &["other-team"]));
+    let key = SigningKey::generate("k1").unwrap();
+    let idp = MockIdp::start(&[&key], true).await.unwrap();
+    let token = key.sign_ok(&claims(&idp, "eve", &["other-team"]));
     let h = start(&idp).await;
     let r = tags(&h, &token).await;
     assert_eq!(r.status, 403, "{}", r.text());
@@ -223,9 +236,9 @@ async fn a_token_no_entry_maps_is_refused_unless_a_default_policy_is_set() {
 
 #[tokio::test]
 async fn every_token_failure_is_the_401_a_bad_key_gets_with_the_reason_audited() {
-    let key = SigningKey::generate("k1");
-    let stranger = SigningKey::generate("k1");
-    let idp = MockIdp::start(&[&key], true).await;
+    let key = SigningKey::generate("k1").unwrap();
+    let stranger = SigningKey::generate("k1").unwrap();
+    let idp = MockIdp::start(&[&key], true).await.unwrap();
     let h = start(&idp).await;
     let good = claims(&idp, "alice", &["ml-users"]);
     let with = |changes: Value| {
@@ -239,23 +252,23 @@ async fn every_token_failure_is_the_401_a_bad_key_gets_with_the_reason_audited()
     let none_body = idp::b64(good.to_string().as_bytes());
     let cases: Vec<(String, &str)> = vec![
         (
-            key.sign(&with(json!({"exp": now() - 3600}))),
+            key.sign_ok(&with(json!({"exp": now() - 3600}))),
             "token_expired",
         ),
         (
-            key.sign(&with(json!({"nbf": now() + 3600}))),
+            key.sign_ok(&with(json!({"nbf": now() + 3600}))),
             "token_not_yet_valid",
         ),
         (
-            key.sign(&with(json!({"aud": "other"}))),
+            key.sign_ok(&with(json!({"aud": "other"}))),
             "token_wrong_audience",
         ),
         (
-            key.sign(&with(json!({"iss": "https://evil.example"}))),
+            key.sign_ok(&with(json!({"iss": "https://evil.example"}))),
             "token_wrong_issuer",
         ),
-        (stranger.sign(&good), "token_bad_signature"),
-        (key.sign_as("k9", &good), "token_unknown_key"),
+        (stranger.sign_ok(&good), "token_bad_signature"),
+        (key.sign_as_ok("k9", &good), "token_unknown_key"),
         (format!("{none_header}.{none_body}."), "token_bad_algorithm"),
         ("a.b.c".to_owned(), "token_malformed"),
     ];
@@ -276,8 +289,8 @@ async fn every_token_failure_is_the_401_a_bad_key_gets_with_the_reason_audited()
 
 #[tokio::test]
 async fn with_the_provider_down_at_start_keys_work_and_tokens_wait_for_it() {
-    let key = SigningKey::generate("k1");
-    let idp = MockIdp::start(&[&key], false).await;
+    let key = SigningKey::generate("k1").unwrap();
+    let idp = MockIdp::start(&[&key], false).await.unwrap();
     let h = Harness::builder()
         .config(&config(&idp, false))
         .oidc_refetch(Duration::from_millis(200))
@@ -285,7 +298,7 @@ async fn with_the_provider_down_at_start_keys_work_and_tokens_wait_for_it() {
         .await;
     let r = h.get("/api/tags", Some(&h.bearer("alice"))).await;
     assert_eq!(r.status, 200, "a key works: {}", r.text());
-    let token = key.sign(&claims(&idp, "alice", &["ml-users"]));
+    let token = key.sign_ok(&claims(&idp, "alice", &["ml-users"]));
     assert_401(&tags(&h, &token).await, "no key set");
     assert_eq!(reason_of(&h, 1).await, "token_keys_unavailable");
     idp.set_up(true);
@@ -301,31 +314,35 @@ async fn with_the_provider_down_at_start_keys_work_and_tokens_wait_for_it() {
 
 #[tokio::test]
 async fn a_rotated_key_is_picked_up_and_the_last_good_set_survives_an_outage() {
-    let old = SigningKey::generate("2025");
-    let new = SigningKey::generate("2026");
-    let idp = MockIdp::start(&[&old], true).await;
+    let old = SigningKey::generate("2025").unwrap();
+    let new = SigningKey::generate("2026").unwrap();
+    let idp = MockIdp::start(&[&old], true).await.unwrap();
     let h = Harness::builder()
         .config(&config(&idp, false))
         .oidc_refetch(Duration::ZERO)
         .start()
         .await;
     assert_eq!(
-        tags(&h, &old.sign(&claims(&idp, "a", &["ml-users"])))
+        tags(&h, &old.sign_ok(&claims(&idp, "a", &["ml-users"])))
             .await
             .status,
         200
     );
     idp.publish(&[&new]);
-    let r = tags(&h, &new.sign(&claims(&idp, "a", &["ml-users"]))).await;
+    let r = tags(&h, &new.sign_ok(&claims(&idp, "a", &["ml-users"]))).await;
     assert_eq!(r.status, 200, "the new kid is fetched: {}", r.text());
     assert_eq!(idp.jwks_hits(), 2);
     // The provider goes down: a failed fetch keeps the set in service.
     idp.set_up(false);
     assert_401(
-        &tags(&h, &new.sign_as("2027", &claims(&idp, "a", &["ml-users"]))).await,
+        &tags(
+            &h,
+            &new.sign_as_ok("2027", &claims(&idp, "a", &["ml-users"])),
+        )
+        .await,
         "unknown",
     );
-    let r = tags(&h, &new.sign(&claims(&idp, "a", &["ml-users"]))).await;
+    let r = tags(&h, &new.sign_ok(&claims(&idp, "a", &["ml-users"]))).await;
     assert_eq!(
         r.status,
         200,
@@ -336,8 +353,8 @@ async fn a_rotated_key_is_picked_up_and_the_last_good_set_survives_an_outage() {
 
 #[tokio::test]
 async fn a_flood_of_unknown_kids_fetches_the_key_set_at_most_once_per_interval() {
-    let key = SigningKey::generate("k1");
-    let idp = MockIdp::start(&[&key], true).await;
+    let key = SigningKey::generate("k1").unwrap();
+    let idp = MockIdp::start(&[&key], true).await.unwrap();
     let h = Harness::builder()
         .config(&config(&idp, false))
         .oidc_refetch(Duration::from_secs(2))
@@ -345,7 +362,7 @@ async fn a_flood_of_unknown_kids_fetches_the_key_set_at_most_once_per_interval()
         .await;
     assert_eq!(idp.jwks_hits(), 1);
     // Within the interval of the start-up fetch: no fetch at all.
-    let junk = |i: usize| key.sign_as(&format!("junk-{i}"), &claims(&idp, "x", &["ml-users"]));
+    let junk = |i: usize| key.sign_as_ok(&format!("junk-{i}"), &claims(&idp, "x", &["ml-users"]));
     for i in 0..20 {
         assert_401(&tags(&h, &junk(i)).await, "junk kid");
     }
@@ -377,7 +394,7 @@ async fn a_flood_of_unknown_kids_fetches_the_key_set_at_most_once_per_interval()
     );
     // A good token is still served from the set in service.
     assert_eq!(
-        tags(&h, &key.sign(&claims(&idp, "x", &["ml-users"])))
+        tags(&h, &key.sign_ok(&claims(&idp, "x", &["ml-users"])))
             .await
             .status,
         200
@@ -386,12 +403,12 @@ async fn a_flood_of_unknown_kids_fetches_the_key_set_at_most_once_per_interval()
 
 #[tokio::test]
 async fn an_https_provider_is_trusted_through_ca_file_and_only_so() {
-    let key = SigningKey::generate("k1");
-    let (idp, ca_pem) = MockIdp::start_tls(&[&key]).await;
+    let key = SigningKey::generate("k1").unwrap();
+    let (idp, ca_pem) = MockIdp::start_tls(&[&key]).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let ca = dir.path().join("idp-ca.pem");
     std::fs::write(&ca, ca_pem).unwrap();
-    let token = key.sign(&claims(&idp, "alice", &["ml-users"]));
+    let token = key.sign_ok(&claims(&idp, "alice", &["ml-users"]));
     let with_ca = format!("{}ca_file = \"{}\"\n", config(&idp, false), ca.display())
         .replace("[oidc.policies]", "")
         .replace("\"ml-admins\" = \"admin\"", "")
@@ -414,10 +431,10 @@ async fn an_https_provider_is_trusted_through_ca_file_and_only_so() {
 
 #[tokio::test]
 async fn an_unusable_key_set_or_discovery_document_is_not_used() {
-    let key = SigningKey::generate("k1");
-    let idp = MockIdp::start(&[], true).await;
+    let key = SigningKey::generate("k1").unwrap();
+    let idp = MockIdp::start(&[], true).await.unwrap();
     let h = start(&idp).await;
-    let token = key.sign(&claims(&idp, "alice", &["ml-users"]));
+    let token = key.sign_ok(&claims(&idp, "alice", &["ml-users"]));
     assert_401(&tags(&h, &token).await, "empty key set");
     assert_eq!(reason_of(&h, 1).await, "token_keys_unavailable");
     drop(h);
