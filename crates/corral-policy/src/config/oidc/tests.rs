@@ -220,3 +220,18 @@ fn idp_urls() {
         assert!(IdpUrl::parse(bad).is_err(), "{bad}");
     }
 }
+
+#[test]
+fn the_example_files_section_parses_once_uncommented() {
+    let text = include_str!("../../../examples/corral.toml");
+    let (head, tail) = text.split_once("# [oidc]\n").unwrap();
+    let section: Vec<&str> = tail
+        .lines()
+        .map(|l| l.strip_prefix("# ").or(l.strip_prefix('#')).unwrap_or(l))
+        .collect();
+    let c = Config::from_toml_str(&format!("{head}[oidc]\n{}\n", section.join("\n"))).unwrap();
+    let o = c.oidc.unwrap();
+    assert_eq!(o.user_claim.as_str(), "preferred_username");
+    assert_eq!(o.default_policy.as_deref(), Some("chat-frontend"));
+    assert_eq!(o.policies.len(), 2);
+}
