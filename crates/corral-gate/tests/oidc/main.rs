@@ -285,6 +285,52 @@ async fn every_token_failure_is_the_401_a_bad_key_gets_with_the_reason_audited()
         assert_eq!(reason_of(&h, i + 2).await, *reason);
     }
     assert!(h.forwarded().is_empty(), "nothing reached the upstream");
+    let log = std::fs::read_to_string(&h.audit_path).unwrap();
+    for (token, reason) in &cases {
+        let last = token.rsplit('.').next().unwrap();
+        let payload = token.split('.').nth(1).unwrap();
+        for part in [last, payload] {
+            assert!(
+                part.len() < 8 || !log.contains(part),
+                "{reason}: token in the audit log"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn allowances_are_per_token_user_and_apart_from_keys_of_the_same_name() {
+    let key = SigningKey::generate("k1").unwrap();
+    let idp = MockIdp::start(&[&key], true).await.unwrap();
+    let cfg = format!(
+        "[policies.user]\nmax_requests_per_minute = 1\n{}",
+        config(&idp, false)
+    );
+    let h = Harness::builder().config(&cfg).start().await;
+    let alice_token = key.sign_ok(&claims(&idp, "alice", &["ml-users"]));
+    let bob_token = key.sign_ok(&claims(&idp, "bob", &["ml-users"]));
+    // The key named alice spends its minute's allowance...
+    assert_eq!(
+        h.get("/api/tags", Some(&h.bearer("alice"))).await.status,
+        200
+    );
+    assert_eq!(
+        h.get("/api/tags", Some(&h.bearer("alice"))).await.status,
+        429
+    );
+    // ...which is not the token user alice's, who has one of her own, across tokens.
+    assert_eq!(tags(&h, &alice_token).await.status, 200);
+    let again = key.sign_ok(&claims(&idp, "alice", &["ml-users"]));
+    assert_ne!(again, alice_token);
+    let r = tags(&h, &again).await;
+    assert_eq!(r.status, 429, "{}", r.text());
+    assert_eq!(tags(&h, &bob_token).await.status, 200);
+    let rec = h
+        .wait_audit(T, |r| {
+            r["user"]["name"] == "oidc:alice" && r["corral"]["reason"] == "rate_limited"
+        })
+        .await;
+    assert!(rec.is_some(), "the token user's refusal is audited as hers");
 }
 
 #[tokio::test]
