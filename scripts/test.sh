@@ -131,8 +131,9 @@ build() {
         python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')" || return
     export CORRAL_BIN="$TARGET_DIR/debug/corral"
     export MOCK_OLLAMA_BIN="$TARGET_DIR/debug/mock-ollama"
+    export MOCK_IDP_BIN="$TARGET_DIR/debug/mock-idp"
     local bin
-    for bin in "$CORRAL_BIN" "$MOCK_OLLAMA_BIN"; do
+    for bin in "$CORRAL_BIN" "$MOCK_OLLAMA_BIN" "$MOCK_IDP_BIN"; do
         [[ -x "$bin" ]] || {
             printf 'test.sh: %s was not built\n' "$bin" >&2
             return 1

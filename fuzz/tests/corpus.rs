@@ -33,6 +33,7 @@ const TARGETS: &[(&str, &str)] = &[
     ("hunt_zeek", env!("CARGO_BIN_EXE_hunt_zeek")),
     ("policy_body", env!("CARGO_BIN_EXE_policy_body")),
     ("policy_config", env!("CARGO_BIN_EXE_policy_config")),
+    ("policy_oidc", env!("CARGO_BIN_EXE_policy_oidc")),
     ("policy_multipart", env!("CARGO_BIN_EXE_policy_multipart")),
     ("policy_path", env!("CARGO_BIN_EXE_policy_path")),
     ("policy_usage", env!("CARGO_BIN_EXE_policy_usage")),

@@ -10,8 +10,10 @@ use http::header::{HeaderMap, HeaderName, AUTHORIZATION};
 /// The header Anthropic's API (and its SDKs, given `api_key`) carries the key in.
 pub const X_API_KEY: HeaderName = HeaderName::from_static("x-api-key");
 
-/// Longest `Authorization` value looked at. Keys are ~70 bytes; anything much longer is junk.
-const MAX_AUTHORIZATION_LEN: usize = 1024;
+/// Longest `Authorization` (or `x-api-key`) value looked at. Keys are ~70 bytes; OIDC access
+/// tokens run to a few KiB and are refused past `corral_policy::oidc::MAX_TOKEN_BYTES`;
+/// Basic's base64 makes a third more of either.
+const MAX_AUTHORIZATION_LEN: usize = corral_policy::oidc::MAX_TOKEN_BYTES * 4 / 3 + 64;
 
 /// A key as presented by the client. Borrowed from the header for Bearer, decoded for Basic.
 #[derive(PartialEq, Eq)]
@@ -145,7 +147,7 @@ mod tests {
         assert_eq!(key(&[&no_colon]), None);
         let empty_pw = format!("Basic {}", STANDARD.encode("user:"));
         assert_eq!(key(&[&empty_pw]), None);
-        let long = format!("Bearer {}", "a".repeat(2000));
+        let long = format!("Bearer {}", "a".repeat(12_000));
         assert_eq!(key(&[&long]), None);
     }
 
@@ -174,7 +176,7 @@ mod tests {
         assert_eq!(both(&[], &[""]), None);
         assert_eq!(both(&[], &["Bearer crl_a_b"]), None);
         assert_eq!(both(&[], &["crl_a_b", "crl_a_b"]), None);
-        assert_eq!(both(&[], &[&"a".repeat(2000)]), None);
+        assert_eq!(both(&[], &[&"a".repeat(12_000)]), None);
         // Two different keys: neither is guessed.
         assert_eq!(both(&["Bearer crl_a_b"], &["crl_c_d"]), None);
         // A broken Authorization is not rescued by a good x-api-key.

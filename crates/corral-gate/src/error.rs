@@ -62,6 +62,10 @@ pub enum GateError {
     #[error("key store: {0}")]
     Store(#[from] corral_store::StoreError),
 
+    /// The `[oidc]` section cannot be put in service (its CA file).
+    #[error("{0}")]
+    Oidc(String),
+
     /// A background task of the gate failed.
     #[error("gate task failed: {0}")]
     Task(String),

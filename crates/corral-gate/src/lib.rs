@@ -9,7 +9,7 @@
 //! Modules: [`settings`] (what the gate is told), `server` (listener, TLS, shutdown), `proxy`
 //! (the phases), `auth`, `body`, `headers`, `forward`, `upstream` (keep-alive upstream
 //! connections, read by the request's own task), `stream`, `reply` (errors in the client's
-//! dialect), `refused` (hyper's own answers to unreadable heads), `keys` (snapshot reload, saving last-used times and allowance state), `allowances` (rate limits and token quotas), `carried` (allowance state across restarts), `catalogue` (remote models), `audit`, [`metrics`] (Prometheus counters fed from the audit records), [`selfcheck`].
+//! dialect), `refused` (hyper's own answers to unreadable heads), `keys` (snapshot reload, saving last-used times and allowance state), `oidc` (identity-provider tokens: key set fetching and refresh), `allowances` (rate limits and token quotas), `carried` (allowance state across restarts), `catalogue` (remote models), `audit`, [`metrics`] (Prometheus counters fed from the audit records), [`selfcheck`].
 
 mod allowances;
 mod audit;
@@ -24,6 +24,7 @@ mod forward;
 mod headers;
 mod keys;
 pub mod metrics;
+mod oidc;
 mod proxy;
 mod refused;
 mod reply;
@@ -47,6 +48,12 @@ pub use settings::{ClientCaFiles, GateSettings, TlsFiles};
 /// what is wrong with it.
 pub fn check_tls_files(files: &TlsFiles) -> Result<(), GateError> {
     tls::server_config(files).map(drop)
+}
+
+/// Reads `oidc.ca_file` as the gate would at start-up (`corral config check`); the error
+/// names the file and what is wrong with it.
+pub fn check_oidc(section: &corral_policy::config::OidcSection) -> Result<(), GateError> {
+    oidc::check(section)
 }
 
 /// A warning when the TLS certificate expires within two weeks (it is loaded once, at

@@ -54,6 +54,8 @@ pub struct Shared {
     pub catalogue: Catalogue,
     pub audit: AuditSink,
     pub allowances: Arc<crate::allowances::Allowances>,
+    /// Tokens from the identity provider of `[oidc]`, when configured.
+    pub oidc: Option<Arc<crate::oidc::Oidc>>,
 }
 
 /// An early answer: the failure, and the methods to list in `Allow` for a 405.
@@ -220,30 +222,39 @@ async fn serve(
 
     // 2. Authentication: one answer for every failure.
     let presented = presented_key(&parts.headers).ok_or_else(Failure::unauthorized)?;
-    let Authenticated { entry, lease } = shared
-        .keys
-        .authenticate(presented.as_str(), ctx.at)
-        .map_err(|e| {
-            ctx.reason = Some(e.reason());
-            Failure::unauthorized()
-        })?;
+    let (policy_name, lease) = match shared.oidc.as_deref() {
+        Some(oidc) if corral_policy::oidc::looks_like_token(presented.as_str()) => {
+            oidc.authenticate(presented.as_str(), ctx, &shared.keys)
+                .await?
+        }
+        _ => {
+            let Authenticated { entry, lease } = shared
+                .keys
+                .authenticate(presented.as_str(), ctx.at)
+                .map_err(|e| {
+                    ctx.reason = Some(e.reason());
+                    Failure::unauthorized()
+                })?;
+            ctx.key_id = Some(entry.id);
+            ctx.user = Some(entry.name);
+            (entry.policy, lease)
+        }
+    };
     drop(presented);
-    ctx.key_id = Some(entry.id);
-    ctx.user = Some(entry.name);
-    let policy = shared.config.policy(&entry.policy).ok_or_else(|| {
+    let policy = shared.config.policy(&policy_name).ok_or_else(|| {
         Failure::new(
             403,
             "unknown_policy",
             "this key's policy is not defined in the gate's configuration",
         )
     })?;
-    ctx.policy = Some(entry.policy);
+    ctx.policy = Some(policy_name);
     if !policy.allows_client_cert(ctx.client_cert.iter().flat_map(|c| c.names())) {
         return Err(Failure::new(
             403,
             client_cert::RULE,
-            "this key may only be used over a connection with one of its policy's client \
-             certificates",
+            "this credential's policy may only be used over a connection with one of its \
+             client certificates",
         )
         .into());
     }

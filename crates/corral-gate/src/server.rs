@@ -83,6 +83,8 @@ pub struct Gate {
     hurry: CancellationToken,
     cert_check_interval: Duration,
     cert_reload: Arc<Notify>,
+    /// Whether the OIDC key set was fetched at start-up (`[oidc]` configured).
+    oidc_fetched: bool,
 }
 
 /// Most connections the kernel queues for the accept loop (the listen backlog).
@@ -178,6 +180,10 @@ impl Gate {
                     reason: "the host is not a valid Host header".to_owned(),
                 }
             })?;
+        let oidc = match &settings.config.oidc {
+            Some(section) => Some(crate::oidc::start(Arc::clone(section)).await?),
+            None => None,
+        };
         let shared = Arc::new(Shared {
             client: forward::client(&settings.upstream, settings.connect_timeout),
             upstream: settings.upstream,
@@ -188,6 +194,7 @@ impl Gate {
             catalogue: Catalogue::default(),
             audit: AuditSink::new(audit),
             allowances,
+            oidc: oidc.as_ref().map(|(o, _)| Arc::clone(o)),
         });
         Ok(Gate {
             listener,
@@ -202,6 +209,7 @@ impl Gate {
             hurry: CancellationToken::new(),
             cert_check_interval: tls::reload::CHECK_INTERVAL,
             cert_reload: Arc::new(Notify::new()),
+            oidc_fetched: oidc.is_some_and(|(_, fetched)| fetched),
         })
     }
 
@@ -241,6 +249,14 @@ impl Gate {
         Arc::clone(&self.cert_reload)
     }
 
+    /// Shortest time between two fetches of the OIDC key set made because a token named a key
+    /// the set lacks (default 30 s). Without `[oidc]` it does nothing.
+    pub fn set_oidc_refetch_interval(&self, every: Duration) {
+        if let Some(oidc) = &self.shared.oidc {
+            oidc.set_refetch_interval(every);
+        }
+    }
+
     /// A token that, cancelled once shutdown has started, ends the grace period at once (an
     /// operator's second SIGTERM or Ctrl-C): the requests still running are cut as at its end.
     pub fn hurry_token(&self) -> CancellationToken {
@@ -271,6 +287,7 @@ impl Gate {
             hurry,
             cert_check_interval,
             cert_reload,
+            oidc_fetched,
         } = self;
         let mut tls = tls;
         let tls_current = tls.as_ref().map(CertReloader::current);
@@ -281,8 +298,15 @@ impl Gate {
             store,
             store_version,
             key_reload_interval,
-            stop_rx,
+            stop_rx.clone(),
         ));
+        let oidc_refresh = shared.oidc.as_ref().map(|oidc| {
+            tokio::spawn(crate::oidc::refresh_task(
+                Arc::clone(oidc),
+                oidc_fetched,
+                stop_rx,
+            ))
+        });
 
         let mut builder = auto::Builder::new(TokioExecutor::new());
         builder
@@ -380,6 +404,10 @@ impl Gate {
         // lets the audit worker drain its queue and stop.
         drop(shared);
         let _ = stop_tx.send(true);
+        if let Some(task) = oidc_refresh {
+            task.await
+                .map_err(|e| GateError::Task(format!("OIDC key refresh: {e}")))?;
+        }
         watcher
             .await
             .map_err(|e| GateError::Task(format!("key watcher: {e}")))

@@ -14,6 +14,7 @@
 //! - [`usage`]: a bounded scanner for token counts in response bodies.
 //! - [`rate`]: the arithmetic of per-key request rates and token quotas.
 //! - [`client_cert`]: binding a policy's keys to client-certificate names (mutual TLS).
+//! - [`oidc`]: verification of OIDC access tokens against a fetched key set.
 //!
 //! # How the gate uses it, per request
 //!
@@ -38,6 +39,7 @@ pub mod decide;
 pub mod inspect;
 pub mod listing;
 pub mod model;
+pub mod oidc;
 pub mod path;
 pub mod rate;
 pub mod route;

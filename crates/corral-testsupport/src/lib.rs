@@ -52,11 +52,17 @@
 //! [`MockOllama::wait_for_disconnect`]. The `mock-ollama` binary records nothing unless run
 //! with `--report-ends`, which prints one JSON line on stdout as each response ends
 //! (completed, or the client disconnected), for end-to-end tests of cancellation.
+//!
+//! # Identity provider
+//!
+//! [`idp::MockIdp`] is a mock OIDC provider (discovery, a key set, fetches counted, down and
+//! rotation on demand) for the gate's token tests; the `mock-idp` binary also mints tokens.
 
 mod behaviour;
 mod body;
 pub mod codec;
 mod fast;
+pub mod idp;
 mod raw;
 mod record;
 mod routes;

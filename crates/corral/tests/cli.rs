@@ -186,6 +186,28 @@ fn a_config_mistake_names_the_key_path() {
 }
 
 #[test]
+fn config_check_shows_the_oidc_section_and_reads_its_ca_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let oidc = "[oidc]\nissuer = \"https://id.example.com/realms/ml\"\naudience = \"corral\"\n\
+                default_policy = \"user\"\n";
+    config_check(dir.path(), oidc)
+        .success()
+        .stdout(predicate::str::contains(
+            "oidc: issuer=https://id.example.com/realms/ml audience=corral",
+        ));
+    // The CA file is relative to the config file, and read as serve would read it.
+    std::fs::write(dir.path().join("ca.pem"), "not a certificate").unwrap();
+    config_check(dir.path(), &format!("{oidc}ca_file = \"ca.pem\"\n"))
+        .code(2)
+        .stderr(predicate::str::contains("oidc.ca_file"))
+        .stderr(predicate::str::contains("ca.pem"));
+    let plain = oidc.replace("https://id.example.com", "http://id.example.com");
+    config_check(dir.path(), &plain)
+        .code(2)
+        .stderr(predicate::str::contains("oidc.issuer"));
+}
+
+#[test]
 fn config_check_refuses_what_serve_would_refuse() {
     let dir = tempfile::tempdir().unwrap();
     config_check(dir.path(), "[server]\nlisten = \"0.0.0.0:11435\"\n")

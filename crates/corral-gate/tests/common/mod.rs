@@ -91,6 +91,7 @@ pub struct HarnessBuilder {
     audit_path: Option<PathBuf>,
     shutdown_grace: Option<Duration>,
     idle_connection_timeout: Option<Duration>,
+    oidc_refetch: Option<Duration>,
 }
 
 impl HarnessBuilder {
@@ -119,6 +120,11 @@ impl HarnessBuilder {
     /// How long a connection may go with no request in flight.
     pub fn idle_connection_timeout(mut self, d: Duration) -> Self {
         self.idle_connection_timeout = Some(d);
+        self
+    }
+    /// Shortest time between two fetches of the OIDC key set made for tokens' sake.
+    pub fn oidc_refetch(mut self, d: Duration) -> Self {
+        self.oidc_refetch = Some(d);
         self
     }
     /// Writes the audit log at `path` instead of in the harness's directory.
@@ -208,6 +214,9 @@ impl HarnessBuilder {
         }
         if let Some(d) = self.idle_connection_timeout {
             gate.set_idle_connection_timeout(d);
+        }
+        if let Some(d) = self.oidc_refetch {
+            gate.set_oidc_refetch_interval(d);
         }
         let addr = gate.local_addr();
         let (tx, rx) = oneshot::channel::<()>();

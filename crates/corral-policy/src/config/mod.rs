@@ -8,12 +8,14 @@
 //! [server]            # where the gate listens and what it forwards to
 //! [audit]             # the audit log file and its rotation
 //! [policies.NAME]     # one table per policy; keys are bound to a policy by name
+//! [oidc]              # optional: access tokens from an identity provider (oidc.rs)
 //! ```
 //!
 //! The built-in policies `user` and `admin` exist unless the file redefines them; a
 //! redefinition starts from the built-in's values, so only the keys that differ need be
 //! written. A new policy starts from the `user` values.
 
+mod oidc;
 mod raw;
 mod upstream;
 mod values;
@@ -29,6 +31,7 @@ use crate::client_cert::{self, CertNamePattern};
 use crate::model::{self, ModelPattern};
 use crate::route::{BodyKind, EndpointClass};
 
+pub use oidc::{IdpUrl, OidcSection, MAX_LEEWAY};
 pub use upstream::{UpstreamAddr, UpstreamAddrError, OLLAMA_DEFAULT_PORT};
 pub use values::parse_size;
 
@@ -55,6 +58,8 @@ pub struct Config {
     pub audit: AuditSection,
     /// Policies by name; always contains `user` and `admin`.
     pub policies: BTreeMap<String, Arc<Policy>>,
+    /// `[oidc]`, when tokens from an identity provider are accepted.
+    pub oidc: Option<Arc<OidcSection>>,
 }
 
 /// `[server]`: the listener and the upstream. Every key is optional; command-line flags
@@ -352,6 +357,7 @@ impl Config {
             server: ServerSection::default(),
             audit: AuditSection::default(),
             policies,
+            oidc: None,
         }
     }
 
@@ -361,9 +367,9 @@ impl Config {
     }
 
     /// Makes the file's relative paths (`server.tls_cert`, `server.tls_key`,
-    /// `server.tls_client_ca`, `server.tls_client_crl`, `audit.path`) relative to `dir`, the
-    /// directory the configuration file is in, so that a file means the same whatever
-    /// directory the gate is started from.
+    /// `server.tls_client_ca`, `server.tls_client_crl`, `audit.path`, `oidc.ca_file`) relative
+    /// to `dir`, the directory the configuration file is in, so that a file means the same
+    /// whatever directory the gate is started from.
     pub fn resolve_paths_from(&mut self, dir: &std::path::Path) {
         for p in [
             &mut self.server.tls_cert,
@@ -372,6 +378,7 @@ impl Config {
             &mut self.audit.path,
         ]
         .into_iter()
+        .chain(self.oidc.as_mut().map(|o| &mut Arc::make_mut(o).ca_file))
         .flatten()
         .chain(self.server.tls_client_crl.iter_mut())
         {

@@ -21,6 +21,7 @@ struct RawConfig {
     audit: RawAudit,
     #[serde(default)]
     policies: BTreeMap<String, RawPolicy>,
+    oidc: Option<super::oidc::RawOidc>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -82,6 +83,9 @@ pub(super) fn parse(text: &str) -> Result<Config, ConfigError> {
     for (name, rp) in raw.policies {
         let p = policy(&name, rp)?;
         config.policies.insert(name, Arc::new(p));
+    }
+    if let Some(o) = raw.oidc {
+        config.oidc = Some(Arc::new(super::oidc::section(o, &config.policies)?));
     }
     Ok(config)
 }
@@ -403,7 +407,10 @@ fn allowance(path: &str, v: &toml::Value) -> Result<u64, ConfigError> {
     Ok(n)
 }
 
-fn positive_duration(path: &str, v: &toml::Value) -> Result<std::time::Duration, ConfigError> {
+pub(super) fn positive_duration(
+    path: &str,
+    v: &toml::Value,
+) -> Result<std::time::Duration, ConfigError> {
     match parse_duration(v) {
         Some(d) if !d.is_zero() => Ok(d),
         Some(_) => Err(ConfigError::at(path, "must be greater than zero")),
@@ -454,13 +461,13 @@ fn size(path: &str, v: &toml::Value) -> Result<u64, ConfigError> {
     }
 }
 
-fn quoted(s: &str) -> String {
+pub(super) fn quoted(s: &str) -> String {
     format!("\"{}\"", sanitize(s))
 }
 
 /// Values echoed in messages: printable ASCII only, bounded, so a hostile file cannot put
 /// terminal escapes into the operator's console.
-fn sanitize(s: &str) -> String {
+pub(super) fn sanitize(s: &str) -> String {
     let mut out: String = s
         .chars()
         .take(80)
@@ -532,6 +539,7 @@ fn readable(message: &str) -> String {
         ("struct RawServer", "a table"),
         ("struct RawAudit", "a table"),
         ("struct RawPolicy", "a table"),
+        ("struct RawOidc", "a table"),
         ("expected a map", "expected a table"),
         ("expected a sequence", "expected an array"),
         ("expected i64", "expected an integer"),

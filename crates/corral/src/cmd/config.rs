@@ -34,6 +34,10 @@ pub fn run(env: &Env, cmd: ConfigCommand) -> Result<ExitCode> {
             for (name, policy) in &config.policies {
                 println!("policy {name}: {policy}");
             }
+            if let Some(oidc) = &config.oidc {
+                corral_gate::check_oidc(oidc)?;
+                println!("oidc: {oidc}");
+            }
             println!("configuration is valid");
             Ok(ExitCode::SUCCESS)
         }
