@@ -324,6 +324,8 @@ fn quote(s: &str) -> String {
             '"' => out.push_str("\\\""),
             '\\' => out.push_str("\\\\"),
             '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
             c => out.push(c),
         }
     }
@@ -533,10 +535,26 @@ fn kql_case_folded_fields(rule: &Rule) -> Result<Vec<String>, ExportError> {
 
 struct Kql;
 
-/// KQL wildcard values are unquoted; escape its special characters.
+/// KQL wildcard values are unquoted; escape its special characters (and write whitespace
+/// other than a space as KQL's `\t`, `\r`, `\n`).
 fn kql_wild(s: &str) -> String {
     let mut out = String::new();
     for c in s.chars() {
+        match c {
+            '\t' => {
+                out.push_str("\\t");
+                continue;
+            }
+            '\r' => {
+                out.push_str("\\r");
+                continue;
+            }
+            '\n' => {
+                out.push_str("\\n");
+                continue;
+            }
+            _ => {}
+        }
         if matches!(
             c,
             '\\' | '(' | ')' | ':' | '<' | '>' | '"' | ' ' | '{' | '}'

@@ -30,6 +30,7 @@ core_fields! {
     PROCESS_EXECUTABLE = "process.executable",
     PROCESS_PID = "process.pid",
     PROCESS_ARGS = "process.args",
+    PROCESS_ARGS_COUNT = "process.args_count",
     PROCESS_COMMAND_LINE = "process.command_line",
     PARENT_NAME = "process.parent.name",
     PARENT_EXECUTABLE = "process.parent.executable",

@@ -111,7 +111,9 @@ fn ecs_positives_and_near_misses() {
     // 5 no source, 6 0.0.0.0, 9 ULA, 10 other port, 11 outbound, 13 CGNAT, 15/16 allowed
     // domains, 17 not ollama, 19 --version, 20 runner, 21 other parent, 25 loopback bind,
     // 28 null source, 30/31 empty source (an empty address is no address: EQL's ip field
-    // would hold no value).
+    // would hold no value). Shell probes: 32-35 and 38-41 are not bare probes (a flag after
+    // `-c CMD`, arguments only, one argument `bash --version`, `-v`, cmd.exe, tabs, a
+    // space-free `-c` payload); 36 and 37 are (`sh --help`, `python3 --version`).
     expect(
         "ecs_endpoint.ndjson",
         &[
@@ -125,6 +127,14 @@ fn ecs_positives_and_near_misses() {
             (23, SHELL),
             (24, BIND),
             (26, ELASTIC_CI),
+            (32, SHELL),
+            (33, SHELL),
+            (34, SHELL),
+            (35, SHELL),
+            (38, SHELL),
+            (39, SHELL),
+            (40, SHELL),
+            (41, SHELL),
         ],
     );
 }
@@ -440,7 +450,7 @@ fn sarif_and_table() {
     output::write(OutputFormat::Table, &engine, &r.files, &r.alerts, &mut out).unwrap();
     let t = String::from_utf8(out).unwrap();
     assert!(
-        t.starts_with("10 alerts from 5 rules over 28 events in 1 input (2 malformed)"),
+        t.starts_with("18 alerts from 5 rules over 38 events in 1 input (2 malformed)"),
         "{t}"
     );
     assert!(t.contains("BY RULE") && t.contains("BY SOURCE ADDRESS"));

@@ -169,25 +169,60 @@ fn null_and_exists_tests_are_not_guarded() {
     );
 }
 
-/// The built-in rule with an exclusion on fields an event may lack: a process start without
-/// `process.args` (Sysmon has only the command line) is still an alert in the exports.
+/// The shell rule's probe exclusion, in hunt and in the EQL and SPL exports: a bare
+/// `NAME --version` is no alert, with or without `process.args`/`process.args_count` (Sysmon
+/// has only the command line); the flag after other arguments, a lone argument
+/// `bash --version`, tabs and cmd.exe are alerts.
 #[test]
-fn the_shell_rule_keeps_alerting_without_process_args() {
+fn the_shell_rule_excludes_only_a_bare_probe() {
     let rules = builtin::rules().unwrap();
     let r = rules
         .iter()
         .find(|r| r.id == "2d7c4a93-1e56-4b8f-a0c2-8f3b6d9e1365")
         .unwrap();
-    let q = query(r, ExportFormat::Eql);
-    assert!(
-        q.ends_with(r#" and not ((process.args != null and process.args in~ ("--version", "--help")) or (process.command_line != null and (endsWith~(process.command_line, " --version") or endsWith~(process.command_line, " --help")))))"#),
-        "{q}"
-    );
-    let s = query(r, ExportFormat::Spl);
-    assert!(
-        s.ends_with(r#" AND NOT ((isnotnull('process.args') AND (lower('process.args')=="--version" OR lower('process.args')=="--help")) OR (isnotnull('process.command_line') AND (match('process.command_line', "(?i) --version$") OR match('process.command_line', "(?i) --help$")))))"#),
-        "{s}"
-    );
+    let base = |name: &str, line: Option<&str>, argc: Option<f64>| {
+        let mut d = Doc::new();
+        d.insert("event.type".into(), V::Str("start".into()));
+        d.insert("process.parent.name".into(), V::Str("ollama".into()));
+        d.insert("process.name".into(), V::Str(name.into()));
+        if let Some(l) = line {
+            d.insert("process.command_line".into(), V::Str(l.into()));
+        }
+        if let Some(n) = argc {
+            d.insert("process.args_count".into(), V::Num(n));
+        }
+        d
+    };
+    let cases = [
+        (base("bash", None, None), true),
+        (base("bash", Some("bash --version"), None), false),
+        (base("bash", Some("bash --version"), Some(2.0)), false),
+        (base("python3", Some("python3 --HELP"), Some(2.0)), false),
+        (base("bash", Some("bash --version"), Some(1.0)), true),
+        (
+            base("bash", Some("bash -c curl|sh --help"), Some(4.0)),
+            true,
+        ),
+        (base("bash", Some("bash -c id --help"), None), true),
+        (base("python3", Some("python3 -c x --version"), None), true),
+        (base("bash", Some("bash\t-c\tid --version"), None), true),
+        (base("bash", Some("bash -v"), Some(2.0)), true),
+        (base("cmd.exe", Some("cmd.exe --help"), Some(2.0)), true),
+    ];
+    let mut schema = crate::event::Schema::new();
+    let compiled = crate::rule::matcher::Compiled::new(r, &mut schema).unwrap();
+    let queries: Vec<(ExportFormat, String)> = [ExportFormat::Eql, ExportFormat::Spl]
+        .into_iter()
+        .map(|f| (f, query(r, f)))
+        .collect();
+    for (doc, want) in &cases {
+        let got = compiled.matches(&three_valued::event(&schema, doc));
+        assert_eq!(got, *want, "hunt: {doc:?}");
+        for (f, q) in &queries {
+            let got = three_valued::eval(&three_valued::parse_query(q), doc);
+            assert_eq!(got == Some(true), *want, "{f:?}: {doc:?}\n{q}");
+        }
+    }
 }
 
 #[test]

@@ -81,7 +81,12 @@ fn lex(s: &str) -> Vec<Tok> {
                 '\\' => {
                     let n = c.get(*i).copied().unwrap_or('\\');
                     *i += 1;
-                    t.push(if n == 'n' { '\n' } else { n });
+                    t.push(match n {
+                        'n' => '\n',
+                        'r' => '\r',
+                        't' => '\t',
+                        n => n,
+                    });
                 }
                 ch if ch == end => break,
                 ch => t.push(ch),
