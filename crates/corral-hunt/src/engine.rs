@@ -290,17 +290,5 @@ const REASON_CHARS: usize = 200;
 /// A malformed record's reason as it is shown on a terminal or in a report: at most
 /// [`REASON_CHARS`] characters, control characters escaped (the input is untrusted).
 fn printable_reason(reason: &str) -> String {
-    let mut out = String::with_capacity(reason.len().min(REASON_CHARS + 8));
-    for (n, c) in reason.chars().enumerate() {
-        if n == REASON_CHARS {
-            out.push('…');
-            break;
-        }
-        if c.is_control() {
-            out.extend(c.escape_default());
-        } else {
-            out.push(c);
-        }
-    }
-    out
+    crate::term::printable_cut(reason, REASON_CHARS)
 }

@@ -18,6 +18,7 @@ pub mod ip;
 pub mod output;
 pub mod pipeline;
 pub mod rule;
+pub mod term;
 pub mod time;
 
 use std::path::PathBuf;

@@ -51,7 +51,8 @@ impl Progress {
         self.last = Instant::now();
         self.shown = true;
         eprint!(
-            "\rcorral hunt: {name}: {:.1} MB, {events} events   ",
+            "\rcorral hunt: {}: {:.1} MB, {events} events   ",
+            crate::term::printable(name),
             bytes as f64 / 1e6
         );
     }
