@@ -249,8 +249,14 @@ fn thresholds_and_unsupported() {
 
 #[test]
 fn spl_globs_escape() {
-    assert_eq!(glob_regex("*.example.com"), r"^.*\.example\.com$");
-    assert_eq!(glob_regex(r"a\*b?"), r"^a\*b.$");
+    assert_eq!(
+        glob_regex(&crate::rule::value::pieces("*.example.com")),
+        r"^.*\.example\.com$"
+    );
+    assert_eq!(
+        glob_regex(&crate::rule::value::pieces(r"a\*b?")),
+        r"^a\*b.$"
+    );
 }
 
 /// KQL compares keyword fields in the case written. A rule that ignores case says so in a note
@@ -289,9 +295,16 @@ mod three_valued;
 
 use three_valued::{Doc, V};
 
-/// Sigma wildcards made concrete: a value the pattern matches.
+/// Sigma wildcards made concrete and escapes resolved: a value the pattern matches.
 fn unglob(s: &str) -> String {
-    s.replace('*', "x").replace('?', "y")
+    crate::rule::value::pieces(s)
+        .into_iter()
+        .map(|p| match p {
+            crate::rule::value::Piece::Lit(c) => c,
+            crate::rule::value::Piece::Star => 'x',
+            crate::rule::value::Piece::One => 'y',
+        })
+        .collect()
 }
 
 /// The values tried for each field `rule` names: missing, up to three that pass one of the
@@ -377,6 +390,15 @@ const NEGATIONS: &[&str] = &[
     "  sel_a:\n    a: x\n  sel_b:\n    b: 11434\n  filter:\n    a|endswith: x\n    c|all: [null, v]\n    source.ip|cidr: 10.0.0.0/8\n  condition: all of sel_* and not filter\n",
 ];
 
+/// Values with Sigma escapes under every modifier (review item 4): the exports must read
+/// `\*`, `\?` and `\\` as the characters, as hunt does, and keep other backslashes.
+const ESCAPES: &[&str] = &[
+    "  sel:\n    a: 'abc\\*def'\n    b|contains: '\\?'\n  condition: sel\n",
+    "  sel:\n    a|endswith: 'Files\\\\Ollama'\n    b|startswith: 'C:\\Temp\\'\n  condition: sel\n",
+    "  sel:\n    a: '*x\\*y?'\n    b|cased: 'q\\?'\n  filter:\n    c|contains: 'a*\\'\n  condition: sel and not filter\n",
+    "  sel:\n    a: ['k\\*', 'plain', 'C:\\dir\\\\*']\n    b|contains|cased: 'x*<y>'\n  condition: sel\n",
+];
+
 /// The EQL and SPL exports agree with hunt's matcher on every event built from each rule's
 /// values, with every field it names missing or present: a rule's `not` over a field an event
 /// lacks is true in hunt (and Sigma), so it must be true in the exports too, which EQL and SPL
@@ -384,7 +406,7 @@ const NEGATIONS: &[&str] = &[
 #[test]
 fn eql_and_spl_exports_match_hunt_on_events_with_missing_fields() {
     let mut rules = builtin::rules().unwrap();
-    for (i, detection) in NEGATIONS.iter().enumerate() {
+    for (i, detection) in NEGATIONS.iter().chain(ESCAPES).enumerate() {
         let text = format!("title: t{i}\nid: n{i}\ndetection:\n{detection}");
         let (mut r, errs) = crate::rule::parse_rules(&text, "t");
         assert!(errs.is_empty(), "{i}: {errs:?}");
@@ -425,5 +447,22 @@ fn eql_and_spl_exports_match_hunt_on_events_with_missing_fields() {
     assert!(
         negated_missing > 100,
         "{negated_missing} matches without a field"
+    );
+}
+
+/// KQL, which the three-valued check does not read: an escaped wildcard is a literal character
+/// (quoted, or escaped in an unquoted glob), other backslashes are escaped for KQL.
+#[test]
+fn kql_writes_sigma_escapes_as_literals() {
+    let r = rule("  sel:\n    a: 'abc\\*def'\n    b|contains: '\\*'\n    c|endswith: 'Files\\\\Ollama'\n    d: '*x\\?y?'\n  condition: sel\n");
+    let q = query(&r, ExportFormat::Kql);
+    assert_eq!(
+        q, r#"(a: "abc*def" and b: *\** and c: *Files\\Ollama and d: *x?y*)"#,
+        "{q}"
+    );
+    let notes = export(&r, "r", "", ExportFormat::Kql).unwrap().notes;
+    assert!(
+        notes.iter().any(|n| n.contains("one-character wildcard")),
+        "{notes:?}"
     );
 }

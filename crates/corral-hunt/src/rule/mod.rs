@@ -5,6 +5,7 @@ pub mod condition;
 pub mod matcher;
 pub mod parse;
 pub mod prefilter;
+pub mod value;
 pub mod yaml;
 
 use condition::Cond;
