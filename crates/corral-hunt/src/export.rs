@@ -66,6 +66,14 @@ pub fn export(
                 out.push_str(&format!("// {line}\n"));
                 notes.push(format!("{}: EQL has no thresholds ({line})", rule.id));
             }
+            for re in regex_values(rule).filter(|re| lucene_unsupported(re)) {
+                notes.push(format!(
+                    "{}: EQL's regex is Lucene syntax, which has no Perl classes (\\d \\s \\w), \
+                     lookaround, inline flags or anchors inside an alternation: check `{re}` \
+                     in the export",
+                    rule.id
+                ));
+            }
             out.push_str(&format!(
                 "{} where {}\n",
                 eql_category(rule),
@@ -422,6 +430,38 @@ fn eql_glob(f: &str, pieces: &[Piece], cased: bool) -> String {
     format!("{f} like{tilde} {}", quote(&pat))
 }
 
+/// A `re` value (a search anywhere in the text, `^` and `$` anchors) as EQL's Lucene regular
+/// expression, which must match the whole text and has no anchors: `.*` where the pattern is
+/// not anchored, the anchors dropped where it is. A top-level alternation is kept whole in a
+/// group, open at both ends. Lucene lacks Perl classes (`\d`, `\s`, `\w`), lookaround and
+/// inline flags: see [`lucene_unsupported`].
+fn lucene_regex(re: &str) -> String {
+    if re.contains('|') {
+        return format!(".*({re}).*");
+    }
+    let (start, body) = match re.strip_prefix('^') {
+        Some(b) => ("", b),
+        None => (".*", re),
+    };
+    let ends_anchored = body.ends_with('$') && !body.ends_with("\\$");
+    let (body, end) = if ends_anchored {
+        (&body[..body.len() - 1], "")
+    } else {
+        (body, ".*")
+    };
+    format!("{start}{body}{end}")
+}
+
+/// Syntax of a `re` value that Lucene (EQL's `regex`) reads otherwise or not at all.
+fn lucene_unsupported(re: &str) -> bool {
+    [
+        "\\d", "\\D", "\\s", "\\S", "\\w", "\\W", "\\b", "(?", "\\A", "\\z",
+    ]
+    .iter()
+    .any(|x| re.contains(x))
+        || (re.contains('|') && (re.contains('^') || re.contains('$')))
+}
+
 /// One literal character in a Lucene regular expression: letters, digits and non-ASCII as
 /// they are, `<` and `>` (interval syntax in Lucene, word boundaries elsewhere) in a class,
 /// other ASCII escaped.
@@ -538,7 +578,10 @@ impl Lang for Eql {
                     (Op::StartsWith, _) => format!("startsWith{tilde}({f}, {})", quote(&s)),
                     (Op::EndsWith, _) => format!("endsWith{tilde}({f}, {})", quote(&s)),
                     (Op::Contains, _) => format!("stringContains{tilde}({f}, {})", quote(&s)),
-                    (Op::Re, _) => format!("regex{tilde}({f}, {})", quote(&v.text())),
+                    (Op::Re, _) => {
+                        let tilde = if m.re.i { "~" } else { "" };
+                        format!("{f} regex{tilde} {}", quote(&lucene_regex(&v.text())))
+                    }
                     (Op::Cidr | Op::Exists, _) => String::new(),
                 }
             })
@@ -604,6 +647,15 @@ fn kql_case_folded_fields(rule: &Rule) -> Result<Vec<String>, ExportError> {
 }
 
 struct Kql;
+
+/// The `re` values of a rule.
+fn regex_values(rule: &Rule) -> impl Iterator<Item = String> + '_ {
+    rule.selections
+        .iter()
+        .flat_map(|s| s.alternatives.iter().flatten())
+        .filter(|it| it.mods.op == Op::Re)
+        .flat_map(|it| it.values.iter().map(Scalar::text))
+}
 
 /// Whether a rule has a `?` wildcard in a value KQL writes as a glob.
 fn has_one_char_wildcard(rule: &Rule) -> bool {
@@ -799,7 +851,10 @@ impl Lang for Spl {
                         "match({f}, {})",
                         quote(&format!("{ci}{}", regex_escape(&s)))
                     ),
-                    (Op::Re, _) => format!("match({f}, {})", quote(&format!("{ci}{}", v.text()))),
+                    (Op::Re, _) => format!(
+                        "match({f}, {})",
+                        quote(&format!("{}{}", m.re.inline(), v.text()))
+                    ),
                     (Op::Cidr, _) => format!("cidrmatch({}, {f})", quote(&v.text())),
                 }
             })

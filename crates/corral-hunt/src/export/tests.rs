@@ -244,7 +244,7 @@ fn thresholds_and_unsupported() {
     );
     assert!(export(&re_rule[0], "r", "", ExportFormat::Kql).is_err());
     let e = export(&re_rule[0], "r", "", ExportFormat::Eql).unwrap();
-    assert!(e.text.contains(r#"regex~(a, "x+")"#), "{}", e.text);
+    assert!(e.text.contains(r#"a regex ".*x+.*""#), "{}", e.text);
 }
 
 #[test]
@@ -465,4 +465,54 @@ fn kql_writes_sigma_escapes_as_literals() {
         notes.iter().any(|n| n.contains("one-character wildcard")),
         "{notes:?}"
     );
+}
+
+/// `re` in the exports (review item 14): case-sensitive unless `|i`, in EQL as `regex` /
+/// `regex~` with the Lucene pattern that matches the whole text, in SPL with the flags inline;
+/// both agree with hunt on texts around each pattern.
+#[test]
+fn regular_expressions_keep_case_and_flags() {
+    let r = rule("  sel:\n    a|re: '^ollama'\n    b|re|i: 'x[0-9]+y$'\n    c|re|s: 'p.q|^z'\n  condition: sel\n");
+    let eql = query(&r, ExportFormat::Eql);
+    assert!(
+        eql.contains(r#"a regex "ollama.*""#)
+            && eql.contains(r#"b regex~ ".*x[0-9]+y""#)
+            && eql.contains(r#"c regex ".*(p.q|^z).*""#),
+        "{eql}"
+    );
+    let spl = query(&r, ExportFormat::Spl);
+    assert!(
+        spl.contains(r#"match('a', "^ollama")"#)
+            && spl.contains(r#"match('b', "(?i)x[0-9]+y$")"#)
+            && spl.contains(r#"match('c', "(?s)p.q|^z")"#),
+        "{spl}"
+    );
+    let notes = export(&r, "r", "", ExportFormat::Eql).unwrap().notes;
+    assert!(notes.iter().any(|n| n.contains("p.q|^z")), "{notes:?}");
+    let mut schema = crate::event::Schema::new();
+    let compiled = crate::rule::matcher::Compiled::new(&r, &mut schema).unwrap();
+    let spl_q = three_valued::parse_query(&spl);
+    let eql_q = three_valued::parse_query(&eql);
+    for a in ["ollama.exe", "OLLAMA.EXE", "my ollama"] {
+        for b in ["x12y", "X12Y", "x12yz"] {
+            for c in ["zz", "p\nq", "pq"] {
+                let mut d = Doc::new();
+                d.insert("a".into(), V::Str(a.into()));
+                d.insert("b".into(), V::Str(b.into()));
+                d.insert("c".into(), V::Str(c.into()));
+                let want = compiled.matches(&three_valued::event(&schema, &d));
+                assert_eq!(
+                    three_valued::eval(&spl_q, &d) == Some(true),
+                    want,
+                    "SPL {d:?}"
+                );
+                // EQL's Lucene `.` also matches a newline; only `|s` values are compared.
+                assert_eq!(
+                    three_valued::eval(&eql_q, &d) == Some(true),
+                    want,
+                    "EQL {d:?}"
+                );
+            }
+        }
+    }
 }

@@ -10,7 +10,7 @@ use regex::Regex;
 use super::condition::{pattern_matches, Cond};
 use super::value;
 use super::yaml::Scalar;
-use super::{Op, Rule};
+use super::{Mods, Op, Rule};
 use crate::error::RuleError;
 use crate::event::{Event, FieldId, Schema, Val};
 use crate::ip::{parse_ip, Net};
@@ -77,7 +77,7 @@ impl Compiled {
                     let pats = it
                         .values
                         .iter()
-                        .map(|v| pattern(it.mods.op, it.mods.cased, v))
+                        .map(|v| pattern(it.mods, v))
                         .collect::<Result<Vec<_>, _>>()?;
                     items.push(CItem {
                         field,
@@ -166,7 +166,8 @@ fn prep(s: &str, cased: bool) -> String {
     }
 }
 
-fn pattern(op: Op, cased: bool, v: &Scalar) -> Result<Pat, RuleError> {
+fn pattern(mods: Mods, v: &Scalar) -> Result<Pat, RuleError> {
+    let (op, cased) = (mods.op, mods.cased);
     if *v == Scalar::Null {
         return Ok(Pat::Null);
     }
@@ -203,10 +204,8 @@ fn pattern(op: Op, cased: bool, v: &Scalar) -> Result<Pat, RuleError> {
         Op::StartsWith => Pat::Starts(prep(&lit, cased), cased),
         Op::EndsWith => Pat::Ends(prep(&lit, cased), cased),
         Op::Cidr => Pat::Cidr(Net::parse(&text).ok_or_else(|| RuleError::BadCidr(text.clone()))?),
-        Op::Re => {
-            let src = if cased { text } else { format!("(?i){text}") };
-            Pat::Re(Regex::new(&src)?)
-        }
+        // Case-sensitive unless `|re|i`, as in Sigma (`|cased` changes nothing here).
+        Op::Re => Pat::Re(Regex::new(&format!("{}{text}", mods.re.inline()))?),
         Op::Exists => Pat::Exists(matches!(v, Scalar::Bool(true))),
     })
 }

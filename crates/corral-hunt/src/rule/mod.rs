@@ -70,6 +70,36 @@ pub struct Mods {
     pub op: Op,
     pub all: bool,
     pub cased: bool,
+    /// Flags of a `re` value (`|re|i`, `|re|m`, `|re|s`): a regular expression is
+    /// case-sensitive unless `i`, as in Sigma.
+    pub re: ReFlags,
+}
+
+/// Sigma's regular-expression flag modifiers.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ReFlags {
+    /// `i` / `ignorecase`: case-insensitive.
+    pub i: bool,
+    /// `m` / `multiline`: `^` and `$` match at line ends.
+    pub m: bool,
+    /// `s` / `dotall`: `.` matches a newline.
+    pub s: bool,
+}
+
+impl ReFlags {
+    /// The inline flag group that sets these flags (`(?is)`), or "".
+    pub fn inline(self) -> String {
+        let f: String = [(self.i, 'i'), (self.m, 'm'), (self.s, 's')]
+            .iter()
+            .filter(|(on, _)| *on)
+            .map(|(_, c)| *c)
+            .collect();
+        if f.is_empty() {
+            f
+        } else {
+            format!("(?{f})")
+        }
+    }
 }
 
 /// `field|mods: values` — values OR'ed (AND'ed with `|all`).

@@ -2,7 +2,7 @@
 
 use super::condition::{self, Cond};
 use super::yaml::{Kind, Node, Scalar};
-use super::{Item, Level, LintError, Mods, Op, Rule, Selection, Threshold};
+use super::{Item, Level, LintError, Mods, Op, ReFlags, Rule, Selection, Threshold};
 use crate::ip::Net;
 
 const KNOWN_KEYS: &[&str] = &[
@@ -276,8 +276,24 @@ fn item(key: &str, v: &Node, line: usize) -> Result<Item, String> {
         op: Op::Eq,
         all: false,
         cased: false,
+        re: ReFlags::default(),
     };
     for m in parts {
+        let flag = match m {
+            "i" | "ignorecase" => Some(&mut mods.re.i),
+            "m" | "multiline" => Some(&mut mods.re.m),
+            "s" | "dotall" => Some(&mut mods.re.s),
+            _ => None,
+        };
+        if let Some(flag) = flag {
+            if mods.op != Op::Re {
+                return Err(format!(
+                    "`{key}`: `{m}` is a flag of `re` and must follow it"
+                ));
+            }
+            *flag = true;
+            continue;
+        }
         let op = match m {
             "contains" => Op::Contains,
             "startswith" => Op::StartsWith,

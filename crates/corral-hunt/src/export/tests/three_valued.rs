@@ -391,7 +391,8 @@ pub(super) fn eval(e: &Expr, d: &Doc) -> Option<bool> {
                 any |= match how.trim_end_matches('~') {
                     "in" => eq(&a, &v, ci)?,
                     "like" => eql_wildcard(&v.text()?, ci).is_match(&text),
-                    _ => regex(&format!("^(?:{})$", v.text()?), ci).is_match(&text),
+                    // Lucene: the whole text, `.` any character (a newline too).
+                    _ => regex(&format!("(?s)^(?:{})$", v.text()?), ci).is_match(&text),
                 };
             }
             Some(any)

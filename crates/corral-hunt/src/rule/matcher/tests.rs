@@ -84,7 +84,8 @@ fn modifiers() {
     assert!(!c.matches(&ev(&sc, &[("process.command_line", s("ollama serve"))])));
 
     let (c, sc) = compile("  sel:\n    dns.question.name|re: '^evil[0-9]+\\.'\n  condition: sel\n");
-    assert!(c.matches(&ev(&sc, &[("dns.question.name", s("EVIL42.example"))])));
+    assert!(c.matches(&ev(&sc, &[("dns.question.name", s("evil42.example"))])));
+    assert!(!c.matches(&ev(&sc, &[("dns.question.name", s("EVIL42.example"))])));
     assert!(!c.matches(&ev(&sc, &[("dns.question.name", s("notevil42.example"))])));
 }
 
@@ -189,4 +190,23 @@ fn sigma_escapes_match_literally_for_every_modifier() {
     assert!(!m(r"s: 'dir\\*'", "dir"));
     // Numbers written with escapes are still text.
     assert!(m(r"s: '1\*2'", "1*2"));
+}
+
+/// Regression (review item 14): `re` is case-sensitive as in Sigma and pySigma; `|re|i`,
+/// `|re|m` and `|re|s` set the flags.
+#[test]
+fn regular_expressions_are_cased_unless_i() {
+    let m = |sel: &str, v: &str| {
+        let (c, sc) = compile(&format!("  sel:\n    {sel}\n  condition: sel\n"));
+        c.matches(&ev(&sc, &[("process.name", s(v))]))
+    };
+    assert!(m("process.name|re: '^ollama'", "ollama.exe"));
+    assert!(!m("process.name|re: '^ollama'", "OLLAMA.EXE"));
+    assert!(m("process.name|re|i: '^ollama'", "OLLAMA.EXE"));
+    assert!(m("process.name|re|ignorecase: '^ollama'", "Ollama"));
+    assert!(!m("process.name|re: '^b$'", "a\nb"));
+    assert!(m("process.name|re|m: '^b$'", "a\nb"));
+    assert!(!m("process.name|re: 'a.b'", "a\nb"));
+    assert!(m("process.name|re|s: 'a.b'", "a\nb"));
+    assert!(m("process.name|re|i|s: 'A.B'", "a\nb"));
 }

@@ -65,6 +65,12 @@ fn errors_point_at_lines() {
     let text = "title: t\nid: x\ndetection:\n  sel:\n    a|re: '('\n  condition: sel\n";
     assert!(errors(text)[0].message.contains("regular expression"));
 
+    // Regular-expression flags follow `re`.
+    let text = "title: t\nid: x\ndetection:\n  sel:\n    a|i: x\n  condition: sel\n";
+    assert!(errors(text)[0].message.contains("flag of `re`"));
+    let text = "title: t\nid: x\ndetection:\n  sel:\n    a|re|i|m|s: x\n  condition: sel\n";
+    assert!(errors(text).is_empty());
+
     let text = "title: t\nid: x\nlevel: severe\ndetection:\n  sel:\n    a: 1\n  condition: sel\n";
     assert_eq!(errors(text)[0].line, 3);
 }
