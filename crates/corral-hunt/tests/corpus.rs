@@ -15,6 +15,7 @@ const CORPUS: &[&str] = &[
     "ecs_endpoint.ndjson",
     "zeek_conn.log",
     "zeek_conn.json",
+    "filebeat_zeek.ndjson",
     "sysmon_evtx_dump.jsonl",
     "sysmon_evtx_dump.json",
     "winlogbeat.ndjson",
@@ -145,6 +146,14 @@ fn zeek_tsv_and_json() {
     // under a second #fields header with another column order.
     expect("zeek_conn.log", &[(9, ZEEK), (12, ZEEK), (21, ZEEK)]);
     expect("zeek_conn.json", &[(1, ZEEK)]);
+}
+
+/// Regression (review item 6): Elastic's Zeek integration (and Filebeat's zeek module) name the
+/// dataset `zeek.connection`, with `zeek.connection.state` and ECS addresses. Misses: 2 S0,
+/// 3 private, 5 port 443.
+#[test]
+fn elastic_zeek_connection_dataset() {
+    expect("filebeat_zeek.ndjson", &[(1, ZEEK), (4, ZEEK)]);
 }
 
 #[test]
