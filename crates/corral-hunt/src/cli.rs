@@ -180,6 +180,12 @@ pub fn hunt_main(args: HuntArgs) -> i32 {
                 f.malformed_samples.len()
             ));
         }
+        if f.lossy > 0 {
+            err(format!(
+                "{}: {} lines with invalid UTF-8 decoded lossily (each bad byte sequence read as U+FFFD)",
+                f.path, f.lossy
+            ));
+        }
         if f.untimed > 0 {
             err(format!(
                 "{}: {} events without a usable timestamp were left out of windowed rules",

@@ -112,6 +112,7 @@ pub fn hunt_paths_streaming(
                 summary.skipped = found.skipped;
                 summary.malformed = found.malformed;
                 summary.untimed = found.untimed;
+                summary.lossy = found.lossy;
                 summary.malformed_samples = found
                     .malformed_samples
                     .into_iter()

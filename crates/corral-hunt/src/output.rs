@@ -32,6 +32,8 @@ pub struct FileSummary {
     pub malformed: u64,
     pub malformed_samples: Vec<(u64, String)>,
     pub untimed: u64,
+    /// Lines that were not valid UTF-8, read with U+FFFD for each bad sequence.
+    pub lossy: u64,
     pub error: Option<crate::InputError>,
 }
 
@@ -393,6 +395,12 @@ fn sarif(engine: &Engine, files: &[FileSummary], alerts: &[Alert]) -> Value {
     for f in files {
         if let Some(e) = &f.error {
             notes.push(json!({"level": "error", "message": {"text": format!("{}: {e}", f.path)}}));
+        }
+        if f.lossy > 0 {
+            notes.push(json!({
+                "level": "warning",
+                "message": {"text": format!("{}: {} lines with invalid UTF-8 decoded lossily (U+FFFD)", f.path, f.lossy)},
+            }));
         }
         for (line, why) in &f.malformed_samples {
             notes.push(json!({

@@ -537,3 +537,53 @@ fn evtx_files_are_read_directly() {
     let rz = run(&engine, &[gz_path]);
     assert_eq!(hits(&engine, &rz), got);
 }
+
+/// Regression (review item 15): a byte that is not UTF-8 costs nothing but itself. The line
+/// is read with U+FFFD in its place, still alerts, and is counted (a warning), in every line
+/// reader; a JSON object whose only bad bytes are in a value no rule reads is an event too, not
+/// silently different from one a rule does read.
+#[test]
+fn invalid_utf8_is_decoded_lossily_and_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = engine();
+    let cases: &[(&str, &[u8], &[&str], u64)] = &[
+        (
+            "gin.log",
+            b"Jan 10 10:00:00 h\xe9st ollama[123]: [GIN] 2026/01/10 - 10:00:00 | 200 |  1.234s |  203.0.113.7 | POST     \"/api/pull\"\n",
+            &[GIN, ADMIN],
+            1,
+        ),
+        (
+            "ecs.ndjson",
+            b"{\"@timestamp\":\"2026-01-10T10:00:00Z\",\"event\":{\"action\":\"connection_accepted\"},\"process\":{\"name\":\"ollama\"},\"destination\":{\"port\":11434},\"host\":{\"name\":\"h\xff1\"},\"source\":{\"ip\":\"8.8.8.8\"}}\n{\"a\":\"\xff\xfe\"}\n",
+            &[ELASTIC],
+            2,
+        ),
+        (
+            "conn.log",
+            b"#separator \\x09\n#fields\tts\tuid\tid.orig_h\tid.orig_p\tid.resp_h\tid.resp_p\tproto\tservice\tconn_state\n1768039200.0\tC\xe9\t8.8.8.8\t5\t192.168.1.5\t11434\ttcp\thttp\tSF\n",
+            &[ZEEK],
+            1,
+        ),
+    ];
+    for (name, bytes, rules, lossy) in cases {
+        let p = dir.path().join(name);
+        std::fs::write(&p, bytes).unwrap();
+        let r = run(&engine, &[p]);
+        let f = &r.files[0];
+        assert_eq!(f.malformed, 0, "{name}: {:?}", f.malformed_samples);
+        assert_eq!(f.lossy, *lossy, "{name}");
+        let got: Vec<String> = hits(&engine, &r).into_iter().map(|(_, id)| id).collect();
+        assert_eq!(
+            got,
+            rules.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
+            "{name}"
+        );
+    }
+    // The prefilter's quick path and the parser agree: the same file without the prefilter.
+    let mut slow = Engine::new(builtin::rules().unwrap()).unwrap();
+    slow.set_prefilter(false);
+    let r = run(&slow, &[dir.path().join("ecs.ndjson")]);
+    assert_eq!((r.files[0].events, r.files[0].lossy), (2, 2));
+    assert_eq!(r.alerts.len(), 1);
+}
