@@ -371,6 +371,15 @@ fn exported_sigma_round_trips() {
             std::fs::write(dir.path().join(&x.file_name), &x.text).unwrap();
         }
     }
+    // Thresholds are standard Sigma correlation rules, not an extension block.
+    for (name, text) in builtin::RULES {
+        assert!(!text.contains("\ncorral:"), "{name}");
+    }
+    let volume = std::fs::read_to_string(dir.path().join("high_request_volume.yml")).unwrap();
+    assert!(
+        volume.contains("\n---\n") && volume.contains("correlation:\n  type: event_count\n"),
+        "{volume}"
+    );
     let (loaded, errors) = load_rule_paths(&[dir.path().to_path_buf()]);
     assert!(errors.is_empty(), "{errors:?}");
     assert_eq!(loaded.len(), builtin::RULES.len());
