@@ -16,6 +16,7 @@ const CORPUS: &[&str] = &[
     "zeek_conn.log",
     "zeek_conn.json",
     "filebeat_zeek.ndjson",
+    "zeek_http.log",
     "sysmon_evtx_dump.jsonl",
     "sysmon_evtx_dump.json",
     "winlogbeat.ndjson",
@@ -146,6 +147,14 @@ fn zeek_tsv_and_json() {
     // under a second #fields header with another column order.
     expect("zeek_conn.log", &[(9, ZEEK), (12, ZEEK), (21, ZEEK)]);
     expect("zeek_conn.json", &[(1, ZEEK)]);
+}
+
+/// Regression (review item 22): Zeek's http.log gives `http.request.method` and `url.path`
+/// (the request target up to its query), so the admin-API rule sees external pulls and
+/// deletes. Misses: 10 loopback, 11 GET /api/tags.
+#[test]
+fn zeek_http_log() {
+    expect("zeek_http.log", &[(9, ADMIN), (12, ADMIN)]);
 }
 
 /// Regression (review item 6): Elastic's Zeek integration (and Filebeat's zeek module) name the

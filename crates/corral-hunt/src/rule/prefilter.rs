@@ -115,7 +115,7 @@ fn derived(dialect: Dialect, field: FieldId) -> Derived {
         }
         (Dialect::Json, EVENT_ACTION) => &[("bound-socket", Some(SECURITY))],
         (Dialect::ZeekTsv, EVENT_MODULE) => &[("zeek", None)],
-        (Dialect::ZeekTsv, EVENT_DATASET) => &[("zeek.conn", None)],
+        (Dialect::ZeekTsv, EVENT_DATASET) => &[("zeek.conn", None), ("zeek.http", None)],
         (Dialect::ZeekTsv, EVENT_CATEGORY) => &[("network", None)],
         _ => &[],
     }
