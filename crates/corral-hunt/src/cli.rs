@@ -182,8 +182,10 @@ pub fn hunt_main(args: HuntArgs) -> i32 {
         }
         if f.lossy > 0 {
             err(format!(
-                "{}: {} lines with invalid UTF-8 decoded lossily (each bad byte sequence read as U+FFFD)",
-                f.path, f.lossy
+                "{}: {} line{} with invalid UTF-8 decoded lossily (each bad byte sequence read as U+FFFD)",
+                f.path,
+                f.lossy,
+                if f.lossy == 1 { "" } else { "s" }
             ));
         }
         if f.untimed > 0 {

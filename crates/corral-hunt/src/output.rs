@@ -399,7 +399,7 @@ fn sarif(engine: &Engine, files: &[FileSummary], alerts: &[Alert]) -> Value {
         if f.lossy > 0 {
             notes.push(json!({
                 "level": "warning",
-                "message": {"text": format!("{}: {} lines with invalid UTF-8 decoded lossily (U+FFFD)", f.path, f.lossy)},
+                "message": {"text": format!("{}: {} line{} with invalid UTF-8 decoded lossily (U+FFFD)", f.path, f.lossy, plural(f.lossy))},
             }));
         }
         for (line, why) in &f.malformed_samples {
