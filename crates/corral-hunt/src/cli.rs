@@ -11,6 +11,7 @@ use crate::export::{export, ExportFormat};
 use crate::formats::InputFormat;
 use crate::output::{self, OutputFormat};
 use crate::rule::{parse::parse_span, parse_rules, Rule};
+use crate::term::printable;
 
 /// `corral hunt`: run detection rules over log files.
 #[derive(clap::Args, Debug, Clone)]
@@ -83,8 +84,14 @@ pub enum RulesCommand {
     List,
 }
 
+/// An error or warning on stderr. Messages quote file names, rule texts and record values,
+/// so control characters are escaped (see [`crate::term`]).
 fn err(msg: impl std::fmt::Display) {
-    eprintln!("corral hunt: {msg}");
+    eprintln!("corral hunt: {}", printable(&msg.to_string()));
+}
+
+fn rules_err(msg: impl std::fmt::Display) {
+    eprintln!("corral rules: {}", printable(&msg.to_string()));
 }
 
 /// Runs `corral hunt`. Exit status: 0 no alerts, 1 alerts, 2 error.
@@ -171,6 +178,14 @@ pub fn hunt_main(args: HuntArgs) -> i32 {
                 f.path,
                 f.malformed,
                 f.malformed_samples.len()
+            ));
+        }
+        if f.lossy > 0 {
+            err(format!(
+                "{}: {} line{} with invalid UTF-8 decoded lossily (each bad byte sequence read as U+FFFD)",
+                f.path,
+                f.lossy,
+                if f.lossy == 1 { "" } else { "s" }
             ));
         }
         if f.untimed > 0 {
@@ -300,7 +315,7 @@ pub fn rules_main(cmd: RulesCommand) -> i32 {
     match cmd {
         RulesCommand::List => {
             let Ok(rules) = builtin::rules() else {
-                eprintln!("corral rules: built-in rules failed to parse");
+                rules_err("built-in rules failed to parse");
                 return 2;
             };
             let mut out = io::stdout().lock();
@@ -336,7 +351,7 @@ pub fn rules_main(cmd: RulesCommand) -> i32 {
 fn export_main(format: ExportFormat, dir: Option<&Path>) -> i32 {
     if let Some(d) = dir {
         if let Err(e) = fs::create_dir_all(d) {
-            eprintln!("corral rules: {}: {e}", d.display());
+            rules_err(format!("{}: {e}", d.display()));
             return 2;
         }
     }
@@ -345,7 +360,7 @@ fn export_main(format: ExportFormat, dir: Option<&Path>) -> i32 {
     for (name, text) in builtin::RULES {
         let (rules, errors) = parse_rules(text, name);
         if !errors.is_empty() {
-            eprintln!("corral rules: built-in {name} failed to parse");
+            rules_err(format!("built-in {name} failed to parse"));
             return 2;
         }
         let stem = name.trim_end_matches(".yml");
@@ -353,12 +368,12 @@ fn export_main(format: ExportFormat, dir: Option<&Path>) -> i32 {
             let ex = match export(rule, stem, text, format) {
                 Ok(x) => x,
                 Err(e) => {
-                    eprintln!("corral rules: {}: not exported: {e}", rule.id);
+                    rules_err(format!("{}: not exported: {e}", rule.id));
                     continue;
                 }
             };
             for n in &ex.notes {
-                eprintln!("corral rules: note: {n}");
+                rules_err(format!("note: {n}"));
             }
             let res = match dir {
                 Some(d) => fs::write(d.join(&ex.file_name), &ex.text),
@@ -377,7 +392,7 @@ fn export_main(format: ExportFormat, dir: Option<&Path>) -> i32 {
             match res {
                 Err(e) if e.kind() == io::ErrorKind::BrokenPipe => return 0,
                 Err(e) => {
-                    eprintln!("corral rules: writing {}: {e}", ex.file_name);
+                    rules_err(format!("writing {}: {e}", ex.file_name));
                     return 2;
                 }
                 Ok(()) => {}
@@ -394,17 +409,17 @@ fn lint_main(paths: &[PathBuf]) -> i32 {
     for path in paths {
         let (found, errs) = rule_files(std::slice::from_ref(path));
         if found.is_empty() && errs.is_empty() {
-            eprintln!(
-                "corral rules: {}: no rules found (rule files are YAML ending in .yml or .yaml)",
+            rules_err(format!(
+                "{}: no rules found (rule files are YAML ending in .yml or .yaml)",
                 path.display()
-            );
+            ));
             empty = true;
         }
         files.extend(found);
         io_errors.extend(errs);
     }
     for e in &io_errors {
-        eprintln!("corral rules: {e}");
+        rules_err(e);
     }
     let mut n_rules = 0usize;
     let mut n_errors = 0usize;
@@ -415,28 +430,36 @@ fn lint_main(paths: &[PathBuf]) -> i32 {
         let text = match fs::read_to_string(f) {
             Ok(t) => t,
             Err(e) => {
-                eprintln!("corral rules: {origin}: {e}");
+                rules_err(format!("{origin}: {e}"));
                 n_errors += 1;
                 continue;
             }
         };
         let (rules, errors) = parse_rules(&text, &origin);
         for e in &errors {
-            let _ = writeln!(out, "{origin}:{}: error: {}", e.line, e.message);
+            let _ = writeln!(
+                out,
+                "{}",
+                printable(&format!("{origin}:{}: error: {}", e.line, e.message))
+            );
         }
         n_errors += errors.len();
         for r in &rules {
             if let Some(prev) = ids.insert(r.id.clone(), format!("{origin}:{}", r.line)) {
-                let _ = writeln!(
-                    out,
+                let msg = format!(
                     "{origin}:{}: error: rule id {} already used at {prev}",
                     r.line, r.id
                 );
+                let _ = writeln!(out, "{}", printable(&msg));
                 n_errors += 1;
             }
             if let Err(e) = crate::rule::matcher::Compiled::new(r, &mut crate::event::Schema::new())
             {
-                let _ = writeln!(out, "{origin}:{}: error: {e}", r.line);
+                let _ = writeln!(
+                    out,
+                    "{}",
+                    printable(&format!("{origin}:{}: error: {e}", r.line))
+                );
                 n_errors += 1;
             }
         }

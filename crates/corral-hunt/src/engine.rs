@@ -245,6 +245,10 @@ pub struct Findings {
     pub malformed_samples: Vec<Malformed>,
     /// Events of windowed rules without a usable timestamp.
     pub untimed: u64,
+    /// Lines (records) that were not valid UTF-8 and were read with each bad sequence as
+    /// U+FFFD: the rest of the record still counts (a Latin-1 host name in a syslog prefix
+    /// must not hide the access it logs).
+    pub lossy: u64,
     pub bytes: u64,
 }
 
@@ -275,6 +279,7 @@ impl Findings {
         self.events += other.events;
         self.skipped += other.skipped;
         self.untimed += other.untimed;
+        self.lossy += other.lossy;
         self.bytes += other.bytes;
         self.malformed += other.malformed;
         let room = Self::MALFORMED_KEPT.saturating_sub(self.malformed_samples.len());
@@ -290,17 +295,5 @@ const REASON_CHARS: usize = 200;
 /// A malformed record's reason as it is shown on a terminal or in a report: at most
 /// [`REASON_CHARS`] characters, control characters escaped (the input is untrusted).
 fn printable_reason(reason: &str) -> String {
-    let mut out = String::with_capacity(reason.len().min(REASON_CHARS + 8));
-    for (n, c) in reason.chars().enumerate() {
-        if n == REASON_CHARS {
-            out.push('…');
-            break;
-        }
-        if c.is_control() {
-            out.extend(c.escape_default());
-        } else {
-            out.push(c);
-        }
-    }
-    out
+    crate::term::printable_cut(reason, REASON_CHARS)
 }

@@ -12,6 +12,7 @@ use std::collections::BTreeSet;
 
 use crate::error::ExportError;
 use crate::rule::condition::{pattern_matches, Cond};
+use crate::rule::value::{self, Piece};
 use crate::rule::yaml::Scalar;
 use crate::rule::{Item, Op, Rule, Selection};
 
@@ -65,6 +66,14 @@ pub fn export(
                 out.push_str(&format!("// {line}\n"));
                 notes.push(format!("{}: EQL has no thresholds ({line})", rule.id));
             }
+            for re in regex_values(rule).filter(|re| lucene_unsupported(re)) {
+                notes.push(format!(
+                    "{}: EQL's regex is Lucene syntax, which has no Perl classes (\\d \\s \\w), \
+                     lookaround, inline flags or anchors inside an alternation: check `{re}` \
+                     in the export",
+                    rule.id
+                ));
+            }
             out.push_str(&format!(
                 "{} where {}\n",
                 eql_category(rule),
@@ -81,6 +90,12 @@ pub fn export(
                      lowercase normalizer, or use the EQL export, which keeps case-insensitivity)",
                     rule.id,
                     folded.join(", ")
+                ));
+            }
+            if has_one_char_wildcard(rule) {
+                notes.push(format!(
+                    "{}: KQL has no one-character wildcard; `?` is written `*`, which matches more",
+                    rule.id
                 ));
             }
             if let Some(t) = threshold {
@@ -324,6 +339,8 @@ fn quote(s: &str) -> String {
             '"' => out.push_str("\\\""),
             '\\' => out.push_str("\\\\"),
             '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
             c => out.push(c),
         }
     }
@@ -345,17 +362,23 @@ fn literal(v: &Scalar) -> String {
 
 /// Sigma wildcards present (unescaped `*` or `?`)?
 fn wild(v: &Scalar) -> bool {
-    let Scalar::Str(s) = v else { return false };
-    let b = s.as_bytes();
-    let mut i = 0;
-    while i < b.len() {
-        match b[i] {
-            b'\\' if matches!(b.get(i + 1), Some(b'*' | b'?' | b'\\')) => i += 2,
-            b'*' | b'?' => return true,
-            _ => i += 1,
-        }
+    matches!(v, Scalar::Str(s) if value::has_wildcard(s))
+}
+
+/// The text a value stands for: a string's escapes resolved (`abc\*def` is `abc*def`).
+fn text_of(v: &Scalar) -> String {
+    match v {
+        Scalar::Str(s) => value::unescape(s),
+        v => v.text(),
     }
-    false
+}
+
+/// A literal value (escapes resolved) for `==`, `in` and the like.
+fn lit_of(v: &Scalar) -> String {
+    match v {
+        Scalar::Str(s) => quote(&value::unescape(s)),
+        v => literal(v),
+    }
 }
 
 fn combine(parts: Vec<String>, all: bool, and: &str, or: &str) -> String {
@@ -374,6 +397,88 @@ fn eql_field(f: &str) -> String {
         f.to_string()
     } else {
         format!("`{f}`")
+    }
+}
+
+/// A Sigma glob in EQL: `like` (`*` and `?` wildcards, every other character itself,
+/// backslashes included); a glob with a literal `*` or `?`, which `like` cannot write, as a
+/// `regex` (Lucene syntax: anchored at both ends, `\` escapes any character).
+fn eql_glob(f: &str, pieces: &[Piece], cased: bool) -> String {
+    let tilde = if cased { "" } else { "~" };
+    if pieces
+        .iter()
+        .any(|p| matches!(p, Piece::Lit('*') | Piece::Lit('?')))
+    {
+        let mut re = String::new();
+        for p in pieces {
+            match p {
+                Piece::Star => re.push_str(".*"),
+                Piece::One => re.push('.'),
+                Piece::Lit(c) => lucene_lit(&mut re, *c),
+            }
+        }
+        return format!("{f} regex{tilde} {}", quote(&re));
+    }
+    let pat: String = pieces
+        .iter()
+        .map(|p| match p {
+            Piece::Lit(c) => *c,
+            Piece::Star => '*',
+            Piece::One => '?',
+        })
+        .collect();
+    format!("{f} like{tilde} {}", quote(&pat))
+}
+
+/// A `re` value (a search anywhere in the text, `^` and `$` anchors) as EQL's Lucene regular
+/// expression, which must match the whole text and has no anchors: `.*` where the pattern is
+/// not anchored, the anchors dropped where it is. A top-level alternation is kept whole in a
+/// group, open at both ends. Lucene lacks Perl classes (`\d`, `\s`, `\w`), lookaround and
+/// inline flags: see [`lucene_unsupported`].
+fn lucene_regex(re: &str) -> String {
+    if re.contains('|') {
+        return format!(".*({re}).*");
+    }
+    let (start, body) = match re.strip_prefix('^') {
+        Some(b) => ("", b),
+        None => (".*", re),
+    };
+    let ends_anchored = body.ends_with('$') && !body.ends_with("\\$");
+    let (body, end) = if ends_anchored {
+        (&body[..body.len() - 1], "")
+    } else {
+        (body, ".*")
+    };
+    format!("{start}{body}{end}")
+}
+
+/// Syntax of a `re` value that Lucene (EQL's `regex`) reads otherwise or not at all.
+fn lucene_unsupported(re: &str) -> bool {
+    [
+        "\\d", "\\D", "\\s", "\\S", "\\w", "\\W", "\\b", "(?", "\\A", "\\z",
+    ]
+    .iter()
+    .any(|x| re.contains(x))
+        || (re.contains('|') && (re.contains('^') || re.contains('$')))
+}
+
+/// One literal character in a Lucene regular expression: letters, digits and non-ASCII as
+/// they are, `<` and `>` (interval syntax in Lucene, word boundaries elsewhere) in a class,
+/// other ASCII escaped.
+fn lucene_lit(out: &mut String, c: char) {
+    match c {
+        c if c.is_alphanumeric() || !c.is_ascii() => out.push(c),
+        '<' | '>' => {
+            out.push('[');
+            out.push(c);
+            out.push(']');
+        }
+        ' ' => out.push(' '),
+        c if c.is_ascii_punctuation() => {
+            out.push('\\');
+            out.push(c);
+        }
+        c => out.push(c),
     }
 }
 
@@ -437,7 +542,7 @@ impl Lang for Eql {
             && vals.len() > 1
             && vals.iter().all(|v| !wild(v) && *v != Scalar::Null)
         {
-            let list: Vec<String> = vals.iter().map(literal).collect();
+            let list: Vec<String> = vals.iter().map(lit_of).collect();
             let op = if m.cased || vals.iter().all(is_num) {
                 "in"
             } else {
@@ -448,25 +553,35 @@ impl Lang for Eql {
         let parts = vals
             .iter()
             .map(|v| {
-                let s = v.text();
+                let s = text_of(v);
                 let tilde = if m.cased { "" } else { "~" };
                 match (m.op, v) {
                     (_, Scalar::Null) => format!("{f} == null"),
-                    (Op::Eq, v) if wild(v) => format!(
-                        "{f} {} {}",
-                        if m.cased { "like" } else { "like~" },
-                        quote(&s)
-                    ),
+                    (Op::Eq, Scalar::Str(raw)) if wild(v) => {
+                        eql_glob(&f, &value::pieces(raw), m.cased)
+                    }
                     (Op::Eq, v) if is_num(v) || matches!(v, Scalar::Bool(_)) => {
                         format!("{f} == {}", literal(v))
                     }
-                    (Op::Eq, _) => {
-                        format!("{f} {} {}", if m.cased { "==" } else { ":" }, quote(&s))
+                    (Op::Eq, _) if m.cased => format!("{f} == {}", quote(&s)),
+                    // `:` reads `*` and `?` as wildcards; a text holding them literally is
+                    // compared by its ends and its length.
+                    (Op::Eq, _) if s.contains(['*', '?']) => format!(
+                        "(startsWith~({f}, {q}) and endsWith~({f}, {q}) and length({f}) == {})",
+                        s.chars().count(),
+                        q = quote(&s)
+                    ),
+                    (Op::Eq, _) => format!("{f} : {}", quote(&s)),
+                    (Op::StartsWith | Op::EndsWith | Op::Contains, Scalar::Str(raw)) if wild(v) => {
+                        eql_glob(&f, &value::with_op(raw, m.op), m.cased)
                     }
                     (Op::StartsWith, _) => format!("startsWith{tilde}({f}, {})", quote(&s)),
                     (Op::EndsWith, _) => format!("endsWith{tilde}({f}, {})", quote(&s)),
                     (Op::Contains, _) => format!("stringContains{tilde}({f}, {})", quote(&s)),
-                    (Op::Re, _) => format!("regex{tilde}({f}, {})", quote(&s)),
+                    (Op::Re, _) => {
+                        let tilde = if m.re.i { "~" } else { "" };
+                        format!("{f} regex{tilde} {}", quote(&lucene_regex(&v.text())))
+                    }
                     (Op::Cidr | Op::Exists, _) => String::new(),
                 }
             })
@@ -533,13 +648,53 @@ fn kql_case_folded_fields(rule: &Rule) -> Result<Vec<String>, ExportError> {
 
 struct Kql;
 
-/// KQL wildcard values are unquoted; escape its special characters.
+/// The `re` values of a rule.
+fn regex_values(rule: &Rule) -> impl Iterator<Item = String> + '_ {
+    rule.selections
+        .iter()
+        .flat_map(|s| s.alternatives.iter().flatten())
+        .filter(|it| it.mods.op == Op::Re)
+        .flat_map(|it| it.values.iter().map(Scalar::text))
+}
+
+/// Whether a rule has a `?` wildcard in a value KQL writes as a glob.
+fn has_one_char_wildcard(rule: &Rule) -> bool {
+    rule.selections
+        .iter()
+        .flat_map(|s| s.alternatives.iter().flatten())
+        .filter(|it| {
+            matches!(
+                it.mods.op,
+                Op::Eq | Op::StartsWith | Op::EndsWith | Op::Contains
+            )
+        })
+        .flat_map(|it| &it.values)
+        .any(|v| matches!(v, Scalar::Str(s) if value::pieces(s).contains(&Piece::One)))
+}
+
+/// KQL wildcard values are unquoted; escape its special characters (and write whitespace
+/// other than a space as KQL's `\t`, `\r`, `\n`).
 fn kql_wild(s: &str) -> String {
     let mut out = String::new();
     for c in s.chars() {
+        match c {
+            '\t' => {
+                out.push_str("\\t");
+                continue;
+            }
+            '\r' => {
+                out.push_str("\\r");
+                continue;
+            }
+            '\n' => {
+                out.push_str("\\n");
+                continue;
+            }
+            _ => {}
+        }
         if matches!(
             c,
-            '\\' | '(' | ')' | ':' | '<' | '>' | '"' | ' ' | '{' | '}'
+            '\\' | '(' | ')' | ':' | '<' | '>' | '"' | ' ' | '{' | '}' | '*'
         ) {
             out.push('\\');
         }
@@ -571,17 +726,23 @@ impl Lang for Kql {
             .values
             .iter()
             .map(|v| {
-                let s = v.text();
+                let s = text_of(v);
                 match (m.op, v) {
                     (_, Scalar::Null) => format!("not {f}: *"),
-                    (Op::Eq, v) if wild(v) => format!("{f}: {}", kql_wild(&s)),
-                    (Op::Eq | Op::Cidr, v) if is_num(v) || matches!(v, Scalar::Bool(_)) => {
-                        format!("{f}: {s}")
+                    (Op::Eq, Scalar::Str(raw)) if wild(v) => {
+                        format!("{f}: {}", kql_glob(&value::pieces(raw)))
                     }
-                    (Op::Eq | Op::Cidr, _) => format!("{f}: {}", quote(&s)),
-                    (Op::StartsWith, _) => format!("{f}: {}*", kql_wild(&s)),
-                    (Op::EndsWith, _) => format!("{f}: *{}", kql_wild(&s)),
-                    (Op::Contains, _) => format!("{f}: *{}*", kql_wild(&s)),
+                    (Op::Eq | Op::Cidr, v) if is_num(v) || matches!(v, Scalar::Bool(_)) => {
+                        format!("{f}: {}", v.text())
+                    }
+                    (Op::Eq, _) => format!("{f}: {}", quote(&s)),
+                    (Op::Cidr, _) => format!("{f}: {}", quote(&v.text())),
+                    (Op::StartsWith | Op::EndsWith | Op::Contains, Scalar::Str(raw)) => {
+                        format!("{f}: {}", kql_glob(&value::with_op(raw, m.op)))
+                    }
+                    (Op::StartsWith | Op::EndsWith | Op::Contains, v) => {
+                        format!("{f}: {}", kql_glob(&value::with_op(&v.text(), m.op)))
+                    }
                     (Op::Re | Op::Exists, _) => String::new(),
                 }
             })
@@ -606,6 +767,20 @@ impl Lang for Kql {
     }
 }
 
+/// A Sigma glob as an unquoted KQL value: literal characters escaped, `*` as KQL's wildcard.
+/// KQL has no one-character wildcard, so `?` is written `*` (a wider match; the export notes
+/// it).
+fn kql_glob(pieces: &[Piece]) -> String {
+    let mut out = String::new();
+    for p in pieces {
+        match p {
+            Piece::Star | Piece::One => out.push('*'),
+            Piece::Lit(c) => out.push_str(&kql_wild(&c.to_string())),
+        }
+    }
+    out
+}
+
 struct Spl;
 
 /// A field name in an SPL eval expression: single-quoted, as names with dots must be.
@@ -624,20 +799,14 @@ fn regex_escape(s: &str) -> String {
     out
 }
 
-/// Sigma wildcard text → anchored regex.
-fn glob_regex(s: &str) -> String {
+/// Sigma glob pieces → anchored regex.
+fn glob_regex(pieces: &[Piece]) -> String {
     let mut out = String::from("^");
-    let mut chars = s.chars().peekable();
-    while let Some(c) = chars.next() {
-        match c {
-            '\\' if matches!(chars.peek(), Some('*' | '?' | '\\')) => {
-                if let Some(n) = chars.next() {
-                    out.push_str(&regex_escape(&n.to_string()));
-                }
-            }
-            '*' => out.push_str(".*"),
-            '?' => out.push('.'),
-            c => out.push_str(&regex_escape(&c.to_string())),
+    for p in pieces {
+        match p {
+            Piece::Star => out.push_str(".*"),
+            Piece::One => out.push('.'),
+            Piece::Lit(c) => out.push_str(&regex_escape(&c.to_string())),
         }
     }
     out.push('$');
@@ -653,16 +822,23 @@ impl Lang for Spl {
             .values
             .iter()
             .map(|v| {
-                let s = v.text();
+                let s = text_of(v);
                 match (m.op, v) {
                     (Op::Exists, Scalar::Bool(true)) => format!("isnotnull({f})"),
                     (Op::Exists, _) | (_, Scalar::Null) => format!("isnull({f})"),
-                    (Op::Eq, v) if wild(v) => {
-                        format!("match({f}, {})", quote(&format!("{ci}{}", glob_regex(&s))))
-                    }
+                    (Op::Eq, Scalar::Str(raw)) if wild(v) => format!(
+                        "match({f}, {})",
+                        quote(&format!("{ci}{}", glob_regex(&value::pieces(raw))))
+                    ),
                     (Op::Eq, v) if is_num(v) => format!("{f}=={s}"),
                     (Op::Eq, _) if m.cased => format!("{f}=={}", quote(&s)),
                     (Op::Eq, _) => format!("lower({f})=={}", quote(&s.to_lowercase())),
+                    (Op::StartsWith | Op::EndsWith | Op::Contains, Scalar::Str(raw)) if wild(v) => {
+                        format!(
+                            "match({f}, {})",
+                            quote(&format!("{ci}{}", glob_regex(&value::with_op(raw, m.op))))
+                        )
+                    }
                     (Op::StartsWith, _) => format!(
                         "match({f}, {})",
                         quote(&format!("{ci}^{}", regex_escape(&s)))
@@ -675,8 +851,11 @@ impl Lang for Spl {
                         "match({f}, {})",
                         quote(&format!("{ci}{}", regex_escape(&s)))
                     ),
-                    (Op::Re, _) => format!("match({f}, {})", quote(&format!("{ci}{s}"))),
-                    (Op::Cidr, _) => format!("cidrmatch({}, {f})", quote(&s)),
+                    (Op::Re, _) => format!(
+                        "match({f}, {})",
+                        quote(&format!("{}{}", m.re.inline(), v.text()))
+                    ),
+                    (Op::Cidr, _) => format!("cidrmatch({}, {f})", quote(&v.text())),
                 }
             })
             .collect();

@@ -30,6 +30,7 @@ core_fields! {
     PROCESS_EXECUTABLE = "process.executable",
     PROCESS_PID = "process.pid",
     PROCESS_ARGS = "process.args",
+    PROCESS_ARGS_COUNT = "process.args_count",
     PROCESS_COMMAND_LINE = "process.command_line",
     PARENT_NAME = "process.parent.name",
     PARENT_EXECUTABLE = "process.parent.executable",
@@ -146,9 +147,13 @@ pub const JSON_ALIASES: &[(&str, &str)] = &[
     ("conn_state", "zeek.connection.state"),
 ];
 
-/// Zeek conn.log column → core field.
+/// Zeek conn.log and http.log column → core field (http.log's `uri` is the request target,
+/// ECS `url.original`; the reader derives `url.path` from it).
 pub fn zeek_column(name: &str) -> Option<FieldId> {
     Some(match name {
+        "method" => HTTP_METHOD,
+        "uri" => URL_ORIGINAL,
+        "status_code" => HTTP_STATUS,
         "ts" => TIMESTAMP,
         "uid" => ZEEK_UID,
         "id.orig_h" => SOURCE_IP,

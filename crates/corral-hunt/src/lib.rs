@@ -18,6 +18,7 @@ pub mod ip;
 pub mod output;
 pub mod pipeline;
 pub mod rule;
+pub mod term;
 pub mod time;
 
 use std::path::PathBuf;
@@ -111,6 +112,7 @@ pub fn hunt_paths_streaming(
                 summary.skipped = found.skipped;
                 summary.malformed = found.malformed;
                 summary.untimed = found.untimed;
+                summary.lossy = found.lossy;
                 summary.malformed_samples = found
                     .malformed_samples
                     .into_iter()

@@ -6,6 +6,7 @@ use std::io::{self, Write};
 use serde_json::{json, Map, Value};
 
 use crate::engine::{Alert, Engine};
+use crate::term::printable;
 use crate::time::format_ms;
 
 /// The ECS version an alert follows: the one corral's gate writes in its audit records
@@ -31,6 +32,8 @@ pub struct FileSummary {
     pub malformed: u64,
     pub malformed_samples: Vec<(u64, String)>,
     pub untimed: u64,
+    /// Lines that were not valid UTF-8, read with U+FFFD for each bad sequence.
+    pub lossy: u64,
     pub error: Option<crate::InputError>,
 }
 
@@ -193,9 +196,9 @@ fn table(
         let src = a
             .window
             .as_ref()
-            .map(|w| w.key.clone())
-            .or_else(|| a.source_ip.clone())
-            .unwrap_or_else(|| "-".into());
+            .map(|w| w.key.as_str())
+            .or(a.source_ip.as_deref())
+            .map_or_else(|| "-".into(), source_key);
         by_source.entry(src).or_default().add(a);
     }
     writeln!(
@@ -238,8 +241,8 @@ fn table(
             agg.count,
             ts(agg.first),
             ts(agg.last),
-            rule.title,
-            rule.id
+            printable(&rule.title),
+            printable(&rule.id)
         )?;
     }
     writeln!(w, "\nBY SOURCE ADDRESS")?;
@@ -262,6 +265,16 @@ fn table(
         )?;
     }
     Ok(())
+}
+
+/// A source as the table groups and shows it: an address in canonical form, as the NDJSON
+/// alert's `source.ip` (`::ffff:a.b.c.d` and ` 8.8.8.8` are 8.8.8.8), anything else as read
+/// with control characters escaped (the value comes from the log).
+fn source_key(raw: &str) -> String {
+    match crate::ip::parse_ip(raw) {
+        Some(ip) => ip.to_string(),
+        None => printable(raw).into_owned(),
+    }
 }
 
 fn plural(n: u64) -> &'static str {
@@ -382,6 +395,12 @@ fn sarif(engine: &Engine, files: &[FileSummary], alerts: &[Alert]) -> Value {
     for f in files {
         if let Some(e) = &f.error {
             notes.push(json!({"level": "error", "message": {"text": format!("{}: {e}", f.path)}}));
+        }
+        if f.lossy > 0 {
+            notes.push(json!({
+                "level": "warning",
+                "message": {"text": format!("{}: {} line{} with invalid UTF-8 decoded lossily (U+FFFD)", f.path, f.lossy, plural(f.lossy))},
+            }));
         }
         for (line, why) in &f.malformed_samples {
             notes.push(json!({

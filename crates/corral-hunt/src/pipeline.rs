@@ -51,7 +51,8 @@ impl Progress {
         self.last = Instant::now();
         self.shown = true;
         eprint!(
-            "\rcorral hunt: {name}: {:.1} MB, {events} events   ",
+            "\rcorral hunt: {}: {:.1} MB, {events} events   ",
+            crate::term::printable(name),
             bytes as f64 / 1e6
         );
     }
@@ -374,6 +375,27 @@ pub fn process_chunk(
         if line.is_empty() {
             continue;
         }
+        if std::str::from_utf8(line).is_err() {
+            // Read with U+FFFD for each bad sequence, as a chunk of its own (the event borrows
+            // from the text), and counted: one stray byte must not hide the record.
+            out.lossy += 1;
+            let text = String::from_utf8_lossy(line).into_owned();
+            if reader == Reader::ZeekTsv && text.starts_with('#') {
+                hdr.directive(&text, schema);
+                continue;
+            }
+            process_chunk(
+                engine,
+                reader,
+                file,
+                text.as_bytes(),
+                line_here,
+                offset,
+                Some(&hdr),
+                out,
+            );
+            continue;
+        }
         match reader {
             Reader::JsonLines => {
                 // A line no rule can match is only checked and counted; anything the quick
@@ -406,7 +428,6 @@ pub fn process_chunk(
             }
             Reader::Gin | Reader::ZeekTsv => {
                 let Ok(text) = std::str::from_utf8(line) else {
-                    out.malformed(line_here, "line is not valid UTF-8");
                     continue;
                 };
                 if reader == Reader::Gin && gin::is_journal_entry(line) {
@@ -718,6 +739,9 @@ fn serial_auditd(
                     continue;
                 }
                 let text = String::from_utf8_lossy(&buf);
+                if matches!(text, Cow::Owned(_)) {
+                    out.lossy += 1;
+                }
                 let text = text.trim();
                 if text.is_empty() || text == "----" {
                     continue;
@@ -852,8 +876,14 @@ fn serial_json_stream(
                 if depth <= 0 && !obj.is_empty() {
                     depth = 0;
                     in_str = false;
+                    let lossy;
+                    let mut text = obj.trim_ascii();
+                    if std::str::from_utf8(text).is_err() {
+                        out.lossy += 1;
+                        lossy = String::from_utf8_lossy(text).into_owned();
+                        text = lossy.as_bytes();
+                    }
                     let mut ev = Event::new(&engine.schema);
-                    let text = obj.trim_ascii();
                     match json::parse_object(&engine.schema, text, &mut ev, &mut path) {
                         Ok(()) => {
                             derive::derive(&mut ev);

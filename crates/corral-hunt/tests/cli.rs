@@ -456,6 +456,50 @@ fn alert_source_ip_is_an_address_or_absent() {
     assert_eq!(ips[&4], "2001:db8::1");
 }
 
+/// Regression (review items 1 and 16): the table neither passes a record's escape sequences
+/// to the terminal nor forges lines with its newlines, and it groups sources by canonical
+/// address as the NDJSON `source.ip` does (` 203.0.113.9`, `::ffff:203.0.113.9` and
+/// `203.0.113.9` are one row).
+#[test]
+fn the_table_escapes_record_text_and_groups_canonical_addresses() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("hostile.ndjson");
+    let line = |ip: &str| {
+        let ip = serde_json::to_string(ip).unwrap();
+        format!(
+            "{{\"@timestamp\":\"2026-01-10T10:00:00Z\",\"event\":{{\"action\":\"connection_accepted\"}},\"process\":{{\"name\":\"ollama\"}},\"destination\":{{\"port\":11434}},\"source\":{{\"ip\":{ip}}}}}\n"
+        )
+    };
+    let text = [
+        line("\u{1b}[2J\u{1b}[1;1Hall clear\n"),
+        line(" 203.0.113.9"),
+        line("::ffff:203.0.113.9"),
+        line("203.0.113.9"),
+        line("evil\u{202e}1.2"),
+    ]
+    .concat();
+    std::fs::write(&input, text).unwrap();
+    let out = dir.path().join("table.txt");
+    let code = hunt(&[
+        input.to_str().unwrap(),
+        "--format",
+        "table",
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 1);
+    let t = std::fs::read_to_string(&out).unwrap();
+    assert!(!t.contains('\u{1b}') && !t.contains('\u{202e}'), "{t:?}");
+    assert!(t.contains("\\u{1b}[2J\\u{1b}[1;1Hall clear\\n "), "{t}");
+    assert!(t.contains("evil\\u{202e}1.2 "), "{t}");
+    assert!(!t.lines().any(|l| l.starts_with("all clear")), "{t}");
+    let rows: Vec<&str> = t.lines().filter(|l| l.contains("203.0.113.9")).collect();
+    assert_eq!(rows.len(), 1, "{t}");
+    assert!(rows[0].starts_with("203.0.113.9 "), "{t}");
+    let count: Vec<&str> = rows[0].split_whitespace().collect();
+    assert_eq!(count[1], "3", "{t}");
+}
+
 /// SARIF's `artifactLocation.uri` is a URI reference and `region.startLine` starts at 1:
 /// file names with spaces or URI delimiters are percent-encoded, and a problem with no line
 /// (an EVTX file header or chunk) has no region.

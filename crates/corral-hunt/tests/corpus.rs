@@ -15,6 +15,8 @@ const CORPUS: &[&str] = &[
     "ecs_endpoint.ndjson",
     "zeek_conn.log",
     "zeek_conn.json",
+    "filebeat_zeek.ndjson",
+    "zeek_http.log",
     "sysmon_evtx_dump.jsonl",
     "sysmon_evtx_dump.json",
     "winlogbeat.ndjson",
@@ -111,7 +113,9 @@ fn ecs_positives_and_near_misses() {
     // 5 no source, 6 0.0.0.0, 9 ULA, 10 other port, 11 outbound, 13 CGNAT, 15/16 allowed
     // domains, 17 not ollama, 19 --version, 20 runner, 21 other parent, 25 loopback bind,
     // 28 null source, 30/31 empty source (an empty address is no address: EQL's ip field
-    // would hold no value).
+    // would hold no value). Shell probes: 32-35 and 38-41 are not bare probes (a flag after
+    // `-c CMD`, arguments only, one argument `bash --version`, `-v`, cmd.exe, tabs, a
+    // space-free `-c` payload); 36 and 37 are (`sh --help`, `python3 --version`).
     expect(
         "ecs_endpoint.ndjson",
         &[
@@ -125,6 +129,14 @@ fn ecs_positives_and_near_misses() {
             (23, SHELL),
             (24, BIND),
             (26, ELASTIC_CI),
+            (32, SHELL),
+            (33, SHELL),
+            (34, SHELL),
+            (35, SHELL),
+            (38, SHELL),
+            (39, SHELL),
+            (40, SHELL),
+            (41, SHELL),
         ],
     );
 }
@@ -135,6 +147,22 @@ fn zeek_tsv_and_json() {
     // under a second #fields header with another column order.
     expect("zeek_conn.log", &[(9, ZEEK), (12, ZEEK), (21, ZEEK)]);
     expect("zeek_conn.json", &[(1, ZEEK)]);
+}
+
+/// Regression (review item 22): Zeek's http.log gives `http.request.method` and `url.path`
+/// (the request target up to its query), so the admin-API rule sees external pulls and
+/// deletes. Misses: 10 loopback, 11 GET /api/tags.
+#[test]
+fn zeek_http_log() {
+    expect("zeek_http.log", &[(9, ADMIN), (12, ADMIN)]);
+}
+
+/// Regression (review item 6): Elastic's Zeek integration (and Filebeat's zeek module) name the
+/// dataset `zeek.connection`, with `zeek.connection.state` and ECS addresses. Misses: 2 S0,
+/// 3 private, 5 port 443.
+#[test]
+fn elastic_zeek_connection_dataset() {
+    expect("filebeat_zeek.ndjson", &[(1, ZEEK), (4, ZEEK)]);
 }
 
 #[test]
@@ -352,6 +380,15 @@ fn exported_sigma_round_trips() {
             std::fs::write(dir.path().join(&x.file_name), &x.text).unwrap();
         }
     }
+    // Thresholds are standard Sigma correlation rules, not an extension block.
+    for (name, text) in builtin::RULES {
+        assert!(!text.contains("\ncorral:"), "{name}");
+    }
+    let volume = std::fs::read_to_string(dir.path().join("high_request_volume.yml")).unwrap();
+    assert!(
+        volume.contains("\n---\n") && volume.contains("correlation:\n  type: event_count\n"),
+        "{volume}"
+    );
     let (loaded, errors) = load_rule_paths(&[dir.path().to_path_buf()]);
     assert!(errors.is_empty(), "{errors:?}");
     assert_eq!(loaded.len(), builtin::RULES.len());
@@ -440,7 +477,7 @@ fn sarif_and_table() {
     output::write(OutputFormat::Table, &engine, &r.files, &r.alerts, &mut out).unwrap();
     let t = String::from_utf8(out).unwrap();
     assert!(
-        t.starts_with("10 alerts from 5 rules over 28 events in 1 input (2 malformed)"),
+        t.starts_with("18 alerts from 5 rules over 38 events in 1 input (2 malformed)"),
         "{t}"
     );
     assert!(t.contains("BY RULE") && t.contains("BY SOURCE ADDRESS"));
@@ -517,4 +554,54 @@ fn evtx_files_are_read_directly() {
     std::fs::write(&gz_path, gz.finish().unwrap()).unwrap();
     let rz = run(&engine, &[gz_path]);
     assert_eq!(hits(&engine, &rz), got);
+}
+
+/// Regression (review item 15): a byte that is not UTF-8 costs nothing but itself. The line
+/// is read with U+FFFD in its place, still alerts, and is counted (a warning), in every line
+/// reader; a JSON object whose only bad bytes are in a value no rule reads is an event too, not
+/// silently different from one a rule does read.
+#[test]
+fn invalid_utf8_is_decoded_lossily_and_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = engine();
+    let cases: &[(&str, &[u8], &[&str], u64)] = &[
+        (
+            "gin.log",
+            b"Jan 10 10:00:00 h\xe9st ollama[123]: [GIN] 2026/01/10 - 10:00:00 | 200 |  1.234s |  203.0.113.7 | POST     \"/api/pull\"\n",
+            &[GIN, ADMIN],
+            1,
+        ),
+        (
+            "ecs.ndjson",
+            b"{\"@timestamp\":\"2026-01-10T10:00:00Z\",\"event\":{\"action\":\"connection_accepted\"},\"process\":{\"name\":\"ollama\"},\"destination\":{\"port\":11434},\"host\":{\"name\":\"h\xff1\"},\"source\":{\"ip\":\"8.8.8.8\"}}\n{\"a\":\"\xff\xfe\"}\n",
+            &[ELASTIC],
+            2,
+        ),
+        (
+            "conn.log",
+            b"#separator \\x09\n#fields\tts\tuid\tid.orig_h\tid.orig_p\tid.resp_h\tid.resp_p\tproto\tservice\tconn_state\n1768039200.0\tC\xe9\t8.8.8.8\t5\t192.168.1.5\t11434\ttcp\thttp\tSF\n",
+            &[ZEEK],
+            1,
+        ),
+    ];
+    for (name, bytes, rules, lossy) in cases {
+        let p = dir.path().join(name);
+        std::fs::write(&p, bytes).unwrap();
+        let r = run(&engine, &[p]);
+        let f = &r.files[0];
+        assert_eq!(f.malformed, 0, "{name}: {:?}", f.malformed_samples);
+        assert_eq!(f.lossy, *lossy, "{name}");
+        let got: Vec<String> = hits(&engine, &r).into_iter().map(|(_, id)| id).collect();
+        assert_eq!(
+            got,
+            rules.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
+            "{name}"
+        );
+    }
+    // The prefilter's quick path and the parser agree: the same file without the prefilter.
+    let mut slow = Engine::new(builtin::rules().unwrap()).unwrap();
+    slow.set_prefilter(false);
+    let r = run(&slow, &[dir.path().join("ecs.ndjson")]);
+    assert_eq!((r.files[0].events, r.files[0].lossy), (2, 2));
+    assert_eq!(r.alerts.len(), 1);
 }

@@ -169,25 +169,60 @@ fn null_and_exists_tests_are_not_guarded() {
     );
 }
 
-/// The built-in rule with an exclusion on fields an event may lack: a process start without
-/// `process.args` (Sysmon has only the command line) is still an alert in the exports.
+/// The shell rule's probe exclusion, in hunt and in the EQL and SPL exports: a bare
+/// `NAME --version` is no alert, with or without `process.args`/`process.args_count` (Sysmon
+/// has only the command line); the flag after other arguments, a lone argument
+/// `bash --version`, tabs and cmd.exe are alerts.
 #[test]
-fn the_shell_rule_keeps_alerting_without_process_args() {
+fn the_shell_rule_excludes_only_a_bare_probe() {
     let rules = builtin::rules().unwrap();
     let r = rules
         .iter()
         .find(|r| r.id == "2d7c4a93-1e56-4b8f-a0c2-8f3b6d9e1365")
         .unwrap();
-    let q = query(r, ExportFormat::Eql);
-    assert!(
-        q.ends_with(r#" and not ((process.args != null and process.args in~ ("--version", "--help")) or (process.command_line != null and (endsWith~(process.command_line, " --version") or endsWith~(process.command_line, " --help")))))"#),
-        "{q}"
-    );
-    let s = query(r, ExportFormat::Spl);
-    assert!(
-        s.ends_with(r#" AND NOT ((isnotnull('process.args') AND (lower('process.args')=="--version" OR lower('process.args')=="--help")) OR (isnotnull('process.command_line') AND (match('process.command_line', "(?i) --version$") OR match('process.command_line', "(?i) --help$")))))"#),
-        "{s}"
-    );
+    let base = |name: &str, line: Option<&str>, argc: Option<f64>| {
+        let mut d = Doc::new();
+        d.insert("event.type".into(), V::Str("start".into()));
+        d.insert("process.parent.name".into(), V::Str("ollama".into()));
+        d.insert("process.name".into(), V::Str(name.into()));
+        if let Some(l) = line {
+            d.insert("process.command_line".into(), V::Str(l.into()));
+        }
+        if let Some(n) = argc {
+            d.insert("process.args_count".into(), V::Num(n));
+        }
+        d
+    };
+    let cases = [
+        (base("bash", None, None), true),
+        (base("bash", Some("bash --version"), None), false),
+        (base("bash", Some("bash --version"), Some(2.0)), false),
+        (base("python3", Some("python3 --HELP"), Some(2.0)), false),
+        (base("bash", Some("bash --version"), Some(1.0)), true),
+        (
+            base("bash", Some("bash -c curl|sh --help"), Some(4.0)),
+            true,
+        ),
+        (base("bash", Some("bash -c id --help"), None), true),
+        (base("python3", Some("python3 -c x --version"), None), true),
+        (base("bash", Some("bash\t-c\tid --version"), None), true),
+        (base("bash", Some("bash -v"), Some(2.0)), true),
+        (base("cmd.exe", Some("cmd.exe --help"), Some(2.0)), true),
+    ];
+    let mut schema = crate::event::Schema::new();
+    let compiled = crate::rule::matcher::Compiled::new(r, &mut schema).unwrap();
+    let queries: Vec<(ExportFormat, String)> = [ExportFormat::Eql, ExportFormat::Spl]
+        .into_iter()
+        .map(|f| (f, query(r, f)))
+        .collect();
+    for (doc, want) in &cases {
+        let got = compiled.matches(&three_valued::event(&schema, doc));
+        assert_eq!(got, *want, "hunt: {doc:?}");
+        for (f, q) in &queries {
+            let got = three_valued::eval(&three_valued::parse_query(q), doc);
+            assert_eq!(got == Some(true), *want, "{f:?}: {doc:?}\n{q}");
+        }
+    }
 }
 
 #[test]
@@ -209,13 +244,19 @@ fn thresholds_and_unsupported() {
     );
     assert!(export(&re_rule[0], "r", "", ExportFormat::Kql).is_err());
     let e = export(&re_rule[0], "r", "", ExportFormat::Eql).unwrap();
-    assert!(e.text.contains(r#"regex~(a, "x+")"#), "{}", e.text);
+    assert!(e.text.contains(r#"a regex ".*x+.*""#), "{}", e.text);
 }
 
 #[test]
 fn spl_globs_escape() {
-    assert_eq!(glob_regex("*.example.com"), r"^.*\.example\.com$");
-    assert_eq!(glob_regex(r"a\*b?"), r"^a\*b.$");
+    assert_eq!(
+        glob_regex(&crate::rule::value::pieces("*.example.com")),
+        r"^.*\.example\.com$"
+    );
+    assert_eq!(
+        glob_regex(&crate::rule::value::pieces(r"a\*b?")),
+        r"^a\*b.$"
+    );
 }
 
 /// KQL compares keyword fields in the case written. A rule that ignores case says so in a note
@@ -254,9 +295,16 @@ mod three_valued;
 
 use three_valued::{Doc, V};
 
-/// Sigma wildcards made concrete: a value the pattern matches.
+/// Sigma wildcards made concrete and escapes resolved: a value the pattern matches.
 fn unglob(s: &str) -> String {
-    s.replace('*', "x").replace('?', "y")
+    crate::rule::value::pieces(s)
+        .into_iter()
+        .map(|p| match p {
+            crate::rule::value::Piece::Lit(c) => c,
+            crate::rule::value::Piece::Star => 'x',
+            crate::rule::value::Piece::One => 'y',
+        })
+        .collect()
 }
 
 /// The values tried for each field `rule` names: missing, up to three that pass one of the
@@ -342,6 +390,15 @@ const NEGATIONS: &[&str] = &[
     "  sel_a:\n    a: x\n  sel_b:\n    b: 11434\n  filter:\n    a|endswith: x\n    c|all: [null, v]\n    source.ip|cidr: 10.0.0.0/8\n  condition: all of sel_* and not filter\n",
 ];
 
+/// Values with Sigma escapes under every modifier (review item 4): the exports must read
+/// `\*`, `\?` and `\\` as the characters, as hunt does, and keep other backslashes.
+const ESCAPES: &[&str] = &[
+    "  sel:\n    a: 'abc\\*def'\n    b|contains: '\\?'\n  condition: sel\n",
+    "  sel:\n    a|endswith: 'Files\\\\Ollama'\n    b|startswith: 'C:\\Temp\\'\n  condition: sel\n",
+    "  sel:\n    a: '*x\\*y?'\n    b|cased: 'q\\?'\n  filter:\n    c|contains: 'a*\\'\n  condition: sel and not filter\n",
+    "  sel:\n    a: ['k\\*', 'plain', 'C:\\dir\\\\*']\n    b|contains|cased: 'x*<y>'\n  condition: sel\n",
+];
+
 /// The EQL and SPL exports agree with hunt's matcher on every event built from each rule's
 /// values, with every field it names missing or present: a rule's `not` over a field an event
 /// lacks is true in hunt (and Sigma), so it must be true in the exports too, which EQL and SPL
@@ -349,7 +406,7 @@ const NEGATIONS: &[&str] = &[
 #[test]
 fn eql_and_spl_exports_match_hunt_on_events_with_missing_fields() {
     let mut rules = builtin::rules().unwrap();
-    for (i, detection) in NEGATIONS.iter().enumerate() {
+    for (i, detection) in NEGATIONS.iter().chain(ESCAPES).enumerate() {
         let text = format!("title: t{i}\nid: n{i}\ndetection:\n{detection}");
         let (mut r, errs) = crate::rule::parse_rules(&text, "t");
         assert!(errs.is_empty(), "{i}: {errs:?}");
@@ -391,4 +448,71 @@ fn eql_and_spl_exports_match_hunt_on_events_with_missing_fields() {
         negated_missing > 100,
         "{negated_missing} matches without a field"
     );
+}
+
+/// KQL, which the three-valued check does not read: an escaped wildcard is a literal character
+/// (quoted, or escaped in an unquoted glob), other backslashes are escaped for KQL.
+#[test]
+fn kql_writes_sigma_escapes_as_literals() {
+    let r = rule("  sel:\n    a: 'abc\\*def'\n    b|contains: '\\*'\n    c|endswith: 'Files\\\\Ollama'\n    d: '*x\\?y?'\n  condition: sel\n");
+    let q = query(&r, ExportFormat::Kql);
+    assert_eq!(
+        q, r#"(a: "abc*def" and b: *\** and c: *Files\\Ollama and d: *x?y*)"#,
+        "{q}"
+    );
+    let notes = export(&r, "r", "", ExportFormat::Kql).unwrap().notes;
+    assert!(
+        notes.iter().any(|n| n.contains("one-character wildcard")),
+        "{notes:?}"
+    );
+}
+
+/// `re` in the exports (review item 14): case-sensitive unless `|i`, in EQL as `regex` /
+/// `regex~` with the Lucene pattern that matches the whole text, in SPL with the flags inline;
+/// both agree with hunt on texts around each pattern.
+#[test]
+fn regular_expressions_keep_case_and_flags() {
+    let r = rule("  sel:\n    a|re: '^ollama'\n    b|re|i: 'x[0-9]+y$'\n    c|re|s: 'p.q|^z'\n  condition: sel\n");
+    let eql = query(&r, ExportFormat::Eql);
+    assert!(
+        eql.contains(r#"a regex "ollama.*""#)
+            && eql.contains(r#"b regex~ ".*x[0-9]+y""#)
+            && eql.contains(r#"c regex ".*(p.q|^z).*""#),
+        "{eql}"
+    );
+    let spl = query(&r, ExportFormat::Spl);
+    assert!(
+        spl.contains(r#"match('a', "^ollama")"#)
+            && spl.contains(r#"match('b', "(?i)x[0-9]+y$")"#)
+            && spl.contains(r#"match('c', "(?s)p.q|^z")"#),
+        "{spl}"
+    );
+    let notes = export(&r, "r", "", ExportFormat::Eql).unwrap().notes;
+    assert!(notes.iter().any(|n| n.contains("p.q|^z")), "{notes:?}");
+    let mut schema = crate::event::Schema::new();
+    let compiled = crate::rule::matcher::Compiled::new(&r, &mut schema).unwrap();
+    let spl_q = three_valued::parse_query(&spl);
+    let eql_q = three_valued::parse_query(&eql);
+    for a in ["ollama.exe", "OLLAMA.EXE", "my ollama"] {
+        for b in ["x12y", "X12Y", "x12yz"] {
+            for c in ["zz", "p\nq", "pq"] {
+                let mut d = Doc::new();
+                d.insert("a".into(), V::Str(a.into()));
+                d.insert("b".into(), V::Str(b.into()));
+                d.insert("c".into(), V::Str(c.into()));
+                let want = compiled.matches(&three_valued::event(&schema, &d));
+                assert_eq!(
+                    three_valued::eval(&spl_q, &d) == Some(true),
+                    want,
+                    "SPL {d:?}"
+                );
+                // EQL's Lucene `.` also matches a newline; only `|s` values are compared.
+                assert_eq!(
+                    three_valued::eval(&eql_q, &d) == Some(true),
+                    want,
+                    "EQL {d:?}"
+                );
+            }
+        }
+    }
 }

@@ -26,9 +26,11 @@ pub fn derive(ev: &mut Event<'_>) {
     common(ev);
 }
 
-/// Applied to every record of every reader: process.name from the executable, mapped
-/// addresses unwrapped, empty addresses dropped.
+/// Applied to every record of every reader: process.name from the executable, the command
+/// line and argument count from the arguments, mapped addresses unwrapped, empty addresses
+/// dropped.
 pub fn common(ev: &mut Event<'_>) {
+    args(ev);
     if ev.get(PROCESS_NAME).is_none() {
         if let Some(name) = ev.get(PROCESS_EXECUTABLE).and_then(|v| basename_val(v)) {
             ev.set(PROCESS_NAME, name);
@@ -50,6 +52,31 @@ pub fn common(ev: &mut Event<'_>) {
             ev.set(id, Val::Str(Cow::Owned(v4)));
         }
     }
+}
+
+/// `process.command_line` (the arguments joined with spaces, as auditd's reader and Elastic
+/// Defend write it) and `process.args_count` from `process.args`, where the record has the
+/// arguments only: rules that tell a bare `sh --version` from `sh -c CMD --version` read
+/// both (see the shell rule).
+fn args(ev: &mut Event<'_>) {
+    let (line, count) = match ev.get(PROCESS_ARGS) {
+        Some(Val::List(items)) => {
+            let mut line = String::new();
+            for (i, it) in items.iter().enumerate() {
+                if i > 0 {
+                    line.push(' ');
+                }
+                line.push_str(&it.to_text());
+            }
+            (line, items.len())
+        }
+        Some(Val::Str(s)) => (s.to_string(), 1),
+        _ => return,
+    };
+    if ev.get(PROCESS_COMMAND_LINE).is_none() && !line.is_empty() {
+        ev.set(PROCESS_COMMAND_LINE, Val::Str(Cow::Owned(line)));
+    }
+    ev.set_default(PROCESS_ARGS_COUNT, Val::Num(count as f64));
 }
 
 /// The last component of a Windows or POSIX path.

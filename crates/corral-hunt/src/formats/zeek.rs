@@ -1,5 +1,7 @@
 //! Zeek TSV logs: `#`-directives describe the columns; `-` is unset, `(empty)` an empty set.
 
+use std::borrow::Cow;
+
 use crate::error::RecordError;
 use crate::event::{Event, FieldId, Schema, Val};
 use crate::fields::*;
@@ -90,9 +92,25 @@ impl Header {
             });
         }
         ev.set_default(EVENT_MODULE, Val::str("zeek"));
-        if self.path == "conn" {
-            ev.set_default(EVENT_DATASET, Val::str("zeek.conn"));
-            ev.set_default(EVENT_CATEGORY, Val::str("network"));
+        match self.path.as_str() {
+            "conn" => {
+                ev.set_default(EVENT_DATASET, Val::str("zeek.conn"));
+                ev.set_default(EVENT_CATEGORY, Val::str("network"));
+            }
+            "http" => {
+                ev.set_default(EVENT_DATASET, Val::str("zeek.http"));
+                ev.set_default(EVENT_CATEGORY, Val::str("network"));
+                // The path is the request target up to its query or fragment.
+                let uri: Option<&'a str> = match ev.get(URL_ORIGINAL) {
+                    Some(Val::Str(Cow::Borrowed(u))) => Some(u),
+                    _ => None,
+                };
+                if let Some(uri) = uri {
+                    let path = uri.split(['?', '#']).next().unwrap_or(uri);
+                    ev.set_default(URL_PATH, Val::str(path));
+                }
+            }
+            _ => {}
         }
         Ok(())
     }
@@ -132,5 +150,27 @@ mod tests {
             .parse_row("1768039200.1\tC1\t203.0.113.7", &mut ev)
             .is_err());
         assert!(Header::default().parse_row("x", &mut ev).is_err());
+    }
+
+    /// Regression (review item 22): http.log's method and request target are ECS fields, so
+    /// the admin-API rule sees a POST /api/pull in it.
+    #[test]
+    fn http_log_rows() {
+        let s = Schema::new();
+        let mut h = Header::default();
+        h.directive("#separator \\x09", &s);
+        h.directive("#path\thttp", &s);
+        h.directive("#fields\tts\tuid\tid.orig_h\tid.orig_p\tid.resp_h\tid.resp_p\ttrans_depth\tmethod\thost\turi\tstatus_code", &s);
+        let mut ev = Event::new(&s);
+        h.parse_row(
+            "1768039200.0\tC1\t203.0.113.7\t50000\t10.0.0.5\t11434\t1\tPOST\t10.0.0.5:11434\t/api/pull?insecure=true\t200",
+            &mut ev,
+        )
+        .unwrap();
+        assert_eq!(ev.str(HTTP_METHOD), Some("POST"));
+        assert_eq!(ev.str(URL_ORIGINAL), Some("/api/pull?insecure=true"));
+        assert_eq!(ev.str(URL_PATH), Some("/api/pull"));
+        assert_eq!(ev.str(HTTP_STATUS), Some("200"));
+        assert_eq!(ev.str(EVENT_DATASET), Some("zeek.http"));
     }
 }

@@ -8,8 +8,9 @@
 use regex::Regex;
 
 use super::condition::{pattern_matches, Cond};
+use super::value;
 use super::yaml::Scalar;
-use super::{Op, Rule};
+use super::{Mods, Op, Rule};
 use crate::error::RuleError;
 use crate::event::{Event, FieldId, Schema, Val};
 use crate::ip::{parse_ip, Net};
@@ -76,7 +77,7 @@ impl Compiled {
                     let pats = it
                         .values
                         .iter()
-                        .map(|v| pattern(it.mods.op, it.mods.cased, v))
+                        .map(|v| pattern(it.mods, v))
                         .collect::<Result<Vec<_>, _>>()?;
                     items.push(CItem {
                         field,
@@ -157,19 +158,6 @@ fn cond(c: &Cond, names: &[&str]) -> Result<CCond, RuleError> {
     })
 }
 
-fn has_wildcard(s: &str) -> bool {
-    let b = s.as_bytes();
-    let mut i = 0;
-    while i < b.len() {
-        match b[i] {
-            b'\\' if matches!(b.get(i + 1), Some(b'*' | b'?' | b'\\')) => i += 2,
-            b'*' | b'?' => return true,
-            _ => i += 1,
-        }
-    }
-    false
-}
-
 fn prep(s: &str, cased: bool) -> String {
     if cased {
         s.to_string()
@@ -178,45 +166,46 @@ fn prep(s: &str, cased: bool) -> String {
     }
 }
 
-fn pattern(op: Op, cased: bool, v: &Scalar) -> Result<Pat, RuleError> {
+fn pattern(mods: Mods, v: &Scalar) -> Result<Pat, RuleError> {
+    let (op, cased) = (mods.op, mods.cased);
     if *v == Scalar::Null {
         return Ok(Pat::Null);
     }
     let text = v.text();
+    let is_str = matches!(v, Scalar::Str(_));
+    // Sigma escapes mean the same under every modifier: a value with a wildcard is a glob
+    // (escapes kept for `glob`), one without is its unescaped text.
+    let wild = is_str && value::has_wildcard(&text);
+    let lit = if is_str && !wild {
+        value::unescape(&text)
+    } else {
+        text.clone()
+    };
     Ok(match op {
+        Op::Eq if wild => Pat::Glob(prep(&text, cased), cased),
         Op::Eq => {
-            if matches!(v, Scalar::Str(_)) && has_wildcard(&text) {
-                Pat::Glob(prep(&text, cased), cased)
-            } else {
-                let num = match v {
-                    Scalar::Int(i) => Some(*i as f64),
-                    Scalar::Float(f) => Some(*f),
-                    Scalar::Str(s) => s.trim().parse::<f64>().ok().filter(|f| f.is_finite()),
-                    _ => None,
-                };
-                Pat::Eq {
-                    text: prep(&text, cased),
-                    num,
-                    cased,
-                }
+            let num = match v {
+                Scalar::Int(i) => Some(*i as f64),
+                Scalar::Float(f) => Some(*f),
+                Scalar::Str(_) => lit.trim().parse::<f64>().ok().filter(|f| f.is_finite()),
+                _ => None,
+            };
+            Pat::Eq {
+                text: prep(&lit, cased),
+                num,
+                cased,
             }
         }
-        Op::Contains | Op::StartsWith | Op::EndsWith if has_wildcard(&text) => {
-            let g = match op {
-                Op::Contains => format!("*{text}*"),
-                Op::StartsWith => format!("{text}*"),
-                _ => format!("*{text}"),
-            };
+        Op::Contains | Op::StartsWith | Op::EndsWith if wild => {
+            let g = value::to_glob(&value::with_op(&text, op));
             Pat::Glob(prep(&g, cased), cased)
         }
-        Op::Contains => Pat::Contains(prep(&text, cased), cased),
-        Op::StartsWith => Pat::Starts(prep(&text, cased), cased),
-        Op::EndsWith => Pat::Ends(prep(&text, cased), cased),
+        Op::Contains => Pat::Contains(prep(&lit, cased), cased),
+        Op::StartsWith => Pat::Starts(prep(&lit, cased), cased),
+        Op::EndsWith => Pat::Ends(prep(&lit, cased), cased),
         Op::Cidr => Pat::Cidr(Net::parse(&text).ok_or_else(|| RuleError::BadCidr(text.clone()))?),
-        Op::Re => {
-            let src = if cased { text } else { format!("(?i){text}") };
-            Pat::Re(Regex::new(&src)?)
-        }
+        // Case-sensitive unless `|re|i`, as in Sigma (`|cased` changes nothing here).
+        Op::Re => Pat::Re(Regex::new(&format!("{}{text}", mods.re.inline()))?),
         Op::Exists => Pat::Exists(matches!(v, Scalar::Bool(true))),
     })
 }

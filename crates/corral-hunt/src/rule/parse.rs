@@ -2,7 +2,7 @@
 
 use super::condition::{self, Cond};
 use super::yaml::{Kind, Node, Scalar};
-use super::{Item, Level, LintError, Mods, Op, Rule, Selection, Threshold};
+use super::{Correlation, Item, Level, LintError, Mods, Op, ReFlags, Rule, Selection, Threshold};
 use crate::ip::Net;
 
 const KNOWN_KEYS: &[&str] = &[
@@ -24,6 +24,24 @@ const KNOWN_KEYS: &[&str] = &[
     "related",
     "license",
     "corral",
+];
+
+/// Keys of a Sigma correlation document.
+const CORRELATION_KEYS: &[&str] = &[
+    "title",
+    "id",
+    "name",
+    "status",
+    "description",
+    "references",
+    "author",
+    "date",
+    "modified",
+    "tags",
+    "falsepositives",
+    "level",
+    "license",
+    "correlation",
 ];
 
 pub fn rule(doc: &Node, origin: &str) -> Result<Rule, Vec<LintError>> {
@@ -138,9 +156,11 @@ pub fn rule(doc: &Node, origin: &str) -> Result<Rule, Vec<LintError>> {
             message: "incomplete rule".into(),
         }]);
     };
+    let name = doc.get("name").and_then(Node::scalar_text);
     Ok(Rule {
         title,
         id,
+        name,
         status,
         description,
         level,
@@ -155,6 +175,165 @@ pub fn rule(doc: &Node, origin: &str) -> Result<Rule, Vec<LintError>> {
         origin: origin.to_string(),
         line: doc.line,
     })
+}
+
+/// A Sigma correlation document of type `event_count`: `rules` (one), `group-by` (one field),
+/// `timespan`, `condition` (`gt` or `gte`), `generate`.
+pub fn correlation(doc: &Node) -> Result<Correlation, Vec<LintError>> {
+    let mut errs = Vec::new();
+    let mut err = |line: usize, message: String| errs.push(LintError { line, message });
+    let Kind::Map(pairs) = &doc.kind else {
+        return Err(vec![LintError {
+            line: doc.line,
+            message: "a rule must be a YAML mapping".into(),
+        }]);
+    };
+    for (k, _) in pairs {
+        match k.as_str() {
+            Some(key) if CORRELATION_KEYS.contains(&key) => {}
+            Some(key) => err(
+                k.line,
+                format!("unknown top-level key `{key}` in a correlation"),
+            ),
+            None => err(k.line, "keys must be strings".into()),
+        }
+    }
+    let text = |key: &str| doc.get(key).and_then(Node::scalar_text);
+    let title = text("title").filter(|t| !t.is_empty());
+    if title.is_none() {
+        err(doc.line, "missing `title`".into());
+    }
+    let id = text("id").filter(|t| !t.is_empty());
+    if id.is_none() {
+        err(doc.line, "missing `id`".into());
+    }
+    let level = match doc.get("level") {
+        None => None,
+        Some(n) => {
+            let l = n.as_str().and_then(Level::parse);
+            if l.is_none() {
+                err(
+                    n.line,
+                    "`level` must be informational, low, medium, high or critical".into(),
+                );
+            }
+            l
+        }
+    };
+    let tags = string_list(doc.get("tags"), "tags", &mut err);
+    let falsepositives = string_list(doc.get("falsepositives"), "falsepositives", &mut err);
+    let references = string_list(doc.get("references"), "references", &mut err);
+    let Some(c) = doc.get("correlation") else {
+        return Err(errs);
+    };
+    if !matches!(c.kind, Kind::Map(_)) {
+        err(c.line, "`correlation` must be a mapping".into());
+        return Err(errs);
+    }
+    if let Kind::Map(m) = &c.kind {
+        for (k, _) in m {
+            let known = [
+                "type",
+                "rules",
+                "group-by",
+                "timespan",
+                "condition",
+                "generate",
+            ];
+            if !k.as_str().is_some_and(|k| known.contains(&k)) {
+                err(
+                    k.line,
+                    format!(
+                        "unknown `correlation` key `{}`",
+                        k.scalar_text().unwrap_or_default()
+                    ),
+                );
+            }
+        }
+    }
+    match c.get("type").and_then(Node::as_str) {
+        Some("event_count") => {}
+        Some(other) => err(
+            c.line,
+            format!("correlation type `{other}` is not supported (only event_count)"),
+        ),
+        None => err(c.line, "`correlation` needs `type: event_count`".into()),
+    }
+    let one = |key: &str, err: &mut dyn FnMut(usize, String)| -> Option<String> {
+        let list = string_list(c.get(key), key, err);
+        if list.len() != 1 {
+            err(
+                c.get(key).map_or(c.line, |n| n.line),
+                format!("`correlation` needs exactly one entry in `{key}` (hunt counts one rule by one field)"),
+            );
+        }
+        list.into_iter().next()
+    };
+    let rule = one("rules", &mut err);
+    let group_by = one("group-by", &mut err);
+    let timespan = c
+        .get("timespan")
+        .and_then(Node::scalar_text)
+        .and_then(|t| parse_span(&t));
+    if timespan.is_none() {
+        err(
+            c.line,
+            "`correlation` needs `timespan` like 300s, 5m or 1h".into(),
+        );
+    }
+    let int = |n: &Node| match n.kind {
+        Kind::Scalar(Scalar::Int(i)) if i >= 0 => Some(i as u64),
+        _ => None,
+    };
+    let cond = c.get("condition");
+    let gt = match (
+        cond.and_then(|n| n.get("gt")),
+        cond.and_then(|n| n.get("gte")),
+    ) {
+        (Some(n), None) => int(n),
+        // `gte: N` is `gt: N-1`; `gte: 0` would count every group, even without events.
+        (None, Some(n)) => int(n).filter(|v| *v > 0).map(|v| v - 1),
+        _ => None,
+    };
+    if gt.is_none() {
+        err(
+            cond.map_or(c.line, |n| n.line),
+            "`correlation` needs `condition` with `gt: N` or `gte: N` (a positive integer)".into(),
+        );
+    }
+    let generate = match c.get("generate").map(|n| &n.kind) {
+        None => false,
+        Some(Kind::Scalar(Scalar::Bool(b))) => *b,
+        Some(_) => {
+            err(c.line, "`generate` must be true or false".into());
+            false
+        }
+    };
+    match (title, id, rule, group_by, timespan, gt) {
+        (Some(title), Some(id), Some(rule), Some(group_by), Some(timespan_ms), Some(gt))
+            if errs.is_empty() =>
+        {
+            Ok(Correlation {
+                title,
+                id,
+                status: text("status"),
+                description: text("description"),
+                level,
+                tags,
+                falsepositives,
+                references,
+                rule,
+                threshold: Threshold {
+                    group_by,
+                    timespan_ms,
+                    gt,
+                },
+                generate,
+                line: doc.line,
+            })
+        }
+        _ => Err(errs),
+    }
 }
 
 fn string_list(n: Option<&Node>, key: &str, err: &mut dyn FnMut(usize, String)) -> Vec<String> {
@@ -276,8 +455,24 @@ fn item(key: &str, v: &Node, line: usize) -> Result<Item, String> {
         op: Op::Eq,
         all: false,
         cased: false,
+        re: ReFlags::default(),
     };
     for m in parts {
+        let flag = match m {
+            "i" | "ignorecase" => Some(&mut mods.re.i),
+            "m" | "multiline" => Some(&mut mods.re.m),
+            "s" | "dotall" => Some(&mut mods.re.s),
+            _ => None,
+        };
+        if let Some(flag) = flag {
+            if mods.op != Op::Re {
+                return Err(format!(
+                    "`{key}`: `{m}` is a flag of `re` and must follow it"
+                ));
+            }
+            *flag = true;
+            continue;
+        }
         let op = match m {
             "contains" => Op::Contains,
             "startswith" => Op::StartsWith,

@@ -115,26 +115,31 @@ fn derived(dialect: Dialect, field: FieldId) -> Derived {
         }
         (Dialect::Json, EVENT_ACTION) => &[("bound-socket", Some(SECURITY))],
         (Dialect::ZeekTsv, EVENT_MODULE) => &[("zeek", None)],
-        (Dialect::ZeekTsv, EVENT_DATASET) => &[("zeek.conn", None)],
+        (Dialect::ZeekTsv, EVENT_DATASET) => &[("zeek.conn", None), ("zeek.http", None)],
         (Dialect::ZeekTsv, EVENT_CATEGORY) => &[("network", None)],
         _ => &[],
     }
 }
 
-/// Fields whose value a reader rewrites (so its text need not be in the line).
+/// Fields whose value a reader rewrites or derives from others (so its text need not be in
+/// the line): `process.args_count` counts `process.args`.
 fn rewritten(field: FieldId) -> bool {
-    matches!(field, SOURCE_IP | DESTINATION_IP)
+    matches!(field, SOURCE_IP | DESTINATION_IP | PROCESS_ARGS_COUNT)
 }
 
 struct Builder {
     keys: Vec<(Vec<u8>, bool)>,
     dialect: Dialect,
+    /// Literals of the item being built may be cut at spaces too: `process.command_line`
+    /// may be `process.args` joined with spaces, each argument its own JSON string, so only
+    /// the runs between spaces are sure to be in the line.
+    split_space: bool,
 }
 
 impl Builder {
     /// Every piece of `text` between bytes that JSON may spell otherwise is in the raw line.
     fn lit(&mut self, text: &str, ci: bool) -> Need {
-        let pieces = plain_pieces(text.as_bytes());
+        let pieces = plain_pieces(text.as_bytes(), self.split_space);
         let longest = pieces.iter().map(|p| p.len()).max().unwrap_or(0);
         // Pieces much shorter than the longest add searches and little selectivity.
         let parts = pieces
@@ -208,6 +213,7 @@ impl Builder {
         if rewritten(it.field) {
             return Need::True;
         }
+        self.split_space = it.field == PROCESS_COMMAND_LINE;
         let consts = derived(self.dialect, it.field);
         let mut parts = Vec::with_capacity(it.pats.len());
         for p in &it.pats {
@@ -314,9 +320,9 @@ fn or(parts: Vec<Need>) -> Need {
 }
 
 /// The runs of `text` without bytes whose raw JSON spelling may differ from the decoded one
-/// (`"`, `\`, `/`, control characters).
-fn plain_pieces(text: &[u8]) -> Vec<&[u8]> {
-    text.split(|b| matches!(b, b'"' | b'\\' | b'/') || *b < 0x20)
+/// (`"`, `\`, `/`, control characters), and without spaces if `split_space`.
+fn plain_pieces(text: &[u8], split_space: bool) -> Vec<&[u8]> {
+    text.split(|b| matches!(b, b'"' | b'\\' | b'/') || *b < 0x20 || (split_space && *b == b' '))
         .filter(|p| !p.is_empty())
         .collect()
 }
@@ -326,6 +332,7 @@ impl Prefilter {
         let mut b = Builder {
             keys: Vec::new(),
             dialect,
+            split_space: false,
         };
         let needs: Vec<Need> = rules.iter().map(|r| b.cond(&r.cond, r)).collect();
         let always = needs.contains(&Need::True);

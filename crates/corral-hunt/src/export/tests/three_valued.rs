@@ -13,7 +13,6 @@ use regex::Regex;
 
 use crate::event::{fmt_num, Event, Schema, Val};
 use crate::ip::{parse_ip, Net};
-use crate::rule::matcher::glob;
 
 /// A value in an event or a query; an event's missing field reads as `Null`.
 #[derive(Debug, Clone, PartialEq)]
@@ -81,7 +80,12 @@ fn lex(s: &str) -> Vec<Tok> {
                 '\\' => {
                     let n = c.get(*i).copied().unwrap_or('\\');
                     *i += 1;
-                    t.push(if n == 'n' { '\n' } else { n });
+                    t.push(match n {
+                        'n' => '\n',
+                        'r' => '\r',
+                        't' => '\t',
+                        n => n,
+                    });
                 }
                 ch if ch == end => break,
                 ch => t.push(ch),
@@ -286,6 +290,9 @@ fn value(v: &Operand, d: &Doc) -> V {
         Operand::Call(name, args) if name == "lower" && args.len() == 1 => value(&args[0], d)
             .text()
             .map_or(V::Null, |t| V::Str(t.to_lowercase())),
+        Operand::Call(name, args) if name == "length" && args.len() == 1 => value(&args[0], d)
+            .text()
+            .map_or(V::Null, |t| V::Num(t.chars().count() as f64)),
         Operand::Call(name, _) => panic!("no value function {name}"),
     }
 }
@@ -339,6 +346,21 @@ fn regex(pattern: &str, ci: bool) -> Regex {
     Regex::new(&src).unwrap_or_else(|e| panic!("{pattern}: {e}"))
 }
 
+/// An EQL wildcard pattern (`:` and `like`): `*` any run, `?` one character, every other
+/// character itself (a backslash too: EQL wildcards have no escape).
+fn eql_wildcard(pattern: &str, ci: bool) -> Regex {
+    let mut re = String::from("^");
+    for c in pattern.chars() {
+        match c {
+            '*' => re.push_str(".*"),
+            '?' => re.push('.'),
+            c => re.push_str(&regex::escape(&c.to_string())),
+        }
+    }
+    re.push('$');
+    regex(&re, ci)
+}
+
 /// The three-valued answer of `e` for the event `d`.
 pub(super) fn eval(e: &Expr, d: &Doc) -> Option<bool> {
     match e {
@@ -356,7 +378,7 @@ pub(super) fn eval(e: &Expr, d: &Doc) -> Option<bool> {
                 "==" => eq(&a, &b, false),
                 "!=" => eq(&a, &b, false).map(|x| !x),
                 // EQL's `:`: case-insensitive, with wildcards.
-                _ => Some(glob(b.text()?.as_bytes(), a.text()?.as_bytes(), true)),
+                _ => Some(eql_wildcard(&b.text()?, true).is_match(&a.text()?)),
             }
         }
         Expr::Lookup(a, how, list) => {
@@ -368,8 +390,9 @@ pub(super) fn eval(e: &Expr, d: &Doc) -> Option<bool> {
                 let v = value(v, d);
                 any |= match how.trim_end_matches('~') {
                     "in" => eq(&a, &v, ci)?,
-                    "like" => glob(v.text()?.as_bytes(), text.as_bytes(), ci),
-                    _ => regex(&format!("^(?:{})$", v.text()?), ci).is_match(&text),
+                    "like" => eql_wildcard(&v.text()?, ci).is_match(&text),
+                    // Lucene: the whole text, `.` any character (a newline too).
+                    _ => regex(&format!("(?s)^(?:{})$", v.text()?), ci).is_match(&text),
                 };
             }
             Some(any)

@@ -84,7 +84,8 @@ fn modifiers() {
     assert!(!c.matches(&ev(&sc, &[("process.command_line", s("ollama serve"))])));
 
     let (c, sc) = compile("  sel:\n    dns.question.name|re: '^evil[0-9]+\\.'\n  condition: sel\n");
-    assert!(c.matches(&ev(&sc, &[("dns.question.name", s("EVIL42.example"))])));
+    assert!(c.matches(&ev(&sc, &[("dns.question.name", s("evil42.example"))])));
+    assert!(!c.matches(&ev(&sc, &[("dns.question.name", s("EVIL42.example"))])));
     assert!(!c.matches(&ev(&sc, &[("dns.question.name", s("notevil42.example"))])));
 }
 
@@ -150,4 +151,62 @@ fn lists_and_quantifiers() {
     let (c, sc) = compile("  s_a:\n    a: 1\n  s_b:\n    b: 1\n  condition: 1 of them\n");
     assert!(c.matches(&ev(&sc, &[("b", Val::Num(1.0))])));
     assert!(!c.matches(&ev(&sc, &[])));
+}
+
+/// Regression (review item 4): `\*`, `\?` and `\\` are the characters themselves under every
+/// modifier, not only in values that also hold a real wildcard.
+#[test]
+fn sigma_escapes_match_literally_for_every_modifier() {
+    let m = |sel: &str, v: &str| {
+        let (c, sc) = compile(&format!("  sel:\n    {sel}\n  condition: sel\n"));
+        c.matches(&ev(&sc, &[("s", s(v))]))
+    };
+    assert!(m(r"s: 'abc\*def'", "abc*def"));
+    assert!(!m(r"s: 'abc\*def'", "abcXdef"));
+    assert!(!m(r"s: 'abc\*def'", r"abc\*def"));
+    assert!(m(r"s: 'abc\?def'", "ABC?DEF"));
+    assert!(!m(r"s: 'abc\?def'", "abcxdef"));
+    assert!(m(r"s|contains: '\*'", "a*b"));
+    assert!(!m(r"s|contains: '\*'", "ab"));
+    assert!(m(r"s|startswith: '\?x'", "?xy"));
+    assert!(m(
+        r"s|endswith: 'Files\\Ollama'",
+        r"C:\Program Files\Ollama"
+    ));
+    assert!(m(
+        r"s|contains: 'Program Files\\Ollama'",
+        r"C:\Program Files\Ollama\x"
+    ));
+    assert!(m(
+        r"s: '*Program Files\\Ollama*'",
+        r"C:\Program Files\Ollama\x"
+    ));
+    // Other backslashes are literal, also at the end of a value a wildcard is glued to.
+    assert!(m(r"s|startswith: 'C:\Temp\'", r"C:\Temp\x"));
+    assert!(m(r"s|contains: 'a*\'", r"xa-\y"));
+    assert!(m(r"s: 'C:\Users\x'", r"c:\users\X"));
+    // An escaped backslash before a wildcard: the backslash, then any run.
+    assert!(m(r"s: 'dir\\*'", r"dir\anything"));
+    assert!(!m(r"s: 'dir\\*'", "dir"));
+    // Numbers written with escapes are still text.
+    assert!(m(r"s: '1\*2'", "1*2"));
+}
+
+/// Regression (review item 14): `re` is case-sensitive as in Sigma and pySigma; `|re|i`,
+/// `|re|m` and `|re|s` set the flags.
+#[test]
+fn regular_expressions_are_cased_unless_i() {
+    let m = |sel: &str, v: &str| {
+        let (c, sc) = compile(&format!("  sel:\n    {sel}\n  condition: sel\n"));
+        c.matches(&ev(&sc, &[("process.name", s(v))]))
+    };
+    assert!(m("process.name|re: '^ollama'", "ollama.exe"));
+    assert!(!m("process.name|re: '^ollama'", "OLLAMA.EXE"));
+    assert!(m("process.name|re|i: '^ollama'", "OLLAMA.EXE"));
+    assert!(m("process.name|re|ignorecase: '^ollama'", "Ollama"));
+    assert!(!m("process.name|re: '^b$'", "a\nb"));
+    assert!(m("process.name|re|m: '^b$'", "a\nb"));
+    assert!(!m("process.name|re: 'a.b'", "a\nb"));
+    assert!(m("process.name|re|s: 'a.b'", "a\nb"));
+    assert!(m("process.name|re|i|s: 'A.B'", "a\nb"));
 }

@@ -132,12 +132,15 @@ fn exotic_numbers() {
 
 #[test]
 fn literal_pieces_avoid_escapable_bytes() {
-    assert_eq!(plain_pieces(b"/api/pull"), [&b"api"[..], &b"pull"[..]]);
     assert_eq!(
-        plain_pieces(b"\\programs\\ollama\\ollama.exe"),
+        plain_pieces(b"/api/pull", false),
+        [&b"api"[..], &b"pull"[..]]
+    );
+    assert_eq!(
+        plain_pieces(b"\\programs\\ollama\\ollama.exe", false),
         [&b"programs"[..], &b"ollama"[..], &b"ollama.exe"[..]]
     );
-    assert!(plain_pieces(b"/").is_empty());
+    assert!(plain_pieces(b"/", false).is_empty());
 }
 
 #[test]
