@@ -100,7 +100,11 @@ pub fn main_to(args: CheckArgs, out: &mut dyn Write) -> i32 {
     let report = match run(&args.options()) {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("corral check: {e}");
+            // The error may name a host path (a model directory, a baseline file).
+            eprintln!(
+                "corral check: {}",
+                corral_ollama::term::term(&e.to_string())
+            );
             return 2;
         }
     };

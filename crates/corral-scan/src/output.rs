@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 use std::io::{self, Write};
 
+use corral_ollama::term::term;
 use serde_json::{json, Value};
 
 use crate::report::{HostReport, Severity};
@@ -26,24 +27,6 @@ pub fn table_header(w: &mut dyn Write) -> io::Result<()> {
         "{:<9} {:<28} {:<22} {:<10} {:<10} {:>6}  TOP FINDING",
         "SEVERITY", "ENDPOINT", "SERVER", "AUTH", "VERSION", "MODELS"
     )
-}
-
-/// Text a scanned server chose, made safe for a terminal: control characters (escape
-/// sequences, carriage returns, newlines, C1 controls) are shown escaped (`\u{1b}`, `\n`)
-/// instead of being written as they are.
-fn term(s: &str) -> std::borrow::Cow<'_, str> {
-    if !s.chars().any(char::is_control) {
-        return std::borrow::Cow::Borrowed(s);
-    }
-    let mut out = String::with_capacity(s.len() + 8);
-    for c in s.chars() {
-        if c.is_control() {
-            out.extend(c.escape_default());
-        } else {
-            out.push(c);
-        }
-    }
-    std::borrow::Cow::Owned(out)
 }
 
 pub fn table_row(w: &mut dyn Write, h: &HostReport) -> io::Result<()> {

@@ -1,0 +1,74 @@
+//! Regression tests for defects found by review, each named after what it fixes.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use common::*;
+use corral_check::{run, Format};
+
+/// Values a local user or a planted model controls, each carrying escape sequences and a
+/// newline that would forge a line of the report.
+fn hostile_host() -> Fx {
+    let fx = Fx::new();
+    fx.ollama(&[
+        ("OLLAMA_HOST", "0.0.0.0\u{1b}[2J"),
+        ("OLLAMA_ORIGINS", "*\n[INFO] all good"),
+    ]);
+    fx.process(
+        200,
+        OLLAMA,
+        "sh\u{1b}]0;pwned\u{7}",
+        &["/bin/sh", "-c", "echo \u{1b}[31mred\nNo findings."],
+        &[],
+    );
+    fx.model(
+        STORE,
+        "evil\u{1b}[5m:8443",
+        "a",
+        "b\u{1b}[1m\nfake",
+        "latest",
+        &[b"cfg", b"weights"],
+    );
+    fx
+}
+
+#[test]
+fn check_table_escapes_control_characters_from_the_host() {
+    let fx = hostile_host();
+    let r = run(&fx.opts()).unwrap();
+    let table = r.render(Format::Table);
+    assert!(
+        !table.chars().any(|c| c.is_control() && c != '\n'),
+        "{table}"
+    );
+    // Every line is one the report wrote: none starts with the forged text.
+    for forged in ["[INFO] all good", "No findings.", "fake"] {
+        assert!(
+            !table.lines().any(|l| l.trim_start().starts_with(forged)),
+            "{forged:?} forged a line:\n{table}"
+        );
+    }
+    assert!(table.contains("*\\n[INFO] all good"), "{table}");
+    assert!(table.contains("sh\\u{1b}]0;pwned\\u{7}"), "{table}");
+    assert!(table.contains("evil\\u{1b}[5m:8443"), "{table}");
+
+    // JSON and SARIF carry the values exactly, escaped by JSON itself.
+    for f in [Format::Json, Format::Sarif] {
+        let text = r.render(f);
+        assert!(
+            !text.chars().any(|c| c.is_control() && c != '\n'),
+            "{f:?}: {text}"
+        );
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let all = v.to_string();
+        assert!(all.contains("\\u001b[2J"), "{f:?}");
+    }
+    let j: serde_json::Value = serde_json::from_str(&r.render(Format::Json)).unwrap();
+    let origins = j["settings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "OLLAMA_ORIGINS")
+        .unwrap();
+    assert_eq!(origins["value"], "*\n[INFO] all good");
+}
