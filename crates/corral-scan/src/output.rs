@@ -49,14 +49,23 @@ pub fn table_row(w: &mut dyn Write, h: &HostReport) -> io::Result<()> {
     )
 }
 
-fn dist(m: &BTreeMap<String, usize>) -> String {
+/// Entries a summary line shows before it says how many more there are.
+const DIST_SHOWN: usize = 8;
+
+/// `name count, …` most frequent first. With a `limit`, the entries past it are counted in a
+/// closing `… +N more` so none is dropped silently (the JSON, NDJSON and HTML outputs carry
+/// them all).
+fn dist(m: &BTreeMap<String, usize>, limit: Option<usize>) -> String {
     let mut v: Vec<_> = m.iter().collect();
     v.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
-    let parts: Vec<String> = v
+    let shown = limit.unwrap_or(v.len()).min(v.len());
+    let mut parts: Vec<String> = v[..shown]
         .iter()
-        .take(8)
         .map(|(k, n)| format!("{} {n}", term(k)))
         .collect();
+    if shown < v.len() {
+        parts.push(format!("… +{} more", v.len() - shown));
+    }
     if parts.is_empty() {
         "-".into()
     } else {
@@ -71,7 +80,7 @@ pub fn table_summary(w: &mut dyn Write, s: &Summary) -> io::Result<()> {
         w,
         "hosts found         {} ({})",
         s.hosts_found,
-        dist(&s.servers)
+        dist(&s.servers, Some(DIST_SHOWN))
     )?;
     writeln!(
         w,
@@ -92,11 +101,24 @@ pub fn table_summary(w: &mut dyn Write, s: &Summary) -> io::Result<()> {
         s.with_vision,
         s.with_vision_share * 100.0
     )?;
-    writeln!(w, "quantization        {}", dist(&s.quantization))?;
-    writeln!(w, "families            {}", dist(&s.families))?;
-    writeln!(w, "versions            {}", dist(&s.versions))?;
-    writeln!(w, "vulnerable          {}", dist(&s.vulnerable))?;
-    writeln!(w, "severity            {}", dist(&s.severities))
+    writeln!(
+        w,
+        "quantization        {}",
+        dist(&s.quantization, Some(DIST_SHOWN))
+    )?;
+    writeln!(
+        w,
+        "families            {}",
+        dist(&s.families, Some(DIST_SHOWN))
+    )?;
+    writeln!(
+        w,
+        "versions            {}",
+        dist(&s.versions, Some(DIST_SHOWN))
+    )?;
+    // Every CVE: a critical one must never be cut from the line.
+    writeln!(w, "vulnerable          {}", dist(&s.vulnerable, None))?;
+    writeln!(w, "severity            {}", dist(&s.severities, None))
 }
 
 pub fn json_document(hosts: &[HostReport], s: &Summary) -> Value {
@@ -274,7 +296,37 @@ mod tests {
         assert!(text.contains("0.1\\u{1b}]52;c;"), "{text}");
         assert_eq!(text.lines().count(), 12, "{text}");
         let families = BTreeMap::from([("llama\u{1b}[2J\nfake line".to_string(), 1)]);
-        assert_eq!(dist(&families), "llama\\u{1b}[2J\\nfake line 1");
+        assert_eq!(dist(&families, None), "llama\\u{1b}[2J\\nfake line 1");
+    }
+
+    /// A server on an old version is exposed to more CVEs than a line of eight: all of them
+    /// are shown; the other lines say how many entries they leave out.
+    #[test]
+    fn summary_lines_never_drop_entries_silently() {
+        let mut h = local_ollama();
+        h.version = Some("0.1.32".into());
+        let s = crate::summary::summarise(&[h], 1);
+        assert!(s.vulnerable.len() > DIST_SHOWN, "{:?}", s.vulnerable);
+        let mut out = Vec::new();
+        table_summary(&mut out, &s).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        let vulnerable = text.lines().find(|l| l.starts_with("vulnerable")).unwrap();
+        for id in s.vulnerable.keys() {
+            assert!(
+                vulnerable.contains(id.as_str()),
+                "{id} missing: {vulnerable}"
+            );
+        }
+        assert!(!vulnerable.contains("more"), "{vulnerable}");
+
+        let ten: BTreeMap<String, usize> = (0..10).map(|i| (format!("f{i}"), 10 - i)).collect();
+        assert_eq!(
+            dist(&ten, Some(DIST_SHOWN)),
+            "f0 10, f1 9, f2 8, f3 7, f4 6, f5 5, f6 4, f7 3, … +2 more"
+        );
+        let eight: BTreeMap<String, usize> = (0..8).map(|i| (format!("f{i}"), 1)).collect();
+        assert!(!dist(&eight, Some(DIST_SHOWN)).contains("more"));
+        assert_eq!(dist(&BTreeMap::new(), Some(DIST_SHOWN)), "-");
     }
 
     #[test]
