@@ -148,6 +148,13 @@ pub fn parse_ps(v: &Value) -> Option<Vec<String>> {
     })
 }
 
+/// An OpenAI-style `/v1/models` answer (`{"object":"list","data":[{"id":…}]}`): the model ids,
+/// or `None` when it is not a model list (an error object, a sign-in page, a health reply).
+pub fn parse_model_list(v: &Value) -> Option<Vec<String>> {
+    let data = v.get("data")?.as_array()?;
+    Some(data.iter().take(64).filter_map(|m| s(m, "id")).collect())
+}
+
 /// Facts a non-Ollama probe can establish.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Detected {

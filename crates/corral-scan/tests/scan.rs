@@ -271,6 +271,40 @@ async fn other_servers_by_their_signals() {
     assert_read_only(&[&vllm, &llama, &kobold, &webui, &lite, &nginx]);
 }
 
+/// A server found by a route that answers with or without an API key (llama.cpp's /health)
+/// is claimed open only when /v1/models answers with a model list: a 404, a 500 or an HTML
+/// page leaves it unknown, graded medium, never "unauthenticated".
+#[tokio::test]
+async fn other_servers_without_a_model_list_are_not_claimed_open() {
+    let o = ProbeOptions::default();
+    for (i, status) in [404u16, 500, 200].into_iter().enumerate() {
+        let m = spawn(
+            &format!("127.0.1.{}", 20 + i),
+            0,
+            Kind::LlamaCppNoModelList { status },
+        )
+        .await;
+        let r = fp(&m, &o).await.unwrap();
+        assert_eq!(
+            (r.server, r.auth),
+            (ServerKind::LlamaCpp, Auth::Unknown),
+            "/v1/models {status}"
+        );
+        assert_eq!(rules(&r), vec!["llm-server-auth-undetermined"]);
+        assert_eq!(r.findings[0].severity, Severity::Medium);
+        assert!(
+            r.findings[0].title.contains("unknown"),
+            "{}",
+            r.findings[0].title
+        );
+        assert!(r.findings[0]
+            .evidence
+            .iter()
+            .any(|e| e.request == "GET /v1/models" && e.status == status));
+        assert_read_only(&[&m]);
+    }
+}
+
 #[tokio::test]
 async fn hostile_servers_are_bounded() {
     let slow = spawn("127.0.1.11", 0, Kind::Slow).await;

@@ -24,6 +24,11 @@ pub enum Kind {
     CorralGate,
     Vllm,
     LlamaCpp,
+    /// llama.cpp's /health, but /v1/models answers `status` with something that is not a
+    /// model list (a 404, a 500, a 200 HTML page).
+    LlamaCppNoModelList {
+        status: u16,
+    },
     Koboldcpp,
     OpenWebui,
     Litellm,
@@ -325,6 +330,15 @@ fn route(kind: &Kind, method: &str, path: &str, body: &[u8]) -> Vec<u8> {
                 ),
             ),
             "/health" => reply(200, &[], ""),
+            _ => not_found,
+        },
+        Kind::LlamaCppNoModelList { status } => match path {
+            "/health" => route(&Kind::LlamaCpp, method, path, body),
+            "/v1/models" => reply(
+                *status,
+                &[("Server", "llama.cpp"), ("Content-Type", "text/html")],
+                "<html>no models here</html>",
+            ),
             _ => not_found,
         },
         Kind::LlamaCpp => match path {
