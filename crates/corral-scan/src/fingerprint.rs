@@ -218,7 +218,9 @@ async fn ollama(p: &Probe<'_>, r: &mut HostReport, opts: &ProbeOptions) {
         for m in r
             .models
             .iter_mut()
-            .filter(|m| m.capabilities.is_empty())
+            // Never a cloud model: showing one can make the target call ollama.com on its
+            // owner's account. Cloud models are recorded from /api/tags alone.
+            .filter(|m| m.capabilities.is_empty() && !m.cloud)
             .take(opts.max_show)
         {
             let body = serde_json::json!({ "model": m.name }).to_string();

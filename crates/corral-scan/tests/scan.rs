@@ -214,6 +214,25 @@ async fn old_ollama_gets_bounded_show_calls_and_critical_cve() {
     assert_read_only(&[&m]);
 }
 
+/// `/api/show` for a cloud model could make the target ask ollama.com, on its owner's
+/// account: cloud models are recorded from /api/tags alone and never shown.
+#[tokio::test]
+async fn cloud_models_are_never_shown() {
+    let o = ProbeOptions::default();
+    let only = spawn("127.0.1.30", 0, Kind::OllamaCloud { local: false }).await;
+    let r = fp(&only, &o).await.unwrap();
+    assert_eq!(only.count("POST", "/api/show"), 0);
+    assert_eq!(r.models.len(), 4);
+    assert!(r.models.iter().all(|m| m.cloud), "{:?}", r.models);
+    assert!(rules(&r).contains(&"cloud-models-exposed"));
+
+    let mixed = spawn("127.0.1.31", 0, Kind::OllamaCloud { local: true }).await;
+    let r = fp(&mixed, &o).await.unwrap();
+    assert_eq!(mixed.count("POST", "/api/show"), 1, "the local model only");
+    assert!(r.models[4].has("tools"), "{:?}", r.models[4]);
+    assert_read_only(&[&only, &mixed]);
+}
+
 #[tokio::test]
 async fn protected_ollama_and_corral_gate() {
     let p = spawn("127.0.1.3", 0, Kind::OllamaProtected).await;

@@ -19,6 +19,12 @@ pub enum Kind {
         version: &'static str,
         caps: bool,
     },
+    /// Ollama 0.5.0 (tags without capabilities) whose models are cloud models (`:cloud` and
+    /// `-cloud` tags, `remote_host` / `remote_model` entries), plus one local model when
+    /// `local`.
+    OllamaCloud {
+        local: bool,
+    },
     /// Banner and version open, /api/tags and admin behind a proxy's 401.
     OllamaProtected,
     CorralGate,
@@ -302,6 +308,29 @@ fn route(kind: &Kind, method: &str, path: &str, body: &[u8]) -> Vec<u8> {
             ),
             ("HEAD", p) if p.starts_with("/api/blobs/") => reply(404, &[], ""),
             _ => not_found,
+        },
+        Kind::OllamaCloud { local } => match (method, path) {
+            ("GET", "/api/tags") => {
+                let mut models = vec![
+                    json!({"name":"gpt-oss:120b-cloud","model":"gpt-oss:120b-cloud","details":{}}),
+                    json!({"name":"kimi-k2:cloud","model":"kimi-k2:cloud","details":{}}),
+                    json!({"name":"deepseek-v3.1:671b","model":"deepseek-v3.1:671b","remote_host":"https://ollama.com:443","details":{}}),
+                    json!({"name":"qwen3-coder:480b","model":"qwen3-coder:480b","remote_model":"qwen3-coder:480b","details":{}}),
+                ];
+                if *local {
+                    models.push(json!({"name":"llama3.1:8b","model":"llama3.1:8b","details":{"family":"llama"}}));
+                }
+                reply(200, &[], &j(json!({ "models": models })))
+            }
+            _ => route(
+                &Kind::Ollama {
+                    version: "0.5.0",
+                    caps: false,
+                },
+                method,
+                path,
+                body,
+            ),
         },
         Kind::OllamaProtected => match (method, path) {
             ("GET", "/") => reply(200, &[], "Ollama is running"),
