@@ -136,8 +136,9 @@ pub fn ndjson_summary(w: &mut dyn Write, s: &Summary) -> io::Result<()> {
 }
 
 fn csv_field(s: &str) -> String {
-    // A leading = + - @ would make a spreadsheet evaluate text chosen by the scanned server.
-    let s = if s.starts_with(['=', '+', '-', '@']) {
+    // A leading = + - @ (or a TAB or CR before one, which some spreadsheets skip) would make
+    // a spreadsheet evaluate text chosen by the scanned server: OWASP's CSV-injection list.
+    let s = if s.starts_with(['=', '+', '-', '@', '\t', '\r']) {
         format!("'{s}")
     } else {
         s.to_string()
@@ -150,7 +151,23 @@ fn csv_field(s: &str) -> String {
 }
 
 pub const CSV_HEADER: &str =
-    "endpoint,ip,port,server,auth,version,models,severity,rule,title,remediation";
+    "endpoint,ip,port,server,auth,version,models,severity,rule,title,detail,evidence,remediation";
+
+/// A finding's evidence on one line: `GET /api/tags -> 200: {"models":[…` for each request,
+/// joined with ` | ` (excerpts are already bounded and single-line).
+fn csv_evidence(f: &crate::report::Finding) -> String {
+    f.evidence
+        .iter()
+        .map(|e| {
+            if e.excerpt.is_empty() {
+                format!("{} -> {}", e.request, e.status)
+            } else {
+                format!("{} -> {}: {}", e.request, e.status, e.excerpt)
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" | ")
+}
 
 /// RFC 4180 ends every record, the header's and the last one's too, with CRLF; a line break
 /// inside a field is quoted (`csv_field`) and kept as it is.
@@ -173,8 +190,15 @@ pub fn csv(w: &mut dyn Write, hosts: &[HostReport]) -> io::Result<()> {
             h.version.clone().unwrap_or_default(),
             h.models.len().to_string(),
         ];
-        let rows: Vec<[String; 4]> = if h.findings.is_empty() {
-            vec![["info".into(), String::new(), String::new(), String::new()]]
+        let rows: Vec<[String; 6]> = if h.findings.is_empty() {
+            vec![[
+                "info".into(),
+                String::new(),
+                String::new(),
+                String::new(),
+                String::new(),
+                String::new(),
+            ]]
         } else {
             h.findings
                 .iter()
@@ -183,6 +207,8 @@ pub fn csv(w: &mut dyn Write, hosts: &[HostReport]) -> io::Result<()> {
                         f.severity.as_str().into(),
                         f.rule.into(),
                         f.title.clone(),
+                        f.detail.clone(),
+                        csv_evidence(f),
                         f.remediation.into(),
                     ]
                 })
@@ -334,7 +360,47 @@ mod tests {
         assert_eq!(csv_field("a,b"), "\"a,b\"");
         assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
         assert_eq!(csv_field("=cmd()"), "'=cmd()");
+        for lead in ["+1", "-1", "@SUM(A1)", "\t=HYPERLINK(\"http://x\")"] {
+            let f = csv_field(lead);
+            let inner = f.strip_prefix('"').unwrap_or(&f);
+            assert!(inner.starts_with('\''), "{lead:?} -> {f:?}");
+        }
+        // A CR-led field is neutralised and quoted (it holds a line break).
+        assert_eq!(csv_field("\r=1+2"), "\"'\r=1+2\"");
         assert_eq!(csv_field("plain"), "plain");
+    }
+
+    /// Each finding's record names its detail and evidence (request, status, excerpt); a
+    /// version a server chose that starts with TAB or CR is neutralised like `=`.
+    #[test]
+    fn csv_carries_detail_and_evidence_and_defuses_tab_and_cr() {
+        let mut h = local_ollama();
+        h.auth = crate::report::Auth::Open;
+        h.version = Some("\t=HYPERLINK(\"http://x\")".into());
+        h.evidence.push((
+            "tags",
+            crate::report::Evidence {
+                request: "GET /api/tags".into(),
+                status: 200,
+                excerpt: "{\"models\":[]}".into(),
+            },
+        ));
+        h.findings = crate::findings::assess(&h);
+        let mut out = Vec::new();
+        csv(&mut out, &[h]).unwrap();
+        let records = rfc4180(&String::from_utf8(out).unwrap()).unwrap();
+        let header = &records[0];
+        let col = |name: &str| header.iter().position(|c| c == name).unwrap();
+        let row = records
+            .iter()
+            .find(|r| r[col("rule")] == "ollama-unauthenticated")
+            .unwrap();
+        assert!(row[col("detail")].contains("LLMjacking"), "{row:?}");
+        assert_eq!(
+            row[col("evidence")],
+            "GET /api/tags -> 200: {\"models\":[]}"
+        );
+        assert!(row[col("version")].starts_with("'\t="), "{row:?}");
     }
 
     /// Records as an RFC 4180 reader takes them: each ends in CRLF, a bare LF or CR outside
@@ -399,7 +465,7 @@ mod tests {
         assert!(text.ends_with("\r\n"), "{text:?}");
         let records = rfc4180(&text).unwrap();
         assert_eq!(records.len(), 2, "{records:?}");
-        assert!(records.iter().all(|r| r.len() == 11), "{records:?}");
+        assert!(records.iter().all(|r| r.len() == 13), "{records:?}");
         assert_eq!(records[1][5], "0.1\nfake,row\r\n\"quoted\"");
         assert_eq!(records[1][7], "info");
     }
