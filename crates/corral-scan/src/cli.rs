@@ -247,7 +247,17 @@ async fn run(args: ScanArgs, argv: &[String]) -> Result<i32, CliError> {
     // Lines read from stdin cannot be counted ahead: the progress line then shows done and rate.
     let from_stdin = inputs.contains(&Input::Stdin);
     let total = (!from_stdin).then(|| addresses.saturating_mul(ports.len() as u128));
-    let stream = TargetStream::new(inputs, args.from, ports, Filter { exclude, shard }, limit);
+    // Bad lines in files and on stdin are warnings; a scan left with no valid target at all
+    // is an error (exit 2), not an empty success.
+    let valid = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let counted = valid.clone();
+    let stream = TargetStream::new(inputs, args.from, ports, Filter { exclude, shard }, limit)
+        .inspect(move |t| {
+            if t.is_ok() {
+                counted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+        });
+    let mut skipped = 0u64;
     let opts = ScanOptions {
         concurrency: args.concurrency,
         // Lines from a pipe may trickle in (masscan as it finds ports): never wait for a batch.
@@ -319,7 +329,10 @@ async fn run(args: ScanArgs, argv: &[String]) -> Result<i32, CliError> {
             }
             hosts.push(h);
         },
-        |e| live.above(|| eprintln!("corral scan: warning: {e}")),
+        |e| {
+            skipped += 1;
+            live.above(|| eprintln!("corral scan: warning: {e}"));
+        },
     )
     .await?;
     if let Some(t) = ticker {
@@ -365,6 +378,13 @@ async fn run(args: ScanArgs, argv: &[String]) -> Result<i32, CliError> {
     }
     if let Some(e) = outcome.fatal {
         eprintln!("corral scan: stopped: {e}");
+        return Ok(2);
+    }
+    if skipped > 0 && valid.load(std::sync::atomic::Ordering::Relaxed) == 0 && !outcome.interrupted
+    {
+        eprintln!(
+            "corral scan: no valid target: every target given was skipped ({skipped} warnings above)"
+        );
         return Ok(2);
     }
     if outcome.interrupted {

@@ -238,6 +238,70 @@ fn malformed_stdin_line_is_a_warning_not_a_failure() {
     assert_eq!(hosts.len(), 1);
 }
 
+/// A file given with -iL and stdin read the same way: a UTF-8 byte-order mark opening the
+/// input is skipped, a bad line is a warning naming its line, the good lines are scanned; with
+/// no valid line left the scan fails (exit 2).
+#[test]
+fn target_files_and_stdin_skip_a_bom_and_bad_lines_alike() {
+    let m = mocks(&["127.0.7.10"]);
+    let port = m.port.to_string();
+    let text = "\u{feff}127.0.7.10\nnot an address!\n";
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("hosts.txt");
+    std::fs::write(&file, text).unwrap();
+    let from_file = corral()
+        .args(["scan", "-iL", file.to_str().unwrap(), "-p", &port])
+        .args(["--format", "ndjson", "--timeout", "2s"])
+        .assert()
+        .success()
+        .get_output()
+        .clone();
+    let from_stdin = corral()
+        .args([
+            "scan",
+            "-",
+            "-p",
+            &port,
+            "--format",
+            "ndjson",
+            "--timeout",
+            "2s",
+        ])
+        .write_stdin(text)
+        .assert()
+        .success()
+        .get_output()
+        .clone();
+    for (out, name) in [(&from_file, "hosts.txt"), (&from_stdin, "stdin")] {
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("warning: ") && err.contains(&format!("{name} line 2: invalid target")),
+            "{name}: {err}"
+        );
+        assert_eq!(err.lines().count(), 1, "{name}: {err}");
+        let (hosts, summary) = ndjson(&out.stdout);
+        assert_eq!(hosts.len(), 1, "{name}");
+        assert_eq!(hosts[0]["ip"], "127.0.7.10");
+        assert_eq!(summary["endpoints_scanned"], 1);
+    }
+
+    let bad = dir.path().join("bad.txt");
+    std::fs::write(&bad, "\u{feff}\nnope!\n999.1.1.1\n").unwrap();
+    let out = corral()
+        .args(["scan", "-iL", bad.to_str().unwrap(), "-p", &port])
+        .assert()
+        .code(2)
+        .get_output()
+        .clone();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("no valid target"), "{err}");
+    corral()
+        .args(["scan", "-", "-p", &port])
+        .write_stdin("nope!\n")
+        .assert()
+        .code(2);
+}
+
 /// On a terminal (a pseudo-terminal from util-linux `script`), rows go to stdout and the
 /// progress line is drawn on stderr and erased at the end.
 #[test]

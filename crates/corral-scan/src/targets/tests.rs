@@ -340,10 +340,30 @@ fn stray_bytes_and_endless_lines_do_not_end_the_input() {
     long.extend(std::iter::repeat_n(b' ', MAX_LINE + 1));
     long.push(b'\n');
     let long = file_with_bytes(&long);
-    assert!(matches!(
-        TargetStream::count(&[Input::File(long.path().into())], InputFormat::List),
-        Err(TargetError::Line { line: 2, .. })
-    ));
+    assert_eq!(
+        TargetStream::count(&[Input::File(long.path().into())], InputFormat::List).unwrap(),
+        1
+    );
+}
+
+/// A UTF-8 byte-order mark opening a target file is skipped, in every input format; one
+/// later in the file is a bad line like any other.
+#[test]
+fn a_byte_order_mark_opening_the_input_is_skipped() {
+    let f = file_with_bytes(b"\xEF\xBB\xBF127.0.0.1\n\xEF\xBB\xBF127.0.0.2\n");
+    assert_eq!(
+        TargetStream::count(&[Input::File(f.path().into())], InputFormat::List).unwrap(),
+        1
+    );
+    let items = items_of(f.path(), InputFormat::List);
+    assert_eq!(items[0].as_ref().unwrap().ip, v4("127.0.0.1"));
+    assert!(matches!(items[1], Err(TargetError::Line { line: 2, .. })));
+    let m = file_with_bytes(b"\xEF\xBB\xBFopen tcp 11434 127.0.0.3 1\n");
+    let items = items_of(m.path(), InputFormat::Masscan);
+    assert_eq!(items[0].as_ref().unwrap().ip, v4("127.0.0.3"));
+    let z = file_with_bytes(b"\xEF\xBB\xBF127.0.0.4\n");
+    let items = items_of(z.path(), InputFormat::Zmap);
+    assert_eq!(items[0].as_ref().unwrap().ip, v4("127.0.0.4"));
 }
 
 fn file_with_bytes(b: &[u8]) -> tempfile::NamedTempFile {
@@ -439,10 +459,15 @@ fn list_files_with_comments_and_errors() {
         TargetStream::count(&[Input::File(f.path().into())], InputFormat::List).unwrap(),
         5
     );
-    let bad = file_with("127.0.0.1\nnot valid!\n");
-    let err =
-        TargetStream::count(&[Input::File(bad.path().into())], InputFormat::List).unwrap_err();
-    assert!(matches!(err, TargetError::Line { line: 2, .. }), "{err:?}");
+    // A bad line is not counted; the stream reports it (a warning) and goes on.
+    let bad = file_with("127.0.0.1\nnot valid!\n127.0.0.2\n");
+    assert_eq!(
+        TargetStream::count(&[Input::File(bad.path().into())], InputFormat::List).unwrap(),
+        2
+    );
+    let items = items_of(bad.path(), InputFormat::List);
+    assert!(matches!(items[1], Err(TargetError::Line { line: 2, .. })));
+    assert_eq!(items[2].as_ref().unwrap().ip, v4("127.0.0.2"));
     let mut s = TargetStream::new(
         vec![Input::File("/nonexistent/x".into())],
         InputFormat::List,
