@@ -47,6 +47,8 @@ pub enum TargetError {
         line: usize,
         reason: String,
     },
+    #[error("`{0}`: a URL with a path, query or fragment is not scanned, since corral scan probes a server's routes from its root; give http(s)://host:port/ (for a server published under a path prefix behind a proxy, scan the port it listens on)")]
+    UrlPath(String),
     #[error("invalid shard `{0}` (expected I/N with 1 <= I <= N)")]
     Shard(String),
     #[error("{0} addresses exceed a /16; pass --yes to scan that many")]
@@ -189,6 +191,10 @@ fn parse_url(s: &str) -> Result<Spec, TargetError> {
         _ => return Err(TargetError::Invalid(s.to_string())),
     };
     let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    // Probing a prefixed server at the root would find nothing and say nothing: refused.
+    if !matches!(rest.get(authority.len()..), Some("" | "/")) {
+        return Err(TargetError::UrlPath(s.to_string()));
+    }
     let authority = authority.rsplit('@').next().unwrap_or(authority);
     let default_port = if scheme == Scheme::Https { 443 } else { 80 };
     let (host, port) = split_host_port(authority, s)?;

@@ -340,3 +340,20 @@ fn progress_line_on_a_terminal() {
     );
     assert!(screen.contains("critical"), "{screen}");
 }
+
+/// A URL with a path prefix is refused with a reason, never probed at the root and dropped
+/// without a word.
+#[test]
+fn a_url_with_a_path_prefix_is_refused_with_a_reason() {
+    let out = corral()
+        .args(["scan", "http://127.0.0.1:9/ollama/"])
+        .assert()
+        .code(2)
+        .get_output()
+        .clone();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("http://127.0.0.1:9/ollama/") && err.contains("path"),
+        "{err}"
+    );
+}

@@ -97,13 +97,26 @@ fn host_port_urls_and_names() {
         }
     );
     assert_eq!(
-        parse_spec("https://127.0.0.1/path?q").unwrap(),
+        parse_spec("https://127.0.0.1").unwrap(),
         Spec::Range {
             range: IpRange::single(v4("127.0.0.1")),
             port: Some(443),
             scheme: Some(Scheme::Https)
         }
     );
+    // A path prefix (Ollama under /ollama/ behind a proxy) would be probed at the root and
+    // found missing without a word: refused instead.
+    for url in [
+        "http://127.0.0.1:8080/ollama/",
+        "http://127.0.0.1:8080/ollama",
+        "https://127.0.0.1/path?q",
+        "http://127.0.0.1/?x",
+        "http://127.0.0.1#f",
+    ] {
+        let err = parse_spec(url).unwrap_err();
+        assert!(matches!(err, TargetError::UrlPath(_)), "{url}: {err:?}");
+        assert!(err.to_string().contains("path"), "{err}");
+    }
     assert_eq!(
         parse_spec("http://LocalHost:11434/").unwrap(),
         Spec::Name {
