@@ -275,8 +275,12 @@ pub fn run(opts: &CheckOptions) -> Result<Report, CheckError> {
         findings.append(&mut s.findings);
     }
     findings.extend(models::provenance(&all_models, opts.since));
+    let located: Vec<models::baseline::Located<'_>> = stores
+        .iter()
+        .flat_map(|s| s.models.iter().map(move |m| (s.dir.as_str(), m)))
+        .collect();
     if let Some((path, b)) = &baseline {
-        findings.extend(models::baseline::compare(b, path, &all_models));
+        findings.extend(models::baseline::compare(b, path, &located));
     }
     let mut verified_blobs = None;
     if opts.verify {
@@ -301,7 +305,7 @@ pub fn run(opts: &CheckOptions) -> Result<Report, CheckError> {
     let mut baseline_written = None;
     if let Some(p) = &opts.write_baseline {
         let path = p.display().to_string();
-        std::fs::write(p, Baseline::from_models(&all_models, Utc::now()).to_json()).map_err(
+        std::fs::write(p, Baseline::from_models(&located, Utc::now()).to_json()).map_err(
             |source| CheckError::BaselineWrite {
                 path: path.clone(),
                 source,

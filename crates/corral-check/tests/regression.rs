@@ -72,3 +72,46 @@ fn check_table_escapes_control_characters_from_the_host() {
         .unwrap();
     assert_eq!(origins["value"], "*\n[INFO] all good");
 }
+
+/// The same model name in the service user's store and in root's, with different content:
+/// the baseline written on this host matches this host (it keys models by store and name).
+#[test]
+fn baseline_keys_models_by_store_and_name() {
+    let fx = Fx::new();
+    fx.write("/root/.keep", "");
+    fx.model(
+        STORE,
+        "registry.ollama.ai",
+        "library",
+        "dup",
+        "1",
+        &[b"c1", b"w1"],
+    );
+    fx.model(
+        "/root/.ollama/models",
+        "registry.ollama.ai",
+        "library",
+        "dup",
+        "1",
+        &[b"c2", b"w2"],
+    );
+    let base = fx.path("/baseline.json");
+    let mut o = fx.opts();
+    o.write_baseline = Some(base.clone());
+    run(&o).unwrap();
+    let mut o = fx.opts();
+    o.baseline = Some(base.clone());
+    let r = run(&o).unwrap();
+    assert!(ids(&r).is_empty(), "{:#?}", r.findings);
+    assert_eq!(r.exit_code(corral_check::Severity::High), 0);
+
+    // A version 1 baseline (name → digest) still loads.
+    let digest = r.stores[0].models[0].digest.clone();
+    std::fs::write(
+        &base,
+        format!(r#"{{"version":1,"models":{{"dup:1":"{digest}"}}}}"#),
+    )
+    .unwrap();
+    let r = run(&o).unwrap();
+    assert_eq!(ids(&r), ["model.changed"], "the other store's copy differs");
+}
