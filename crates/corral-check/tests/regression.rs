@@ -115,3 +115,24 @@ fn baseline_keys_models_by_store_and_name() {
     let r = run(&o).unwrap();
     assert_eq!(ids(&r), ["model.changed"], "the other store's copy differs");
 }
+
+/// `ollama pull ollama.com/library/gemma:2b` stores the model under `manifests/ollama.com/`:
+/// the official registry under its other name, not a foreign one.
+#[test]
+fn ollama_com_models_are_not_foreign() {
+    let fx = Fx::new();
+    fx.model(STORE, "ollama.com", "library", "gemma", "2b", &[b"c", b"w"]);
+    fx.model(STORE, "10.9.8.7:8443", "a", "b", "latest", &[b"c2", b"w2"]);
+    let r = run(&fx.opts()).unwrap();
+    let foreign = with_id(&r, "model.foreign-registry");
+    assert_eq!(foreign.len(), 1, "{:#?}", r.findings);
+    assert!(
+        foreign[0].title.contains("10.9.8.7:8443"),
+        "{}",
+        foreign[0].title
+    );
+    assert!(r.stores[0]
+        .models
+        .iter()
+        .any(|m| m.name == "ollama.com/library/gemma:2b"));
+}

@@ -247,7 +247,7 @@ fn manifest_files(dir: &Path, confine: Option<&Path>) -> (Vec<(PathBuf, Vec<Stri
 pub fn provenance(models: &[ModelEntry], since: Option<DateTime<Utc>>) -> Vec<Finding> {
     let mut out = Vec::new();
     for m in models {
-        if m.registry != manifest::OFFICIAL_REGISTRY {
+        if !manifest::is_official_registry(&m.registry) {
             out.push(
                 Finding::new(
                     "model.foreign-registry",
