@@ -136,3 +136,31 @@ fn ollama_com_models_are_not_foreign() {
         .iter()
         .any(|m| m.name == "ollama.com/library/gemma:2b"));
 }
+
+/// A drop-in's `UnsetEnvironment=OLLAMA_ORIGINS` removes the `*` an earlier drop-in set:
+/// no `config.origins` finding.
+#[test]
+fn unset_environment_in_a_dropin_removes_the_setting() {
+    let fx = Fx::new();
+    fx.write(
+        "/etc/systemd/system/ollama.service",
+        "[Service]\nExecStart=/usr/local/bin/ollama serve\n",
+    );
+    fx.write(
+        "/etc/systemd/system/ollama.service.d/10-a.conf",
+        "[Service]\nEnvironment=OLLAMA_ORIGINS=*\n",
+    );
+    let r = run(&fx.opts()).unwrap();
+    assert_eq!(with_id(&r, "config.origins").len(), 1, "{:#?}", r.findings);
+    fx.write(
+        "/etc/systemd/system/ollama.service.d/20-b.conf",
+        "[Service]\nUnsetEnvironment=OLLAMA_ORIGINS\n",
+    );
+    let r = run(&fx.opts()).unwrap();
+    assert!(
+        with_id(&r, "config.origins").is_empty(),
+        "{:#?}",
+        r.findings
+    );
+    assert!(!r.settings.iter().any(|s| s.name == "OLLAMA_ORIGINS"));
+}
