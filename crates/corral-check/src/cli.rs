@@ -53,7 +53,17 @@ impl CheckArgs {
             write_baseline: self.write_baseline.clone(),
             progress: true,
             probe_live_version: true,
+            // The invoking environment describes this host only: not a --root tree.
+            env_models: self.live_env("OLLAMA_MODELS"),
+            env_home: self.live_env("HOME"),
         }
+    }
+
+    fn live_env(&self, name: &str) -> Option<String> {
+        (self.root == std::path::Path::new("/"))
+            .then(|| std::env::var(name).ok())
+            .flatten()
+            .filter(|v| !v.is_empty())
     }
 }
 

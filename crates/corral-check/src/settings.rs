@@ -46,6 +46,8 @@ pub struct UnitEnv {
     /// Host paths of the unit and its drop-ins, in the order they apply.
     pub files: Vec<String>,
     pub user: Option<String>,
+    /// The program `ExecStart=` runs (its first word, host path), last one wins.
+    pub exec_start: Option<String>,
     /// The effective value of every variable, with the assignment that set it.
     pub settings: Vec<Setting>,
     pub notes: Vec<String>,
@@ -103,6 +105,15 @@ pub fn unit_env(
                         .map(|w| w.trim_matches(|c| c == '"' || c == '\'').to_string()),
                 ),
                 "User" => out.user = Some(d.value.clone()),
+                "ExecStart" if d.value.is_empty() => out.exec_start = None,
+                "ExecStart" => {
+                    // Prefixes such as `-` (ignore failure) or `@` (argv[0]) come before the path.
+                    out.exec_start = d
+                        .value
+                        .split_whitespace()
+                        .next()
+                        .map(|w| w.trim_start_matches(['-', '@', '+', '!', ':']).to_string());
+                }
                 _ => {}
             }
         }

@@ -164,3 +164,72 @@ fn unset_environment_in_a_dropin_removes_the_setting() {
     );
     assert!(!r.settings.iter().any(|s| s.name == "OLLAMA_ORIGINS"));
 }
+
+/// An installed Ollama that is not running: its version is read from the executable's build
+/// information (never by running it) and checked against the CVE table.
+#[test]
+fn the_version_comes_from_the_executable_when_no_server_answers() {
+    let fx = Fx::new();
+    fx.write(
+        "/etc/systemd/system/ollama.service",
+        "[Service]\nExecStart=/opt/ollama/bin/ollama serve\nUser=ollama\n",
+    );
+    let mut exe = b"\x7fELF\x02\x01\x01\0\0".to_vec();
+    exe.extend_from_slice(
+        b"build\t-ldflags=\"-w -s \\\"-X=github.com/ollama/ollama/version.Version=0.1.32\\\"\"\n",
+    );
+    fx.write("/opt/ollama/bin/ollama", &exe);
+    let r = run(&fx.opts()).unwrap();
+    let v = r.version.as_ref().expect("version from the executable");
+    assert_eq!(v.version, "0.1.32");
+    assert!(
+        v.source.starts_with("/opt/ollama/bin/ollama"),
+        "{}",
+        v.source
+    );
+    assert!(!with_id(&r, "version.cve").is_empty(), "{:#?}", r.findings);
+
+    // A binary without the flag (a source build) leaves the version unknown, and says where
+    // it looked.
+    fx.write("/opt/ollama/bin/ollama", b"\x7fELF no version here");
+    fx.ollama(&[]);
+    let r = run(&fx.opts()).unwrap();
+    assert!(r.version.is_none());
+    let why: String = with_id(&r, "version.unknown")[0]
+        .evidence
+        .iter()
+        .map(|e| e.detail.clone())
+        .collect();
+    assert!(why.contains("/opt/ollama/bin/ollama"), "{why}");
+}
+
+/// The store named by OLLAMA_MODELS in the environment `corral check` runs in, and the
+/// invoking user's ~/.ollama/models, are walked too.
+#[test]
+fn the_invoking_environment_names_stores_too() {
+    let fx = Fx::new();
+    fx.model(
+        "/srv/own-store",
+        "registry.ollama.ai",
+        "library",
+        "a",
+        "1",
+        &[b"c", b"w"],
+    );
+    fx.model(
+        "/home/me/.ollama/models",
+        "registry.ollama.ai",
+        "library",
+        "b",
+        "1",
+        &[b"c2", b"w2"],
+    );
+    let mut o = fx.opts();
+    o.env_models = Some("/srv/own-store".into());
+    o.env_home = Some("/home/me".into());
+    let r = run(&o).unwrap();
+    let dirs: Vec<&str> = r.stores.iter().map(|s| s.dir.as_str()).collect();
+    assert!(dirs.contains(&"/srv/own-store"), "{dirs:?}");
+    assert!(dirs.contains(&"/home/me/.ollama/models"), "{dirs:?}");
+    assert!(run(&fx.opts()).unwrap().stores.is_empty());
+}

@@ -76,3 +76,36 @@ fn check_table_neutralises_escape_sequences_from_host_data() {
     assert!(text.contains("*\\n[INFO] all good"), "{text}");
     assert!(text.contains("sh\\u{1b}]0;pwned\\u{7}"), "{text}");
 }
+
+/// `OLLAMA_MODELS=DIR corral check` (live host) examines DIR too.
+#[test]
+fn the_ollama_models_of_the_invoking_environment_is_examined() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "/manifests/registry.ollama.ai/library/x/1",
+        "{not json",
+    );
+    let out = Command::cargo_bin("corral")
+        .unwrap()
+        .args(["check", "--format", "json"])
+        .env("OLLAMA_MODELS", dir.path())
+        .env("HOME", dir.path().join("nohome"))
+        .timeout(std::time::Duration::from_secs(60))
+        .output()
+        .unwrap();
+    assert_ne!(
+        out.status.code(),
+        Some(2),
+        "{:?}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let dirs: Vec<&str> = doc["stores"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["dir"].as_str().unwrap())
+        .collect();
+    assert!(dirs.contains(&dir.path().to_str().unwrap()), "{dirs:?}");
+}
