@@ -84,6 +84,19 @@ pub struct ScanArgs {
     /// Largest response body read, in bytes
     #[arg(long, default_value_t = 512 * 1024)]
     pub max_body: usize,
+    /// Exit 1 when any finding is at or above this severity (default: exit 0 whatever is found)
+    #[arg(long, value_enum, value_name = "SEVERITY")]
+    pub fail_on: Option<crate::report::Severity>,
+}
+
+/// 1 when some finding of `hosts` is at or above `fail_on`, else 0.
+pub fn fail_on_code(hosts: &[HostReport], fail_on: Option<crate::report::Severity>) -> i32 {
+    let Some(min) = fail_on else { return 0 };
+    i32::from(
+        hosts
+            .iter()
+            .any(|h| h.findings.iter().any(|f| f.severity >= min)),
+    )
 }
 
 /// `500ms`, `5s`, `2m` or plain seconds.
@@ -119,7 +132,8 @@ pub enum CliError {
     Scan(#[from] scanner::ScanError),
 }
 
-/// Runs `corral scan`; returns the process exit code (0 done, 2 error, 130 interrupted).
+/// Runs `corral scan`; returns the process exit code (0 done, 1 a finding at or above
+/// `--fail-on`, 2 error, 130 interrupted).
 pub fn main(args: ScanArgs) -> i32 {
     let argv: Vec<String> = std::env::args().collect();
     main_with_argv(args, &argv)
@@ -394,7 +408,7 @@ async fn run(args: ScanArgs, argv: &[String]) -> Result<i32, CliError> {
         );
         return Ok(130);
     }
-    Ok(0)
+    Ok(fail_on_code(&hosts, args.fail_on))
 }
 
 #[cfg(test)]

@@ -357,3 +357,41 @@ fn a_url_with_a_path_prefix_is_refused_with_a_reason() {
         "{err}"
     );
 }
+
+/// `--fail-on SEVERITY` makes a finding at or above it exit 1 (for CI and cron); without it
+/// the exit status stays 0 whatever is found.
+#[test]
+fn fail_on_sets_the_exit_status() {
+    let m = mocks(&["127.0.7.11"]);
+    let target = format!("127.0.7.11:{}", m.port);
+    let scan = |extra: &[&str]| {
+        corral()
+            .args(["scan", &target, "--format", "json", "--timeout", "2s"])
+            .args(extra)
+            .assert()
+            .get_output()
+            .status
+            .code()
+    };
+    assert_eq!(scan(&[]), Some(0));
+    assert_eq!(scan(&["--fail-on", "critical"]), Some(1));
+    assert_eq!(scan(&["--fail-on", "info"]), Some(1));
+    let nothing = corral()
+        .args([
+            "scan",
+            "127.0.7.12:9",
+            "--fail-on",
+            "info",
+            "--timeout",
+            "1s",
+        ])
+        .assert()
+        .get_output()
+        .status
+        .code();
+    assert_eq!(nothing, Some(0), "nothing found, nothing to fail on");
+    corral()
+        .args(["scan", &target, "--fail-on", "severe"])
+        .assert()
+        .code(2);
+}
