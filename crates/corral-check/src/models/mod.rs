@@ -252,7 +252,7 @@ pub fn provenance(models: &[ModelEntry], since: Option<DateTime<Utc>>) -> Vec<Fi
                 Finding::new(
                     "model.foreign-registry",
                     Severity::High,
-                    format!("{} was pulled from {}, not registry.ollama.ai", m.name, m.registry),
+                    format!("{} was pulled from {}, not the official registry (registry.ollama.ai, ollama.com)", m.name, m.registry),
                 )
                 .with(Evidence::at(m.manifest.clone(), None, format!("manifest {}", m.digest)))
                 .fix(format!(
