@@ -251,11 +251,18 @@ pub fn run(opts: &CheckOptions) -> Result<Report, CheckError> {
         // No server answered (or none runs): the executable tells which version would run.
         binary::version_from_files(&root, &binaries).map(|(v, path)| VersionFact {
             version: v,
-            source: format!("{path} (link-time version in the executable)"),
+            source: path,
+            method: "executable",
         })
     });
     match &version {
-        Some(v) => findings.extend(version::cve_findings(&v.version, &Evidence::at(v.source.clone(), None, format!("version {}", v.version)))),
+        Some(v) => {
+            let detail = match v.method {
+                "executable" => format!("version {} (link-time version in the executable, read without running it)", v.version),
+                _ => format!("version {}", v.version),
+            };
+            findings.extend(version::cve_findings(&v.version, &Evidence::at(v.source.clone(), None, detail)));
+        }
         None if !servers.is_empty() => findings.push(
             Finding::new("version.unknown", Severity::Info, "Ollama's version cannot be determined")
                 .with(Evidence::note(version_unknown_why(&root, opts, &probed, &binaries)))
@@ -431,6 +438,7 @@ fn read_version(
             VersionFact {
                 version: v,
                 source: format!("http://{at}/api/version"),
+                method: "api",
             }
         });
     }
@@ -439,5 +447,6 @@ fn read_version(
     version::version_from_json(&text).map(|v| VersionFact {
         version: v,
         source: host,
+        method: "fixture",
     })
 }

@@ -45,7 +45,11 @@ pub struct SocketFact {
 #[derive(Debug, Clone, Serialize)]
 pub struct VersionFact {
     pub version: String,
+    /// Where it was read: a URL, a fixture file or the executable (host paths).
     pub source: String,
+    /// `api` (`GET /api/version`), `fixture` (`corral-fixtures/version.json`) or `executable`
+    /// (the link-time version in Ollama's binary, read without running it).
+    pub method: &'static str,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -117,9 +121,14 @@ impl Report {
             self.version
                 .as_ref()
                 .map_or("unknown".to_string(), |v| format!(
-                    "{} from {}",
+                    "{} from {}{}",
                     term(&v.version),
-                    term(&v.source)
+                    term(&v.source),
+                    if v.method == "executable" {
+                        ", read from the executable"
+                    } else {
+                        ""
+                    }
                 ))
         );
         for s in &self.sockets {

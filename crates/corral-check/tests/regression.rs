@@ -182,10 +182,9 @@ fn the_version_comes_from_the_executable_when_no_server_answers() {
     let r = run(&fx.opts()).unwrap();
     let v = r.version.as_ref().expect("version from the executable");
     assert_eq!(v.version, "0.1.32");
-    assert!(
-        v.source.starts_with("/opt/ollama/bin/ollama"),
-        "{}",
-        v.source
+    assert_eq!(
+        (v.source.as_str(), v.method),
+        ("/opt/ollama/bin/ollama", "executable")
     );
     assert!(!with_id(&r, "version.cve").is_empty(), "{:#?}", r.findings);
 
