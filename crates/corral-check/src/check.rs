@@ -1,5 +1,6 @@
 //! Running a check: read the host (or the `--root` tree), then judge.
 
+use crate::binary;
 use crate::config;
 use crate::container;
 use crate::exposure::{self, Listening, SocketCtx};
@@ -36,6 +37,11 @@ pub struct CheckOptions {
     pub progress: bool,
     /// Ask `GET /api/version` on 127.0.0.1:`port` (live root only).
     pub probe_live_version: bool,
+    /// OLLAMA_MODELS of the environment `corral check` runs in (a host path, under `root`):
+    /// the store an `ollama` started from this shell uses.
+    pub env_models: Option<String>,
+    /// HOME of the invoking user (a host path, under `root`): its `.ollama/models` is walked.
+    pub env_home: Option<String>,
 }
 
 impl Default for CheckOptions {
@@ -50,6 +56,8 @@ impl Default for CheckOptions {
             write_baseline: None,
             progress: true,
             probe_live_version: true,
+            env_models: None,
+            env_home: None,
         }
     }
 }
@@ -234,12 +242,30 @@ pub fn run(opts: &CheckOptions) -> Result<Report, CheckError> {
         .filter_map(|s| s.local.parse().ok())
         .collect();
     let probed = version::probe_targets(opts.port, &server_sockets);
-    let version = read_version(&root, opts, &probed);
+    let server_exes: Vec<String> = servers
+        .iter()
+        .filter_map(|pid| procs.get(pid).and_then(|p| p.exe.clone()))
+        .collect();
+    let binaries = binary::candidates(&server_exes, unit.exec_start.as_deref());
+    let version = read_version(&root, opts, &probed).or_else(|| {
+        // No server answered (or none runs): the executable tells which version would run.
+        binary::version_from_files(&root, &binaries).map(|(v, path)| VersionFact {
+            version: v,
+            source: path,
+            method: "executable",
+        })
+    });
     match &version {
-        Some(v) => findings.extend(version::cve_findings(&v.version, &Evidence::at(v.source.clone(), None, format!("version {}", v.version)))),
+        Some(v) => {
+            let detail = match v.method {
+                "executable" => format!("version {} (link-time version in the executable, read without running it)", v.version),
+                _ => format!("version {}", v.version),
+            };
+            findings.extend(version::cve_findings(&v.version, &Evidence::at(v.source.clone(), None, detail)));
+        }
         None if !servers.is_empty() => findings.push(
             Finding::new("version.unknown", Severity::Info, "Ollama's version cannot be determined")
-                .with(Evidence::note(version_unknown_why(&root, opts, &probed)))
+                .with(Evidence::note(version_unknown_why(&root, opts, &probed, &binaries)))
                 .fix("Run `ollama --version` and compare it with the CVE table (fixed in 0.17.1 for the latest critical one)"),
         ),
         None => {}
@@ -251,6 +277,10 @@ pub fn run(opts: &CheckOptions) -> Result<Report, CheckError> {
         &opts.models_dirs,
         &all_settings,
         unit.user.as_deref(),
+        &models::discover::Invoking {
+            models: opts.env_models.as_deref(),
+            home: opts.env_home.as_deref(),
+        },
     );
     let show = |p: &Path| {
         if opts.models_dirs.is_empty() {
@@ -275,8 +305,12 @@ pub fn run(opts: &CheckOptions) -> Result<Report, CheckError> {
         findings.append(&mut s.findings);
     }
     findings.extend(models::provenance(&all_models, opts.since));
+    let located: Vec<models::baseline::Located<'_>> = stores
+        .iter()
+        .flat_map(|s| s.models.iter().map(move |m| (s.dir.as_str(), m)))
+        .collect();
     if let Some((path, b)) = &baseline {
-        findings.extend(models::baseline::compare(b, path, &all_models));
+        findings.extend(models::baseline::compare(b, path, &located));
     }
     let mut verified_blobs = None;
     if opts.verify {
@@ -301,7 +335,7 @@ pub fn run(opts: &CheckOptions) -> Result<Report, CheckError> {
     let mut baseline_written = None;
     if let Some(p) = &opts.write_baseline {
         let path = p.display().to_string();
-        std::fs::write(p, Baseline::from_models(&all_models, Utc::now()).to_json()).map_err(
+        std::fs::write(p, Baseline::from_models(&located, Utc::now()).to_json()).map_err(
             |source| CheckError::BaselineWrite {
                 path: path.clone(),
                 source,
@@ -365,19 +399,24 @@ fn version_unknown_why(
     root: &Root,
     opts: &CheckOptions,
     probed: &[std::net::SocketAddr],
+    binaries: &[String],
 ) -> String {
+    let files = format!(
+        "; no Ollama executable with a link-time version at {}",
+        binaries.join(", ")
+    );
     if !root.is_live() {
         return format!(
             "--root {} is not this host, so no Ollama was asked over the network, and it has \
-             no {FIXTURES}/version.json",
+             no {FIXTURES}/version.json{files}",
             root.base().display()
         );
     }
     if !opts.probe_live_version {
-        return "the live version probe is turned off".to_string();
+        return format!("the live version probe is turned off{files}");
     }
     format!(
-        "nothing answered GET /api/version on {}",
+        "nothing answered GET /api/version on {}{files}",
         probed
             .iter()
             .map(ToString::to_string)
@@ -399,6 +438,7 @@ fn read_version(
             VersionFact {
                 version: v,
                 source: format!("http://{at}/api/version"),
+                method: "api",
             }
         });
     }
@@ -407,5 +447,6 @@ fn read_version(
     version::version_from_json(&text).map(|v| VersionFact {
         version: v,
         source: host,
+        method: "fixture",
     })
 }

@@ -53,7 +53,17 @@ impl CheckArgs {
             write_baseline: self.write_baseline.clone(),
             progress: true,
             probe_live_version: true,
+            // The invoking environment describes this host only: not a --root tree.
+            env_models: self.live_env("OLLAMA_MODELS"),
+            env_home: self.live_env("HOME"),
         }
+    }
+
+    fn live_env(&self, name: &str) -> Option<String> {
+        (self.root == std::path::Path::new("/"))
+            .then(|| std::env::var(name).ok())
+            .flatten()
+            .filter(|v| !v.is_empty())
     }
 }
 
@@ -100,7 +110,11 @@ pub fn main_to(args: CheckArgs, out: &mut dyn Write) -> i32 {
     let report = match run(&args.options()) {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("corral check: {e}");
+            // The error may name a host path (a model directory, a baseline file).
+            eprintln!(
+                "corral check: {}",
+                corral_ollama::term::term(&e.to_string())
+            );
             return 2;
         }
     };

@@ -127,7 +127,7 @@ pub fn rule_description(id: &str) -> &'static str {
         "firewall.open" => "Inbound Ollama port is not dropped by the firewall",
         "firewall.unknown" => "Firewall state cannot be determined",
         "firewall.restricted" => "Inbound Ollama port is accepted from some sources",
-        "model.foreign-registry" => "Model pulled from a registry other than registry.ollama.ai",
+        "model.foreign-registry" => "Model pulled from a registry other than the official one (registry.ollama.ai, ollama.com)",
         "model.missing-blob" => "Manifest references a blob that is not in the store",
         "model.orphan-blob" => "Blob not referenced by any manifest",
         "model.tampered-blob" => "Blob content does not match its sha256 name",

@@ -35,8 +35,12 @@ pub fn systemd_unit(data: &[u8]) {
     let _ = settings::passwd_homes(&text);
 }
 
-/// Manifests, baselines, `/api/version` bodies and responses.
+/// Manifests, baselines, `/api/version` bodies and responses, and executables searched for
+/// Ollama's link-time version.
 pub fn manifest(data: &[u8]) {
+    if let Some(v) = crate::binary::version_in(&mut &data[..]) {
+        assert!(!v.is_empty() && v.len() <= 40 && v.is_ascii());
+    }
     if let Ok(m) = models::manifest::parse_manifest(data) {
         for l in m.blobs() {
             if let Some(hex) = models::manifest::digest_hex(&l.digest) {

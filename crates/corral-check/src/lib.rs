@@ -4,7 +4,8 @@
 //! OLLAMA_* settings (process environment, `ollama.service` and drop-ins, `EnvironmentFile=`,
 //! `/etc/environment`, container hints), the firewall (`nft -j list ruleset`,
 //! `iptables-save`, `ip6tables-save`), the model store (manifests and blobs), the process tree
-//! below Ollama, and Ollama's version (`GET /api/version` on loopback) against known CVEs.
+//! below Ollama, and Ollama's version (`GET /api/version` on loopback, else the link-time
+//! version in its executable, read without running it: [`binary`]) against known CVEs.
 //!
 //! Everything is read under [`CheckOptions::root`]. With a root other than `/`, nothing is run
 //! and nothing is probed; what a command or a live server would tell comes from files under
@@ -26,12 +27,14 @@
 //! mismatch, a foreign registry, or a model outside the baseline is high.
 //!
 //! `--models DIR` paths are used as given, not under `--root`. Without them the stores are
-//! found from OLLAMA_MODELS (any source), every `/etc/passwd` home's `.ollama/models`, and
+//! found from OLLAMA_MODELS (any source, and the environment `corral check` runs in), the
+//! invoking user's `$HOME/.ollama/models`, every `/etc/passwd` home's `.ollama/models`, and
 //! `/usr/share/ollama/.ollama/models` (the Linux installer's service user).
 //!
 //! Parsing is pure and lives in small modules ([`procnet`], [`systemd`], [`firewall`],
 //! [`models::manifest`]); [`check::run`] does the reading.
 
+pub mod binary;
 pub mod check;
 pub mod cli;
 pub mod config;

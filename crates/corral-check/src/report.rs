@@ -7,6 +7,7 @@ use crate::models::StoreScan;
 use crate::procnet::Reach;
 use crate::settings::Setting;
 use chrono::{DateTime, Utc};
+use corral_ollama::term::term;
 use serde::Serialize;
 use std::fmt::Write as _;
 
@@ -44,7 +45,11 @@ pub struct SocketFact {
 #[derive(Debug, Clone, Serialize)]
 pub struct VersionFact {
     pub version: String,
+    /// Where it was read: a URL, a fixture file or the executable (host paths).
     pub source: String,
+    /// `api` (`GET /api/version`), `fixture` (`corral-fixtures/version.json`) or `executable`
+    /// (the link-time version in Ollama's binary, read without running it).
+    pub method: &'static str,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -88,9 +93,17 @@ impl Report {
         }
     }
 
+    /// Every value that came from the host (paths, process names, environment values, model
+    /// names, firewall rule text, notes) goes through [`term`]: an escape sequence or a newline in
+    /// them must neither drive the terminal nor forge a line of the report.
     fn table(&self) -> String {
         let mut o = String::new();
-        let _ = writeln!(o, "corral check: root {}, port {}", self.root, self.port);
+        let _ = writeln!(
+            o,
+            "corral check: root {}, port {}",
+            term(&self.root),
+            self.port
+        );
         let servers: Vec<String> = self
             .processes
             .iter()
@@ -108,15 +121,21 @@ impl Report {
             self.version
                 .as_ref()
                 .map_or("unknown".to_string(), |v| format!(
-                    "{} from {}",
-                    v.version, v.source
+                    "{} from {}{}",
+                    term(&v.version),
+                    term(&v.source),
+                    if v.method == "executable" {
+                        ", read from the executable"
+                    } else {
+                        ""
+                    }
                 ))
         );
         for s in &self.sockets {
             let _ = writeln!(
                 o,
                 "  listening: {} ({}) by {}",
-                s.local,
+                term(&s.local),
                 match s.reach {
                     Reach::Loopback => "loopback",
                     Reach::Wildcard => "all interfaces",
@@ -125,15 +144,17 @@ impl Report {
                 if s.programs.is_empty() {
                     "unknown process".to_string()
                 } else {
-                    s.programs.join(", ")
+                    term(&s.programs.join(", ")).into_owned()
                 }
             );
         }
         let fw = |v: &PortVerdict| match v {
-            PortVerdict::Dropped { by, .. } => format!("dropped ({by})"),
-            PortVerdict::Open { by, .. } => format!("NOT dropped ({by})"),
-            PortVerdict::Restricted { by, .. } => format!("accepted from some sources ({by})"),
-            PortVerdict::Unknown { reason } => reason.clone(),
+            PortVerdict::Dropped { by, .. } => format!("dropped ({})", term(by)),
+            PortVerdict::Open { by, .. } => format!("NOT dropped ({})", term(by)),
+            PortVerdict::Restricted { by, .. } => {
+                format!("accepted from some sources ({})", term(by))
+            }
+            PortVerdict::Unknown { reason } => term(reason).into_owned(),
         };
         let _ = writeln!(
             o,
@@ -154,7 +175,7 @@ impl Report {
             let _ = writeln!(
                 o,
                 "  models:    {}: {} models, {} blobs",
-                st.dir,
+                term(&st.dir),
                 st.models.len(),
                 st.blob_count
             );
@@ -162,8 +183,8 @@ impl Report {
                 let _ = writeln!(
                     o,
                     "             {} {} ({})",
-                    m.name,
-                    short(&m.digest),
+                    term(&m.name),
+                    term(short(&m.digest)),
                     crate::models::verify::human(m.size)
                 );
             }
@@ -172,10 +193,10 @@ impl Report {
             let _ = writeln!(o, "  verified:  {n} blobs hashed");
         }
         if let Some(p) = &self.baseline_written {
-            let _ = writeln!(o, "  baseline:  written to {p}");
+            let _ = writeln!(o, "  baseline:  written to {}", term(p));
         }
         for n in &self.notes {
-            let _ = writeln!(o, "  note:      {n}");
+            let _ = writeln!(o, "  note:      {}", term(n));
         }
         let _ = writeln!(o);
         if self.findings.is_empty() {
@@ -197,21 +218,21 @@ impl Report {
                 o,
                 "\n[{}] {}  {}",
                 f.severity.as_str().to_uppercase(),
-                f.id,
-                f.title
+                term(&f.id),
+                term(&f.title)
             );
             for e in &f.evidence {
                 match e.location() {
                     Some(l) => {
-                        let _ = writeln!(o, "    evidence: {l}: {}", e.detail);
+                        let _ = writeln!(o, "    evidence: {}: {}", term(&l), term(&e.detail));
                     }
                     None => {
-                        let _ = writeln!(o, "    evidence: {}", e.detail);
+                        let _ = writeln!(o, "    evidence: {}", term(&e.detail));
                     }
                 }
             }
             if !f.remediation.is_empty() {
-                let _ = writeln!(o, "    fix:      {}", f.remediation);
+                let _ = writeln!(o, "    fix:      {}", term(&f.remediation));
             }
         }
         o

@@ -46,6 +46,8 @@ pub struct UnitEnv {
     /// Host paths of the unit and its drop-ins, in the order they apply.
     pub files: Vec<String>,
     pub user: Option<String>,
+    /// The program `ExecStart=` runs (its first word, host path), last one wins.
+    pub exec_start: Option<String>,
     /// The effective value of every variable, with the assignment that set it.
     pub settings: Vec<Setting>,
     pub notes: Vec<String>,
@@ -54,13 +56,16 @@ pub struct UnitEnv {
 /// Effective environment of a unit. `files` are `(host path, text)` in application order
 /// (unit first, then drop-ins sorted by name). `read_env_file` returns the text of an
 /// `EnvironmentFile=` path. Follows systemd: later `Environment=` wins, an empty one resets,
-/// and values from environment files override `Environment=`.
+/// and values from environment files override `Environment=`. `UnsetEnvironment=` names (or
+/// exact `NAME=value` assignments) collect in file order (an empty one resets the list) and are
+/// removed last, from whatever set them, as systemd compiles the environment.
 pub fn unit_env(
     files: &[(String, String)],
     read_env_file: &dyn Fn(&str) -> Option<String>,
 ) -> UnitEnv {
     let mut env: BTreeMap<String, Setting> = BTreeMap::new();
     let mut env_files: Vec<(String, bool, String, u32)> = Vec::new();
+    let mut unset: Vec<String> = Vec::new();
     let mut out = UnitEnv::default();
     for (path, text) in files {
         out.files.push(path.clone());
@@ -93,7 +98,22 @@ pub fn unit_env(
                     };
                     env_files.push((p.to_string(), optional, path.clone(), d.line));
                 }
+                "UnsetEnvironment" if d.value.is_empty() => unset.clear(),
+                "UnsetEnvironment" => unset.extend(
+                    d.value
+                        .split_whitespace()
+                        .map(|w| w.trim_matches(|c| c == '"' || c == '\'').to_string()),
+                ),
                 "User" => out.user = Some(d.value.clone()),
+                "ExecStart" if d.value.is_empty() => out.exec_start = None,
+                "ExecStart" => {
+                    // Prefixes such as `-` (ignore failure) or `@` (argv[0]) come before the path.
+                    out.exec_start = d
+                        .value
+                        .split_whitespace()
+                        .next()
+                        .map(|w| w.trim_start_matches(['-', '@', '+', '!', ':']).to_string());
+                }
                 _ => {}
             }
         }
@@ -119,6 +139,18 @@ pub fn unit_env(
                 "{unit_path}:{line}: EnvironmentFile={p} does not exist (the service fails to start)"
             )),
             None => {}
+        }
+    }
+    for u in &unset {
+        match u.split_once('=') {
+            Some((k, v)) => {
+                if env.get(k).is_some_and(|s| s.value == v) {
+                    env.remove(k);
+                }
+            }
+            None => {
+                env.remove(u.as_str());
+            }
         }
     }
     out.settings = env.into_values().collect();
@@ -256,6 +288,37 @@ mod tests {
         assert_eq!(e.settings.len(), 1);
         assert_eq!(e.settings[0].name, "A");
         assert_eq!(e.notes.len(), 1);
+    }
+
+    /// `UnsetEnvironment=` in a drop-in removes what the unit or an earlier drop-in set, also
+    /// from an environment file; a `NAME=value` form only removes that exact value, and an
+    /// empty `UnsetEnvironment=` resets the list collected so far.
+    #[test]
+    fn unset_environment_removes_variables() {
+        let files = vec![
+            (
+                "/etc/systemd/system/ollama.service".to_string(),
+                "[Service]\nEnvironment=OLLAMA_ORIGINS=* OLLAMA_HOST=0.0.0.0 OLLAMA_DEBUG=1 OLLAMA_KEEP_ALIVE=5m\nEnvironmentFile=/etc/ollama/env\n".to_string(),
+            ),
+            (
+                "/etc/systemd/system/ollama.service.d/10-a.conf".to_string(),
+                "[Service]\nUnsetEnvironment=OLLAMA_KEEP_ALIVE\nUnsetEnvironment=\n".to_string(),
+            ),
+            (
+                "/etc/systemd/system/ollama.service.d/20-b.conf".to_string(),
+                "[Service]\nUnsetEnvironment=OLLAMA_ORIGINS \"OLLAMA_HOST=1.2.3.4\" OLLAMA_MODELS OLLAMA_DEBUG=1\n".to_string(),
+            ),
+        ];
+        let e = unit_env(&files, &|p| {
+            (p == "/etc/ollama/env").then(|| "OLLAMA_MODELS=/srv/m\n".to_string())
+        });
+        let names: Vec<&str> = e.settings.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(
+            names,
+            ["OLLAMA_HOST", "OLLAMA_KEEP_ALIVE"],
+            "{:#?}",
+            e.settings
+        );
     }
 
     #[test]

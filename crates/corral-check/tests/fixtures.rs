@@ -461,7 +461,7 @@ fn baseline_write_then_diff() {
     assert_eq!(r.baseline_written.as_deref(), Some(base.to_str().unwrap()));
     let written: serde_json::Value =
         serde_json::from_slice(&std::fs::read(&base).unwrap()).unwrap();
-    assert!(written["models"]["a:1"]
+    assert!(written["stores"]["/root/.ollama/models"]["a:1"]
         .as_str()
         .unwrap()
         .starts_with("sha256:"));

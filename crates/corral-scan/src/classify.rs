@@ -91,6 +91,19 @@ fn foreign_registry(name: &str) -> bool {
         .is_some_and(|first| first.contains(':') && name.contains('/'))
 }
 
+/// A cloud model runs on ollama.com under the server owner's account: a `cloud` or `-cloud`
+/// tag, or a tags entry that names its remote (`remote_host`, `remote_model`).
+pub fn is_cloud(name: &str, entry: &Value) -> bool {
+    let tag = name
+        .rsplit_once(':')
+        .filter(|(_, t)| !t.contains('/'))
+        .map_or("", |(_, t)| t);
+    tag == "cloud"
+        || tag.ends_with("-cloud")
+        || s(entry, "remote_host").is_some()
+        || s(entry, "remote_model").is_some()
+}
+
 /// `/api/tags`: the models and whether every entry carried `capabilities` (0.30+).
 pub fn parse_tags(v: &Value, max_models: usize) -> Option<(Vec<Model>, bool)> {
     let list = v.get("models")?.as_array()?;
@@ -104,9 +117,7 @@ pub fn parse_tags(v: &Value, max_models: usize) -> Option<(Vec<Model>, bool)> {
         let caps = m.get("capabilities");
         all_caps &= caps.is_some_and(Value::is_array);
         out.push(Model {
-            cloud: name.ends_with(":cloud")
-                || name.ends_with("-cloud")
-                || s(m, "remote_host").is_some(),
+            cloud: is_cloud(&name, m),
             foreign_registry: foreign_registry(&name),
             family: s(&d, "family"),
             parameter_size: s(&d, "parameter_size"),
@@ -146,6 +157,13 @@ pub fn parse_ps(v: &Value) -> Option<Vec<String>> {
             .filter_map(|m| s(m, "name").or_else(|| s(m, "model")))
             .collect()
     })
+}
+
+/// An OpenAI-style `/v1/models` answer (`{"object":"list","data":[{"id":…}]}`): the model ids,
+/// or `None` when it is not a model list (an error object, a sign-in page, a health reply).
+pub fn parse_model_list(v: &Value) -> Option<Vec<String>> {
+    let data = v.get("data")?.as_array()?;
+    Some(data.iter().take(64).filter_map(|m| s(m, "id")).collect())
 }
 
 /// Facts a non-Ollama probe can establish.

@@ -84,6 +84,19 @@ pub struct ScanArgs {
     /// Largest response body read, in bytes
     #[arg(long, default_value_t = 512 * 1024)]
     pub max_body: usize,
+    /// Exit 1 when any finding is at or above this severity (default: exit 0 whatever is found)
+    #[arg(long, value_enum, value_name = "SEVERITY")]
+    pub fail_on: Option<crate::report::Severity>,
+}
+
+/// 1 when some finding of `hosts` is at or above `fail_on`, else 0.
+pub fn fail_on_code(hosts: &[HostReport], fail_on: Option<crate::report::Severity>) -> i32 {
+    let Some(min) = fail_on else { return 0 };
+    i32::from(
+        hosts
+            .iter()
+            .any(|h| h.findings.iter().any(|f| f.severity >= min)),
+    )
 }
 
 /// `500ms`, `5s`, `2m` or plain seconds.
@@ -119,7 +132,8 @@ pub enum CliError {
     Scan(#[from] scanner::ScanError),
 }
 
-/// Runs `corral scan`; returns the process exit code (0 done, 2 error, 130 interrupted).
+/// Runs `corral scan`; returns the process exit code (0 done, 1 a finding at or above
+/// `--fail-on`, 2 error, 130 interrupted).
 pub fn main(args: ScanArgs) -> i32 {
     let argv: Vec<String> = std::env::args().collect();
     main_with_argv(args, &argv)
@@ -247,7 +261,17 @@ async fn run(args: ScanArgs, argv: &[String]) -> Result<i32, CliError> {
     // Lines read from stdin cannot be counted ahead: the progress line then shows done and rate.
     let from_stdin = inputs.contains(&Input::Stdin);
     let total = (!from_stdin).then(|| addresses.saturating_mul(ports.len() as u128));
-    let stream = TargetStream::new(inputs, args.from, ports, Filter { exclude, shard }, limit);
+    // Bad lines in files and on stdin are warnings; a scan left with no valid target at all
+    // is an error (exit 2), not an empty success.
+    let valid = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let counted = valid.clone();
+    let stream = TargetStream::new(inputs, args.from, ports, Filter { exclude, shard }, limit)
+        .inspect(move |t| {
+            if t.is_ok() {
+                counted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+        });
+    let mut skipped = 0u64;
     let opts = ScanOptions {
         concurrency: args.concurrency,
         // Lines from a pipe may trickle in (masscan as it finds ports): never wait for a batch.
@@ -319,7 +343,10 @@ async fn run(args: ScanArgs, argv: &[String]) -> Result<i32, CliError> {
             }
             hosts.push(h);
         },
-        |e| live.above(|| eprintln!("corral scan: warning: {e}")),
+        |e| {
+            skipped += 1;
+            live.above(|| eprintln!("corral scan: warning: {e}"));
+        },
     )
     .await?;
     if let Some(t) = ticker {
@@ -367,6 +394,13 @@ async fn run(args: ScanArgs, argv: &[String]) -> Result<i32, CliError> {
         eprintln!("corral scan: stopped: {e}");
         return Ok(2);
     }
+    if skipped > 0 && valid.load(std::sync::atomic::Ordering::Relaxed) == 0 && !outcome.interrupted
+    {
+        eprintln!(
+            "corral scan: no valid target: every target given was skipped ({skipped} warnings above)"
+        );
+        return Ok(2);
+    }
     if outcome.interrupted {
         eprintln!(
             "corral scan: interrupted after {} endpoints; results above are partial",
@@ -374,7 +408,7 @@ async fn run(args: ScanArgs, argv: &[String]) -> Result<i32, CliError> {
         );
         return Ok(130);
     }
-    Ok(0)
+    Ok(fail_on_code(&hosts, args.fail_on))
 }
 
 #[cfg(test)]

@@ -30,6 +30,7 @@ pub fn rule_description(rule: &str) -> &'static str {
         "open-webui-no-auth" => "Open WebUI runs with authentication disabled",
         "protected-corral-gate" => "LLM server protected by a corral gate",
         "llm-server-unauthenticated" => "Self-hosted LLM server answers without authentication",
+        "llm-server-auth-undetermined" => "Self-hosted LLM server reachable, but whether it requires authentication could not be established",
         "protected" => "LLM server requires authentication",
         "tls-certificate-problem" => "TLS certificate does not verify",
         _ => "corral scan finding",
@@ -222,6 +223,10 @@ pub fn assess(r: &HostReport) -> Vec<Finding> {
             format!("Unauthenticated {} server", kind.label()),
             "The server answers its model API without credentials; anyone who reaches it can run inference.".into(),
             &["identity", "models"], FIX_OTHER)),
+        kind if r.auth == Auth::Unknown => out.push(finding(r, "llm-server-auth-undetermined", Severity::Medium,
+            format!("{} server reachable; whether it requires authentication is unknown", kind.label()),
+            "The server was identified by a route that answers whether or not an API key is set (a banner, health or version route), and /v1/models did not answer with a model list (404, error, timeout or another page), so the scan could not tell whether its model API is open to anyone.".into(),
+            &["identity", "models"], FIX_OTHER)),
         _ => {}
     }
     if protected && !matches!(r.server, ServerKind::CorralGate | ServerKind::OpenWebui) {
@@ -372,6 +377,19 @@ mod tests {
         let mut t = host(ServerKind::LlamaCpp);
         t.tls_cert_error = Some("invalid peer certificate: UnknownIssuer".into());
         assert!(rules(&t).contains(&("tls-certificate-problem", Severity::Info)));
+    }
+
+    /// A LiteLLM or llama.cpp found by its health route, whose /v1/models did not answer
+    /// with a list, is not claimed open: medium, "unknown", never "unauthenticated".
+    #[test]
+    fn other_server_without_model_list_evidence_is_undetermined() {
+        let mut l = host(ServerKind::Litellm);
+        l.auth = Auth::Unknown;
+        assert_eq!(
+            rules(&l),
+            vec![("llm-server-auth-undetermined", Severity::Medium)]
+        );
+        assert!(assess(&l)[0].title.contains("unknown"));
     }
 
     #[test]

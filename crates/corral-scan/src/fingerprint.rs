@@ -218,7 +218,9 @@ async fn ollama(p: &Probe<'_>, r: &mut HostReport, opts: &ProbeOptions) {
         for m in r
             .models
             .iter_mut()
-            .filter(|m| m.capabilities.is_empty())
+            // Never a cloud model: showing one can make the target call ollama.com on its
+            // owner's account. Cloud models are recorded from /api/tags alone.
+            .filter(|m| m.capabilities.is_empty() && !m.cloud)
             .take(opts.max_show)
         {
             let body = serde_json::json!({ "model": m.name }).to_string();
@@ -309,13 +311,40 @@ where
     ) {
         return Some(kind);
     }
-    // Whether the model list is open decides whether strangers can use the server.
+    // Open is claimed only on evidence that the model API answers without credentials. TGI,
+    // text-generation-webui and SGLang were identified by their model-info route, which sits
+    // behind the same API key as inference; the others by a banner, a health or version route,
+    // which answer whether or not a key is set, so they stay unknown until /v1/models answers
+    // with a model list. A 404, a 5xx or some other page proves nothing either way.
+    let identified_by_model_api = matches!(
+        kind,
+        ServerKind::Tgi | ServerKind::TextGenerationWebui | ServerKind::Sglang
+    );
+    if !identified_by_model_api && r.auth == Auth::Open {
+        r.auth = Auth::Unknown;
+    }
     if let Ok(m) = p.get("/v1/models").await {
         if classify::is_denied(&m) {
             r.auth = Auth::Protected;
             r.evidence
                 .push(("auth", classify::evidence("GET", "/v1/models", &m)));
-        } else if m.status == 200 {
+        } else {
+            if let Some(ids) = (m.status == 200)
+                .then(|| m.json())
+                .flatten()
+                .and_then(|j| classify::parse_model_list(&j))
+            {
+                r.auth = Auth::Open;
+                if r.models.is_empty() {
+                    r.models = ids
+                        .into_iter()
+                        .map(|name| crate::report::Model {
+                            name,
+                            ..Default::default()
+                        })
+                        .collect();
+                }
+            }
             r.evidence
                 .push(("models", classify::evidence("GET", "/v1/models", &m)));
         }

@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 use std::io::{self, Write};
 
+use corral_ollama::term::term;
 use serde_json::{json, Value};
 
 use crate::report::{HostReport, Severity};
@@ -28,24 +29,6 @@ pub fn table_header(w: &mut dyn Write) -> io::Result<()> {
     )
 }
 
-/// Text a scanned server chose, made safe for a terminal: control characters (escape
-/// sequences, carriage returns, newlines, C1 controls) are shown escaped (`\u{1b}`, `\n`)
-/// instead of being written as they are.
-fn term(s: &str) -> std::borrow::Cow<'_, str> {
-    if !s.chars().any(char::is_control) {
-        return std::borrow::Cow::Borrowed(s);
-    }
-    let mut out = String::with_capacity(s.len() + 8);
-    for c in s.chars() {
-        if c.is_control() {
-            out.extend(c.escape_default());
-        } else {
-            out.push(c);
-        }
-    }
-    std::borrow::Cow::Owned(out)
-}
-
 pub fn table_row(w: &mut dyn Write, h: &HostReport) -> io::Result<()> {
     let top = h.findings.first().map(|f| f.title.as_str()).unwrap_or("-");
     let auth = match h.auth {
@@ -66,14 +49,23 @@ pub fn table_row(w: &mut dyn Write, h: &HostReport) -> io::Result<()> {
     )
 }
 
-fn dist(m: &BTreeMap<String, usize>) -> String {
+/// Entries a summary line shows before it says how many more there are.
+const DIST_SHOWN: usize = 8;
+
+/// `name count, …` most frequent first. With a `limit`, the entries past it are counted in a
+/// closing `… +N more` so none is dropped silently (the JSON, NDJSON and HTML outputs carry
+/// them all).
+fn dist(m: &BTreeMap<String, usize>, limit: Option<usize>) -> String {
     let mut v: Vec<_> = m.iter().collect();
     v.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
-    let parts: Vec<String> = v
+    let shown = limit.unwrap_or(v.len()).min(v.len());
+    let mut parts: Vec<String> = v[..shown]
         .iter()
-        .take(8)
         .map(|(k, n)| format!("{} {n}", term(k)))
         .collect();
+    if shown < v.len() {
+        parts.push(format!("… +{} more", v.len() - shown));
+    }
     if parts.is_empty() {
         "-".into()
     } else {
@@ -88,7 +80,7 @@ pub fn table_summary(w: &mut dyn Write, s: &Summary) -> io::Result<()> {
         w,
         "hosts found         {} ({})",
         s.hosts_found,
-        dist(&s.servers)
+        dist(&s.servers, Some(DIST_SHOWN))
     )?;
     writeln!(
         w,
@@ -109,11 +101,24 @@ pub fn table_summary(w: &mut dyn Write, s: &Summary) -> io::Result<()> {
         s.with_vision,
         s.with_vision_share * 100.0
     )?;
-    writeln!(w, "quantization        {}", dist(&s.quantization))?;
-    writeln!(w, "families            {}", dist(&s.families))?;
-    writeln!(w, "versions            {}", dist(&s.versions))?;
-    writeln!(w, "vulnerable          {}", dist(&s.vulnerable))?;
-    writeln!(w, "severity            {}", dist(&s.severities))
+    writeln!(
+        w,
+        "quantization        {}",
+        dist(&s.quantization, Some(DIST_SHOWN))
+    )?;
+    writeln!(
+        w,
+        "families            {}",
+        dist(&s.families, Some(DIST_SHOWN))
+    )?;
+    writeln!(
+        w,
+        "versions            {}",
+        dist(&s.versions, Some(DIST_SHOWN))
+    )?;
+    // Every CVE: a critical one must never be cut from the line.
+    writeln!(w, "vulnerable          {}", dist(&s.vulnerable, None))?;
+    writeln!(w, "severity            {}", dist(&s.severities, None))
 }
 
 pub fn json_document(hosts: &[HostReport], s: &Summary) -> Value {
@@ -131,8 +136,9 @@ pub fn ndjson_summary(w: &mut dyn Write, s: &Summary) -> io::Result<()> {
 }
 
 fn csv_field(s: &str) -> String {
-    // A leading = + - @ would make a spreadsheet evaluate text chosen by the scanned server.
-    let s = if s.starts_with(['=', '+', '-', '@']) {
+    // A leading = + - @ (or a TAB or CR before one, which some spreadsheets skip) would make
+    // a spreadsheet evaluate text chosen by the scanned server: OWASP's CSV-injection list.
+    let s = if s.starts_with(['=', '+', '-', '@', '\t', '\r']) {
         format!("'{s}")
     } else {
         s.to_string()
@@ -145,7 +151,23 @@ fn csv_field(s: &str) -> String {
 }
 
 pub const CSV_HEADER: &str =
-    "endpoint,ip,port,server,auth,version,models,severity,rule,title,remediation";
+    "endpoint,ip,port,server,auth,version,models,severity,rule,title,detail,evidence,remediation";
+
+/// A finding's evidence on one line: `GET /api/tags -> 200: {"models":[…` for each request,
+/// joined with ` | ` (excerpts are already bounded and single-line).
+fn csv_evidence(f: &crate::report::Finding) -> String {
+    f.evidence
+        .iter()
+        .map(|e| {
+            if e.excerpt.is_empty() {
+                format!("{} -> {}", e.request, e.status)
+            } else {
+                format!("{} -> {}: {}", e.request, e.status, e.excerpt)
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" | ")
+}
 
 /// RFC 4180 ends every record, the header's and the last one's too, with CRLF; a line break
 /// inside a field is quoted (`csv_field`) and kept as it is.
@@ -168,8 +190,15 @@ pub fn csv(w: &mut dyn Write, hosts: &[HostReport]) -> io::Result<()> {
             h.version.clone().unwrap_or_default(),
             h.models.len().to_string(),
         ];
-        let rows: Vec<[String; 4]> = if h.findings.is_empty() {
-            vec![["info".into(), String::new(), String::new(), String::new()]]
+        let rows: Vec<[String; 6]> = if h.findings.is_empty() {
+            vec![[
+                "info".into(),
+                String::new(),
+                String::new(),
+                String::new(),
+                String::new(),
+                String::new(),
+            ]]
         } else {
             h.findings
                 .iter()
@@ -178,6 +207,8 @@ pub fn csv(w: &mut dyn Write, hosts: &[HostReport]) -> io::Result<()> {
                         f.severity.as_str().into(),
                         f.rule.into(),
                         f.title.clone(),
+                        f.detail.clone(),
+                        csv_evidence(f),
                         f.remediation.into(),
                     ]
                 })
@@ -291,7 +322,37 @@ mod tests {
         assert!(text.contains("0.1\\u{1b}]52;c;"), "{text}");
         assert_eq!(text.lines().count(), 12, "{text}");
         let families = BTreeMap::from([("llama\u{1b}[2J\nfake line".to_string(), 1)]);
-        assert_eq!(dist(&families), "llama\\u{1b}[2J\\nfake line 1");
+        assert_eq!(dist(&families, None), "llama\\u{1b}[2J\\nfake line 1");
+    }
+
+    /// A server on an old version is exposed to more CVEs than a line of eight: all of them
+    /// are shown; the other lines say how many entries they leave out.
+    #[test]
+    fn summary_lines_never_drop_entries_silently() {
+        let mut h = local_ollama();
+        h.version = Some("0.1.32".into());
+        let s = crate::summary::summarise(&[h], 1);
+        assert!(s.vulnerable.len() > DIST_SHOWN, "{:?}", s.vulnerable);
+        let mut out = Vec::new();
+        table_summary(&mut out, &s).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        let vulnerable = text.lines().find(|l| l.starts_with("vulnerable")).unwrap();
+        for id in s.vulnerable.keys() {
+            assert!(
+                vulnerable.contains(id.as_str()),
+                "{id} missing: {vulnerable}"
+            );
+        }
+        assert!(!vulnerable.contains("more"), "{vulnerable}");
+
+        let ten: BTreeMap<String, usize> = (0..10).map(|i| (format!("f{i}"), 10 - i)).collect();
+        assert_eq!(
+            dist(&ten, Some(DIST_SHOWN)),
+            "f0 10, f1 9, f2 8, f3 7, f4 6, f5 5, f6 4, f7 3, … +2 more"
+        );
+        let eight: BTreeMap<String, usize> = (0..8).map(|i| (format!("f{i}"), 1)).collect();
+        assert!(!dist(&eight, Some(DIST_SHOWN)).contains("more"));
+        assert_eq!(dist(&BTreeMap::new(), Some(DIST_SHOWN)), "-");
     }
 
     #[test]
@@ -299,7 +360,47 @@ mod tests {
         assert_eq!(csv_field("a,b"), "\"a,b\"");
         assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
         assert_eq!(csv_field("=cmd()"), "'=cmd()");
+        for lead in ["+1", "-1", "@SUM(A1)", "\t=HYPERLINK(\"http://x\")"] {
+            let f = csv_field(lead);
+            let inner = f.strip_prefix('"').unwrap_or(&f);
+            assert!(inner.starts_with('\''), "{lead:?} -> {f:?}");
+        }
+        // A CR-led field is neutralised and quoted (it holds a line break).
+        assert_eq!(csv_field("\r=1+2"), "\"'\r=1+2\"");
         assert_eq!(csv_field("plain"), "plain");
+    }
+
+    /// Each finding's record names its detail and evidence (request, status, excerpt); a
+    /// version a server chose that starts with TAB or CR is neutralised like `=`.
+    #[test]
+    fn csv_carries_detail_and_evidence_and_defuses_tab_and_cr() {
+        let mut h = local_ollama();
+        h.auth = crate::report::Auth::Open;
+        h.version = Some("\t=HYPERLINK(\"http://x\")".into());
+        h.evidence.push((
+            "tags",
+            crate::report::Evidence {
+                request: "GET /api/tags".into(),
+                status: 200,
+                excerpt: "{\"models\":[]}".into(),
+            },
+        ));
+        h.findings = crate::findings::assess(&h);
+        let mut out = Vec::new();
+        csv(&mut out, &[h]).unwrap();
+        let records = rfc4180(&String::from_utf8(out).unwrap()).unwrap();
+        let header = &records[0];
+        let col = |name: &str| header.iter().position(|c| c == name).unwrap();
+        let row = records
+            .iter()
+            .find(|r| r[col("rule")] == "ollama-unauthenticated")
+            .unwrap();
+        assert!(row[col("detail")].contains("LLMjacking"), "{row:?}");
+        assert_eq!(
+            row[col("evidence")],
+            "GET /api/tags -> 200: {\"models\":[]}"
+        );
+        assert!(row[col("version")].starts_with("'\t="), "{row:?}");
     }
 
     /// Records as an RFC 4180 reader takes them: each ends in CRLF, a bare LF or CR outside
@@ -364,7 +465,7 @@ mod tests {
         assert!(text.ends_with("\r\n"), "{text:?}");
         let records = rfc4180(&text).unwrap();
         assert_eq!(records.len(), 2, "{records:?}");
-        assert!(records.iter().all(|r| r.len() == 11), "{records:?}");
+        assert!(records.iter().all(|r| r.len() == 13), "{records:?}");
         assert_eq!(records[1][5], "0.1\nfake,row\r\n\"quoted\"");
         assert_eq!(records[1][7], "info");
     }

@@ -47,6 +47,8 @@ pub enum TargetError {
         line: usize,
         reason: String,
     },
+    #[error("`{0}`: a URL with a path, query or fragment is not scanned, since corral scan probes a server's routes from its root; give http(s)://host:port/ (for a server published under a path prefix behind a proxy, scan the port it listens on)")]
+    UrlPath(String),
     #[error("invalid shard `{0}` (expected I/N with 1 <= I <= N)")]
     Shard(String),
     #[error("{0} addresses exceed a /16; pass --yes to scan that many")]
@@ -189,6 +191,10 @@ fn parse_url(s: &str) -> Result<Spec, TargetError> {
         _ => return Err(TargetError::Invalid(s.to_string())),
     };
     let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    // Probing a prefixed server at the root would find nothing and say nothing: refused.
+    if !matches!(rest.get(authority.len()..), Some("" | "/")) {
+        return Err(TargetError::UrlPath(s.to_string()));
+    }
     let authority = authority.rsplit('@').next().unwrap_or(authority);
     let default_port = if scheme == Scheme::Https { 443 } else { 80 };
     let (host, port) = split_host_port(authority, s)?;
@@ -414,6 +420,16 @@ fn read_line_bounded(r: &mut dyn BufRead, buf: &mut Vec<u8>) -> std::io::Result<
     Ok((consumed, cut))
 }
 
+/// A line's text. A UTF-8 byte-order mark opening the input (Windows editors write one) is
+/// not part of the first target.
+fn line_text(bytes: &[u8], line_no: usize) -> std::borrow::Cow<'_, str> {
+    let bytes = match bytes.strip_prefix(b"\xEF\xBB\xBF") {
+        Some(rest) if line_no == 1 => rest,
+        _ => bytes,
+    };
+    String::from_utf8_lossy(bytes)
+}
+
 fn too_long() -> String {
     format!("line longer than {} KiB", MAX_LINE / 1024)
 }
@@ -612,7 +628,9 @@ impl TargetStream {
         }
     }
 
-    /// Counts the addresses of arguments and files (not stdin) without expanding them.
+    /// Counts the addresses of arguments and files (not stdin) without expanding them. A bad
+    /// argument is an error; a bad line in a file is not counted (the stream reports it as a
+    /// warning with its line number and goes on, as it does for stdin).
     pub fn count(inputs: &[Input], format: InputFormat) -> Result<u128, TargetError> {
         let mut total: u128 = 0;
         for input in inputs {
@@ -637,16 +655,13 @@ impl TargetStream {
                         if n == 0 {
                             break;
                         }
-                        let line_err = |reason| TargetError::Line {
-                            source_name: name.clone(),
-                            line: i + 1,
-                            reason,
-                        };
                         if cut {
-                            return Err(line_err(too_long()));
+                            continue;
                         }
-                        let line = String::from_utf8_lossy(&bytes);
-                        let specs = parse_line(format, &line, &mut zmap).map_err(line_err)?;
+                        let line = line_text(&bytes, i + 1);
+                        let Ok(specs) = parse_line(format, &line, &mut zmap) else {
+                            continue;
+                        };
                         total = specs
                             .iter()
                             .fold(total, |t, s| t.saturating_add(s.address_count()));
@@ -676,7 +691,7 @@ impl TargetStream {
                                 reason: too_long(),
                             }));
                         }
-                        let line = String::from_utf8_lossy(&bytes);
+                        let line = line_text(&bytes, *line_no);
                         match parse_line(self.format, &line, &mut self.zmap) {
                             Ok(specs) => self.specs.extend(specs),
                             Err(reason) => {

@@ -214,6 +214,25 @@ async fn old_ollama_gets_bounded_show_calls_and_critical_cve() {
     assert_read_only(&[&m]);
 }
 
+/// `/api/show` for a cloud model could make the target ask ollama.com, on its owner's
+/// account: cloud models are recorded from /api/tags alone and never shown.
+#[tokio::test]
+async fn cloud_models_are_never_shown() {
+    let o = ProbeOptions::default();
+    let only = spawn("127.0.1.30", 0, Kind::OllamaCloud { local: false }).await;
+    let r = fp(&only, &o).await.unwrap();
+    assert_eq!(only.count("POST", "/api/show"), 0);
+    assert_eq!(r.models.len(), 4);
+    assert!(r.models.iter().all(|m| m.cloud), "{:?}", r.models);
+    assert!(rules(&r).contains(&"cloud-models-exposed"));
+
+    let mixed = spawn("127.0.1.31", 0, Kind::OllamaCloud { local: true }).await;
+    let r = fp(&mixed, &o).await.unwrap();
+    assert_eq!(mixed.count("POST", "/api/show"), 1, "the local model only");
+    assert!(r.models[4].has("tools"), "{:?}", r.models[4]);
+    assert_read_only(&[&only, &mixed]);
+}
+
 #[tokio::test]
 async fn protected_ollama_and_corral_gate() {
     let p = spawn("127.0.1.3", 0, Kind::OllamaProtected).await;
@@ -269,6 +288,40 @@ async fn other_servers_by_their_signals() {
         "a plain web server is not reported"
     );
     assert_read_only(&[&vllm, &llama, &kobold, &webui, &lite, &nginx]);
+}
+
+/// A server found by a route that answers with or without an API key (llama.cpp's /health)
+/// is claimed open only when /v1/models answers with a model list: a 404, a 500 or an HTML
+/// page leaves it unknown, graded medium, never "unauthenticated".
+#[tokio::test]
+async fn other_servers_without_a_model_list_are_not_claimed_open() {
+    let o = ProbeOptions::default();
+    for (i, status) in [404u16, 500, 200].into_iter().enumerate() {
+        let m = spawn(
+            &format!("127.0.1.{}", 20 + i),
+            0,
+            Kind::LlamaCppNoModelList { status },
+        )
+        .await;
+        let r = fp(&m, &o).await.unwrap();
+        assert_eq!(
+            (r.server, r.auth),
+            (ServerKind::LlamaCpp, Auth::Unknown),
+            "/v1/models {status}"
+        );
+        assert_eq!(rules(&r), vec!["llm-server-auth-undetermined"]);
+        assert_eq!(r.findings[0].severity, Severity::Medium);
+        assert!(
+            r.findings[0].title.contains("unknown"),
+            "{}",
+            r.findings[0].title
+        );
+        assert!(r.findings[0]
+            .evidence
+            .iter()
+            .any(|e| e.request == "GET /v1/models" && e.status == status));
+        assert_read_only(&[&m]);
+    }
 }
 
 #[tokio::test]

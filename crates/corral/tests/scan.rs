@@ -238,6 +238,70 @@ fn malformed_stdin_line_is_a_warning_not_a_failure() {
     assert_eq!(hosts.len(), 1);
 }
 
+/// A file given with -iL and stdin read the same way: a UTF-8 byte-order mark opening the
+/// input is skipped, a bad line is a warning naming its line, the good lines are scanned; with
+/// no valid line left the scan fails (exit 2).
+#[test]
+fn target_files_and_stdin_skip_a_bom_and_bad_lines_alike() {
+    let m = mocks(&["127.0.7.10"]);
+    let port = m.port.to_string();
+    let text = "\u{feff}127.0.7.10\nnot an address!\n";
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("hosts.txt");
+    std::fs::write(&file, text).unwrap();
+    let from_file = corral()
+        .args(["scan", "-iL", file.to_str().unwrap(), "-p", &port])
+        .args(["--format", "ndjson", "--timeout", "2s"])
+        .assert()
+        .success()
+        .get_output()
+        .clone();
+    let from_stdin = corral()
+        .args([
+            "scan",
+            "-",
+            "-p",
+            &port,
+            "--format",
+            "ndjson",
+            "--timeout",
+            "2s",
+        ])
+        .write_stdin(text)
+        .assert()
+        .success()
+        .get_output()
+        .clone();
+    for (out, name) in [(&from_file, "hosts.txt"), (&from_stdin, "stdin")] {
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("warning: ") && err.contains(&format!("{name} line 2: invalid target")),
+            "{name}: {err}"
+        );
+        assert_eq!(err.lines().count(), 1, "{name}: {err}");
+        let (hosts, summary) = ndjson(&out.stdout);
+        assert_eq!(hosts.len(), 1, "{name}");
+        assert_eq!(hosts[0]["ip"], "127.0.7.10");
+        assert_eq!(summary["endpoints_scanned"], 1);
+    }
+
+    let bad = dir.path().join("bad.txt");
+    std::fs::write(&bad, "\u{feff}\nnope!\n999.1.1.1\n").unwrap();
+    let out = corral()
+        .args(["scan", "-iL", bad.to_str().unwrap(), "-p", &port])
+        .assert()
+        .code(2)
+        .get_output()
+        .clone();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("no valid target"), "{err}");
+    corral()
+        .args(["scan", "-", "-p", &port])
+        .write_stdin("nope!\n")
+        .assert()
+        .code(2);
+}
+
 /// On a terminal (a pseudo-terminal from util-linux `script`), rows go to stdout and the
 /// progress line is drawn on stderr and erased at the end.
 #[test]
@@ -275,4 +339,59 @@ fn progress_line_on_a_terminal() {
         "progress line redrawn in place"
     );
     assert!(screen.contains("critical"), "{screen}");
+}
+
+/// A URL with a path prefix is refused with a reason, never probed at the root and dropped
+/// without a word.
+#[test]
+fn a_url_with_a_path_prefix_is_refused_with_a_reason() {
+    let out = corral()
+        .args(["scan", "http://127.0.0.1:9/ollama/"])
+        .assert()
+        .code(2)
+        .get_output()
+        .clone();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("http://127.0.0.1:9/ollama/") && err.contains("path"),
+        "{err}"
+    );
+}
+
+/// `--fail-on SEVERITY` makes a finding at or above it exit 1 (for CI and cron); without it
+/// the exit status stays 0 whatever is found.
+#[test]
+fn fail_on_sets_the_exit_status() {
+    let m = mocks(&["127.0.7.11"]);
+    let target = format!("127.0.7.11:{}", m.port);
+    let scan = |extra: &[&str]| {
+        corral()
+            .args(["scan", &target, "--format", "json", "--timeout", "2s"])
+            .args(extra)
+            .assert()
+            .get_output()
+            .status
+            .code()
+    };
+    assert_eq!(scan(&[]), Some(0));
+    assert_eq!(scan(&["--fail-on", "critical"]), Some(1));
+    assert_eq!(scan(&["--fail-on", "info"]), Some(1));
+    let nothing = corral()
+        .args([
+            "scan",
+            "127.0.7.12:9",
+            "--fail-on",
+            "info",
+            "--timeout",
+            "1s",
+        ])
+        .assert()
+        .get_output()
+        .status
+        .code();
+    assert_eq!(nothing, Some(0), "nothing found, nothing to fail on");
+    corral()
+        .args(["scan", &target, "--fail-on", "severe"])
+        .assert()
+        .code(2);
 }

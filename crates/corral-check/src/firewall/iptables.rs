@@ -35,24 +35,57 @@ fn words(line: &str) -> Vec<String> {
     out
 }
 
-/// Lower the `*filter` table. Returns `None` when the text has no filter table at all.
+/// The table a line belongs to, and how its chains are named in the [`Ruleset`]: the filter
+/// table's as they are (`INPUT`), the raw table's with a `raw ` prefix so that user chains of
+/// the two tables cannot meet.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Table {
+    Filter,
+    Raw,
+    Other,
+}
+
+impl Table {
+    fn chain(self, name: &str) -> String {
+        match self {
+            Table::Raw => format!("raw {name}"),
+            _ => name.to_string(),
+        }
+    }
+
+    /// The chain the fixed packet enters in this table.
+    fn entry(self) -> Option<&'static str> {
+        match self {
+            Table::Filter => Some("INPUT"),
+            Table::Raw => Some("PREROUTING"),
+            Table::Other => None,
+        }
+    }
+}
+
+/// Lower the `*filter` table's INPUT chain and the `*raw` table's PREROUTING chain (which sees
+/// the packet first: a drop there counts too). Returns `None` when the text has neither table.
 pub fn lower(text: &str, port: u16) -> Option<Ruleset> {
     let mut rs = Ruleset::default();
-    let mut in_filter = false;
-    let mut seen_filter = false;
+    let mut table = Table::Other;
+    let mut seen = false;
     for (i, raw) in text.lines().enumerate() {
         let line = raw.trim();
         let lineno = u32::try_from(i + 1).unwrap_or(u32::MAX);
         if let Some(t) = line.strip_prefix('*') {
-            in_filter = t == "filter";
-            seen_filter |= in_filter;
+            table = match t {
+                "filter" => Table::Filter,
+                "raw" => Table::Raw,
+                _ => Table::Other,
+            };
+            seen |= table != Table::Other;
             continue;
         }
-        if !in_filter || line.is_empty() || line.starts_with('#') {
+        if table == Table::Other || line.is_empty() || line.starts_with('#') {
             continue;
         }
         if line == "COMMIT" {
-            in_filter = false;
+            table = Table::Other;
             continue;
         }
         if let Some(decl) = line.strip_prefix(':') {
@@ -60,11 +93,17 @@ pub fn lower(text: &str, port: u16) -> Option<Ruleset> {
             let (Some(name), Some(policy)) = (f.next(), f.next()) else {
                 continue;
             };
-            let ch = rs.chains.entry(name.to_string()).or_default();
-            if name == "INPUT" {
+            let key = table.chain(name);
+            let ch = rs.chains.entry(key.clone()).or_default();
+            if table.entry() == Some(name) {
                 ch.policy_accept = Some(policy != "DROP" && policy != "REJECT");
-                if !rs.input.iter().any(|n| n == "INPUT") {
-                    rs.input.push("INPUT".into());
+                if !rs.input.contains(&key) {
+                    // INPUT first, so an accepted packet's reason names it.
+                    if table == Table::Filter {
+                        rs.input.insert(0, key);
+                    } else {
+                        rs.input.push(key);
+                    }
                 }
             }
             continue;
@@ -74,24 +113,33 @@ pub fn lower(text: &str, port: u16) -> Option<Ruleset> {
             continue;
         }
         let Some(chain) = w.get(1) else { continue };
-        let (matches, action) = eval_rule(w.get(2..).unwrap_or_default(), port);
+        let (matches, action, narrowed) = eval_rule(w.get(2..).unwrap_or_default(), port);
+        let action = match action {
+            Action::Jump(t) => Action::Jump(table.chain(&t)),
+            Action::Goto(t) => Action::Goto(table.chain(&t)),
+            a => a,
+        };
         let rule = Rule {
             matches,
             action,
             label: format!("iptables-save line {lineno}: {line}"),
             line: Some(lineno),
+            narrowed,
         };
         rs.chains
-            .entry(chain.clone())
+            .entry(table.chain(chain))
             .or_insert_with(Chain::default)
             .rules
             .push(rule);
     }
-    seen_filter.then_some(rs)
+    seen.then_some(rs)
 }
 
-fn eval_rule(w: &[String], port: u16) -> (Tri, Action) {
+/// The rule's match for the fixed packet, its action, and (when the match is maybe) the
+/// conditions that narrow it, said plainly ("only on eth0 and except from 10.0.0.0/8").
+fn eval_rule(w: &[String], port: u16) -> (Tri, Action, Option<String>) {
     let mut m = Tri::Yes;
+    let mut narrowed: Vec<String> = Vec::new();
     let mut action = Action::None;
     let mut negate = false;
     let mut stop = false;
@@ -165,12 +213,32 @@ fn eval_rule(w: &[String], port: u16) -> (Tri, Action) {
             }
         };
         if let Some(r) = r {
+            if r == Tri::Maybe {
+                narrowed.push(narrowing(opt, arg(i), negate, w.get(i + 1..i + used)));
+            }
             m = m.and(if negate { r.negate() } else { r });
         }
         negate = false;
         i += used;
     }
-    (m, action)
+    let narrowed = (m == Tri::Maybe && !narrowed.is_empty()).then(|| narrowed.join(" and "));
+    (m, action, narrowed)
+}
+
+/// One condition of a rule that may or may not hold for the fixed packet, in words.
+fn narrowing(opt: &str, arg: &str, negated: bool, args: Option<&[String]>) -> String {
+    let (only, except) = match opt {
+        "-i" | "--in-interface" => ("only on", "except on"),
+        "-s" | "--source" => ("only from", "except from"),
+        "-d" | "--destination" => ("only to", "except to"),
+        _ => {
+            let all = args.map(|a| a.join(" ")).unwrap_or_default();
+            let not = if negated { "! " } else { "" };
+            return format!("only when `{not}{opt} {all}` matches")
+                .replace(" ` matches", "` matches");
+        }
+    };
+    format!("{} {arg}", if negated { except } else { only })
 }
 
 #[cfg(test)]
@@ -200,7 +268,7 @@ mod tests {
         let ws = |s: &str| words(s);
         assert_eq!(
             eval_rule(&ws("-p tcp -m tcp --dport 11434 -j DROP"), 11434),
-            (Tri::Yes, Action::Drop)
+            (Tri::Yes, Action::Drop, None)
         );
         assert_eq!(
             eval_rule(&ws("-p udp --dport 11434 -j DROP"), 11434).0,
@@ -224,18 +292,34 @@ mod tests {
                 &ws("-s 10.0.0.0/8 -p tcp -m multiport --dports 22,11000:12000 -j ACCEPT"),
                 11434
             ),
-            (Tri::Maybe, Action::Accept)
+            (
+                Tri::Maybe,
+                Action::Accept,
+                Some("only from 10.0.0.0/8".into())
+            )
         );
         assert_eq!(
             eval_rule(
                 &ws("-p tcp --dport 11434 -j REJECT --reject-with tcp-reset"),
                 11434
             ),
-            (Tri::Yes, Action::Drop)
+            (Tri::Yes, Action::Drop, None)
         );
         assert_eq!(
             eval_rule(&ws("-j ufw-before-input"), 1),
-            (Tri::Yes, Action::Jump("ufw-before-input".into()))
+            (Tri::Yes, Action::Jump("ufw-before-input".into()), None)
+        );
+        assert_eq!(
+            eval_rule(&ws("-i eth0 -p tcp --dport 11434 -j DROP"), 11434).2,
+            Some("only on eth0".into())
+        );
+        assert_eq!(
+            eval_rule(&ws("! -s 10.0.0.0/8 -p tcp --dport 11434 -j DROP"), 11434).2,
+            Some("except from 10.0.0.0/8".into())
+        );
+        assert_eq!(
+            eval_rule(&ws("-m weird --thing a b -j DROP"), 1).2,
+            Some("only when `--thing a b` matches".into())
         );
         assert_eq!(
             eval_rule(&ws("-m weird --thing a b -j ACCEPT"), 1).0,

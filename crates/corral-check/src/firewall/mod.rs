@@ -55,6 +55,9 @@ pub struct Rule {
     /// Human description: which rule, where.
     pub label: String,
     pub line: Option<u32>,
+    /// When `matches` is maybe: the conditions that narrow it, as in "only on eth0" or
+    /// "except from 10.0.0.0/8" (`None`: not known precisely).
+    pub narrowed: Option<String>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -97,6 +100,8 @@ pub enum PortVerdict {
 #[derive(Default)]
 struct Pending {
     maybe_accept: Option<(String, Option<u32>)>,
+    /// Drops that apply to some packets only, said precisely for the reason of an accept.
+    partial_drops: Vec<String>,
 }
 
 enum Outcome {
@@ -131,8 +136,13 @@ fn walk(rs: &Ruleset, name: &str, depth: usize, pending: &mut Pending) -> Outcom
                 pending.maybe_accept.get_or_insert_with(at);
             }
             Action::Drop if sure => return Outcome::Final(drop(pending, at())),
-            // A drop for some sources only: the rest go on, so it decides nothing here.
-            Action::Drop => {}
+            // A drop for some sources or interfaces only: the rest go on, so it decides
+            // nothing here; the verdict's reason says what it does drop.
+            Action::Drop => pending.partial_drops.push(format!(
+                "dropped {} by {}",
+                r.narrowed.as_deref().unwrap_or("for some packets only"),
+                r.label
+            )),
             Action::Return if sure => return Outcome::Return,
             Action::Return => {
                 return Outcome::Final(PortVerdict::Unknown {
@@ -170,8 +180,14 @@ fn walk(rs: &Ruleset, name: &str, depth: usize, pending: &mut Pending) -> Outcom
     }
 }
 
-fn accept(_p: &Pending, (by, line): (String, Option<u32>)) -> PortVerdict {
-    PortVerdict::Open { by, line }
+fn accept(p: &Pending, (by, line): (String, Option<u32>)) -> PortVerdict {
+    if p.partial_drops.is_empty() {
+        return PortVerdict::Open { by, line };
+    }
+    PortVerdict::Open {
+        by: format!("{by}; {}", p.partial_drops.join("; ")),
+        line,
+    }
 }
 
 fn drop(p: &Pending, (by, line): (String, Option<u32>)) -> PortVerdict {

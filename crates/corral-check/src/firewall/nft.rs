@@ -54,7 +54,7 @@ pub fn lower(json: &str, port: u16, fam: Family) -> Result<Ruleset, NftError> {
     }
 
     let mut rs = Ruleset::default();
-    let mut bases: Vec<(i64, String)> = Vec::new();
+    let mut bases: Vec<(bool, i64, String)> = Vec::new();
     for it in items {
         let Some(c) = it.get("chain") else { continue };
         let family = s(c, "family");
@@ -62,14 +62,19 @@ pub fn lower(json: &str, port: u16, fam: Family) -> Result<Ruleset, NftError> {
             continue;
         }
         let key = format!("{family} {} {}", s(c, "table"), s(c, "name"));
-        let is_input = c.get("hook").and_then(Value::as_str) == Some("input")
+        // A prerouting filter chain sees the packet before input does: a drop there counts.
+        let hook = c.get("hook").and_then(Value::as_str);
+        let prerouting = hook == Some("prerouting");
+        let is_input = (hook == Some("input") || prerouting)
             && c.get("type")
                 .and_then(Value::as_str)
                 .is_none_or(|t| t == "filter");
         let policy_accept =
             is_input.then(|| c.get("policy").and_then(Value::as_str) != Some("drop"));
         if is_input {
+            // Input chains first: an accepted packet's reason names the input chain.
             bases.push((
+                prerouting,
                 c.get("prio").and_then(Value::as_i64).unwrap_or(0),
                 key.clone(),
             ));
@@ -83,7 +88,7 @@ pub fn lower(json: &str, port: u16, fam: Family) -> Result<Ruleset, NftError> {
         );
     }
     bases.sort();
-    rs.input = bases.into_iter().map(|(_, k)| k).collect();
+    rs.input = bases.into_iter().map(|(_, _, k)| k).collect();
 
     for it in items {
         let Some(r) = it.get("rule") else { continue };
@@ -156,6 +161,7 @@ fn lower_rule(ctx: &Ctx<'_>, r: &Value, chain: &str) -> Rule {
         action,
         label,
         line: None,
+        narrowed: None,
     }
 }
 

@@ -175,3 +175,58 @@ fn port_lists() {
     assert_eq!(port_in_list(":100", 5), Some(true));
     assert_eq!(port_in_list("x", 5), None);
 }
+
+fn ipt(text: &str) -> PortVerdict {
+    evaluate(&iptables::lower(text, 11434).unwrap())
+}
+
+/// A drop narrowed by interface or by a negated source leaves the port open to the rest (the
+/// verdict errs safe), and the reason says precisely what is dropped.
+#[test]
+fn partial_drops_are_named_precisely() {
+    let iface =
+        "*filter\n:INPUT ACCEPT [0:0]\n-A INPUT -i eth0 -p tcp --dport 11434 -j DROP\nCOMMIT\n";
+    match ipt(iface) {
+        PortVerdict::Open { by, .. } => {
+            assert!(by.starts_with("chain INPUT policy accept"), "{by}");
+            assert!(
+                by.contains("dropped only on eth0 by iptables-save line 3"),
+                "{by}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    let neg = "*filter\n:INPUT ACCEPT [0:0]\n-A INPUT ! -s 10.0.0.0/8 -p tcp --dport 11434 -j DROP\nCOMMIT\n";
+    match ipt(neg) {
+        PortVerdict::Open { by, .. } => {
+            assert!(by.contains("dropped except from 10.0.0.0/8"), "{by}")
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+/// The raw table's PREROUTING sees the packet before INPUT: a drop there is a drop, and a
+/// raw-only dump is read too. Its user chains do not meet the filter table's.
+#[test]
+fn raw_prerouting_drop_counts() {
+    let raw =
+        "*raw\n:PREROUTING ACCEPT [0:0]\n-A PREROUTING -p tcp --dport 11434 -j DROP\nCOMMIT\n";
+    match ipt(raw) {
+        PortVerdict::Dropped { by, .. } => assert!(by.contains("line 3"), "{by}"),
+        other => panic!("{other:?}"),
+    }
+    let both = "*raw\n:PREROUTING ACCEPT [0:0]\n:X - [0:0]\n-A PREROUTING -j X\n-A X -p udp -j DROP\nCOMMIT\n*filter\n:INPUT ACCEPT [0:0]\n:X - [0:0]\n-A X -p tcp --dport 11434 -j DROP\nCOMMIT\n";
+    match ipt(both) {
+        PortVerdict::Open { by, .. } => assert!(by.contains("chain INPUT policy accept"), "{by}"),
+        other => panic!("{other:?}"),
+    }
+    let nft_pre = r#"{"nftables":[
+ {"chain":{"family":"inet","table":"t","name":"in","handle":1,"type":"filter","hook":"input","prio":0,"policy":"accept"}},
+ {"chain":{"family":"inet","table":"t","name":"pre","handle":2,"type":"filter","hook":"prerouting","prio":-300,"policy":"accept"}},
+ {"rule":{"family":"inet","table":"t","chain":"pre","handle":3,"expr":[{"match":{"op":"==","left":{"payload":{"protocol":"tcp","field":"dport"}},"right":11434}},{"drop":null}]}}
+]}"#;
+    match nft(nft_pre, nft::Family::V4) {
+        PortVerdict::Dropped { by, .. } => assert!(by.contains("handle 3"), "{by}"),
+        other => panic!("{other:?}"),
+    }
+}

@@ -4,6 +4,13 @@ use serde::{Deserialize, Serialize};
 
 pub const OFFICIAL_REGISTRY: &str = "registry.ollama.ai";
 
+/// The official registry under either of its names: `registry.ollama.ai` (Ollama's default
+/// host) and `ollama.com` (what `ollama pull ollama.com/library/gemma:2b` and ollama.com's own
+/// instructions write), in any letter case.
+pub fn is_official_registry(host: &str) -> bool {
+    host.eq_ignore_ascii_case(OFFICIAL_REGISTRY) || host.eq_ignore_ascii_case("ollama.com")
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Layer {
     #[serde(rename = "mediaType", default)]
@@ -98,12 +105,13 @@ impl ModelRef {
     }
 
     pub fn is_official(&self) -> bool {
-        self.registry == OFFICIAL_REGISTRY
+        is_official_registry(&self.registry)
     }
 
-    /// The name `ollama list` shows: `llama3:8b`, `user/model:tag`, `host:port/ns/model:tag`.
+    /// The name `ollama list` shows: `llama3:8b`, `user/model:tag`, `host:port/ns/model:tag`
+    /// (only the default host is left out: `ollama.com/library/gemma:2b` keeps its host).
     pub fn name(&self) -> String {
-        if !self.is_official() {
+        if self.registry != OFFICIAL_REGISTRY {
             format!(
                 "{}/{}/{}:{}",
                 self.registry, self.namespace, self.model, self.tag
@@ -120,6 +128,21 @@ impl ModelRef {
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ollama_com_is_the_official_registry() {
+        for host in ["registry.ollama.ai", "ollama.com", "Ollama.com"] {
+            assert!(is_official_registry(host), "{host}");
+        }
+        for host in [
+            "10.0.0.1:8443",
+            "ollama.com.evil.example",
+            "evil.example",
+            "ollama.com:5000",
+        ] {
+            assert!(!is_official_registry(host), "{host}");
+        }
+    }
 
     #[test]
     fn parses_real_shape() {

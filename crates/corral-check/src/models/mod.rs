@@ -247,12 +247,12 @@ fn manifest_files(dir: &Path, confine: Option<&Path>) -> (Vec<(PathBuf, Vec<Stri
 pub fn provenance(models: &[ModelEntry], since: Option<DateTime<Utc>>) -> Vec<Finding> {
     let mut out = Vec::new();
     for m in models {
-        if m.registry != manifest::OFFICIAL_REGISTRY {
+        if !manifest::is_official_registry(&m.registry) {
             out.push(
                 Finding::new(
                     "model.foreign-registry",
                     Severity::High,
-                    format!("{} was pulled from {}, not registry.ollama.ai", m.name, m.registry),
+                    format!("{} was pulled from {}, not the official registry (registry.ollama.ai, ollama.com)", m.name, m.registry),
                 )
                 .with(Evidence::at(m.manifest.clone(), None, format!("manifest {}", m.digest)))
                 .fix(format!(

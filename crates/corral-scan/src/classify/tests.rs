@@ -195,3 +195,21 @@ fn excerpts_are_bounded_and_single_line() {
     assert!(!e.contains('\n'));
     assert!(e.chars().count() <= EXCERPT + 1);
 }
+
+#[test]
+fn cloud_models_by_tag_or_remote() {
+    let none = serde_json::json!({});
+    assert!(is_cloud("kimi-k2:cloud", &none));
+    assert!(is_cloud("gpt-oss:120b-cloud", &none));
+    assert!(!is_cloud("llama3.1:8b", &none));
+    assert!(!is_cloud("my-cloud-model:latest", &none));
+    assert!(
+        !is_cloud("10.0.0.1:5000/x/y-cloud", &none),
+        "a registry port is not a tag"
+    );
+    assert!(is_cloud(
+        "x:1",
+        &serde_json::json!({"remote_host": "https://ollama.com:443"})
+    ));
+    assert!(is_cloud("x:1", &serde_json::json!({"remote_model": "x:1"})));
+}

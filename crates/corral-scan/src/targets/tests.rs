@@ -97,13 +97,26 @@ fn host_port_urls_and_names() {
         }
     );
     assert_eq!(
-        parse_spec("https://127.0.0.1/path?q").unwrap(),
+        parse_spec("https://127.0.0.1").unwrap(),
         Spec::Range {
             range: IpRange::single(v4("127.0.0.1")),
             port: Some(443),
             scheme: Some(Scheme::Https)
         }
     );
+    // A path prefix (Ollama under /ollama/ behind a proxy) would be probed at the root and
+    // found missing without a word: refused instead.
+    for url in [
+        "http://127.0.0.1:8080/ollama/",
+        "http://127.0.0.1:8080/ollama",
+        "https://127.0.0.1/path?q",
+        "http://127.0.0.1/?x",
+        "http://127.0.0.1#f",
+    ] {
+        let err = parse_spec(url).unwrap_err();
+        assert!(matches!(err, TargetError::UrlPath(_)), "{url}: {err:?}");
+        assert!(err.to_string().contains("path"), "{err}");
+    }
     assert_eq!(
         parse_spec("http://LocalHost:11434/").unwrap(),
         Spec::Name {
@@ -340,10 +353,30 @@ fn stray_bytes_and_endless_lines_do_not_end_the_input() {
     long.extend(std::iter::repeat_n(b' ', MAX_LINE + 1));
     long.push(b'\n');
     let long = file_with_bytes(&long);
-    assert!(matches!(
-        TargetStream::count(&[Input::File(long.path().into())], InputFormat::List),
-        Err(TargetError::Line { line: 2, .. })
-    ));
+    assert_eq!(
+        TargetStream::count(&[Input::File(long.path().into())], InputFormat::List).unwrap(),
+        1
+    );
+}
+
+/// A UTF-8 byte-order mark opening a target file is skipped, in every input format; one
+/// later in the file is a bad line like any other.
+#[test]
+fn a_byte_order_mark_opening_the_input_is_skipped() {
+    let f = file_with_bytes(b"\xEF\xBB\xBF127.0.0.1\n\xEF\xBB\xBF127.0.0.2\n");
+    assert_eq!(
+        TargetStream::count(&[Input::File(f.path().into())], InputFormat::List).unwrap(),
+        1
+    );
+    let items = items_of(f.path(), InputFormat::List);
+    assert_eq!(items[0].as_ref().unwrap().ip, v4("127.0.0.1"));
+    assert!(matches!(items[1], Err(TargetError::Line { line: 2, .. })));
+    let m = file_with_bytes(b"\xEF\xBB\xBFopen tcp 11434 127.0.0.3 1\n");
+    let items = items_of(m.path(), InputFormat::Masscan);
+    assert_eq!(items[0].as_ref().unwrap().ip, v4("127.0.0.3"));
+    let z = file_with_bytes(b"\xEF\xBB\xBF127.0.0.4\n");
+    let items = items_of(z.path(), InputFormat::Zmap);
+    assert_eq!(items[0].as_ref().unwrap().ip, v4("127.0.0.4"));
 }
 
 fn file_with_bytes(b: &[u8]) -> tempfile::NamedTempFile {
@@ -439,10 +472,15 @@ fn list_files_with_comments_and_errors() {
         TargetStream::count(&[Input::File(f.path().into())], InputFormat::List).unwrap(),
         5
     );
-    let bad = file_with("127.0.0.1\nnot valid!\n");
-    let err =
-        TargetStream::count(&[Input::File(bad.path().into())], InputFormat::List).unwrap_err();
-    assert!(matches!(err, TargetError::Line { line: 2, .. }), "{err:?}");
+    // A bad line is not counted; the stream reports it (a warning) and goes on.
+    let bad = file_with("127.0.0.1\nnot valid!\n127.0.0.2\n");
+    assert_eq!(
+        TargetStream::count(&[Input::File(bad.path().into())], InputFormat::List).unwrap(),
+        2
+    );
+    let items = items_of(bad.path(), InputFormat::List);
+    assert!(matches!(items[1], Err(TargetError::Line { line: 2, .. })));
+    assert_eq!(items[2].as_ref().unwrap().ip, v4("127.0.0.2"));
     let mut s = TargetStream::new(
         vec![Input::File("/nonexistent/x".into())],
         InputFormat::List,

@@ -19,11 +19,22 @@ pub enum Kind {
         version: &'static str,
         caps: bool,
     },
+    /// Ollama 0.5.0 (tags without capabilities) whose models are cloud models (`:cloud` and
+    /// `-cloud` tags, `remote_host` / `remote_model` entries), plus one local model when
+    /// `local`.
+    OllamaCloud {
+        local: bool,
+    },
     /// Banner and version open, /api/tags and admin behind a proxy's 401.
     OllamaProtected,
     CorralGate,
     Vllm,
     LlamaCpp,
+    /// llama.cpp's /health, but /v1/models answers `status` with something that is not a
+    /// model list (a 404, a 500, a 200 HTML page).
+    LlamaCppNoModelList {
+        status: u16,
+    },
     Koboldcpp,
     OpenWebui,
     Litellm,
@@ -298,6 +309,29 @@ fn route(kind: &Kind, method: &str, path: &str, body: &[u8]) -> Vec<u8> {
             ("HEAD", p) if p.starts_with("/api/blobs/") => reply(404, &[], ""),
             _ => not_found,
         },
+        Kind::OllamaCloud { local } => match (method, path) {
+            ("GET", "/api/tags") => {
+                let mut models = vec![
+                    json!({"name":"gpt-oss:120b-cloud","model":"gpt-oss:120b-cloud","details":{}}),
+                    json!({"name":"kimi-k2:cloud","model":"kimi-k2:cloud","details":{}}),
+                    json!({"name":"deepseek-v3.1:671b","model":"deepseek-v3.1:671b","remote_host":"https://ollama.com:443","details":{}}),
+                    json!({"name":"qwen3-coder:480b","model":"qwen3-coder:480b","remote_model":"qwen3-coder:480b","details":{}}),
+                ];
+                if *local {
+                    models.push(json!({"name":"llama3.1:8b","model":"llama3.1:8b","details":{"family":"llama"}}));
+                }
+                reply(200, &[], &j(json!({ "models": models })))
+            }
+            _ => route(
+                &Kind::Ollama {
+                    version: "0.5.0",
+                    caps: false,
+                },
+                method,
+                path,
+                body,
+            ),
+        },
         Kind::OllamaProtected => match (method, path) {
             ("GET", "/") => reply(200, &[], "Ollama is running"),
             ("GET", "/api/version") => reply(200, &[], &j(json!({"version":"0.1.30"}))),
@@ -325,6 +359,15 @@ fn route(kind: &Kind, method: &str, path: &str, body: &[u8]) -> Vec<u8> {
                 ),
             ),
             "/health" => reply(200, &[], ""),
+            _ => not_found,
+        },
+        Kind::LlamaCppNoModelList { status } => match path {
+            "/health" => route(&Kind::LlamaCpp, method, path, body),
+            "/v1/models" => reply(
+                *status,
+                &[("Server", "llama.cpp"), ("Content-Type", "text/html")],
+                "<html>no models here</html>",
+            ),
             _ => not_found,
         },
         Kind::LlamaCpp => match path {
