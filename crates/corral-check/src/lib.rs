@@ -24,7 +24,8 @@
 //! Severities: an exposed socket is critical, or high when the firewall is known to drop the
 //! port; shells, interpreters and network tools below Ollama are critical, other children
 //! medium; a tampered blob or a non-sha256 manifest digest is critical; a missing blob, a size
-//! mismatch, a foreign registry, or a model outside the baseline is high.
+//! mismatch, a registry named by its address, or a model outside the baseline is high; a
+//! registry named by another host name is medium, Hugging Face low.
 //!
 //! `--models DIR` paths are used as given, not under `--root`. Without them the stores are
 //! found from OLLAMA_MODELS (any source, and the environment `corral check` runs in), the

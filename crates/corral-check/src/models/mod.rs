@@ -243,6 +243,41 @@ fn manifest_files(dir: &Path, confine: Option<&Path>) -> (Vec<(PathBuf, Vec<Stri
     (out, skipped)
 }
 
+/// How much a model from `registry` (not the official one) says about an intrusion:
+/// - **high** for a registry named by its address (`203.0.113.7:8443`, `[2001:db8::1]:5000`,
+///   an address without a port): the shape of models pushed to exposed servers through
+///   `/api/pull`, and of the registry that CVE-2024-37032 and CVE-2025-51471 abuse;
+/// - **low** for Hugging Face (`hf.co`, `huggingface.co`), which Ollama pulls GGUF models from
+///   by design: still outside the official library, so still reported;
+/// - **medium** for any other host name: a private registry is legitimate, but someone should
+///   know of it.
+pub fn foreign_registry_severity(registry: &str) -> Severity {
+    let host = registry_host(registry);
+    if host.parse::<std::net::IpAddr>().is_ok() {
+        Severity::High
+    } else if ["hf.co", "huggingface.co"]
+        .iter()
+        .any(|h| host.eq_ignore_ascii_case(h))
+    {
+        Severity::Low
+    } else {
+        Severity::Medium
+    }
+}
+
+/// The host part of a registry `host[:port]` or `[v6]:port`, brackets removed.
+fn registry_host(registry: &str) -> &str {
+    if let Some(rest) = registry.strip_prefix('[') {
+        return rest.split(']').next().unwrap_or(rest);
+    }
+    match registry.rsplit_once(':') {
+        Some((host, port)) if !host.contains(':') && port.bytes().all(|b| b.is_ascii_digit()) => {
+            host
+        }
+        _ => registry,
+    }
+}
+
 /// Findings about where models came from and when.
 pub fn provenance(models: &[ModelEntry], since: Option<DateTime<Utc>>) -> Vec<Finding> {
     let mut out = Vec::new();
@@ -251,7 +286,7 @@ pub fn provenance(models: &[ModelEntry], since: Option<DateTime<Utc>>) -> Vec<Fi
             out.push(
                 Finding::new(
                     "model.foreign-registry",
-                    Severity::High,
+                    foreign_registry_severity(&m.registry),
                     format!("{} was pulled from {}, not the official registry (registry.ollama.ai, ollama.com)", m.name, m.registry),
                 )
                 .with(Evidence::at(m.manifest.clone(), None, format!("manifest {}", m.digest)))
@@ -272,4 +307,32 @@ pub fn provenance(models: &[ModelEntry], since: Option<DateTime<Utc>>) -> Vec<Fi
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_registry_named_by_its_address_is_high_hugging_face_low_other_hosts_medium() {
+        for r in [
+            "203.0.113.7:8443",
+            "10.0.0.5",
+            "[2001:db8::1]:5000",
+            "[::1]",
+        ] {
+            assert_eq!(foreign_registry_severity(r), Severity::High, "{r}");
+        }
+        for r in ["hf.co", "HF.co", "huggingface.co", "huggingface.co:443"] {
+            assert_eq!(foreign_registry_severity(r), Severity::Low, "{r}");
+        }
+        for r in [
+            "registry.example.com",
+            "registry.example.com:5000",
+            "hf.co.evil.example",
+            "localhost:5000",
+        ] {
+            assert_eq!(foreign_registry_severity(r), Severity::Medium, "{r}");
+        }
+    }
 }
