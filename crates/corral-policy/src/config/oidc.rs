@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde::de::{MapAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 
-use super::raw::{positive_duration, quoted};
+use super::raw::{duration, positive_duration, quoted};
 use super::{ConfigError, Policy};
 use crate::oidc::{Algorithm, ClaimPath};
 
@@ -16,7 +16,8 @@ pub struct OidcSection {
     /// `issuer` — the provider's issuer identifier, compared exactly with a token's `iss` and
     /// with the discovery document's `issuer`. `https://`, or `http://` for a loopback host.
     pub issuer: String,
-    /// `{issuer}/.well-known/openid-configuration`.
+    /// `{issuer}/.well-known/openid-configuration`, one terminating `/` of the issuer
+    /// removed first (OpenID Connect Discovery 1.0 §4.1).
     pub discovery: IdpUrl,
     /// `jwks_uri` — the key set's address, which skips discovery; by default the discovery
     /// document's.
@@ -40,7 +41,7 @@ pub struct OidcSection {
     /// `ca_file` — PEM bundle of the CAs trusted for the provider's certificate, instead of
     /// the built-in web roots.
     pub ca_file: Option<PathBuf>,
-    /// `leeway` — clock skew allowed on `exp`, `nbf` and `iat` (default 60 s, at most 5 min).
+    /// `leeway` — clock skew allowed on `exp`, `nbf` and `iat` (default 60 s, 0 to 5 min).
     pub leeway: Duration,
     /// `refresh` — how often the key set is fetched again (default 10 min, 30 s to 24 h).
     pub refresh: Duration,
@@ -273,12 +274,7 @@ pub(super) fn section(
     let issuer = raw
         .issuer
         .ok_or_else(|| ConfigError::at("oidc.issuer", "required when [oidc] is present"))?;
-    IdpUrl::parse(&issuer).map_err(|m| ConfigError::at("oidc.issuer", m))?;
-    let discovery = IdpUrl::parse(&format!(
-        "{}/.well-known/openid-configuration",
-        issuer.trim_end_matches('/')
-    ))
-    .map_err(|m| ConfigError::at("oidc.issuer", m))?;
+    let discovery = discovery_url(&issuer).map_err(|m| ConfigError::at("oidc.issuer", m))?;
     let jwks_uri = raw
         .jwks_uri
         .map(|u| IdpUrl::parse(&u).map_err(|m| ConfigError::at("oidc.jwks_uri", m)))
@@ -335,7 +331,8 @@ pub(super) fn section(
     }
     let leeway = match raw.leeway {
         None => Duration::from_secs(60),
-        Some(v) => positive_duration("oidc.leeway", &v)?,
+        // Zero is allowed: no clock skew tolerated.
+        Some(v) => duration("oidc.leeway", &v)?,
     };
     if leeway > MAX_LEEWAY {
         return Err(ConfigError::at("oidc.leeway", "must be at most 5m"));
@@ -361,6 +358,21 @@ pub(super) fn section(
         leeway,
         refresh,
     })
+}
+
+/// The discovery document's address for `issuer` (OpenID Connect Discovery 1.0 §4.1): one
+/// terminating `/` removed, then `/.well-known/openid-configuration` appended, so
+/// `https://x/realms/a/` is discovered at `https://x/realms/a/.well-known/openid-configuration`
+/// and still compared exactly, slash and all, with the document's and the tokens' issuer. An
+/// issuer has no query and no fragment (§2 of the core spec); one with either would make the
+/// appended path part of them.
+fn discovery_url(issuer: &str) -> Result<IdpUrl, String> {
+    IdpUrl::parse(issuer)?;
+    if issuer.contains('?') {
+        return Err("must not have a query: an issuer is scheme, host and path only".into());
+    }
+    let base = issuer.strip_suffix('/').unwrap_or(issuer);
+    IdpUrl::parse(&format!("{base}/.well-known/openid-configuration"))
 }
 
 fn algorithms(list: &[String]) -> Result<Vec<Algorithm>, ConfigError> {

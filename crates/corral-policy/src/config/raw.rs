@@ -411,14 +411,20 @@ pub(super) fn positive_duration(
     path: &str,
     v: &toml::Value,
 ) -> Result<std::time::Duration, ConfigError> {
-    match parse_duration(v) {
-        Some(d) if !d.is_zero() => Ok(d),
-        Some(_) => Err(ConfigError::at(path, "must be greater than zero")),
-        None => Err(ConfigError::at(
+    match duration(path, v)? {
+        d if d.is_zero() => Err(ConfigError::at(path, "must be greater than zero")),
+        d => Ok(d),
+    }
+}
+
+/// A duration, zero included.
+pub(super) fn duration(path: &str, v: &toml::Value) -> Result<std::time::Duration, ConfigError> {
+    parse_duration(v).ok_or_else(|| {
+        ConfigError::at(
             path,
             "must be a duration such as \"30s\", \"10m\" or \"1h 30m\", or a number of seconds",
-        )),
-    }
+        )
+    })
 }
 
 /// A timeout: greater than zero and at most [`super::MAX_TIMEOUT`].

@@ -106,6 +106,9 @@ fn mistakes_name_their_key() {
         ("[oidc]\nissuer = \"ftp://x\"\naudience = \"a\"\ndefault_policy = \"user\"\n", "oidc.issuer", "https"),
         ("[oidc]\nissuer = \"https://u:p@x\"\naudience = \"a\"\ndefault_policy = \"user\"\n", "oidc.issuer", "credentials"),
         ("[oidc]\nissuer = \"https://x#f\"\naudience = \"a\"\ndefault_policy = \"user\"\n", "oidc.issuer", "fragment"),
+        ("[oidc]\nissuer = \"https://x/realms/a?x=1\"\naudience = \"a\"\ndefault_policy = \"user\"\n", "oidc.issuer", "query"),
+        ("[oidc]\nissuer = \"https://x?\"\naudience = \"a\"\ndefault_policy = \"user\"\n", "oidc.issuer", "query"),
+        ("[oidc]\nissuer = \"https://x/a#\"\naudience = \"a\"\ndefault_policy = \"user\"\n", "oidc.issuer", "fragment"),
         ("[oidc]\nissuer = \"https://x:0\"\naudience = \"a\"\ndefault_policy = \"user\"\n", "oidc.issuer", "port"),
         ("[oidc]\nissuer = \"https://x\"\naudience = \"\"\ndefault_policy = \"user\"\n", "oidc.audience", "required"),
     ];
@@ -165,6 +168,16 @@ fn mistakes_name_their_key() {
             "default_policy = \"user\"\nleeway = \"10m\"\n",
             "oidc.leeway",
             "at most 5m",
+        ),
+        (
+            "default_policy = \"user\"\njwks_uri = \"https://x/certs#k\"\n",
+            "oidc.jwks_uri",
+            "fragment",
+        ),
+        (
+            "default_policy = \"user\"\nleeway = -1\n",
+            "oidc.leeway",
+            "duration",
         ),
         (
             "default_policy = \"user\"\nleeway = \"soon\"\n",
@@ -234,4 +247,54 @@ fn the_example_files_section_parses_once_uncommented() {
     assert_eq!(o.user_claim.as_str(), "preferred_username");
     assert_eq!(o.default_policy.as_deref(), Some("chat-frontend"));
     assert_eq!(o.policies.len(), 2);
+}
+
+#[test]
+fn discovery_follows_the_issuer_exactly_trailing_slash_and_all() {
+    let section = |issuer: &str| {
+        let c = Config::from_toml_str(&format!(
+            "[oidc]\nissuer = \"{issuer}\"\naudience = \"a\"\ndefault_policy = \"user\"\n"
+        ))
+        .unwrap();
+        (*c.oidc.unwrap()).clone()
+    };
+    // OpenID Connect Discovery 1.0 §4.1: one terminating "/" is removed before the
+    // well-known path is appended; the issuer itself is kept as written.
+    for (issuer, discovery) in [
+        (
+            "https://x/realms/a",
+            "https://x/realms/a/.well-known/openid-configuration",
+        ),
+        (
+            "https://x/realms/a/",
+            "https://x/realms/a/.well-known/openid-configuration",
+        ),
+        ("https://x", "https://x/.well-known/openid-configuration"),
+        ("https://x/", "https://x/.well-known/openid-configuration"),
+        (
+            "https://token.actions.githubusercontent.com",
+            "https://token.actions.githubusercontent.com/.well-known/openid-configuration",
+        ),
+    ] {
+        let o = section(issuer);
+        assert_eq!(o.issuer, issuer);
+        assert_eq!(o.discovery.as_str(), discovery, "{issuer}");
+    }
+}
+
+#[test]
+fn a_jwks_uri_may_carry_a_query_sent_as_written() {
+    let c = parse("default_policy = \"user\"\njwks_uri = \"https://x/certs?realm=ml\"\n").unwrap();
+    let uri = c.oidc.unwrap().jwks_uri.clone().unwrap();
+    assert_eq!(uri.path_and_query(), "/certs?realm=ml");
+}
+
+#[test]
+fn a_leeway_of_zero_is_strict_and_allowed() {
+    for zero in ["leeway = \"0s\"", "leeway = 0"] {
+        let c = parse(&format!("default_policy = \"user\"\n{zero}\n")).unwrap();
+        let o = c.oidc.unwrap();
+        assert_eq!(o.leeway, Duration::ZERO, "{zero}");
+        assert!(o.to_string().contains("leeway=0s"), "{o}");
+    }
 }
