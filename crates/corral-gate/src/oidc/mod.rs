@@ -127,6 +127,13 @@ impl Oidc {
     async fn fetch_and_swap(&self) -> Result<usize, RefreshError> {
         let jwks = self.fetch().await?;
         let n = jwks.len();
+        // Keys no signature could verify with are named once, not at every refresh.
+        let before = self.keys.load();
+        if before.as_deref().map(Jwks::refused) != Some(jwks.refused()) {
+            for refused in jwks.refused() {
+                tracing::warn!(issuer = %self.config.issuer, "OIDC key set: {refused}; the key is left out (tokens it signed are refused)");
+            }
+        }
         self.keys.store(Some(Arc::new(jwks)));
         Ok(n)
     }

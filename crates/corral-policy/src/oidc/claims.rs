@@ -6,8 +6,8 @@ use serde_json::{Map, Value};
 use super::{Identity, TokenError};
 use crate::config::OidcSection;
 
-/// Longest user claim value accepted: with its `oidc:` prefix it is the audit record's
-/// `user.name`, which holds 128 characters.
+/// Longest user claim value accepted, in bytes of UTF-8: with its `oidc:` prefix it is the
+/// audit record's `user.name`, which holds 128 bytes.
 pub const MAX_USER_LEN: usize = 120;
 
 /// A claim named in the configuration (`oidc.user_claim`, `oidc.roles_claim`): a top-level
@@ -111,8 +111,49 @@ fn time(claims: &Map<String, Value>, name: &str) -> Result<Option<i64>, TokenErr
     }
 }
 
-fn valid_user(u: &str) -> bool {
-    !u.is_empty() && u.len() <= MAX_USER_LEN && !u.chars().any(char::is_control)
+/// A user claim the audit log and allowances can carry: 1 to [`MAX_USER_LEN`] bytes, no
+/// character that breaks or disguises a line of text. Key names are plain ASCII
+/// (`[A-Za-z0-9._@-]`); a provider's user names may be any script (`josé`, `渡辺`) and carry
+/// `:` and `/` (GitHub's `repo:org/app:ref:...`), so only the invisible and line-breaking
+/// characters are refused, not the rest of Unicode.
+pub(super) fn valid_user(u: &str) -> bool {
+    !u.is_empty() && u.len() <= MAX_USER_LEN && !u.chars().any(breaks_or_hides)
+}
+
+/// Control characters (C0, DEL, C1: `\n`, `\r`, ESC, U+0085 NEL), the line and paragraph
+/// separators U+2028 and U+2029 (a reader splitting lines on them would see a forged line),
+/// and the format characters, Unicode general category Cf (Unicode 15.1): bidirectional
+/// overrides, embeddings and isolates (U+202A-U+202E, U+2066-U+2069) that reorder what a
+/// reader sees, zero-width characters (U+200B-U+200D, U+2060, U+FEFF), the soft hyphen,
+/// and the rest.
+fn breaks_or_hides(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{2028}'
+                | '\u{2029}'
+                | '\u{00ad}'
+                | '\u{0600}'..='\u{0605}'
+                | '\u{061c}'
+                | '\u{06dd}'
+                | '\u{070f}'
+                | '\u{0890}'..='\u{0891}'
+                | '\u{08e2}'
+                | '\u{180e}'
+                | '\u{200b}'..='\u{200f}'
+                | '\u{202a}'..='\u{202e}'
+                | '\u{2060}'..='\u{2064}'
+                | '\u{2066}'..='\u{206f}'
+                | '\u{feff}'
+                | '\u{fff9}'..='\u{fffb}'
+                | '\u{110bd}'
+                | '\u{110cd}'
+                | '\u{13430}'..='\u{1343f}'
+                | '\u{1bca0}'..='\u{1bca3}'
+                | '\u{1d173}'..='\u{1d17a}'
+                | '\u{e0001}'
+                | '\u{e0020}'..='\u{e007f}'
+        )
 }
 
 /// The policy of the first `oidc.policies` entry, in the file's order, whose claim value the

@@ -18,7 +18,7 @@ use serde_json::{Map, Value};
 use crate::config::OidcSection;
 
 pub use claims::ClaimPath;
-pub use jwk::{parse_discovery, DiscoveryError, Jwks, JwksError, MAX_KEYS};
+pub use jwk::{parse_discovery, DiscoveryError, Jwks, JwksError, KeyProblem, RefusedKey, MAX_KEYS};
 
 /// Longest token looked at. Access tokens with a few dozen groups stay well under it.
 pub const MAX_TOKEN_BYTES: usize = 8 * 1024;
@@ -133,7 +133,9 @@ pub enum TokenError {
     NotYetValid,
     /// `iat` is later than now (with the leeway).
     IssuedInFuture,
-    /// The user claim is missing, not a string, empty, too long or holds control characters.
+    /// The user claim is missing, not a string, empty, over 120 bytes, or holds a control
+    /// character, a line or paragraph separator or a format character (bidi controls,
+    /// zero-width characters: Unicode category Cf).
     NoUser,
 }
 

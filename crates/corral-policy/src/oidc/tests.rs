@@ -465,6 +465,67 @@ fn the_user_claim_is_configurable_and_checked() {
 }
 
 #[test]
+fn user_claims_that_break_or_disguise_a_line_are_refused() {
+    let k = Signer::p256();
+    let keys = jwks(&[k.jwk("a")]);
+    let user = |sub: &str| {
+        let t = k.token(
+            &json!({"alg": "ES256", "kid": "a"}),
+            &with(claims(), json!({ "sub": sub })),
+        );
+        verify(&t, &keys, &oidc(""), NOW).map(|id| id.user)
+    };
+    for bad in [
+        "alice\u{2028}x",         // line separator
+        "alice\u{2029}x",         // paragraph separator
+        "alice\u{202e}gnp.exe",   // right-to-left override
+        "\u{202a}alice",          // left-to-right embedding
+        "alice\u{2066}x\u{2069}", // isolates
+        "al\u{200b}ice",          // zero-width space
+        "al\u{200d}ice",          // zero-width joiner
+        "\u{feff}alice",          // byte order mark
+        "al\u{ad}ice",            // soft hyphen
+        "alice\u{e0041}",         // tag character
+        "alice\u{85}",            // NEL, a C1 control
+        "alice\r",
+        "alice\u{1b}[2J",
+    ] {
+        assert_eq!(user(bad), Err(TokenError::NoUser), "{bad:?}");
+    }
+    // Any script, `:` and `/` (GitHub's subjects), spaces and emoji are names.
+    for good in [
+        "josé",
+        "渡辺",
+        "repo:my-org/app:ref:refs/heads/main",
+        "Alice Smith",
+        "alice\u{a0}smith",
+        "🦀",
+    ] {
+        assert_eq!(user(good).as_deref(), Ok(good));
+    }
+}
+
+#[test]
+fn the_user_claim_limit_is_120_bytes_of_utf8() {
+    let k = Signer::p256();
+    let keys = jwks(&[k.jwk("a")]);
+    let user = |sub: &str| {
+        let t = k.token(
+            &json!({"alg": "ES256", "kid": "a"}),
+            &with(claims(), json!({ "sub": sub })),
+        );
+        verify(&t, &keys, &oidc(""), NOW).map(|id| id.user)
+    };
+    assert!(user(&"x".repeat(120)).is_ok());
+    assert_eq!(user(&"x".repeat(121)), Err(TokenError::NoUser));
+    // 60 two-byte characters are 120 bytes; 61 are over, though only 61 characters.
+    assert!(user(&"é".repeat(60)).is_ok());
+    assert_eq!(user(&"é".repeat(61)), Err(TokenError::NoUser));
+    // With its prefix, the longest user fits the audit record's 128-byte user.name whole.
+    assert!("oidc:".len() + claims::MAX_USER_LEN <= 128);
+}
+
+#[test]
 fn claim_values_map_to_policies_in_file_order() {
     let k = Signer::p256();
     let keys = jwks(&[k.jwk("a")]);
@@ -543,7 +604,22 @@ fn key_sets_keep_only_signature_keys_corral_verifies() {
     assert_eq!(keys.len(), 1);
     assert!(keys.has_kid("good"));
     assert!(!keys.has_kid("hmac"));
-    assert_eq!(Jwks::parse(b"{\"keys\": []}"), Err(JwksError::NoUsableKeys));
+    // Signature keys that could never verify are named; other types and uses are not.
+    let problems: Vec<KeyProblem> = keys.refused().iter().map(|r| r.problem).collect();
+    assert_eq!(
+        problems,
+        [
+            KeyProblem::EcLength {
+                curve: "P-256",
+                len: 32
+            },
+            KeyProblem::Malformed
+        ]
+    );
+    assert_eq!(
+        Jwks::parse(b"{\"keys\": []}"),
+        Err(JwksError::NoUsableKeys(vec![]))
+    );
     assert_eq!(Jwks::parse(b"{}"), Err(JwksError::NoKeysArray));
     assert!(matches!(Jwks::parse(b"<html>"), Err(JwksError::NotJson(_))));
     let many: Vec<Value> = (0..101).map(|i| k.jwk(&i.to_string())).collect();
@@ -578,4 +654,170 @@ fn tokens_are_told_from_keys_by_shape() {
     assert!(!looks_like_token("crl_abc_def"));
     assert!(!looks_like_token("a.b"));
     assert!(!looks_like_token("a.b.c.d"));
+}
+
+/// A JWK of `kty` RSA with modulus `n` and exponent `e` (big-endian bytes).
+fn rsa_jwk(kid: &str, n: &[u8], e: &[u8]) -> Value {
+    json!({"kty": "RSA", "kid": kid, "use": "sig", "n": b64(n), "e": b64(e)})
+}
+
+fn problem_of(key: Value) -> JwksError {
+    Jwks::parse(json!({ "keys": [key] }).to_string().as_bytes()).unwrap_err()
+}
+
+fn refused(kid: &str, problem: KeyProblem) -> JwksError {
+    JwksError::NoUsableKeys(vec![RefusedKey {
+        kid: Some(kid.to_owned()),
+        problem,
+    }])
+}
+
+#[test]
+fn rsa_keys_ring_cannot_verify_with_are_refused_when_read() {
+    let good: ring::signature::RsaPublicKeyComponents<Vec<u8>> = match Signer::rsa() {
+        Signer::Rsa(k) => k.public().into(),
+        _ => unreachable!(),
+    };
+    // 1024 bits: a provider's weak key is named, not read as forgeries later.
+    let mut n1024 = vec![0xc5; 128];
+    n1024[127] = 0x01;
+    assert_eq!(
+        problem_of(rsa_jwk("weak", &n1024, &[1, 0, 1])),
+        refused("weak", KeyProblem::RsaSize(1024))
+    );
+    // Over 8192 bits.
+    let mut n8200 = vec![0xff; 1025];
+    n8200[1024] = 0x01;
+    assert_eq!(
+        problem_of(rsa_jwk("huge", &n8200, &[1, 0, 1])),
+        refused("huge", KeyProblem::RsaSize(8200))
+    );
+    // 8192 bits exactly, and a zero-padded 2048-bit modulus, are fine.
+    let mut n8192 = vec![0xff; 1024];
+    n8192[1023] = 0x01;
+    assert!(Jwks::parse(
+        json!({"keys": [rsa_jwk("max", &n8192, &[1, 0, 1])]})
+            .to_string()
+            .as_bytes()
+    )
+    .is_ok());
+    let mut padded = vec![0];
+    padded.extend_from_slice(&good.n);
+    assert!(Jwks::parse(
+        json!({"keys": [rsa_jwk("pad", &padded, &good.e)]})
+            .to_string()
+            .as_bytes()
+    )
+    .is_ok());
+    let mut even = good.n.clone();
+    *even.last_mut().unwrap() &= 0xfe;
+    assert_eq!(
+        problem_of(rsa_jwk("even", &even, &good.e)),
+        refused("even", KeyProblem::RsaEven)
+    );
+    for e in [
+        &[][..],
+        &[1],
+        &[2],
+        &[1, 0, 0],
+        &[2, 0, 0, 0, 1],
+        &[1, 0, 0, 0, 0, 1],
+    ] {
+        assert_eq!(
+            problem_of(rsa_jwk("e", &good.n, e)),
+            refused("e", KeyProblem::RsaExponent),
+            "e = {e:?}"
+        );
+    }
+    assert!(Jwks::parse(
+        json!({"keys": [rsa_jwk("e3", &good.n, &[3])]})
+            .to_string()
+            .as_bytes()
+    )
+    .is_ok());
+    // A usable key beside a weak one: the set is used, the weak key listed.
+    let keys = jwks(&[rsa_jwk("weak", &n1024, &[1, 0, 1]), Signer::rsa().jwk("ok")]);
+    assert_eq!(keys.len(), 1);
+    assert_eq!(
+        keys.refused()[0].to_string(),
+        "key \"weak\": RSA modulus of 1024 bits (2048 to 8192 are verified)"
+    );
+}
+
+#[test]
+fn ec_points_off_their_curve_are_refused_when_read() {
+    for (signer, crv) in [(Signer::p256(), "P-256"), (Signer::p384(), "P-384")] {
+        let good = signer.jwk("k");
+        assert_eq!(jwks(&[good.clone()]).len(), 1);
+        // y := x, as an attacker or a broken provider might publish.
+        let mut bad = good.clone();
+        bad["y"] = good["x"].clone();
+        assert_eq!(problem_of(bad), refused("k", KeyProblem::OffCurve(crv)));
+        // A coordinate past the field's prime.
+        let mut big = good.clone();
+        let len = if crv == "P-256" { 32 } else { 48 };
+        big["x"] = json!(b64(&vec![0xff; len]));
+        assert_eq!(problem_of(big), refused("k", KeyProblem::OffCurve(crv)));
+        let mut zero = good.clone();
+        zero["x"] = json!(b64(&vec![0; len]));
+        zero["y"] = json!(b64(&vec![0; len]));
+        assert_eq!(problem_of(zero), refused("k", KeyProblem::OffCurve(crv)));
+    }
+    // The fuzz target's fixture key is a real one.
+    let fixture = json!({"kty":"EC","crv":"P-256","kid":"ec","use":"sig",
+        "x":"p7NBPXZWzcecZUD1dgmjG6nzA2KKqGUeuEHQgVCPIgw","y":"m8yQRri9b6dTvjn1cPS3EqYxICGQ25tuhspIRjuaR-s"});
+    assert_eq!(jwks(&[fixture]).len(), 1);
+}
+
+#[test]
+fn ed25519_keys_of_the_wrong_length_are_refused_when_read() {
+    for len in [0, 31, 33, 64] {
+        let key = json!({"kty": "OKP", "crv": "Ed25519", "kid": "ed", "x": b64(&vec![7; len])});
+        assert_eq!(
+            problem_of(key),
+            refused("ed", KeyProblem::Ed25519Length(len))
+        );
+    }
+}
+
+#[test]
+fn refused_keys_are_named_safely_and_the_error_lists_them() {
+    let mut n1024 = vec![0xc5; 128];
+    n1024[127] = 0x01;
+    let long_kid = format!("{}\u{1b}[2J", "k".repeat(70));
+    let err = problem_of(rsa_jwk(&long_kid, &n1024, &[1, 0, 1]));
+    let text = err.to_string();
+    assert!(text.contains("no usable signature key"), "{text}");
+    assert!(text.contains("RSA modulus of 1024 bits"), "{text}");
+    // Cut to 64 characters, so the escape sequence is not even there; quoting escapes any.
+    assert!(!text.contains('\u{1b}'), "{text}");
+    assert!(
+        text.contains(&format!("key \"{}\"", "k".repeat(64))),
+        "{text}"
+    );
+    let escaped = problem_of(rsa_jwk("a\u{1b}b", &n1024, &[1, 0, 1])).to_string();
+    assert!(escaped.contains("key \"a\\u{1b}b\""), "{escaped}");
+    let no_kid = json!({"kty": "RSA", "n": b64(&n1024), "e": "AQAB"});
+    assert!(problem_of(no_kid).to_string().contains("key without kid"));
+}
+
+#[test]
+fn a_zero_leeway_allows_no_skew() {
+    let k = Signer::p256();
+    let keys = jwks(&[k.jwk("a")]);
+    let run = |changes: Value| {
+        let t = k.token(
+            &json!({"alg": "ES256", "kid": "a"}),
+            &with(claims(), changes),
+        );
+        verify(&t, &keys, &oidc("leeway = \"0s\""), NOW)
+    };
+    assert!(run(json!({"exp": NOW + 1})).is_ok());
+    assert_eq!(run(json!({"exp": NOW})), Err(TokenError::Expired));
+    assert_eq!(run(json!({"nbf": NOW + 1})), Err(TokenError::NotYetValid));
+    assert_eq!(
+        run(json!({"iat": NOW + 1})),
+        Err(TokenError::IssuedInFuture)
+    );
+    assert!(run(json!({"nbf": NOW, "iat": NOW})).is_ok());
 }
