@@ -70,6 +70,31 @@ fn from_api_key(headers: &HeaderMap) -> Option<Presented<'_>> {
     Some(Presented::Borrowed(key))
 }
 
+/// Whether a credential that [`presented_key`] passed over for its length has a token's shape
+/// (`Authorization: Bearer <x>` or `x-api-key: <x>`, sent once, `x` with exactly two dots and
+/// not a key's `crl_`): with `[oidc]`, the refusal is then audited `token_too_large` rather
+/// than as a request without a credential. Basic is not looked into: its decoded password
+/// would be as oversized and is refused the same, without a reason.
+pub fn oversized_token(headers: &HeaderMap) -> bool {
+    let single = |name: HeaderName| {
+        let mut values = headers.get_all(name).iter();
+        match (values.next(), values.next()) {
+            (Some(v), None) if v.len() > MAX_AUTHORIZATION_LEN => v.to_str().ok(),
+            _ => None,
+        }
+    };
+    let bearer = single(AUTHORIZATION).and_then(|v| {
+        let (scheme, rest) = v.trim().split_once(' ')?;
+        scheme
+            .eq_ignore_ascii_case("bearer")
+            .then(|| rest.trim_start_matches(' '))
+    });
+    bearer
+        .into_iter()
+        .chain(single(X_API_KEY).map(str::trim))
+        .any(|c| !c.contains(' ') && corral_policy::oidc::looks_like_token(c))
+}
+
 fn from_authorization(headers: &HeaderMap) -> Option<Presented<'_>> {
     let mut values = headers.get_all(AUTHORIZATION).iter();
     let value = values.next()?;
@@ -181,6 +206,32 @@ mod tests {
         assert_eq!(both(&["Bearer crl_a_b"], &["crl_c_d"]), None);
         // A broken Authorization is not rescued by a good x-api-key.
         assert_eq!(both(&["Token crl_a_b"], &["crl_a_b"]), None);
+    }
+
+    #[test]
+    fn an_oversized_credential_of_a_tokens_shape_is_told_apart() {
+        let part = "a".repeat(6_000);
+        let token = format!("{part}.{part}.sig");
+        let bearer = format!("Bearer {token}");
+        assert_eq!(key(&[&bearer]), None, "still not looked at");
+        assert!(oversized_token(&with(&[&bearer])));
+        assert!(oversized_token(&with(&[&format!("bearer   {token}")])));
+        let mut h = HeaderMap::new();
+        h.append(X_API_KEY, HeaderValue::from_str(&token).unwrap());
+        assert!(oversized_token(&h));
+        // Not a token's shape, not oversized, not Bearer, or repeated: no.
+        let no_dots = format!("Bearer {}", "a".repeat(12_000));
+        assert!(!oversized_token(&with(&[&no_dots])));
+        let key_like = format!("Bearer crl_{token}");
+        assert!(!oversized_token(&with(&[&key_like])));
+        assert!(!oversized_token(&with(&["Bearer a.b.c"])));
+        let spaced = format!("Bearer {token} x");
+        assert!(!oversized_token(&with(&[&spaced])));
+        assert!(!oversized_token(&with(&[&format!("Token {token}")])));
+        let basic = format!("Basic {}", STANDARD.encode(format!("u:{token}")));
+        assert!(!oversized_token(&with(&[&basic])));
+        assert!(!oversized_token(&with(&[&bearer, "Bearer a.b.c"])));
+        assert!(!oversized_token(&HeaderMap::new()));
     }
 
     #[test]

@@ -12,6 +12,7 @@ use bytes::Bytes;
 use corral_policy::client_cert;
 use corral_policy::config::{Config, Policy, UpstreamAddr};
 use corral_policy::decide::{self, Verdict};
+use corral_policy::oidc::TokenError;
 use corral_policy::route::{self, BodyKind, Listing, RouteError, RouteMatch};
 use corral_policy::usage::ResponseFormat;
 use http::header::{HeaderValue, CONTENT_ENCODING, CONTENT_TYPE};
@@ -24,7 +25,7 @@ use hyper::body::Incoming;
 use serde_json::Value;
 
 use crate::audit::AuditSink;
-use crate::auth::presented_key;
+use crate::auth::{oversized_token, presented_key};
 use crate::body::{self, BodyError, Encoding};
 use crate::catalogue::Catalogue;
 use crate::context::{Decision, Ending, RequestCtx};
@@ -221,7 +222,12 @@ async fn serve(
     }
 
     // 2. Authentication: one answer for every failure.
-    let presented = presented_key(&parts.headers).ok_or_else(Failure::unauthorized)?;
+    let Some(presented) = presented_key(&parts.headers) else {
+        if shared.oidc.is_some() && oversized_token(&parts.headers) {
+            ctx.reason = Some(TokenError::TooLarge.reason());
+        }
+        return Err(Failure::unauthorized().into());
+    };
     let (policy_name, lease) = match shared.oidc.as_deref() {
         Some(oidc) if corral_policy::oidc::looks_like_token(presented.as_str()) => {
             oidc.authenticate(presented.as_str(), ctx, &shared.keys)

@@ -220,6 +220,15 @@ impl MockIdp {
             .unwrap_or_else(PoisonError::into_inner) = json!({ "keys": jwks });
     }
 
+    /// Publishes `jwks` as written from now on (keys a test has crafted).
+    pub fn publish_raw(&self, jwks: Value) {
+        *self
+            .state
+            .jwks
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = jwks;
+    }
+
     /// Down, it answers 503 to everything.
     pub fn set_up(&self, up: bool) {
         self.state.up.store(up, Ordering::SeqCst);

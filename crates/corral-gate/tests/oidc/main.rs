@@ -490,3 +490,85 @@ async fn an_unusable_key_set_or_discovery_document_is_not_used() {
     assert_401(&tags(&h, &token).await, "other issuer");
     assert_eq!(reason_of(&h, 1).await, "token_keys_unavailable");
 }
+
+#[tokio::test]
+async fn keys_no_signature_could_verify_with_are_not_counted_as_a_key_set() {
+    let key = SigningKey::generate("k1").unwrap();
+    let idp = MockIdp::start(&[], true).await.unwrap();
+    let mut off_curve = key.jwk();
+    off_curve["y"] = off_curve["x"].clone();
+    idp.publish_raw(json!({ "keys": [off_curve.clone()] }));
+    let h = start(&idp).await;
+    let token = key.sign_ok(&claims(&idp, "alice", &["ml-users"]));
+    // Only an off-curve point: no usable key, so not a forgery but a provider problem.
+    assert_401(&tags(&h, &token).await, "off-curve key only");
+    assert_eq!(reason_of(&h, 1).await, "token_keys_unavailable");
+    drop(h);
+    // Beside a good key, the bad one is left out and the good one serves.
+    let good = SigningKey::generate("k2").unwrap();
+    idp.publish_raw(json!({ "keys": [off_curve, good.jwk()] }));
+    let h = start(&idp).await;
+    let token = good.sign_ok(&claims(&idp, "alice", &["ml-users"]));
+    assert_eq!(tags(&h, &token).await.status, 200);
+}
+
+#[tokio::test]
+async fn user_claims_with_line_breaks_or_bidi_controls_are_refused() {
+    let key = SigningKey::generate("k1").unwrap();
+    let idp = MockIdp::start(&[&key], true).await.unwrap();
+    let h = start(&idp).await;
+    for (i, user) in ["alice\u{202e}gnp.exe", "alice\u{2028}x", "al\u{200b}ice"]
+        .iter()
+        .enumerate()
+    {
+        let token = key.sign_ok(&claims(&idp, user, &["ml-users"]));
+        assert_401(&tags(&h, &token).await, user);
+        assert_eq!(reason_of(&h, i + 1).await, "token_no_user");
+    }
+    let log = std::fs::read_to_string(&h.audit_path).unwrap();
+    assert!(!log.contains('\u{2028}') && !log.contains('\u{202e}'));
+    let token = key.sign_ok(&claims(&idp, "josé", &["ml-users"]));
+    assert_eq!(tags(&h, &token).await.status, 200);
+}
+
+#[tokio::test]
+async fn an_oversized_token_is_audited_as_too_large_not_as_no_credential() {
+    let key = SigningKey::generate("k1").unwrap();
+    let idp = MockIdp::start(&[&key], true).await.unwrap();
+    let h = start(&idp).await;
+    let mut c = claims(&idp, "alice", &["ml-users"]);
+    c["padding"] = json!("x".repeat(9_000));
+    let token = key.sign_ok(&c);
+    assert!(token.len() > 12_000, "past what the gate looks at");
+    assert_401(&tags(&h, &token).await, "oversized bearer");
+    assert_eq!(reason_of(&h, 1).await, "token_too_large");
+    let r = send(
+        h.addr,
+        "GET",
+        "/api/tags",
+        &[("x-api-key", token.clone())],
+        Bytes::new(),
+    )
+    .await;
+    assert_401(&r, "oversized x-api-key");
+    assert_eq!(reason_of(&h, 2).await, "token_too_large");
+    // A token just over 8 KiB but under the header limit: verify says so itself.
+    c["padding"] = json!("x".repeat(6_000));
+    let token = key.sign_ok(&c);
+    assert!(token.len() > 8 * 1024 && token.len() < 10_900);
+    assert_401(&tags(&h, &token).await, "token over 8 KiB");
+    assert_eq!(reason_of(&h, 3).await, "token_too_large");
+    // Something of no token's shape stays a request without a usable credential.
+    assert_401(&tags(&h, &"a".repeat(12_000)).await, "oversized junk");
+    assert_eq!(reason_of(&h, 4).await, "unauthenticated");
+    drop(h);
+    // Without [oidc], an oversized token is no credential, as before.
+    let h = Harness::builder().start().await;
+    assert_401(&tags(&h, &token_of_len(12_000)).await, "no [oidc]");
+    assert_eq!(reason_of(&h, 1).await, "unauthenticated");
+}
+
+fn token_of_len(n: usize) -> String {
+    let part = "a".repeat(n / 2);
+    format!("{part}.{part}.s")
+}
