@@ -140,3 +140,28 @@ def test_a_token_no_group_maps_is_refused_403(oidc_gate, idp):
     status, _, body = raw_request(oidc_gate.url + "/api/tags", headers={"Authorization": f"Bearer {token}"})
     assert status == 403, body
     assert [r["corral"]["reason"] for r in records_of(oidc_gate, "oidc:eve")] == ["oidc_no_policy"]
+
+
+def test_a_user_claim_with_a_bidi_override_is_refused(oidc_gate, idp):
+    # "alice<U+202E>gnp.exe" would read as "aliceexe.png" in a log viewer.
+    token = mint(idp, "alice%E2%80%AEgnp.exe", "ml-users")
+    with openai_with(oidc_gate, token) as oa, pytest.raises(openai.AuthenticationError):
+        oa.models.list()
+    poll_until(
+        lambda: any(r["corral"].get("reason") == "token_no_user" for r in oidc_gate.audit_records()),
+        5.0,
+        what="a token_no_user record",
+    )
+    assert "\u202e" not in oidc_gate.audit_log.read_text("utf-8")
+
+
+def test_an_oversized_token_is_audited_as_too_large(oidc_gate):
+    part = "a" * 6000
+    huge = f"{part}.{part}.sig"
+    with anthropic_client(oidc_gate, huge) as an, pytest.raises(anthropic.AuthenticationError):
+        an.messages.create(model=mf.CHAT_MODEL, max_tokens=8, messages=MESSAGES)
+    poll_until(
+        lambda: any(r["corral"].get("reason") == "token_too_large" for r in oidc_gate.audit_records()),
+        5.0,
+        what="a token_too_large record",
+    )

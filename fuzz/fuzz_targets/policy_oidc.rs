@@ -2,7 +2,8 @@
 //! OIDC tokens and the identity provider's documents on arbitrary bytes.
 //!
 //! Input starting with `{`: a key set and a discovery document (`Jwks::parse`,
-//! `parse_discovery`): never a panic, never more than `MAX_KEYS` keys. Anything else: a token
+//! `parse_discovery`): never a panic, never more than `MAX_KEYS` keys, and refused keys named
+//! without control characters. Anything else: a token
 //! verified against a fixed key set (an Ed25519 and a P-256 key whose private halves are not
 //! here) at a fixed time: never a panic, and never accepted — a token the fuzzer writes cannot
 //! carry a valid signature, so an `Ok` would be a forgery getting through.
@@ -40,8 +41,20 @@ fn fixture() -> Option<&'static (Jwks, OidcSection)> {
 
 fuzz_target!(|data: &[u8]| {
     if data.first() == Some(&b'{') {
-        if let Ok(keys) = Jwks::parse(data) {
-            assert!(!keys.is_empty() && keys.len() <= oidc::MAX_KEYS);
+        match Jwks::parse(data) {
+            Ok(keys) => {
+                assert!(!keys.is_empty());
+                assert!(keys.len() + keys.refused().len() <= oidc::MAX_KEYS);
+                for refused in keys.refused() {
+                    // A refused key's kid is cut and its text escapes control characters.
+                    assert!(refused.kid.as_ref().is_none_or(|k| k.chars().count() <= 64));
+                    assert!(!refused.to_string().chars().any(char::is_control));
+                }
+            }
+            Err(e @ oidc::JwksError::NoUsableKeys(_)) => {
+                assert!(!e.to_string().chars().any(char::is_control));
+            }
+            Err(_) => {}
         }
         let _ = oidc::parse_discovery(data, ISSUER);
         return;

@@ -289,14 +289,20 @@ fn answer(state: &State, req: &Request<Incoming>) -> Response<Full<Bytes>> {
     }
 }
 
-/// A token for `user=U&groups=A,B` (no percent-decoding: test values are plain).
+/// A token for `user=U&groups=A,B` (the user percent-decoded, so a test can mint a name with
+/// any character; groups are plain).
 fn mint(state: &State, query: &str) -> Option<String> {
     let key = state.minting.as_ref()?;
-    let mut user = "";
+    let mut user = String::new();
     let mut groups: Vec<&str> = Vec::new();
     for pair in query.split('&') {
         match pair.split_once('=') {
-            Some(("user", u)) => user = u,
+            Some(("user", u)) => {
+                user = percent_encoding::percent_decode_str(u)
+                    .decode_utf8()
+                    .ok()?
+                    .into_owned()
+            }
             Some(("groups", g)) => groups = g.split(',').filter(|g| !g.is_empty()).collect(),
             _ => {}
         }

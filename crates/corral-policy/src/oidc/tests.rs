@@ -821,3 +821,46 @@ fn a_zero_leeway_allows_no_skew() {
     );
     assert!(run(json!({"nbf": NOW, "iat": NOW})).is_ok());
 }
+
+#[test]
+fn the_fuzz_corpus_key_sets_are_refused_for_the_reasons_they_were_written_for() {
+    let problems = |bytes: &[u8]| match Jwks::parse(bytes) {
+        Err(JwksError::NoUsableKeys(refused)) => {
+            refused.into_iter().map(|r| r.problem).collect::<Vec<_>>()
+        }
+        other => panic!("{other:?}"),
+    };
+    let corpus = "../../fuzz/corpus/policy_oidc/";
+    let read = |name: &str| std::fs::read(format!("{corpus}{name}")).unwrap();
+    assert_eq!(
+        problems(&read("jwks_weak_rsa")),
+        [KeyProblem::RsaSize(1024)]
+    );
+    assert_eq!(
+        problems(&read("jwks_rsa_bad_exponent")),
+        [
+            KeyProblem::RsaExponent,
+            KeyProblem::RsaEven,
+            KeyProblem::RsaExponent,
+            KeyProblem::RsaSize(8200)
+        ]
+    );
+    assert_eq!(
+        problems(&read("jwks_off_curve")),
+        [
+            KeyProblem::OffCurve("P-256"),
+            KeyProblem::OffCurve("P-256"),
+            KeyProblem::OffCurve("P-256"),
+            KeyProblem::OffCurve("P-384")
+        ]
+    );
+    assert_eq!(
+        problems(&read("jwks_ed25519_lengths")),
+        [
+            KeyProblem::Ed25519Length(31),
+            KeyProblem::Ed25519Length(33),
+            KeyProblem::Ed25519Length(0),
+            KeyProblem::Ed25519Length(64)
+        ]
+    );
+}
