@@ -748,7 +748,7 @@ fn rsa_keys_ring_cannot_verify_with_are_refused_when_read() {
 fn ec_points_off_their_curve_are_refused_when_read() {
     for (signer, crv) in [(Signer::p256(), "P-256"), (Signer::p384(), "P-384")] {
         let good = signer.jwk("k");
-        assert_eq!(jwks(&[good.clone()]).len(), 1);
+        assert_eq!(jwks(std::slice::from_ref(&good)).len(), 1);
         // y := x, as an attacker or a broken provider might publish.
         let mut bad = good.clone();
         bad["y"] = good["x"].clone();
