@@ -96,6 +96,8 @@ pub mod fuzzing {
         assert!(id.audit.common_names.len() <= corral_audit::MAX_COMMON_NAMES);
         assert!(id.dns_names.len() <= 64);
         let _ = crate::tls::identity::is_ca(der);
+        let _ = crate::tls::identity::constrained_subject(der);
+        let _ = crate::tls::identity::name_constrained(&[der, der], &[der.to_vec()]);
         id.names().map(str::to_owned).collect()
     }
 

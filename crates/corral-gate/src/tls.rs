@@ -7,20 +7,44 @@ use std::sync::Arc;
 
 use rustls::pki_types::{CertificateDer, CertificateRevocationListDer, PrivateKeyDer};
 use rustls::server::danger::ClientCertVerifier;
-use rustls::server::WebPkiClientVerifier;
+use rustls::server::{NoServerSessionStorage, WebPkiClientVerifier};
 use rustls::{RootCertStore, ServerConfig};
 
 use crate::error::GateError;
 use crate::settings::{ClientCaFiles, TlsFiles};
 
+pub mod conn_cert;
 pub mod identity;
 pub mod reload;
 pub(crate) mod validity;
 
+use conn_cert::ClientTrust;
+
+/// What new handshakes use: the rustls configuration and, under mutual TLS, the client
+/// verifier inside it (kept to verify open connections again after a reload).
+#[derive(Debug, Clone)]
+pub struct Served {
+    pub config: Arc<ServerConfig>,
+    pub client: Option<ClientTrust>,
+}
+
+/// The generation of the next client verifier built.
+static NEXT_GENERATION: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
+/// [`served`]'s rustls configuration.
+pub fn server_config(files: &TlsFiles) -> Result<Arc<ServerConfig>, GateError> {
+    served(files).map(|s| s.config)
+}
+
 /// Loads the certificate chain and key and builds a server configuration offering h2 and
 /// http/1.1. Every failure names the file and what is wrong with it; a server certificate
 /// that has expired or is not valid yet is refused, as every client would refuse it.
-pub fn server_config(files: &TlsFiles) -> Result<Arc<ServerConfig>, GateError> {
+///
+/// Under mutual TLS the configuration resumes no session (no session cache, no tickets):
+/// rustls takes a resumed session's client certificate from the session it resumes, without
+/// verifying it again, so an expired or since revoked certificate would keep working through
+/// resumption. Every connection does a full handshake instead.
+pub fn served(files: &TlsFiles) -> Result<Served, GateError> {
     let certs = load_certs(&files.cert)?;
     check_dates(&files.cert, &certs, unix_now())?;
     let chain_len = certs.len();
@@ -33,9 +57,13 @@ pub fn server_config(files: &TlsFiles) -> Result<Arc<ServerConfig>, GateError> {
             key: files.key.clone(),
             reason: e.to_string(),
         })?;
-    let builder = match &files.client {
+    let trust = match &files.client {
+        None => None,
+        Some(client) => Some(client_verifier(client, provider)?),
+    };
+    let builder = match &trust {
         None => builder.with_no_client_auth(),
-        Some(client) => builder.with_client_cert_verifier(client_verifier(client, provider)?),
+        Some(t) => builder.with_client_cert_verifier(Arc::clone(&t.verifier)),
     };
     let mut config = builder
         .with_single_cert(certs, key)
@@ -45,7 +73,16 @@ pub fn server_config(files: &TlsFiles) -> Result<Arc<ServerConfig>, GateError> {
             reason: describe_pair_error(&e, chain_len),
         })?;
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    Ok(Arc::new(config))
+    if trust.is_some() {
+        config.session_storage = Arc::new(NoServerSessionStorage {});
+        config.send_tls13_tickets = 0;
+        // The builder's ticketer produces no tickets; said here so that it stays so.
+        debug_assert!(!config.ticketer.enabled());
+    }
+    Ok(Served {
+        config: Arc::new(config),
+        client: trust,
+    })
 }
 
 /// A verifier that requires a client certificate chaining to one of the CAs in `files.ca`
@@ -55,7 +92,7 @@ pub fn server_config(files: &TlsFiles) -> Result<Arc<ServerConfig>, GateError> {
 fn client_verifier(
     files: &ClientCaFiles,
     provider: Arc<rustls::crypto::CryptoProvider>,
-) -> Result<Arc<dyn ClientCertVerifier>, GateError> {
+) -> Result<ClientTrust, GateError> {
     const CA: &str = "client CA";
     let invalid = |path: &Path, reason: String| GateError::TlsInvalid {
         what: CA,
@@ -64,6 +101,7 @@ fn client_verifier(
     };
     let certs = load_certs_as(CA, &files.ca)?;
     let mut roots = RootCertStore::empty();
+    let mut constrained_anchors = Vec::new();
     for (i, cert) in certs.into_iter().enumerate() {
         let n = i + 1;
         match identity::is_ca(&cert) {
@@ -85,6 +123,7 @@ fn client_verifier(
             }
             Some(true) => {}
         }
+        constrained_anchors.extend(identity::constrained_subject(&cert));
         roots.add(cert).map_err(|e| {
             invalid(
                 &files.ca,
@@ -96,18 +135,24 @@ fn client_verifier(
     for path in &files.crls {
         crls.extend(load_crls(path)?);
     }
-    WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
-        .with_crls(crls)
-        .build()
-        .map_err(|e| {
-            // Only a CRL can fail here: the roots were added one by one above.
-            let path = files.crls.first().unwrap_or(&files.ca);
-            GateError::TlsInvalid {
-                what: "client CRL",
-                path: path.clone(),
-                reason: e.to_string(),
-            }
-        })
+    let verifier: Arc<dyn ClientCertVerifier> =
+        WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
+            .with_crls(crls)
+            .build()
+            .map_err(|e| {
+                // Only a CRL can fail here: the roots were added one by one above.
+                let path = files.crls.first().unwrap_or(&files.ca);
+                GateError::TlsInvalid {
+                    what: "client CRL",
+                    path: path.clone(),
+                    reason: e.to_string(),
+                }
+            })?;
+    Ok(ClientTrust {
+        generation: NEXT_GENERATION.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+        verifier,
+        constrained_anchors: constrained_anchors.into(),
+    })
 }
 
 /// The CRLs of one PEM file; each is parsed now, so that a bad one names its file.
@@ -276,7 +321,8 @@ pub fn expiry_warning(files: &TlsFiles) -> Option<String> {
     expiry_warning_at(files, unix_now())
 }
 
-fn unix_now() -> i64 {
+/// Seconds since the Unix epoch, now.
+pub(crate) fn unix_now() -> i64 {
     match std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) {
         Ok(d) => i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
         Err(e) => i64::try_from(e.duration().as_secs()).map_or(i64::MIN, |s| -s),

@@ -167,8 +167,10 @@ fn a_changed_ca_bundle_is_reloaded_and_a_broken_one_is_not() {
             crls: Vec::new(),
         }),
     );
-    let first = server_config(&f).unwrap();
-    let mut r = CertReloader::new(f, Arc::clone(&first));
+    let loaded = served(&f).unwrap();
+    let first = Arc::clone(&loaded.config);
+    let first_generation = loaded.client.as_ref().unwrap().generation;
+    let mut r = CertReloader::new(f, loaded);
     assert!(matches!(r.check(false), Checked::Unchanged));
     let put = |text: &str| {
         let tmp = ca_p.with_extension("tmp");
@@ -177,12 +179,36 @@ fn a_changed_ca_bundle_is_reloaded_and_a_broken_one_is_not() {
     };
     put(&ca().cert.pem());
     assert!(matches!(r.check(false), Checked::Reloaded));
-    let second = r.current().load_full();
+    let second = Arc::clone(&r.current().load().config);
     assert!(!Arc::ptr_eq(&second, &first));
+    // Open connections see that the client verifier changed.
+    let trust = r.trust().load_full();
+    assert_ne!(
+        trust.as_ref().as_ref().unwrap().generation,
+        first_generation
+    );
     put("not a CA");
     match r.check(false) {
         Checked::Failed(e) => assert!(e.to_string().contains("ca.pem"), "{e}"),
         other => panic!("{other:?}"),
     }
-    assert!(Arc::ptr_eq(&r.current().load_full(), &second));
+    assert!(Arc::ptr_eq(&r.current().load().config, &second));
+    assert!(Arc::ptr_eq(&r.trust().load_full(), &trust));
+}
+
+#[test]
+fn under_mutual_tls_no_session_is_resumable() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = ca();
+    let client = ClientCaFiles {
+        ca: write(dir.path(), "ca.pem", &ca.cert.pem()),
+        crls: Vec::new(),
+    };
+    let cfg = server_config(&files(dir.path(), Some(client))).unwrap();
+    assert!(!cfg.session_storage.can_cache());
+    assert_eq!(cfg.send_tls13_tickets, 0);
+    assert!(!cfg.ticketer.enabled());
+    // Without client certificates, resumption stays as rustls sets it.
+    let plain = server_config(&files(dir.path(), None)).unwrap();
+    assert!(plain.session_storage.can_cache());
 }
