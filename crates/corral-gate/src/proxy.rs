@@ -56,6 +56,8 @@ pub struct Shared {
     pub allowances: Arc<crate::allowances::Allowances>,
     /// Tokens from the identity provider of `[oidc]`, when configured.
     pub oidc: Option<Arc<crate::oidc::Oidc>>,
+    /// Failed client-certificate handshakes, said in the log once a minute per reason.
+    pub handshake_log: crate::tls::handshake_log::HandshakeLog,
 }
 
 /// An early answer: the failure, and the methods to list in `Allow` for a 405.

@@ -195,6 +195,7 @@ impl Gate {
             audit: AuditSink::new(audit),
             allowances,
             oidc: oidc.as_ref().map(|(o, _)| Arc::clone(o)),
+            handshake_log: tls::handshake_log::HandshakeLog::default(),
         });
         Ok(Gate {
             listener,
@@ -480,8 +481,9 @@ async fn serve_connection(
                 match tokio::time::timeout_at(handshake_by, acceptor.accept(stream)).await {
                     Ok(Ok(s)) => s,
                     Ok(Err(e)) => {
-                        tracing::debug!(error = %e, %peer, "TLS handshake failed");
-                        shared.audit.handshake_failed(HandshakeFailure::of(&e));
+                        let why = HandshakeFailure::of(&e);
+                        shared.handshake_log.failed(&e, why, peer);
+                        shared.audit.handshake_failed(why);
                         return;
                     }
                     Err(_) => {

@@ -14,6 +14,8 @@ use crate::error::GateError;
 use crate::settings::{ClientCaFiles, TlsFiles};
 
 pub mod conn_cert;
+pub(crate) mod crl;
+pub mod handshake_log;
 pub mod identity;
 pub mod reload;
 pub(crate) mod validity;
@@ -100,6 +102,18 @@ fn client_verifier(
         reason,
     };
     let certs = load_certs_as(CA, &files.ca)?;
+    let mut crls = Vec::new();
+    // The issuers of the lists; `None` when one could not be read here (webpki took it).
+    let mut crl_issuers = Some(Vec::new());
+    for path in &files.crls {
+        for (der, facts) in load_crls(path)? {
+            match (facts, crl_issuers.as_mut()) {
+                (Some(f), Some(issuers)) => issuers.push(f.issuer),
+                _ => crl_issuers = None,
+            }
+            crls.push(der);
+        }
+    }
     let mut roots = RootCertStore::empty();
     let mut constrained_anchors = Vec::new();
     for (i, cert) in certs.into_iter().enumerate() {
@@ -123,6 +137,30 @@ fn client_verifier(
             }
             Some(true) => {}
         }
+        // With revocation lists, webpki refuses every client whose issuer has none
+        // ("unknown revocation status", told to the client as `unknown ca`).
+        let uncovered = match (&crl_issuers, identity::subject(&cert)) {
+            (Some(issuers), Some(subject)) => !files.crls.is_empty() && !issuers.contains(&subject),
+            _ => false,
+        };
+        if uncovered {
+            return Err(invalid(
+                &files.ca,
+                format!(
+                    "client CA {} (certificate {n} in the file) has no revocation list among \
+                     the CRL files ({}): with revocation lists set, every client CA needs \
+                     one (its clients would all be refused as of unknown revocation status); \
+                     add the CRL this CA issues, or remove the CA from the bundle",
+                    identity::subject_text(&cert),
+                    files
+                        .crls
+                        .iter()
+                        .map(|p| p.display().to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            ));
+        }
         constrained_anchors.extend(identity::constrained_subject(&cert));
         roots.add(cert).map_err(|e| {
             invalid(
@@ -130,10 +168,6 @@ fn client_verifier(
                 format!("certificate {n} in the file cannot be used as a CA: {e}"),
             )
         })?;
-    }
-    let mut crls = Vec::new();
-    for path in &files.crls {
-        crls.extend(load_crls(path)?);
     }
     let verifier: Arc<dyn ClientCertVerifier> =
         WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
@@ -155,8 +189,11 @@ fn client_verifier(
     })
 }
 
-/// The CRLs of one PEM file; each is parsed now, so that a bad one names its file.
-fn load_crls(path: &Path) -> Result<Vec<CertificateRevocationListDer<'static>>, GateError> {
+/// The CRLs of one PEM file, with what [`crl::read`] sees in each; each is parsed now, so
+/// that a bad one names its file.
+fn load_crls(
+    path: &Path,
+) -> Result<Vec<(CertificateRevocationListDer<'static>, Option<crl::CrlFacts>)>, GateError> {
     const WHAT: &str = "client CRL";
     let invalid = |reason: String| GateError::TlsInvalid {
         what: WHAT,
@@ -170,15 +207,118 @@ fn load_crls(path: &Path) -> Result<Vec<CertificateRevocationListDer<'static>>, 
     if crls.is_empty() {
         return Err(invalid("no PEM X509 CRL block found".to_owned()));
     }
-    for (i, crl) in crls.iter().enumerate() {
-        webpki::OwnedCertRevocationList::from_der(crl).map_err(|e| {
-            invalid(format!(
-                "revocation list {} in the file cannot be read: {e:?}",
-                i + 1
-            ))
+    for (i, der) in crls.iter().enumerate() {
+        webpki::OwnedCertRevocationList::from_der(der).map_err(|e| {
+            let n = i + 1;
+            match crl::unsupported(der) {
+                Some(what) => invalid(format!(
+                    "revocation list {n} in the file cannot be used: {what}; {}",
+                    crl::V2_REQUIRED
+                )),
+                None => invalid(format!(
+                    "revocation list {n} in the file cannot be read: {e:?}"
+                )),
+            }
         })?;
     }
-    Ok(crls)
+    Ok(crls
+        .into_iter()
+        .map(|der| {
+            let facts = crl::read(&der);
+            (der, facts)
+        })
+        .collect())
+}
+
+/// Warnings for the client revocation lists of `files` whose `nextUpdate` has passed at
+/// `now` (seconds since the Unix epoch). The gate still accepts them, as rustls does by
+/// default: the revocations they list still apply, but any since are unknown until a fresh
+/// list is published.
+pub fn stale_crl_warnings_at(files: &TlsFiles, now: i64) -> Vec<String> {
+    let Some(client) = &files.client else {
+        return Vec::new();
+    };
+    let mut warnings = Vec::new();
+    for path in &client.crls {
+        let Ok(lists) = load_crls(path) else {
+            continue;
+        };
+        for (i, (_, facts)) in lists.iter().enumerate() {
+            let Some(next) = facts.as_ref().and_then(|f| f.next_update) else {
+                continue;
+            };
+            let Some(ago) = now.checked_sub(next.unix()).filter(|s| *s > 0) else {
+                continue;
+            };
+            let ago = match ago / 86_400 {
+                0 => format!("{} hours ago", ago / 3_600),
+                1 => "1 day ago".to_owned(),
+                n => format!("{n} days ago"),
+            };
+            warnings.push(format!(
+                "the client CRL file {} (revocation list {}) is stale: its nextUpdate {next} \
+                 passed {ago}; the gate still uses it, but certificates revoked since are \
+                 not known: publish a fresh CRL (the gate picks it up within 30 s, or at once \
+                 on SIGHUP)",
+                path.display(),
+                i + 1
+            ));
+        }
+    }
+    warnings
+}
+
+/// The TLS settings in a few lines, for `corral config check`: the server certificate (and
+/// its end date), the key, and under mutual TLS the client CAs and revocation lists.
+pub fn describe(files: &TlsFiles) -> Vec<String> {
+    let until = load_certs(&files.cert)
+        .ok()
+        .and_then(|c| c.first().and_then(|c| validity::read(c)))
+        .map(|d| format!(" (valid until {})", d.not_after))
+        .unwrap_or_default();
+    let mut lines = vec![
+        format!("tls: certificate {}{until}", files.cert.display()),
+        format!("tls: key {}", files.key.display()),
+    ];
+    match &files.client {
+        None => lines.push("tls: client certificates not required (no tls_client_ca)".to_owned()),
+        Some(client) => {
+            let cas = load_certs_as("client CA", &client.ca).unwrap_or_default();
+            let names = cas
+                .iter()
+                .map(|c| identity::subject_text(c))
+                .collect::<Vec<_>>()
+                .join("; ");
+            let n = cas.len();
+            lines.push(format!(
+                "tls: client certificates required, client CA {} ({n} CA{}: {names})",
+                client.ca.display(),
+                if n == 1 { "" } else { "s" }
+            ));
+            if client.crls.is_empty() {
+                lines.push("tls: no client revocation lists (tls_client_crl)".to_owned());
+            }
+            for path in &client.crls {
+                let lists = load_crls(path).map(|l| l.len()).unwrap_or(0);
+                lines.push(format!(
+                    "tls: client revocation list file {} ({lists} list{})",
+                    path.display(),
+                    if lists == 1 { "" } else { "s" }
+                ));
+            }
+        }
+    }
+    lines
+}
+
+/// Every warning about the TLS files now: the server certificate's coming expiry, stale
+/// client revocation lists.
+pub fn warnings(files: &TlsFiles) -> Vec<String> {
+    let now = unix_now();
+    expiry_warning_at(files, now)
+        .into_iter()
+        .chain(stale_crl_warnings_at(files, now))
+        .collect()
 }
 
 /// The whole file: a read failure (missing, unreadable, a directory) is told apart from
@@ -314,11 +454,6 @@ pub fn expiry_warning_at(files: &TlsFiles, now: i64) -> Option<String> {
         files.cert.display(),
         dates.not_after
     ))
-}
-
-/// [`expiry_warning_at`] now.
-pub fn expiry_warning(files: &TlsFiles) -> Option<String> {
-    expiry_warning_at(files, unix_now())
 }
 
 /// Seconds since the Unix epoch, now.
@@ -510,7 +645,7 @@ mod tests {
             None,
             "expired: refused elsewhere"
         );
-        assert_eq!(expiry_warning(&ending), None);
+        assert_eq!(expiry_warning_at(&ending, unix_now()), None);
 
         let future = server_config(&TlsFiles {
             cert: dated("future.pem", 2090, 2091),

@@ -224,6 +224,25 @@ pub(crate) fn is_ca(der: &[u8]) -> Option<bool> {
     })
 }
 
+/// The subject `Name` of a certificate, whole DER element (as a CRL's issuer is compared).
+pub(crate) fn subject(der: &[u8]) -> Option<Vec<u8>> {
+    tbs(der).map(|t| t.subject_whole.to_vec())
+}
+
+/// The subject of a certificate for a message: its CNs (`CN=a, CN=b`), or `(no common name)`.
+pub(crate) fn subject_text(der: &[u8]) -> String {
+    let cns = tbs(der)
+        .map(|t| common_names(t.subject))
+        .unwrap_or_default();
+    if cns.is_empty() {
+        return "(no common name)".to_owned();
+    }
+    cns.iter()
+        .map(|cn| format!("CN={}", cn.escape_debug()))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// The subject `Name` of a certificate (whole DER element), when a CA of the client bundle
 /// carries a nameConstraints extension; `None` otherwise (or when it cannot be read).
 pub(crate) fn constrained_subject(der: &[u8]) -> Option<Vec<u8>> {

@@ -131,16 +131,25 @@ impl CertReloader {
     }
 
     /// The expiry warning for the certificate files, at most once per [`EXPIRY_REMINDER`].
+    #[cfg(test)]
     pub fn expiry_reminder(&mut self) -> Option<String> {
+        self.reminders().into_iter().next()
+    }
+
+    /// Every warning about the files in service (the certificate's coming expiry, stale
+    /// revocation lists), at most once per [`EXPIRY_REMINDER`], and at once after a reload.
+    pub fn reminders(&mut self) -> Vec<String> {
         if self
             .last_reminder
             .is_some_and(|at| at.elapsed() < EXPIRY_REMINDER)
         {
-            return None;
+            return Vec::new();
         }
-        let warning = super::expiry_warning(&self.files)?;
-        self.last_reminder = Some(std::time::Instant::now());
-        Some(warning)
+        let warnings = super::warnings(&self.files);
+        if !warnings.is_empty() {
+            self.last_reminder = Some(std::time::Instant::now());
+        }
+        warnings
     }
 
     /// Looks at the files and logs what happened: a reload at info level, a pair that did not
@@ -155,12 +164,25 @@ impl CertReloader {
             ),
             Checked::Failed(e) => tracing::error!(
                 error = %e,
-                "cannot reload the TLS certificate; still serving the previous one"
+                "cannot reload the {}; still serving the previous TLS configuration",
+                reloading(&e)
             ),
         }
-        if let Some(warning) = self.expiry_reminder() {
+        for warning in self.reminders() {
             tracing::warn!("{warning}");
         }
+    }
+}
+
+/// What a failed reload was loading, for its log line.
+fn reloading(e: &GateError) -> &'static str {
+    match e {
+        GateError::TlsRead { what, .. } | GateError::TlsInvalid { what, .. } => match *what {
+            "client CA" => "client CA bundle",
+            "client CRL" => "client revocation lists",
+            _ => "server certificate and key",
+        },
+        _ => "server certificate and key",
     }
 }
 
@@ -222,6 +244,19 @@ mod tests {
         put(&files.cert, ending_in(90));
         assert!(matches!(r.check(false), Checked::Reloaded));
         assert_eq!(r.expiry_reminder(), None);
+    }
+
+    #[test]
+    fn a_failed_reload_names_what_it_was_loading() {
+        let err = |what| GateError::TlsInvalid {
+            what,
+            path: "x".into(),
+            reason: String::new(),
+        };
+        assert_eq!(reloading(&err("client CA")), "client CA bundle");
+        assert_eq!(reloading(&err("client CRL")), "client revocation lists");
+        assert_eq!(reloading(&err("certificate")), "server certificate and key");
+        assert_eq!(reloading(&err("key")), "server certificate and key");
     }
 
     #[test]
