@@ -107,7 +107,7 @@ pub(crate) fn unsupported(der: &[u8]) -> Option<&'static str> {
 /// The advice that follows [`unsupported`].
 pub(crate) const V2_REQUIRED: &str = "a v2 CRL with a CRL number is required (with `openssl ca \
      -gencrl`, give the CA configuration a `crlnumber` file, e.g. `echo 1000 > crlnumber` and \
-     `crlnumber = $dir/crlnumber` in its [CA_default] section)";
+     `crlnumber = .../crlnumber` in its CA section)";
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
