@@ -103,7 +103,7 @@ pub mod fuzzing {
         let _ = crate::tls::identity::is_ca(der);
         let _ = crate::tls::identity::constrained_subject(der);
         let _ = crate::tls::identity::name_constrained(&[der, der], &[der.to_vec()]);
-        id.names().map(str::to_owned).collect()
+        id.names(true).map(str::to_owned).collect()
     }
 
     /// Reads a DER certificate revocation list as the gate does to explain a refused one, to

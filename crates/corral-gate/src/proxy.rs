@@ -272,7 +272,7 @@ async fn serve(
         )
     })?;
     ctx.policy = Some(policy_name);
-    if !policy.allows_client_cert(ctx.client_cert.iter().flat_map(|c| c.identity.names())) {
+    if !policy.allows_client_cert(ctx.client_cert.iter().flat_map(|c| c.names())) {
         return Err(Failure::new(
             403,
             client_cert::RULE,

@@ -70,6 +70,9 @@ pub struct ConnCert {
     not_after: Option<i64>,
     /// The leaf, then the intermediates the client sent.
     chain: Vec<CertificateDer<'static>>,
+    /// Whether a name constraint applies to the chain (then the CNs do not bind), as of the
+    /// verifier it was last verified with.
+    name_constrained: AtomicBool,
     current: CurrentTrust,
     /// The generation of the verifier the chain was last verified with.
     verified: AtomicU64,
@@ -87,7 +90,8 @@ impl ConnCert {
         let leaf = chain.first()?;
         let constrained = super::identity::name_constrained(chain, &trust.constrained_anchors);
         Some(ConnCert {
-            identity: ClientIdentity::of_verified(leaf, constrained),
+            identity: ClientIdentity::of(leaf),
+            name_constrained: AtomicBool::new(constrained),
             not_after: super::validity::read(leaf).map(|v| v.not_after.unix()),
             chain: chain.iter().map(|c| c.clone().into_owned()).collect(),
             current,
@@ -130,7 +134,134 @@ impl ConnCert {
             .verifier
             .verify_client_cert(leaf, intermediates, at)
             .map_err(|e| Stale::NoLongerValid(e.to_string()))?;
+        // The new client CAs may carry name constraints the old ones did not (or no longer).
+        self.name_constrained.store(
+            super::identity::name_constrained(&self.chain, &trust.constrained_anchors),
+            Ordering::Relaxed,
+        );
         self.verified.store(trust.generation, Ordering::Relaxed);
         Ok(())
+    }
+
+    /// Every name `client_cert_names` is matched against: the CNs unless a name constraint
+    /// applies to the chain (webpki checks constraints on DNS names only), then the DNS names.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.identity
+            .names(!self.name_constrained.load(Ordering::Relaxed))
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+    use rcgen::{
+        BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, GeneralSubtree, IsCa,
+        KeyPair, NameConstraints,
+    };
+
+    struct Ca {
+        cert: rcgen::Certificate,
+        key: KeyPair,
+    }
+
+    fn ca_params(permitted: Option<&str>) -> CertificateParams {
+        let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+        p.distinguished_name.push(DnType::CommonName, "CA");
+        p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        p.name_constraints = permitted.map(|d| NameConstraints {
+            permitted_subtrees: vec![GeneralSubtree::DnsName(d.to_owned())],
+            excluded_subtrees: Vec::new(),
+        });
+        p
+    }
+
+    fn ca() -> Ca {
+        let key = KeyPair::generate().unwrap();
+        Ca {
+            cert: ca_params(None).self_signed(&key).unwrap(),
+            key,
+        }
+    }
+
+    fn leaf(ca: &Ca, until_year: i32) -> CertificateDer<'static> {
+        let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+        p.distinguished_name.push(DnType::CommonName, "app-1");
+        p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        p.not_before = rcgen::date_time_ymd(2024, 1, 1);
+        p.not_after = rcgen::date_time_ymd(until_year, 1, 1);
+        p.signed_by(&KeyPair::generate().unwrap(), &ca.cert, &ca.key)
+            .unwrap()
+            .der()
+            .clone()
+    }
+
+    fn trust(cas: &[&Ca], generation: u64) -> ClientTrust {
+        let mut roots = rustls::RootCertStore::empty();
+        let mut constrained = Vec::new();
+        for ca in cas {
+            roots.add(ca.cert.der().clone()).unwrap();
+            constrained.extend(super::super::identity::constrained_subject(ca.cert.der()));
+        }
+        let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+            Arc::new(roots),
+            Arc::new(rustls::crypto::ring::default_provider()),
+        )
+        .build()
+        .unwrap();
+        ClientTrust {
+            generation,
+            verifier,
+            constrained_anchors: constrained.into(),
+        }
+    }
+
+    const Y2030: i64 = 1_893_456_000;
+
+    #[test]
+    fn an_expired_certificate_is_refused_for_good() {
+        let a = ca();
+        let t = trust(&[&a], 1);
+        let current: CurrentTrust = Arc::new(ArcSwap::from_pointee(Some(t.clone())));
+        let c = ConnCert::new(&[leaf(&a, 2030)], &t, current).unwrap();
+        assert_eq!(c.check(Y2030 - 10), Ok(()));
+        assert_eq!(c.check(Y2030 + 1), Err(Stale::Expired(Y2030)));
+        assert_eq!(c.check(Y2030 - 10), Err(Stale::AlreadyRefused));
+    }
+
+    #[test]
+    fn after_a_reload_the_chain_is_verified_again() {
+        let a = ca();
+        let b = ca();
+        let t1 = trust(&[&a, &b], 1);
+        let current: CurrentTrust = Arc::new(ArcSwap::from_pointee(Some(t1.clone())));
+        let c = ConnCert::new(&[leaf(&a, 2030)], &t1, Arc::clone(&current)).unwrap();
+        let now = Y2030 - 86_400;
+        assert_eq!(c.check(now), Ok(()));
+        assert_eq!(c.names().collect::<Vec<_>>(), vec!["app-1"]);
+        // A reload that keeps the CA: verified again, still fine.
+        current.store(Arc::new(Some(trust(&[&a], 2))));
+        assert_eq!(c.check(now), Ok(()));
+        // The CA becomes name-constrained: the CN stops binding.
+        // (The same name and key, so the leaf still chains to it.)
+        let constrained = Ca {
+            cert: ca_params(Some("team-a.example"))
+                .self_signed(&a.key)
+                .unwrap(),
+            key: KeyPair::generate().unwrap(),
+        };
+        current.store(Arc::new(Some(trust(&[&constrained], 3))));
+        assert_eq!(c.check(now), Ok(()));
+        assert!(c.names().next().is_none());
+        // A reload without its CA: refused, and for good.
+        current.store(Arc::new(Some(trust(&[&b], 4))));
+        assert!(matches!(c.check(now), Err(Stale::NoLongerValid(_))));
+        current.store(Arc::new(Some(trust(&[&a], 5))));
+        assert_eq!(c.check(now), Err(Stale::AlreadyRefused));
+        // Mutual TLS turned off by a reload.
+        let d = ConnCert::new(&[leaf(&a, 2030)], &t1, Arc::clone(&current)).unwrap();
+        current.store(Arc::new(None));
+        assert_eq!(d.check(now), Err(Stale::NoVerifier));
+        assert!(ConnCert::new(&[], &t1, current).is_none());
     }
 }

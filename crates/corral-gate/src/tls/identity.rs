@@ -281,22 +281,12 @@ pub struct ClientIdentity {
     pub audit: Arc<corral_audit::TlsClient>,
     /// DNS names of the subject alternative name extension.
     pub dns_names: Vec<String>,
-    /// Whether the CNs count for `client_cert_names`: not when the chain is name-constrained
-    /// (see [`name_constrained`]).
-    pub common_names_bind: bool,
 }
 
 impl ClientIdentity {
     /// The identity of a DER leaf certificate. A certificate whose names cannot be read
     /// still has its hash (and then matches no `client_cert_names`).
     pub fn of(der: &[u8]) -> ClientIdentity {
-        ClientIdentity::of_verified(der, false)
-    }
-
-    /// The identity of a leaf whose chain is `name_constrained` or not: under name
-    /// constraints only its DNS names are matched against `client_cert_names` (its CNs are
-    /// still in the audit record).
-    pub fn of_verified(der: &[u8], name_constrained: bool) -> ClientIdentity {
         let (common_names, dns_names) = match tbs(der) {
             Some(t) => (common_names(t.subject), dns_names(t.extensions)),
             None => (Vec::new(), Vec::new()),
@@ -307,14 +297,13 @@ impl ClientIdentity {
                 sha256: upper_hex(&Sha256::digest(der)),
             }),
             dns_names,
-            common_names_bind: !name_constrained,
         }
     }
 
-    /// Every name `client_cert_names` is matched against: the CNs (unless name constraints
-    /// apply), then the DNS names.
-    pub fn names(&self) -> impl Iterator<Item = &str> {
-        let cns: &[String] = if self.common_names_bind {
+    /// Every name `client_cert_names` is matched against: the CNs when `common_names_bind`
+    /// (no name constraint applies to the chain, see [`name_constrained`]), then the DNS names.
+    pub fn names(&self, common_names_bind: bool) -> impl Iterator<Item = &str> {
+        let cns: &[String] = if common_names_bind {
             &self.audit.common_names
         } else {
             &[]
@@ -366,7 +355,7 @@ mod tests {
         assert_eq!(id.audit.common_names, vec!["app-1"]);
         assert_eq!(id.dns_names, vec!["app-1.example.com", "node.internal"]);
         assert_eq!(
-            id.names().collect::<Vec<_>>(),
+            id.names(true).collect::<Vec<_>>(),
             vec!["app-1", "app-1.example.com", "node.internal"]
         );
         assert_eq!(is_ca(&der), Some(false));
@@ -442,7 +431,7 @@ mod tests {
             let _ = is_ca(&good[..n]);
         }
         let id = ClientIdentity::of(b"");
-        assert!(id.names().next().is_none());
+        assert!(id.names(true).next().is_none());
         assert_eq!(
             directory_string(BMP_STRING, &[0, b'h', 0, b'i']),
             Some("hi".into())
@@ -503,8 +492,9 @@ mod constraint_tests {
         // Unreadable: constrained.
         assert!(name_constrained(&[&b"junk"[..]], none));
 
-        let id = ClientIdentity::of_verified(leaf_of_sub.der(), true);
+        let id = ClientIdentity::of(leaf_of_sub.der());
         assert_eq!(id.audit.common_names, vec!["app-billing"]);
-        assert!(id.names().next().is_none());
+        assert!(id.names(false).next().is_none());
+        assert_eq!(id.names(true).collect::<Vec<_>>(), vec!["app-billing"]);
     }
 }
