@@ -30,8 +30,44 @@ pub struct ClientTrust {
     pub constrained_anchors: Arc<[Vec<u8>]>,
 }
 
-/// The client verifier new handshakes use, replaced at each reload. `None` without mutual TLS.
-pub type CurrentTrust = Arc<ArcSwap<Option<ClientTrust>>>;
+/// The client verifier new handshakes use, replaced at each reload (`None` without mutual
+/// TLS), and its generation apart, so that a request compares one integer when nothing was
+/// reloaded.
+#[derive(Debug)]
+pub struct TrustCell {
+    generation: AtomicU64,
+    trust: ArcSwap<Option<ClientTrust>>,
+}
+
+impl TrustCell {
+    pub fn new(trust: Option<ClientTrust>) -> TrustCell {
+        TrustCell {
+            generation: AtomicU64::new(trust.as_ref().map_or(0, |t| t.generation)),
+            trust: ArcSwap::from_pointee(trust),
+        }
+    }
+
+    /// Puts `trust` in service: the verifier first, then its generation, so that a reader who
+    /// sees the new generation finds the new verifier.
+    pub fn store(&self, trust: Option<ClientTrust>) {
+        let generation = trust.as_ref().map_or(0, |t| t.generation);
+        self.trust.store(Arc::new(trust));
+        self.generation.store(generation, Ordering::Release);
+    }
+
+    /// The generation in service.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    /// The verifier in service.
+    pub fn load_full(&self) -> Arc<Option<ClientTrust>> {
+        self.trust.load_full()
+    }
+}
+
+/// Where reloads put their client verifier.
+pub type CurrentTrust = Arc<TrustCell>;
 
 /// Why a request on a connection with a verified client certificate is refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -119,13 +155,13 @@ impl ConnCert {
                 return Err(Stale::Expired(end));
             }
         }
-        let current = self.current.load();
+        if self.current.generation() == self.verified.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        let current = self.current.load_full();
         let Some(trust) = current.as_ref() else {
             return Err(Stale::NoVerifier);
         };
-        if trust.generation == self.verified.load(Ordering::Relaxed) {
-            return Ok(());
-        }
         let (leaf, intermediates) = self.chain.split_first().ok_or(Stale::NoVerifier)?;
         let at = UnixTime::since_unix_epoch(std::time::Duration::from_secs(
             u64::try_from(now).unwrap_or(0),
@@ -222,7 +258,7 @@ mod tests {
     fn an_expired_certificate_is_refused_for_good() {
         let a = ca();
         let t = trust(&[&a], 1);
-        let current: CurrentTrust = Arc::new(ArcSwap::from_pointee(Some(t.clone())));
+        let current: CurrentTrust = Arc::new(TrustCell::new(Some(t.clone())));
         let c = ConnCert::new(&[leaf(&a, 2030)], &t, current).unwrap();
         assert_eq!(c.check(Y2030 - 10), Ok(()));
         assert_eq!(c.check(Y2030 + 1), Err(Stale::Expired(Y2030)));
@@ -234,13 +270,13 @@ mod tests {
         let a = ca();
         let b = ca();
         let t1 = trust(&[&a, &b], 1);
-        let current: CurrentTrust = Arc::new(ArcSwap::from_pointee(Some(t1.clone())));
+        let current: CurrentTrust = Arc::new(TrustCell::new(Some(t1.clone())));
         let c = ConnCert::new(&[leaf(&a, 2030)], &t1, Arc::clone(&current)).unwrap();
         let now = Y2030 - 86_400;
         assert_eq!(c.check(now), Ok(()));
         assert_eq!(c.names().collect::<Vec<_>>(), vec!["app-1"]);
         // A reload that keeps the CA: verified again, still fine.
-        current.store(Arc::new(Some(trust(&[&a], 2))));
+        current.store(Some(trust(&[&a], 2)));
         assert_eq!(c.check(now), Ok(()));
         // The CA becomes name-constrained: the CN stops binding.
         // (The same name and key, so the leaf still chains to it.)
@@ -250,17 +286,17 @@ mod tests {
                 .unwrap(),
             key: KeyPair::generate().unwrap(),
         };
-        current.store(Arc::new(Some(trust(&[&constrained], 3))));
+        current.store(Some(trust(&[&constrained], 3)));
         assert_eq!(c.check(now), Ok(()));
         assert!(c.names().next().is_none());
         // A reload without its CA: refused, and for good.
-        current.store(Arc::new(Some(trust(&[&b], 4))));
+        current.store(Some(trust(&[&b], 4)));
         assert!(matches!(c.check(now), Err(Stale::NoLongerValid(_))));
-        current.store(Arc::new(Some(trust(&[&a], 5))));
+        current.store(Some(trust(&[&a], 5)));
         assert_eq!(c.check(now), Err(Stale::AlreadyRefused));
         // Mutual TLS turned off by a reload.
         let d = ConnCert::new(&[leaf(&a, 2030)], &t1, Arc::clone(&current)).unwrap();
-        current.store(Arc::new(None));
+        current.store(None);
         assert_eq!(d.check(now), Err(Stale::NoVerifier));
         assert!(ConnCert::new(&[], &t1, current).is_none());
     }

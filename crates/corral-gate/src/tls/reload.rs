@@ -16,7 +16,7 @@ use std::time::{Duration, SystemTime};
 
 use arc_swap::ArcSwap;
 
-use super::conn_cert::CurrentTrust;
+use super::conn_cert::{CurrentTrust, TrustCell};
 use super::Served;
 use crate::error::GateError;
 use crate::settings::TlsFiles;
@@ -92,7 +92,7 @@ impl CertReloader {
         let seen = stamps(&files);
         CertReloader {
             files,
-            trust: Arc::new(ArcSwap::from_pointee(served.client.clone())),
+            trust: Arc::new(TrustCell::new(served.client.clone())),
             current: Arc::new(ArcSwap::from_pointee(served)),
             seen,
             last_reminder: None,
@@ -120,7 +120,7 @@ impl CertReloader {
         match super::served(&self.files) {
             Ok(served) => {
                 // The verifier first: a connection accepted in between is verified once more.
-                self.trust.store(Arc::new(served.client.clone()));
+                self.trust.store(served.client.clone());
                 self.current.store(Arc::new(served));
                 // A new certificate gets its own reminder if it is close to its end too.
                 self.last_reminder = None;
