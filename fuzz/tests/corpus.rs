@@ -24,6 +24,7 @@ const TARGETS: &[(&str, &str)] = &[
         "gate_client_identity",
         env!("CARGO_BIN_EXE_gate_client_identity"),
     ),
+    ("gate_crl", env!("CARGO_BIN_EXE_gate_crl")),
     ("gate_decode", env!("CARGO_BIN_EXE_gate_decode")),
     ("gate_upstream", env!("CARGO_BIN_EXE_gate_upstream")),
     ("hunt_auditd", env!("CARGO_BIN_EXE_hunt_auditd")),

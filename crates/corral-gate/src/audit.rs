@@ -170,7 +170,9 @@ fn to_record(f: Finished) -> AuditRecord {
         bytes_out,
         clamps: ctx.clamps.iter().map(|c| Text::Borrowed(c)).collect(),
         upstream_status: ctx.upstream_status,
-        tls_client: ctx.client_cert.map(|c| std::sync::Arc::clone(&c.audit)),
+        tls_client: ctx
+            .client_cert
+            .map(|c| std::sync::Arc::clone(&c.identity.audit)),
     }
 }
 

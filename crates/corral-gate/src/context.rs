@@ -93,7 +93,10 @@ pub struct RequestCtx {
     /// its permit is charged for when the upstream's counts never came.
     pub cut_short_events: Option<u64>,
     /// The verified client certificate of the request's connection (mutual TLS).
-    pub client_cert: Option<Arc<crate::tls::identity::ClientIdentity>>,
+    pub client_cert: Option<Arc<crate::tls::conn_cert::ConnCert>>,
+    /// The connection is to be closed after this response (its client certificate stopped
+    /// being valid).
+    pub close_connection: bool,
 }
 
 impl RequestCtx {
@@ -128,6 +131,7 @@ impl RequestCtx {
             permit: None,
             cut_short_events: None,
             client_cert: None,
+            close_connection: false,
         }
     }
 }

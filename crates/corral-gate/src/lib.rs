@@ -56,10 +56,15 @@ pub fn check_oidc(section: &corral_policy::config::OidcSection) -> Result<(), Ga
     oidc::check(section)
 }
 
-/// A warning when the TLS certificate expires within two weeks (it is loaded once, at
-/// start-up); `None` otherwise.
-pub fn tls_expiry_warning(files: &TlsFiles) -> Option<String> {
-    tls::expiry_warning(files)
+/// The TLS settings in a few lines (`corral config check`).
+pub fn describe_tls(files: &TlsFiles) -> Vec<String> {
+    tls::describe(files)
+}
+
+/// Warnings about the TLS files: the certificate expires within two weeks, a client
+/// revocation list is past its `nextUpdate` (still used; revocations since are unknown).
+pub fn tls_warnings(files: &TlsFiles) -> Vec<String> {
+    tls::warnings(files)
 }
 
 /// Default idle timeout (see [`GateSettings::idle_timeout`]).
@@ -96,7 +101,18 @@ pub mod fuzzing {
         assert!(id.audit.common_names.len() <= corral_audit::MAX_COMMON_NAMES);
         assert!(id.dns_names.len() <= 64);
         let _ = crate::tls::identity::is_ca(der);
-        id.names().map(str::to_owned).collect()
+        let _ = crate::tls::identity::constrained_subject(der);
+        let _ = crate::tls::identity::name_constrained(&[der, der], &[der.to_vec()]);
+        id.names(true).map(str::to_owned).collect()
+    }
+
+    /// Reads a DER certificate revocation list as the gate does to explain a refused one, to
+    /// check that every client CA has one, and to warn of a stale one.
+    pub fn crl(der: &[u8]) -> Option<usize> {
+        let facts = crate::tls::crl::read(der)?;
+        let _ = crate::tls::crl::unsupported(der);
+        let _ = facts.next_update.map(|t| t.unix());
+        Some(facts.issuer.len())
     }
 
     /// Reads the validity period of a DER certificate (as `--tls-cert` is checked at start-up):

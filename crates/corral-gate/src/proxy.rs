@@ -34,7 +34,7 @@ use crate::headers::{ambiguous_framing, client_response_headers, host_problem};
 use crate::keys::{Authenticated, Keys, Lease};
 use crate::reply::{error_response, Failure};
 use crate::stream::{BoxError, GateBody, Reading};
-use crate::tls::identity::ClientIdentity;
+use crate::tls::conn_cert::ConnCert;
 use crate::upstream::UpstreamBody;
 
 /// Longest a client may take to send a body that the gate inspects.
@@ -57,6 +57,8 @@ pub struct Shared {
     pub allowances: Arc<crate::allowances::Allowances>,
     /// Tokens from the identity provider of `[oidc]`, when configured.
     pub oidc: Option<Arc<crate::oidc::Oidc>>,
+    /// Failed client-certificate handshakes, said in the log once a minute per reason.
+    pub handshake_log: crate::tls::handshake_log::HandshakeLog,
 }
 
 /// An early answer: the failure, and the methods to list in `Allow` for a 405.
@@ -83,7 +85,7 @@ impl From<Failure> for Refusal {
 pub fn handle(
     shared: Arc<Shared>,
     peer: IpAddr,
-    client_cert: Option<Arc<ClientIdentity>>,
+    client_cert: Option<Arc<ConnCert>>,
     req: Request<Incoming>,
 ) -> impl std::future::Future<Output = Result<Response<GateBody>, Infallible>> {
     let raw = req.uri().path_and_query().map_or("", PathAndQuery::as_str);
@@ -124,10 +126,17 @@ async fn respond(
         }
     };
     ctx.status = resp.status().as_u16();
-    let (parts, mut body) = resp.into_parts();
+    let (mut parts, mut body) = resp.into_parts();
+    if ctx.close_connection {
+        parts.extensions.insert(CloseConnection);
+    }
     body.audit_with(ctx, shared.audit.clone());
     Ok(Response::from_parts(parts, body))
 }
+
+/// Marks a response after which the connection is closed (see `server::serve_connection`).
+#[derive(Debug, Clone, Copy)]
+pub struct CloseConnection;
 
 /// The facts of a request that has no response yet. hyper drops the service's future when the
 /// client goes away before the response head (during a cold load, or a long `"stream": false`
@@ -205,6 +214,20 @@ async fn serve(
     let m = route::route(parts.method.as_str(), target).map_err(|e| route_refusal(&e))?;
     ctx.route = Some(m.route);
     ctx.dialect = m.route.dialect;
+    if let Some(cert) = &ctx.client_cert {
+        // Mutual TLS: the certificate verified at the handshake may have expired since, or
+        // been revoked by a reload of the CRLs.
+        if let Err(stale) = cert.check(crate::tls::unix_now()) {
+            ctx.close_connection = true;
+            tracing::info!(
+                peer = %ctx.peer,
+                sha256 = %cert.identity.audit.sha256,
+                why = ?stale,
+                "client certificate no longer valid; closing the connection"
+            );
+            return Err(Failure::new(403, client_cert::RULE, stale.message()).into());
+        }
+    }
     if !shared.audit.available() {
         // Nothing is served that cannot be recorded; the writer retries every second.
         return Err(Failure::new(

@@ -50,6 +50,10 @@ pub struct ConnWatch {
     in_flight: AtomicUsize,
     /// Milliseconds after `opened` at which the last request ended (0: none has).
     idle_since_ms: AtomicU64,
+    /// The connection is to be closed once no request is in flight (a client certificate
+    /// that stopped being valid).
+    closing: AtomicBool,
+    closing_now: tokio::sync::Notify,
 }
 
 impl Default for ConnWatch {
@@ -61,6 +65,8 @@ impl Default for ConnWatch {
             opened: Instant::now(),
             in_flight: AtomicUsize::new(0),
             idle_since_ms: AtomicU64::new(0),
+            closing: AtomicBool::new(false),
+            closing_now: tokio::sync::Notify::new(),
         }
     }
 }
@@ -95,6 +101,24 @@ impl ConnWatch {
         }
         let since = Duration::from_millis(self.idle_since_ms.load(Ordering::Relaxed));
         Some(self.opened.elapsed().saturating_sub(since))
+    }
+
+    /// Asks for the connection to be closed once its requests in flight have ended.
+    pub fn close_soon(&self) {
+        self.closing.store(true, Ordering::Relaxed);
+        self.closing_now.notify_one();
+    }
+
+    /// Whether [`ConnWatch::close_soon`] was called.
+    pub fn is_closing(&self) -> bool {
+        self.closing.load(Ordering::Relaxed)
+    }
+
+    /// Resolves once [`ConnWatch::close_soon`] has been called.
+    pub async fn closing(&self) {
+        if !self.is_closing() {
+            self.closing_now.notified().await;
+        }
     }
 
     /// Whether the service has been handed any request on this connection.

@@ -33,7 +33,7 @@ use crate::reply::{self, Failure};
 use crate::selfcheck::{self, Exposure};
 use crate::settings::GateSettings;
 use crate::tls;
-use crate::tls::identity::ClientIdentity;
+use crate::tls::conn_cert::ConnCert;
 use crate::tls::reload::CertReloader;
 
 /// Longest a TLS handshake may take; a stalled handshake only ever holds its own task.
@@ -146,7 +146,7 @@ impl Gate {
             )
             .map_err(GateError::Config)?;
         let tls = match &settings.tls {
-            Some(files) => Some(CertReloader::new(files.clone(), tls::server_config(files)?)),
+            Some(files) => Some(CertReloader::new(files.clone(), tls::served(files)?)),
             None => None,
         };
         if tls.is_none()
@@ -195,6 +195,7 @@ impl Gate {
             audit: AuditSink::new(audit),
             allowances,
             oidc: oidc.as_ref().map(|(o, _)| Arc::clone(o)),
+            handshake_log: tls::handshake_log::HandshakeLog::default(),
         });
         Ok(Gate {
             listener,
@@ -290,7 +291,7 @@ impl Gate {
             oidc_fetched,
         } = self;
         let mut tls = tls;
-        let tls_current = tls.as_ref().map(CertReloader::current);
+        let tls_current = tls.as_ref().map(|r| (r.current(), r.trust()));
         let (stop_tx, stop_rx) = watch::channel(false);
         let watcher = tokio::spawn(keys::watch_store(
             Arc::clone(&shared.keys),
@@ -354,9 +355,10 @@ impl Gate {
                         let conn = serve_connection(
                             stream,
                             peer,
-                            tls_current
-                                .as_ref()
-                                .map(|c| TlsAcceptor::from(c.load_full())),
+                            tls_current.as_ref().map(|(c, trust)| ConnTls {
+                                served: c.load_full(),
+                                trust: Arc::clone(trust),
+                            }),
                             Arc::clone(&builder),
                             Arc::clone(&shared),
                             graceful.watcher(),
@@ -414,10 +416,17 @@ impl Gate {
     }
 }
 
+/// What a new TLS connection is served with: the configuration in service when it was
+/// accepted, and where later reloads put their client verifier.
+struct ConnTls {
+    served: Arc<tls::Served>,
+    trust: tls::conn_cert::CurrentTrust,
+}
+
 async fn serve_connection(
     stream: TcpStream,
     peer: SocketAddr,
-    tls: Option<TlsAcceptor>,
+    tls: Option<ConnTls>,
     builder: Arc<auto::Builder<TokioExecutor>>,
     shared: Arc<Shared>,
     watcher: Watcher,
@@ -426,14 +435,26 @@ async fn serve_connection(
     let _ = stream.set_nodelay(true);
     let peer_ip = peer.ip();
     let watch = Arc::new(ConnWatch::default());
-    let service = |client_cert: Option<Arc<ClientIdentity>>| {
+    let service = |client_cert: Option<Arc<ConnCert>>| {
         let shared = Arc::clone(&shared);
         let watch = Arc::clone(&watch);
         service_fn(move |req| {
             let in_flight = watch.serving();
+            let http1 = req.version() <= http::Version::HTTP_11;
             let answer = proxy::handle(Arc::clone(&shared), peer_ip, client_cert.clone(), req);
+            let watch = Arc::clone(&watch);
             async move {
                 let mut resp = answer.await?;
+                if resp.extensions().get::<proxy::CloseConnection>().is_some() {
+                    // HTTP/1.1 closes after this response; HTTP/2 once no stream is open.
+                    if http1 {
+                        resp.headers_mut().insert(
+                            http::header::CONNECTION,
+                            http::HeaderValue::from_static("close"),
+                        );
+                    }
+                    watch.close_soon();
+                }
                 resp.body_mut().hold(in_flight);
                 Ok::<_, std::convert::Infallible>(resp)
             }
@@ -445,7 +466,8 @@ async fn serve_connection(
             let conn = watcher.watch(builder.serve_connection(io, service(None)));
             close_when_idle(conn, &watch, idle_connection_timeout).await
         }
-        Some(acceptor) => {
+        Some(ConnTls { served, trust }) => {
+            let acceptor = TlsAcceptor::from(Arc::clone(&served.config));
             // One deadline for the first byte and the handshake together.
             let handshake_by = tokio::time::Instant::now() + TLS_HANDSHAKE_TIMEOUT;
             if let Ok(Some(line)) =
@@ -459,8 +481,9 @@ async fn serve_connection(
                 match tokio::time::timeout_at(handshake_by, acceptor.accept(stream)).await {
                     Ok(Ok(s)) => s,
                     Ok(Err(e)) => {
-                        tracing::debug!(error = %e, %peer, "TLS handshake failed");
-                        shared.audit.handshake_failed(HandshakeFailure::of(&e));
+                        let why = HandshakeFailure::of(&e);
+                        shared.handshake_log.failed(&e, why, peer);
+                        shared.audit.handshake_failed(why);
                         return;
                     }
                     Err(_) => {
@@ -470,13 +493,11 @@ async fn serve_connection(
                     }
                 };
             // Verified by rustls during the handshake (mutual TLS); read once for every
-            // request of the connection.
-            let client_cert = tls_stream
-                .get_ref()
-                .1
-                .peer_certificates()
-                .and_then(<[_]>::first)
-                .map(|leaf| Arc::new(ClientIdentity::of(leaf)));
+            // request of the connection, and checked again by each (expiry, reloads).
+            let client_cert = match (tls_stream.get_ref().1.peer_certificates(), &served.client) {
+                (Some(chain), Some(t)) => ConnCert::new(chain, t, trust).map(Arc::new),
+                _ => None,
+            };
             let io = TokioIo::new(Watched::new(tls_stream, Arc::clone(&watch)));
             let conn = watcher.watch(builder.serve_connection(io, service(client_cert)));
             close_when_idle(conn, &watch, idle_connection_timeout).await
@@ -495,7 +516,9 @@ async fn serve_connection(
 }
 
 /// Runs a connection, and drops it (closing it) once it has had no request in flight for
-/// `limit`: none since it opened, or none since its last one ended; `None` then.
+/// `limit`: none since it opened, or none since its last one ended; `None` then. A connection
+/// asked to close ([`ConnWatch::close_soon`]) is dropped as soon as its requests in flight
+/// have ended and their last bytes had [`CLOSE_LINGER`] to leave.
 async fn close_when_idle<F: Future>(
     conn: F,
     watch: &ConnWatch,
@@ -507,6 +530,7 @@ async fn close_when_idle<F: Future>(
         tokio::select! {
             out = &mut conn => return Some(out),
             () = tokio::time::sleep(wait) => {}
+            () = watch.closing() => break,
         }
         wait = match watch.idle_for() {
             Some(idle) if idle >= limit => return None,
@@ -514,7 +538,25 @@ async fn close_when_idle<F: Future>(
             None => limit,
         };
     }
+    loop {
+        let wait = if watch.idle_for().is_some() {
+            CLOSE_LINGER
+        } else {
+            Duration::from_millis(20)
+        };
+        tokio::select! {
+            out = &mut conn => return Some(out),
+            () = tokio::time::sleep(wait) => {}
+        }
+        if wait == CLOSE_LINGER && watch.idle_for().is_some() {
+            return None;
+        }
+    }
 }
+
+/// How long a connection being closed is still served once it has no request in flight, for
+/// the last response's bytes to be written.
+const CLOSE_LINGER: Duration = Duration::from_millis(200);
 
 /// When a connection to the TLS port opens with plain HTTP (a client given `http://` for an
 /// `https://` gate), the request line it starts with; `None` for a TLS handshake, whose first

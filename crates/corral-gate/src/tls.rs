@@ -7,20 +7,46 @@ use std::sync::Arc;
 
 use rustls::pki_types::{CertificateDer, CertificateRevocationListDer, PrivateKeyDer};
 use rustls::server::danger::ClientCertVerifier;
-use rustls::server::WebPkiClientVerifier;
+use rustls::server::{NoServerSessionStorage, WebPkiClientVerifier};
 use rustls::{RootCertStore, ServerConfig};
 
 use crate::error::GateError;
 use crate::settings::{ClientCaFiles, TlsFiles};
 
+pub mod conn_cert;
+pub(crate) mod crl;
+pub mod handshake_log;
 pub mod identity;
 pub mod reload;
 pub(crate) mod validity;
 
+use conn_cert::ClientTrust;
+
+/// What new handshakes use: the rustls configuration and, under mutual TLS, the client
+/// verifier inside it (kept to verify open connections again after a reload).
+#[derive(Debug, Clone)]
+pub struct Served {
+    pub config: Arc<ServerConfig>,
+    pub client: Option<ClientTrust>,
+}
+
+/// The generation of the next client verifier built.
+static NEXT_GENERATION: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
+/// [`served`]'s rustls configuration.
+pub fn server_config(files: &TlsFiles) -> Result<Arc<ServerConfig>, GateError> {
+    served(files).map(|s| s.config)
+}
+
 /// Loads the certificate chain and key and builds a server configuration offering h2 and
 /// http/1.1. Every failure names the file and what is wrong with it; a server certificate
 /// that has expired or is not valid yet is refused, as every client would refuse it.
-pub fn server_config(files: &TlsFiles) -> Result<Arc<ServerConfig>, GateError> {
+///
+/// Under mutual TLS the configuration resumes no session (no session cache, no tickets):
+/// rustls takes a resumed session's client certificate from the session it resumes, without
+/// verifying it again, so an expired or since revoked certificate would keep working through
+/// resumption. Every connection does a full handshake instead.
+pub fn served(files: &TlsFiles) -> Result<Served, GateError> {
     let certs = load_certs(&files.cert)?;
     check_dates(&files.cert, &certs, unix_now())?;
     let chain_len = certs.len();
@@ -33,9 +59,13 @@ pub fn server_config(files: &TlsFiles) -> Result<Arc<ServerConfig>, GateError> {
             key: files.key.clone(),
             reason: e.to_string(),
         })?;
-    let builder = match &files.client {
+    let trust = match &files.client {
+        None => None,
+        Some(client) => Some(client_verifier(client, provider)?),
+    };
+    let builder = match &trust {
         None => builder.with_no_client_auth(),
-        Some(client) => builder.with_client_cert_verifier(client_verifier(client, provider)?),
+        Some(t) => builder.with_client_cert_verifier(Arc::clone(&t.verifier)),
     };
     let mut config = builder
         .with_single_cert(certs, key)
@@ -45,7 +75,16 @@ pub fn server_config(files: &TlsFiles) -> Result<Arc<ServerConfig>, GateError> {
             reason: describe_pair_error(&e, chain_len),
         })?;
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    Ok(Arc::new(config))
+    if trust.is_some() {
+        config.session_storage = Arc::new(NoServerSessionStorage {});
+        config.send_tls13_tickets = 0;
+        // The builder's ticketer produces no tickets; said here so that it stays so.
+        debug_assert!(!config.ticketer.enabled());
+    }
+    Ok(Served {
+        config: Arc::new(config),
+        client: trust,
+    })
 }
 
 /// A verifier that requires a client certificate chaining to one of the CAs in `files.ca`
@@ -55,7 +94,7 @@ pub fn server_config(files: &TlsFiles) -> Result<Arc<ServerConfig>, GateError> {
 fn client_verifier(
     files: &ClientCaFiles,
     provider: Arc<rustls::crypto::CryptoProvider>,
-) -> Result<Arc<dyn ClientCertVerifier>, GateError> {
+) -> Result<ClientTrust, GateError> {
     const CA: &str = "client CA";
     let invalid = |path: &Path, reason: String| GateError::TlsInvalid {
         what: CA,
@@ -63,7 +102,20 @@ fn client_verifier(
         reason,
     };
     let certs = load_certs_as(CA, &files.ca)?;
+    let mut crls = Vec::new();
+    // The issuers of the lists; `None` when one could not be read here (webpki took it).
+    let mut crl_issuers = Some(Vec::new());
+    for path in &files.crls {
+        for (der, facts) in load_crls(path)? {
+            match (facts, crl_issuers.as_mut()) {
+                (Some(f), Some(issuers)) => issuers.push(f.issuer),
+                _ => crl_issuers = None,
+            }
+            crls.push(der);
+        }
+    }
     let mut roots = RootCertStore::empty();
+    let mut constrained_anchors = Vec::new();
     for (i, cert) in certs.into_iter().enumerate() {
         let n = i + 1;
         match identity::is_ca(&cert) {
@@ -85,6 +137,31 @@ fn client_verifier(
             }
             Some(true) => {}
         }
+        // With revocation lists, webpki refuses every client whose issuer has none
+        // ("unknown revocation status", told to the client as `unknown ca`).
+        let uncovered = match (&crl_issuers, identity::subject(&cert)) {
+            (Some(issuers), Some(subject)) => !files.crls.is_empty() && !issuers.contains(&subject),
+            _ => false,
+        };
+        if uncovered {
+            return Err(invalid(
+                &files.ca,
+                format!(
+                    "client CA {} (certificate {n} in the file) has no revocation list among \
+                     the CRL files ({}): with revocation lists set, every client CA needs \
+                     one (its clients would all be refused as of unknown revocation status); \
+                     add the CRL this CA issues, or remove the CA from the bundle",
+                    identity::subject_text(&cert),
+                    files
+                        .crls
+                        .iter()
+                        .map(|p| p.display().to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            ));
+        }
+        constrained_anchors.extend(identity::constrained_subject(&cert));
         roots.add(cert).map_err(|e| {
             invalid(
                 &files.ca,
@@ -92,26 +169,31 @@ fn client_verifier(
             )
         })?;
     }
-    let mut crls = Vec::new();
-    for path in &files.crls {
-        crls.extend(load_crls(path)?);
-    }
-    WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
-        .with_crls(crls)
-        .build()
-        .map_err(|e| {
-            // Only a CRL can fail here: the roots were added one by one above.
-            let path = files.crls.first().unwrap_or(&files.ca);
-            GateError::TlsInvalid {
-                what: "client CRL",
-                path: path.clone(),
-                reason: e.to_string(),
-            }
-        })
+    let verifier: Arc<dyn ClientCertVerifier> =
+        WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
+            .with_crls(crls)
+            .build()
+            .map_err(|e| {
+                // Only a CRL can fail here: the roots were added one by one above.
+                let path = files.crls.first().unwrap_or(&files.ca);
+                GateError::TlsInvalid {
+                    what: "client CRL",
+                    path: path.clone(),
+                    reason: e.to_string(),
+                }
+            })?;
+    Ok(ClientTrust {
+        generation: NEXT_GENERATION.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+        verifier,
+        constrained_anchors: constrained_anchors.into(),
+    })
 }
 
-/// The CRLs of one PEM file; each is parsed now, so that a bad one names its file.
-fn load_crls(path: &Path) -> Result<Vec<CertificateRevocationListDer<'static>>, GateError> {
+/// The CRLs of one PEM file, with what [`crl::read`] sees in each; each is parsed now, so
+/// that a bad one names its file.
+fn load_crls(
+    path: &Path,
+) -> Result<Vec<(CertificateRevocationListDer<'static>, Option<crl::CrlFacts>)>, GateError> {
     const WHAT: &str = "client CRL";
     let invalid = |reason: String| GateError::TlsInvalid {
         what: WHAT,
@@ -125,15 +207,118 @@ fn load_crls(path: &Path) -> Result<Vec<CertificateRevocationListDer<'static>>, 
     if crls.is_empty() {
         return Err(invalid("no PEM X509 CRL block found".to_owned()));
     }
-    for (i, crl) in crls.iter().enumerate() {
-        webpki::OwnedCertRevocationList::from_der(crl).map_err(|e| {
-            invalid(format!(
-                "revocation list {} in the file cannot be read: {e:?}",
-                i + 1
-            ))
+    for (i, der) in crls.iter().enumerate() {
+        webpki::OwnedCertRevocationList::from_der(der).map_err(|e| {
+            let n = i + 1;
+            match crl::unsupported(der) {
+                Some(what) => invalid(format!(
+                    "revocation list {n} in the file cannot be used: {what}; {}",
+                    crl::V2_REQUIRED
+                )),
+                None => invalid(format!(
+                    "revocation list {n} in the file cannot be read: {e:?}"
+                )),
+            }
         })?;
     }
-    Ok(crls)
+    Ok(crls
+        .into_iter()
+        .map(|der| {
+            let facts = crl::read(&der);
+            (der, facts)
+        })
+        .collect())
+}
+
+/// Warnings for the client revocation lists of `files` whose `nextUpdate` has passed at
+/// `now` (seconds since the Unix epoch). The gate still accepts them, as rustls does by
+/// default: the revocations they list still apply, but any since are unknown until a fresh
+/// list is published.
+pub fn stale_crl_warnings_at(files: &TlsFiles, now: i64) -> Vec<String> {
+    let Some(client) = &files.client else {
+        return Vec::new();
+    };
+    let mut warnings = Vec::new();
+    for path in &client.crls {
+        let Ok(lists) = load_crls(path) else {
+            continue;
+        };
+        for (i, (_, facts)) in lists.iter().enumerate() {
+            let Some(next) = facts.as_ref().and_then(|f| f.next_update) else {
+                continue;
+            };
+            let Some(ago) = now.checked_sub(next.unix()).filter(|s| *s > 0) else {
+                continue;
+            };
+            let ago = match ago / 86_400 {
+                0 => format!("{} hours ago", ago / 3_600),
+                1 => "1 day ago".to_owned(),
+                n => format!("{n} days ago"),
+            };
+            warnings.push(format!(
+                "the client CRL file {} (revocation list {}) is stale: its nextUpdate {next} \
+                 passed {ago}; the gate still uses it, but certificates revoked since are \
+                 not known: publish a fresh CRL (the gate picks it up within 30 s, or at once \
+                 on SIGHUP)",
+                path.display(),
+                i + 1
+            ));
+        }
+    }
+    warnings
+}
+
+/// The TLS settings in a few lines, for `corral config check`: the server certificate (and
+/// its end date), the key, and under mutual TLS the client CAs and revocation lists.
+pub fn describe(files: &TlsFiles) -> Vec<String> {
+    let until = load_certs(&files.cert)
+        .ok()
+        .and_then(|c| c.first().and_then(|c| validity::read(c)))
+        .map(|d| format!(" (valid until {})", d.not_after))
+        .unwrap_or_default();
+    let mut lines = vec![
+        format!("tls: certificate {}{until}", files.cert.display()),
+        format!("tls: key {}", files.key.display()),
+    ];
+    match &files.client {
+        None => lines.push("tls: client certificates not required (no tls_client_ca)".to_owned()),
+        Some(client) => {
+            let cas = load_certs_as("client CA", &client.ca).unwrap_or_default();
+            let names = cas
+                .iter()
+                .map(|c| identity::subject_text(c))
+                .collect::<Vec<_>>()
+                .join("; ");
+            let n = cas.len();
+            lines.push(format!(
+                "tls: client certificates required, client CA {} ({n} CA{}: {names})",
+                client.ca.display(),
+                if n == 1 { "" } else { "s" }
+            ));
+            if client.crls.is_empty() {
+                lines.push("tls: no client revocation lists (tls_client_crl)".to_owned());
+            }
+            for path in &client.crls {
+                let lists = load_crls(path).map(|l| l.len()).unwrap_or(0);
+                lines.push(format!(
+                    "tls: client revocation list file {} ({lists} list{})",
+                    path.display(),
+                    if lists == 1 { "" } else { "s" }
+                ));
+            }
+        }
+    }
+    lines
+}
+
+/// Every warning about the TLS files now: the server certificate's coming expiry, stale
+/// client revocation lists.
+pub fn warnings(files: &TlsFiles) -> Vec<String> {
+    let now = unix_now();
+    expiry_warning_at(files, now)
+        .into_iter()
+        .chain(stale_crl_warnings_at(files, now))
+        .collect()
 }
 
 /// The whole file: a read failure (missing, unreadable, a directory) is told apart from
@@ -271,12 +456,8 @@ pub fn expiry_warning_at(files: &TlsFiles, now: i64) -> Option<String> {
     ))
 }
 
-/// [`expiry_warning_at`] now.
-pub fn expiry_warning(files: &TlsFiles) -> Option<String> {
-    expiry_warning_at(files, unix_now())
-}
-
-fn unix_now() -> i64 {
+/// Seconds since the Unix epoch, now.
+pub(crate) fn unix_now() -> i64 {
     match std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) {
         Ok(d) => i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
         Err(e) => i64::try_from(e.duration().as_secs()).map_or(i64::MIN, |s| -s),
@@ -464,7 +645,7 @@ mod tests {
             None,
             "expired: refused elsewhere"
         );
-        assert_eq!(expiry_warning(&ending), None);
+        assert_eq!(expiry_warning_at(&ending, unix_now()), None);
 
         let future = server_config(&TlsFiles {
             cert: dated("future.pem", 2090, 2091),

@@ -45,28 +45,72 @@ struct Ca {
     key: KeyPair,
 }
 
+fn ca_params(name: &str, permitted_dns: Option<&str>) -> CertificateParams {
+    let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+    p.distinguished_name.push(DnType::CommonName, name);
+    p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    p.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    if let Some(dns) = permitted_dns {
+        p.name_constraints = Some(rcgen::NameConstraints {
+            permitted_subtrees: vec![rcgen::GeneralSubtree::DnsName(dns.to_owned())],
+            excluded_subtrees: Vec::new(),
+        });
+    }
+    p
+}
+
 impl Ca {
     fn new(name: &str) -> Ca {
-        let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
-        p.distinguished_name.push(DnType::CommonName, name);
-        p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        p.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+        Ca::constrained(name, None)
+    }
+
+    /// A root CA, name-constrained to `permitted_dns` when given.
+    fn constrained(name: &str, permitted_dns: Option<&str>) -> Ca {
         let key = KeyPair::generate().unwrap();
-        let cert = p.self_signed(&key).unwrap();
+        let cert = ca_params(name, permitted_dns).self_signed(&key).unwrap();
+        Ca { cert, key }
+    }
+
+    /// An intermediate CA issued by this one, name-constrained to `permitted_dns` when given.
+    fn sub_ca(&self, name: &str, permitted_dns: Option<&str>) -> Ca {
+        let key = KeyPair::generate().unwrap();
+        let cert = ca_params(name, permitted_dns)
+            .signed_by(&key, &self.cert, &self.key)
+            .unwrap();
         Ca { cert, key }
     }
 
     /// A client certificate with this CN and DNS names, and serial number.
     fn issue(&self, cn: &str, dns: &[&str], serial: u64) -> Client {
+        self.issue_with(cn, dns, serial, |_| {})
+    }
+
+    /// A client certificate valid until `unix` (seconds since the Unix epoch).
+    fn issue_until(&self, cn: &str, serial: u64, unix: u64) -> Client {
+        self.issue_with(cn, &[], serial, |p| {
+            p.not_before = rcgen::date_time_ymd(2024, 1, 1);
+            p.not_after = rcgen::date_time_ymd(1970, 1, 1) + Duration::from_secs(unix);
+        })
+    }
+
+    fn issue_with(
+        &self,
+        cn: &str,
+        dns: &[&str],
+        serial: u64,
+        edit: impl FnOnce(&mut CertificateParams),
+    ) -> Client {
         let mut p = CertificateParams::new(dns.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>())
             .unwrap();
         p.distinguished_name.push(DnType::CommonName, cn);
         p.serial_number = Some(SerialNumber::from(serial));
         p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        edit(&mut p);
         let key = KeyPair::generate().unwrap();
         let cert = p.signed_by(&key, &self.cert, &self.key).unwrap();
         Client {
             der: cert.der().clone(),
+            intermediates: Vec::new(),
             key: key.serialize_der(),
         }
     }
@@ -95,10 +139,18 @@ impl Ca {
 #[derive(Clone)]
 struct Client {
     der: CertificateDer<'static>,
+    /// Sent after the leaf.
+    intermediates: Vec<CertificateDer<'static>>,
     key: Vec<u8>,
 }
 
 impl Client {
+    /// The same certificate, sent with the intermediate CA that issued it.
+    fn via(mut self, sub: &Ca) -> Client {
+        self.intermediates.push(sub.cert.der().clone());
+        self
+    }
+
     fn sha256(&self) -> String {
         sha2::Sha256::digest(&self.der)
             .iter()
@@ -197,7 +249,9 @@ impl MtlsGate {
         let mut cfg = match client {
             Some(c) => builder
                 .with_client_auth_cert(
-                    vec![c.der.clone()],
+                    std::iter::once(c.der.clone())
+                        .chain(c.intermediates.iter().cloned())
+                        .collect(),
                     PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(c.key.clone())),
                 )
                 .unwrap(),
@@ -541,4 +595,308 @@ async fn a_policy_bound_to_names_without_a_client_ca_is_refused_at_bind() {
         Err(e) => panic!("{e}"),
         Ok(_) => panic!("a binding that could never be checked was accepted"),
     }
+}
+
+/// An HTTP/1.1 request on an open connection; the status, the `connection` header, and the
+/// body.
+async fn send_h1(
+    sender: &mut hyper::client::conn::http1::SendRequest<Full<Bytes>>,
+    g: &MtlsGate,
+    key: &str,
+) -> Result<(u16, Option<String>, String), String> {
+    let req = Request::builder()
+        .uri("/api/tags")
+        .header("host", "localhost")
+        .header("authorization", format!("Bearer {}", g.keys[key]))
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let resp = tokio::time::timeout(T, sender.send_request(req))
+        .await
+        .map_err(|_| "no answer in time".to_owned())?
+        .map_err(|e| e.to_string())?;
+    let connection = resp
+        .headers()
+        .get("connection")
+        .map(|v| v.to_str().unwrap().to_owned());
+    let reply = read_reply(resp).await;
+    Ok((
+        reply.status,
+        connection,
+        String::from_utf8_lossy(&reply.body).into_owned(),
+    ))
+}
+
+impl MtlsGate {
+    /// The first audit record for `path` that `matches`, once written.
+    async fn record_where(&self, path: &str, matches: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + T;
+        loop {
+            let records = self.records(path, 0).await;
+            if let Some(r) = records.iter().find(|r| matches(r)) {
+                return r.clone();
+            }
+            assert!(Instant::now() < deadline, "no such record: {records:?}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// An HTTP/1.1 keep-alive connection presenting `client`, and the task driving it (ends
+    /// when the connection closes).
+    async fn keep_alive(
+        &self,
+        client: &Client,
+    ) -> (
+        hyper::client::conn::http1::SendRequest<Full<Bytes>>,
+        tokio::task::JoinHandle<()>,
+    ) {
+        let tcp = tokio::net::TcpStream::connect(self.addr).await.unwrap();
+        let tls = self
+            .connector(Some(client), b"http/1.1")
+            .connect(ServerName::try_from("localhost").unwrap(), tcp)
+            .await
+            .unwrap();
+        let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
+            .await
+            .unwrap();
+        let task = tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        (sender, task)
+    }
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+#[tokio::test]
+async fn sessions_are_never_resumed_so_every_connection_verifies_its_certificate() {
+    let ca = Ca::new("apps CA");
+    let g = mtls_gate(Options {
+        ca: &ca,
+        crls: Vec::new(),
+        check_every: None,
+    })
+    .await;
+    let app = ca.issue("app-1", &[], 1);
+    // One client configuration (with rustls's default session cache) for both connections:
+    // a resumable session would be resumed on the second.
+    let connector = g.connector(Some(&app), b"http/1.1");
+    for round in 0..3 {
+        let tcp = tokio::net::TcpStream::connect(g.addr).await.unwrap();
+        let mut tls = connector
+            .connect(ServerName::try_from("localhost").unwrap(), tcp)
+            .await
+            .unwrap();
+        assert_eq!(
+            tls.get_ref().1.handshake_kind(),
+            Some(rustls::HandshakeKind::Full),
+            "round {round}"
+        );
+        let request = format!(
+            "GET /api/tags HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {}\r\n\
+             Connection: close\r\n\r\n",
+            g.keys["appkey"]
+        );
+        tls.write_all(request.as_bytes()).await.unwrap();
+        let mut out = Vec::new();
+        let _ = tokio::time::timeout(T, tls.read_to_end(&mut out)).await;
+        assert_eq!(status(&String::from_utf8_lossy(&out)), 200);
+    }
+}
+
+#[tokio::test]
+async fn a_keep_alive_connection_does_not_outlive_its_certificate() {
+    let ca = Ca::new("apps CA");
+    let g = mtls_gate(Options {
+        ca: &ca,
+        crls: Vec::new(),
+        check_every: None,
+    })
+    .await;
+    // Valid for two more seconds (X.509 times are to the second).
+    let end = unix_now() + 2;
+    let app = ca.issue_until("app-1", 1, end);
+    let (mut sender, conn) = g.keep_alive(&app).await;
+    let (code, _, _) = send_h1(&mut sender, &g, "appkey").await.unwrap();
+    assert_eq!(code, 200);
+    while unix_now() <= end {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (code, connection, body) = send_h1(&mut sender, &g, "alice").await.unwrap();
+    assert_eq!(code, 403, "{body}");
+    assert!(body.contains("expired"), "{body}");
+    assert_eq!(connection.as_deref(), Some("close"));
+    // And the connection is closed.
+    tokio::time::timeout(T, conn).await.unwrap().unwrap();
+    let refused = g
+        .record_where("/api/tags", |r| {
+            r["corral"]["reason"] == "client_certificate"
+        })
+        .await;
+    assert_eq!(refused["http"]["response"]["status_code"], 403);
+    assert_eq!(refused["tls"]["client"]["hash"]["sha256"], app.sha256());
+}
+
+#[tokio::test]
+async fn a_revocation_reaches_connections_already_open() {
+    let ca = Ca::new("apps CA");
+    let g = mtls_gate(Options {
+        ca: &ca,
+        crls: vec![ca.crl_revoking(999)],
+        check_every: Some(Duration::from_millis(100)),
+    })
+    .await;
+    let app = ca.issue("app-1", &[], 5);
+    let other = ca.issue("app-2", &[], 6);
+    let (mut sender, conn) = g.keep_alive(&app).await;
+    let (mut untouched, _conn2) = g.keep_alive(&other).await;
+    assert_eq!(send_h1(&mut sender, &g, "appkey").await.unwrap().0, 200);
+
+    let crl = g.dir.path().join("crl0.pem");
+    let tmp = crl.with_extension("tmp");
+    std::fs::write(&tmp, ca.crl_revoking(5)).unwrap();
+    std::fs::rename(&tmp, &crl).unwrap();
+
+    let deadline = Instant::now() + T;
+    let (code, connection, body) = loop {
+        let got = send_h1(&mut sender, &g, "appkey").await.unwrap();
+        if got.0 != 200 {
+            break got;
+        }
+        assert!(Instant::now() < deadline, "the revocation never applied");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(code, 403, "{body}");
+    assert!(body.contains("no longer accepted"), "{body}");
+    assert_eq!(connection.as_deref(), Some("close"));
+    tokio::time::timeout(T, conn).await.unwrap().unwrap();
+    // A certificate the new list does not revoke keeps its connection.
+    assert_eq!(send_h1(&mut untouched, &g, "alice").await.unwrap().0, 200);
+    // New connections with the revoked certificate fail at the handshake.
+    g.assert_refused(Some(&app)).await;
+    let refused = g
+        .record_where("/api/tags", |r| {
+            r["corral"]["reason"] == "client_certificate"
+                && r["tls"]["client"]["hash"]["sha256"] == app.sha256()
+        })
+        .await;
+    assert_eq!(refused["http"]["response"]["status_code"], 403);
+}
+
+#[tokio::test]
+async fn a_revocation_reaches_http2_connections_too() {
+    let ca = Ca::new("apps CA");
+    let g = mtls_gate(Options {
+        ca: &ca,
+        crls: vec![ca.crl_revoking(999)],
+        check_every: Some(Duration::from_millis(100)),
+    })
+    .await;
+    let app = ca.issue("app-1", &[], 5);
+    let tcp = tokio::net::TcpStream::connect(g.addr).await.unwrap();
+    let tls = g
+        .connector(Some(&app), b"h2")
+        .connect(ServerName::try_from("localhost").unwrap(), tcp)
+        .await
+        .unwrap();
+    let (sender, conn) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tls))
+            .await
+            .unwrap();
+    let conn = tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    let get = |mut sender: hyper::client::conn::http2::SendRequest<Full<Bytes>>| {
+        let req = Request::builder()
+            .uri(format!("https://localhost:{}/v1/models", g.addr.port()))
+            .header("authorization", format!("Bearer {}", g.keys["appkey"]))
+            .body(Full::new(Bytes::new()))
+            .unwrap();
+        async move {
+            let resp = tokio::time::timeout(T, sender.send_request(req))
+                .await
+                .unwrap()
+                .unwrap();
+            read_reply(resp).await
+        }
+    };
+    assert_eq!(get(sender.clone()).await.status, 200);
+    let crl = g.dir.path().join("crl0.pem");
+    let tmp = crl.with_extension("tmp");
+    std::fs::write(&tmp, ca.crl_revoking(5)).unwrap();
+    std::fs::rename(&tmp, &crl).unwrap();
+    let deadline = Instant::now() + T;
+    let reply = loop {
+        let reply = get(sender.clone()).await;
+        if reply.status != 200 {
+            break reply;
+        }
+        assert!(Instant::now() < deadline, "the revocation never applied");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(reply.status, 403);
+    let b: Value = serde_json::from_slice(&reply.body).unwrap();
+    assert_eq!(b["error"]["code"], "client_certificate", "{b}");
+    tokio::time::timeout(T, conn).await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn under_name_constraints_only_dns_names_bind() {
+    let root = Ca::new("root CA");
+    let team = root.sub_ca("team-a CA", Some("team-a.example"));
+    let g = mtls_gate(Options {
+        ca: &root,
+        crls: Vec::new(),
+        check_every: None,
+    })
+    .await;
+    // A CN the sub-CA may not vouch for: webpki checks constraints on DNS names only.
+    for (cn, dns) in [
+        ("app-billing", &[][..]),
+        ("app-billing", &["svc.team-a.example"][..]),
+    ] {
+        let leaf = team.issue(cn, dns, 10).via(&team);
+        let text = g.get(Some(&leaf), "/api/tags", "appkey").await.unwrap();
+        assert_eq!(status(&text), 403, "{cn} {dns:?}: {text}");
+        // The certificate is still a valid client certificate for unbound keys.
+        let text = g.get(Some(&leaf), "/api/tags", "alice").await.unwrap();
+        assert_eq!(status(&text), 200, "{text}");
+    }
+    // A DNS name inside the constraint matches the binding.
+    let leaf = team
+        .issue("whatever", &["app-1.team-a.example"], 11)
+        .via(&team);
+    let text = g.get(Some(&leaf), "/api/tags", "appkey").await.unwrap();
+    assert_eq!(status(&text), 200, "{text}");
+    // The root's own certificates, with no constraint on the way, still bind by CN.
+    let direct = root.issue("app-billing", &[], 12);
+    let text = g.get(Some(&direct), "/api/tags", "appkey").await.unwrap();
+    assert_eq!(status(&text), 200, "{text}");
+    // The audit record keeps the CN.
+    g.record_where("/api/tags", |r| {
+        r["tls"]["client"]["x509"]["subject"]["common_name"] == serde_json::json!(["app-billing"])
+            && r["corral"]["reason"] == "client_certificate"
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_name_constrained_client_ca_binds_by_dns_names_only() {
+    let root = Ca::constrained("team-a root", Some("team-a.example"));
+    let g = mtls_gate(Options {
+        ca: &root,
+        crls: Vec::new(),
+        check_every: None,
+    })
+    .await;
+    let by_cn = root.issue("app-billing", &[], 1);
+    let text = g.get(Some(&by_cn), "/api/tags", "appkey").await.unwrap();
+    assert_eq!(status(&text), 403, "{text}");
+    let by_dns = root.issue("x", &["app-2.team-a.example"], 2);
+    let text = g.get(Some(&by_dns), "/api/tags", "appkey").await.unwrap();
+    assert_eq!(status(&text), 200, "{text}");
 }

@@ -971,7 +971,10 @@ fn sighup_reloads_the_tls_certificate_and_does_not_stop_the_gate() {
     std::fs::write(&key_path, other_key).unwrap();
     hup();
     assert!(
-        wait_for("cannot reload the TLS certificate; still serving the previous one"),
+        wait_for(
+            "cannot reload the server certificate and key; still serving the previous TLS \
+             configuration"
+        ),
         "{}",
         text()
     );

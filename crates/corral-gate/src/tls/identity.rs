@@ -29,17 +29,24 @@ const TELETEX_STRING: u8 = 0x14;
 const IA5_STRING: u8 = 0x16;
 const BMP_STRING: u8 = 0x1e;
 
-/// 2.5.4.3 (id-at-commonName), 2.5.29.17 (subjectAltName), 2.5.29.19 (basicConstraints).
+/// 2.5.4.3 (id-at-commonName), 2.5.29.17 (subjectAltName), 2.5.29.19 (basicConstraints),
+/// 2.5.29.30 (nameConstraints).
 const OID_CN: &[u8] = &[0x55, 0x04, 0x03];
 const OID_SAN: &[u8] = &[0x55, 0x1d, 0x11];
 const OID_BASIC_CONSTRAINTS: &[u8] = &[0x55, 0x1d, 0x13];
+const OID_NAME_CONSTRAINTS: &[u8] = &[0x55, 0x1d, 0x1e];
 
 /// Most DNS names kept from one certificate (for matching only).
 const MAX_DNS_NAMES: usize = 64;
 
 /// The parts of `tbsCertificate` this module reads.
 struct Tbs<'a> {
+    /// The issuer `Name`, whole (tag and length included), as a CA's subject is compared.
+    issuer: &'a [u8],
+    /// The content of the subject `Name`.
     subject: &'a [u8],
+    /// The subject `Name`, whole.
+    subject_whole: &'a [u8],
     /// The content of `[3] EXPLICIT Extensions`, when present.
     extensions: Option<&'a [u8]>,
 }
@@ -61,10 +68,14 @@ fn tbs(der: &[u8]) -> Option<Tbs<'_>> {
         first.2
     };
     // signature AlgorithmIdentifier, issuer Name, validity.
-    for _ in 0..3 {
+    let mut issuer: &[u8] = &[];
+    for i in 0..3 {
         let (t, _, r) = tlv(rest)?;
         if t != SEQUENCE {
             return None;
+        }
+        if i == 1 {
+            issuer = rest.get(..rest.len() - r.len())?;
         }
         rest = r;
     }
@@ -72,6 +83,7 @@ fn tbs(der: &[u8]) -> Option<Tbs<'_>> {
     if t != SEQUENCE {
         return None;
     }
+    let subject_whole = rest.get(..rest.len() - r.len())?;
     // subjectPublicKeyInfo, then the optional unique ids and extensions.
     let (t, _, mut rest) = tlv(r)?;
     if t != SEQUENCE {
@@ -89,7 +101,9 @@ fn tbs(der: &[u8]) -> Option<Tbs<'_>> {
         rest = r;
     }
     Some(Tbs {
+        issuer,
         subject,
+        subject_whole,
         extensions,
     })
 }
@@ -145,6 +159,12 @@ fn directory_string(tag: u8, v: &[u8]) -> Option<String> {
         }
         _ => None,
     }
+}
+
+/// Whether the extension `wanted` is present, whatever its value.
+fn has_extension(extensions: &[u8], wanted: &[u8]) -> bool {
+    elements(extensions)
+        .any(|(t, ext)| t == SEQUENCE && matches!(tlv(ext), Some((OID, oid, _)) if oid == wanted))
 }
 
 /// The value of the extension `wanted` (the content of its OCTET STRING), past its optional
@@ -204,6 +224,55 @@ pub(crate) fn is_ca(der: &[u8]) -> Option<bool> {
     })
 }
 
+/// The subject `Name` of a certificate, whole DER element (as a CRL's issuer is compared).
+pub(crate) fn subject(der: &[u8]) -> Option<Vec<u8>> {
+    tbs(der).map(|t| t.subject_whole.to_vec())
+}
+
+/// The subject of a certificate for a message: its CNs (`CN=a, CN=b`), or `(no common name)`.
+pub(crate) fn subject_text(der: &[u8]) -> String {
+    let cns = tbs(der)
+        .map(|t| common_names(t.subject))
+        .unwrap_or_default();
+    if cns.is_empty() {
+        return "(no common name)".to_owned();
+    }
+    cns.iter()
+        .map(|cn| format!("CN={}", cn.escape_debug()))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The subject `Name` of a certificate (whole DER element), when a CA of the client bundle
+/// carries a nameConstraints extension; `None` otherwise (or when it cannot be read).
+pub(crate) fn constrained_subject(der: &[u8]) -> Option<Vec<u8>> {
+    let t = tbs(der)?;
+    let e = t.extensions?;
+    has_extension(e, OID_NAME_CONSTRAINTS).then(|| t.subject_whole.to_vec())
+}
+
+/// Whether X.509 name constraints may apply to a verified `chain` (leaf first, then the
+/// intermediates the client sent): one of the intermediates carries a nameConstraints
+/// extension, or one of the chain's certificates was issued by a client CA that does (its
+/// subject in `constrained_anchors`). A certificate that cannot be read counts as constrained.
+///
+/// webpki applies name constraints to the subject alternative names only, never to the
+/// subject's common name: under a constrained CA the CN is not vouched for.
+pub(crate) fn name_constrained(
+    chain: &[impl AsRef<[u8]>],
+    constrained_anchors: &[Vec<u8>],
+) -> bool {
+    chain.iter().enumerate().any(|(i, cert)| {
+        let Some(t) = tbs(cert.as_ref()) else {
+            return true;
+        };
+        let own = i > 0
+            && t.extensions
+                .is_some_and(|e| has_extension(e, OID_NAME_CONSTRAINTS));
+        own || constrained_anchors.iter().any(|s| s.as_slice() == t.issuer)
+    })
+}
+
 /// The identity of the client certificate a connection presented: computed once after the
 /// handshake and shared by every request on the connection.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -231,13 +300,15 @@ impl ClientIdentity {
         }
     }
 
-    /// Every name `client_cert_names` is matched against: the CNs, then the DNS names.
-    pub fn names(&self) -> impl Iterator<Item = &str> {
-        self.audit
-            .common_names
-            .iter()
-            .chain(&self.dns_names)
-            .map(String::as_str)
+    /// Every name `client_cert_names` is matched against: the CNs when `common_names_bind`
+    /// (no name constraint applies to the chain, see [`name_constrained`]), then the DNS names.
+    pub fn names(&self, common_names_bind: bool) -> impl Iterator<Item = &str> {
+        let cns: &[String] = if common_names_bind {
+            &self.audit.common_names
+        } else {
+            &[]
+        };
+        cns.iter().chain(&self.dns_names).map(String::as_str)
     }
 }
 
@@ -284,7 +355,7 @@ mod tests {
         assert_eq!(id.audit.common_names, vec!["app-1"]);
         assert_eq!(id.dns_names, vec!["app-1.example.com", "node.internal"]);
         assert_eq!(
-            id.names().collect::<Vec<_>>(),
+            id.names(true).collect::<Vec<_>>(),
             vec!["app-1", "app-1.example.com", "node.internal"]
         );
         assert_eq!(is_ca(&der), Some(false));
@@ -360,7 +431,7 @@ mod tests {
             let _ = is_ca(&good[..n]);
         }
         let id = ClientIdentity::of(b"");
-        assert!(id.names().next().is_none());
+        assert!(id.names(true).next().is_none());
         assert_eq!(
             directory_string(BMP_STRING, &[0, b'h', 0, b'i']),
             Some("hi".into())
@@ -368,5 +439,62 @@ mod tests {
         assert_eq!(directory_string(BMP_STRING, &[0xd8, 0x00]), None);
         assert_eq!(directory_string(PRINTABLE_STRING, "é".as_bytes()), None);
         assert_eq!(directory_string(0x04, b"x"), None);
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod constraint_tests {
+    use super::*;
+    use rcgen::{
+        BasicConstraints, CertificateParams, DnType, GeneralSubtree, IsCa, KeyPair, NameConstraints,
+    };
+
+    fn ca(name: &str, permitted: Option<&str>) -> (rcgen::CertificateParams, KeyPair) {
+        let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+        p.distinguished_name.push(DnType::CommonName, name);
+        p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        if let Some(d) = permitted {
+            p.name_constraints = Some(NameConstraints {
+                permitted_subtrees: vec![GeneralSubtree::DnsName(d.to_owned())],
+                excluded_subtrees: Vec::new(),
+            });
+        }
+        (p, KeyPair::generate().unwrap())
+    }
+
+    #[test]
+    fn a_constraint_on_an_intermediate_or_on_the_issuing_ca_is_seen() {
+        let (rp, rk) = ca("root", None);
+        let root = rp.self_signed(&rk).unwrap();
+        let (sp, sk) = ca("team", Some("team-a.example"));
+        let sub = sp.signed_by(&sk, &root, &rk).unwrap();
+        let leaf_params = || {
+            let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+            p.distinguished_name.push(DnType::CommonName, "app-billing");
+            p
+        };
+        let leaf_of_sub = leaf_params()
+            .signed_by(&KeyPair::generate().unwrap(), &sub, &sk)
+            .unwrap();
+        let leaf_of_root = leaf_params()
+            .signed_by(&KeyPair::generate().unwrap(), &root, &rk)
+            .unwrap();
+        let none: &[Vec<u8>] = &[];
+        assert!(name_constrained(&[leaf_of_sub.der(), sub.der()], none));
+        assert!(!name_constrained(&[leaf_of_root.der()], none));
+        assert_eq!(constrained_subject(root.der()), None);
+        // The sub-CA as a trust anchor of the bundle: its leaves are constrained even when
+        // sent alone.
+        let anchors = vec![constrained_subject(sub.der()).unwrap()];
+        assert!(name_constrained(&[leaf_of_sub.der()], &anchors));
+        assert!(!name_constrained(&[leaf_of_root.der()], &anchors));
+        // Unreadable: constrained.
+        assert!(name_constrained(&[&b"junk"[..]], none));
+
+        let id = ClientIdentity::of(leaf_of_sub.der());
+        assert_eq!(id.audit.common_names, vec!["app-billing"]);
+        assert!(id.names(false).next().is_none());
+        assert_eq!(id.names(true).collect::<Vec<_>>(), vec!["app-billing"]);
     }
 }

@@ -6,15 +6,18 @@
 //! builds a new configuration with [`super::server_config`], which checks them all as at
 //! start-up, and new handshakes use it. A pair that does not load (a renewal half written, a
 //! key that does not match, an expired certificate) leaves the previous certificate in
-//! service and is reported once per change. Connections already open keep their session.
+//! service and is reported once per change. Connections already open keep their session;
+//! under mutual TLS their next request verifies their client certificate chain again with the
+//! new client CA bundle and revocation lists (see [`super::conn_cert`]).
 
 use std::fs::Metadata;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use arc_swap::ArcSwap;
-use rustls::ServerConfig;
 
+use super::conn_cert::{CurrentTrust, TrustCell};
+use super::Served;
 use crate::error::GateError;
 use crate::settings::TlsFiles;
 
@@ -74,7 +77,9 @@ pub enum Checked {
 /// The configuration new TLS handshakes use, and the files it came from.
 pub struct CertReloader {
     files: TlsFiles,
-    current: Arc<ArcSwap<ServerConfig>>,
+    current: Arc<ArcSwap<Served>>,
+    /// The client verifier of `current`, for connections opened before a reload.
+    trust: CurrentTrust,
     /// The stamps of the last look, whether or not that pair loaded, so that a bad pair is
     /// reported once rather than at every look.
     seen: Vec<Option<Stamp>>,
@@ -83,19 +88,25 @@ pub struct CertReloader {
 
 impl CertReloader {
     /// Starts from the configuration loaded at start-up from `files`.
-    pub fn new(files: TlsFiles, config: Arc<ServerConfig>) -> CertReloader {
+    pub fn new(files: TlsFiles, served: Served) -> CertReloader {
         let seen = stamps(&files);
         CertReloader {
             files,
-            current: Arc::new(ArcSwap::new(config)),
+            trust: Arc::new(TrustCell::new(served.client.clone())),
+            current: Arc::new(ArcSwap::from_pointee(served)),
             seen,
             last_reminder: None,
         }
     }
 
     /// The configuration in service; the accept loop takes it for each new connection.
-    pub fn current(&self) -> Arc<ArcSwap<ServerConfig>> {
+    pub fn current(&self) -> Arc<ArcSwap<Served>> {
         Arc::clone(&self.current)
+    }
+
+    /// The client verifier in service (mutual TLS), which open connections check against.
+    pub fn trust(&self) -> CurrentTrust {
+        Arc::clone(&self.trust)
     }
 
     /// Looks at the files; loads them when either changed since the last look (or always,
@@ -106,9 +117,11 @@ impl CertReloader {
             return Checked::Unchanged;
         }
         self.seen = now;
-        match super::server_config(&self.files) {
-            Ok(config) => {
-                self.current.store(config);
+        match super::served(&self.files) {
+            Ok(served) => {
+                // The verifier first: a connection accepted in between is verified once more.
+                self.trust.store(served.client.clone());
+                self.current.store(Arc::new(served));
                 // A new certificate gets its own reminder if it is close to its end too.
                 self.last_reminder = None;
                 Checked::Reloaded
@@ -118,16 +131,25 @@ impl CertReloader {
     }
 
     /// The expiry warning for the certificate files, at most once per [`EXPIRY_REMINDER`].
+    #[cfg(test)]
     pub fn expiry_reminder(&mut self) -> Option<String> {
+        self.reminders().into_iter().next()
+    }
+
+    /// Every warning about the files in service (the certificate's coming expiry, stale
+    /// revocation lists), at most once per [`EXPIRY_REMINDER`], and at once after a reload.
+    pub fn reminders(&mut self) -> Vec<String> {
         if self
             .last_reminder
             .is_some_and(|at| at.elapsed() < EXPIRY_REMINDER)
         {
-            return None;
+            return Vec::new();
         }
-        let warning = super::expiry_warning(&self.files)?;
-        self.last_reminder = Some(std::time::Instant::now());
-        Some(warning)
+        let warnings = super::warnings(&self.files);
+        if !warnings.is_empty() {
+            self.last_reminder = Some(std::time::Instant::now());
+        }
+        warnings
     }
 
     /// Looks at the files and logs what happened: a reload at info level, a pair that did not
@@ -142,12 +164,25 @@ impl CertReloader {
             ),
             Checked::Failed(e) => tracing::error!(
                 error = %e,
-                "cannot reload the TLS certificate; still serving the previous one"
+                "cannot reload the {}; still serving the previous TLS configuration",
+                reloading(&e)
             ),
         }
-        if let Some(warning) = self.expiry_reminder() {
+        for warning in self.reminders() {
             tracing::warn!("{warning}");
         }
+    }
+}
+
+/// What a failed reload was loading, for its log line.
+fn reloading(e: &GateError) -> &'static str {
+    match e {
+        GateError::TlsRead { what, .. } | GateError::TlsInvalid { what, .. } => match *what {
+            "client CA" => "client CA bundle",
+            "client CRL" => "client revocation lists",
+            _ => "server certificate and key",
+        },
+        _ => "server certificate and key",
     }
 }
 
@@ -169,8 +204,8 @@ mod tests {
         std::fs::rename(&tmp, path).unwrap();
     }
 
-    fn served(r: &CertReloader) -> Arc<ServerConfig> {
-        r.current().load_full()
+    fn served(r: &CertReloader) -> Arc<rustls::ServerConfig> {
+        Arc::clone(&r.current().load().config)
     }
 
     #[test]
@@ -192,7 +227,7 @@ mod tests {
             p.self_signed(&key).unwrap().pem()
         };
         std::fs::write(&files.cert, ending_in(5)).unwrap();
-        let first = super::super::server_config(&files).unwrap();
+        let first = super::super::served(&files).unwrap();
         let mut r = CertReloader::new(files.clone(), first);
         let warning = r.expiry_reminder().expect("within 14 days");
         assert!(warning.contains("cert.pem"), "{warning}");
@@ -212,6 +247,19 @@ mod tests {
     }
 
     #[test]
+    fn a_failed_reload_names_what_it_was_loading() {
+        let err = |what| GateError::TlsInvalid {
+            what,
+            path: "x".into(),
+            reason: String::new(),
+        };
+        assert_eq!(reloading(&err("client CA")), "client CA bundle");
+        assert_eq!(reloading(&err("client CRL")), "client revocation lists");
+        assert_eq!(reloading(&err("certificate")), "server certificate and key");
+        assert_eq!(reloading(&err("key")), "server certificate and key");
+    }
+
+    #[test]
     fn a_changed_pair_is_loaded_and_a_bad_one_leaves_the_old_in_service() {
         let dir = tempfile::tempdir().unwrap();
         let files = TlsFiles {
@@ -222,8 +270,9 @@ mod tests {
         let (c1, k1) = pair();
         std::fs::write(&files.cert, &c1).unwrap();
         std::fs::write(&files.key, &k1).unwrap();
-        let first = super::super::server_config(&files).unwrap();
-        let mut r = CertReloader::new(files.clone(), Arc::clone(&first));
+        let loaded = super::super::served(&files).unwrap();
+        let first = Arc::clone(&loaded.config);
+        let mut r = CertReloader::new(files.clone(), loaded);
         assert!(matches!(r.check(false), Checked::Unchanged));
         assert!(Arc::ptr_eq(&served(&r), &first));
 

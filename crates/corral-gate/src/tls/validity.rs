@@ -132,7 +132,7 @@ pub(crate) fn tlv(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
 
 /// `UTCTime` (`YYMMDDHHMMSSZ`, years 1950–2049) or `GeneralizedTime` (`YYYYMMDDHHMMSSZ`),
 /// the two forms RFC 5280 §4.1.2.5 allows.
-fn time(tag: u8, v: &[u8]) -> Option<CertTime> {
+pub(crate) fn time(tag: u8, v: &[u8]) -> Option<CertTime> {
     let (year, rest) = match tag {
         UTC_TIME if v.len() == 13 => {
             let yy = i64::from(digits(v.get(..2)?)?);

@@ -28,8 +28,13 @@ pub fn run(env: &Env, cmd: ConfigCommand) -> Result<ExitCode> {
             if let Some(addr) = server.metrics_listen {
                 super::serve::check_metrics_listener(addr, server.allow_plaintext)?;
             }
-            if let Some(warning) = tls.as_ref().and_then(corral_gate::tls_expiry_warning) {
+            for warning in tls.iter().flat_map(corral_gate::tls_warnings) {
                 eprintln!("corral: WARNING: {warning}");
+            }
+            if let Some(files) = &tls {
+                for line in corral_gate::describe_tls(files) {
+                    println!("{line}");
+                }
             }
             for (name, policy) in &config.policies {
                 println!("policy {name}: {policy}");

@@ -90,7 +90,7 @@ fn serve(env: &Env, args: ServeArgs, notices: Notices) -> Result<ExitCode> {
     if let Some(warning) = super::loose_dir_warning(&store) {
         notices.warn(format_args!("{warning}"));
     }
-    if let Some(warning) = tls.as_ref().and_then(corral_gate::tls_expiry_warning) {
+    for warning in tls.iter().flat_map(corral_gate::tls_warnings) {
         notices.warn(format_args!("{warning}"));
     }
     warn_unknown_policies(notices, &store, &config)?;
