@@ -17,15 +17,12 @@ use corral_audit::{AuditLog, Rotation};
 use corral_gate::{ClientCaFiles, Gate, GateError, GateSettings, TlsFiles};
 use corral_policy::config::{Config, UpstreamAddr};
 use corral_store::KeyStore;
+use corral_testsupport::pki::TestCa as Ca;
 use corral_testsupport::MockOllama;
 use http::Request;
 use http_body_util::Full;
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use rcgen::{
-    BasicConstraints, CertificateParams, CertificateRevocationListParams, DnType,
-    ExtendedKeyUsagePurpose, IsCa, KeyIdMethod, KeyPair, KeyUsagePurpose, RevocationReason,
-    RevokedCertParams, SerialNumber,
-};
+use rcgen::{CertificateParams, DnType, ExtendedKeyUsagePurpose, KeyPair, SerialNumber};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
 use serde_json::Value;
 use sha2::Digest as _;
@@ -40,46 +37,20 @@ client_cert_names = ["app-*", "batch.example.com"]
 /// Key name → policy.
 const KEYS: &[(&str, &str)] = &[("appkey", "apps"), ("alice", "user")];
 
-struct Ca {
-    cert: rcgen::Certificate,
-    key: KeyPair,
+/// Issuing client certificates from a test CA.
+trait Issue {
+    fn issue(&self, cn: &str, dns: &[&str], serial: u64) -> Client;
+    fn issue_until(&self, cn: &str, serial: u64, unix: u64) -> Client;
+    fn issue_with(
+        &self,
+        cn: &str,
+        dns: &[&str],
+        serial: u64,
+        edit: impl FnOnce(&mut CertificateParams),
+    ) -> Client;
 }
 
-fn ca_params(name: &str, permitted_dns: Option<&str>) -> CertificateParams {
-    let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
-    p.distinguished_name.push(DnType::CommonName, name);
-    p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    p.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-    if let Some(dns) = permitted_dns {
-        p.name_constraints = Some(rcgen::NameConstraints {
-            permitted_subtrees: vec![rcgen::GeneralSubtree::DnsName(dns.to_owned())],
-            excluded_subtrees: Vec::new(),
-        });
-    }
-    p
-}
-
-impl Ca {
-    fn new(name: &str) -> Ca {
-        Ca::constrained(name, None)
-    }
-
-    /// A root CA, name-constrained to `permitted_dns` when given.
-    fn constrained(name: &str, permitted_dns: Option<&str>) -> Ca {
-        let key = KeyPair::generate().unwrap();
-        let cert = ca_params(name, permitted_dns).self_signed(&key).unwrap();
-        Ca { cert, key }
-    }
-
-    /// An intermediate CA issued by this one, name-constrained to `permitted_dns` when given.
-    fn sub_ca(&self, name: &str, permitted_dns: Option<&str>) -> Ca {
-        let key = KeyPair::generate().unwrap();
-        let cert = ca_params(name, permitted_dns)
-            .signed_by(&key, &self.cert, &self.key)
-            .unwrap();
-        Ca { cert, key }
-    }
-
+impl Issue for Ca {
     /// A client certificate with this CN and DNS names, and serial number.
     fn issue(&self, cn: &str, dns: &[&str], serial: u64) -> Client {
         self.issue_with(cn, dns, serial, |_| {})
@@ -113,26 +84,6 @@ impl Ca {
             intermediates: Vec::new(),
             key: key.serialize_der(),
         }
-    }
-
-    fn crl_revoking(&self, serial: u64) -> String {
-        CertificateRevocationListParams {
-            this_update: rcgen::date_time_ymd(2024, 1, 1),
-            next_update: rcgen::date_time_ymd(2090, 1, 1),
-            crl_number: SerialNumber::from(1u64),
-            issuing_distribution_point: None,
-            revoked_certs: vec![RevokedCertParams {
-                serial_number: SerialNumber::from(serial),
-                revocation_time: rcgen::date_time_ymd(2024, 1, 1),
-                reason_code: Some(RevocationReason::KeyCompromise),
-                invalidity_date: None,
-            }],
-            key_identifier_method: KeyIdMethod::Sha256,
-        }
-        .signed_by(&self.cert, &self.key)
-        .unwrap()
-        .pem()
-        .unwrap()
     }
 }
 
@@ -261,6 +212,31 @@ impl MtlsGate {
         tokio_rustls::TlsConnector::from(Arc::new(cfg))
     }
 
+    /// An HTTP/2 connection presenting `client`: its request sender and the task driving it,
+    /// which ends when the connection closes.
+    async fn h2(
+        &self,
+        client: &Client,
+    ) -> (
+        hyper::client::conn::http2::SendRequest<Full<Bytes>>,
+        tokio::task::JoinHandle<()>,
+    ) {
+        let tcp = tokio::net::TcpStream::connect(self.addr).await.unwrap();
+        let tls = self
+            .connector(Some(client), b"h2")
+            .connect(ServerName::try_from("localhost").unwrap(), tcp)
+            .await
+            .unwrap();
+        let (sender, conn) =
+            hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tls))
+                .await
+                .expect("HTTP/2 over mutual TLS");
+        let conn = tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        (sender, conn)
+    }
+
     /// One HTTP/1.1 request on a fresh connection presenting `client`: the whole answer, or
     /// what went wrong on the way (a refused handshake shows as an error or no answer).
     async fn get(&self, client: Option<&Client>, path: &str, key: &str) -> Result<String, String> {
@@ -350,7 +326,7 @@ fn body(text: &str) -> Value {
 
 #[tokio::test]
 async fn without_a_client_certificate_the_handshake_fails_and_nothing_is_served() {
-    let ca = Ca::new("apps CA");
+    let ca = Ca::new("apps CA").unwrap();
     let g = mtls_gate(Options {
         ca: &ca,
         crls: Vec::new(),
@@ -363,7 +339,7 @@ async fn without_a_client_certificate_the_handshake_fails_and_nothing_is_served(
         1
     );
     // Nor with a certificate from another CA, even one with a bound name.
-    let other = Ca::new("someone else's CA").issue("app-1", &[], 1);
+    let other = Ca::new("someone else's CA").unwrap().issue("app-1", &[], 1);
     g.assert_refused(Some(&other)).await;
     assert_eq!(
         g.handshake_failures("client_certificate_invalid", 1).await,
@@ -377,10 +353,10 @@ async fn without_a_client_certificate_the_handshake_fails_and_nothing_is_served(
 
 #[tokio::test]
 async fn a_revoked_client_certificate_is_refused() {
-    let ca = Ca::new("apps CA");
+    let ca = Ca::new("apps CA").unwrap();
     let g = mtls_gate(Options {
         ca: &ca,
-        crls: vec![ca.crl_revoking(66)],
+        crls: vec![ca.crl_revoking(66).unwrap()],
         check_every: None,
     })
     .await;
@@ -402,7 +378,7 @@ async fn a_revoked_client_certificate_is_refused() {
 
 #[tokio::test]
 async fn a_bound_key_needs_a_certificate_with_one_of_its_names() {
-    let ca = Ca::new("apps CA");
+    let ca = Ca::new("apps CA").unwrap();
     let g = mtls_gate(Options {
         ca: &ca,
         crls: Vec::new(),
@@ -463,7 +439,7 @@ async fn a_bound_key_needs_a_certificate_with_one_of_its_names() {
 
 #[tokio::test]
 async fn audit_records_carry_the_client_certificate() {
-    let ca = Ca::new("apps CA");
+    let ca = Ca::new("apps CA").unwrap();
     let g = mtls_gate(Options {
         ca: &ca,
         crls: Vec::new(),
@@ -497,7 +473,7 @@ async fn audit_records_carry_the_client_certificate() {
 
 #[tokio::test]
 async fn http2_streams_of_one_connection_share_its_certificate() {
-    let ca = Ca::new("apps CA");
+    let ca = Ca::new("apps CA").unwrap();
     let g = mtls_gate(Options {
         ca: &ca,
         crls: Vec::new(),
@@ -505,19 +481,7 @@ async fn http2_streams_of_one_connection_share_its_certificate() {
     })
     .await;
     let app = ca.issue("app-2", &[], 5);
-    let tcp = tokio::net::TcpStream::connect(g.addr).await.unwrap();
-    let tls = g
-        .connector(Some(&app), b"h2")
-        .connect(ServerName::try_from("localhost").unwrap(), tcp)
-        .await
-        .unwrap();
-    let (sender, conn) =
-        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tls))
-            .await
-            .expect("HTTP/2 over mutual TLS");
-    tokio::spawn(async move {
-        let _ = conn.await;
-    });
+    let (sender, _conn) = g.h2(&app).await;
     let mut streams = Vec::new();
     for key in ["appkey", "appkey", "alice"] {
         let mut sender = sender.clone();
@@ -547,8 +511,8 @@ async fn http2_streams_of_one_connection_share_its_certificate() {
 
 #[tokio::test]
 async fn a_replaced_ca_bundle_is_taken_up_while_the_gate_runs() {
-    let old = Ca::new("old CA");
-    let new = Ca::new("new CA");
+    let old = Ca::new("old CA").unwrap();
+    let new = Ca::new("new CA").unwrap();
     let g = mtls_gate(Options {
         ca: &old,
         crls: Vec::new(),
@@ -674,7 +638,7 @@ fn unix_now() -> u64 {
 
 #[tokio::test]
 async fn sessions_are_never_resumed_so_every_connection_verifies_its_certificate() {
-    let ca = Ca::new("apps CA");
+    let ca = Ca::new("apps CA").unwrap();
     let g = mtls_gate(Options {
         ca: &ca,
         crls: Vec::new(),
@@ -710,7 +674,7 @@ async fn sessions_are_never_resumed_so_every_connection_verifies_its_certificate
 
 #[tokio::test]
 async fn a_keep_alive_connection_does_not_outlive_its_certificate() {
-    let ca = Ca::new("apps CA");
+    let ca = Ca::new("apps CA").unwrap();
     let g = mtls_gate(Options {
         ca: &ca,
         crls: Vec::new(),
@@ -743,10 +707,10 @@ async fn a_keep_alive_connection_does_not_outlive_its_certificate() {
 
 #[tokio::test]
 async fn a_revocation_reaches_connections_already_open() {
-    let ca = Ca::new("apps CA");
+    let ca = Ca::new("apps CA").unwrap();
     let g = mtls_gate(Options {
         ca: &ca,
-        crls: vec![ca.crl_revoking(999)],
+        crls: vec![ca.crl_revoking(999).unwrap()],
         check_every: Some(Duration::from_millis(100)),
     })
     .await;
@@ -758,7 +722,7 @@ async fn a_revocation_reaches_connections_already_open() {
 
     let crl = g.dir.path().join("crl0.pem");
     let tmp = crl.with_extension("tmp");
-    std::fs::write(&tmp, ca.crl_revoking(5)).unwrap();
+    std::fs::write(&tmp, ca.crl_revoking(5).unwrap()).unwrap();
     std::fs::rename(&tmp, &crl).unwrap();
 
     let deadline = Instant::now() + T;
@@ -789,27 +753,15 @@ async fn a_revocation_reaches_connections_already_open() {
 
 #[tokio::test]
 async fn a_revocation_reaches_http2_connections_too() {
-    let ca = Ca::new("apps CA");
+    let ca = Ca::new("apps CA").unwrap();
     let g = mtls_gate(Options {
         ca: &ca,
-        crls: vec![ca.crl_revoking(999)],
+        crls: vec![ca.crl_revoking(999).unwrap()],
         check_every: Some(Duration::from_millis(100)),
     })
     .await;
     let app = ca.issue("app-1", &[], 5);
-    let tcp = tokio::net::TcpStream::connect(g.addr).await.unwrap();
-    let tls = g
-        .connector(Some(&app), b"h2")
-        .connect(ServerName::try_from("localhost").unwrap(), tcp)
-        .await
-        .unwrap();
-    let (sender, conn) =
-        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tls))
-            .await
-            .unwrap();
-    let conn = tokio::spawn(async move {
-        let _ = conn.await;
-    });
+    let (sender, conn) = g.h2(&app).await;
     let get = |mut sender: hyper::client::conn::http2::SendRequest<Full<Bytes>>| {
         let req = Request::builder()
             .uri(format!("https://localhost:{}/v1/models", g.addr.port()))
@@ -827,7 +779,7 @@ async fn a_revocation_reaches_http2_connections_too() {
     assert_eq!(get(sender.clone()).await.status, 200);
     let crl = g.dir.path().join("crl0.pem");
     let tmp = crl.with_extension("tmp");
-    std::fs::write(&tmp, ca.crl_revoking(5)).unwrap();
+    std::fs::write(&tmp, ca.crl_revoking(5).unwrap()).unwrap();
     std::fs::rename(&tmp, &crl).unwrap();
     let deadline = Instant::now() + T;
     let reply = loop {
@@ -846,8 +798,8 @@ async fn a_revocation_reaches_http2_connections_too() {
 
 #[tokio::test]
 async fn under_name_constraints_only_dns_names_bind() {
-    let root = Ca::new("root CA");
-    let team = root.sub_ca("team-a CA", Some("team-a.example"));
+    let root = Ca::new("root CA").unwrap();
+    let team = root.sub_ca("team-a CA", Some("team-a.example")).unwrap();
     let g = mtls_gate(Options {
         ca: &root,
         crls: Vec::new(),
@@ -886,7 +838,7 @@ async fn under_name_constraints_only_dns_names_bind() {
 
 #[tokio::test]
 async fn a_name_constrained_client_ca_binds_by_dns_names_only() {
-    let root = Ca::constrained("team-a root", Some("team-a.example"));
+    let root = Ca::constrained("team-a root", Some("team-a.example")).unwrap();
     let g = mtls_gate(Options {
         ca: &root,
         crls: Vec::new(),

@@ -63,6 +63,7 @@ mod body;
 pub mod codec;
 mod fast;
 pub mod idp;
+pub mod pki;
 mod raw;
 mod record;
 mod routes;

@@ -2,10 +2,8 @@
 
 use std::path::{Path, PathBuf};
 
-use rcgen::{
-    BasicConstraints, CertificateParams, CertificateRevocationListParams, DnType, IsCa,
-    KeyIdMethod, KeyPair, KeyUsagePurpose, RevocationReason, RevokedCertParams, SerialNumber,
-};
+use corral_testsupport::pki::TestCa as Ca;
+use rcgen::{CertificateRevocationListParams, KeyIdMethod, SerialNumber};
 
 use super::*;
 use crate::settings::ClientCaFiles;
@@ -16,20 +14,9 @@ fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
     p
 }
 
-struct Ca {
-    cert: rcgen::Certificate,
-    key: KeyPair,
-}
-
+/// The test client CA.
 fn ca() -> Ca {
-    let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
-    p.distinguished_name
-        .push(DnType::CommonName, "test client CA");
-    p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    p.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-    let key = KeyPair::generate().unwrap();
-    let cert = p.self_signed(&key).unwrap();
-    Ca { cert, key }
+    Ca::new("test client CA").unwrap()
 }
 
 fn files(dir: &Path, client: Option<ClientCaFiles>) -> TlsFiles {
@@ -39,26 +26,6 @@ fn files(dir: &Path, client: Option<ClientCaFiles>) -> TlsFiles {
         key: write(dir, "server-key.pem", &ck.key_pair.serialize_pem()),
         client,
     }
-}
-
-fn crl(ca: &Ca, serial: u64) -> String {
-    CertificateRevocationListParams {
-        this_update: rcgen::date_time_ymd(2024, 1, 1),
-        next_update: rcgen::date_time_ymd(2090, 1, 1),
-        crl_number: SerialNumber::from(1u64),
-        issuing_distribution_point: None,
-        revoked_certs: vec![RevokedCertParams {
-            serial_number: SerialNumber::from(serial),
-            revocation_time: rcgen::date_time_ymd(2024, 1, 1),
-            reason_code: Some(RevocationReason::KeyCompromise),
-            invalidity_date: None,
-        }],
-        key_identifier_method: KeyIdMethod::Sha256,
-    }
-    .signed_by(&ca.cert, &ca.key)
-    .unwrap()
-    .pem()
-    .unwrap()
 }
 
 fn error(dir: &Path, client: ClientCaFiles) -> String {
@@ -73,7 +40,7 @@ fn a_ca_bundle_and_crls_make_a_configuration() {
     let ca = ca();
     let client = ClientCaFiles {
         ca: write(dir.path(), "ca.pem", &ca.cert.pem()),
-        crls: vec![write(dir.path(), "crl.pem", &crl(&ca, 7))],
+        crls: vec![write(dir.path(), "crl.pem", &ca.crl_revoking(7).unwrap())],
     };
     assert!(server_config(&files(dir.path(), Some(client))).is_ok());
 }
@@ -268,14 +235,7 @@ fn a_v1_crl_or_one_without_a_number_says_what_is_required() {
 fn with_crls_every_client_ca_needs_one() {
     let dir = tempfile::tempdir().unwrap();
     let covered = ca();
-    let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
-    p.distinguished_name.push(DnType::CommonName, "team-b CA");
-    p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    let key = KeyPair::generate().unwrap();
-    let uncovered = Ca {
-        cert: p.self_signed(&key).unwrap(),
-        key,
-    };
+    let uncovered = Ca::new("team-b CA").unwrap();
     let bundle = write(
         dir.path(),
         "bundle.pem",
@@ -285,7 +245,11 @@ fn with_crls_every_client_ca_needs_one() {
         dir.path(),
         ClientCaFiles {
             ca: bundle.clone(),
-            crls: vec![write(dir.path(), "crl.pem", &crl(&covered, 1))],
+            crls: vec![write(
+                dir.path(),
+                "crl.pem",
+                &covered.crl_revoking(1).unwrap(),
+            )],
         },
     );
     assert!(e.contains("bundle.pem"), "{e}");
@@ -296,8 +260,8 @@ fn with_crls_every_client_ca_needs_one() {
     let ok = ClientCaFiles {
         ca: bundle,
         crls: vec![
-            write(dir.path(), "crl1.pem", &crl(&covered, 1)),
-            write(dir.path(), "crl2.pem", &crl(&uncovered, 1)),
+            write(dir.path(), "crl1.pem", &covered.crl_revoking(1).unwrap()),
+            write(dir.path(), "crl2.pem", &uncovered.crl_revoking(1).unwrap()),
         ],
     };
     assert!(server_config(&files(dir.path(), Some(ok))).is_ok());
@@ -355,7 +319,7 @@ fn the_settings_are_described_for_config_check() {
         dir.path(),
         Some(ClientCaFiles {
             ca: write(dir.path(), "ca.pem", &ca.cert.pem()),
-            crls: vec![write(dir.path(), "crl.pem", &crl(&ca, 7))],
+            crls: vec![write(dir.path(), "crl.pem", &ca.crl_revoking(7).unwrap())],
         }),
     );
     let text = describe(&f).join("\n");
