@@ -44,22 +44,38 @@ const CORRELATION_KEYS: &[&str] = &[
     "correlation",
 ];
 
-pub fn rule(doc: &Node, origin: &str) -> Result<Rule, Vec<LintError>> {
-    let mut errs = Vec::new();
-    let mut err = |line: usize, message: String| errs.push(LintError { line, message });
+/// A document's top-level keys checked against `known`: `Err` when the document is not a
+/// mapping at all, otherwise the errors for keys that are unknown (`where_` ends their message)
+/// or not strings, to which the caller adds its own.
+fn top_level_keys(
+    doc: &Node,
+    known: &[&str],
+    where_: &str,
+) -> Result<Vec<LintError>, Vec<LintError>> {
     let Kind::Map(pairs) = &doc.kind else {
         return Err(vec![LintError {
             line: doc.line,
             message: "a rule must be a YAML mapping".into(),
         }]);
     };
+    let mut errs = Vec::new();
     for (k, _) in pairs {
-        match k.as_str() {
-            Some(key) if KNOWN_KEYS.contains(&key) => {}
-            Some(key) => err(k.line, format!("unknown top-level key `{key}`")),
-            None => err(k.line, "keys must be strings".into()),
-        }
+        let message = match k.as_str() {
+            Some(key) if known.contains(&key) => continue,
+            Some(key) => format!("unknown top-level key `{key}`{where_}"),
+            None => "keys must be strings".into(),
+        };
+        errs.push(LintError {
+            line: k.line,
+            message,
+        });
     }
+    Ok(errs)
+}
+
+pub fn rule(doc: &Node, origin: &str) -> Result<Rule, Vec<LintError>> {
+    let mut errs = top_level_keys(doc, KNOWN_KEYS, "")?;
+    let mut err = |line: usize, message: String| errs.push(LintError { line, message });
     let text = |key: &str, err: &mut dyn FnMut(usize, String)| -> Option<String> {
         let n = doc.get(key)?;
         match &n.kind {
@@ -180,24 +196,8 @@ pub fn rule(doc: &Node, origin: &str) -> Result<Rule, Vec<LintError>> {
 /// A Sigma correlation document of type `event_count`: `rules` (one), `group-by` (one field),
 /// `timespan`, `condition` (`gt` or `gte`), `generate`.
 pub fn correlation(doc: &Node) -> Result<Correlation, Vec<LintError>> {
-    let mut errs = Vec::new();
+    let mut errs = top_level_keys(doc, CORRELATION_KEYS, " in a correlation")?;
     let mut err = |line: usize, message: String| errs.push(LintError { line, message });
-    let Kind::Map(pairs) = &doc.kind else {
-        return Err(vec![LintError {
-            line: doc.line,
-            message: "a rule must be a YAML mapping".into(),
-        }]);
-    };
-    for (k, _) in pairs {
-        match k.as_str() {
-            Some(key) if CORRELATION_KEYS.contains(&key) => {}
-            Some(key) => err(
-                k.line,
-                format!("unknown top-level key `{key}` in a correlation"),
-            ),
-            None => err(k.line, "keys must be strings".into()),
-        }
-    }
     let text = |key: &str| doc.get(key).and_then(Node::scalar_text);
     let title = text("title").filter(|t| !t.is_empty());
     if title.is_none() {

@@ -78,6 +78,18 @@ fn errors_point_at_lines() {
 #[test]
 fn structural_errors() {
     assert!(errors("- a\n- b\n")[0].message.contains("mapping"));
+    let e = errors("title: t\nid: x\nbogus: 1\ndetection:\n  sel:\n    a: 1\n  condition: sel\n");
+    assert_eq!(e[0].line, 3);
+    assert_eq!(e[0].message, "unknown top-level key `bogus`");
+    let (_, e) = parse_rules(
+        &format!("{BASE}---\ntitle: many\nid: c-1\nbogus: 1\ncorrelation:\n  type: event_count\n  rules: [one_event]\n  group-by: [source.ip]\n  timespan: 5m\n  condition: {{gt: 3}}\n"),
+        "t.yml",
+    );
+    assert!(
+        e.iter()
+            .any(|e| e.message == "unknown top-level key `bogus` in a correlation"),
+        "{e:?}"
+    );
     let e = errors("title: t\ndetection:\n  sel:\n    a: 1\n");
     assert!(e.iter().any(|e| e.message.contains("id")));
     assert!(e.iter().any(|e| e.message.contains("condition")));
