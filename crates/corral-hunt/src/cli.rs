@@ -11,7 +11,7 @@ use crate::export::{export, ExportFormat};
 use crate::formats::InputFormat;
 use crate::output::{self, OutputFormat};
 use crate::rule::{parse::parse_span, parse_rules, Rule};
-use crate::term::printable;
+use corral_ollama::term::term as printable;
 
 /// `corral hunt`: run detection rules over log files.
 #[derive(clap::Args, Debug, Clone)]

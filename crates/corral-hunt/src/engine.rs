@@ -295,5 +295,5 @@ const REASON_CHARS: usize = 200;
 /// A malformed record's reason as it is shown on a terminal or in a report: at most
 /// [`REASON_CHARS`] characters, control characters escaped (the input is untrusted).
 fn printable_reason(reason: &str) -> String {
-    crate::term::printable_cut(reason, REASON_CHARS)
+    corral_ollama::term::term_cut(reason, REASON_CHARS)
 }

@@ -18,7 +18,6 @@ pub mod ip;
 pub mod output;
 pub mod pipeline;
 pub mod rule;
-pub mod term;
 pub mod time;
 
 use std::path::PathBuf;

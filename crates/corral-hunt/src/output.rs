@@ -6,8 +6,8 @@ use std::io::{self, Write};
 use serde_json::{json, Map, Value};
 
 use crate::engine::{Alert, Engine};
-use crate::term::printable;
 use crate::time::format_ms;
+use corral_ollama::term::term as printable;
 
 /// The ECS version an alert follows: the one corral's gate writes in its audit records
 /// (`corral_audit::ECS_VERSION`), so that one index template serves both. The `corral` crate's

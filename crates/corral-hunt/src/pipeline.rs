@@ -52,7 +52,7 @@ impl Progress {
         self.shown = true;
         eprint!(
             "\rcorral hunt: {}: {:.1} MB, {events} events   ",
-            crate::term::printable(name),
+            corral_ollama::term::term(name),
             bytes as f64 / 1e6
         );
     }
